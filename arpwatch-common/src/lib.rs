@@ -1,0 +1,205 @@
+//! What the arpwatch kernel programs and user space agree on: the ARP record that crosses the ring
+//! buffer, the wire layout of an Ethernet/IPv4 ARP body, the validity rule both parsers apply, and
+//! the indices of the per-CPU counters.
+//!
+//! Everything here is `#[repr(C)]` with explicit padding so that no uninitialised kernel byte can
+//! reach user space, and every layout is pinned by a compile-time size assertion.
+#![no_std]
+
+/// Ethertypes the parsers care about (host byte order).
+pub mod ethertype {
+    pub const ARP: u16 = 0x0806;
+    pub const VLAN_8021Q: u16 = 0x8100;
+    pub const VLAN_8021AD: u16 = 0x88a8;
+}
+
+/// The most VLAN tags a frame may carry before its ethertype (802.1ad outer, 802.1Q inner).
+pub const MAX_VLAN_TAGS: usize = 2;
+
+/// ARP operation codes arpwatch accepts.
+pub mod op {
+    pub const REQUEST: u8 = 1;
+    pub const REPLY: u8 = 2;
+}
+
+/// Where the frame was seen, from the watching host's point of view.
+pub mod direction {
+    pub const INGRESS: u8 = 0;
+    pub const EGRESS: u8 = 1;
+}
+
+/// The body of an ARP packet for Ethernet hardware and IPv4 protocol addresses, as on the wire.
+/// Multi-byte integers are kept as big-endian byte arrays so the struct has alignment 1 and can be
+/// read at any offset in a packet.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ArpEthIpv4 {
+    pub htype: [u8; 2],
+    pub ptype: [u8; 2],
+    pub hlen: u8,
+    pub plen: u8,
+    pub op: [u8; 2],
+    pub sha: [u8; 6],
+    pub spa: [u8; 4],
+    pub tha: [u8; 6],
+    pub tpa: [u8; 4],
+}
+
+const _: () = assert!(core::mem::size_of::<ArpEthIpv4>() == 28);
+
+/// The ARP fixed header (htype, ptype, hlen, plen, op): enough to decide validity.
+pub const ARP_FIXED_HEADER_LEN: usize = 8;
+
+impl ArpEthIpv4 {
+    /// The one validity rule of arpwatch, applied by the kernel program and the user-space decoder
+    /// alike: Ethernet hardware (htype 1, hlen 6), IPv4 protocol (ptype 0x0800, plen 4), and a
+    /// request or a reply. Anything else that carries ethertype 0x0806 is malformed or unsupported.
+    #[inline(always)]
+    pub fn is_supported(header: &[u8; ARP_FIXED_HEADER_LEN]) -> bool {
+        header[0] == 0
+            && header[1] == 1
+            && header[2] == 0x08
+            && header[3] == 0x00
+            && header[4] == 6
+            && header[5] == 4
+            && header[6] == 0
+            && (header[7] == op::REQUEST || header[7] == op::REPLY)
+    }
+
+    /// The operation code; meaningful once [`ArpEthIpv4::is_supported`] said yes.
+    #[inline(always)]
+    pub fn op_code(&self) -> u8 {
+        self.op[1]
+    }
+}
+
+/// One ARP frame as seen by a kernel program, pushed through the ring buffer to user space.
+///
+/// Layout (56 bytes, alignment 8): every byte is a named field, the padding included, and the kernel
+/// writes every field, so nothing uninitialised crosses the boundary.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct ArpRecord {
+    /// `bpf_ktime_get_boot_ns()` when the program saw the frame (CLOCK_BOOTTIME).
+    pub ts_boot_ns: u64,
+    /// The interface the frame arrived on (ingress) or left by (egress).
+    pub ifindex: u32,
+    /// [`direction::INGRESS`] or [`direction::EGRESS`].
+    pub direction: u8,
+    /// [`op::REQUEST`] or [`op::REPLY`].
+    pub op: u8,
+    /// How many entries of `vlan` are meaningful (0 to [`MAX_VLAN_TAGS`]), outermost first.
+    pub vlan_count: u8,
+    pub _pad0: u8,
+    /// VLAN ids (the low 12 bits of each tag's TCI), outermost first; unused entries are 0.
+    pub vlan: [u16; MAX_VLAN_TAGS],
+    pub eth_src: [u8; 6],
+    pub eth_dst: [u8; 6],
+    pub sha: [u8; 6],
+    pub tha: [u8; 6],
+    pub spa: [u8; 4],
+    pub tpa: [u8; 4],
+    pub _pad1: [u8; 4],
+}
+
+pub const ARP_RECORD_SIZE: usize = 56;
+const _: () = assert!(core::mem::size_of::<ArpRecord>() == ARP_RECORD_SIZE);
+const _: () = assert!(core::mem::align_of::<ArpRecord>() == 8);
+
+#[cfg(feature = "user")]
+// SAFETY: `ArpRecord` is `repr(C)`, has no implicit padding (asserted above) and every bit pattern
+// is a valid value of each of its integer and byte-array fields.
+unsafe impl aya::Pod for ArpRecord {}
+
+/// Indices into the per-CPU `COUNTERS` array. Each direction has its own block of
+/// [`Counter::COUNT`] slots: the slot of counter `c` for direction `d` is
+/// `d as u32 * Counter::COUNT + c as u32` (see [`Counter::index`]).
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Counter {
+    /// Every frame the program ran on.
+    Frames = 0,
+    /// Frames with ethertype 0x0806 (after VLAN tags) that passed validation and were recorded or
+    /// lost to a full ring.
+    Arp = 1,
+    /// Frames with ethertype 0x0806 that failed validation (truncated, wrong htype, ptype, hlen,
+    /// plen or op) or carried more VLAN tags than supported: never emitted.
+    Malformed = 2,
+    /// Valid ARP frames lost because the ring buffer was full.
+    RingFull = 3,
+}
+
+impl Counter {
+    pub const COUNT: u32 = 4;
+    pub const ALL: [Counter; Counter::COUNT as usize] =
+        [Counter::Frames, Counter::Arp, Counter::Malformed, Counter::RingFull];
+
+    /// The slot of this counter for `direction`.
+    #[inline(always)]
+    pub const fn index(self, direction: u8) -> u32 {
+        direction as u32 * Counter::COUNT + self as u32
+    }
+
+    pub const fn name(self) -> &'static str {
+        match self {
+            Counter::Frames => "frames",
+            Counter::Arp => "arp",
+            Counter::Malformed => "malformed",
+            Counter::RingFull => "ring_full_drops",
+        }
+    }
+}
+
+/// Number of slots in the `COUNTERS` map: one block per direction.
+pub const COUNTER_SLOTS: u32 = 2 * Counter::COUNT;
+
+/// Names of the maps the kernel object defines, so user space does not repeat string literals.
+pub mod maps {
+    pub const EVENTS: &str = "EVENTS";
+    pub const COUNTERS: &str = "COUNTERS";
+}
+
+/// Names of the programs in the kernel object.
+pub mod programs {
+    pub const XDP: &str = "arpwatch_xdp";
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn validity_rule_accepts_only_ethernet_ipv4_request_and_reply() {
+        let ok_request = [0, 1, 8, 0, 6, 4, 0, 1];
+        let ok_reply = [0, 1, 8, 0, 6, 4, 0, 2];
+        assert!(ArpEthIpv4::is_supported(&ok_request));
+        assert!(ArpEthIpv4::is_supported(&ok_reply));
+        for (i, bad) in [
+            [0, 6, 8, 0, 6, 4, 0, 1], // htype IEEE 802
+            [0, 1, 0x86, 0xdd, 6, 4, 0, 1], // ptype IPv6
+            [0, 1, 8, 0, 14, 4, 0, 1], // hlen
+            [0, 1, 8, 0, 6, 16, 0, 1], // plen
+            [0, 1, 8, 0, 6, 4, 0, 3], // RARP request op
+            [0, 1, 8, 0, 6, 4, 1, 1], // op 257
+            [0, 1, 8, 0, 6, 4, 0, 0], // op 0
+        ]
+        .iter()
+        .enumerate()
+        {
+            assert!(!ArpEthIpv4::is_supported(bad), "case {i} must be rejected");
+        }
+    }
+
+    #[test]
+    fn counter_slots_are_distinct_per_direction() {
+        let mut seen = [false; COUNTER_SLOTS as usize];
+        for d in [direction::INGRESS, direction::EGRESS] {
+            for c in Counter::ALL {
+                let i = c.index(d) as usize;
+                assert!(!seen[i]);
+                seen[i] = true;
+            }
+        }
+        assert!(seen.iter().all(|s| *s));
+    }
+}

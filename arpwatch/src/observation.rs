@@ -1,0 +1,282 @@
+//! One ARP frame as user space sees it, whatever its source (the kernel ring buffer or a capture
+//! file). The engine, the raw output and the tests all speak this type.
+
+use serde::{Serialize, Serializer};
+use std::fmt;
+use std::net::Ipv4Addr;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use arpwatch_common::{direction, op, ArpRecord, MAX_VLAN_TAGS};
+
+/// Wall-clock time in nanoseconds since the Unix epoch (UTC). The engine never reads a clock: its
+/// notion of "now" is the timestamp of the last observation or tick it was given.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Timestamp(pub u64);
+
+impl Timestamp {
+    pub const fn from_nanos(ns: u64) -> Self {
+        Timestamp(ns)
+    }
+
+    pub const fn from_secs(secs: u64) -> Self {
+        Timestamp(secs * 1_000_000_000)
+    }
+
+    pub const fn as_nanos(self) -> u64 {
+        self.0
+    }
+
+    /// Time elapsed since `earlier`, zero if `earlier` is later (captures are not always ordered).
+    pub fn saturating_since(self, earlier: Timestamp) -> Duration {
+        Duration::from_nanos(self.0.saturating_sub(earlier.0))
+    }
+
+    pub fn saturating_add(self, d: Duration) -> Timestamp {
+        Timestamp(self.0.saturating_add(d.as_nanos().min(u64::MAX as u128) as u64))
+    }
+
+    /// RFC 3339 in UTC with nanosecond precision, e.g. `2026-11-21T10:00:00.123456789Z`.
+    pub fn to_rfc3339(self) -> String {
+        let t = time::OffsetDateTime::UNIX_EPOCH + time::Duration::nanoseconds(self.0 as i64);
+        t.format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_else(|_| self.0.to_string())
+    }
+}
+
+impl Serialize for Timestamp {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.to_rfc3339())
+    }
+}
+
+/// An Ethernet MAC address, printed lower-case with colons.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct MacAddr(pub [u8; 6]);
+
+impl MacAddr {
+    pub const ZERO: MacAddr = MacAddr([0; 6]);
+    pub const BROADCAST: MacAddr = MacAddr([0xff; 6]);
+
+    pub fn is_zero(&self) -> bool {
+        *self == Self::ZERO
+    }
+
+    pub fn is_broadcast(&self) -> bool {
+        *self == Self::BROADCAST
+    }
+
+    /// Group (multicast or broadcast) addresses have the low bit of the first octet set.
+    pub fn is_multicast(&self) -> bool {
+        self.0[0] & 1 == 1
+    }
+}
+
+impl fmt::Display for MacAddr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let m = self.0;
+        write!(
+            f,
+            "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
+            m[0], m[1], m[2], m[3], m[4], m[5]
+        )
+    }
+}
+
+/// Error for a MAC address that is not six hex octets separated by `:` or `-`.
+#[derive(Debug, thiserror::Error)]
+#[error("'{0}' is not a MAC address (expected six hex octets such as 02:00:5e:00:01:0a)")]
+pub struct MacParseError(String);
+
+impl FromStr for MacAddr {
+    type Err = MacParseError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let mut out = [0u8; 6];
+        let mut parts = s.split([':', '-']);
+        for byte in out.iter_mut() {
+            let part = parts.next().ok_or_else(|| MacParseError(s.to_owned()))?;
+            if part.len() != 2 {
+                return Err(MacParseError(s.to_owned()));
+            }
+            *byte = u8::from_str_radix(part, 16).map_err(|_| MacParseError(s.to_owned()))?;
+        }
+        if parts.next().is_some() {
+            return Err(MacParseError(s.to_owned()));
+        }
+        Ok(MacAddr(out))
+    }
+}
+
+impl Serialize for MacAddr {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for MacAddr {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Direction {
+    Ingress,
+    Egress,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ArpOp {
+    Request,
+    Reply,
+}
+
+/// The VLAN ids a frame carried, outermost first (at most two).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct VlanTags {
+    ids: [u16; MAX_VLAN_TAGS],
+    len: u8,
+}
+
+impl VlanTags {
+    pub const NONE: VlanTags = VlanTags { ids: [0; MAX_VLAN_TAGS], len: 0 };
+
+    /// Tags from a list; `None` if there are more than arpwatch decodes.
+    pub fn from_slice(ids: &[u16]) -> Option<Self> {
+        if ids.len() > MAX_VLAN_TAGS {
+            return None;
+        }
+        let mut tags = VlanTags::NONE;
+        tags.ids[..ids.len()].copy_from_slice(ids);
+        tags.len = ids.len() as u8;
+        Some(tags)
+    }
+
+    pub fn as_slice(&self) -> &[u16] {
+        &self.ids[..self.len as usize]
+    }
+
+    /// The innermost VLAN id, the one that names the L2 segment, if any.
+    pub fn innermost(&self) -> Option<u16> {
+        self.as_slice().last().copied()
+    }
+}
+
+impl Serialize for VlanTags {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.as_slice().serialize(s)
+    }
+}
+
+/// One valid Ethernet/IPv4 ARP frame. Serialises to the raw observation line of the output
+/// contract (`--raw`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Observation {
+    pub ts: Timestamp,
+    /// Interface name at the time of the observation (for a capture file: the capture's interface
+    /// name when it records one).
+    pub iface: Arc<str>,
+    pub ifindex: u32,
+    pub direction: Direction,
+    pub vlan: VlanTags,
+    pub op: ArpOp,
+    pub eth_src: MacAddr,
+    pub eth_dst: MacAddr,
+    pub sha: MacAddr,
+    pub spa: Ipv4Addr,
+    pub tha: MacAddr,
+    pub tpa: Ipv4Addr,
+}
+
+impl Observation {
+    /// Builds an observation from a kernel record. `ts` is the record's boot-time stamp already
+    /// converted to wall-clock time by the caller, which owns the clock.
+    pub fn from_record(record: &ArpRecord, ts: Timestamp, iface: Arc<str>) -> Self {
+        let vlan_len = (record.vlan_count as usize).min(MAX_VLAN_TAGS);
+        Observation {
+            ts,
+            iface,
+            ifindex: record.ifindex,
+            direction: if record.direction == direction::EGRESS {
+                Direction::Egress
+            } else {
+                Direction::Ingress
+            },
+            vlan: VlanTags::from_slice(&record.vlan[..vlan_len]).unwrap_or_default(),
+            op: if record.op == op::REPLY { ArpOp::Reply } else { ArpOp::Request },
+            eth_src: MacAddr(record.eth_src),
+            eth_dst: MacAddr(record.eth_dst),
+            sha: MacAddr(record.sha),
+            spa: Ipv4Addr::from(record.spa),
+            tha: MacAddr(record.tha),
+            tpa: Ipv4Addr::from(record.tpa),
+        }
+    }
+
+    /// An announcement: a request or reply whose sender and target protocol addresses are the
+    /// same non-zero IP (RFC 5227 §2.3, MetalLB and kube-vip failover, keepalived).
+    pub fn is_gratuitous(&self) -> bool {
+        self.spa == self.tpa && !self.spa.is_unspecified()
+    }
+
+    /// An RFC 5227 address probe: a request with sender IP 0.0.0.0.
+    pub fn is_probe(&self) -> bool {
+        self.op == ArpOp::Request && self.spa.is_unspecified()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mac_round_trips_in_lower_case_colon_form() {
+        let mac: MacAddr = "02:AB:cd:00:01:ff".parse().unwrap();
+        assert_eq!(mac.to_string(), "02:ab:cd:00:01:ff");
+        assert_eq!("02-ab-cd-00-01-ff".parse::<MacAddr>().unwrap(), mac);
+        for bad in ["02:ab:cd:00:01", "02:ab:cd:00:01:ff:00", "02:ab:cd:00:01:fg", "2:ab:cd:0:1:f"] {
+            assert!(bad.parse::<MacAddr>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn timestamp_formats_as_rfc3339_utc_with_nanoseconds() {
+        let ts = Timestamp::from_nanos(1_700_000_000_123_456_789);
+        assert_eq!(ts.to_rfc3339(), "2023-11-14T22:13:20.123456789Z");
+    }
+
+    #[test]
+    fn record_becomes_observation_with_only_the_meaningful_vlan_ids() {
+        let record = ArpRecord {
+            ts_boot_ns: 5,
+            ifindex: 7,
+            direction: direction::INGRESS,
+            op: op::REPLY,
+            vlan_count: 1,
+            vlan: [123, 0],
+            eth_src: [2, 0, 0, 0, 0, 1],
+            eth_dst: [2, 0, 0, 0, 0, 2],
+            sha: [2, 0, 0, 0, 0, 1],
+            tha: [2, 0, 0, 0, 0, 2],
+            spa: [192, 0, 2, 10],
+            tpa: [192, 0, 2, 1],
+            ..Default::default()
+        };
+        let obs = Observation::from_record(&record, Timestamp::from_secs(1), "eth0".into());
+        assert_eq!(obs.vlan.as_slice(), &[123]);
+        assert_eq!(obs.op, ArpOp::Reply);
+        assert_eq!(obs.spa, Ipv4Addr::new(192, 0, 2, 10));
+        let json = serde_json::to_value(&obs).unwrap();
+        assert_eq!(json["vlan"], serde_json::json!([123]));
+        assert_eq!(json["direction"], "ingress");
+        assert_eq!(json["op"], "reply");
+        assert_eq!(json["sha"], "02:00:00:00:00:01");
+        assert_eq!(json["tpa"], "192.0.2.1");
+        assert_eq!(json["ts"], "1970-01-01T00:00:01Z");
+    }
+}
