@@ -1,0 +1,757 @@
+//! The user-space twin of the kernel parser: turns one captured frame into an ARP record, with the
+//! same rules and the same outcomes as the XDP program (`arpwatch-ebpf`), so that a replayed
+//! capture and a live run agree on what is ARP, what is malformed and what is ignored.
+//!
+//! The decoder is pure: no allocation, no panic, any byte slice in. It fills the very
+//! [`ArpRecord`] the kernel writes, and [`ArpFrame::into_observation`] goes through
+//! [`Observation::from_record`], so there is one conversion from wire fields to an observation.
+//!
+//! Link layers ([`LinkType`]):
+//! - **Ethernet** (`LINKTYPE_ETHERNET`, 1), with up to two VLAN tags (802.1Q 0x8100, 802.1ad
+//!   0x88a8) before the ARP ethertype.
+//! - **Linux cooked capture** v1 (`LINKTYPE_LINUX_SLL`, 113) and v2 (`LINKTYPE_LINUX_SLL2`, 276), what
+//!   `tcpdump -i any` writes. Their protocol field takes the place of the ethertype (VLAN tags may
+//!   follow it as on Ethernet). They record no Ethernet header, so: `eth_src` is the recorded
+//!   link-layer address when it is six bytes long (the sender's MAC), else zero; `eth_dst` is the
+//!   broadcast address for `PACKET_BROADCAST` frames and zero otherwise (the capture does not say
+//!   which MAC a unicast or multicast frame was sent to); and [`ArpFrame::link_direction`] is
+//!   egress for `PACKET_OUTGOING` (sent by the capturing host), ingress for every other packet type.
+//!
+//! Outcomes: [`Decoded::Arp`] for a valid Ethernet/IPv4 request or reply
+//! ([`ArpEthIpv4::is_supported`]), [`Decoded::Malformed`] for a frame that claims ARP but is not
+//! one arpwatch decodes, [`Decoded::NotArp`] for everything else (RARP 0x8035 included, and frames
+//! too short to carry a link header, which the kernel counts as frames only).
+
+use std::sync::Arc;
+
+use arpwatch_common::{
+    direction, ethertype, ArpEthIpv4, ArpRecord, ARP_FIXED_HEADER_LEN, MAX_VLAN_TAGS,
+};
+
+use crate::observation::{Direction, Observation, Timestamp};
+
+/// Values of the type field below this are an 802.3 length (Ethernet) or a Linux pseudo-protocol
+/// such as `ETH_P_802_2` (cooked capture): either way an 802.2 LLC header follows.
+const FIRST_ETHERTYPE: u16 = 0x0600;
+/// An 802.2 LLC header with SNAP (DSAP 0xaa, SSAP 0xaa, UI) and the zero OUI, which carries an
+/// Ethernet type: here ARP.
+const LLC_SNAP_ARP: [u8; 8] = [0xaa, 0xaa, 0x03, 0x00, 0x00, 0x00, 0x08, 0x06];
+/// The low 12 bits of a tag control field are the VLAN id.
+const VLAN_ID_MASK: u16 = 0x0fff;
+
+/// `sll_pkttype` values from `<linux/if_packet.h>` that change what is recorded.
+const PACKET_BROADCAST: u16 = 1;
+const PACKET_OUTGOING: u16 = 4;
+
+/// The link-layer header types arpwatch decodes, by their `LINKTYPE_*` number (the `network` field
+/// of a pcap header, the `LinkType` of a pcapng interface).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum LinkType {
+    Ethernet,
+    LinuxSll,
+    LinuxSll2,
+}
+
+impl LinkType {
+    /// The link type for a `LINKTYPE_*` number, `None` for one arpwatch does not decode.
+    pub const fn from_code(linktype: u32) -> Option<LinkType> {
+        match linktype {
+            1 => Some(LinkType::Ethernet),
+            113 => Some(LinkType::LinuxSll),
+            276 => Some(LinkType::LinuxSll2),
+            _ => None,
+        }
+    }
+
+    /// Decodes one frame that starts with this link layer's header.
+    pub fn decode(self, frame: &[u8]) -> Decoded {
+        match self {
+            LinkType::Ethernet => decode_ethernet(frame),
+            LinkType::LinuxSll => decode_linux_sll(frame),
+            LinkType::LinuxSll2 => decode_linux_sll2(frame),
+        }
+    }
+}
+
+/// What one frame turned out to be.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Decoded {
+    /// A valid Ethernet/IPv4 ARP request or reply.
+    Arp(ArpFrame),
+    /// Not ARP at all; the kernel counts such a frame only in `frames`.
+    NotArp,
+    /// Claims to be ARP but is not one arpwatch decodes; never becomes an observation.
+    Malformed(MalformedReason),
+}
+
+/// Why a frame that claims to be ARP was rejected. All of these land in the `malformed` counter.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum MalformedReason {
+    /// Ethertype 0x0806 with fewer than the 28 bytes of an Ethernet/IPv4 ARP body.
+    Truncated,
+    /// An ARP body whose hardware type, protocol type, address lengths or operation is not
+    /// Ethernet/IPv4 request or reply (IEEE 802 htype 6, RARP op 3, hlen 255 ...).
+    Unsupported,
+    /// ARP behind a third VLAN tag: more than [`MAX_VLAN_TAGS`].
+    TooManyVlanTags,
+    /// ARP in 802.3 LLC/SNAP encapsulation rather than Ethernet II. The kernel program counts
+    /// these as non-ARP, because its non-ARP path compares the Ethernet II type and nothing more
+    /// (SPEC §5); user space can afford to look, and calls them what they are.
+    LlcSnap,
+}
+
+impl MalformedReason {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            MalformedReason::Truncated => "truncated ARP body",
+            MalformedReason::Unsupported => "not an Ethernet/IPv4 request or reply",
+            MalformedReason::TooManyVlanTags => "more than two VLAN tags",
+            MalformedReason::LlcSnap => "ARP in 802.3 LLC/SNAP encapsulation",
+        }
+    }
+}
+
+/// A valid ARP frame, as the record the kernel program would have written for it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ArpFrame {
+    record: ArpRecord,
+    link_direction: Option<Direction>,
+}
+
+impl ArpFrame {
+    /// The fields of the frame in the kernel's record layout. The parts that do not come from
+    /// the frame are zero: `ts_boot_ns`, `ifindex`, and `direction` (ingress).
+    pub fn record(&self) -> &ArpRecord {
+        &self.record
+    }
+
+    /// The direction the link layer recorded: Linux cooked captures mark frames the capturing
+    /// host sent; Ethernet says nothing (`None`).
+    pub fn link_direction(&self) -> Option<Direction> {
+        self.link_direction
+    }
+
+    /// The observation of this frame, seen at `ts` on `iface` (`ifindex`) in `direction`.
+    pub fn into_observation(
+        self,
+        ts: Timestamp,
+        iface: Arc<str>,
+        ifindex: u32,
+        direction: Direction,
+    ) -> Observation {
+        let record = ArpRecord {
+            ifindex,
+            direction: match direction {
+                Direction::Ingress => direction::INGRESS,
+                Direction::Egress => direction::EGRESS,
+            },
+            ..self.record
+        };
+        Observation::from_record(&record, ts, iface)
+    }
+}
+
+/// What the link header says besides the protocol: filled into the record once ARP is found.
+#[derive(Clone, Copy)]
+struct LinkHeader {
+    eth_src: [u8; 6],
+    eth_dst: [u8; 6],
+    direction: Option<Direction>,
+}
+
+/// Decodes an Ethernet II frame (with or without VLAN tags, as on the wire or in a
+/// `LINKTYPE_ETHERNET` capture).
+pub fn decode_ethernet(frame: &[u8]) -> Decoded {
+    let Some((eth_dst, rest)) = frame.split_first_chunk::<6>() else {
+        return Decoded::NotArp;
+    };
+    let Some((eth_src, rest)) = rest.split_first_chunk::<6>() else {
+        return Decoded::NotArp;
+    };
+    let Some((ether_type, payload)) = rest.split_first_chunk::<2>() else {
+        return Decoded::NotArp;
+    };
+    let link = LinkHeader {
+        eth_src: *eth_src,
+        eth_dst: *eth_dst,
+        direction: None,
+    };
+    decode_payload(u16::from_be_bytes(*ether_type), payload, link)
+}
+
+/// Decodes a Linux cooked capture v1 frame: packet type (2), ARPHRD type (2), link-layer address
+/// length (2), link-layer address (8, zero-padded), protocol (2).
+pub fn decode_linux_sll(frame: &[u8]) -> Decoded {
+    let Some((packet_type, rest)) = frame.split_first_chunk::<2>() else {
+        return Decoded::NotArp;
+    };
+    let Some((_arphrd_type, rest)) = rest.split_first_chunk::<2>() else {
+        return Decoded::NotArp;
+    };
+    let Some((address_len, rest)) = rest.split_first_chunk::<2>() else {
+        return Decoded::NotArp;
+    };
+    let Some((address, rest)) = rest.split_first_chunk::<8>() else {
+        return Decoded::NotArp;
+    };
+    let Some((protocol, payload)) = rest.split_first_chunk::<2>() else {
+        return Decoded::NotArp;
+    };
+    let link = cooked_link_header(
+        u16::from_be_bytes(*packet_type),
+        u16::from_be_bytes(*address_len),
+        address,
+    );
+    decode_payload(u16::from_be_bytes(*protocol), payload, link)
+}
+
+/// Decodes a Linux cooked capture v2 frame: protocol (2), reserved (2), interface index (4),
+/// ARPHRD type (2), packet type (1), link-layer address length (1), link-layer address (8).
+pub fn decode_linux_sll2(frame: &[u8]) -> Decoded {
+    let Some((protocol, rest)) = frame.split_first_chunk::<2>() else {
+        return Decoded::NotArp;
+    };
+    let Some((_reserved_and_ifindex, rest)) = rest.split_first_chunk::<6>() else {
+        return Decoded::NotArp;
+    };
+    let Some((_arphrd_type, rest)) = rest.split_first_chunk::<2>() else {
+        return Decoded::NotArp;
+    };
+    let Some((&packet_type, rest)) = rest.split_first() else {
+        return Decoded::NotArp;
+    };
+    let Some((&address_len, rest)) = rest.split_first() else {
+        return Decoded::NotArp;
+    };
+    let Some((address, payload)) = rest.split_first_chunk::<8>() else {
+        return Decoded::NotArp;
+    };
+    let link = cooked_link_header(u16::from(packet_type), u16::from(address_len), address);
+    decode_payload(u16::from_be_bytes(*protocol), payload, link)
+}
+
+fn cooked_link_header(packet_type: u16, address_len: u16, address: &[u8; 8]) -> LinkHeader {
+    let mut eth_src = [0; 6];
+    if address_len == 6 {
+        eth_src.copy_from_slice(&address[..6]);
+    }
+    let eth_dst = if packet_type == PACKET_BROADCAST {
+        [0xff; 6]
+    } else {
+        [0; 6]
+    };
+    let direction = if packet_type == PACKET_OUTGOING {
+        Direction::Egress
+    } else {
+        Direction::Ingress
+    };
+    LinkHeader {
+        eth_src,
+        eth_dst,
+        direction: Some(direction),
+    }
+}
+
+fn is_vlan(ether_type: u16) -> bool {
+    ether_type == ethertype::VLAN_8021Q || ether_type == ethertype::VLAN_8021AD
+}
+
+/// Everything after the link header's type field: the VLAN walk and the ARP body, step for step
+/// as in the kernel program's `observe`.
+fn decode_payload(mut ether_type: u16, mut payload: &[u8], link: LinkHeader) -> Decoded {
+    let mut vlan = [0u16; MAX_VLAN_TAGS];
+    let mut vlan_count = 0;
+    while is_vlan(ether_type) {
+        // A tag cut short ends the frame as non-ARP, as in the kernel.
+        let Some((tag, rest)) = payload.split_first_chunk::<4>() else {
+            return Decoded::NotArp;
+        };
+        let inner_type = u16::from_be_bytes([tag[2], tag[3]]);
+        if vlan_count == MAX_VLAN_TAGS {
+            // The kernel peeks behind a third tag so that ARP hidden there is counted, not
+            // ignored; it looks no deeper.
+            return if inner_type == ethertype::ARP {
+                Decoded::Malformed(MalformedReason::TooManyVlanTags)
+            } else {
+                Decoded::NotArp
+            };
+        }
+        vlan[vlan_count] = u16::from_be_bytes([tag[0], tag[1]]) & VLAN_ID_MASK;
+        vlan_count += 1;
+        ether_type = inner_type;
+        payload = rest;
+    }
+
+    if ether_type != ethertype::ARP {
+        if ether_type < FIRST_ETHERTYPE && payload.starts_with(&LLC_SNAP_ARP) {
+            return Decoded::Malformed(MalformedReason::LlcSnap);
+        }
+        return Decoded::NotArp;
+    }
+    let Some(arp) = arp_body(payload) else {
+        return Decoded::Malformed(MalformedReason::Truncated);
+    };
+    if !ArpEthIpv4::is_supported(&fixed_header(&arp)) {
+        return Decoded::Malformed(MalformedReason::Unsupported);
+    }
+    Decoded::Arp(ArpFrame {
+        record: ArpRecord {
+            ts_boot_ns: 0,
+            ifindex: 0,
+            direction: direction::INGRESS,
+            op: arp.op_code(),
+            vlan_count: vlan_count as u8,
+            _pad0: 0,
+            vlan,
+            eth_src: link.eth_src,
+            eth_dst: link.eth_dst,
+            sha: arp.sha,
+            tha: arp.tha,
+            spa: arp.spa,
+            tpa: arp.tpa,
+            _pad1: [0; 4],
+        },
+        link_direction: link.direction,
+    })
+}
+
+/// The 28-byte Ethernet/IPv4 ARP body at the start of `bytes`, if there are that many. Extra
+/// bytes (Ethernet padding, a trailer) are ignored, as in the kernel.
+fn arp_body(bytes: &[u8]) -> Option<ArpEthIpv4> {
+    let (htype, bytes) = bytes.split_first_chunk()?;
+    let (ptype, bytes) = bytes.split_first_chunk()?;
+    let (&hlen, bytes) = bytes.split_first()?;
+    let (&plen, bytes) = bytes.split_first()?;
+    let (op, bytes) = bytes.split_first_chunk()?;
+    let (sha, bytes) = bytes.split_first_chunk()?;
+    let (spa, bytes) = bytes.split_first_chunk()?;
+    let (tha, bytes) = bytes.split_first_chunk()?;
+    let (tpa, _) = bytes.split_first_chunk()?;
+    Some(ArpEthIpv4 {
+        htype: *htype,
+        ptype: *ptype,
+        hlen,
+        plen,
+        op: *op,
+        sha: *sha,
+        spa: *spa,
+        tha: *tha,
+        tpa: *tpa,
+    })
+}
+
+/// The first [`ARP_FIXED_HEADER_LEN`] bytes of the body, the input of the shared validity rule.
+fn fixed_header(arp: &ArpEthIpv4) -> [u8; ARP_FIXED_HEADER_LEN] {
+    [
+        arp.htype[0],
+        arp.htype[1],
+        arp.ptype[0],
+        arp.ptype[1],
+        arp.hlen,
+        arp.plen,
+        arp.op[0],
+        arp.op[1],
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::observation::{ArpOp, MacAddr};
+    use std::net::Ipv4Addr;
+
+    const BROADCAST: [u8; 6] = [0xff; 6];
+    const MAC_A: [u8; 6] = [0x02, 0, 0, 0, 0, 0x0a];
+    const MAC_B: [u8; 6] = [0x02, 0, 0, 0, 0, 0x0b];
+    const IP_A: [u8; 4] = [192, 0, 2, 10];
+    const IP_B: [u8; 4] = [192, 0, 2, 11];
+
+    /// An Ethernet/IPv4 ARP body.
+    fn arp(op: u16, sha: [u8; 6], spa: [u8; 4], tha: [u8; 6], tpa: [u8; 4]) -> Vec<u8> {
+        let mut body = vec![0, 1, 0x08, 0x00, 6, 4];
+        body.extend(op.to_be_bytes());
+        body.extend(sha);
+        body.extend(spa);
+        body.extend(tha);
+        body.extend(tpa);
+        body
+    }
+
+    fn request() -> Vec<u8> {
+        arp(1, MAC_A, IP_A, [0; 6], IP_B)
+    }
+
+    /// An Ethernet frame: destination, source, then each tag `(tpid, tci)`, then the type and body.
+    fn ethernet(dst: [u8; 6], tags: &[(u16, u16)], ether_type: u16, body: &[u8]) -> Vec<u8> {
+        let mut frame = dst.to_vec();
+        frame.extend(MAC_A);
+        for (tpid, tci) in tags {
+            frame.extend(tpid.to_be_bytes());
+            frame.extend(tci.to_be_bytes());
+        }
+        frame.extend(ether_type.to_be_bytes());
+        frame.extend(body);
+        frame
+    }
+
+    fn arp_frame(decoded: Decoded) -> ArpFrame {
+        match decoded {
+            Decoded::Arp(frame) => frame,
+            other => panic!("expected ARP, got {other:?}"),
+        }
+    }
+
+    /// The frame's fields as an observation; `ArpFrame` has no second conversion to test.
+    fn observe(frame: ArpFrame) -> Observation {
+        frame.into_observation(Timestamp(0), "test".into(), 0, Direction::Ingress)
+    }
+
+    fn malformed(frame: &[u8]) -> MalformedReason {
+        match decode_ethernet(frame) {
+            Decoded::Malformed(reason) => reason,
+            other => panic!("expected malformed, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn request_keeps_every_field() {
+        let frame = arp_frame(decode_ethernet(&ethernet(
+            BROADCAST,
+            &[],
+            0x0806,
+            &request(),
+        )));
+        assert_eq!(observe(frame).op, ArpOp::Request);
+        assert_eq!(observe(frame).vlan.as_slice(), &[] as &[u16]);
+        assert_eq!(observe(frame).eth_dst, MacAddr::BROADCAST);
+        assert_eq!(observe(frame).eth_src, MacAddr(MAC_A));
+        assert_eq!(observe(frame).sha, MacAddr(MAC_A));
+        assert_eq!(observe(frame).spa, Ipv4Addr::from(IP_A));
+        assert_eq!(observe(frame).tha, MacAddr::ZERO);
+        assert_eq!(observe(frame).tpa, Ipv4Addr::from(IP_B));
+        assert_eq!(frame.link_direction(), None);
+        assert_eq!(frame.record().ts_boot_ns, 0);
+        assert_eq!(frame.record().ifindex, 0);
+    }
+
+    #[test]
+    fn reply_becomes_an_observation_through_the_kernel_record() {
+        let body = arp(2, MAC_B, IP_B, MAC_A, IP_A);
+        let frame = arp_frame(decode_ethernet(&ethernet(MAC_A, &[], 0x0806, &body)));
+        let obs =
+            frame.into_observation(Timestamp::from_secs(7), "eth1".into(), 3, Direction::Egress);
+        assert_eq!(obs.op, ArpOp::Reply);
+        assert_eq!(obs.ts, Timestamp::from_secs(7));
+        assert_eq!(&*obs.iface, "eth1");
+        assert_eq!(obs.ifindex, 3);
+        assert_eq!(obs.direction, Direction::Egress);
+        assert_eq!(obs.eth_dst, MacAddr(MAC_A));
+        assert_eq!(obs.sha, MacAddr(MAC_B));
+        assert_eq!(obs.spa, Ipv4Addr::from(IP_B));
+        assert_eq!(obs.tha, MacAddr(MAC_A));
+        assert_eq!(obs.tpa, Ipv4Addr::from(IP_A));
+        assert!(!obs.is_gratuitous());
+    }
+
+    #[test]
+    fn gratuitous_request_is_decoded_like_any_request() {
+        let body = arp(1, MAC_A, IP_A, [0; 6], IP_A);
+        let frame = arp_frame(decode_ethernet(&ethernet(BROADCAST, &[], 0x0806, &body)));
+        let obs = frame.into_observation(Timestamp(0), "lo".into(), 1, Direction::Ingress);
+        assert!(obs.is_gratuitous());
+        assert!(!obs.is_probe());
+    }
+
+    #[test]
+    fn ethernet_padding_after_the_body_is_ignored() {
+        let mut body = request();
+        body.resize(46, 0);
+        arp_frame(decode_ethernet(&ethernet(BROADCAST, &[], 0x0806, &body)));
+    }
+
+    #[test]
+    fn one_8021q_tag_gives_its_vlan_id() {
+        let frame = ethernet(BROADCAST, &[(0x8100, 0xe07b)], 0x0806, &request());
+        // Priority 7 and DEI 0 in the top bits of the TCI are not part of the id.
+        assert_eq!(
+            observe(arp_frame(decode_ethernet(&frame))).vlan.as_slice(),
+            &[123]
+        );
+    }
+
+    #[test]
+    fn q_in_q_gives_outer_then_inner_vlan_id() {
+        let frame = ethernet(
+            BROADCAST,
+            &[(0x88a8, 100), (0x8100, 200)],
+            0x0806,
+            &request(),
+        );
+        assert_eq!(
+            observe(arp_frame(decode_ethernet(&frame))).vlan.as_slice(),
+            &[100, 200]
+        );
+    }
+
+    #[test]
+    fn arp_behind_a_third_tag_is_malformed_and_other_protocols_there_are_not_arp() {
+        let tags = [(0x88a8, 1), (0x8100, 2), (0x8100, 3)];
+        assert_eq!(
+            malformed(&ethernet(BROADCAST, &tags, 0x0806, &request())),
+            MalformedReason::TooManyVlanTags
+        );
+        assert_eq!(
+            decode_ethernet(&ethernet(BROADCAST, &tags, 0x0800, &[0; 40])),
+            Decoded::NotArp
+        );
+    }
+
+    #[test]
+    fn truncated_body_is_malformed() {
+        let body = request();
+        for len in [0, 7, 8, 27] {
+            let frame = ethernet(BROADCAST, &[], 0x0806, &body[..len]);
+            assert_eq!(
+                malformed(&frame),
+                MalformedReason::Truncated,
+                "body of {len} bytes"
+            );
+        }
+        let tagged = ethernet(BROADCAST, &[(0x8100, 5)], 0x0806, &body[..20]);
+        assert_eq!(malformed(&tagged), MalformedReason::Truncated);
+    }
+
+    #[test]
+    fn truncated_vlan_tag_is_not_arp() {
+        let mut frame = ethernet(BROADCAST, &[], 0x8100, &[]);
+        frame.extend([0x00, 0x05, 0x08]);
+        assert_eq!(decode_ethernet(&frame), Decoded::NotArp);
+    }
+
+    #[test]
+    fn wrong_address_lengths_types_or_op_are_unsupported() {
+        let good = request();
+        let cases: [(usize, &[u8]); 6] = [
+            (0, &[0, 6]),       // htype IEEE 802
+            (2, &[0x86, 0xdd]), // ptype IPv6
+            (4, &[255]),        // hlen
+            (5, &[255]),        // plen
+            (6, &[0, 3]),       // RARP request op
+            (6, &[0, 0]),       // op 0
+        ];
+        for (at, bytes) in cases {
+            let mut body = good.clone();
+            body[at..at + bytes.len()].copy_from_slice(bytes);
+            let frame = ethernet(BROADCAST, &[], 0x0806, &body);
+            assert_eq!(
+                malformed(&frame),
+                MalformedReason::Unsupported,
+                "bytes {bytes:?} at {at}"
+            );
+        }
+    }
+
+    #[test]
+    fn rarp_ipv4_and_runts_are_not_arp() {
+        assert_eq!(
+            decode_ethernet(&ethernet(BROADCAST, &[], 0x8035, &request())),
+            Decoded::NotArp
+        );
+        let tcp_syn = [
+            0x45, 0, 0, 40, 0, 0, 0x40, 0, 64, 6, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2,
+        ];
+        assert_eq!(
+            decode_ethernet(&ethernet(MAC_B, &[], 0x0800, &tcp_syn)),
+            Decoded::NotArp
+        );
+        let full = ethernet(BROADCAST, &[], 0x0806, &request());
+        for len in 0..14 {
+            assert_eq!(
+                decode_ethernet(&full[..len]),
+                Decoded::NotArp,
+                "runt of {len} bytes"
+            );
+        }
+    }
+
+    #[test]
+    fn llc_snap_arp_is_malformed_but_other_8023_frames_are_not_arp() {
+        let mut snap = LLC_SNAP_ARP.to_vec();
+        snap.extend(arp(1, MAC_A, IP_A, [0; 6], IP_B));
+        let frame = ethernet(BROADCAST, &[], snap.len() as u16, &snap);
+        assert_eq!(malformed(&frame), MalformedReason::LlcSnap);
+        let stp = [0x42, 0x42, 0x03, 0, 0, 0, 0, 0];
+        assert_eq!(
+            decode_ethernet(&ethernet(BROADCAST, &[], 38, &stp)),
+            Decoded::NotArp
+        );
+    }
+
+    /// A Linux cooked capture v1 header followed by `payload`.
+    fn sll(packet_type: u16, address: &[u8], protocol: u16, payload: &[u8]) -> Vec<u8> {
+        let mut frame = packet_type.to_be_bytes().to_vec();
+        frame.extend(1u16.to_be_bytes()); // ARPHRD_ETHER
+        frame.extend((address.len() as u16).to_be_bytes());
+        let mut padded = [0u8; 8];
+        padded[..address.len()].copy_from_slice(address);
+        frame.extend(padded);
+        frame.extend(protocol.to_be_bytes());
+        frame.extend(payload);
+        frame
+    }
+
+    /// A Linux cooked capture v2 header followed by `payload`.
+    fn sll2(packet_type: u8, address: &[u8], protocol: u16, payload: &[u8]) -> Vec<u8> {
+        let mut frame = protocol.to_be_bytes().to_vec();
+        frame.extend([0, 0]);
+        frame.extend(4u32.to_be_bytes()); // interface index
+        frame.extend(1u16.to_be_bytes()); // ARPHRD_ETHER
+        frame.push(packet_type);
+        frame.push(address.len() as u8);
+        let mut padded = [0u8; 8];
+        padded[..address.len()].copy_from_slice(address);
+        frame.extend(padded);
+        frame.extend(payload);
+        frame
+    }
+
+    #[test]
+    fn linux_sll_broadcast_request_takes_source_from_the_link_address() {
+        let frame = arp_frame(decode_linux_sll(&sll(1, &MAC_A, 0x0806, &request())));
+        assert_eq!(observe(frame).eth_src, MacAddr(MAC_A));
+        assert_eq!(observe(frame).eth_dst, MacAddr::BROADCAST);
+        assert_eq!(frame.link_direction(), Some(Direction::Ingress));
+        assert_eq!(observe(frame).spa, Ipv4Addr::from(IP_A));
+    }
+
+    #[test]
+    fn linux_sll_outgoing_reply_is_egress_with_unknown_destination() {
+        let body = arp(2, MAC_A, IP_A, MAC_B, IP_B);
+        let frame = arp_frame(decode_linux_sll(&sll(4, &MAC_A, 0x0806, &body)));
+        assert_eq!(frame.link_direction(), Some(Direction::Egress));
+        assert_eq!(observe(frame).eth_dst, MacAddr::ZERO);
+        assert_eq!(observe(frame).op, ArpOp::Reply);
+    }
+
+    #[test]
+    fn linux_sll_without_a_six_byte_address_has_zero_source() {
+        let frame = arp_frame(decode_linux_sll(&sll(0, &[], 0x0806, &request())));
+        assert_eq!(observe(frame).eth_src, MacAddr::ZERO);
+        assert_eq!(observe(frame).eth_dst, MacAddr::ZERO);
+    }
+
+    #[test]
+    fn linux_sll_vlan_protocol_walks_the_tag() {
+        let mut payload = 42u16.to_be_bytes().to_vec();
+        payload.extend(0x0806u16.to_be_bytes());
+        payload.extend(request());
+        let frame = arp_frame(decode_linux_sll(&sll(1, &MAC_A, 0x8100, &payload)));
+        assert_eq!(observe(frame).vlan.as_slice(), &[42]);
+    }
+
+    #[test]
+    fn linux_sll_rejects_like_ethernet() {
+        let mut bad = request();
+        bad[4] = 14;
+        assert_eq!(
+            decode_linux_sll(&sll(0, &MAC_A, 0x0806, &bad)),
+            Decoded::Malformed(MalformedReason::Unsupported)
+        );
+        assert_eq!(
+            decode_linux_sll(&sll(0, &MAC_A, 0x0800, &[0; 28])),
+            Decoded::NotArp
+        );
+        let mut snap = LLC_SNAP_ARP.to_vec();
+        snap.extend(request());
+        assert_eq!(
+            decode_linux_sll(&sll(0, &MAC_A, 0x0004, &snap)),
+            Decoded::Malformed(MalformedReason::LlcSnap)
+        );
+        let full = sll(0, &MAC_A, 0x0806, &request());
+        for len in 0..16 {
+            assert_eq!(
+                decode_linux_sll(&full[..len]),
+                Decoded::NotArp,
+                "runt of {len} bytes"
+            );
+        }
+    }
+
+    #[test]
+    fn linux_sll2_request_and_outgoing_reply() {
+        let frame = arp_frame(decode_linux_sll2(&sll2(1, &MAC_A, 0x0806, &request())));
+        assert_eq!(observe(frame).eth_src, MacAddr(MAC_A));
+        assert_eq!(observe(frame).eth_dst, MacAddr::BROADCAST);
+        assert_eq!(frame.link_direction(), Some(Direction::Ingress));
+
+        let body = arp(2, MAC_A, IP_A, MAC_B, IP_B);
+        let frame = arp_frame(decode_linux_sll2(&sll2(4, &MAC_A, 0x0806, &body)));
+        assert_eq!(frame.link_direction(), Some(Direction::Egress));
+        assert_eq!(observe(frame).tpa, Ipv4Addr::from(IP_B));
+
+        let truncated = sll2(0, &MAC_A, 0x0806, &request()[..10]);
+        assert_eq!(
+            decode_linux_sll2(&truncated),
+            Decoded::Malformed(MalformedReason::Truncated)
+        );
+        let full = sll2(0, &MAC_A, 0x0806, &request());
+        for len in 0..20 {
+            assert_eq!(
+                decode_linux_sll2(&full[..len]),
+                Decoded::NotArp,
+                "runt of {len} bytes"
+            );
+        }
+    }
+
+    #[test]
+    fn link_types_map_from_their_pcap_numbers() {
+        assert_eq!(LinkType::from_code(1), Some(LinkType::Ethernet));
+        assert_eq!(LinkType::from_code(113), Some(LinkType::LinuxSll));
+        assert_eq!(LinkType::from_code(276), Some(LinkType::LinuxSll2));
+        assert_eq!(LinkType::from_code(105), None); // 802.11
+        let frame = ethernet(BROADCAST, &[], 0x0806, &request());
+        assert_eq!(LinkType::Ethernet.decode(&frame), decode_ethernet(&frame));
+    }
+
+    /// Every prefix of every crafted frame, and pseudo-random frames biased towards the
+    /// interesting type values, decode without panicking on every link type.
+    #[test]
+    fn arbitrary_bytes_never_panic() {
+        let mut samples = vec![
+            ethernet(BROADCAST, &[(0x88a8, 1), (0x8100, 2)], 0x0806, &request()),
+            ethernet(
+                BROADCAST,
+                &[(0x88a8, 1), (0x8100, 2), (0x8100, 3)],
+                0x0806,
+                &request(),
+            ),
+            sll(4, &MAC_A, 0x8100, &[0, 1, 0x08, 0x06]),
+            sll2(1, &MAC_A, 0x0806, &request()),
+        ];
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        for _ in 0..2000 {
+            let mut frame = Vec::new();
+            for _ in 0..(state % 80) {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                let byte = match state % 5 {
+                    0 => 0x08,
+                    1 => 0x06,
+                    2 => 0x81,
+                    _ => (state >> 32) as u8,
+                };
+                frame.push(byte);
+            }
+            samples.push(frame);
+        }
+        for sample in &samples {
+            for len in 0..=sample.len() {
+                for link in [LinkType::Ethernet, LinkType::LinuxSll, LinkType::LinuxSll2] {
+                    link.decode(&sample[..len]);
+                }
+            }
+        }
+    }
+}
