@@ -1,0 +1,145 @@
+//! The built arpwatch binary watching a veth end in a namespace while the kernel on both sides
+//! resolves neighbours with its own ARP. Needs root; fails, never skips, without it.
+
+mod support;
+
+use serde_json::{json, Value};
+use std::time::Duration;
+use support::lab::{Arpwatch, Netns};
+
+/// Two namespaces joined by one veth pair: `observer` (192.0.2.1, where arpwatch runs) and
+/// `peer` (192.0.2.2).
+struct Pair {
+    observer: Netns,
+    peer: Netns,
+}
+
+fn pair(tag: &str) -> Pair {
+    let observer = Netns::new(&format!("{tag}o"));
+    let peer = Netns::new(&format!("{tag}p"));
+    observer.veth_to("eth0", &peer, "eth0");
+    observer.add_addr("eth0", "192.0.2.1/24");
+    peer.add_addr("eth0", "192.0.2.2/24");
+    Pair { observer, peer }
+}
+
+fn find<'a>(lines: &'a [Value], op: &str, spa: &str, tpa: &str) -> &'a Value {
+    lines
+        .iter()
+        .find(|l| l["op"] == op && l["spa"] == spa && l["tpa"] == tpa)
+        .unwrap_or_else(|| panic!("no {op} {spa} -> {tpa} among {lines:#?}"))
+}
+
+#[test]
+fn raw_lines_describe_the_kernels_own_arp_exchange() {
+    let lab = pair("raw");
+    let observer_mac = lab.observer.mac("eth0");
+    let peer_mac = lab.peer.mac("eth0");
+    let ifindex = lab.observer.ifindex("eth0");
+
+    let mut watch = Arpwatch::start(
+        Some(&lab.observer),
+        &["watch", "--iface", "eth0", "--raw", "--duration", "4"],
+    );
+    watch.wait_attached(&["eth0"]);
+    // The observer resolves the peer: the peer's reply arrives on the watched interface.
+    lab.observer.udp_to("192.0.2.2");
+    // The peer, its cache emptied, resolves the observer: its broadcast request arrives too.
+    lab.peer.ip(&["neigh", "flush", "dev", "eth0"]);
+    lab.peer.udp_to("192.0.2.1");
+    let done = watch.finish(Duration::from_secs(20));
+    assert!(done.status.success(), "exit {}; stderr:\n{}", done.status, done.stderr);
+
+    let lines = done.json_lines();
+    let reply = find(&lines, "reply", "192.0.2.2", "192.0.2.1");
+    let request = find(&lines, "request", "192.0.2.2", "192.0.2.1");
+    let common = |line: &Value| {
+        assert_eq!(line["iface"], "eth0");
+        assert_eq!(line["ifindex"], ifindex);
+        assert_eq!(line["direction"], "ingress");
+        assert_eq!(line["vlan"], json!([]));
+        assert_eq!(line["eth_src"], peer_mac.as_str());
+        assert_eq!(line["sha"], peer_mac.as_str());
+        let ts = line["ts"].as_str().unwrap();
+        let parsed = time::OffsetDateTime::parse(ts, &time::format_description::well_known::Rfc3339)
+            .unwrap_or_else(|e| panic!("{ts} is not RFC 3339: {e}"));
+        let age = time::OffsetDateTime::now_utc() - parsed;
+        assert!(age > time::Duration::ZERO && age < time::Duration::seconds(60), "ts {ts} is not now");
+        assert!(ts.ends_with('Z'), "UTC: {ts}");
+    };
+    common(reply);
+    common(request);
+    assert_eq!(reply["eth_dst"], observer_mac.as_str());
+    assert_eq!(reply["tha"], observer_mac.as_str());
+    assert_eq!(request["eth_dst"], "ff:ff:ff:ff:ff:ff");
+    assert_eq!(request["tha"], "00:00:00:00:00:00");
+    // The observer's own request and reply leave by egress, which XDP does not see.
+    assert!(
+        lines.iter().all(|l| l["sha"] == peer_mac.as_str()),
+        "only the peer's frames arrive on ingress: {lines:#?}"
+    );
+    assert!(done.stderr.contains("kernel counters: ingress:"), "{}", done.stderr);
+    assert!(done.stderr.contains("ring_full_drops=0"), "{}", done.stderr);
+    assert!(!lab.observer.has_xdp("eth0"), "XDP left attached after --duration");
+}
+
+/// Starts a watch, proves the program is attached, ends the process with `sig`, and checks that
+/// nothing stays attached.
+fn detaches_after(sig: libc::c_int, tag: &str) -> support::lab::Finished {
+    let lab = pair(tag);
+    let mut watch = Arpwatch::start(Some(&lab.observer), &["watch", "--iface", "eth0", "--raw"]);
+    watch.wait_attached(&["eth0"]);
+    assert!(lab.observer.has_xdp("eth0"), "XDP must be attached while watching");
+    watch.signal(sig);
+    let done = watch.finish(Duration::from_secs(20));
+    assert!(!lab.observer.has_xdp("eth0"), "XDP still attached after signal {sig}");
+    done
+}
+
+#[test]
+fn sigterm_stops_cleanly_and_detaches() {
+    let done = detaches_after(libc::SIGTERM, "term");
+    assert!(done.status.success(), "SIGTERM is a clean stop: {}\n{}", done.status, done.stderr);
+    assert!(done.stderr.contains("kernel counters:"), "{}", done.stderr);
+}
+
+#[test]
+fn sigint_stops_cleanly_and_detaches() {
+    let done = detaches_after(libc::SIGINT, "int");
+    assert!(done.status.success(), "{}\n{}", done.status, done.stderr);
+}
+
+#[test]
+fn sigkill_leaves_nothing_attached() {
+    use std::os::unix::process::ExitStatusExt;
+    let done = detaches_after(libc::SIGKILL, "kill");
+    assert_eq!(done.status.signal(), Some(libc::SIGKILL));
+}
+
+#[test]
+fn unknown_interface_is_a_usage_error_in_one_sentence() {
+    let lab = pair("unk");
+    let watch = Arpwatch::start(Some(&lab.observer), &["watch", "--iface", "nosuch0", "--raw"]);
+    let done = watch.finish(Duration::from_secs(20));
+    assert_eq!(done.status.code(), Some(2), "{}", done.stderr);
+    let message: Vec<&str> = done.stderr.lines().filter(|l| l.starts_with("arpwatch:")).collect();
+    assert_eq!(message, ["arpwatch: --iface nosuch0: no such network interface"]);
+}
+
+#[test]
+fn missing_capability_is_named() {
+    // Drop CAP_PERFMON (and CAP_SYS_ADMIN, which would stand in for it) from the bounding set.
+    let lab = pair("cap");
+    let bin = support::lab::arpwatch_bin();
+    let out = lab
+        .observer
+        .command("capsh")
+        .args(["--drop=cap_perfmon,cap_sys_admin", "--", "-c"])
+        .arg(format!("exec {bin} watch --iface eth0 --raw --duration 1"))
+        .output()
+        .expect("run capsh");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("CAP_PERFMON"), "{stderr}");
+    assert!(!stderr.contains("CAP_BPF ("), "only the missing capability is named: {stderr}");
+}

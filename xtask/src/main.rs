@@ -1,1 +1,211 @@
-fn main() {}
+//! Project tasks: build the kernel object with the pinned nightly, build and run arpwatch, run the
+//! tests. On a fresh machine it installs what the kernel build needs (the nightly with rust-src and
+//! bpf-linker) and refuses to go on when the nightly's LLVM and the linker's LLVM differ.
+
+use anyhow::{bail, Context, Result};
+use clap::{Parser, Subcommand};
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitStatus};
+
+/// The nightly that builds the kernel crate: rustc 1.97 with LLVM 22. A newer nightly carries
+/// LLVM 23, which bpf-linker 0.10 cannot link.
+const NIGHTLY: &str = "nightly-2026-05-20";
+/// bpf-linker 0.10.x loads the invoking rustc's own libLLVM 22; later releases want an external
+/// LLVM 23.
+const BPF_LINKER_VERSION: &str = "0.10.3";
+const BPF_LINKER_LLVM_MAJOR: u32 = 22;
+const EBPF_PACKAGE: &str = "arpwatch-ebpf";
+const EBPF_TARGET: &str = "bpfel-unknown-none";
+
+#[derive(Parser)]
+#[command(about = "arpwatch project tasks")]
+struct Cli {
+    #[command(subcommand)]
+    task: Task,
+}
+
+#[derive(Subcommand)]
+enum Task {
+    /// Build the eBPF object (target/bpfel-unknown-none/release/arpwatch-ebpf).
+    BuildEbpf,
+    /// Build the kernel object and the arpwatch binary (release), then run it with ARGS.
+    Run {
+        /// Arguments for arpwatch, after `--`.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<OsString>,
+    },
+    /// Build everything and run every test (unit, kernel, namespace labs, capture replays).
+    Test {
+        /// Extra arguments for `cargo test`, after `--` (e.g. a test name filter).
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<OsString>,
+    },
+}
+
+fn main() {
+    if let Err(err) = run(Cli::parse()) {
+        eprintln!("xtask: {err:#}");
+        std::process::exit(1);
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
+    let root = workspace_root();
+    match cli.task {
+        Task::BuildEbpf => build_ebpf(&root),
+        Task::Run { args } => {
+            build_ebpf(&root)?;
+            cargo(&root, ["build", "--release", "--package", "arpwatch"])?;
+            let bin = root.join("target/release/arpwatch");
+            let status = Command::new(&bin)
+                .args(&args)
+                .status()
+                .with_context(|| format!("could not start {}", bin.display()))?;
+            std::process::exit(status.code().unwrap_or(1));
+        }
+        Task::Test { args } => {
+            build_ebpf(&root)?;
+            let mut test_args: Vec<OsString> = vec!["test".into(), "--workspace".into()];
+            test_args.extend(["--exclude".into(), EBPF_PACKAGE.into()]);
+            if !args.is_empty() {
+                test_args.push("--".into());
+                test_args.extend(args);
+            }
+            cargo(&root, test_args)
+        }
+    }
+}
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives one level below the workspace root")
+        .to_path_buf()
+}
+
+fn check(status: ExitStatus, what: &str) -> Result<()> {
+    if !status.success() {
+        bail!("{what} failed ({status})");
+    }
+    Ok(())
+}
+
+fn cargo<I, S>(root: &Path, args: I) -> Result<()>
+where
+    I: IntoIterator<Item = S>,
+    S: Into<OsString>,
+{
+    let args: Vec<OsString> = args.into_iter().map(Into::into).collect();
+    let status = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+        .current_dir(root)
+        .args(&args)
+        .status()
+        .context("could not start cargo")?;
+    check(status, &format!("cargo {}", display_args(&args)))
+}
+
+fn display_args(args: &[OsString]) -> String {
+    args.iter().map(|a| a.to_string_lossy()).collect::<Vec<_>>().join(" ")
+}
+
+/// Output of a command, or `None` if it could not run or failed.
+fn output_of(cmd: &mut Command) -> Option<String> {
+    let out = cmd.output().ok()?;
+    out.status.success().then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+fn build_ebpf(root: &Path) -> Result<()> {
+    ensure_nightly()?;
+    ensure_bpf_linker()?;
+    check_llvm_majors()?;
+    // Program BTF lets the verifier's log point at Rust source lines.
+    let rustflags = ["-Cdebuginfo=2", "-Clink-arg=--btf"].join("\x1f");
+    let status = Command::new("rustup")
+        .current_dir(root.join(EBPF_PACKAGE))
+        .args(["run", NIGHTLY, "cargo", "build", "--release", "--target", EBPF_TARGET])
+        .args(["-Z", "build-std=core", "--target-dir"])
+        .arg(root.join("target"))
+        // The outer `cargo xtask` sets these for the stable toolchain; the nightly build must not
+        // inherit them.
+        .env_remove("RUSTC")
+        .env_remove("RUSTC_WRAPPER")
+        .env_remove("RUSTFLAGS")
+        .env_remove("CARGO")
+        .env("CARGO_ENCODED_RUSTFLAGS", rustflags)
+        .status()
+        .context("could not start rustup")?;
+    check(status, "building the eBPF object")
+}
+
+fn ensure_nightly() -> Result<()> {
+    let has_rust_src = output_of(
+        Command::new("rustup").args(["component", "list", "--installed", "--toolchain", NIGHTLY]),
+    )
+    .is_some_and(|list| list.lines().any(|l| l.trim() == "rust-src"));
+    if has_rust_src {
+        return Ok(());
+    }
+    eprintln!("xtask: installing {NIGHTLY} with rust-src (needed to build the kernel object)");
+    let status = Command::new("rustup")
+        .args(["toolchain", "install", NIGHTLY, "--profile", "minimal", "--component", "rust-src"])
+        .status()
+        .context("could not start rustup; install rustup first")?;
+    check(status, &format!("rustup toolchain install {NIGHTLY}"))
+}
+
+/// The installed bpf-linker's version, e.g. `0.10.3`.
+fn bpf_linker_version() -> Option<String> {
+    let out = output_of(Command::new("bpf-linker").arg("--version"))?;
+    out.split_whitespace().nth(1).map(str::to_owned)
+}
+
+fn ensure_bpf_linker() -> Result<()> {
+    let wanted_line = release_line(BPF_LINKER_VERSION);
+    if bpf_linker_version().is_some_and(|v| release_line(&v) == wanted_line) {
+        return Ok(());
+    }
+    eprintln!("xtask: installing bpf-linker {BPF_LINKER_VERSION} (about a minute)");
+    let status = Command::new("cargo")
+        .args(["install", &format!("bpf-linker@{BPF_LINKER_VERSION}"), "--locked", "--force"])
+        .env_remove("RUSTUP_TOOLCHAIN")
+        .status()
+        .context("could not start cargo install")?;
+    check(status, "cargo install bpf-linker")?;
+    if bpf_linker_version().is_none() {
+        bail!("bpf-linker was installed but is not on PATH: add ~/.cargo/bin to PATH");
+    }
+    Ok(())
+}
+
+/// `0.10.3` -> `0.10`: releases of one line link with the same LLVM.
+fn release_line(version: &str) -> String {
+    version.splitn(3, '.').take(2).collect::<Vec<_>>().join(".")
+}
+
+fn check_llvm_majors() -> Result<()> {
+    let verbose = output_of(Command::new("rustup").args(["run", NIGHTLY, "rustc", "-vV"]))
+        .with_context(|| format!("could not run rustc from {NIGHTLY}"))?;
+    let rustc_major = verbose
+        .lines()
+        .find_map(|l| l.strip_prefix("LLVM version: "))
+        .and_then(|v| v.split('.').next())
+        .and_then(|m| m.trim().parse::<u32>().ok())
+        .with_context(|| format!("rustc from {NIGHTLY} did not report its LLVM version"))?;
+    let linker = bpf_linker_version().unwrap_or_default();
+    if release_line(&linker) != release_line(BPF_LINKER_VERSION) {
+        bail!(
+            "bpf-linker {linker} is installed, but arpwatch needs the {} line (LLVM {BPF_LINKER_LLVM_MAJOR}): \
+             run `cargo install bpf-linker@{BPF_LINKER_VERSION} --locked --force`",
+            release_line(BPF_LINKER_VERSION)
+        );
+    }
+    if rustc_major != BPF_LINKER_LLVM_MAJOR {
+        bail!(
+            "{NIGHTLY} uses LLVM {rustc_major} but bpf-linker {linker} links with LLVM \
+             {BPF_LINKER_LLVM_MAJOR}: the kernel object cannot be linked; pin a nightly with LLVM \
+             {BPF_LINKER_LLVM_MAJOR} or a bpf-linker for LLVM {rustc_major}"
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,200 @@
+//! Turning kernel records into observations: draining the ring buffer, converting boot-time
+//! stamps to wall-clock time, and naming interfaces.
+
+use anyhow::Result;
+use aya::maps::{MapData, RingBuf};
+use std::collections::HashMap;
+use std::io;
+use std::sync::Arc;
+use tokio::io::unix::AsyncFd;
+
+use arpwatch_common::{ArpRecord, ARP_RECORD_SIZE};
+
+use crate::observation::{Observation, Timestamp};
+
+/// Reads one record out of a ring-buffer item; `None` if the item is not a whole record (which the
+/// kernel program never submits).
+pub fn record_from_bytes(bytes: &[u8]) -> Option<ArpRecord> {
+    if bytes.len() < ARP_RECORD_SIZE {
+        return None;
+    }
+    // SAFETY: the length was checked, `ArpRecord` is plain old data, and the read is unaligned.
+    Some(unsafe { std::ptr::read_unaligned(bytes.as_ptr().cast::<ArpRecord>()) })
+}
+
+/// What one drain of the ring took out of it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Drained {
+    pub records: usize,
+    /// Items that were not whole records (the kernel program never submits one).
+    pub short: usize,
+}
+
+/// Calls `f` on every record now in the ring, without waiting, until the ring is empty or `f`
+/// fails (its error is returned; the records after it stay in the ring).
+pub fn drain_ring<E>(
+    ring: &mut RingBuf<MapData>,
+    mut f: impl FnMut(&ArpRecord) -> Result<(), E>,
+) -> Result<Drained, E> {
+    let mut drained = Drained::default();
+    // Each item is released back to the kernel as soon as it is dropped, at the end of the body.
+    while let Some(item) = ring.next() {
+        match record_from_bytes(&item) {
+            Some(record) => {
+                drained.records += 1;
+                f(&record)?;
+            }
+            None => drained.short += 1,
+        }
+    }
+    Ok(drained)
+}
+
+/// The ring buffer registered with tokio, so the reader sleeps until the kernel submits records.
+pub struct RingReader {
+    ring: AsyncFd<RingBuf<MapData>>,
+}
+
+impl RingReader {
+    pub fn new(ring: RingBuf<MapData>) -> Result<Self> {
+        // SAFETY: the ring owns its map fd, which stays open and unchanged until the ring, and so
+        // this `AsyncFd`, is dropped.
+        let ring = unsafe { AsyncFd::register_with_interest(ring, tokio::io::Interest::READABLE) }
+            .map_err(|err| anyhow::anyhow!("could not watch the ring buffer: {err}"))?;
+        Ok(RingReader { ring })
+    }
+
+    /// Waits until records are available, then drains them all. The guard is released before the
+    /// caller awaits again, so no ring item is ever held across an `.await`.
+    pub async fn drain(&mut self, f: impl FnMut(&ArpRecord) -> io::Result<()>) -> io::Result<Drained> {
+        let mut guard = self.ring.readable_mut().await?;
+        let drained = drain_ring(guard.get_inner_mut(), f)?;
+        guard.clear_ready();
+        Ok(drained)
+    }
+
+    /// Drains what is in the ring now, without waiting (the last drain at the end of a run).
+    pub fn drain_now(&mut self, f: impl FnMut(&ArpRecord) -> io::Result<()>) -> io::Result<Drained> {
+        drain_ring(self.ring.get_mut(), f)
+    }
+}
+
+/// Converts `bpf_ktime_get_boot_ns` stamps (CLOCK_BOOTTIME) to wall-clock time. The offset is
+/// re-measured on [`BootClock::refresh`] so an NTP step of the real-time clock is followed.
+#[derive(Clone, Copy, Debug)]
+pub struct BootClock {
+    /// REALTIME minus BOOTTIME, in nanoseconds.
+    offset_ns: i128,
+}
+
+fn clock_ns(clock: libc::clockid_t) -> i128 {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: `ts` is a valid out-pointer; both clocks exist on every kernel arpwatch runs on.
+    unsafe { libc::clock_gettime(clock, &mut ts) };
+    ts.tv_sec as i128 * 1_000_000_000 + ts.tv_nsec as i128
+}
+
+impl BootClock {
+    pub fn new() -> Self {
+        let mut clock = BootClock { offset_ns: 0 };
+        clock.refresh();
+        clock
+    }
+
+    pub fn refresh(&mut self) {
+        // Bracket the boot-time read with two real-time reads and take their midpoint, so the
+        // offset's error is at most half the bracket.
+        let before = clock_ns(libc::CLOCK_REALTIME);
+        let boot = clock_ns(libc::CLOCK_BOOTTIME);
+        let after = clock_ns(libc::CLOCK_REALTIME);
+        self.offset_ns = (before + after) / 2 - boot;
+    }
+
+    pub fn wall(&self, boot_ns: u64) -> Timestamp {
+        Timestamp::from_nanos((boot_ns as i128 + self.offset_ns).max(0) as u64)
+    }
+
+    /// The current wall-clock time on the same scale as converted stamps.
+    pub fn now(&self) -> Timestamp {
+        self.wall(clock_ns(libc::CLOCK_BOOTTIME) as u64)
+    }
+}
+
+impl Default for BootClock {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Interface names by ifindex, learned at attach time and looked up on first sight otherwise.
+#[derive(Debug, Default)]
+pub struct InterfaceNames {
+    by_index: HashMap<u32, Arc<str>>,
+}
+
+impl InterfaceNames {
+    pub fn insert(&mut self, ifindex: u32, name: &str) {
+        self.by_index.insert(ifindex, Arc::from(name));
+    }
+
+    pub fn name(&mut self, ifindex: u32) -> Arc<str> {
+        self.by_index
+            .entry(ifindex)
+            .or_insert_with(|| Arc::from(index_to_name(ifindex).unwrap_or_else(|| format!("if{ifindex}"))))
+            .clone()
+    }
+}
+
+fn index_to_name(ifindex: u32) -> Option<String> {
+    let mut buf = [0 as libc::c_char; libc::IF_NAMESIZE];
+    // SAFETY: `buf` has room for IF_NAMESIZE bytes as the call requires.
+    let ptr = unsafe { libc::if_indextoname(ifindex, buf.as_mut_ptr()) };
+    if ptr.is_null() {
+        return None;
+    }
+    // SAFETY: on success the buffer holds a NUL-terminated name.
+    Some(unsafe { std::ffi::CStr::from_ptr(buf.as_ptr()) }.to_string_lossy().into_owned())
+}
+
+/// Turns records into observations: the clock and the names they need, in one place.
+#[derive(Debug, Default)]
+pub struct RecordDecoder {
+    pub clock: BootClock,
+    pub names: InterfaceNames,
+}
+
+impl RecordDecoder {
+    pub fn observation(&mut self, record: &ArpRecord) -> Observation {
+        let iface = self.names.name(record.ifindex);
+        Observation::from_record(record, self.clock.wall(record.ts_boot_ns), iface)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn short_items_are_not_records() {
+        assert!(record_from_bytes(&[0u8; ARP_RECORD_SIZE - 1]).is_none());
+        let mut bytes = [0u8; ARP_RECORD_SIZE];
+        bytes[8] = 7; // ifindex, little-endian
+        assert_eq!(record_from_bytes(&bytes).unwrap().ifindex, 7);
+    }
+
+    #[test]
+    fn boot_stamps_map_to_now() {
+        let clock = BootClock::new();
+        let boot_now = clock_ns(libc::CLOCK_BOOTTIME) as u64;
+        let wall_now = clock_ns(libc::CLOCK_REALTIME) as u64;
+        let converted = clock.wall(boot_now).as_nanos();
+        assert!(converted.abs_diff(wall_now) < 50_000_000, "{converted} vs {wall_now}");
+    }
+
+    #[test]
+    fn loopback_is_named() {
+        let mut names = InterfaceNames::default();
+        assert_eq!(&*names.name(1), "lo");
+        assert_eq!(&*names.name(u32::MAX), format!("if{}", u32::MAX));
+    }
+}

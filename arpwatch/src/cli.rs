@@ -1,0 +1,146 @@
+//! The command line, parsed once into plain option structs.
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::kernel::{XdpModeChoice, DEFAULT_RING_BYTES};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "arpwatch",
+    version,
+    about = "Passive ARP observer: finds IPs answered by several MACs, owner changes, flapping, \
+             foreign and missing responders. It never sends a packet."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Watch live ARP traffic on network interfaces (needs CAP_BPF, CAP_NET_ADMIN, CAP_PERFMON).
+    Watch(WatchArgs),
+    /// Run the same detection engine over pcap or pcapng capture files.
+    Replay(ReplayArgs),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// One JSON object per line (the default when stdout is not a terminal).
+    Json,
+    /// One readable line per event (the default on a terminal).
+    Text,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum XdpModeArg {
+    /// Driver (native) mode, falling back to generic (skb) mode where the driver refuses.
+    Auto,
+    /// Driver mode only.
+    Native,
+    /// Generic (skb) mode only.
+    Skb,
+}
+
+impl From<XdpModeArg> for XdpModeChoice {
+    fn from(arg: XdpModeArg) -> Self {
+        match arg {
+            XdpModeArg::Auto => XdpModeChoice::Auto,
+            XdpModeArg::Native => XdpModeChoice::Native,
+            XdpModeArg::Skb => XdpModeChoice::Skb,
+        }
+    }
+}
+
+/// Options both commands share.
+#[derive(Debug, Args)]
+pub struct OutputArgs {
+    /// Detection configuration (TOML): pools, thresholds, exemptions, caps.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Output format; defaults to json when stdout is not a terminal, text otherwise.
+    #[arg(long, value_enum)]
+    pub format: Option<Format>,
+    /// Print every ARP observation instead of events.
+    #[arg(long)]
+    pub raw: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct WatchArgs {
+    /// Interface to watch (repeat for several).
+    #[arg(long = "iface", value_name = "NAME", required = true)]
+    pub ifaces: Vec<String>,
+    #[command(flatten)]
+    pub output: OutputArgs,
+    /// Stop by itself after this many seconds (fractions allowed).
+    #[arg(long, value_name = "SECONDS", value_parser = parse_seconds)]
+    pub duration: Option<Duration>,
+    /// How to attach XDP.
+    #[arg(long, value_enum, default_value = "auto")]
+    pub xdp_mode: XdpModeArg,
+    /// Size of the kernel-to-user ring buffer in bytes (a power of two, at least one page).
+    #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_RING_BYTES, value_parser = parse_ring_bytes)]
+    pub ring_bytes: u32,
+}
+
+#[derive(Debug, Args)]
+pub struct ReplayArgs {
+    /// Capture files (pcap or pcapng), replayed in the order given.
+    #[arg(value_name = "FILE", required = true)]
+    pub files: Vec<PathBuf>,
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+fn parse_seconds(s: &str) -> Result<Duration, String> {
+    let secs: f64 = s.parse().map_err(|_| format!("'{s}' is not a number of seconds"))?;
+    if !secs.is_finite() || secs <= 0.0 {
+        return Err(format!("'{s}' must be a positive number of seconds"));
+    }
+    Duration::try_from_secs_f64(secs).map_err(|_| format!("'{s}' is too long"))
+}
+
+fn parse_ring_bytes(s: &str) -> Result<u32, String> {
+    let bytes: u32 = s.parse().map_err(|_| format!("'{s}' is not a number of bytes"))?;
+    if !bytes.is_power_of_two() || bytes < 4096 {
+        return Err(format!("'{s}' must be a power of two of at least 4096"));
+    }
+    Ok(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn watch_parses_the_contract_flags() {
+        let cli = Cli::try_parse_from([
+            "arpwatch", "watch", "--iface", "eth0", "--iface", "eth1", "--raw", "--duration", "1.5",
+            "--xdp-mode", "skb", "--format", "text",
+        ])
+        .unwrap();
+        let Command::Watch(w) = cli.command else { panic!("not watch") };
+        assert_eq!(w.ifaces, ["eth0", "eth1"]);
+        assert!(w.output.raw);
+        assert_eq!(w.duration, Some(Duration::from_millis(1500)));
+        assert_eq!(w.xdp_mode, XdpModeArg::Skb);
+        assert_eq!(w.output.format, Some(Format::Text));
+    }
+
+    #[test]
+    fn bad_values_are_usage_errors() {
+        for args in [
+            &["arpwatch", "watch", "--duration", "1"][..],
+            &["arpwatch", "watch", "--iface", "eth0", "--duration", "-1"],
+            &["arpwatch", "watch", "--iface", "eth0", "--xdp-mode", "hw"],
+            &["arpwatch", "watch", "--iface", "eth0", "--ring-bytes", "5000"],
+            &["arpwatch", "replay"],
+        ] {
+            let err = Cli::try_parse_from(args).unwrap_err();
+            assert_eq!(err.exit_code(), 2, "{args:?}");
+        }
+    }
+}

@@ -1,0 +1,238 @@
+//! Namespace labs: network namespaces joined by veth pairs and bridges, with the kernel's own ARP
+//! stack, and arpwatch processes running inside them. Every namespace and process is removed when
+//! its guard drops, which also happens when a test panics.
+//!
+//! Addresses: only 192.0.2.0/24, 198.51.100.0/24 and 203.0.113.0/24, only inside these namespaces.
+
+use serde_json::Value;
+use std::io::{BufRead, BufReader, Read};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::mpsc::{channel, Receiver, RecvTimeoutError};
+use std::time::{Duration, Instant};
+
+/// Runs a command to completion and panics with its output if it fails.
+pub fn sh(args: &[&str]) -> Output {
+    let out = Command::new(args[0]).args(&args[1..]).output().unwrap_or_else(|e| panic!("{args:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{args:?} failed: {}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+static NEXT_ID: AtomicU32 = AtomicU32::new(0);
+
+/// A network namespace, deleted on drop.
+pub struct Netns {
+    pub name: String,
+}
+
+impl Netns {
+    /// A namespace with a name unique to this process and test (`aw-<tag>-<pid>-<n>`), loopback up.
+    pub fn new(tag: &str) -> Netns {
+        let name = format!("aw-{tag}-{}-{}", std::process::id(), NEXT_ID.fetch_add(1, Ordering::Relaxed));
+        sh(&["ip", "netns", "add", &name]);
+        let ns = Netns { name };
+        ns.ip(&["link", "set", "lo", "up"]);
+        ns
+    }
+
+    /// `ip -n NS ARGS...`
+    pub fn ip(&self, args: &[&str]) -> Output {
+        let mut full = vec!["ip", "-n", &self.name];
+        full.extend_from_slice(args);
+        sh(&full)
+    }
+
+    /// A command inside the namespace.
+    pub fn command(&self, program: &str) -> Command {
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", &self.name, program]);
+        cmd
+    }
+
+    /// Runs `args` inside the namespace to completion, panicking on failure.
+    pub fn exec(&self, args: &[&str]) -> Output {
+        let mut full = vec!["ip", "netns", "exec", &self.name];
+        full.extend_from_slice(args);
+        sh(&full)
+    }
+
+    pub fn sysctl(&self, key: &str, value: &str) {
+        self.exec(&["sysctl", "-qw", &format!("{key}={value}")]);
+    }
+
+    /// Sends one UDP datagram from inside the namespace: the kernel resolves the next hop with its
+    /// own ARP first. Needs nothing but bash.
+    pub fn udp_to(&self, ip: &str) {
+        self.exec(&["bash", "-c", &format!("echo arpwatch-test > /dev/udp/{ip}/9")]);
+    }
+
+    pub fn link_json(&self, iface: &str) -> Value {
+        let out = self.ip(&["-j", "-d", "link", "show", "dev", iface]);
+        let v: Value = serde_json::from_slice(&out.stdout).expect("ip -j output");
+        v[0].clone()
+    }
+
+    pub fn mac(&self, iface: &str) -> String {
+        self.link_json(iface)["address"].as_str().expect("address").to_owned()
+    }
+
+    pub fn ifindex(&self, iface: &str) -> u64 {
+        self.link_json(iface)["ifindex"].as_u64().expect("ifindex")
+    }
+
+    /// Whether any XDP program is attached to `iface` (the `xdp` key of `ip -j -d link`).
+    pub fn has_xdp(&self, iface: &str) -> bool {
+        self.link_json(iface).get("xdp").is_some()
+    }
+
+    /// Creates a veth pair `here` (in self) <-> `there` (in `peer`), both up.
+    pub fn veth_to(&self, here: &str, peer: &Netns, there: &str) {
+        self.ip(&["link", "add", here, "type", "veth", "peer", "name", there, "netns", &peer.name]);
+        self.ip(&["link", "set", here, "up"]);
+        peer.ip(&["link", "set", there, "up"]);
+    }
+
+    pub fn add_addr(&self, iface: &str, cidr: &str) {
+        self.ip(&["addr", "add", cidr, "dev", iface]);
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        // Deleting the namespace removes its interfaces, and with them their veth peers.
+        let _ = Command::new("ip").args(["netns", "del", &self.name]).status();
+    }
+}
+
+/// A running arpwatch. Killed on drop if still running.
+pub struct Arpwatch {
+    child: Child,
+    stderr_lines: Receiver<String>,
+    stderr_seen: Vec<String>,
+    stdout: Option<std::process::ChildStdout>,
+}
+
+pub fn arpwatch_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_arpwatch")
+}
+
+impl Arpwatch {
+    /// Starts arpwatch with `args` inside `ns` (or in this namespace when `None`).
+    pub fn start(ns: Option<&Netns>, args: &[&str]) -> Arpwatch {
+        let mut cmd = match ns {
+            Some(ns) => ns.command(arpwatch_bin()),
+            None => Command::new(arpwatch_bin()),
+        };
+        cmd.args(args).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("start arpwatch");
+        let stderr = child.stderr.take().unwrap();
+        let (tx, rx) = channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let stdout = child.stdout.take();
+        Arpwatch { child, stderr_lines: rx, stderr_seen: Vec::new(), stdout }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Waits until a stderr line contains `needle`; panics with everything seen after `timeout`.
+    pub fn wait_for_stderr(&mut self, needle: &str, timeout: Duration) -> String {
+        let deadline = Instant::now() + timeout;
+        if let Some(line) = self.stderr_seen.iter().find(|l| l.contains(needle)) {
+            return line.clone();
+        }
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.stderr_lines.recv_timeout(left) {
+                Ok(line) => {
+                    self.stderr_seen.push(line.clone());
+                    if line.contains(needle) {
+                        return line;
+                    }
+                }
+                Err(RecvTimeoutError::Timeout) | Err(RecvTimeoutError::Disconnected) => panic!(
+                    "arpwatch did not print {needle:?} within {timeout:?}; stderr so far:\n{}",
+                    self.stderr_seen.join("\n")
+                ),
+            }
+        }
+    }
+
+    /// Waits until every interface in `ifaces` is attached.
+    pub fn wait_attached(&mut self, ifaces: &[&str]) {
+        for iface in ifaces {
+            self.wait_for_stderr(&format!("watching {iface} "), Duration::from_secs(20));
+        }
+    }
+
+    pub fn signal(&self, sig: libc::c_int) {
+        // SAFETY: plain kill(2) on our own child.
+        assert_eq!(unsafe { libc::kill(self.child.id() as libc::pid_t, sig) }, 0, "kill");
+    }
+
+    /// Waits for the process to exit (killing it after `timeout`) and returns its status, its
+    /// whole stdout and its whole stderr.
+    pub fn finish(mut self, timeout: Duration) -> Finished {
+        let mut stdout = self.stdout.take().unwrap();
+        let reader = std::thread::spawn(move || {
+            let mut s = String::new();
+            let _ = stdout.read_to_string(&mut s);
+            s
+        });
+        let deadline = Instant::now() + timeout;
+        let status = loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                break status;
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                panic!("arpwatch did not exit within {timeout:?}; stderr:\n{}", self.stderr_seen.join("\n"));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let stdout = reader.join().unwrap();
+        let mut stderr = std::mem::take(&mut self.stderr_seen);
+        while let Ok(line) = self.stderr_lines.recv_timeout(Duration::from_millis(500)) {
+            stderr.push(line);
+        }
+        Finished { status, stdout, stderr: stderr.join("\n") }
+    }
+}
+
+impl Drop for Arpwatch {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+pub struct Finished {
+    pub status: std::process::ExitStatus,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Finished {
+    /// Every stdout line as JSON; panics on a line that is not.
+    pub fn json_lines(&self) -> Vec<Value> {
+        self.stdout
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+            .collect()
+    }
+}
