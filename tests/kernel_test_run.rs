@@ -1,4 +1,4 @@
-//! The real XDP program, loaded into this kernel and run on crafted frames with
+//! The real XDP and TC egress programs, loaded into this kernel and run on crafted frames with
 //! BPF_PROG_TEST_RUN: the verdict, the exact record in the ring buffer (or none), and the counters.
 //! Needs root (CAP_BPF, CAP_NET_ADMIN, CAP_PERFMON); without it these tests fail, never skip.
 
@@ -11,6 +11,31 @@ use aya::programs::{TestRun, TestRunOptions};
 use support::frames::*;
 
 const XDP_PASS: u32 = 2;
+/// TC_ACT_UNSPEC (-1) as the test run reports it.
+const TC_ACT_UNSPEC: u32 = u32::MAX;
+
+/// Which program a frame is run through.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Hook {
+    XdpIngress,
+    TcEgress,
+}
+
+impl Hook {
+    fn direction(self) -> u8 {
+        match self {
+            Hook::XdpIngress => direction::INGRESS,
+            Hook::TcEgress => direction::EGRESS,
+        }
+    }
+
+    fn pass_verdict(self) -> u32 {
+        match self {
+            Hook::XdpIngress => XDP_PASS,
+            Hook::TcEgress => TC_ACT_UNSPEC,
+        }
+    }
+}
 const NODE_A: [u8; 6] = [0x02, 0x00, 0x00, 0x00, 0x00, 0x0a];
 const NODE_B: [u8; 6] = [0x02, 0x00, 0x00, 0x00, 0x00, 0x0b];
 const VIP: [u8; 4] = [192, 0, 2, 10];
@@ -18,6 +43,7 @@ const CLIENT_IP: [u8; 4] = [192, 0, 2, 1];
 
 /// What one run of the program on one frame produced.
 struct RunOutcome {
+    hook: Hook,
     verdict: u32,
     records: Vec<ArpRecord>,
     counters: CounterTotals,
@@ -32,15 +58,19 @@ fn boot_ns() -> u64 {
 }
 
 /// Runs a freshly loaded program (its own ring and counters) once on `data`, with `ctx` as the
-/// `xdp_md` input when given.
-fn run_once(data: &[u8], ctx: Option<&[u8]>) -> RunOutcome {
+/// context input when given.
+fn run_once(hook: Hook, data: &[u8], ctx: Option<&[u8]>) -> RunOutcome {
     let mut probe = KernelProbe::load(DEFAULT_RING_BYTES).expect("load the XDP program (run as root)");
     let mut ring = probe.take_ring().unwrap();
     let mut opts = TestRunOptions::default();
     opts.data_in = Some(data);
     opts.ctx_in = ctx;
     let boot_ns_before = boot_ns();
-    let result = probe.xdp().test_run(opts).expect("BPF_PROG_TEST_RUN");
+    let result = match hook {
+        Hook::XdpIngress => probe.xdp().test_run(opts),
+        Hook::TcEgress => probe.tc_egress().test_run(opts),
+    }
+    .expect("BPF_PROG_TEST_RUN");
     let boot_ns_after = boot_ns();
     let mut records = Vec::new();
     let drained = drain_ring(&mut ring, |r| {
@@ -50,6 +80,7 @@ fn run_once(data: &[u8], ctx: Option<&[u8]>) -> RunOutcome {
     .unwrap();
     assert_eq!(drained.short, 0, "the ring held an item that is not a whole record");
     RunOutcome {
+        hook,
         verdict: result.return_value,
         records,
         counters: probe.counters().unwrap(),
@@ -59,23 +90,25 @@ fn run_once(data: &[u8], ctx: Option<&[u8]>) -> RunOutcome {
 }
 
 fn run(frame: &[u8]) -> RunOutcome {
-    run_once(frame, None)
+    run_once(Hook::XdpIngress, frame, None)
 }
 
-/// Asserts the ingress counters: frames, arp, malformed, ring-full.
+/// Asserts the counters of the hook's direction (frames, arp, malformed, ring-full) and that the
+/// other direction's stayed 0.
 fn assert_counters(outcome: &RunOutcome, frames: u64, arp: u64, malformed: u64) {
     let c = &outcome.counters;
-    let got = [Counter::Frames, Counter::Arp, Counter::Malformed, Counter::RingFull]
-        .map(|k| c.get(k, direction::INGRESS));
-    assert_eq!(got, [frames, arp, malformed, 0], "ingress frames/arp/malformed/ring_full");
+    let dir = outcome.hook.direction();
+    let got = [Counter::Frames, Counter::Arp, Counter::Malformed, Counter::RingFull].map(|k| c.get(k, dir));
+    assert_eq!(got, [frames, arp, malformed, 0], "{:?} frames/arp/malformed/ring_full", outcome.hook);
+    let other = 1 - dir;
     for k in Counter::ALL {
-        assert_eq!(c.get(k, direction::EGRESS), 0, "egress {} must stay 0 for XDP", k.name());
+        assert_eq!(c.get(k, other), 0, "{} of the other direction must stay 0", k.name());
     }
 }
 
 /// The one record a valid ARP frame must produce, checked field by field against the frame.
 fn assert_single_record(outcome: &RunOutcome, frame: &ArpFrame) {
-    assert_eq!(outcome.verdict, XDP_PASS);
+    assert_eq!(outcome.verdict, outcome.hook.pass_verdict());
     assert_counters(outcome, 1, 1, 0);
     assert_eq!(outcome.records.len(), 1, "exactly one record");
     let r = outcome.records[0];
@@ -92,9 +125,9 @@ fn assert_single_record(outcome: &RunOutcome, frame: &ArpFrame) {
     }
     let expected = ArpRecord {
         ts_boot_ns: r.ts_boot_ns,
-        // BPF_PROG_TEST_RUN runs XDP as if the frame arrived on loopback.
+        // BPF_PROG_TEST_RUN runs both programs as if on loopback.
         ifindex: 1,
-        direction: direction::INGRESS,
+        direction: outcome.hook.direction(),
         op: frame.op as u8,
         vlan_count: frame.tags.len() as u8,
         _pad0: 0,
@@ -310,4 +343,29 @@ fn full_ring_drops_are_counted_not_silent() {
     assert_eq!(c.get(Counter::Arp, direction::INGRESS), runs as u64);
     assert!(dropped > 0, "a one-page ring cannot hold {runs} records");
     assert_eq!(taken as u64 + dropped, runs as u64, "every frame is either delivered or counted as dropped");
+}
+
+#[test]
+fn egress_reply_is_recorded_as_egress_and_never_changes_the_verdict() {
+    // What this host answers: the TC classifier sees it, marks it egress, and returns UNSPEC so
+    // the filters and programs after it decide as if arpwatch were not there.
+    let frame = ArpFrame::reply(NODE_A, VIP, NODE_B, CLIENT_IP);
+    assert_single_record(&run_once(Hook::TcEgress, &frame.bytes(), None), &frame);
+    let tagged = ArpFrame::gratuitous(2, NODE_A, VIP).tagged(&[(TPID_8021Q, 42)]);
+    assert_single_record(&run_once(Hook::TcEgress, &tagged.bytes(), None), &tagged);
+}
+
+#[test]
+fn egress_malformed_and_non_arp_are_counted_in_the_egress_block() {
+    let mut bad = ArpFrame::request(NODE_A, CLIENT_IP, VIP);
+    bad.hlen = 0;
+    let outcome = run_once(Hook::TcEgress, &bad.bytes(), None);
+    assert_eq!(outcome.verdict, TC_ACT_UNSPEC);
+    assert!(outcome.records.is_empty());
+    assert_counters(&outcome, 1, 0, 1);
+
+    let outcome = run_once(Hook::TcEgress, &ipv4_tcp_frame(NODE_A, NODE_B), None);
+    assert_eq!(outcome.verdict, TC_ACT_UNSPEC);
+    assert!(outcome.records.is_empty());
+    assert_counters(&outcome, 1, 0, 0);
 }

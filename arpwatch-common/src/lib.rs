@@ -162,6 +162,7 @@ pub mod maps {
 /// Names of the programs in the kernel object.
 pub mod programs {
     pub const XDP: &str = "arpwatch_xdp";
+    pub const TC_EGRESS: &str = "arpwatch_tc_egress";
 }
 
 #[cfg(test)]

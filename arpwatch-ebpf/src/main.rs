@@ -1,7 +1,8 @@
-//! arpwatch kernel programs. The XDP program runs on ingress of each watched interface, turns every
-//! valid Ethernet/IPv4 ARP frame into one [`ArpRecord`] in the `EVENTS` ring buffer, counts what it
-//! sees in the per-CPU `COUNTERS` array, and always passes the frame on: arpwatch never drops,
-//! changes or sends a packet.
+//! arpwatch kernel programs. The XDP program runs on ingress of each watched interface and the TC
+//! classifier on its egress (what this host itself sends, such as its own ARP replies). Both turn
+//! every valid Ethernet/IPv4 ARP frame into one [`ArpRecord`] in the `EVENTS` ring buffer, count
+//! what they see in the per-CPU `COUNTERS` array, and always let the frame go on unchanged:
+//! arpwatch never drops, changes or sends a packet.
 #![no_std]
 #![no_main]
 
@@ -10,11 +11,11 @@ use arpwatch_common::{
     MAX_VLAN_TAGS,
 };
 use aya_ebpf::{
-    bindings::xdp_action,
+    bindings::{xdp_action, TC_ACT_UNSPEC},
     helpers::bpf_ktime_get_boot_ns,
-    macros::{map, xdp},
+    macros::{classifier, map, xdp},
     maps::{PerCpuArray, RingBuf},
-    programs::XdpContext,
+    programs::{TcContext, XdpContext},
 };
 use core::mem::size_of;
 use network_types::{eth::EthHdr, vlan::VlanHdr};
@@ -37,8 +38,26 @@ const VLAN_8021AD_BE: u16 = ethertype::VLAN_8021AD.to_be();
 pub fn arpwatch_xdp(ctx: XdpContext) -> u32 {
     // SAFETY: the context pointer is the kernel's `xdp_md`, valid for the program's run.
     let ifindex = unsafe { (*ctx.ctx).ingress_ifindex };
-    observe(ctx.data(), ctx.data_end(), ifindex, direction::INGRESS);
+    observe(ctx.data(), ctx.data_end(), ifindex, direction::INGRESS, VlanTags::EMPTY);
     xdp_action::XDP_PASS
+}
+
+#[classifier]
+pub fn arpwatch_tc_egress(ctx: TcContext) -> i32 {
+    // SAFETY: the context pointer is the kernel's `__sk_buff`, valid for the program's run.
+    let (ifindex, offloaded) = unsafe {
+        let skb = &*ctx.skb.skb;
+        (skb.ifindex, if skb.vlan_present != 0 { Some(skb.vlan_tci as u16) } else { None })
+    };
+    // A frame sent through a VLAN device usually carries its tag as skb metadata, to be inserted
+    // by the driver, not in the bytes the classifier sees: that tag is the outermost one.
+    let mut tags = VlanTags::EMPTY;
+    if let Some(tci) = offloaded {
+        tags.push(tci);
+    }
+    observe(ctx.data(), ctx.data_end(), ifindex, direction::EGRESS, tags);
+    // UNSPEC, not OK: an observer must not cut short the programs and filters that follow it.
+    TC_ACT_UNSPEC
 }
 
 #[inline(always)]
@@ -66,10 +85,61 @@ fn is_vlan(ether_type_be: u16) -> bool {
     ether_type_be == VLAN_8021Q_BE || ether_type_be == VLAN_8021AD_BE
 }
 
-/// Parses one frame and records it if it is a valid ARP packet. Shared by every attach point so
-/// that ingress and egress apply the same rules.
+/// The VLAN ids seen so far, outermost first.
+#[derive(Clone, Copy)]
+struct VlanTags {
+    ids: [u16; MAX_VLAN_TAGS],
+    count: u8,
+}
+
+impl VlanTags {
+    const EMPTY: VlanTags = VlanTags { ids: [0; MAX_VLAN_TAGS], count: 0 };
+
+    /// Adds a tag from its TCI; `false` if the frame has more tags than arpwatch decodes.
+    #[inline(always)]
+    fn push(&mut self, tci: u16) -> bool {
+        // A match, not indexing: the verifier must never see a possible panic.
+        let id = tci & 0x0fff;
+        match self.count {
+            0 => self.ids[0] = id,
+            1 => self.ids[1] = id,
+            _ => return false,
+        }
+        self.count += 1;
+        true
+    }
+}
+
+/// Counts an ARP frame behind more VLAN tags than arpwatch decodes as malformed, by peeking at the
+/// ethertype the undecoded tag at `offset` carries.
 #[inline(always)]
-fn observe(data: usize, data_end: usize, ifindex: u32, dir: u8) {
+fn count_if_arp_behind_tag(data: usize, data_end: usize, offset: usize, dir: u8) {
+    if let Some(tag) = ptr_at::<VlanHdr>(data, data_end, offset) {
+        // SAFETY: bounds checked by `ptr_at`.
+        if unsafe { (*tag).ether_type } == ARP_BE {
+            count(Counter::Malformed, dir);
+        }
+    }
+}
+
+/// Steps over one VLAN tag at `offset`: records its id and returns the ethertype it carries, or
+/// `None` when the frame ends inside the tag or has one tag too many.
+#[inline(always)]
+fn step_over_tag(data: usize, data_end: usize, offset: usize, tags: &mut VlanTags, dir: u8) -> Option<u16> {
+    let tag = ptr_at::<VlanHdr>(data, data_end, offset)?;
+    // SAFETY: bounds checked by `ptr_at`.
+    let tag = unsafe { &*tag };
+    if !tags.push(u16::from_be_bytes(tag.tci)) {
+        count_if_arp_behind_tag(data, data_end, offset, dir);
+        return None;
+    }
+    Some(tag.ether_type)
+}
+
+/// Parses one frame and records it if it is a valid ARP packet. Shared by both programs so that
+/// ingress and egress apply the same rules; `tags` holds a tag the stack kept out of the frame.
+#[inline(always)]
+fn observe(data: usize, data_end: usize, ifindex: u32, dir: u8, mut tags: VlanTags) {
     count(Counter::Frames, dir);
     let Some(eth) = ptr_at::<EthHdr>(data, data_end, 0) else {
         return;
@@ -83,38 +153,22 @@ fn observe(data: usize, data_end: usize, ifindex: u32, dir: u8) {
     }
 
     let mut offset = EthHdr::LEN;
-    let mut vlan = [0u16; MAX_VLAN_TAGS];
-    let mut vlan_count = 0u8;
     // Two tags, unrolled by hand: the verifier must see a bounded walk.
     if is_vlan(ether_type) {
-        let Some(tag) = ptr_at::<VlanHdr>(data, data_end, offset) else {
+        let Some(inner) = step_over_tag(data, data_end, offset, &mut tags, dir) else {
             return;
         };
-        // SAFETY: bounds checked by `ptr_at`.
-        let tag = unsafe { &*tag };
-        vlan[0] = tag.vid();
-        vlan_count = 1;
-        ether_type = tag.ether_type;
+        ether_type = inner;
         offset += VlanHdr::LEN;
         if is_vlan(ether_type) {
-            let Some(tag) = ptr_at::<VlanHdr>(data, data_end, offset) else {
+            let Some(inner) = step_over_tag(data, data_end, offset, &mut tags, dir) else {
                 return;
             };
-            // SAFETY: bounds checked by `ptr_at`.
-            let tag = unsafe { &*tag };
-            vlan[1] = tag.vid();
-            vlan_count = 2;
-            ether_type = tag.ether_type;
+            ether_type = inner;
             offset += VlanHdr::LEN;
             if is_vlan(ether_type) {
-                // A third tag is beyond what arpwatch decodes. Peek at what it carries so an ARP
-                // frame hidden behind it is counted as unsupported rather than silently ignored.
-                if let Some(tag) = ptr_at::<VlanHdr>(data, data_end, offset) {
-                    // SAFETY: bounds checked by `ptr_at`.
-                    if unsafe { (*tag).ether_type } == ARP_BE {
-                        count(Counter::Malformed, dir);
-                    }
-                }
+                // A third tag is beyond what arpwatch decodes.
+                count_if_arp_behind_tag(data, data_end, offset, dir);
                 return;
             }
         }
@@ -148,9 +202,9 @@ fn observe(data: usize, data_end: usize, ifindex: u32, dir: u8) {
         ifindex,
         direction: dir,
         op: arp.op_code(),
-        vlan_count,
+        vlan_count: tags.count,
         _pad0: 0,
-        vlan,
+        vlan: tags.ids,
         eth_src: eth.src_addr,
         eth_dst: eth.dst_addr,
         sha: arp.sha,

@@ -5,7 +5,8 @@
 
 use anyhow::{anyhow, Context, Result};
 use aya::maps::{MapData, PerCpuArray, RingBuf};
-use aya::programs::{ProgramError, Xdp, XdpMode};
+use aya::programs::tc::{self, NlOptions, TcAttachOptions};
+use aya::programs::{LinkOrder, ProgramError, SchedClassifier, TcAttachType, Xdp, XdpMode};
 use aya::{Ebpf, EbpfLoader};
 use std::ffi::CString;
 use std::fmt;
@@ -67,6 +68,11 @@ impl KernelProbe {
             .with_context(|| format!("the kernel object has no program {}", programs::XDP))?
             .try_into()?;
         xdp.load().map_err(explain_load_error).context("the kernel refused the XDP program")?;
+        let classifier: &mut SchedClassifier = ebpf
+            .program_mut(programs::TC_EGRESS)
+            .with_context(|| format!("the kernel object has no program {}", programs::TC_EGRESS))?
+            .try_into()?;
+        classifier.load().map_err(explain_load_error).context("the kernel refused the TC egress program")?;
         Ok(KernelProbe { ebpf })
     }
 
@@ -89,6 +95,49 @@ impl KernelProbe {
         .map_err(explain_attach_error)
         .with_context(|| format!("could not attach XDP to interface {iface} ({choice:?} mode)"))?;
         Ok((ifindex, mode))
+    }
+
+    /// Attaches the classifier to egress of `iface`, so arpwatch sees what this host sends. TCX
+    /// links (Linux 6.6+) are owned by this process and vanish with it, even on SIGKILL. Older
+    /// kernels get a netlink filter on a clsact qdisc, which outlives a killed process: a filter of
+    /// ours left behind that way is removed first.
+    pub fn attach_tc_egress(&mut self, iface: &str, choice: TcModeChoice) -> Result<TcMode> {
+        let mode = match choice {
+            TcModeChoice::Auto if privileges::kernel_at_least(6, 6) => TcMode::Tcx,
+            TcModeChoice::Auto | TcModeChoice::Netlink => TcMode::Netlink,
+            TcModeChoice::Tcx => TcMode::Tcx,
+        };
+        let options = match mode {
+            TcMode::Tcx => TcAttachOptions::TcxOrder(LinkOrder::default()),
+            TcMode::Netlink => {
+                remove_stale_netlink_filters(iface)?;
+                if let Err(err) = tc::qdisc_add_clsact(iface) {
+                    // EEXIST: the interface already has a clsact qdisc, which is what we need.
+                    if !is_errno(&err, libc::EEXIST) {
+                        return Err(anyhow!(err)).with_context(|| format!("could not add a clsact qdisc to {iface}"));
+                    }
+                }
+                TcAttachOptions::Netlink(NlOptions::default())
+            }
+        };
+        let classifier: &mut SchedClassifier = self
+            .ebpf
+            .program_mut(programs::TC_EGRESS)
+            .and_then(|p| p.try_into().ok())
+            .expect("checked at load");
+        classifier
+            .attach_with_options(iface, TcAttachType::Egress, options)
+            .map_err(|err| anyhow!(err))
+            .with_context(|| format!("could not attach the TC egress program to {iface} ({mode} mode)"))?;
+        Ok(mode)
+    }
+
+    /// The TC egress program, for BPF_PROG_TEST_RUN in tests.
+    pub fn tc_egress(&self) -> &SchedClassifier {
+        self.ebpf
+            .program(programs::TC_EGRESS)
+            .and_then(|p| <&SchedClassifier>::try_from(p).ok())
+            .expect("checked at load")
     }
 
     /// The XDP program, for BPF_PROG_TEST_RUN in tests and benchmarks.
@@ -126,6 +175,57 @@ impl KernelProbe {
         }
         Ok(totals)
     }
+}
+
+/// How to attach the egress classifier.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum TcModeChoice {
+    /// TCX where the kernel has it (6.6+), netlink otherwise.
+    #[default]
+    Auto,
+    Tcx,
+    Netlink,
+}
+
+/// How the egress classifier was attached.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TcMode {
+    Tcx,
+    Netlink,
+}
+
+impl fmt::Display for TcMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            TcMode::Tcx => "tcx",
+            TcMode::Netlink => "netlink",
+        })
+    }
+}
+
+/// Removes egress filters named after our classifier from `iface`: only a killed arpwatch on the
+/// netlink path leaves them behind.
+pub fn remove_stale_netlink_filters(iface: &str) -> Result<bool> {
+    match tc::qdisc_detach_program(iface, TcAttachType::Egress, programs::TC_EGRESS) {
+        Ok(()) => {
+            log::warn!("{iface}: removed an egress filter left behind by an earlier arpwatch");
+            Ok(true)
+        }
+        Err(err) if is_errno(&err, libc::ENOENT) || is_not_found(&err) => Ok(false),
+        Err(err) => Err(anyhow!(err)).with_context(|| format!("could not look for stale filters on {iface}")),
+    }
+}
+
+fn io_errors<'a>(err: &'a (dyn std::error::Error + 'static)) -> impl Iterator<Item = &'a std::io::Error> {
+    std::iter::successors(Some(err), |e| e.source()).filter_map(|e| e.downcast_ref::<std::io::Error>())
+}
+
+fn is_errno(err: &(dyn std::error::Error + 'static), errno: i32) -> bool {
+    io_errors(err).any(|e| e.raw_os_error() == Some(errno))
+}
+
+fn is_not_found(err: &(dyn std::error::Error + 'static)) -> bool {
+    io_errors(err).any(|e| e.kind() == std::io::ErrorKind::NotFound)
 }
 
 /// Counter totals over all CPUs, per direction.
@@ -178,13 +278,8 @@ fn explain_load_error(err: ProgramError) -> anyhow::Error {
 }
 
 fn explain_attach_error(err: ProgramError) -> anyhow::Error {
-    let message = err.to_string();
-    let busy = std::error::Error::source(&err)
-        .and_then(|s| s.downcast_ref::<std::io::Error>())
-        .and_then(std::io::Error::raw_os_error)
-        .is_some_and(|code| code == libc::EBUSY || code == libc::EEXIST);
-    if busy {
-        return anyhow!("another XDP program is already attached ({message})");
+    if is_errno(&err, libc::EBUSY) || is_errno(&err, libc::EEXIST) {
+        return anyhow!("another XDP program is already attached ({err})");
     }
     anyhow!(err)
 }

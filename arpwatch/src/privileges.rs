@@ -58,6 +58,11 @@ pub fn check_kernel_has_ring_buffers() -> Result<()> {
     }
 }
 
+/// Whether the running kernel is at least `major.minor` (unknown versions count as new enough).
+pub fn kernel_at_least(major: u32, minor: u32) -> bool {
+    kernel_release().ok().and_then(|r| parse_major_minor(&r)).is_none_or(|v| v >= (major, minor))
+}
+
 fn kernel_release() -> Result<String> {
     // SAFETY: `uname` fills the zeroed struct with NUL-terminated strings.
     let mut uts: libc::utsname = unsafe { std::mem::zeroed() };

@@ -236,3 +236,95 @@ impl Finished {
             .collect()
     }
 }
+
+impl Netns {
+    /// Writes raw Ethernet frames out of `iface` through an AF_PACKET socket opened inside the
+    /// namespace, as a MetalLB or kube-vip speaker does for its gratuitous ARP, and as a test does
+    /// for tagged or malformed frames the kernel's own stack would never send.
+    pub fn send_frames(&self, iface: &str, frames: &[Vec<u8>]) {
+        let path = format!("/var/run/netns/{}", self.name);
+        let iface = iface.to_owned();
+        let frames = frames.to_vec();
+        // setns changes only the calling thread's namespace, so a short-lived thread does it.
+        std::thread::spawn(move || {
+            let ns = std::fs::File::open(&path).expect("open netns");
+            use std::os::fd::AsRawFd;
+            // SAFETY: plain syscalls on valid descriptors and buffers owned by this thread.
+            unsafe {
+                assert_eq!(libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET), 0, "setns {path}");
+                let fd = libc::socket(libc::AF_PACKET, libc::SOCK_RAW, 0);
+                assert!(fd >= 0, "AF_PACKET socket: {}", std::io::Error::last_os_error());
+                let cname = std::ffi::CString::new(iface.clone()).unwrap();
+                let ifindex = libc::if_nametoindex(cname.as_ptr());
+                assert!(ifindex > 0, "no interface {iface} in {path}");
+                let mut addr: libc::sockaddr_ll = std::mem::zeroed();
+                addr.sll_family = libc::AF_PACKET as u16;
+                addr.sll_ifindex = ifindex as i32;
+                addr.sll_halen = 6;
+                for frame in &frames {
+                    let sent = libc::sendto(
+                        fd,
+                        frame.as_ptr().cast(),
+                        frame.len(),
+                        0,
+                        (&addr as *const libc::sockaddr_ll).cast(),
+                        std::mem::size_of::<libc::sockaddr_ll>() as u32,
+                    );
+                    assert_eq!(sent, frame.len() as isize, "sendto: {}", std::io::Error::last_os_error());
+                }
+                libc::close(fd);
+            }
+        })
+        .join()
+        .expect("frame sender thread");
+    }
+}
+
+/// One L2 segment: a `switch` namespace holding bridge `br0`, and hosts attached to it, each by a
+/// veth pair `eth0` (in the host) <-> `pN` (a bridge port in the switch).
+pub struct Lan {
+    /// Hosts first, so they are deleted before the switch.
+    pub hosts: Vec<Netns>,
+    pub switch: Netns,
+}
+
+impl Lan {
+    pub fn new(tag: &str) -> Lan {
+        let switch = Netns::new(&format!("{tag}sw"));
+        switch.ip(&["link", "add", "br0", "type", "bridge", "stp_state", "0", "forward_delay", "0"]);
+        switch.ip(&["link", "set", "br0", "up"]);
+        Lan { hosts: Vec::new(), switch }
+    }
+
+    /// Adds a host with `cidr` on its `eth0`; returns its index in `hosts`.
+    pub fn add_host(&mut self, tag: &str, cidr: &str) -> usize {
+        let n = self.hosts.len();
+        let host = Netns::new(tag);
+        let port = format!("p{n}");
+        host.veth_to("eth0", &self.switch, &port);
+        self.switch.ip(&["link", "set", &port, "master", "br0"]);
+        host.add_addr("eth0", cidr);
+        self.hosts.push(host);
+        n
+    }
+
+    /// The bridge ports, in the order hosts were added (for a mirror-port view of the segment).
+    pub fn ports(&self) -> Vec<String> {
+        (0..self.hosts.len()).map(|n| format!("p{n}")).collect()
+    }
+}
+
+/// Makes `host` hold `vip` the way kube-proxy in IPVS mode does: a /32 on a down, ARP-off device
+/// named `kube-ipvs0` (a veth end stands in for the dummy device this kernel lacks). With
+/// `strict_arp` false (`arp_ignore=0`) Linux answers ARP for it on eth0; with `strict_arp` true
+/// (`arp_ignore=1`, `arp_announce=2`, what kube-proxy's strictARP sets) it does not.
+pub fn hold_vip_like_ipvs(host: &Netns, vip: &str, strict_arp: bool) {
+    host.ip(&["link", "add", "kube-ipvs0", "type", "veth", "peer", "name", "kube-ipvs0p"]);
+    host.ip(&["link", "set", "kube-ipvs0", "arp", "off"]);
+    host.add_addr("kube-ipvs0", &format!("{vip}/32"));
+    let (ignore, announce) = if strict_arp { ("1", "2") } else { ("0", "0") };
+    for scope in ["all", "eth0"] {
+        host.sysctl(&format!("net.ipv4.conf.{scope}.arp_ignore"), ignore);
+        host.sysctl(&format!("net.ipv4.conf.{scope}.arp_announce"), announce);
+    }
+}
