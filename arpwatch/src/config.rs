@@ -1,0 +1,733 @@
+//! The configuration file (TOML, `--config FILE`), parsed once into plain structs. Every key, its
+//! default and an example are in `docs/config.md`; `deploy/arpwatch.example.toml` is a complete
+//! file. Flags override fields of [`EngineConfig`] directly (all fields are public); call
+//! [`EngineConfig::validate`] after overriding.
+
+use std::fmt;
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+use ipnet::Ipv4Net;
+use serde::Deserialize;
+
+use crate::observation::MacAddr;
+
+/// Everything a configuration file can set.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Config {
+    pub engine: EngineConfig,
+}
+
+/// What the detection engine needs to know.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct EngineConfig {
+    /// The observer sees all traffic of the segment (a capture file, a SPAN/mirror port), so a
+    /// request that anyone sends and nobody answers can be reported as `unanswered`. Off, only
+    /// requests this host sent (egress) are followed, since replies to other hosts are not seen.
+    pub full_view: bool,
+    pub pools: Vec<Pool>,
+    pub thresholds: Thresholds,
+    pub exemptions: Exemptions,
+    pub caps: Caps,
+}
+
+/// A set of floating IPs (a MetalLB address pool, a kube-vip range, a VRRP VIP) and who may
+/// answer for them.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Pool {
+    pub name: String,
+    pub cidrs: Vec<Ipv4Net>,
+    /// Interfaces on which claims for the pool are expected; empty means any.
+    pub interfaces: Vec<String>,
+    /// MACs allowed to claim the pool's IPs; empty means any.
+    pub macs: Vec<MacAddr>,
+}
+
+impl Pool {
+    pub fn contains(&self, ip: Ipv4Addr) -> bool {
+        self.cidrs.iter().any(|net| net.contains(&ip))
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Thresholds {
+    /// Replies from two MACs to the same requester within this time are a strong multi-responder.
+    pub reply_window: Duration,
+    /// Claims interleaving A, B, A within this time are a sustained multi-responder.
+    pub concurrency_window: Duration,
+    /// This many owner changes of one IP within `flap_window` are flapping.
+    pub flap_count: u32,
+    pub flap_window: Duration,
+    /// A request for a watched IP with no claim for it within this time is unanswered.
+    pub reply_timeout: Duration,
+    /// `unanswered` starts once this many consecutive requests for the IP went unanswered.
+    pub unanswered_after: u32,
+    /// ARP frames per second on one interface above which it is a storm.
+    pub storm_rate_per_iface: u32,
+    /// ARP frames per second from one Ethernet source above which it is a storm.
+    pub storm_rate_per_mac: u32,
+    /// A lasting condition is reported `ongoing` at most this often.
+    pub report_interval: Duration,
+    /// A lasting condition ends after this long without new evidence.
+    pub quiet_window: Duration,
+}
+
+impl Default for Thresholds {
+    fn default() -> Self {
+        Thresholds {
+            reply_window: Duration::from_secs(1),
+            concurrency_window: Duration::from_secs(10),
+            flap_count: 3,
+            flap_window: Duration::from_secs(60),
+            reply_timeout: Duration::from_secs(1),
+            unanswered_after: 2,
+            storm_rate_per_iface: 500,
+            storm_rate_per_mac: 50,
+            report_interval: Duration::from_secs(60),
+            quiet_window: Duration::from_secs(30),
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Exemptions {
+    /// MACs whose ARP sender address may differ from the Ethernet source (MS NLB, some bonds).
+    pub sender_mismatch_macs: Vec<MacAddr>,
+    /// HA virtual-MAC prefixes. A virtual MAC is sent by whichever router is master, often from
+    /// that router's own Ethernet address, so it never raises `sender_mismatch`.
+    pub ha_mac_prefixes: Vec<MacPrefix>,
+}
+
+impl Exemptions {
+    pub const VRRP_PREFIX: MacPrefix = MacPrefix {
+        octets: [0x00, 0x00, 0x5e, 0x00, 0x01, 0],
+        len: 5,
+    };
+    pub const HSRP_PREFIX: MacPrefix = MacPrefix {
+        octets: [0x00, 0x00, 0x0c, 0x07, 0xac, 0],
+        len: 5,
+    };
+
+    pub fn is_ha_mac(&self, mac: MacAddr) -> bool {
+        self.ha_mac_prefixes.iter().any(|p| p.matches(mac))
+    }
+
+    /// Whether a frame whose ARP sender `sha` differs from its Ethernet source `eth_src` is
+    /// expected.
+    pub fn allows_sender_mismatch(&self, sha: MacAddr, eth_src: MacAddr) -> bool {
+        self.sender_mismatch_macs
+            .iter()
+            .any(|m| *m == sha || *m == eth_src)
+            || self.is_ha_mac(sha)
+    }
+}
+
+impl Default for Exemptions {
+    fn default() -> Self {
+        Exemptions {
+            sender_mismatch_macs: Vec::new(),
+            ha_mac_prefixes: vec![Self::VRRP_PREFIX, Self::HSRP_PREFIX],
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Caps {
+    /// IPs with state (bindings, owner, timers); the least recently seen is evicted beyond it.
+    pub max_tracked_ips: usize,
+    /// MACs remembered per IP; the least recently seen is evicted beyond it.
+    pub max_macs_per_ip: usize,
+    /// Ethernet sources with storm and sender-mismatch state.
+    pub max_tracked_senders: usize,
+    /// Interfaces with storm state.
+    pub max_interfaces: usize,
+}
+
+impl Default for Caps {
+    fn default() -> Self {
+        Caps {
+            max_tracked_ips: 262_144,
+            max_macs_per_ip: 16,
+            max_tracked_senders: 65_536,
+            max_interfaces: 1_024,
+        }
+    }
+}
+
+/// The first one to six octets of a MAC address, e.g. `00:00:5e:00:01`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct MacPrefix {
+    octets: [u8; 6],
+    len: u8,
+}
+
+impl MacPrefix {
+    pub fn matches(&self, mac: MacAddr) -> bool {
+        let n = self.len as usize;
+        mac.0[..n] == self.octets[..n]
+    }
+}
+
+impl FromStr for MacPrefix {
+    type Err = ();
+
+    fn from_str(s: &str) -> Result<Self, ()> {
+        let mut prefix = MacPrefix {
+            octets: [0; 6],
+            len: 0,
+        };
+        for part in s.split([':', '-']) {
+            if prefix.len == 6 || part.len() != 2 {
+                return Err(());
+            }
+            prefix.octets[prefix.len as usize] = u8::from_str_radix(part, 16).map_err(|_| ())?;
+            prefix.len += 1;
+        }
+        Ok(prefix)
+    }
+}
+
+impl fmt::Display for MacPrefix {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, b) in self.octets[..self.len as usize].iter().enumerate() {
+            if i > 0 {
+                f.write_str(":")?;
+            }
+            write!(f, "{b:02x}")?;
+        }
+        Ok(())
+    }
+}
+
+/// A key with a value the engine cannot use.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{key}: {message}")]
+pub struct InvalidKey {
+    pub key: String,
+    pub message: String,
+}
+
+impl InvalidKey {
+    fn new(key: impl Into<String>, message: impl Into<String>) -> Self {
+        InvalidKey {
+            key: key.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// A configuration that cannot be used: the binary exits with status 2 on it. Display is one
+/// sentence naming the file, the key and what is wrong.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("config {}: cannot read the file: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config {}: {problem}", path.display())]
+    Invalid { path: PathBuf, problem: InvalidKey },
+}
+
+impl Config {
+    /// Reads and validates a configuration file.
+    pub fn load(path: impl AsRef<Path>) -> Result<Config, ConfigError> {
+        let path = path.as_ref();
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Config::from_toml(&text).map_err(|problem| ConfigError::Invalid {
+            path: path.to_owned(),
+            problem,
+        })
+    }
+
+    /// Parses and validates configuration text; the error names the key, not the file.
+    pub fn from_toml(text: &str) -> Result<Config, InvalidKey> {
+        let raw: RawConfig = parse_toml(text)?;
+        let engine = raw.into_engine_config()?;
+        engine.validate()?;
+        Ok(Config { engine })
+    }
+}
+
+impl EngineConfig {
+    /// Checks the ranges the engine relies on, naming the offending key as in the file.
+    pub fn validate(&self) -> Result<(), InvalidKey> {
+        let t = &self.thresholds;
+        for (key, value) in [
+            ("thresholds.reply_window", t.reply_window),
+            ("thresholds.concurrency_window", t.concurrency_window),
+            ("thresholds.flap_window", t.flap_window),
+            ("thresholds.reply_timeout", t.reply_timeout),
+            ("thresholds.report_interval", t.report_interval),
+            ("thresholds.quiet_window", t.quiet_window),
+        ] {
+            if value.is_zero() {
+                return Err(InvalidKey::new(key, "must be longer than zero"));
+            }
+        }
+        if t.flap_count < 2 {
+            return Err(InvalidKey::new(
+                "thresholds.flap_count",
+                format!(
+                    "{} is too small (at least 2 owner changes make a flap)",
+                    t.flap_count
+                ),
+            ));
+        }
+        for (key, value) in [
+            ("thresholds.unanswered_after", t.unanswered_after),
+            ("thresholds.storm_rate_per_iface", t.storm_rate_per_iface),
+            ("thresholds.storm_rate_per_mac", t.storm_rate_per_mac),
+        ] {
+            if value == 0 {
+                return Err(InvalidKey::new(key, "must be at least 1"));
+            }
+        }
+        let c = &self.caps;
+        for (key, value, min) in [
+            ("caps.max_tracked_ips", c.max_tracked_ips, 1),
+            ("caps.max_macs_per_ip", c.max_macs_per_ip, 2),
+            ("caps.max_tracked_senders", c.max_tracked_senders, 1),
+            ("caps.max_interfaces", c.max_interfaces, 1),
+        ] {
+            if value < min {
+                return Err(InvalidKey::new(
+                    key,
+                    format!("{value} is too small (at least {min})"),
+                ));
+            }
+        }
+        for (i, pool) in self.pools.iter().enumerate() {
+            if pool.name.is_empty() {
+                return Err(InvalidKey::new(
+                    format!("pools[{i}].name"),
+                    "must not be empty",
+                ));
+            }
+            if pool.cidrs.is_empty() {
+                return Err(InvalidKey::new(
+                    format!("pools[{i}].cidrs"),
+                    "must list at least one CIDR",
+                ));
+            }
+            if let Some(j) = self.pools[..i].iter().position(|p| p.name == pool.name) {
+                return Err(InvalidKey::new(
+                    format!("pools[{i}].name"),
+                    format!("\"{}\" is already the name of pools[{j}]", pool.name),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+fn parse_toml<T: for<'de> Deserialize<'de>>(text: &str) -> Result<T, InvalidKey> {
+    let de = toml::Deserializer::new(text);
+    serde_path_to_error::deserialize(de).map_err(|err| {
+        let key = err.path().to_string();
+        let inner = err.into_inner();
+        let message = inner.message().replace('\n', " ").trim().to_owned();
+        let key = if key == "." || key.is_empty() {
+            match inner.span() {
+                Some(span) => format!("line {}", line_of(text, span.start)),
+                None => "file".to_owned(),
+            }
+        } else {
+            key
+        };
+        InvalidKey { key, message }
+    })
+}
+
+fn line_of(text: &str, offset: usize) -> usize {
+    text.as_bytes()[..offset.min(text.len())]
+        .iter()
+        .filter(|b| **b == b'\n')
+        .count()
+        + 1
+}
+
+/// A duration as written in the file: a string with a unit (`"500ms"`, `"1.1s"`, `"2m"`, `"1h"`)
+/// or a number of seconds (`10`, `1.5`).
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum RawDuration {
+    Seconds(f64),
+    Text(String),
+}
+
+impl RawDuration {
+    fn parse(&self, key: &str) -> Result<Duration, InvalidKey> {
+        let bad = |what: &str| {
+            InvalidKey::new(
+                key,
+                format!("{what} is not a duration (write e.g. \"500ms\", \"1.1s\", \"2m\" or a number of seconds)"),
+            )
+        };
+        let (number, unit_secs, shown) = match self {
+            RawDuration::Seconds(s) => (*s, 1.0, s.to_string()),
+            RawDuration::Text(s) => {
+                let t = s.trim();
+                let split = t
+                    .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+                    .unwrap_or(t.len());
+                let (num, unit) = t.split_at(split);
+                let unit_secs = match unit.trim() {
+                    "ms" => 1e-3,
+                    "s" | "" => 1.0,
+                    "m" => 60.0,
+                    "h" => 3600.0,
+                    _ => return Err(bad(&format!("\"{s}\""))),
+                };
+                let number = num.parse::<f64>().map_err(|_| bad(&format!("\"{s}\"")))?;
+                (number, unit_secs, format!("\"{s}\""))
+            }
+        };
+        let secs = number * unit_secs;
+        if !secs.is_finite() || !(0.0..=1e9).contains(&secs) {
+            return Err(bad(&shown));
+        }
+        Ok(Duration::from_secs_f64(secs))
+    }
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+struct RawConfig {
+    full_view: Option<bool>,
+    pools: Vec<RawPool>,
+    thresholds: RawThresholds,
+    exemptions: RawExemptions,
+    caps: RawCaps,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPool {
+    name: String,
+    cidrs: Vec<String>,
+    #[serde(default)]
+    interfaces: Vec<String>,
+    #[serde(default)]
+    macs: Vec<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+struct RawThresholds {
+    reply_window: Option<RawDuration>,
+    concurrency_window: Option<RawDuration>,
+    flap_count: Option<u32>,
+    flap_window: Option<RawDuration>,
+    reply_timeout: Option<RawDuration>,
+    unanswered_after: Option<u32>,
+    storm_rate_per_iface: Option<u32>,
+    storm_rate_per_mac: Option<u32>,
+    report_interval: Option<RawDuration>,
+    quiet_window: Option<RawDuration>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+struct RawExemptions {
+    sender_mismatch_macs: Option<Vec<String>>,
+    ha_mac_prefixes: Option<Vec<String>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+struct RawCaps {
+    max_tracked_ips: Option<usize>,
+    max_macs_per_ip: Option<usize>,
+    max_tracked_senders: Option<usize>,
+    max_interfaces: Option<usize>,
+}
+
+fn parse_mac(key: String, s: &str) -> Result<MacAddr, InvalidKey> {
+    s.parse().map_err(|_| {
+        InvalidKey::new(
+            key,
+            format!(
+                "\"{s}\" is not a MAC address (write six hex octets such as 02:00:5e:00:01:0a)"
+            ),
+        )
+    })
+}
+
+/// An IPv4 network such as `192.0.2.240/28`; a bare address is a /32.
+fn parse_cidr(key: String, s: &str) -> Result<Ipv4Net, InvalidKey> {
+    let parsed = if s.contains('/') {
+        s.parse::<Ipv4Net>().ok()
+    } else {
+        s.parse::<Ipv4Addr>().ok().map(Ipv4Net::from)
+    };
+    parsed.map(|net| net.trunc()).ok_or_else(|| {
+        InvalidKey::new(
+            key,
+            format!("\"{s}\" is not an IPv4 CIDR (write e.g. 192.0.2.240/28)"),
+        )
+    })
+}
+
+impl RawConfig {
+    fn into_engine_config(self) -> Result<EngineConfig, InvalidKey> {
+        let defaults = EngineConfig::default();
+        let mut pools = Vec::with_capacity(self.pools.len());
+        for (i, raw) in self.pools.into_iter().enumerate() {
+            let cidrs = raw
+                .cidrs
+                .iter()
+                .enumerate()
+                .map(|(j, s)| parse_cidr(format!("pools[{i}].cidrs[{j}]"), s))
+                .collect::<Result<_, _>>()?;
+            let macs = raw
+                .macs
+                .iter()
+                .enumerate()
+                .map(|(j, s)| parse_mac(format!("pools[{i}].macs[{j}]"), s))
+                .collect::<Result<_, _>>()?;
+            for (j, name) in raw.interfaces.iter().enumerate() {
+                if name.is_empty() {
+                    return Err(InvalidKey::new(
+                        format!("pools[{i}].interfaces[{j}]"),
+                        "must not be empty",
+                    ));
+                }
+            }
+            pools.push(Pool {
+                name: raw.name,
+                cidrs,
+                interfaces: raw.interfaces,
+                macs,
+            });
+        }
+
+        let t = self.thresholds;
+        let d = defaults.thresholds;
+        let dur = |raw: Option<RawDuration>, name: &str, default: Duration| match raw {
+            Some(r) => r.parse(&format!("thresholds.{name}")),
+            None => Ok(default),
+        };
+        let thresholds = Thresholds {
+            reply_window: dur(t.reply_window, "reply_window", d.reply_window)?,
+            concurrency_window: dur(
+                t.concurrency_window,
+                "concurrency_window",
+                d.concurrency_window,
+            )?,
+            flap_count: t.flap_count.unwrap_or(d.flap_count),
+            flap_window: dur(t.flap_window, "flap_window", d.flap_window)?,
+            reply_timeout: dur(t.reply_timeout, "reply_timeout", d.reply_timeout)?,
+            unanswered_after: t.unanswered_after.unwrap_or(d.unanswered_after),
+            storm_rate_per_iface: t.storm_rate_per_iface.unwrap_or(d.storm_rate_per_iface),
+            storm_rate_per_mac: t.storm_rate_per_mac.unwrap_or(d.storm_rate_per_mac),
+            report_interval: dur(t.report_interval, "report_interval", d.report_interval)?,
+            quiet_window: dur(t.quiet_window, "quiet_window", d.quiet_window)?,
+        };
+
+        let e = self.exemptions;
+        let exemptions = Exemptions {
+            sender_mismatch_macs: match e.sender_mismatch_macs {
+                Some(list) => list
+                    .iter()
+                    .enumerate()
+                    .map(|(j, s)| parse_mac(format!("exemptions.sender_mismatch_macs[{j}]"), s))
+                    .collect::<Result<_, _>>()?,
+                None => defaults.exemptions.sender_mismatch_macs,
+            },
+            ha_mac_prefixes: match e.ha_mac_prefixes {
+                Some(list) => list
+                    .iter()
+                    .enumerate()
+                    .map(|(j, s)| {
+                        s.parse().map_err(|_| {
+                            InvalidKey::new(
+                                format!("exemptions.ha_mac_prefixes[{j}]"),
+                                format!("\"{s}\" is not a MAC prefix (write one to six hex octets such as 00:00:5e:00:01)"),
+                            )
+                        })
+                    })
+                    .collect::<Result<_, _>>()?,
+                None => defaults.exemptions.ha_mac_prefixes,
+            },
+        };
+
+        let c = self.caps;
+        let dc = defaults.caps;
+        let caps = Caps {
+            max_tracked_ips: c.max_tracked_ips.unwrap_or(dc.max_tracked_ips),
+            max_macs_per_ip: c.max_macs_per_ip.unwrap_or(dc.max_macs_per_ip),
+            max_tracked_senders: c.max_tracked_senders.unwrap_or(dc.max_tracked_senders),
+            max_interfaces: c.max_interfaces.unwrap_or(dc.max_interfaces),
+        };
+
+        Ok(EngineConfig {
+            full_view: self.full_view.unwrap_or(defaults.full_view),
+            pools,
+            thresholds,
+            exemptions,
+            caps,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err(text: &str) -> String {
+        Config::from_toml(text).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn empty_file_gives_the_documented_defaults() {
+        let config = Config::from_toml("").unwrap();
+        assert_eq!(config, Config::default());
+        let t = &config.engine.thresholds;
+        assert_eq!(t.reply_window, Duration::from_secs(1));
+        assert_eq!(t.concurrency_window, Duration::from_secs(10));
+        assert_eq!((t.flap_count, t.flap_window), (3, Duration::from_secs(60)));
+        assert!(!config.engine.full_view);
+        let ex = &config.engine.exemptions;
+        assert!(ex.is_ha_mac("00:00:5e:00:01:07".parse().unwrap()));
+        assert!(ex.is_ha_mac("00:00:0c:07:ac:01".parse().unwrap()));
+        assert!(!ex.is_ha_mac("00:00:5e:00:02:07".parse().unwrap()));
+    }
+
+    #[test]
+    fn the_example_file_in_deploy_is_valid() {
+        let text = include_str!("../../deploy/arpwatch.example.toml");
+        let config = Config::from_toml(text).unwrap();
+        assert_eq!(config.engine.pools.len(), 2);
+        assert_eq!(config.engine.pools[0].name, "metallb-default");
+    }
+
+    #[test]
+    fn a_full_file_is_parsed_with_humane_durations() {
+        let config = Config::from_toml(
+            r#"
+            full_view = true
+            [thresholds]
+            reply_window = "500ms"
+            concurrency_window = 12
+            flap_window = "1.5m"
+            reply_timeout = 1.5
+            report_interval = "1.1s"
+            flap_count = 4
+            [exemptions]
+            sender_mismatch_macs = ["02:00:00:00:00:aa"]
+            ha_mac_prefixes = ["00:00:5e:00:01"]
+            [caps]
+            max_tracked_ips = 1000
+            [[pools]]
+            name = "vips"
+            cidrs = ["192.0.2.240/28", "198.51.100.7"]
+            interfaces = ["eth0"]
+            macs = ["02:00:00:00:00:01"]
+            "#,
+        )
+        .unwrap();
+        let e = config.engine;
+        assert!(e.full_view);
+        assert_eq!(e.thresholds.reply_window, Duration::from_millis(500));
+        assert_eq!(e.thresholds.concurrency_window, Duration::from_secs(12));
+        assert_eq!(e.thresholds.flap_window, Duration::from_secs(90));
+        assert_eq!(e.thresholds.reply_timeout, Duration::from_millis(1500));
+        assert_eq!(e.thresholds.report_interval, Duration::from_millis(1100));
+        assert_eq!(e.thresholds.flap_count, 4);
+        assert_eq!(e.caps.max_tracked_ips, 1000);
+        assert_eq!(e.exemptions.ha_mac_prefixes.len(), 1);
+        assert!(e.pools[0].contains(Ipv4Addr::new(192, 0, 2, 250)));
+        assert!(e.pools[0].contains(Ipv4Addr::new(198, 51, 100, 7)));
+        assert!(!e.pools[0].contains(Ipv4Addr::new(198, 51, 100, 8)));
+    }
+
+    #[test]
+    fn a_bad_cidr_names_its_index() {
+        assert_eq!(
+            err("[[pools]]\nname = \"a\"\ncidrs = [\"192.0.2.0/24\", \"198.51.100.0/33\"]\n"),
+            "pools[0].cidrs[1]: \"198.51.100.0/33\" is not an IPv4 CIDR (write e.g. 192.0.2.240/28)"
+        );
+    }
+
+    #[test]
+    fn an_unknown_key_is_named_with_its_table() {
+        let msg = err("[thresholds]\nreply_windw = \"1s\"\n");
+        assert!(msg.starts_with("thresholds"), "{msg}");
+        assert!(msg.contains("unknown field `reply_windw`"), "{msg}");
+        let msg = err("colour = 1\n");
+        assert!(msg.contains("unknown field `colour`"), "{msg}");
+    }
+
+    #[test]
+    fn bad_values_name_the_key() {
+        assert_eq!(
+            err("[thresholds]\nreply_window = \"fast\"\n"),
+            "thresholds.reply_window: \"fast\" is not a duration (write e.g. \"500ms\", \"1.1s\", \"2m\" or a number of seconds)"
+        );
+        assert_eq!(
+            err("[thresholds]\nquiet_window = 0\n"),
+            "thresholds.quiet_window: must be longer than zero"
+        );
+        assert!(err("[thresholds]\nflap_count = 1\n")
+            .starts_with("thresholds.flap_count: 1 is too small"));
+        assert!(err("[caps]\nmax_macs_per_ip = 1\n")
+            .starts_with("caps.max_macs_per_ip: 1 is too small"));
+        assert!(
+            err("[[pools]]\nname = \"a\"\ncidrs = [\"192.0.2.1\"]\nmacs = [\"zz\"]\n")
+                .starts_with("pools[0].macs[0]: \"zz\" is not a MAC address")
+        );
+        assert!(
+            err("[exemptions]\nha_mac_prefixes = [\"00:00:5e:00:01:02:03\"]\n")
+                .starts_with("exemptions.ha_mac_prefixes[0]: ")
+        );
+        assert_eq!(
+            err("[[pools]]\nname = \"a\"\ncidrs = [\"192.0.2.1\"]\n[[pools]]\nname = \"a\"\ncidrs = [\"192.0.2.2\"]\n"),
+            "pools[1].name: \"a\" is already the name of pools[0]"
+        );
+        let msg = err("[thresholds]\nflap_count = \"three\"\n");
+        assert!(msg.starts_with("thresholds.flap_count: "), "{msg}");
+    }
+
+    #[test]
+    fn a_syntax_error_names_the_line() {
+        let msg = err("full_view = true\n[thresholds\n");
+        assert!(msg.starts_with("line 2: "), "{msg}");
+        assert!(!msg.contains('\n'));
+    }
+
+    #[test]
+    fn load_errors_name_the_file_in_one_sentence() {
+        let dir = std::env::temp_dir().join(format!("arpwatch-config-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("arpwatch.toml");
+        std::fs::write(
+            &path,
+            "[[pools]]\nname = \"a\"\ncidrs = [\"198.51.100.0/33\"]\n",
+        )
+        .unwrap();
+        let msg = Config::load(&path).unwrap_err().to_string();
+        assert_eq!(
+            msg,
+            format!(
+                "config {}: pools[0].cidrs[0]: \"198.51.100.0/33\" is not an IPv4 CIDR (write e.g. 192.0.2.240/28)",
+                path.display()
+            )
+        );
+        let missing = dir.join("missing.toml");
+        let msg = Config::load(&missing).unwrap_err().to_string();
+        assert!(
+            msg.starts_with(&format!(
+                "config {}: cannot read the file: ",
+                missing.display()
+            )),
+            "{msg}"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

@@ -1,0 +1,685 @@
+//! The detection engine: observations in, events out, nothing else (sans-I/O). Time advances
+//! only through observation timestamps and [`Engine::tick`]; there is no clock, no I/O, no global
+//! state, and the same input always gives the same events in the same order.
+//!
+//! The detections are those of SPEC §3, described for operators in `docs/events.md`. A *claim* of
+//! IP X by MAC M is a reply with SPA = X, SHA = M, or a gratuitous ARP (SPA = TPA = X) from M; the
+//! sender of a plain request claims its SPA only weakly: that makes a binding (`new_binding`) but
+//! never an owner change or a multi-responder, since every host puts its own address in the
+//! requests it sends and a scanner or a host with secondary addresses would otherwise look like a
+//! conflict.
+
+mod lifecycle;
+mod state;
+
+use std::net::Ipv4Addr;
+use std::num::NonZeroUsize;
+use std::sync::Arc;
+
+use lru::LruCache;
+
+use crate::config::{EngineConfig, Exemptions, Thresholds};
+use crate::event::{Event, EventKind, ResponderForm, StormScope};
+use crate::observation::{ArpOp, Direction, MacAddr, Observation, Timestamp, VlanTags};
+
+use lifecycle::{ConditionKey, Conditions, Evidence};
+use state::{
+    ClaimKind, EgressClaims, IfaceState, IpState, PoolRule, Requester, SenderState,
+    MAX_EGRESS_IFACES,
+};
+
+/// Counters for a metrics exporter. Gauges (`tracked_*`, `pending_requests`,
+/// `active_conditions`) are current sizes; the rest only grow.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct EngineStats {
+    pub observations: u64,
+    /// Observations that were claims (replies and gratuitous ARP).
+    pub claims: u64,
+    pub tracked_ips: usize,
+    /// (IP, MAC) bindings over all tracked IPs.
+    pub tracked_macs: usize,
+    pub tracked_senders: usize,
+    pub tracked_interfaces: usize,
+    /// Watched IPs with a request waiting for a claim.
+    pub pending_requests: usize,
+    /// Lasting conditions between `start` and `end`.
+    pub active_conditions: usize,
+    pub evictions: Evictions,
+    /// Events emitted, indexed by [`EventKind::index`].
+    pub events: [u64; EventKind::ALL.len()],
+}
+
+impl EngineStats {
+    pub fn events_of(&self, kind: EventKind) -> u64 {
+        self.events[kind.index()]
+    }
+}
+
+/// State dropped because a cap was reached (least recently seen first).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Evictions {
+    pub ips: u64,
+    /// Bindings dropped from an IP that had `max_macs_per_ip` of them.
+    pub macs: u64,
+    pub senders: u64,
+    pub interfaces: u64,
+    pub pending_requests: u64,
+    /// Lasting conditions closed early (reported `end`) because too many were active.
+    pub conditions: u64,
+}
+
+/// Requests for one watched IP that no claim has answered yet.
+struct PendingRequests {
+    first: Timestamp,
+    count: u64,
+    requester: Requester,
+    iface: Arc<str>,
+    vlan: VlanTags,
+    direction: Direction,
+}
+
+pub struct Engine {
+    thresholds: Thresholds,
+    exemptions: Exemptions,
+    full_view: bool,
+    max_macs_per_ip: usize,
+    pools: Vec<PoolRule>,
+    node: Arc<str>,
+    /// The latest time given; observations from before it are taken as happening now.
+    now: Timestamp,
+    ips: LruCache<Ipv4Addr, IpState>,
+    senders: LruCache<MacAddr, SenderState>,
+    ifaces: LruCache<Arc<str>, IfaceState>,
+    next_iface_id: u32,
+    /// Oldest first: entries are never promoted, so the front has the earliest deadline.
+    pending: LruCache<Ipv4Addr, PendingRequests>,
+    egress: LruCache<Ipv4Addr, EgressClaims>,
+    conditions: Conditions,
+    stats: EngineStats,
+    /// Reused for the MACs of a multi-responder, so the hot path does not allocate.
+    scratch_macs: Vec<MacAddr>,
+}
+
+fn cap(n: usize) -> NonZeroUsize {
+    NonZeroUsize::new(n.max(1)).unwrap_or(NonZeroUsize::MIN)
+}
+
+impl Engine {
+    /// An engine for `config`, naming `node` (the `node` field of every event) as the observer.
+    pub fn new(config: &EngineConfig, node: &str) -> Engine {
+        let node: Arc<str> = node.into();
+        let caps = &config.caps;
+        let max_macs_per_ip = caps.max_macs_per_ip.max(2);
+        Engine {
+            thresholds: config.thresholds.clone(),
+            exemptions: config.exemptions.clone(),
+            full_view: config.full_view,
+            max_macs_per_ip,
+            pools: config.pools.iter().map(PoolRule::new).collect(),
+            node: node.clone(),
+            now: Timestamp::default(),
+            ips: LruCache::sparse(cap(caps.max_tracked_ips)),
+            senders: LruCache::sparse(cap(caps.max_tracked_senders)),
+            ifaces: LruCache::sparse(cap(caps.max_interfaces)),
+            next_iface_id: 0,
+            pending: LruCache::sparse(cap(caps.max_tracked_ips)),
+            egress: LruCache::sparse(cap(caps.max_tracked_ips)),
+            conditions: Conditions::new(
+                caps.max_tracked_ips
+                    .saturating_add(caps.max_tracked_senders)
+                    .saturating_add(caps.max_interfaces),
+                max_macs_per_ip,
+                node,
+            ),
+            stats: EngineStats::default(),
+            scratch_macs: Vec::with_capacity(max_macs_per_ip),
+        }
+    }
+
+    /// Feeds one observation; appends the events it causes (and those of timers that expired
+    /// before it) to `out`.
+    pub fn observe(&mut self, obs: &Observation, out: &mut Vec<Event>) {
+        let first_new = out.len();
+        let ts = obs.ts.max(self.now);
+        self.advance(ts, out);
+        self.stats.observations += 1;
+
+        let iface_id = self.check_storms(obs, ts, out);
+        self.check_sender_mismatch(obs, ts, out);
+
+        if obs.is_probe() {
+            self.on_probe(obs, ts, out);
+        } else if !obs.spa.is_unspecified() && !obs.sha.is_zero() {
+            let kind = if obs.is_gratuitous() {
+                ClaimKind::Gratuitous
+            } else if obs.op == ArpOp::Reply {
+                ClaimKind::Reply
+            } else {
+                ClaimKind::Request
+            };
+            self.on_sender(obs, ts, kind, iface_id, out);
+            if kind == ClaimKind::Request {
+                self.on_request(obs, ts);
+            }
+        }
+        self.count_events(&out[first_new..]);
+    }
+
+    /// Advances time to `now` without an observation: reports requests that went unanswered and
+    /// conditions that ended. Call it periodically (e.g. every second) in a live run and once at
+    /// the end of a replay with the time the replay should be judged at.
+    pub fn tick(&mut self, now: Timestamp, out: &mut Vec<Event>) {
+        let first_new = out.len();
+        let now = now.max(self.now);
+        self.advance(now, out);
+        self.count_events(&out[first_new..]);
+    }
+
+    pub fn stats(&self) -> EngineStats {
+        let mut stats = self.stats.clone();
+        stats.tracked_ips = self.ips.len();
+        stats.tracked_senders = self.senders.len();
+        stats.tracked_interfaces = self.ifaces.len();
+        stats.pending_requests = self.pending.len();
+        stats.active_conditions = self.conditions.len();
+        stats.evictions.conditions = self.conditions.evicted;
+        stats
+    }
+
+    fn count_events(&mut self, events: &[Event]) {
+        for e in events {
+            self.stats.events[e.event.index()] += 1;
+        }
+    }
+
+    /// Runs the timers due by `now` in time order: unanswered requests and quiet conditions.
+    fn advance(&mut self, now: Timestamp, out: &mut Vec<Event>) {
+        self.now = now;
+        let timeout = self.thresholds.reply_timeout;
+        let quiet = self.thresholds.quiet_window;
+        loop {
+            let request_due = self
+                .pending
+                .peek_lru()
+                .map(|(_, p)| p.first.saturating_add(timeout))
+                .filter(|d| *d <= now);
+            let end_due = self.conditions.next_end(quiet).filter(|d| *d <= now);
+            match (request_due, end_due) {
+                (Some(r), Some(e)) if e < r => self.conditions.end_stalest(quiet, out),
+                (Some(r), _) => self.expire_request(r, out),
+                (None, Some(_)) => self.conditions.end_stalest(quiet, out),
+                (None, None) => break,
+            }
+        }
+    }
+
+    fn expire_request(&mut self, deadline: Timestamp, out: &mut Vec<Event>) {
+        let Some((ip, pending)) = self.pending.pop_lru() else {
+            return;
+        };
+        let Some(st) = self.ips.peek_mut(&ip) else {
+            return;
+        };
+        st.unanswered_streak += pending.count;
+        let key = ConditionKey::Unanswered(ip);
+        let active = self.conditions.is_active(&key);
+        if !active && st.unanswered_streak < u64::from(self.thresholds.unanswered_after) {
+            return;
+        }
+        let count = if active {
+            pending.count
+        } else {
+            st.unanswered_streak
+        };
+        let owner = st.owner;
+        let pool = self
+            .pools
+            .iter()
+            .find(|p| p.contains(ip))
+            .map(|p| p.name.clone());
+        self.conditions.evidence(
+            Evidence {
+                key,
+                kind: EventKind::Unanswered,
+                ip,
+                ts: deadline,
+                count,
+                macs: &[],
+            },
+            self.thresholds.report_interval,
+            |e| {
+                e.mac = owner;
+                e.requester_mac = Some(pending.requester.mac);
+                e.requester_ip = Some(pending.requester.ip);
+                e.iface = Some(pending.iface);
+                e.vlan = pending.vlan;
+                e.direction = Some(pending.direction);
+                e.pool = pool;
+            },
+            out,
+        );
+    }
+
+    /// Storm accounting per interface and per Ethernet source; returns the interface's id.
+    fn check_storms(&mut self, obs: &Observation, ts: Timestamp, out: &mut Vec<Event>) -> u32 {
+        let report_interval = self.thresholds.report_interval;
+        if !self.ifaces.contains(&*obs.iface) {
+            let id = self.next_iface_id;
+            self.next_iface_id = self.next_iface_id.wrapping_add(1);
+            let fresh = IfaceState {
+                id,
+                rate: Default::default(),
+            };
+            if self.ifaces.push(obs.iface.clone(), fresh).is_some() {
+                self.stats.evictions.interfaces += 1;
+            }
+        }
+        let Some(iface) = self.ifaces.get_mut(&*obs.iface) else {
+            return u32::MAX;
+        };
+        let iface_id = iface.id;
+        let rate = iface.rate.record(ts);
+        if rate > u64::from(self.thresholds.storm_rate_per_iface) {
+            self.conditions.evidence(
+                Evidence {
+                    key: ConditionKey::StormIface(obs.iface.clone()),
+                    kind: EventKind::Storm,
+                    ip: Ipv4Addr::UNSPECIFIED,
+                    ts,
+                    count: 1,
+                    macs: &[],
+                },
+                report_interval,
+                |e| {
+                    e.scope = Some(StormScope::Iface);
+                    e.iface = Some(obs.iface.clone());
+                    e.rate = Some(rate);
+                },
+                out,
+            );
+        }
+
+        let sender = self.sender_state(obs.eth_src);
+        let rate = sender.rate.record(ts);
+        if rate > u64::from(self.thresholds.storm_rate_per_mac) {
+            self.conditions.evidence(
+                Evidence {
+                    key: ConditionKey::StormMac(obs.eth_src),
+                    kind: EventKind::Storm,
+                    ip: obs.spa,
+                    ts,
+                    count: 1,
+                    macs: &[],
+                },
+                report_interval,
+                |e| {
+                    e.scope = Some(StormScope::Mac);
+                    e.mac = Some(obs.eth_src);
+                    e.iface = Some(obs.iface.clone());
+                    e.vlan = obs.vlan;
+                    e.rate = Some(rate);
+                },
+                out,
+            );
+        }
+        iface_id
+    }
+
+    fn sender_state(&mut self, mac: MacAddr) -> &mut SenderState {
+        if !self.senders.contains(&mac) && self.senders.push(mac, SenderState::default()).is_some()
+        {
+            self.stats.evictions.senders += 1;
+        }
+        self.senders.get_or_insert_mut(mac, SenderState::default)
+    }
+
+    fn check_sender_mismatch(&mut self, obs: &Observation, ts: Timestamp, out: &mut Vec<Event>) {
+        if obs.eth_src == obs.sha || self.exemptions.allows_sender_mismatch(obs.sha, obs.eth_src) {
+            return;
+        }
+        let interval = self.thresholds.report_interval;
+        let sender = self.sender_state(obs.sha);
+        if sender.mismatch_eth_src != Some(obs.eth_src) {
+            sender.mismatch_eth_src = Some(obs.eth_src);
+            sender.mismatch = Default::default();
+        }
+        let Some(count) = sender.mismatch.admit(ts, interval) else {
+            return;
+        };
+        let ip = if obs.spa.is_unspecified() {
+            obs.tpa
+        } else {
+            obs.spa
+        };
+        let mut e = self.frame_event(EventKind::SenderMismatch, ts, ip, obs);
+        e.mac = Some(obs.sha);
+        e.eth_src = Some(obs.eth_src);
+        e.count = Some(count);
+        out.push(e);
+    }
+
+    /// An event about one frame: where it was seen.
+    fn frame_event(
+        &self,
+        kind: EventKind,
+        ts: Timestamp,
+        ip: Ipv4Addr,
+        obs: &Observation,
+    ) -> Event {
+        let mut e = Event::new(kind, ts, ip, self.node.clone());
+        e.iface = Some(obs.iface.clone());
+        e.vlan = obs.vlan;
+        e.direction = Some(obs.direction);
+        e
+    }
+
+    /// An RFC 5227 probe: harmless unless the IP is bound to another MAC.
+    fn on_probe(&mut self, obs: &Observation, ts: Timestamp, out: &mut Vec<Event>) {
+        if obs.tpa.is_unspecified() {
+            return;
+        }
+        let holder = self
+            .ips
+            .peek(&obs.tpa)
+            .and_then(|st| st.holder_other_than(obs.sha))
+            .map(|b| (b.mac, b.last_seen));
+        let kind = if holder.is_some() {
+            EventKind::ProbeConflict
+        } else {
+            EventKind::Probe
+        };
+        let mut e = self.frame_event(kind, ts, obs.tpa, obs);
+        e.mac = Some(obs.sha);
+        if let Some((mac, last_seen)) = holder {
+            e.old_mac = Some(mac);
+            e.last_seen = Some(last_seen);
+        }
+        out.push(e);
+    }
+
+    /// The sender of a frame (SHA, SPA): bindings, and for claims everything that follows.
+    fn on_sender(
+        &mut self,
+        obs: &Observation,
+        ts: Timestamp,
+        kind: ClaimKind,
+        iface_id: u32,
+        out: &mut Vec<Event>,
+    ) {
+        let ip = obs.spa;
+        let mac = obs.sha;
+        if !self.ips.contains(&ip) {
+            if let Some((_, evicted)) = self.ips.push(ip, IpState::default()) {
+                self.stats.evictions.ips += 1;
+                self.stats.tracked_macs -= evicted.bindings.len();
+            }
+        }
+        let Some(st) = self.ips.get_mut(&ip) else {
+            return;
+        };
+        let (idx, new_binding, evicted_binding) = st.touch(mac, ts, self.max_macs_per_ip);
+        if new_binding {
+            self.stats.tracked_macs += 1;
+        }
+        if evicted_binding {
+            self.stats.tracked_macs -= 1;
+            self.stats.evictions.macs += 1;
+        }
+
+        let announced = kind.announced();
+        let mut events_base = Event::new(EventKind::NewBinding, ts, ip, self.node.clone());
+        events_base.iface = Some(obs.iface.clone());
+        events_base.vlan = obs.vlan;
+        events_base.direction = Some(obs.direction);
+        let frame_event = |kind: EventKind| {
+            let mut e = events_base.clone();
+            e.event = kind;
+            e.severity = kind.severity();
+            e
+        };
+        if new_binding {
+            let mut e = frame_event(EventKind::NewBinding);
+            e.mac = Some(mac);
+            e.announced = Some(announced);
+            out.push(e);
+        }
+        if kind == ClaimKind::Gratuitous {
+            let mut e = frame_event(EventKind::Gratuitous);
+            e.mac = Some(mac);
+            out.push(e);
+        }
+        if kind == ClaimKind::Request {
+            return;
+        }
+        self.stats.claims += 1;
+
+        // Strong form first: whether this reply follows another MAC's reply to the same
+        // requester decides whether it can take the IP over.
+        let reply_to = (kind == ClaimKind::Reply).then_some(Requester {
+            mac: obs.tha,
+            ip: obs.tpa,
+        });
+        let t = &self.thresholds;
+        self.scratch_macs.clear();
+        if let Some(requester) = reply_to {
+            st.co_responders(mac, requester, ts, t.reply_window, &mut self.scratch_macs);
+        }
+        let follower = !self.scratch_macs.is_empty();
+        let outcome = st.claim(
+            idx,
+            ts,
+            reply_to,
+            follower,
+            t.concurrency_window,
+            t.flap_count,
+            t.flap_window,
+        );
+        let pool_idx = self.pools.iter().position(|p| p.contains(ip));
+
+        if let Some(change) = &outcome.owner_change {
+            let mut e = frame_event(EventKind::OwnerChange);
+            e.old_mac = Some(change.old);
+            e.new_mac = Some(mac);
+            e.announced = Some(announced);
+            e.gap_ms = change.gap.map(|g| g.as_millis() as u64);
+            e.pool = pool_idx.map(|i| self.pools[i].name.clone());
+            out.push(e);
+            let key = ConditionKey::Flapping(ip);
+            if change.flapping || self.conditions.is_active(&key) {
+                let count = if self.conditions.is_active(&key) {
+                    1
+                } else {
+                    change.recent_changes
+                };
+                self.conditions.evidence(
+                    Evidence {
+                        key,
+                        kind: EventKind::Flapping,
+                        ip,
+                        ts,
+                        count,
+                        macs: &[change.old, mac],
+                    },
+                    t.report_interval,
+                    |e| {
+                        e.iface = Some(obs.iface.clone());
+                        e.vlan = obs.vlan;
+                        e.old_mac = Some(change.old);
+                        e.new_mac = Some(mac);
+                        e.pool = pool_idx.map(|i| self.pools[i].name.clone());
+                    },
+                    out,
+                );
+            }
+        }
+
+        let form = if follower {
+            Some(ResponderForm::Strong)
+        } else if let Some(other) = outcome.interleaved_with {
+            self.scratch_macs.push(other);
+            Some(ResponderForm::Sustained)
+        } else {
+            None
+        };
+        if let Some(form) = form {
+            self.scratch_macs.push(mac);
+            self.conditions.evidence(
+                Evidence {
+                    key: ConditionKey::MultiResponder(ip),
+                    kind: EventKind::MultiResponder,
+                    ip,
+                    ts,
+                    count: 1,
+                    macs: &self.scratch_macs,
+                },
+                t.report_interval,
+                |e| {
+                    e.form = Some(form);
+                    e.iface = Some(obs.iface.clone());
+                    e.vlan = obs.vlan;
+                    e.direction = Some(obs.direction);
+                    e.requester_mac = reply_to.map(|r| r.mac);
+                    e.requester_ip = reply_to.map(|r| r.ip);
+                    e.pool = pool_idx.map(|i| self.pools[i].name.clone());
+                },
+                out,
+            );
+        }
+
+        if let Some(pool) = pool_idx.map(|i| &self.pools[i]) {
+            let binding = &mut st.bindings[idx];
+            if !pool.allows_mac(mac) {
+                if let Some(count) = binding.unknown_responder.admit(ts, t.report_interval) {
+                    let mut e = frame_event(EventKind::UnknownResponder);
+                    e.mac = Some(mac);
+                    e.announced = Some(announced);
+                    e.pool = Some(pool.name.clone());
+                    e.count = Some(count);
+                    out.push(e);
+                }
+            }
+            if !pool.allows_iface(&obs.iface) {
+                if binding.unexpected_iface_id != iface_id {
+                    binding.unexpected_iface_id = iface_id;
+                    binding.unexpected_interface = Default::default();
+                }
+                if let Some(count) = binding.unexpected_interface.admit(ts, t.report_interval) {
+                    let mut e = frame_event(EventKind::UnexpectedInterface);
+                    e.mac = Some(mac);
+                    e.pool = Some(pool.name.clone());
+                    e.allowed_ifaces = pool.interfaces.clone();
+                    e.count = Some(count);
+                    out.push(e);
+                }
+            }
+        }
+
+        st.unanswered_streak = 0;
+        self.pending.pop(&ip);
+        self.conditions.end(
+            &ConditionKey::Unanswered(ip),
+            ts,
+            |e| {
+                e.mac = Some(mac);
+            },
+            out,
+        );
+
+        if obs.direction == Direction::Egress {
+            self.check_egress_interfaces(obs, ts, &events_base, out);
+        }
+    }
+
+    /// This host answering one IP on two or more of its interfaces within the concurrency window.
+    fn check_egress_interfaces(
+        &mut self,
+        obs: &Observation,
+        ts: Timestamp,
+        base: &Event,
+        out: &mut Vec<Event>,
+    ) {
+        let ip = obs.spa;
+        if !self.egress.contains(&ip) && self.egress.push(ip, EgressClaims::default()).is_some() {
+            self.stats.evictions.ips += 1;
+        }
+        let Some(claims) = self.egress.get_mut(&ip) else {
+            return;
+        };
+        let window = self.thresholds.concurrency_window;
+        claims
+            .ifaces
+            .retain(|(_, t)| ts.saturating_since(*t) <= window);
+        if let Some((_, t)) = claims
+            .ifaces
+            .iter_mut()
+            .find(|(name, _)| **name == *obs.iface)
+        {
+            *t = ts;
+        } else if claims.ifaces.len() < MAX_EGRESS_IFACES {
+            claims.ifaces.push((obs.iface.clone(), ts));
+        }
+        if claims.ifaces.len() < 2 {
+            claims.reported = 0;
+            return;
+        }
+        if claims.ifaces.len() > claims.reported {
+            claims.throttle = Default::default();
+        }
+        let Some(count) = claims.throttle.admit(ts, self.thresholds.report_interval) else {
+            return;
+        };
+        claims.reported = claims.ifaces.len();
+        let mut e = base.clone();
+        e.event = EventKind::UnexpectedInterface;
+        e.severity = EventKind::UnexpectedInterface.severity();
+        e.mac = Some(obs.sha);
+        e.ifaces = claims.ifaces.iter().map(|(name, _)| name.clone()).collect();
+        e.count = Some(count);
+        e.pool = self
+            .pools
+            .iter()
+            .find(|p| p.contains(ip))
+            .map(|p| p.name.clone());
+        out.push(e);
+    }
+
+    /// A plain request: if the target is watched and the reply would be visible, wait for it.
+    fn on_request(&mut self, obs: &Observation, ts: Timestamp) {
+        if !(self.full_view || obs.direction == Direction::Egress) || obs.tpa.is_unspecified() {
+            return;
+        }
+        let target = obs.tpa;
+        let in_pool = self.pools.iter().any(|p| p.contains(target));
+        let owned = self.ips.peek(&target).is_some_and(|st| st.owner.is_some());
+        if !(in_pool || owned) {
+            return;
+        }
+        if in_pool && !self.ips.contains(&target) {
+            if let Some((_, evicted)) = self.ips.push(target, IpState::default()) {
+                self.stats.evictions.ips += 1;
+                self.stats.tracked_macs -= evicted.bindings.len();
+            }
+        }
+        if let Some(pending) = self.pending.peek_mut(&target) {
+            pending.count += 1;
+            return;
+        }
+        let pending = PendingRequests {
+            first: ts,
+            count: 1,
+            requester: Requester {
+                mac: obs.sha,
+                ip: obs.spa,
+            },
+            iface: obs.iface.clone(),
+            vlan: obs.vlan,
+            direction: obs.direction,
+        };
+        if self.pending.push(target, pending).is_some() {
+            self.stats.evictions.pending_requests += 1;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,384 @@
+//! What the engine remembers per IP, per Ethernet source and per interface, and the small
+//! counters the detectors share. Everything here is bounded by the caps in `config::Caps`.
+
+use std::net::Ipv4Addr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::config::Pool;
+use crate::event::Announced;
+use crate::observation::{MacAddr, Timestamp};
+
+/// A requester: the (THA, TPA) of a reply, the (SHA, SPA) of the request it answers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct Requester {
+    pub mac: MacAddr,
+    pub ip: Ipv4Addr,
+}
+
+/// One MAC seen as the sender of an IP.
+pub(super) struct Binding {
+    pub mac: MacAddr,
+    pub last_seen: Timestamp,
+    /// Last reply, gratuitous or not, or gratuitous request from this MAC for the IP.
+    pub last_claim: Option<Timestamp>,
+    /// Last plain reply and whom it answered, for the strong multi-responder form.
+    pub last_reply: Option<(Requester, Timestamp)>,
+    pub unknown_responder: Throttle,
+    pub unexpected_interface: Throttle,
+    /// The interface the `unexpected_interface` throttle is about; another one is news.
+    pub unexpected_iface_id: u32,
+}
+
+impl Binding {
+    fn new(mac: MacAddr, ts: Timestamp) -> Self {
+        Binding {
+            mac,
+            last_seen: ts,
+            last_claim: None,
+            last_reply: None,
+            unknown_responder: Throttle::default(),
+            unexpected_interface: Throttle::default(),
+            unexpected_iface_id: u32::MAX,
+        }
+    }
+}
+
+/// An owner change a claim caused.
+pub(super) struct OwnerChange {
+    pub old: MacAddr,
+    /// Time from the old owner's last claim to this one, when the old owner's binding is still
+    /// remembered.
+    pub gap: Option<Duration>,
+    /// This change completes `flap_count` changes within the flap window.
+    pub flapping: bool,
+    /// Owner changes remembered for flapping (at most `flap_count`).
+    pub recent_changes: u64,
+}
+
+/// What a strong claim meant for the IP.
+#[derive(Default)]
+pub(super) struct ClaimOutcome {
+    pub owner_change: Option<OwnerChange>,
+    /// The claim completed an A, B, A interleaving; holds the MAC claiming in between.
+    pub interleaved_with: Option<MacAddr>,
+}
+
+#[derive(Default)]
+pub(super) struct IpState {
+    pub bindings: Vec<Binding>,
+    /// The MAC whose claim the network follows: the last claimant, except that a later reply to a
+    /// request already answered by another MAC does not replace the first (Linux ignores it for
+    /// `locktime`, 1 s, and so do most stacks).
+    pub owner: Option<MacAddr>,
+    pub last_claimant: Option<MacAddr>,
+    /// Times of the latest owner changes, oldest first, at most `flap_count`.
+    pub owner_changes: Vec<Timestamp>,
+    /// Requests for this IP that timed out since its last claim.
+    pub unanswered_streak: u64,
+}
+
+impl IpState {
+    /// Finds or adds the binding of `mac`; returns its index, whether it is new, and whether an
+    /// older binding had to be forgotten to make room.
+    pub fn touch(&mut self, mac: MacAddr, ts: Timestamp, max_macs: usize) -> (usize, bool, bool) {
+        if let Some(i) = self.bindings.iter().position(|b| b.mac == mac) {
+            self.bindings[i].last_seen = ts;
+            return (i, false, false);
+        }
+        let mut evicted = false;
+        if self.bindings.len() >= max_macs {
+            let owner = self.owner;
+            let stalest = self
+                .bindings
+                .iter()
+                .enumerate()
+                .filter(|(_, b)| Some(b.mac) != owner)
+                .min_by_key(|(_, b)| b.last_seen)
+                .map(|(i, _)| i);
+            if let Some(i) = stalest {
+                self.bindings.swap_remove(i);
+                evicted = true;
+            }
+        }
+        self.bindings.push(Binding::new(mac, ts));
+        (self.bindings.len() - 1, true, evicted)
+    }
+
+    /// Other MACs that replied to `requester` within `window` before `ts`.
+    pub fn co_responders(
+        &self,
+        mac: MacAddr,
+        requester: Requester,
+        ts: Timestamp,
+        window: Duration,
+        into: &mut Vec<MacAddr>,
+    ) {
+        for b in &self.bindings {
+            if b.mac == mac {
+                continue;
+            }
+            if let Some((r, t)) = b.last_reply {
+                if r == requester && ts.saturating_since(t) <= window {
+                    into.push(b.mac);
+                }
+            }
+        }
+    }
+
+    /// Applies a strong claim by the binding at `idx`. `follower` is true when the claim is a
+    /// reply to a requester another MAC has just answered.
+    #[allow(clippy::too_many_arguments)]
+    pub fn claim(
+        &mut self,
+        idx: usize,
+        ts: Timestamp,
+        reply_to: Option<Requester>,
+        follower: bool,
+        concurrency_window: Duration,
+        flap_count: u32,
+        flap_window: Duration,
+    ) -> ClaimOutcome {
+        let mac = self.bindings[idx].mac;
+        let mut outcome = ClaimOutcome::default();
+
+        if let (Some(previous), Some(own_last)) =
+            (self.last_claimant, self.bindings[idx].last_claim)
+        {
+            if previous != mac && ts.saturating_since(own_last) <= concurrency_window {
+                outcome.interleaved_with = Some(previous);
+            }
+        }
+
+        match self.owner {
+            None => self.owner = Some(mac),
+            Some(old) if old != mac && !follower => {
+                let gap = self
+                    .bindings
+                    .iter()
+                    .find(|b| b.mac == old)
+                    .and_then(|b| b.last_claim)
+                    .map(|t| ts.saturating_since(t));
+                if self.owner_changes.len() >= flap_count as usize {
+                    self.owner_changes.remove(0);
+                }
+                self.owner_changes.push(ts);
+                let flapping = self.owner_changes.len() >= flap_count as usize
+                    && ts.saturating_since(self.owner_changes[0]) <= flap_window;
+                outcome.owner_change = Some(OwnerChange {
+                    old,
+                    gap,
+                    flapping,
+                    recent_changes: self.owner_changes.len() as u64,
+                });
+                self.owner = Some(mac);
+            }
+            Some(_) => {}
+        }
+
+        let binding = &mut self.bindings[idx];
+        binding.last_claim = Some(ts);
+        if let Some(r) = reply_to {
+            binding.last_reply = Some((r, ts));
+        }
+        self.last_claimant = Some(mac);
+        outcome
+    }
+
+    /// The MAC other than `mac` that this IP is bound to: its owner, else the sender seen last.
+    pub fn holder_other_than(&self, mac: MacAddr) -> Option<&Binding> {
+        if let Some(owner) = self.owner.filter(|o| *o != mac) {
+            if let Some(b) = self.bindings.iter().find(|b| b.mac == owner) {
+                return Some(b);
+            }
+        }
+        if self.owner == Some(mac) {
+            return None;
+        }
+        self.bindings
+            .iter()
+            .filter(|b| b.mac != mac)
+            .max_by_key(|b| b.last_seen)
+    }
+}
+
+/// Repeat suppression for alarms that are not lasting conditions (unknown_responder,
+/// unexpected_interface, sender_mismatch): the first occurrence is reported, then at most one
+/// report per report interval carrying how many occurrences it stands for.
+#[derive(Clone, Copy, Debug, Default)]
+pub(super) struct Throttle {
+    last_report: Option<Timestamp>,
+    suppressed: u64,
+}
+
+impl Throttle {
+    /// `Some(occurrences since the last report)` when this occurrence should be reported.
+    pub fn admit(&mut self, ts: Timestamp, interval: Duration) -> Option<u64> {
+        match self.last_report {
+            Some(last) if ts.saturating_since(last) < interval => {
+                self.suppressed += 1;
+                None
+            }
+            _ => {
+                let count = self.suppressed + 1;
+                self.last_report = Some(ts);
+                self.suppressed = 0;
+                Some(count)
+            }
+        }
+    }
+}
+
+/// Frames per second over a sliding second, estimated from two one-second buckets (the
+/// previous bucket weighted by how much of it the sliding second still covers). O(1), no history.
+#[derive(Clone, Copy, Debug, Default)]
+pub(super) struct RateMeter {
+    bucket_start: Timestamp,
+    current: u64,
+    previous: u64,
+}
+
+const SECOND_NS: u64 = 1_000_000_000;
+
+impl RateMeter {
+    pub fn record(&mut self, ts: Timestamp) -> u64 {
+        let elapsed = ts.as_nanos().saturating_sub(self.bucket_start.as_nanos());
+        if self.current == 0 && self.previous == 0 || elapsed >= 2 * SECOND_NS {
+            self.bucket_start = ts;
+            self.previous = 0;
+            self.current = 0;
+        } else if elapsed >= SECOND_NS {
+            self.bucket_start = Timestamp::from_nanos(self.bucket_start.as_nanos() + SECOND_NS);
+            self.previous = self.current;
+            self.current = 0;
+        }
+        self.current += 1;
+        let into = ts
+            .as_nanos()
+            .saturating_sub(self.bucket_start.as_nanos())
+            .min(SECOND_NS);
+        self.current + self.previous * (SECOND_NS - into) / SECOND_NS
+    }
+}
+
+/// Per Ethernet source.
+#[derive(Default)]
+pub(super) struct SenderState {
+    pub rate: RateMeter,
+    /// The Ethernet source last reported as differing from this MAC as ARP sender.
+    pub mismatch_eth_src: Option<MacAddr>,
+    pub mismatch: Throttle,
+}
+
+/// Per interface.
+pub(super) struct IfaceState {
+    /// A small number naming the interface in per-binding throttles.
+    pub id: u32,
+    pub rate: RateMeter,
+}
+
+/// This host's own claims (egress) of one IP, per interface, for "answering one IP on two or
+/// more interfaces".
+#[derive(Default)]
+pub(super) struct EgressClaims {
+    pub ifaces: Vec<(Arc<str>, Timestamp)>,
+    pub throttle: Throttle,
+    /// How many interfaces the last report named; more is news.
+    pub reported: usize,
+}
+
+/// How many interfaces one IP's egress claims are remembered on.
+pub(super) const MAX_EGRESS_IFACES: usize = 16;
+
+/// A pool in the form the hot path wants: masks, shared names.
+pub(super) struct PoolRule {
+    pub name: Arc<str>,
+    nets: Vec<(u32, u32)>,
+    pub interfaces: Vec<Arc<str>>,
+    pub macs: Vec<MacAddr>,
+}
+
+impl PoolRule {
+    pub fn new(pool: &Pool) -> Self {
+        PoolRule {
+            name: pool.name.as_str().into(),
+            nets: pool
+                .cidrs
+                .iter()
+                .map(|n| (u32::from(n.network()), u32::from(n.netmask())))
+                .collect(),
+            interfaces: pool
+                .interfaces
+                .iter()
+                .map(|s| Arc::from(s.as_str()))
+                .collect(),
+            macs: pool.macs.clone(),
+        }
+    }
+
+    pub fn contains(&self, ip: Ipv4Addr) -> bool {
+        let ip = u32::from(ip);
+        self.nets.iter().any(|&(net, mask)| ip & mask == net)
+    }
+
+    pub fn allows_iface(&self, iface: &str) -> bool {
+        self.interfaces.is_empty() || self.interfaces.iter().any(|i| &**i == iface)
+    }
+
+    pub fn allows_mac(&self, mac: MacAddr) -> bool {
+        self.macs.is_empty() || self.macs.contains(&mac)
+    }
+}
+
+/// How a sender's frame claims its SPA.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum ClaimKind {
+    /// Gratuitous request or reply: a claim.
+    Gratuitous,
+    /// Plain reply: a claim.
+    Reply,
+    /// Plain request: a weak claim, for bindings only.
+    Request,
+}
+
+impl ClaimKind {
+    pub fn announced(self) -> Announced {
+        match self {
+            ClaimKind::Gratuitous => Announced::Gratuitous,
+            ClaimKind::Reply => Announced::Reply,
+            ClaimKind::Request => Announced::Request,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rate_meter_estimates_a_sliding_second() {
+        let mut meter = RateMeter::default();
+        let mut last = 0;
+        for i in 0..100u64 {
+            last = meter.record(Timestamp::from_nanos(10 * SECOND_NS + i * 10_000_000));
+        }
+        assert_eq!(last, 100);
+        // Half a second into the next bucket, half of the previous second still counts.
+        assert_eq!(
+            meter.record(Timestamp::from_nanos(11 * SECOND_NS + SECOND_NS / 2)),
+            51
+        );
+        // After two idle seconds the history is gone.
+        assert_eq!(meter.record(Timestamp::from_nanos(14 * SECOND_NS)), 1);
+    }
+
+    #[test]
+    fn throttle_reports_first_then_once_per_interval_with_the_count() {
+        let mut t = Throttle::default();
+        let s = Duration::from_secs(60);
+        assert_eq!(t.admit(Timestamp::from_secs(0), s), Some(1));
+        assert_eq!(t.admit(Timestamp::from_secs(10), s), None);
+        assert_eq!(t.admit(Timestamp::from_secs(59), s), None);
+        assert_eq!(t.admit(Timestamp::from_secs(60), s), Some(3));
+    }
+}

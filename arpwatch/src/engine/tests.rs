@@ -1,0 +1,1217 @@
+//! Engine tests with a fake clock: every timestamp is a plain number of seconds.
+
+use super::*;
+use crate::config::{Caps, Pool};
+use crate::event::{Announced, ConditionState};
+
+const T0: f64 = 1_795_255_200.0; // 2026-11-21T10:00:00Z
+
+fn at(secs: f64) -> Timestamp {
+    Timestamp::from_nanos(((T0 + secs) * 1e9).round() as u64)
+}
+
+fn mac(s: &str) -> MacAddr {
+    s.parse().unwrap()
+}
+
+fn ip(s: &str) -> Ipv4Addr {
+    s.parse().unwrap()
+}
+
+const A: &str = "02:00:00:00:00:0a";
+const B: &str = "02:00:00:00:00:0b";
+const C: &str = "02:00:00:00:00:0c";
+const CLIENT: &str = "02:00:00:00:00:99";
+const VIP: &str = "192.0.2.10";
+const CLIENT_IP: &str = "192.0.2.99";
+
+/// Builds observations: `frame(secs).reply(A, VIP).to(CLIENT, CLIENT_IP)` and so on.
+#[derive(Clone)]
+struct Frame(Observation);
+
+fn frame(secs: f64) -> Frame {
+    Frame(Observation {
+        ts: at(secs),
+        iface: "eth0".into(),
+        ifindex: 2,
+        direction: Direction::Ingress,
+        vlan: VlanTags::NONE,
+        op: ArpOp::Request,
+        eth_src: MacAddr::ZERO,
+        eth_dst: MacAddr::BROADCAST,
+        sha: MacAddr::ZERO,
+        spa: Ipv4Addr::UNSPECIFIED,
+        tha: MacAddr::ZERO,
+        tpa: Ipv4Addr::UNSPECIFIED,
+    })
+}
+
+impl Frame {
+    fn sender(mut self, op: ArpOp, sha: &str, spa: &str) -> Self {
+        self.0.op = op;
+        self.0.sha = mac(sha);
+        self.0.eth_src = mac(sha);
+        self.0.spa = ip(spa);
+        self
+    }
+    /// A plain reply from `sha` for `spa`, to the requester given with `to`.
+    fn reply(self, sha: &str, spa: &str) -> Self {
+        self.sender(ArpOp::Reply, sha, spa)
+    }
+    /// A request from (`sha`, `spa`); the target is given with `asking`.
+    fn request(self, sha: &str, spa: &str) -> Self {
+        self.sender(ArpOp::Request, sha, spa)
+    }
+    fn asking(mut self, tpa: &str) -> Self {
+        self.0.tpa = ip(tpa);
+        self
+    }
+    fn to(mut self, tha: &str, tpa: &str) -> Self {
+        self.0.tha = mac(tha);
+        self.0.eth_dst = mac(tha);
+        self.0.tpa = ip(tpa);
+        self
+    }
+    /// A gratuitous ARP (SPA = TPA) of `op` from `sha` for `ip`.
+    fn announce(self, op: ArpOp, sha: &str, addr: &str) -> Self {
+        let mut f = self.sender(op, sha, addr);
+        f.0.tpa = f.0.spa;
+        f
+    }
+    /// An RFC 5227 probe from `sha` for `tpa`.
+    fn probe(self, sha: &str, tpa: &str) -> Self {
+        self.sender(ArpOp::Request, sha, "0.0.0.0").asking(tpa)
+    }
+    fn on(mut self, iface: &str) -> Self {
+        self.0.iface = iface.into();
+        self
+    }
+    fn egress(mut self) -> Self {
+        self.0.direction = Direction::Egress;
+        self
+    }
+    fn eth_src(mut self, src: &str) -> Self {
+        self.0.eth_src = mac(src);
+        self
+    }
+}
+
+struct Harness {
+    engine: Engine,
+}
+
+impl Harness {
+    fn new() -> Self {
+        Self::with(EngineConfig::default())
+    }
+    fn with(config: EngineConfig) -> Self {
+        Harness {
+            engine: Engine::new(&config, "node-a"),
+        }
+    }
+    fn feed(&mut self, frame: Frame) -> Vec<Event> {
+        let mut out = Vec::new();
+        self.engine.observe(&frame.0, &mut out);
+        out
+    }
+    fn feed_all(&mut self, frames: impl IntoIterator<Item = Frame>) -> Vec<Event> {
+        let mut out = Vec::new();
+        for f in frames {
+            self.engine.observe(&f.0, &mut out);
+        }
+        out
+    }
+    fn tick(&mut self, secs: f64) -> Vec<Event> {
+        let mut out = Vec::new();
+        self.engine.tick(at(secs), &mut out);
+        out
+    }
+}
+
+fn of(events: &[Event], kind: EventKind) -> Vec<&Event> {
+    events.iter().filter(|e| e.event == kind).collect()
+}
+
+fn states(events: &[Event], kind: EventKind) -> Vec<ConditionState> {
+    of(events, kind).iter().filter_map(|e| e.state).collect()
+}
+
+/// The kinds of the events that are not info, for "nothing alarming happened" checks.
+fn alarms(events: &[Event]) -> Vec<&'static str> {
+    events
+        .iter()
+        .filter(|e| e.severity != crate::event::Severity::Info)
+        .map(|e| e.event.as_str())
+        .collect()
+}
+
+fn macs(list: &[&str]) -> Vec<MacAddr> {
+    list.iter().map(|s| mac(s)).collect()
+}
+
+fn pool_config(pool: Pool) -> EngineConfig {
+    EngineConfig {
+        pools: vec![pool],
+        ..EngineConfig::default()
+    }
+}
+
+fn vip_pool() -> Pool {
+    Pool {
+        name: "vips".into(),
+        cidrs: vec!["192.0.2.0/28".parse().unwrap()],
+        interfaces: vec!["eth0".into()],
+        macs: macs(&[A, B]),
+    }
+}
+
+// ---------------------------------------------------------------- bindings and classification
+
+#[test]
+fn new_binding_once_per_ip_and_mac_and_requests_are_weak_claims() {
+    let mut h = Harness::new();
+    let events = h.feed_all([
+        frame(0.0).request(A, VIP).asking(CLIENT_IP),
+        frame(1.0).request(A, VIP).asking(CLIENT_IP),
+        frame(2.0).request(B, VIP).asking(CLIENT_IP),
+    ]);
+    let bindings = of(&events, EventKind::NewBinding);
+    assert_eq!(bindings.len(), 2);
+    assert_eq!(bindings[0].mac, Some(mac(A)));
+    assert_eq!(bindings[0].announced, Some(Announced::Request));
+    assert_eq!(bindings[1].mac, Some(mac(B)));
+    // Two MACs sending requests from one IP never own it: no owner change, no conflict.
+    assert!(alarms(&events).is_empty(), "{events:?}");
+}
+
+#[test]
+fn announcements_and_probes_are_classified_per_frame() {
+    let mut h = Harness::new();
+    let events = h.feed_all([
+        frame(0.0).probe(A, VIP),
+        frame(1.0).announce(ArpOp::Request, A, VIP),
+        frame(2.0).announce(ArpOp::Reply, A, VIP),
+    ]);
+    assert_eq!(of(&events, EventKind::Probe).len(), 1);
+    assert_eq!(of(&events, EventKind::Probe)[0].mac, Some(mac(A)));
+    assert_eq!(of(&events, EventKind::Gratuitous).len(), 2);
+    assert_eq!(
+        of(&events, EventKind::NewBinding)[0].announced,
+        Some(Announced::Gratuitous)
+    );
+    assert!(alarms(&events).is_empty());
+}
+
+#[test]
+fn dhcp_probes_from_a_fresh_host_are_probes_only() {
+    // RFC 5227: three probes a second apart, then two announcements two seconds apart.
+    let mut h = Harness::new();
+    let mut frames: Vec<Frame> = (0..3)
+        .map(|i| frame(i as f64).probe(C, "192.0.2.50"))
+        .collect();
+    frames.push(frame(3.0).announce(ArpOp::Request, C, "192.0.2.50"));
+    frames.push(frame(5.0).announce(ArpOp::Request, C, "192.0.2.50"));
+    let events = h.feed_all(frames);
+    assert_eq!(of(&events, EventKind::Probe).len(), 3);
+    assert_eq!(of(&events, EventKind::Gratuitous).len(), 2);
+    assert!(alarms(&events).is_empty(), "{events:?}");
+}
+
+#[test]
+fn probe_for_an_ip_bound_to_another_mac_is_a_conflict() {
+    let mut h = Harness::new();
+    h.feed(frame(0.0).reply(A, VIP).to(CLIENT, CLIENT_IP));
+    let events = h.feed(frame(5.0).probe(B, VIP));
+    assert_eq!(alarms(&events), ["probe_conflict"]);
+    let e = &events[0];
+    assert_eq!((e.mac, e.old_mac), (Some(mac(B)), Some(mac(A))));
+    assert_eq!(e.last_seen, Some(at(0.0)));
+    assert!(
+        of(&events, EventKind::Probe).is_empty(),
+        "a conflicting probe is reported once"
+    );
+    // The holder probing its own address again is no conflict.
+    assert_eq!(
+        alarms(&h.feed(frame(6.0).probe(A, VIP))),
+        Vec::<&str>::new()
+    );
+}
+
+#[test]
+fn windows_hosts_probing_then_announcing_raise_no_conflict() {
+    // wireshark_smb-on-windows-10_probes.pcapng, frames 27..72: the host asks for its gateway
+    // with its new address between the second and third probe, then announces.
+    const WIN: &str = "00:0c:29:61:f5:5f";
+    const GW: &str = "00:50:56:c0:00:01";
+    let mut h = Harness::with(EngineConfig {
+        full_view: true,
+        ..EngineConfig::default()
+    });
+    let events = h.feed_all([
+        frame(0.0).probe(WIN, "192.168.199.133"),
+        frame(1.0).probe(WIN, "192.168.199.133"),
+        frame(1.256)
+            .request(WIN, "192.168.199.133")
+            .asking("192.168.199.1"),
+        frame(1.256)
+            .reply(GW, "192.168.199.1")
+            .to(WIN, "192.168.199.133"),
+        frame(2.0).probe(WIN, "192.168.199.133"),
+        frame(3.0).announce(ArpOp::Request, WIN, "192.168.199.133"),
+    ]);
+    assert_eq!(of(&events, EventKind::Probe).len(), 3);
+    assert_eq!(of(&events, EventKind::Gratuitous).len(), 1);
+    assert!(alarms(&events).is_empty(), "{events:?}");
+}
+
+#[test]
+fn a_scanner_asking_for_its_own_ip_is_not_someone_elses_announcement() {
+    // sgr_hs-arpScan.pcap: one MAC sweeps 10.0.0.0/24 from 10.0.0.128, including .128 itself.
+    const SCANNER: &str = "00:0c:29:20:a8:7f";
+    let mut cfg = EngineConfig {
+        full_view: true,
+        ..EngineConfig::default()
+    };
+    cfg.thresholds.storm_rate_per_mac = 1_000; // the sweep's rate is tested with storms
+    cfg.thresholds.storm_rate_per_iface = 1_000;
+    let mut h = Harness::with(cfg);
+    let frames = (0..=255u32).map(|i| {
+        frame(f64::from(i) * 0.002)
+            .request(SCANNER, "10.0.0.128")
+            .asking(&format!("10.0.0.{i}"))
+    });
+    let mut events = h.feed_all(frames);
+    events.extend(h.tick(10.0));
+    assert!(alarms(&events).is_empty(), "{:?}", alarms(&events));
+    assert_eq!(of(&events, EventKind::NewBinding).len(), 1);
+    // SPA == TPA is by definition an announcement; it is the scanner's own address.
+    let grat = of(&events, EventKind::Gratuitous);
+    assert_eq!(grat.len(), 1);
+    assert_eq!(
+        (grat[0].ip, grat[0].mac),
+        (ip("10.0.0.128"), Some(mac(SCANNER)))
+    );
+}
+
+// ---------------------------------------------------------------- owner changes
+
+#[test]
+fn owner_change_is_reported_on_the_new_owners_first_claim_with_the_gap() {
+    let mut h = Harness::new();
+    h.feed(frame(0.0).reply(A, VIP).to(CLIENT, CLIENT_IP));
+    h.feed(frame(2.0).reply(A, VIP).to(CLIENT, CLIENT_IP));
+    let events = h.feed(frame(5.5).announce(ArpOp::Request, B, VIP));
+    let change = of(&events, EventKind::OwnerChange);
+    assert_eq!(change.len(), 1);
+    let e = change[0];
+    assert_eq!((e.old_mac, e.new_mac), (Some(mac(A)), Some(mac(B))));
+    assert_eq!(e.announced, Some(Announced::Gratuitous));
+    assert_eq!(e.gap_ms, Some(3500));
+    assert_eq!(e.ts, at(5.5));
+    assert_eq!(e.severity, crate::event::Severity::Warning);
+
+    let events = h.feed(frame(30.0).reply(A, VIP).to(CLIENT, CLIENT_IP));
+    assert_eq!(
+        of(&events, EventKind::OwnerChange)[0].announced,
+        Some(Announced::Reply)
+    );
+}
+
+#[test]
+fn clean_handover_is_an_owner_change_and_never_a_multi_responder() {
+    let mut h = Harness::new();
+    let a = (0..10).map(|i| frame(f64::from(i)).reply(A, VIP).to(CLIENT, CLIENT_IP));
+    let b = (0..20).map(|i| {
+        frame(10.5 + f64::from(i))
+            .reply(B, VIP)
+            .to(CLIENT, CLIENT_IP)
+    });
+    let mut events = h.feed_all(a.chain(b));
+    events.extend(h.tick(100.0));
+    assert_eq!(alarms(&events), ["owner_change"]);
+    assert_eq!(of(&events, EventKind::OwnerChange)[0].gap_ms, Some(1500));
+}
+
+#[test]
+fn metallb_failover_gives_exactly_one_owner_change() {
+    // The new speaker sends a gratuitous request and reply at once, then every 1.1 s for 5 s.
+    let mut h = Harness::new();
+    let mut frames = vec![frame(0.0).reply(A, VIP).to(CLIENT, CLIENT_IP)];
+    for i in 0..=4 {
+        let t = 3.0 + 1.1 * f64::from(i);
+        frames.push(frame(t).announce(ArpOp::Request, B, VIP));
+        frames.push(frame(t).announce(ArpOp::Reply, B, VIP));
+    }
+    frames.push(frame(20.0).reply(B, VIP).to(CLIENT, CLIENT_IP));
+    let mut events = h.feed_all(frames);
+    events.extend(h.tick(200.0));
+    assert_eq!(alarms(&events), ["owner_change"], "{events:?}");
+    assert_eq!(of(&events, EventKind::OwnerChange)[0].gap_ms, Some(3000));
+    assert_eq!(of(&events, EventKind::Gratuitous).len(), 10);
+}
+
+#[test]
+fn kube_vip_leader_renewing_every_3s_gives_no_owner_change_after_the_first() {
+    let mut h = Harness::new();
+    let mut frames = vec![frame(0.0).announce(ArpOp::Request, A, VIP)];
+    for i in 0..40 {
+        let op = if i % 2 == 0 {
+            ArpOp::Request
+        } else {
+            ArpOp::Reply
+        };
+        frames.push(frame(10.0 + 3.0 * f64::from(i)).announce(op, B, VIP));
+    }
+    let mut events = h.feed_all(frames);
+    events.extend(h.tick(500.0));
+    assert_eq!(alarms(&events), ["owner_change"], "{events:?}");
+}
+
+#[test]
+fn vrrp_and_hsrp_virtual_macs_moving_between_routers_are_benign() {
+    const VRRP: &str = "00:00:5e:00:01:07";
+    const R1: &str = "02:00:00:00:01:01";
+    const R2: &str = "02:00:00:00:01:02";
+    let mut h = Harness::new();
+    let mut events = h.feed_all([
+        frame(0.0)
+            .announce(ArpOp::Request, VRRP, "192.0.2.1")
+            .eth_src(R1),
+        frame(1.0)
+            .announce(ArpOp::Request, VRRP, "192.0.2.1")
+            .eth_src(R1),
+        // Failover: the same virtual MAC, now sent by the other router.
+        frame(5.0)
+            .announce(ArpOp::Request, VRRP, "192.0.2.1")
+            .eth_src(R2),
+        frame(6.0)
+            .reply(VRRP, "192.0.2.1")
+            .to(CLIENT, CLIENT_IP)
+            .eth_src(R2),
+    ]);
+    // packetlife_gratuitous_arp_hsrp.pcap: HSRP announces every 3 s to broadcast and multicast.
+    for i in 0..3 {
+        let t = 10.0 + 3.0 * f64::from(i);
+        events.extend(h.feed(frame(t).announce(ArpOp::Reply, "00:00:0c:07:ac:01", "10.0.0.6")));
+        events.extend(h.feed(frame(t + 0.016).announce(
+            ArpOp::Reply,
+            "00:00:0c:07:ac:01",
+            "10.0.0.6",
+        )));
+    }
+    events.extend(h.tick(100.0));
+    assert!(alarms(&events).is_empty(), "{events:?}");
+    // Without the default exemption the same frames would be sender mismatches.
+    let mut cfg = EngineConfig::default();
+    cfg.exemptions.ha_mac_prefixes.clear();
+    let mut h = Harness::with(cfg);
+    let events = h.feed(
+        frame(0.0)
+            .announce(ArpOp::Request, VRRP, "192.0.2.1")
+            .eth_src(R1),
+    );
+    assert_eq!(alarms(&events), ["sender_mismatch"]);
+}
+
+// ---------------------------------------------------------------- multi-responder
+
+#[test]
+fn strong_multi_responder_is_reported_on_the_second_reply_and_grows_at_once() {
+    // kube-proxy IPVS without strictARP: every node answers one `who-has VIP`.
+    let mut h = Harness::new();
+    let first = h.feed(frame(0.0).reply(A, VIP).to(CLIENT, CLIENT_IP));
+    assert!(alarms(&first).is_empty());
+    let second = h.feed(frame(0.0004).reply(B, VIP).to(CLIENT, CLIENT_IP));
+    let mr = of(&second, EventKind::MultiResponder);
+    assert_eq!(mr.len(), 1);
+    let e = mr[0];
+    assert_eq!(e.state, Some(ConditionState::Start));
+    assert_eq!(e.macs, macs(&[A, B]));
+    assert_eq!(e.form, Some(ResponderForm::Strong));
+    assert_eq!(
+        (e.requester_mac, e.requester_ip),
+        (Some(mac(CLIENT)), Some(ip(CLIENT_IP)))
+    );
+    assert_eq!(e.iface.as_deref(), Some("eth0"));
+    assert_eq!(e.severity, crate::event::Severity::Critical);
+    // The requester keeps the first answer (ARP locktime): a late reply is no owner change.
+    assert!(of(&second, EventKind::OwnerChange).is_empty());
+
+    let third = h.feed(frame(0.0009).reply(C, VIP).to(CLIENT, CLIENT_IP));
+    let mr = of(&third, EventKind::MultiResponder);
+    assert_eq!(mr.len(), 1);
+    assert_eq!(mr[0].state, Some(ConditionState::Ongoing));
+    assert_eq!(mr[0].macs, macs(&[A, B, C]));
+    assert_eq!(alarms(&third), ["multi_responder"]);
+}
+
+#[test]
+fn replies_to_different_requesters_or_outside_the_reply_window_are_not_the_strong_form() {
+    let mut h = Harness::new();
+    let events = h.feed_all([
+        frame(0.0).reply(A, VIP).to(CLIENT, CLIENT_IP),
+        frame(0.1)
+            .reply(B, VIP)
+            .to("02:00:00:00:00:98", "192.0.2.98"),
+    ]);
+    assert!(of(&events, EventKind::MultiResponder).is_empty());
+    let mut h = Harness::new();
+    let events = h.feed_all([
+        frame(0.0).reply(A, VIP).to(CLIENT, CLIENT_IP),
+        frame(1.5).reply(B, VIP).to(CLIENT, CLIENT_IP),
+    ]);
+    assert!(of(&events, EventKind::MultiResponder).is_empty());
+    assert_eq!(of(&events, EventKind::OwnerChange).len(), 1);
+}
+
+#[test]
+fn sustained_multi_responder_needs_a_b_a_within_the_concurrency_window() {
+    let mut h = Harness::new();
+    let events = h.feed_all([
+        frame(0.0).announce(ArpOp::Reply, A, VIP),
+        frame(4.0).announce(ArpOp::Reply, B, VIP),
+        frame(9.0).announce(ArpOp::Reply, A, VIP),
+    ]);
+    let mr = of(&events, EventKind::MultiResponder);
+    assert_eq!(mr.len(), 1);
+    assert_eq!(mr[0].ts, at(9.0));
+    assert_eq!(mr[0].form, Some(ResponderForm::Sustained));
+    assert_eq!(mr[0].macs, macs(&[B, A]));
+
+    let mut h = Harness::new();
+    let events = h.feed_all([
+        frame(0.0).announce(ArpOp::Reply, A, VIP),
+        frame(4.0).announce(ArpOp::Reply, B, VIP),
+        frame(10.5).announce(ArpOp::Reply, A, VIP),
+    ]);
+    assert!(
+        of(&events, EventKind::MultiResponder).is_empty(),
+        "A's claims are 10.5 s apart"
+    );
+}
+
+#[test]
+fn arpspoof_gateway_oneway_capture() {
+    // arpspoof_gateway_oneway.pcap, times relative to frame 1 (1512101660.629169).
+    // The attacker (60:67:…) claims 192.168.6.1 to .117 every 2 s; the real gateway (bc:d1:…)
+    // answers the attacker's own request once, at 1.709 s. Owner changes: frame 4 (attacker to
+    // gateway, a plain reply, 1709 ms after the attacker's claim) and frame 5 (back, 293 ms
+    // after the gateway's). Frames 1, 4, 5 are claims A, B, A within 2.003 s, inside the 10 s
+    // concurrency window: a genuine sustained multi-responder, reported on frame 5. The replies
+    // went to different requesters, so there is no strong form; the attacker alone claims after
+    // frame 5, so nothing more interleaves and the condition ends 30 s (quiet window) after it.
+    const ATK: &str = "60:67:20:77:15:22";
+    const GW: &str = "bc:d1:77:09:14:15";
+    const VICTIM: &str = "00:1f:16:2d:98:49";
+    let spoof = |t: f64| {
+        frame(t)
+            .reply(ATK, "192.168.6.1")
+            .to(VICTIM, "192.168.6.117")
+    };
+    let own_request = |t: f64| {
+        let mut f = frame(t).request(ATK, "192.168.6.115").asking("192.168.6.1");
+        f.0.tha = mac(ATK);
+        f.0.eth_dst = mac(ATK);
+        f
+    };
+    let frames = vec![
+        spoof(0.0),
+        own_request(0.687457),
+        frame(1.707491)
+            .request(ATK, "192.168.6.115")
+            .asking("192.168.6.1"),
+        frame(1.709174)
+            .reply(GW, "192.168.6.1")
+            .to(ATK, "192.168.6.115"),
+        spoof(2.002787),
+        spoof(4.004773),
+        spoof(6.010540),
+        own_request(7.194167),
+        spoof(8.020522),
+        own_request(8.192100),
+        own_request(9.191133),
+    ];
+    let mut h = Harness::with(EngineConfig {
+        full_view: true,
+        ..EngineConfig::default()
+    });
+    let mut per_frame = Vec::new();
+    for f in frames {
+        per_frame.push(h.feed(f));
+    }
+    let changes: Vec<(usize, &Event)> = per_frame
+        .iter()
+        .enumerate()
+        .flat_map(|(i, evs)| {
+            evs.iter()
+                .filter(|e| e.event == EventKind::OwnerChange)
+                .map(move |e| (i + 1, e))
+        })
+        .collect();
+    assert_eq!(changes.len(), 2);
+    let (frame4, e4) = changes[0];
+    assert_eq!(frame4, 4);
+    assert_eq!((e4.old_mac, e4.new_mac), (Some(mac(ATK)), Some(mac(GW))));
+    assert_eq!(
+        (e4.announced, e4.gap_ms),
+        (Some(Announced::Reply), Some(1709))
+    );
+    let (frame5, e5) = changes[1];
+    assert_eq!(frame5, 5);
+    assert_eq!((e5.old_mac, e5.new_mac), (Some(mac(GW)), Some(mac(ATK))));
+    assert_eq!(e5.gap_ms, Some(293));
+
+    let mr = of(&per_frame[4], EventKind::MultiResponder);
+    assert_eq!(mr.len(), 1, "frame 5 completes A, B, A");
+    assert_eq!(
+        (mr[0].state, mr[0].form),
+        (Some(ConditionState::Start), Some(ResponderForm::Sustained))
+    );
+    assert_eq!(mr[0].macs, macs(&[GW, ATK]));
+    let all: Vec<Event> = per_frame.concat();
+    assert_eq!(of(&all, EventKind::MultiResponder).len(), 1);
+    assert!(
+        of(&all, EventKind::Flapping).is_empty(),
+        "two owner changes are not a flap"
+    );
+    // The attacker's MAC holds two IPs: two bindings, no conflict between them.
+    let atk_bindings: Vec<Ipv4Addr> = of(&all, EventKind::NewBinding)
+        .iter()
+        .filter(|e| e.mac == Some(mac(ATK)))
+        .map(|e| e.ip)
+        .collect();
+    assert_eq!(atk_bindings, [ip("192.168.6.1"), ip("192.168.6.115")]);
+
+    let end = h.tick(2.002787 + 30.0);
+    assert_eq!(
+        states(&end, EventKind::MultiResponder),
+        [ConditionState::End]
+    );
+}
+
+#[test]
+fn multi_responder_lifecycle_start_ongoing_rate_limited_end_after_quiet() {
+    let mut h = Harness::new();
+    // A and B both keep claiming, alternating every second, for 150 s.
+    let frames = (0..150).map(|i| {
+        let who = if i % 2 == 0 { A } else { B };
+        frame(f64::from(i)).announce(ArpOp::Reply, who, VIP)
+    });
+    let events = h.feed_all(frames);
+    let mr = of(&events, EventKind::MultiResponder);
+    assert_eq!(
+        states(&events, EventKind::MultiResponder),
+        [
+            ConditionState::Start,
+            ConditionState::Ongoing,
+            ConditionState::Ongoing
+        ]
+    );
+    assert_eq!(mr[0].ts, at(2.0));
+    assert_eq!(
+        mr[1].ts,
+        at(62.0),
+        "ongoing once the report interval has passed"
+    );
+    assert_eq!(mr[2].ts, at(122.0));
+    assert_eq!(mr[1].first_seen, Some(at(2.0)));
+    assert_eq!(mr[2].count, Some(121));
+
+    assert!(
+        h.tick(149.0 + 29.9).is_empty(),
+        "not quiet for the whole window yet"
+    );
+    let end = h.tick(149.0 + 60.0);
+    let ended = of(&end, EventKind::MultiResponder);
+    assert_eq!(ended.len(), 1);
+    assert_eq!(ended[0].state, Some(ConditionState::End));
+    assert_eq!(
+        ended[0].ts,
+        at(179.0),
+        "end is dated when the quiet window elapsed"
+    );
+    assert_eq!(
+        (ended[0].first_seen, ended[0].last_seen),
+        (Some(at(2.0)), Some(at(149.0)))
+    );
+    assert_eq!(ended[0].count, Some(148));
+    assert_eq!(ended[0].macs, macs(&[B, A]));
+    assert_eq!(h.engine.stats().active_conditions, 0);
+
+    // A new interleaving after the end is a new start.
+    let again = h.feed_all([
+        frame(300.0).announce(ArpOp::Reply, A, VIP),
+        frame(301.0).announce(ArpOp::Reply, B, VIP),
+        frame(302.0).announce(ArpOp::Reply, A, VIP),
+    ]);
+    assert_eq!(
+        states(&again, EventKind::MultiResponder),
+        [ConditionState::Start]
+    );
+}
+
+// ---------------------------------------------------------------- flapping
+
+#[test]
+fn flapping_starts_at_the_nth_owner_change_within_the_window_and_ends_after_quiet() {
+    let mut h = Harness::new();
+    // Owner changes at 11, 22, 33, 44 s: far enough apart that no claims interleave within 10 s.
+    let frames = (0..5).map(|i| {
+        let who = if i % 2 == 0 { A } else { B };
+        frame(11.0 * f64::from(i)).announce(ArpOp::Request, who, VIP)
+    });
+    let events = h.feed_all(frames);
+    assert_eq!(of(&events, EventKind::OwnerChange).len(), 4);
+    assert!(of(&events, EventKind::MultiResponder).is_empty());
+    let flaps = of(&events, EventKind::Flapping);
+    assert_eq!(
+        flaps.len(),
+        1,
+        "one start; the fourth change is within the report interval"
+    );
+    assert_eq!(flaps[0].state, Some(ConditionState::Start));
+    assert_eq!(flaps[0].ts, at(33.0));
+    assert_eq!(flaps[0].count, Some(3));
+    assert_eq!(flaps[0].macs, macs(&[A, B]), "the third change, A to B");
+    let end = h.tick(44.0 + 30.0);
+    let ended = of(&end, EventKind::Flapping);
+    assert_eq!(ended.len(), 1);
+    assert_eq!(
+        (ended[0].state, ended[0].count),
+        (Some(ConditionState::End), Some(4))
+    );
+}
+
+#[test]
+fn owner_changes_spread_beyond_the_flap_window_are_not_flapping() {
+    let mut h = Harness::new();
+    let frames = (0..4).map(|i| {
+        let who = if i % 2 == 0 { A } else { B };
+        frame(31.0 * f64::from(i)).announce(ArpOp::Request, who, VIP)
+    });
+    let events = h.feed_all(frames);
+    assert_eq!(of(&events, EventKind::OwnerChange).len(), 3);
+    assert!(
+        of(&events, EventKind::Flapping).is_empty(),
+        "changes at 31, 62, 93 s span 62 s"
+    );
+}
+
+// ---------------------------------------------------------------- pools
+
+#[test]
+fn unknown_responder_for_a_pool_ip_is_critical_and_repeats_at_most_per_interval() {
+    let mut h = Harness::with(pool_config(vip_pool()));
+    let allowed = h.feed(frame(0.0).reply(A, VIP).to(CLIENT, CLIENT_IP));
+    assert!(of(&allowed, EventKind::UnknownResponder).is_empty());
+    let foreign = h.feed(frame(20.0).reply(C, VIP).to(CLIENT, CLIENT_IP));
+    let unknown = of(&foreign, EventKind::UnknownResponder);
+    assert_eq!(unknown.len(), 1);
+    assert_eq!(unknown[0].mac, Some(mac(C)));
+    assert_eq!(unknown[0].pool.as_deref(), Some("vips"));
+    assert_eq!(unknown[0].count, Some(1));
+    assert_eq!(unknown[0].severity, crate::event::Severity::Critical);
+    for i in 1..10 {
+        let again = h.feed(
+            frame(20.0 + f64::from(i))
+                .reply(C, VIP)
+                .to(CLIENT, CLIENT_IP),
+        );
+        assert!(of(&again, EventKind::UnknownResponder).is_empty());
+    }
+    let later = h.feed(frame(80.0).reply(C, VIP).to(CLIENT, CLIENT_IP));
+    assert_eq!(of(&later, EventKind::UnknownResponder)[0].count, Some(10));
+    // Outside the pool, any MAC may answer.
+    let outside = h.feed(frame(81.0).reply(C, "198.51.100.1").to(CLIENT, CLIENT_IP));
+    assert!(of(&outside, EventKind::UnknownResponder).is_empty());
+}
+
+#[test]
+fn a_pool_ip_claimed_on_an_interface_outside_the_pool_is_unexpected() {
+    let mut h = Harness::with(pool_config(vip_pool()));
+    let good = h.feed(frame(0.0).reply(A, VIP).to(CLIENT, CLIENT_IP));
+    assert!(alarms(&good).is_empty());
+    let bad = h.feed(frame(1.0).reply(A, VIP).to(CLIENT, CLIENT_IP).on("eth1"));
+    let e = of(&bad, EventKind::UnexpectedInterface);
+    assert_eq!(e.len(), 1);
+    assert_eq!(e[0].iface.as_deref(), Some("eth1"));
+    assert_eq!(e[0].allowed_ifaces, vec![Arc::<str>::from("eth0")]);
+    assert_eq!(e[0].mac, Some(mac(A)));
+    assert_eq!(e[0].direction, Some(Direction::Ingress));
+    let repeat = h.feed(frame(2.0).reply(A, VIP).to(CLIENT, CLIENT_IP).on("eth1"));
+    assert!(of(&repeat, EventKind::UnexpectedInterface).is_empty());
+    let other = h.feed(frame(3.0).reply(A, VIP).to(CLIENT, CLIENT_IP).on("eth2"));
+    assert_eq!(
+        of(&other, EventKind::UnexpectedInterface).len(),
+        1,
+        "another interface is news"
+    );
+}
+
+#[test]
+fn this_host_answering_one_ip_on_two_interfaces_is_unexpected() {
+    let mut h = Harness::new();
+    let first = h.feed(frame(0.0).reply(A, VIP).to(CLIENT, CLIENT_IP).egress());
+    assert!(alarms(&first).is_empty());
+    let second = h.feed(
+        frame(0.5)
+            .reply(B, VIP)
+            .to(CLIENT, CLIENT_IP)
+            .on("eth1")
+            .egress(),
+    );
+    let e = of(&second, EventKind::UnexpectedInterface);
+    assert_eq!(e.len(), 1);
+    assert_eq!(
+        e[0].ifaces,
+        vec![Arc::<str>::from("eth0"), Arc::<str>::from("eth1")]
+    );
+    assert_eq!(e[0].direction, Some(Direction::Egress));
+    // Answers on one interface at a time, more than the window apart, are fine.
+    let mut h = Harness::new();
+    let events = h.feed_all([
+        frame(0.0).reply(A, VIP).to(CLIENT, CLIENT_IP).egress(),
+        frame(11.0)
+            .reply(A, VIP)
+            .to(CLIENT, CLIENT_IP)
+            .on("eth1")
+            .egress(),
+    ]);
+    assert!(of(&events, EventKind::UnexpectedInterface).is_empty());
+}
+
+// ---------------------------------------------------------------- unanswered
+
+#[test]
+fn unanswered_requests_this_host_sent_start_end_and_carry_the_requester() {
+    let mut h = Harness::new();
+    h.feed(frame(0.0).reply(A, VIP).to(CLIENT, CLIENT_IP));
+    // The owner dies; this host keeps asking once a second.
+    let ask = |t: f64| frame(t).request(CLIENT, CLIENT_IP).asking(VIP).egress();
+    let mut events = h.feed_all([ask(10.0), ask(11.0)]);
+    assert!(
+        of(&events, EventKind::Unanswered).is_empty(),
+        "one timed-out request is not enough"
+    );
+    events.extend(h.tick(12.0));
+    let un = of(&events, EventKind::Unanswered);
+    assert_eq!(un.len(), 1);
+    let e = un[0];
+    assert_eq!(e.state, Some(ConditionState::Start));
+    assert_eq!(e.ts, at(12.0), "dated at the second request's deadline");
+    assert_eq!(e.count, Some(2));
+    assert_eq!(
+        (e.requester_mac, e.requester_ip),
+        (Some(mac(CLIENT)), Some(ip(CLIENT_IP)))
+    );
+    assert_eq!(e.mac, Some(mac(A)), "the last owner");
+    assert_eq!(e.direction, Some(Direction::Egress));
+    assert_eq!(e.severity, crate::event::Severity::Critical);
+
+    let more = h.feed_all((12..20).map(|i| ask(f64::from(i))));
+    assert!(
+        of(&more, EventKind::Unanswered).is_empty(),
+        "ongoing waits for the report interval"
+    );
+    // An answer ends it at once, naming who answered.
+    let answered = h.feed(frame(20.5).reply(B, VIP).to(CLIENT, CLIENT_IP));
+    let end = of(&answered, EventKind::Unanswered);
+    assert_eq!(end.len(), 1);
+    assert_eq!(end[0].state, Some(ConditionState::End));
+    assert_eq!(end[0].mac, Some(mac(B)));
+    assert_eq!(end[0].count, Some(10));
+}
+
+#[test]
+fn unanswered_ends_after_the_quiet_window_when_the_asking_stops() {
+    let mut h = Harness::new();
+    h.feed(frame(0.0).reply(A, VIP).to(CLIENT, CLIENT_IP));
+    let ask = |t: f64| frame(t).request(CLIENT, CLIENT_IP).asking(VIP).egress();
+    h.feed_all([ask(10.0), ask(11.0)]);
+    let mut events = h.tick(12.0);
+    events.extend(h.tick(12.0 + 30.0));
+    assert_eq!(
+        states(&events, EventKind::Unanswered),
+        [ConditionState::Start, ConditionState::End]
+    );
+}
+
+#[test]
+fn unanswered_is_only_judged_where_the_reply_would_be_seen() {
+    let ask = |t: f64| frame(t).request(CLIENT, CLIENT_IP).asking(VIP);
+    let owned_then_silent = |h: &mut Harness| {
+        let mut events = h.feed(frame(0.0).reply(A, VIP).to(CLIENT, CLIENT_IP));
+        events.extend(h.feed_all((10..15).map(|i| ask(f64::from(i)))));
+        events.extend(h.tick(20.0));
+        events
+    };
+    // A DaemonSet node sees other hosts' requests but not the replies to them.
+    let mut h = Harness::new();
+    assert!(of(&owned_then_silent(&mut h), EventKind::Unanswered).is_empty());
+    // A mirror port (or a capture) sees everything.
+    let mut h = Harness::with(EngineConfig {
+        full_view: true,
+        ..EngineConfig::default()
+    });
+    assert_eq!(
+        states(&owned_then_silent(&mut h), EventKind::Unanswered),
+        [ConditionState::Start]
+    );
+    // An IP nobody ever owned and no pool lists is not watched (zeek_linuxsll-arp.pcap).
+    let mut h = Harness::with(EngineConfig {
+        full_view: true,
+        ..EngineConfig::default()
+    });
+    let mut events = h.feed_all((0..9).map(|i| ask(f64::from(i)).0.clone()).map(Frame));
+    events.extend(h.tick(20.0));
+    assert!(of(&events, EventKind::Unanswered).is_empty());
+    // A pool IP is watched even if it never had an owner (a dead speaker from the start).
+    let mut cfg = pool_config(vip_pool());
+    cfg.full_view = true;
+    let mut h = Harness::with(cfg);
+    let mut events = h.feed_all((0..3).map(|i| ask(f64::from(i))));
+    events.extend(h.tick(3.0 + 30.0));
+    let un = of(&events, EventKind::Unanswered);
+    assert_eq!(un[0].pool.as_deref(), Some("vips"));
+    assert_eq!(
+        states(&events, EventKind::Unanswered),
+        [ConditionState::Start, ConditionState::End]
+    );
+}
+
+#[test]
+fn a_request_answered_within_the_timeout_is_not_unanswered() {
+    let mut h = Harness::with(EngineConfig {
+        full_view: true,
+        ..EngineConfig::default()
+    });
+    h.feed(frame(0.0).reply(A, VIP).to(CLIENT, CLIENT_IP));
+    let mut events = Vec::new();
+    for i in 1..20 {
+        let t = f64::from(i) * 2.0;
+        events.extend(h.feed(frame(t).request(CLIENT, CLIENT_IP).asking(VIP)));
+        events.extend(h.feed(frame(t + 0.9).reply(A, VIP).to(CLIENT, CLIENT_IP)));
+    }
+    events.extend(h.tick(100.0));
+    assert!(alarms(&events).is_empty(), "{events:?}");
+    assert_eq!(h.engine.stats().pending_requests, 0);
+}
+
+// ---------------------------------------------------------------- sender mismatch and storms
+
+#[test]
+fn sender_mismatch_is_reported_once_per_interval_and_is_exemptable() {
+    let mut h = Harness::new();
+    let spoofed = |t: f64| frame(t).reply(A, VIP).to(CLIENT, CLIENT_IP).eth_src(B);
+    let first = h.feed(spoofed(0.0));
+    let mm = of(&first, EventKind::SenderMismatch);
+    assert_eq!(mm.len(), 1);
+    assert_eq!((mm[0].mac, mm[0].eth_src), (Some(mac(A)), Some(mac(B))));
+    assert!(of(&h.feed(spoofed(1.0)), EventKind::SenderMismatch).is_empty());
+    assert_eq!(
+        of(&h.feed(spoofed(61.0)), EventKind::SenderMismatch)[0].count,
+        Some(2)
+    );
+
+    let mut cfg = EngineConfig::default();
+    cfg.exemptions.sender_mismatch_macs = vec![mac(A)];
+    let mut h = Harness::with(cfg);
+    assert!(of(&h.feed(spoofed(0.0)), EventKind::SenderMismatch).is_empty());
+}
+
+#[test]
+fn storm_per_sender_mac_has_a_lifecycle() {
+    let mut h = Harness::new();
+    // 200 requests a second from one MAC for 3 s (a scan or a loop), default threshold 50/s.
+    let frames = (0..600).map(|i| {
+        let target = format!("10.0.{}.{}", i / 256, i % 256);
+        frame(f64::from(i) * 0.005)
+            .request(C, "10.0.0.1")
+            .asking(&target)
+    });
+    let events = h.feed_all(frames);
+    let storms = of(&events, EventKind::Storm);
+    assert_eq!(
+        storms.len(),
+        1,
+        "one start, no ongoing within the report interval"
+    );
+    let s = storms[0];
+    assert_eq!(s.state, Some(ConditionState::Start));
+    assert_eq!(s.scope, Some(StormScope::Mac));
+    assert_eq!(s.mac, Some(mac(C)));
+    assert_eq!(
+        s.ip,
+        ip("10.0.0.1"),
+        "a per-MAC storm names the sender's IP"
+    );
+    assert_eq!(s.ts, at(0.25), "the 51st frame in a second");
+    assert_eq!(s.rate, Some(51));
+    let end = h.tick(3.0 + 30.0);
+    let ended = of(&end, EventKind::Storm);
+    assert_eq!(ended.len(), 1);
+    assert_eq!(ended[0].state, Some(ConditionState::End));
+    assert_eq!(ended[0].count, Some(550));
+}
+
+#[test]
+fn storm_per_interface_counts_all_senders() {
+    let mut h = Harness::new();
+    // 1000 frames a second from 1000 different MACs: no single sender storms.
+    let frames = (0..1000u32).map(|i| {
+        let m = format!("02:00:00:00:{:02x}:{:02x}", i / 256, i % 256);
+        frame(f64::from(i) * 0.001)
+            .request(&m, "10.0.0.1")
+            .asking("10.0.0.2")
+    });
+    let events = h.feed_all(frames);
+    let storms = of(&events, EventKind::Storm);
+    assert_eq!(storms.len(), 1);
+    assert_eq!(storms[0].scope, Some(StormScope::Iface));
+    assert_eq!(storms[0].iface.as_deref(), Some("eth0"));
+    assert_eq!(
+        storms[0].ip,
+        Ipv4Addr::UNSPECIFIED,
+        "an interface storm has no single IP"
+    );
+}
+
+// ---------------------------------------------------------------- bounds, determinism, time
+
+#[test]
+fn a_flood_of_random_addresses_stays_within_the_caps() {
+    let cfg = EngineConfig {
+        caps: Caps {
+            max_tracked_ips: 100,
+            max_macs_per_ip: 4,
+            max_tracked_senders: 50,
+            max_interfaces: 2,
+        },
+        ..EngineConfig::default()
+    };
+    let mut h = Harness::with(cfg);
+    let mut out = Vec::new();
+    let mut seed: u32 = 0x1234_5678;
+    for i in 0..10_000u32 {
+        seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+        let b = seed.to_be_bytes();
+        let f = frame(f64::from(i) * 0.01)
+            .reply(
+                &format!("02:{:02x}:{:02x}:{:02x}:{:02x}:01", b[0], b[1], b[2], b[3]),
+                &format!("10.{}.{}.{}", b[0], b[1], b[2]),
+            )
+            .to(CLIENT, CLIENT_IP);
+        h.engine.observe(&f.0, &mut out);
+        out.clear();
+    }
+    // And 20 MACs for one IP.
+    for i in 0..20u32 {
+        let f = frame(200.0 + f64::from(i))
+            .reply(&format!("02:00:00:00:01:{i:02x}"), VIP)
+            .to(CLIENT, CLIENT_IP);
+        h.engine.observe(&f.0, &mut out);
+    }
+    let stats = h.engine.stats();
+    assert!(stats.tracked_ips <= 100);
+    assert!(stats.tracked_macs <= 100 * 4);
+    assert!(stats.tracked_senders <= 50);
+    assert!(stats.evictions.ips >= 9_900);
+    assert_eq!(stats.evictions.macs, 16);
+    assert!(stats.evictions.senders >= 9_900);
+    assert_eq!(stats.observations, 10_020);
+    let vip_macs = h.engine.ips.peek(&ip(VIP)).unwrap().bindings.len();
+    assert_eq!(vip_macs, 4);
+}
+
+#[test]
+fn the_same_input_gives_the_same_events() {
+    let run = || {
+        let mut h = Harness::with(pool_config(vip_pool()));
+        let frames = (0..300).map(|i| {
+            let who = [A, B, C][i % 3];
+            frame(i as f64 * 0.3).reply(who, VIP).to(CLIENT, CLIENT_IP)
+        });
+        let mut events = h.feed_all(frames);
+        events.extend(h.tick(500.0));
+        serde_json::to_string(&events).unwrap()
+    };
+    assert_eq!(run(), run());
+}
+
+#[test]
+fn observations_from_the_past_are_taken_as_now() {
+    let mut h = Harness::new();
+    h.feed(frame(10.0).reply(A, VIP).to(CLIENT, CLIENT_IP));
+    let events = h.feed(frame(9.0).announce(ArpOp::Request, B, VIP));
+    let change = of(&events, EventKind::OwnerChange);
+    assert_eq!(change[0].ts, at(10.0));
+    assert_eq!(change[0].gap_ms, Some(0));
+}
+
+#[test]
+fn stats_count_events_by_kind() {
+    let mut h = Harness::new();
+    h.feed_all([
+        frame(0.0).reply(A, VIP).to(CLIENT, CLIENT_IP),
+        frame(0.1).reply(B, VIP).to(CLIENT, CLIENT_IP),
+        frame(0.2).probe(C, "192.0.2.77"),
+    ]);
+    let stats = h.engine.stats();
+    assert_eq!(stats.events_of(EventKind::NewBinding), 2);
+    assert_eq!(stats.events_of(EventKind::MultiResponder), 1);
+    assert_eq!(stats.events_of(EventKind::Probe), 1);
+    assert_eq!(stats.claims, 2);
+    assert_eq!((stats.tracked_ips, stats.tracked_macs), (1, 2));
+    assert_eq!(stats.active_conditions, 1);
+}
+
+// ---------------------------------------------------------------- schema
+
+/// Every field the engine emits, and every raw-observation field, is declared in the JSON
+/// Schema with a matching type, and required fields are present.
+#[test]
+fn emitted_events_and_raw_observations_match_the_schema_file() {
+    let schema: serde_json::Value = serde_json::from_str(include_str!(
+        "../../../docs/schema/arpwatch-events.schema.json"
+    ))
+    .unwrap();
+    let defs = &schema["$defs"];
+    assert_eq!(
+        defs["event"]["properties"]["schema"]["const"],
+        crate::event::SCHEMA_VERSION
+    );
+
+    let mut cfg = pool_config(vip_pool());
+    cfg.full_view = true;
+    let mut h = Harness::with(cfg);
+    let mut events = h.feed_all([
+        frame(0.0).probe(C, VIP),
+        frame(0.5).reply(A, VIP).to(CLIENT, CLIENT_IP),
+        frame(0.6).reply(B, VIP).to(CLIENT, CLIENT_IP).on("eth1"),
+        frame(0.7).reply(C, VIP).to(CLIENT, CLIENT_IP).eth_src(A),
+        frame(0.8).probe(B, VIP),
+        frame(1.0).announce(ArpOp::Request, B, VIP),
+        frame(2.0).announce(ArpOp::Request, A, VIP),
+        frame(3.0).announce(ArpOp::Request, B, VIP),
+        frame(4.0).request(CLIENT, CLIENT_IP).asking("192.0.2.5"),
+        frame(5.0).request(CLIENT, CLIENT_IP).asking("192.0.2.5"),
+        frame(6.0)
+            .reply(A, "192.0.2.3")
+            .to(CLIENT, CLIENT_IP)
+            .egress(),
+        frame(6.1)
+            .reply(A, "192.0.2.3")
+            .to(CLIENT, CLIENT_IP)
+            .on("eth1")
+            .egress(),
+    ]);
+    events.extend(h.feed_all((0..100).map(|i| {
+        frame(10.0 + f64::from(i) * 0.001)
+            .request(C, "10.0.0.1")
+            .asking("10.0.0.2")
+    })));
+    events.extend(h.tick(100.0));
+    let kinds: std::collections::BTreeSet<&str> = events.iter().map(|e| e.event.as_str()).collect();
+    assert_eq!(
+        kinds.len(),
+        EventKind::ALL.len(),
+        "every kind is exercised: {kinds:?}"
+    );
+
+    for e in &events {
+        check_against(&serde_json::to_value(e).unwrap(), &defs["event"], defs);
+    }
+    let raw = frame(0.0).reply(A, VIP).to(CLIENT, CLIENT_IP);
+    let mut raw = raw.0;
+    raw.vlan = VlanTags::from_slice(&[100, 200]).unwrap();
+    check_against(
+        &serde_json::to_value(&raw).unwrap(),
+        &defs["observation"],
+        defs,
+    );
+}
+
+/// A small structural check of `value` against a schema object: required keys, no undeclared
+/// keys, JSON types, enums, consts and string patterns of the declared properties.
+fn check_against(value: &serde_json::Value, schema: &serde_json::Value, defs: &serde_json::Value) {
+    let schema = resolve(schema, defs);
+    if let Some(options) = schema.get("oneOf").or_else(|| schema.get("anyOf")) {
+        let options = options.as_array().unwrap();
+        let matches = options
+            .iter()
+            .filter(|s| std::panic::catch_unwind(|| check_against(value, s, defs)).is_ok());
+        assert!(matches.count() >= 1, "{value} matches none of {schema}");
+        return;
+    }
+    if let Some(c) = schema.get("const") {
+        assert_eq!(value, c);
+    }
+    if let Some(options) = schema.get("enum") {
+        assert!(
+            options.as_array().unwrap().contains(value),
+            "{value} not in {options}"
+        );
+    }
+    if let Some(ty) = schema.get("type").and_then(|t| t.as_str()) {
+        let ok = match ty {
+            "object" => value.is_object(),
+            "array" => value.is_array(),
+            "string" => value.is_string(),
+            "integer" => value.is_u64() || value.is_i64(),
+            "number" => value.is_number(),
+            "boolean" => value.is_boolean(),
+            other => panic!("type {other} not handled"),
+        };
+        assert!(ok, "{value} is not {ty}");
+    }
+    if let (Some(pattern), Some(s)) = (
+        schema.get("pattern").and_then(|p| p.as_str()),
+        value.as_str(),
+    ) {
+        assert!(matches_pattern(pattern, s), "{s} does not match {pattern}");
+    }
+    if let (Some(items), Some(list)) = (schema.get("items"), value.as_array()) {
+        for item in list {
+            check_against(item, items, defs);
+        }
+    }
+    if let Some(obj) = value.as_object() {
+        let props = schema["properties"].as_object().unwrap();
+        for required in schema["required"].as_array().unwrap() {
+            assert!(
+                obj.contains_key(required.as_str().unwrap()),
+                "{value} lacks {required}"
+            );
+        }
+        for (key, v) in obj {
+            let prop = props
+                .get(key)
+                .unwrap_or_else(|| panic!("field {key} is not in the schema"));
+            check_against(v, prop, defs);
+        }
+    }
+}
+
+fn resolve<'a>(
+    schema: &'a serde_json::Value,
+    defs: &'a serde_json::Value,
+) -> &'a serde_json::Value {
+    match schema.get("$ref").and_then(|r| r.as_str()) {
+        Some(r) => &defs[r.trim_start_matches("#/$defs/")],
+        None => schema,
+    }
+}
+
+/// The schema's patterns are only the MAC, IPv4 and RFC 3339 shapes below; check by shape.
+fn matches_pattern(pattern: &str, s: &str) -> bool {
+    if pattern.contains("[0-9a-f]{2}") {
+        s.parse::<MacAddr>().is_ok() && s == s.to_ascii_lowercase() && s.len() == 17
+    } else if pattern.contains("25[0-5]") {
+        s.parse::<Ipv4Addr>().is_ok()
+    } else if pattern.contains("T") {
+        time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).is_ok()
+            && s.ends_with('Z')
+    } else {
+        panic!("pattern {pattern} not handled")
+    }
+}
