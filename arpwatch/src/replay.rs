@@ -27,12 +27,17 @@ use std::io::{self, Chain, Cursor, Read};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use byteorder::{BigEndian, LittleEndian};
 use pcap_file::pcap::PcapReader;
 use pcap_file::pcapng::blocks::interface_description::{
     InterfaceDescriptionBlock, InterfaceDescriptionOption,
 };
-use pcap_file::pcapng::{Block, PcapNgReader};
-use pcap_file::{DataLink, PcapError, TsResolution};
+use pcap_file::pcapng::blocks::{
+    ENHANCED_PACKET_BLOCK, INTERFACE_DESCRIPTION_BLOCK, PACKET_BLOCK, SECTION_HEADER_BLOCK,
+    SIMPLE_PACKET_BLOCK,
+};
+use pcap_file::pcapng::{Block, PcapNgReader, RawBlock};
+use pcap_file::{DataLink, Endianness, PcapError, TsResolution};
 
 use crate::decode::{Decoded, LinkType};
 use crate::observation::{Direction, Observation, Timestamp};
@@ -441,17 +446,31 @@ impl<R: Read> PcapNgFile<R> {
         path: &Path,
         counters: &mut ReplayCounters,
     ) -> Option<Result<Observation, ReplayError>> {
-        while let Some(block) = self.reader.next_block() {
-            let block = match block {
-                Ok(block) => block,
+        loop {
+            // A block is in its section's byte order; a new section header needs none.
+            let endianness = self.reader.section().endianness;
+            let raw = match self.reader.next_raw_block()? {
+                Ok(raw) => raw,
                 Err(e) => return Some(Err(read_error(path, counters.frames, e))),
             };
-            // (interface id, raw timestamp if the block has one, frame bytes)
-            let (id, ticks, data) = match &block {
-                Block::SectionHeader(_) => {
+            // Only the blocks replay needs are parsed, so that a block it does not use (name
+            // resolution, statistics) that pcap-file refuses cannot stop a replay.
+            let block = match raw.type_ {
+                SECTION_HEADER_BLOCK => {
                     self.interfaces.clear();
                     continue;
                 }
+                INTERFACE_DESCRIPTION_BLOCK
+                | ENHANCED_PACKET_BLOCK
+                | PACKET_BLOCK
+                | SIMPLE_PACKET_BLOCK => match parse_block(raw, endianness) {
+                    Ok(block) => block,
+                    Err(e) => return Some(Err(read_error(path, counters.frames, e))),
+                },
+                _ => continue,
+            };
+            // (interface id, raw timestamp if the block has one, frame bytes)
+            let (id, ticks, data) = match &block {
                 Block::InterfaceDescription(description) => {
                     let id = self.interfaces.len();
                     match Interface::new(description, id, &self.stem, path, counters.frames) {
@@ -507,7 +526,13 @@ impl<R: Read> PcapNgFile<R> {
                 return Some(Ok(observation));
             }
         }
-        None
+    }
+}
+
+fn parse_block(raw: RawBlock<'_>, endianness: Endianness) -> Result<Block<'_>, PcapError> {
+    match endianness {
+        Endianness::Big => raw.try_into_block::<BigEndian>(),
+        Endianness::Little => raw.try_into_block::<LittleEndian>(),
     }
 }
 
@@ -810,6 +835,28 @@ mod tests {
                 ..Default::default()
             }
         );
+    }
+
+    #[test]
+    fn blocks_replay_does_not_use_are_not_parsed() {
+        let request = ethernet_arp_request();
+        let mut writer = PcapNgWriter::new(Vec::new()).unwrap();
+        writer
+            .write_pcapng_block(interface(DataLink::ETHERNET, vec![]))
+            .unwrap();
+        // A name resolution block whose IPv4 record names a host in invalid UTF-8, which
+        // pcap-file's block parser refuses.
+        let body = [0, 1, 0, 6, 10, 0, 0, 1, 0xff, 0, 0, 0, 0, 0, 0, 0];
+        let names = RawBlock {
+            type_: 4,
+            initial_len: 12 + body.len() as u32,
+            body: Cow::Borrowed(&body),
+            trailer_len: 12 + body.len() as u32,
+        };
+        writer.write_raw_block(&names).unwrap();
+        writer.write_pcapng_block(packet(0, 1, &request)).unwrap();
+        let (obs, _) = observations(&writer.into_inner(), "names.pcapng");
+        assert_eq!(obs.len(), 1);
     }
 
     #[test]
