@@ -7,9 +7,12 @@ use clap::Parser;
 use std::io::{self, BufWriter};
 use std::process::ExitCode;
 
-use arpwatch::cli::{Cli, Command};
+use arpwatch::cli::{Cli, Command, OutputArgs};
+use arpwatch::config::Config;
+use arpwatch::engine::Engine;
 use arpwatch::output::{default_format, Mode, Pipeline};
-use arpwatch::{watch, UsageError};
+use arpwatch::replay::Replay;
+use arpwatch::{node, watch, UsageError};
 
 fn main() -> ExitCode {
     // clap prints its own message and exits with status 2 on a usage error, 0 for --help.
@@ -48,15 +51,70 @@ fn is_broken_pipe(err: &anyhow::Error) -> bool {
 async fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Watch(args) => {
-            let format = default_format(args.output.format);
-            let mut pipeline = Pipeline::new(Mode::Raw, format, BufWriter::new(io::stdout().lock()));
+            let mut pipeline = pipeline(&args.output, false)?;
             let summary = watch::run(&args, &mut pipeline).await?;
             eprintln!("arpwatch: kernel counters: {}", summary.counters);
             if summary.short_records > 0 {
                 eprintln!("arpwatch: {} ring items were not whole records", summary.short_records);
             }
+            report_engine(&pipeline);
             Ok(())
         }
-        Command::Replay(_args) => anyhow::bail!("replay is not wired yet"),
+        Command::Replay(args) => {
+            // A capture shows every reply on the segment, so unanswered requests can be judged.
+            let mut pipeline = pipeline(&args.output, true)?;
+            let mut replay = Replay::open(&args.files)?;
+            let mut last_ts = None;
+            for observation in &mut replay {
+                let observation = observation?;
+                last_ts = Some(observation.ts);
+                pipeline.observe(&observation)?;
+            }
+            if let Some(ts) = last_ts {
+                pipeline.finish(ts)?;
+            }
+            for summary in replay.summaries() {
+                let c = summary.counters;
+                eprintln!(
+                    "arpwatch: {}: frames={} arp={} non_arp={} malformed={} unsupported_link_type={}",
+                    summary.path.display(),
+                    c.frames,
+                    c.arp,
+                    c.non_arp,
+                    c.malformed,
+                    c.unsupported_link_type
+                );
+            }
+            report_engine(&pipeline);
+            Ok(())
+        }
+    }
+}
+
+/// The pipeline both commands share: raw observations, or the engine with the configuration.
+fn pipeline(args: &OutputArgs, full_view: bool) -> Result<Pipeline<BufWriter<io::StdoutLock<'static>>>> {
+    let format = default_format(args.format);
+    let out = BufWriter::new(io::stdout().lock());
+    if args.raw {
+        return Ok(Pipeline::new(Mode::Raw, format, out));
+    }
+    let mut config = match &args.config {
+        Some(path) => Config::load(path).map_err(|err| UsageError(err.to_string()))?,
+        None => Config::default(),
+    };
+    config.engine.full_view |= full_view;
+    let engine = Engine::new(&config.engine, &node::node_name());
+    Ok(Pipeline::new(Mode::Detect(Box::new(engine)), format, out))
+}
+
+fn report_engine<W: io::Write>(pipeline: &Pipeline<W>) {
+    if let Some(engine) = pipeline.engine() {
+        let s = engine.stats();
+        let e = &s.evictions;
+        eprintln!(
+            "arpwatch: engine: observations={} claims={} tracked_ips={} tracked_macs={} \
+             evicted_ips={} evicted_macs={} evicted_senders={}",
+            s.observations, s.claims, s.tracked_ips, s.tracked_macs, e.ips, e.macs, e.senders
+        );
     }
 }

@@ -4,42 +4,72 @@
 use std::io::{self, Write};
 
 use crate::cli::Format;
+use crate::engine::Engine;
+use crate::event::Event;
 use crate::observation::{ArpOp, Observation, Timestamp};
 
 /// What to do with observations.
 pub enum Mode {
     /// Print every observation.
     Raw,
+    /// Feed the detection engine and print its events.
+    Detect(Box<Engine>),
 }
 
 pub struct Pipeline<W: Write> {
     mode: Mode,
     format: Format,
     out: W,
+    /// Reused for every call into the engine, so the hot path does not allocate.
+    events: Vec<Event>,
 }
 
 impl<W: Write> Pipeline<W> {
     pub fn new(mode: Mode, format: Format, out: W) -> Self {
-        Pipeline { mode, format, out }
+        Pipeline { mode, format, out, events: Vec::new() }
     }
 
     pub fn observe(&mut self, obs: &Observation) -> io::Result<()> {
         match &mut self.mode {
             Mode::Raw => match self.format {
-                Format::Json => {
-                    serde_json::to_writer(&mut self.out, obs)?;
-                    self.out.write_all(b"\n")
-                }
+                Format::Json => write_json_line(&mut self.out, obs),
                 Format::Text => writeln!(self.out, "{}", observation_text(obs)),
             },
+            Mode::Detect(engine) => {
+                engine.observe(obs, &mut self.events);
+                self.write_events()
+            }
         }
     }
 
-    /// Lets time pass for the engine when no frame arrives (live capture ticks once a second).
-    pub fn tick(&mut self, _now: Timestamp) -> io::Result<()> {
+    /// Lets time pass for the engine when no frame arrives (live capture ticks once a second), so
+    /// timeouts fire and lasting conditions end.
+    pub fn tick(&mut self, now: Timestamp) -> io::Result<()> {
         match &mut self.mode {
             Mode::Raw => Ok(()),
+            Mode::Detect(engine) => {
+                engine.tick(now, &mut self.events);
+                self.write_events()
+            }
         }
+    }
+
+    /// The engine, when the pipeline detects (for its statistics).
+    pub fn engine(&self) -> Option<&Engine> {
+        match &self.mode {
+            Mode::Raw => None,
+            Mode::Detect(engine) => Some(engine),
+        }
+    }
+
+    fn write_events(&mut self) -> io::Result<()> {
+        for event in self.events.drain(..) {
+            match self.format {
+                Format::Json => write_json_line(&mut self.out, &event)?,
+                Format::Text => writeln!(self.out, "{}", event.to_text_line())?,
+            }
+        }
+        Ok(())
     }
 
     /// The end of the input: closes what is still open, then flushes.
@@ -51,6 +81,11 @@ impl<W: Write> Pipeline<W> {
     pub fn flush(&mut self) -> io::Result<()> {
         self.out.flush()
     }
+}
+
+fn write_json_line(out: &mut impl Write, value: &impl serde::Serialize) -> io::Result<()> {
+    serde_json::to_writer(&mut *out, value)?;
+    out.write_all(b"\n")
 }
 
 /// One readable line for a person at a terminal.

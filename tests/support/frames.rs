@@ -102,3 +102,17 @@ pub fn ipv4_tcp_frame(src: [u8; 6], dst: [u8; 6]) -> Vec<u8> {
     b.extend_from_slice(&[0x9c, 0x40, 0, 80, 0, 0, 0, 1, 0, 0, 0, 0, 0x50, 0x02, 0xff, 0xff, 0, 0, 0, 0]);
     b
 }
+
+/// `"02:00:5e:00:01:0a"` as bytes.
+pub fn mac_bytes(mac: &str) -> [u8; 6] {
+    let mut out = [0u8; 6];
+    for (byte, part) in out.iter_mut().zip(mac.split(':')) {
+        *byte = u8::from_str_radix(part, 16).expect("hex octet");
+    }
+    out
+}
+
+/// `"192.0.2.10"` as bytes.
+pub fn ip_bytes(ip: &str) -> [u8; 4] {
+    ip.parse::<std::net::Ipv4Addr>().expect("IPv4 address").octets()
+}

@@ -328,3 +328,37 @@ pub fn hold_vip_like_ipvs(host: &Netns, vip: &str, strict_arp: bool) {
         host.sysctl(&format!("net.ipv4.conf.{scope}.arp_announce"), announce);
     }
 }
+
+/// A configuration file for one test, removed on drop.
+pub struct TempConfig {
+    pub path: std::path::PathBuf,
+}
+
+impl TempConfig {
+    pub fn new(toml: &str) -> TempConfig {
+        let path = std::env::temp_dir().join(format!(
+            "arpwatch-test-{}-{}.toml",
+            std::process::id(),
+            NEXT_ID.fetch_add(1, Ordering::Relaxed)
+        ));
+        std::fs::write(&path, toml).expect("write config");
+        TempConfig { path }
+    }
+
+    pub fn arg(&self) -> &str {
+        self.path.to_str().expect("utf-8 temp path")
+    }
+}
+
+impl Drop for TempConfig {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+impl Finished {
+    /// The events of kind `event` about `ip`, in output order.
+    pub fn events(&self, event: &str, ip: &str) -> Vec<Value> {
+        self.json_lines().into_iter().filter(|e| e["event"] == event && e["ip"] == ip).collect()
+    }
+}

@@ -1,0 +1,204 @@
+//! The incidents of SPEC §1, reproduced in namespace labs with the kernel's own ARP stack and
+//! watched by the built arpwatch binary. Each lab is one L2 segment (a bridge in a `switch`
+//! namespace) with a client, "node" namespaces and sometimes a foreign host; the VIP is
+//! 192.0.2.100. Needs root; fails, never skips, without it.
+
+mod support;
+
+use serde_json::Value;
+use std::collections::BTreeSet;
+use std::time::Duration;
+use support::frames::{ip_bytes, mac_bytes, ArpFrame};
+use support::lab::{hold_vip_like_ipvs, Arpwatch, Finished, Lan, Netns, TempConfig};
+
+const VIP: &str = "192.0.2.100";
+const FINISH: Duration = Duration::from_secs(30);
+
+fn macs_of(events: &[Value], key: &str) -> BTreeSet<String> {
+    events
+        .iter()
+        .flat_map(|e| e[key].as_array().cloned().unwrap_or_default())
+        .map(|m| m.as_str().unwrap().to_owned())
+        .collect()
+}
+
+fn states(events: &[Value]) -> Vec<&str> {
+    events.iter().map(|e| e["state"].as_str().unwrap_or("")).collect()
+}
+
+/// Runs arpwatch in `ns` on `ifaces` for `seconds`, calls `scenario` once it is attached, and
+/// returns its output after it stopped by itself.
+fn watch_during(ns: &Netns, ifaces: &[&str], config: Option<&TempConfig>, seconds: &str, scenario: impl FnOnce()) -> Finished {
+    let mut args = vec!["watch", "--format", "json", "--duration", seconds];
+    for iface in ifaces {
+        args.extend(["--iface", iface]);
+    }
+    if let Some(config) = config {
+        args.extend(["--config", config.arg()]);
+    }
+    let mut watch = Arpwatch::start(Some(ns), &args);
+    watch.wait_attached(ifaces);
+    scenario();
+    let done = watch.finish(FINISH);
+    assert!(done.status.success(), "arpwatch failed: {}\n{}", done.status, done.stderr);
+    done
+}
+
+/// A client at 192.0.2.1 and `nodes` nodes at 192.0.2.11, .12, ...
+fn cluster(tag: &str, nodes: usize) -> Lan {
+    let mut lan = Lan::new(tag);
+    lan.add_host(&format!("{tag}c"), "192.0.2.1/24");
+    for n in 0..nodes {
+        lan.add_host(&format!("{tag}n{n}"), &format!("192.0.2.{}/24", 11 + n));
+    }
+    lan
+}
+
+#[test]
+fn ipvs_without_strict_arp_one_request_one_multi_responder_naming_every_node() {
+    let lan = cluster("ipvs", 3);
+    let (client, nodes) = (&lan.hosts[0], &lan.hosts[1..]);
+    for node in nodes {
+        hold_vip_like_ipvs(node, VIP, false);
+    }
+    let node_macs: BTreeSet<String> = nodes.iter().map(|n| n.mac("eth0")).collect();
+
+    let done = watch_during(client, &["eth0"], None, "3", || client.udp_to(VIP));
+
+    let events = done.events("multi_responder", VIP);
+    assert_eq!(
+        states(&events).iter().filter(|s| **s == "start").count(),
+        1,
+        "exactly one multi_responder start: {events:#?}"
+    );
+    assert_eq!(events[0]["severity"], "critical");
+    assert_eq!(events[0]["iface"], "eth0");
+    assert_eq!(macs_of(&events, "macs"), node_macs, "every answering node is named: {events:#?}");
+}
+
+#[test]
+fn ipvs_with_strict_arp_raises_no_multi_responder() {
+    // strictARP: arp_ignore=1 keeps the nodes quiet about the VIP on kube-ipvs0; the speaker's
+    // node (node 0 here) holds it on eth0 and is the one legitimate answer.
+    let lan = cluster("strict", 3);
+    let (client, nodes) = (&lan.hosts[0], &lan.hosts[1..]);
+    for node in nodes {
+        hold_vip_like_ipvs(node, VIP, true);
+    }
+    nodes[0].add_addr("eth0", &format!("{VIP}/32"));
+    let leader = nodes[0].mac("eth0");
+
+    let done = watch_during(client, &["eth0"], None, "3", || client.udp_to(VIP));
+
+    assert!(done.events("multi_responder", VIP).is_empty(), "{}", done.stdout);
+    let bindings = done.events("new_binding", VIP);
+    let bound: Vec<&str> = bindings.iter().map(|e| e["mac"].as_str().unwrap()).collect();
+    assert_eq!(bound, [leader.as_str()], "only the leader answered: {}", done.stdout);
+}
+
+/// A speaker's gratuitous announcement of the VIP, MetalLB style: a request and a reply at once.
+fn announce(node: &Netns) {
+    let mac = mac_bytes(&node.mac("eth0"));
+    let frames = [1, 2].map(|op| ArpFrame::gratuitous(op, mac, ip_bytes(VIP)).bytes());
+    node.send_frames("eth0", &frames);
+}
+
+/// Moves the VIP from `from` to `to` the way an L2 speaker fails over: the address moves, then the
+/// new leader announces it.
+fn fail_over(from: &Netns, to: &Netns) {
+    from.ip(&["addr", "del", &format!("{VIP}/32"), "dev", "eth0"]);
+    to.add_addr("eth0", &format!("{VIP}/32"));
+    announce(to);
+}
+
+#[test]
+fn failover_is_an_owner_change_with_its_gap_and_not_a_multi_responder() {
+    let lan = cluster("fo", 2);
+    let (client, a, b) = (&lan.hosts[0], &lan.hosts[1], &lan.hosts[2]);
+    a.add_addr("eth0", &format!("{VIP}/32"));
+    let (mac_a, mac_b) = (a.mac("eth0"), b.mac("eth0"));
+
+    let done = watch_during(client, &["eth0"], None, "3", || {
+        client.udp_to(VIP); // the old leader answers the client: A's last claim
+        fail_over(a, b);
+    });
+
+    let changes = done.events("owner_change", VIP);
+    assert_eq!(changes.len(), 1, "{}", done.stdout);
+    let change = &changes[0];
+    assert_eq!(change["old_mac"], mac_a.as_str());
+    assert_eq!(change["new_mac"], mac_b.as_str());
+    assert_eq!(change["announced"], "gratuitous");
+    assert_eq!(change["severity"], "warning");
+    assert!(change["gap_ms"].as_u64().is_some(), "the failover gap is reported: {change}");
+    assert!(done.events("multi_responder", VIP).is_empty(), "a clean handover: {}", done.stdout);
+}
+
+#[test]
+fn a_vip_moved_back_and_forth_is_flapping() {
+    let lan = cluster("flap", 2);
+    let (client, a, b) = (&lan.hosts[0], &lan.hosts[1], &lan.hosts[2]);
+    a.add_addr("eth0", &format!("{VIP}/32"));
+    // Claims 1.2 s apart never interleave within a 1 s concurrency window: this lab is about the
+    // owner changes alone.
+    let config = TempConfig::new("[thresholds]\nconcurrency_window = \"1s\"\n");
+
+    let done = watch_during(client, &["eth0"], Some(&config), "6", || {
+        announce(a);
+        for (from, to) in [(a, b), (b, a), (a, b)] {
+            std::thread::sleep(Duration::from_millis(1200));
+            fail_over(from, to);
+        }
+    });
+
+    assert_eq!(done.events("owner_change", VIP).len(), 3, "{}", done.stdout);
+    let flapping = done.events("flapping", VIP);
+    assert_eq!(states(&flapping), ["start"], "{}", done.stdout);
+    assert_eq!(flapping[0]["severity"], "critical");
+    assert!(flapping[0]["count"].as_u64().unwrap() >= 3, "{}", flapping[0]);
+}
+
+#[test]
+fn dead_speaker_vip_nobody_answers_is_unanswered_from_a_mirror_view() {
+    // Nobody holds the VIP. arpwatch watches every port of the segment's bridge, as on a mirror
+    // port, so it sees the client's requests and would see any reply.
+    let lan = cluster("dead", 1);
+    let client = &lan.hosts[0];
+    let config = TempConfig::new(&format!(
+        "full_view = true\n[[pools]]\nname = \"metallb\"\ncidrs = [\"{VIP}/32\"]\n\
+         [thresholds]\nreply_timeout = \"500ms\"\nunanswered_after = 2\n"
+    ));
+    let ports = lan.ports();
+    let ports: Vec<&str> = ports.iter().map(String::as_str).collect();
+
+    let done = watch_during(&lan.switch, &ports, Some(&config), "6", || {
+        // The client's kernel asks up to three times, a second apart, for each attempt.
+        client.udp_to(VIP);
+    });
+
+    let unanswered = done.events("unanswered", VIP);
+    assert_eq!(states(&unanswered).first(), Some(&"start"), "{}", done.stdout);
+    assert_eq!(unanswered[0]["severity"], "critical");
+    assert!(unanswered[0]["count"].as_u64().unwrap() >= 2, "{}", unanswered[0]);
+    assert!(done.events("new_binding", VIP).is_empty(), "nobody claimed the VIP: {}", done.stdout);
+}
+
+#[test]
+fn foreign_device_answering_for_a_vip_is_an_unknown_responder() {
+    let mut lan = cluster("foreign", 1);
+    let foreign = lan.add_host("foreignx", &format!("{VIP}/24"));
+    let (client, node, foreign) = (&lan.hosts[0], &lan.hosts[1], &lan.hosts[foreign]);
+    let config = TempConfig::new(&format!(
+        "[[pools]]\nname = \"metallb\"\ncidrs = [\"{VIP}/32\"]\nmacs = [\"{}\"]\n",
+        node.mac("eth0")
+    ));
+    let intruder = foreign.mac("eth0");
+
+    let done = watch_during(client, &["eth0"], Some(&config), "3", || client.udp_to(VIP));
+
+    let unknown = done.events("unknown_responder", VIP);
+    assert!(!unknown.is_empty(), "{}", done.stdout);
+    assert_eq!(unknown[0]["mac"], intruder.as_str());
+    assert_eq!(unknown[0]["severity"], "critical");
+    assert_eq!(unknown[0]["pool"], "metallb");
+}
