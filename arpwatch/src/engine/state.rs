@@ -101,6 +101,10 @@ impl IpState {
                 evicted = true;
             }
         }
+        if self.bindings.capacity() == 0 {
+            // Most IPs only ever have one MAC; `push` alone would reserve room for four.
+            self.bindings.reserve_exact(1);
+        }
         self.bindings.push(Binding::new(mac, ts));
         (self.bindings.len() - 1, true, evicted)
     }

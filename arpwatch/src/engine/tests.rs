@@ -569,7 +569,12 @@ fn arpspoof_gateway_oneway_capture() {
     );
     assert_eq!(mr[0].macs, macs(&[GW, ATK]));
     let all: Vec<Event> = per_frame.concat();
-    assert_eq!(of(&all, EventKind::MultiResponder).len(), 1);
+    // The attacker's unicast requests to itself (frames 2, 8, 10, 11) are answered by the next
+    // claim or never time out twice in a row before the capture ends: no `unanswered`.
+    assert_eq!(
+        alarms(&all),
+        ["owner_change", "owner_change", "multi_responder"]
+    );
     assert!(
         of(&all, EventKind::Flapping).is_empty(),
         "two owner changes are not a flap"
