@@ -51,15 +51,19 @@ fn raw_lines_describe_the_kernels_own_arp_exchange() {
     assert!(done.status.success(), "exit {}; stderr:\n{}", done.status, done.stderr);
 
     let lines = done.json_lines();
+    // Ingress (XDP): the peer's reply to us, then the peer's broadcast request.
     let reply = find(&lines, "reply", "192.0.2.2", "192.0.2.1");
     let request = find(&lines, "request", "192.0.2.2", "192.0.2.1");
-    let common = |line: &Value| {
+    // Egress (TC): our own request, then our own reply to the peer.
+    let own_request = find(&lines, "request", "192.0.2.1", "192.0.2.2");
+    let own_reply = find(&lines, "reply", "192.0.2.1", "192.0.2.2");
+    let common = |line: &Value, direction: &str, sender: &str| {
         assert_eq!(line["iface"], "eth0");
         assert_eq!(line["ifindex"], ifindex);
-        assert_eq!(line["direction"], "ingress");
+        assert_eq!(line["direction"], direction);
         assert_eq!(line["vlan"], json!([]));
-        assert_eq!(line["eth_src"], peer_mac.as_str());
-        assert_eq!(line["sha"], peer_mac.as_str());
+        assert_eq!(line["eth_src"], sender);
+        assert_eq!(line["sha"], sender);
         let ts = line["ts"].as_str().unwrap();
         let parsed = time::OffsetDateTime::parse(ts, &time::format_description::well_known::Rfc3339)
             .unwrap_or_else(|e| panic!("{ts} is not RFC 3339: {e}"));
@@ -67,20 +71,23 @@ fn raw_lines_describe_the_kernels_own_arp_exchange() {
         assert!(age > time::Duration::ZERO && age < time::Duration::seconds(60), "ts {ts} is not now");
         assert!(ts.ends_with('Z'), "UTC: {ts}");
     };
-    common(reply);
-    common(request);
+    common(reply, "ingress", &peer_mac);
+    common(request, "ingress", &peer_mac);
+    common(own_request, "egress", &observer_mac);
+    common(own_reply, "egress", &observer_mac);
     assert_eq!(reply["eth_dst"], observer_mac.as_str());
     assert_eq!(reply["tha"], observer_mac.as_str());
     assert_eq!(request["eth_dst"], "ff:ff:ff:ff:ff:ff");
     assert_eq!(request["tha"], "00:00:00:00:00:00");
-    // The observer's own request and reply leave by egress, which XDP does not see.
-    assert!(
-        lines.iter().all(|l| l["sha"] == peer_mac.as_str()),
-        "only the peer's frames arrive on ingress: {lines:#?}"
-    );
+    assert_eq!(own_request["eth_dst"], "ff:ff:ff:ff:ff:ff");
+    assert_eq!(own_reply["tha"], peer_mac.as_str());
+    for line in &lines {
+        let expected = if line["direction"] == "ingress" { &peer_mac } else { &observer_mac };
+        assert_eq!(line["sha"], expected.as_str(), "ingress is the peer's, egress ours: {line}");
+    }
     assert!(done.stderr.contains("kernel counters: ingress:"), "{}", done.stderr);
-    assert!(done.stderr.contains("ring_full_drops=0"), "{}", done.stderr);
-    assert!(!lab.observer.has_xdp("eth0"), "XDP left attached after --duration");
+    assert_eq!(done.stderr.matches("ring_full_drops=0").count(), 2, "{}", done.stderr);
+    assert!(!lab.observer.has_arpwatch_programs("eth0"), "programs left attached after --duration");
 }
 
 /// Starts a watch, proves the program is attached, ends the process with `sig`, and checks that
@@ -90,9 +97,10 @@ fn detaches_after(sig: libc::c_int, tag: &str) -> support::lab::Finished {
     let mut watch = Arpwatch::start(Some(&lab.observer), &["watch", "--iface", "eth0", "--raw"]);
     watch.wait_attached(&["eth0"]);
     assert!(lab.observer.has_xdp("eth0"), "XDP must be attached while watching");
+    assert_eq!(lab.observer.tcx_egress_programs("eth0"), 1, "TC egress must be attached while watching");
     watch.signal(sig);
     let done = watch.finish(Duration::from_secs(20));
-    assert!(!lab.observer.has_xdp("eth0"), "XDP still attached after signal {sig}");
+    assert!(!lab.observer.has_arpwatch_programs("eth0"), "programs still attached after signal {sig}");
     done
 }
 

@@ -4,7 +4,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::kernel::{XdpModeChoice, DEFAULT_RING_BYTES};
+use crate::kernel::{AttachOptions, TcModeChoice, XdpModeChoice, DEFAULT_RING_BYTES};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -54,6 +54,26 @@ impl From<XdpModeArg> for XdpModeChoice {
     }
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum TcModeArg {
+    /// TCX links on Linux 6.6 and later (they die with the process), netlink filters before.
+    Auto,
+    /// TCX links only.
+    Tcx,
+    /// A netlink filter on a clsact qdisc (for kernels before 6.6).
+    Netlink,
+}
+
+impl From<TcModeArg> for TcModeChoice {
+    fn from(arg: TcModeArg) -> Self {
+        match arg {
+            TcModeArg::Auto => TcModeChoice::Auto,
+            TcModeArg::Tcx => TcModeChoice::Tcx,
+            TcModeArg::Netlink => TcModeChoice::Netlink,
+        }
+    }
+}
+
 /// Options both commands share.
 #[derive(Debug, Args)]
 pub struct OutputArgs {
@@ -81,9 +101,18 @@ pub struct WatchArgs {
     /// How to attach XDP.
     #[arg(long, value_enum, default_value = "auto")]
     pub xdp_mode: XdpModeArg,
+    /// How to attach the egress (TC) program.
+    #[arg(long, value_enum, default_value = "auto")]
+    pub tc_mode: TcModeArg,
     /// Size of the kernel-to-user ring buffer in bytes (a power of two, at least one page).
     #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_RING_BYTES, value_parser = parse_ring_bytes)]
     pub ring_bytes: u32,
+}
+
+impl WatchArgs {
+    pub fn attach_options(&self) -> AttachOptions {
+        AttachOptions { xdp: self.xdp_mode.into(), tc: self.tc_mode.into() }
+    }
 }
 
 #[derive(Debug, Args)]

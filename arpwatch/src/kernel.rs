@@ -6,7 +6,10 @@
 use anyhow::{anyhow, Context, Result};
 use aya::maps::{MapData, PerCpuArray, RingBuf};
 use aya::programs::tc::{self, NlOptions, TcAttachOptions};
+use aya::programs::tc::SchedClassifierLinkId;
+use aya::programs::xdp::XdpLinkId;
 use aya::programs::{LinkOrder, ProgramError, SchedClassifier, TcAttachType, Xdp, XdpMode};
+use std::collections::HashMap;
 use aya::{Ebpf, EbpfLoader};
 use std::ffi::CString;
 use std::fmt;
@@ -47,9 +50,27 @@ impl fmt::Display for AttachedMode {
     }
 }
 
-/// The loaded kernel programs and their maps.
+/// How to attach the programs to an interface.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct AttachOptions {
+    pub xdp: XdpModeChoice,
+    pub tc: TcModeChoice,
+}
+
+/// The programs attached to one interface.
+#[derive(Debug)]
+pub struct Attachment {
+    pub name: String,
+    pub xdp_mode: AttachedMode,
+    pub tc_mode: TcMode,
+    xdp_link: XdpLinkId,
+    tc_link: SchedClassifierLinkId,
+}
+
+/// The loaded kernel programs, their maps, and where they are attached.
 pub struct KernelProbe {
     ebpf: Ebpf,
+    attached: HashMap<u32, Attachment>,
 }
 
 impl KernelProbe {
@@ -73,35 +94,76 @@ impl KernelProbe {
             .with_context(|| format!("the kernel object has no program {}", programs::TC_EGRESS))?
             .try_into()?;
         classifier.load().map_err(explain_load_error).context("the kernel refused the TC egress program")?;
-        Ok(KernelProbe { ebpf })
+        Ok(KernelProbe { ebpf, attached: HashMap::new() })
     }
 
-    /// Attaches the XDP program to ingress of `iface`; returns its ifindex and the mode used.
-    pub fn attach_xdp(&mut self, iface: &str, choice: XdpModeChoice) -> Result<(u32, AttachedMode)> {
-        let ifindex = interface_index(iface)?;
+    /// Attaches XDP (ingress) and the TC classifier (egress) to interface `iface`, `ifindex`.
+    /// Either both are attached or neither is.
+    pub fn attach(&mut self, ifindex: u32, iface: &str, options: AttachOptions) -> Result<&Attachment> {
+        if self.attached.contains_key(&ifindex) {
+            self.detach(ifindex);
+        }
+        let (xdp_link, xdp_mode) = self.attach_xdp(ifindex, iface, options.xdp)?;
+        let (tc_link, tc_mode) = match self.attach_tc_egress(iface, options.tc) {
+            Ok(attached) => attached,
+            Err(err) => {
+                let _ = self.xdp_mut().detach(xdp_link);
+                return Err(err);
+            }
+        };
+        let attachment = Attachment { name: iface.to_owned(), xdp_mode, tc_mode, xdp_link, tc_link };
+        Ok(self.attached.entry(ifindex).insert_entry(attachment).into_mut())
+    }
+
+    /// Detaches both programs from `ifindex`. Works for an interface that is already gone too:
+    /// the kernel has then detached the links itself, and this closes their descriptors.
+    /// Returns the name the interface had.
+    pub fn detach(&mut self, ifindex: u32) -> Option<String> {
+        let Attachment { name, xdp_link, tc_link, .. } = self.attached.remove(&ifindex)?;
+        if let Err(err) = self.xdp_mut().detach(xdp_link) {
+            log::debug!("{name}: XDP detach: {err}");
+        }
+        if let Err(err) = self.classifier_mut().detach(tc_link) {
+            log::debug!("{name}: TC detach: {err}");
+        }
+        Some(name)
+    }
+
+    /// Interfaces with programs attached, by ifindex.
+    pub fn attachments(&self) -> &HashMap<u32, Attachment> {
+        &self.attached
+    }
+
+    /// Follows a rename: the links stay, only the name changes.
+    pub fn rename(&mut self, ifindex: u32, name: &str) {
+        if let Some(attachment) = self.attached.get_mut(&ifindex) {
+            attachment.name = name.to_owned();
+        }
+    }
+
+    fn attach_xdp(&mut self, ifindex: u32, iface: &str, choice: XdpModeChoice) -> Result<(XdpLinkId, AttachedMode)> {
         let xdp = self.xdp_mut();
         let attach = |xdp: &mut Xdp, mode| xdp.attach_to_if_index(ifindex, mode);
-        let mode = match choice {
-            XdpModeChoice::Native => attach(xdp, XdpMode::Driver).map(|_| AttachedMode::Native),
-            XdpModeChoice::Skb => attach(xdp, XdpMode::Skb).map(|_| AttachedMode::Skb),
+        match choice {
+            XdpModeChoice::Native => attach(xdp, XdpMode::Driver).map(|id| (id, AttachedMode::Native)),
+            XdpModeChoice::Skb => attach(xdp, XdpMode::Skb).map(|id| (id, AttachedMode::Skb)),
             XdpModeChoice::Auto => match attach(xdp, XdpMode::Driver) {
-                Ok(_) => Ok(AttachedMode::Native),
+                Ok(id) => Ok((id, AttachedMode::Native)),
                 Err(native_err) => {
                     log::debug!("{iface}: native XDP refused ({native_err}), trying skb mode");
-                    attach(xdp, XdpMode::Skb).map(|_| AttachedMode::Skb)
+                    attach(xdp, XdpMode::Skb).map(|id| (id, AttachedMode::Skb))
                 }
             },
         }
         .map_err(explain_attach_error)
-        .with_context(|| format!("could not attach XDP to interface {iface} ({choice:?} mode)"))?;
-        Ok((ifindex, mode))
+        .with_context(|| format!("could not attach XDP to interface {iface} ({choice:?} mode)"))
     }
 
     /// Attaches the classifier to egress of `iface`, so arpwatch sees what this host sends. TCX
     /// links (Linux 6.6+) are owned by this process and vanish with it, even on SIGKILL. Older
     /// kernels get a netlink filter on a clsact qdisc, which outlives a killed process: a filter of
     /// ours left behind that way is removed first.
-    pub fn attach_tc_egress(&mut self, iface: &str, choice: TcModeChoice) -> Result<TcMode> {
+    fn attach_tc_egress(&mut self, iface: &str, choice: TcModeChoice) -> Result<(SchedClassifierLinkId, TcMode)> {
         let mode = match choice {
             TcModeChoice::Auto if privileges::kernel_at_least(6, 6) => TcMode::Tcx,
             TcModeChoice::Auto | TcModeChoice::Netlink => TcMode::Netlink,
@@ -120,16 +182,19 @@ impl KernelProbe {
                 TcAttachOptions::Netlink(NlOptions::default())
             }
         };
-        let classifier: &mut SchedClassifier = self
-            .ebpf
-            .program_mut(programs::TC_EGRESS)
-            .and_then(|p| p.try_into().ok())
-            .expect("checked at load");
-        classifier
+        let link = self
+            .classifier_mut()
             .attach_with_options(iface, TcAttachType::Egress, options)
             .map_err(|err| anyhow!(err))
             .with_context(|| format!("could not attach the TC egress program to {iface} ({mode} mode)"))?;
-        Ok(mode)
+        Ok((link, mode))
+    }
+
+    fn classifier_mut(&mut self) -> &mut SchedClassifier {
+        self.ebpf
+            .program_mut(programs::TC_EGRESS)
+            .and_then(|p| <&mut SchedClassifier>::try_from(p).ok())
+            .expect("checked at load")
     }
 
     /// The TC egress program, for BPF_PROG_TEST_RUN in tests.

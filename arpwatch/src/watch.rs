@@ -8,7 +8,7 @@ use tokio::signal::unix::{signal, SignalKind};
 
 use crate::capture::{RecordDecoder, RingReader};
 use crate::cli::WatchArgs;
-use crate::kernel::{CounterTotals, KernelProbe};
+use crate::kernel::{interface_index, CounterTotals, KernelProbe};
 use crate::output::Pipeline;
 
 /// How often the wall-clock offset is re-measured and the engine is given the time.
@@ -33,9 +33,14 @@ pub async fn run<W: Write>(args: &WatchArgs, pipeline: &mut Pipeline<W>) -> Resu
     let mut probe = KernelProbe::load(args.ring_bytes)?;
     let mut decoder = RecordDecoder::default();
     for iface in &args.ifaces {
-        let (ifindex, mode) = probe.attach_xdp(iface, args.xdp_mode.into())?;
+        let ifindex = interface_index(iface)?;
+        let attached = probe.attach(ifindex, iface, args.attach_options())?;
+        log::info!(
+            "watching {iface} (ifindex {ifindex}): XDP ingress in {} mode, TC egress by {}",
+            attached.xdp_mode,
+            attached.tc_mode
+        );
         decoder.names.insert(ifindex, iface);
-        log::info!("watching {iface} (ifindex {ifindex}) with XDP in {mode} mode");
     }
     let mut reader = RingReader::new(probe.take_ring()?)?;
     let mut sigterm = signal(SignalKind::terminate()).context("could not handle SIGTERM")?;

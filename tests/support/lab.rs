@@ -238,25 +238,35 @@ impl Finished {
 }
 
 impl Netns {
+    /// Runs `f` on a thread that has entered this namespace (setns changes only the calling
+    /// thread's namespace, so a short-lived thread does it), and returns its result.
+    pub fn run_inside<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> T {
+        let path = format!("/var/run/netns/{}", self.name);
+        std::thread::spawn(move || {
+            use std::os::fd::AsRawFd;
+            let ns = std::fs::File::open(&path).expect("open netns");
+            // SAFETY: setns on a valid namespace descriptor, for this thread only.
+            assert_eq!(unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) }, 0, "setns {path}");
+            f()
+        })
+        .join()
+        .expect("thread inside the namespace")
+    }
+
     /// Writes raw Ethernet frames out of `iface` through an AF_PACKET socket opened inside the
     /// namespace, as a MetalLB or kube-vip speaker does for its gratuitous ARP, and as a test does
     /// for tagged or malformed frames the kernel's own stack would never send.
     pub fn send_frames(&self, iface: &str, frames: &[Vec<u8>]) {
-        let path = format!("/var/run/netns/{}", self.name);
         let iface = iface.to_owned();
         let frames = frames.to_vec();
-        // setns changes only the calling thread's namespace, so a short-lived thread does it.
-        std::thread::spawn(move || {
-            let ns = std::fs::File::open(&path).expect("open netns");
-            use std::os::fd::AsRawFd;
+        self.run_inside(move || {
             // SAFETY: plain syscalls on valid descriptors and buffers owned by this thread.
             unsafe {
-                assert_eq!(libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET), 0, "setns {path}");
                 let fd = libc::socket(libc::AF_PACKET, libc::SOCK_RAW, 0);
                 assert!(fd >= 0, "AF_PACKET socket: {}", std::io::Error::last_os_error());
                 let cname = std::ffi::CString::new(iface.clone()).unwrap();
                 let ifindex = libc::if_nametoindex(cname.as_ptr());
-                assert!(ifindex > 0, "no interface {iface} in {path}");
+                assert!(ifindex > 0, "no interface {iface}");
                 let mut addr: libc::sockaddr_ll = std::mem::zeroed();
                 addr.sll_family = libc::AF_PACKET as u16;
                 addr.sll_ifindex = ifindex as i32;
@@ -274,9 +284,24 @@ impl Netns {
                 }
                 libc::close(fd);
             }
+        });
+    }
+
+    /// Programs attached to egress of `iface` by TCX, as the kernel reports them.
+    pub fn tcx_egress_programs(&self, iface: &str) -> usize {
+        let iface = iface.to_owned();
+        self.run_inside(move || {
+            aya::programs::SchedClassifier::query_tcx(&iface, aya::programs::TcAttachType::Egress)
+                .map(|(_, programs)| programs.len())
+                .unwrap_or_else(|e| panic!("query TCX egress of {iface}: {e}"))
         })
-        .join()
-        .expect("frame sender thread");
+    }
+
+    /// Whether anything arpwatch attaches is on `iface`: XDP, a TCX egress program, or an egress
+    /// netlink filter.
+    pub fn has_arpwatch_programs(&self, iface: &str) -> bool {
+        let filters = self.exec(&["tc", "filter", "show", "dev", iface, "egress"]);
+        self.has_xdp(iface) || self.tcx_egress_programs(iface) > 0 || !filters.stdout.is_empty()
     }
 }
 
