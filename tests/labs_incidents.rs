@@ -9,10 +9,9 @@ use serde_json::Value;
 use std::collections::BTreeSet;
 use std::time::Duration;
 use support::frames::{ip_bytes, mac_bytes, ArpFrame};
-use support::lab::{hold_vip_like_ipvs, Arpwatch, Finished, Lan, Netns, TempConfig};
+use support::lab::{cluster, hold_vip_like_ipvs, watch_during, Netns, TempConfig};
 
 const VIP: &str = "192.0.2.100";
-const FINISH: Duration = Duration::from_secs(30);
 
 fn macs_of(events: &[Value], key: &str) -> BTreeSet<String> {
     events
@@ -24,34 +23,6 @@ fn macs_of(events: &[Value], key: &str) -> BTreeSet<String> {
 
 fn states(events: &[Value]) -> Vec<&str> {
     events.iter().map(|e| e["state"].as_str().unwrap_or("")).collect()
-}
-
-/// Runs arpwatch in `ns` on `ifaces` for `seconds`, calls `scenario` once it is attached, and
-/// returns its output after it stopped by itself.
-fn watch_during(ns: &Netns, ifaces: &[&str], config: Option<&TempConfig>, seconds: &str, scenario: impl FnOnce()) -> Finished {
-    let mut args = vec!["watch", "--format", "json", "--duration", seconds];
-    for iface in ifaces {
-        args.extend(["--iface", iface]);
-    }
-    if let Some(config) = config {
-        args.extend(["--config", config.arg()]);
-    }
-    let mut watch = Arpwatch::start(Some(ns), &args);
-    watch.wait_attached(ifaces);
-    scenario();
-    let done = watch.finish(FINISH);
-    assert!(done.status.success(), "arpwatch failed: {}\n{}", done.status, done.stderr);
-    done
-}
-
-/// A client at 192.0.2.1 and `nodes` nodes at 192.0.2.11, .12, ...
-fn cluster(tag: &str, nodes: usize) -> Lan {
-    let mut lan = Lan::new(tag);
-    lan.add_host(&format!("{tag}c"), "192.0.2.1/24");
-    for n in 0..nodes {
-        lan.add_host(&format!("{tag}n{n}"), &format!("192.0.2.{}/24", 11 + n));
-    }
-    lan
 }
 
 #[test]

@@ -311,6 +311,7 @@ pub struct Lan {
     /// Hosts first, so they are deleted before the switch.
     pub hosts: Vec<Netns>,
     pub switch: Netns,
+    extra_ports: usize,
 }
 
 impl Lan {
@@ -318,7 +319,7 @@ impl Lan {
         let switch = Netns::new(&format!("{tag}sw"));
         switch.ip(&["link", "add", "br0", "type", "bridge", "stp_state", "0", "forward_delay", "0"]);
         switch.ip(&["link", "set", "br0", "up"]);
-        Lan { hosts: Vec::new(), switch }
+        Lan { hosts: Vec::new(), switch, extra_ports: 0 }
     }
 
     /// Adds a host with `cidr` on its `eth0`; returns its index in `hosts`.
@@ -333,7 +334,18 @@ impl Lan {
         n
     }
 
-    /// The bridge ports, in the order hosts were added (for a mirror-port view of the segment).
+    /// Connects one more interface `iface` of host `host` to the bridge (a node with several
+    /// NICs on one segment). Returns the bridge port's name.
+    pub fn connect(&mut self, host: usize, iface: &str) -> String {
+        self.extra_ports += 1;
+        let port = format!("x{}", self.extra_ports);
+        self.hosts[host].veth_to(iface, &self.switch, &port);
+        self.switch.ip(&["link", "set", &port, "master", "br0"]);
+        port
+    }
+
+    /// The bridge ports of the hosts' `eth0`, in the order hosts were added (for a mirror-port
+    /// view of the segment).
     pub fn ports(&self) -> Vec<String> {
         (0..self.hosts.len()).map(|n| format!("p{n}")).collect()
     }
@@ -387,3 +399,32 @@ impl Finished {
         self.json_lines().into_iter().filter(|e| e["event"] == event && e["ip"] == ip).collect()
     }
 }
+
+/// Runs arpwatch in `ns` on `ifaces` for `seconds`, calls `scenario` once it is attached, and
+/// returns its output after it stopped by itself.
+pub fn watch_during(ns: &Netns, ifaces: &[&str], config: Option<&TempConfig>, seconds: &str, scenario: impl FnOnce()) -> Finished {
+    let mut args = vec!["watch", "--format", "json", "--duration", seconds];
+    for iface in ifaces {
+        args.extend(["--iface", iface]);
+    }
+    if let Some(config) = config {
+        args.extend(["--config", config.arg()]);
+    }
+    let mut watch = Arpwatch::start(Some(ns), &args);
+    watch.wait_attached(ifaces);
+    scenario();
+    let done = watch.finish(Duration::from_secs(30));
+    assert!(done.status.success(), "arpwatch failed: {}\n{}", done.status, done.stderr);
+    done
+}
+
+/// A client at 192.0.2.1 and `nodes` nodes at 192.0.2.11, .12, ...
+pub fn cluster(tag: &str, nodes: usize) -> Lan {
+    let mut lan = Lan::new(tag);
+    lan.add_host(&format!("{tag}c"), "192.0.2.1/24");
+    for n in 0..nodes {
+        lan.add_host(&format!("{tag}n{n}"), &format!("192.0.2.{}/24", 11 + n));
+    }
+    lan
+}
+

@@ -24,7 +24,7 @@ use crate::observation::{ArpOp, Direction, MacAddr, Observation, Timestamp, Vlan
 
 use lifecycle::{ConditionKey, Conditions, Evidence};
 use state::{
-    ClaimKind, EgressClaims, IfaceState, IpState, PoolRule, Requester, SenderState,
+    ClaimKind, EgressClaim, EgressClaims, IfaceState, IpState, PoolRule, Requester, SenderState,
     MAX_EGRESS_IFACES,
 };
 
@@ -608,15 +608,20 @@ impl Engine {
         let window = self.thresholds.concurrency_window;
         claims
             .ifaces
-            .retain(|(_, t)| ts.saturating_since(*t) <= window);
-        if let Some((_, t)) = claims
+            .retain(|c| ts.saturating_since(c.last) <= window);
+        if let Some(claim) = claims
             .ifaces
             .iter_mut()
-            .find(|(name, _)| **name == *obs.iface)
+            .find(|c| *c.iface == *obs.iface)
         {
-            *t = ts;
+            claim.mac = obs.sha;
+            claim.last = ts;
         } else if claims.ifaces.len() < MAX_EGRESS_IFACES {
-            claims.ifaces.push((obs.iface.clone(), ts));
+            claims.ifaces.push(EgressClaim {
+                iface: obs.iface.clone(),
+                mac: obs.sha,
+                last: ts,
+            });
         }
         if claims.ifaces.len() < 2 {
             claims.reported = 0;
@@ -633,7 +638,10 @@ impl Engine {
         e.event = EventKind::UnexpectedInterface;
         e.severity = EventKind::UnexpectedInterface.severity();
         e.mac = Some(obs.sha);
-        e.ifaces = claims.ifaces.iter().map(|(name, _)| name.clone()).collect();
+        // `ifaces[i]` answered with `macs[i]`: on a node with several NICs on one segment each
+        // interface answers with its own MAC (the "wandering IP" incident).
+        e.ifaces = claims.ifaces.iter().map(|c| c.iface.clone()).collect();
+        e.macs = claims.ifaces.iter().map(|c| c.mac).collect();
         e.count = Some(count);
         e.pool = self
             .pools

@@ -285,10 +285,17 @@ pub(super) struct IfaceState {
 /// more interfaces".
 #[derive(Default)]
 pub(super) struct EgressClaims {
-    pub ifaces: Vec<(Arc<str>, Timestamp)>,
+    /// Each interface this host answered on, with the MAC it answered with and when.
+    pub ifaces: Vec<EgressClaim>,
     pub throttle: Throttle,
     /// How many interfaces the last report named; more is news.
     pub reported: usize,
+}
+
+pub(super) struct EgressClaim {
+    pub iface: Arc<str>,
+    pub mac: MacAddr,
+    pub last: Timestamp,
 }
 
 /// How many interfaces one IP's egress claims are remembered on.
