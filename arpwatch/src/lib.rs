@@ -7,6 +7,7 @@ pub mod decode;
 pub mod engine;
 pub mod event;
 pub mod kernel;
+pub mod links;
 pub mod node;
 pub mod observation;
 pub mod output;
