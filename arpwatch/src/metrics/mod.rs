@@ -1,0 +1,334 @@
+//! Prometheus metrics: what flows through the pipeline (observations, events), the kernel's
+//! counters, the engine's sizes, and readiness. Every metric and label is documented in
+//! `docs/metrics.md`.
+//!
+//! Sans-I/O like the engine: [`Metrics`] is fed by the pipeline and never reads a clock; time
+//! comes from observation timestamps and [`Metrics::tick`]. [`Exporter`] is the read side
+//! (encoding, readiness) that [`MetricsServer`] serves over HTTP; both share the same
+//! prometheus-client metrics, which are atomics, so a scrape never stops the pipeline.
+//!
+//! Label cardinality is bounded by configuration: interfaces, directions, ops, event kinds and
+//! eviction kinds are fixed or host-given sets, and per-IP series exist only for IPs of configured
+//! pools, at most [`MetricsOptions::max_ips_per_pool`] per pool. No label ever holds a MAC.
+
+mod http;
+mod pools;
+mod readings;
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::info::Info;
+use prometheus_client::registry::Registry;
+
+use crate::config::Config;
+use crate::engine::EngineStats;
+use crate::event::{Event, EventKind};
+use crate::kernel::CounterTotals;
+use crate::observation::{ArpOp, Direction, Observation, Timestamp};
+
+pub use http::MetricsServer;
+
+use pools::PoolSeries;
+use readings::Readings;
+
+/// The `Content-Type` of [`Exporter::encode`]'s output.
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// Settings of the exporter itself (the detection settings come from the configuration file).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MetricsOptions {
+    /// Per-IP series (`arpwatch_pool_ip_*`) are kept for at most this many distinct IPs of each
+    /// pool; later IPs are counted in `arpwatch_pool_ip_series_dropped_total` instead.
+    pub max_ips_per_pool: usize,
+    /// `/readyz` fails when the ring buffer was last drained longer ago than this.
+    pub ready_staleness: Duration,
+}
+
+impl Default for MetricsOptions {
+    fn default() -> Self {
+        MetricsOptions {
+            // A MetalLB or kube-vip pool is rarely larger than a /24.
+            max_ips_per_pool: 256,
+            // The watch loop drains at least once per one-second tick.
+            ready_staleness: Duration::from_secs(10),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct FrameLabels {
+    iface: String,
+    direction: &'static str,
+    op: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct EventLabels {
+    event: &'static str,
+    severity: &'static str,
+}
+
+/// The frame counters of one interface, indexed by [`frame_slot`].
+type IfaceFrames = [Counter; 4];
+
+fn frame_slot(direction: Direction, op: ArpOp) -> usize {
+    let d = match direction {
+        Direction::Ingress => 0,
+        Direction::Egress => 1,
+    };
+    let o = match op {
+        ArpOp::Request => 0,
+        ArpOp::Reply => 1,
+    };
+    d * 2 + o
+}
+
+/// The pipeline's side: counts what flows through it. Owned by the pipeline; the methods that
+/// take `&self` may also be called from the watch loop while the pipeline owns it.
+pub struct Metrics {
+    shared: Arc<Shared>,
+    frames: Family<FrameLabels, Counter>,
+    /// Frame counters per interface name, so the hot path formats no label and takes no lock.
+    frames_by_iface: HashMap<Arc<str>, IfaceFrames>,
+    /// The interface of the previous observation: storms come from one interface at a time.
+    last_iface: Option<(Arc<str>, IfaceFrames)>,
+    /// Indexed by [`EventKind::index`].
+    events: Vec<Counter>,
+    pools: PoolSeries,
+}
+
+/// What the HTTP side reads; cheap to clone.
+#[derive(Clone)]
+pub struct Exporter {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    registry: Registry,
+    readings: Arc<Readings>,
+    attached: Gauge,
+    last_drain_seconds: Gauge<f64, AtomicU64>,
+    /// The same instant as `last_drain_seconds` in nanoseconds, 0 before the first drain.
+    last_drain_ns: AtomicU64,
+    ready_staleness: Duration,
+}
+
+impl Metrics {
+    /// Metrics for the pools and thresholds of `config`.
+    pub fn new(config: &Config, options: &MetricsOptions) -> Metrics {
+        let mut registry = Registry::default();
+
+        let build = Info::new([("version", env!("CARGO_PKG_VERSION"))]);
+        registry.register(
+            "arpwatch_build",
+            "Always 1; the label carries the arpwatch version",
+            build,
+        );
+
+        let frames = Family::<FrameLabels, Counter>::default();
+        registry.register(
+            "arpwatch_arp_frames",
+            "Valid ARP frames observed by user space, per interface, direction and op",
+            frames.clone(),
+        );
+
+        let events_family = Family::<EventLabels, Counter>::default();
+        registry.register(
+            "arpwatch_events",
+            "Events reported, per event kind and severity (every start, ongoing and end line counts)",
+            events_family.clone(),
+        );
+        // Every kind is exported from the start, so `increase()` sees its first event.
+        let events = EventKind::ALL
+            .iter()
+            .map(|kind| {
+                events_family.get_or_create_owned(&EventLabels {
+                    event: kind.as_str(),
+                    severity: kind.severity().as_str(),
+                })
+            })
+            .collect();
+
+        let readings = Arc::new(Readings::default());
+        registry.register_collector(Box::new(readings.clone()));
+
+        let pools = PoolSeries::new(&config.engine, options.max_ips_per_pool, &mut registry);
+
+        let attached = Gauge::default();
+        registry.register(
+            "arpwatch_attached_interfaces",
+            "Interfaces with the arpwatch XDP program attached",
+            attached.clone(),
+        );
+        let last_drain_seconds = Gauge::<f64, AtomicU64>::default();
+        registry.register(
+            "arpwatch_last_ring_drain_timestamp_seconds",
+            "Unix time at which user space last emptied the kernel ring buffer (0: never)",
+            last_drain_seconds.clone(),
+        );
+
+        Metrics {
+            shared: Arc::new(Shared {
+                registry,
+                readings,
+                attached,
+                last_drain_seconds,
+                last_drain_ns: AtomicU64::new(0),
+                ready_staleness: options.ready_staleness,
+            }),
+            frames,
+            frames_by_iface: HashMap::new(),
+            last_iface: None,
+            events,
+            pools,
+        }
+    }
+
+    /// The read side, for [`MetricsServer::run`].
+    pub fn exporter(&self) -> Exporter {
+        Exporter {
+            shared: self.shared.clone(),
+        }
+    }
+
+    /// Counts one observation (every observation the pipeline sees, raw mode included).
+    pub fn observe(&mut self, obs: &Observation) {
+        let slot = frame_slot(obs.direction, obs.op);
+        match &self.last_iface {
+            Some((name, counters)) if Arc::ptr_eq(name, &obs.iface) => {
+                counters[slot].inc();
+            }
+            _ => {
+                let counters = self.iface_frames(&obs.iface);
+                counters[slot].inc();
+                self.last_iface = Some((obs.iface.clone(), counters));
+            }
+        }
+        self.pools.observe(obs);
+    }
+
+    fn iface_frames(&mut self, iface: &Arc<str>) -> IfaceFrames {
+        if let Some(counters) = self.frames_by_iface.get(&**iface) {
+            return counters.clone();
+        }
+        let series = |direction: Direction, op: ArpOp| {
+            self.frames.get_or_create_owned(&FrameLabels {
+                iface: iface.to_string(),
+                direction: direction.as_str(),
+                op: match op {
+                    ArpOp::Request => "request",
+                    ArpOp::Reply => "reply",
+                },
+            })
+        };
+        let counters = [
+            series(Direction::Ingress, ArpOp::Request),
+            series(Direction::Ingress, ArpOp::Reply),
+            series(Direction::Egress, ArpOp::Request),
+            series(Direction::Egress, ArpOp::Reply),
+        ];
+        self.frames_by_iface.insert(iface.clone(), counters.clone());
+        counters
+    }
+
+    /// Counts one event the pipeline reports.
+    pub fn event(&mut self, event: &Event) {
+        self.events[event.event.index()].inc();
+        self.pools.event(event);
+    }
+
+    /// Lets time pass: claims older than the concurrency window stop counting as claimants.
+    /// Call it whenever the pipeline ticks the engine.
+    pub fn tick(&mut self, now: Timestamp) {
+        self.pools.tick(now);
+    }
+
+    /// The latest totals of the kernel's per-CPU counters.
+    pub fn set_kernel(&self, totals: &CounterTotals) {
+        self.shared.readings.set_kernel(*totals);
+    }
+
+    /// The engine's current sizes and eviction totals.
+    pub fn set_engine(&self, stats: &EngineStats) {
+        self.shared.readings.set_engine(stats);
+    }
+
+    /// How many interfaces have the XDP program attached right now.
+    pub fn set_attached(&self, interfaces: usize) {
+        self.shared
+            .attached
+            .set(i64::try_from(interfaces).unwrap_or(i64::MAX));
+    }
+
+    /// User space emptied the ring buffer at `now` (wall-clock time).
+    pub fn drained(&self, now: Timestamp) {
+        let ns = now.as_nanos().max(1);
+        self.shared.last_drain_ns.store(ns, Ordering::Relaxed);
+        self.shared.last_drain_seconds.set(ns as f64 / 1e9);
+    }
+
+    /// See [`Exporter::encode`].
+    pub fn encode(&self) -> String {
+        self.shared.encode()
+    }
+
+    /// See [`Exporter::readiness`].
+    pub fn readiness(&self, now: Timestamp) -> Result<(), String> {
+        self.shared.readiness(now)
+    }
+}
+
+impl Exporter {
+    /// Every metric in the OpenMetrics text format ([`CONTENT_TYPE`]).
+    pub fn encode(&self) -> String {
+        self.shared.encode()
+    }
+
+    /// `Ok` when at least one program is attached and the ring buffer was drained within the
+    /// staleness limit at wall-clock time `now`; otherwise one line saying why not.
+    pub fn readiness(&self, now: Timestamp) -> Result<(), String> {
+        self.shared.readiness(now)
+    }
+}
+
+impl Shared {
+    fn encode(&self) -> String {
+        let mut out = String::with_capacity(16 * 1024);
+        // Writing to a String cannot fail, and every metric encodes without error.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+
+    fn readiness(&self, now: Timestamp) -> Result<(), String> {
+        if self.attached.get() <= 0 {
+            return Err("no XDP program is attached to any interface".to_owned());
+        }
+        let last = self.last_drain_ns.load(Ordering::Relaxed);
+        if last == 0 {
+            return Err("the ring buffer has not been drained yet".to_owned());
+        }
+        let age = now.saturating_since(Timestamp::from_nanos(last));
+        if age > self.ready_staleness {
+            let mut reason = String::new();
+            let _ = write!(
+                reason,
+                "the ring buffer was last drained {:.1} s ago (limit {:.1} s)",
+                age.as_secs_f64(),
+                self.ready_staleness.as_secs_f64()
+            );
+            return Err(reason);
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,276 @@
+//! Per-IP series, only for IPs inside configured pools: claimants now, owner changes, this node's
+//! own replies per interface, and the lasting conditions. Derived from the observations and
+//! events that flow through the pipeline, so the engine needs no query interface for them.
+//!
+//! A pool gets series for at most `max_ips` distinct IPs, kept for the life of the process (a
+//! counter that vanished and came back would look like a reset to Prometheus); every update
+//! refused by that cap is counted in `arpwatch_pool_ip_series_dropped_total`. A series is made on
+//! the first claim of the IP or the first event about it, never for a request alone, so a scan of
+//! a large pool does not use the cap up.
+
+use std::collections::hash_map::Entry;
+use std::collections::HashMap;
+use std::net::Ipv4Addr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ipnet::Ipv4Net;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+
+use crate::config::EngineConfig;
+use crate::event::{ConditionState, Event, EventKind};
+use crate::observation::{ArpOp, Direction, MacAddr, Observation, Timestamp};
+
+/// The lasting conditions exported per pool IP, in the order of [`IpSeries::conditions`].
+const CONDITIONS: [EventKind; 3] = [
+    EventKind::MultiResponder,
+    EventKind::Flapping,
+    EventKind::Unanswered,
+];
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct IpLabels {
+    pool: String,
+    ip: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReplyLabels {
+    pool: String,
+    ip: String,
+    iface: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ConditionLabels {
+    pool: String,
+    ip: String,
+    condition: &'static str,
+}
+
+struct Families {
+    claimants: Family<IpLabels, Gauge>,
+    owner_changes: Family<IpLabels, Counter>,
+    local_replies: Family<ReplyLabels, Counter>,
+    conditions: Family<ConditionLabels, Gauge>,
+    dropped: Counter,
+}
+
+/// The latest claim of one MAC.
+struct Claim {
+    mac: MacAddr,
+    last: Timestamp,
+}
+
+/// The series of one pool IP and what they are computed from.
+struct IpSeries {
+    labels: IpLabels,
+    /// Recent claimants, at most `caps.max_macs_per_ip` (the stalest is replaced beyond it).
+    claims: Vec<Claim>,
+    claimants: Gauge,
+    owner_changes: Counter,
+    conditions: [Gauge; CONDITIONS.len()],
+    /// This node's replies per interface; a host has few interfaces, so a list is enough.
+    local_replies: Vec<(Arc<str>, Counter)>,
+}
+
+struct PoolIps {
+    name: String,
+    cidrs: Vec<Ipv4Net>,
+    ips: HashMap<Ipv4Addr, IpSeries>,
+}
+
+pub(super) struct PoolSeries {
+    pools: Vec<PoolIps>,
+    families: Families,
+    max_ips: usize,
+    max_macs: usize,
+    /// How long a claim keeps its MAC among the claimants: the engine's concurrency window.
+    window: Duration,
+    /// The latest time seen; earlier timestamps (unordered captures) count as now.
+    now: Timestamp,
+}
+
+impl PoolSeries {
+    pub(super) fn new(config: &EngineConfig, max_ips: usize, registry: &mut Registry) -> Self {
+        let families = Families {
+            claimants: Family::default(),
+            owner_changes: Family::default(),
+            local_replies: Family::default(),
+            conditions: Family::default(),
+            dropped: Counter::default(),
+        };
+        registry.register(
+            "arpwatch_pool_ip_claimants",
+            "Distinct MACs that claimed the pool IP within the concurrency window",
+            families.claimants.clone(),
+        );
+        registry.register(
+            "arpwatch_pool_ip_owner_changes",
+            "Owner changes of the pool IP (owner_change events)",
+            families.owner_changes.clone(),
+        );
+        registry.register(
+            "arpwatch_pool_ip_local_replies",
+            "ARP replies for the pool IP sent by this node, per interface",
+            families.local_replies.clone(),
+        );
+        registry.register(
+            "arpwatch_pool_ip_condition",
+            "1 while the lasting condition is active for the pool IP (start to end), else 0",
+            families.conditions.clone(),
+        );
+        registry.register(
+            "arpwatch_pool_ip_series_dropped",
+            "Updates of pool-IP series refused because the pool had reached its cap of IPs",
+            families.dropped.clone(),
+        );
+        PoolSeries {
+            pools: config
+                .pools
+                .iter()
+                .map(|p| PoolIps {
+                    name: p.name.clone(),
+                    cidrs: p.cidrs.clone(),
+                    ips: HashMap::new(),
+                })
+                .collect(),
+            families,
+            max_ips,
+            max_macs: config.caps.max_macs_per_ip.max(2),
+            window: config.thresholds.concurrency_window,
+            now: Timestamp::default(),
+        }
+    }
+
+    /// Claims (replies, gratuitous ARP) of pool IPs; this node's replies on egress.
+    pub(super) fn observe(&mut self, obs: &Observation) {
+        if self.pools.is_empty() {
+            return;
+        }
+        let is_claim = obs.op == ArpOp::Reply || obs.is_gratuitous();
+        if !is_claim || obs.spa.is_unspecified() || obs.sha.is_zero() {
+            return;
+        }
+        self.now = self.now.max(obs.ts);
+        let (now, window, max_macs) = (self.now, self.window, self.max_macs);
+        let Some(series) = series(&mut self.pools, &self.families, self.max_ips, obs.spa) else {
+            return;
+        };
+        series.claim(obs.sha, now, window, max_macs);
+        if obs.direction == Direction::Egress && obs.op == ArpOp::Reply {
+            series.local_reply(&obs.iface, &self.families.local_replies);
+        }
+    }
+
+    /// Owner changes and the lifecycle of lasting conditions of pool IPs.
+    pub(super) fn event(&mut self, event: &Event) {
+        let condition = CONDITIONS.iter().position(|k| *k == event.event);
+        let owner_change = event.event == EventKind::OwnerChange;
+        if condition.is_none() && !owner_change {
+            return;
+        }
+        let Some(series) = series(&mut self.pools, &self.families, self.max_ips, event.ip) else {
+            return;
+        };
+        if owner_change {
+            series.owner_changes.inc();
+        }
+        if let (Some(i), Some(state)) = (condition, event.state) {
+            series.conditions[i].set(i64::from(state != ConditionState::End));
+        }
+    }
+
+    pub(super) fn tick(&mut self, now: Timestamp) {
+        self.now = self.now.max(now);
+        for pool in &mut self.pools {
+            for series in pool.ips.values_mut() {
+                if !series.claims.is_empty() {
+                    series.expire(self.now, self.window);
+                }
+            }
+        }
+    }
+}
+
+/// The series of `ip` if it is in a pool, made on first use while the pool is under its cap of
+/// `max_ips`. The first pool containing the IP owns it, as in the engine.
+fn series<'a>(
+    pools: &'a mut [PoolIps],
+    families: &Families,
+    max_ips: usize,
+    ip: Ipv4Addr,
+) -> Option<&'a mut IpSeries> {
+    let pool = pools
+        .iter_mut()
+        .find(|p| p.cidrs.iter().any(|net| net.contains(&ip)))?;
+    let under_cap = pool.ips.len() < max_ips;
+    match pool.ips.entry(ip) {
+        Entry::Occupied(e) => Some(e.into_mut()),
+        Entry::Vacant(e) if under_cap => Some(e.insert(IpSeries::new(&pool.name, ip, families))),
+        Entry::Vacant(_) => {
+            families.dropped.inc();
+            None
+        }
+    }
+}
+
+impl IpSeries {
+    fn new(pool: &str, ip: Ipv4Addr, families: &Families) -> Self {
+        let labels = IpLabels {
+            pool: pool.to_owned(),
+            ip: ip.to_string(),
+        };
+        let conditions = CONDITIONS.map(|kind| {
+            families.conditions.get_or_create_owned(&ConditionLabels {
+                pool: labels.pool.clone(),
+                ip: labels.ip.clone(),
+                condition: kind.as_str(),
+            })
+        });
+        IpSeries {
+            claims: Vec::new(),
+            claimants: families.claimants.get_or_create_owned(&labels),
+            owner_changes: families.owner_changes.get_or_create_owned(&labels),
+            conditions,
+            local_replies: Vec::new(),
+            labels,
+        }
+    }
+
+    fn claim(&mut self, mac: MacAddr, now: Timestamp, window: Duration, max_macs: usize) {
+        if let Some(claim) = self.claims.iter_mut().find(|c| c.mac == mac) {
+            claim.last = now;
+        } else if self.claims.len() < max_macs {
+            self.claims.push(Claim { mac, last: now });
+        } else if let Some(stalest) = self.claims.iter_mut().min_by_key(|c| c.last) {
+            *stalest = Claim { mac, last: now };
+        }
+        self.expire(now, window);
+    }
+
+    fn expire(&mut self, now: Timestamp, window: Duration) {
+        self.claims
+            .retain(|c| now.saturating_since(c.last) <= window);
+        self.claimants
+            .set(i64::try_from(self.claims.len()).unwrap_or(i64::MAX));
+    }
+
+    fn local_reply(&mut self, iface: &Arc<str>, family: &Family<ReplyLabels, Counter>) {
+        if let Some((_, counter)) = self.local_replies.iter().find(|(name, _)| name == iface) {
+            counter.inc();
+            return;
+        }
+        let counter = family.get_or_create_owned(&ReplyLabels {
+            pool: self.labels.pool.clone(),
+            ip: self.labels.ip.clone(),
+            iface: iface.to_string(),
+        });
+        counter.inc();
+        self.local_replies.push((iface.clone(), counter));
+    }
+}

@@ -1,0 +1,148 @@
+//! Totals that are counted elsewhere (the kernel's per-CPU counters, the engine's statistics) and
+//! exported as the latest reading at each scrape. Their owners keep cumulative totals, so
+//! re-counting them here as increments would only add a place for the two to disagree.
+
+use std::fmt;
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
+use arpwatch_common::{direction, Counter};
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::metrics::MetricType;
+
+use crate::engine::{EngineStats, Evictions};
+use crate::kernel::CounterTotals;
+
+/// Name (without `_total`) and help of the metric exporting one kernel counter. The match is
+/// exhaustive on purpose: a counter added to the kernel (e.g. suppressed duplicates) does not
+/// compile until it has its line here.
+fn kernel_metric(counter: Counter) -> (&'static str, &'static str) {
+    match counter {
+        Counter::Frames => (
+            "arpwatch_kernel_frames",
+            "Frames the kernel programs ran on (ARP or not), per direction.",
+        ),
+        Counter::Arp => (
+            "arpwatch_kernel_arp_frames",
+            "Valid ARP frames the kernel programs recorded or lost to a full ring, per direction.",
+        ),
+        Counter::Malformed => (
+            "arpwatch_kernel_malformed_frames",
+            "Frames with the ARP ethertype that failed validation (never emitted), per direction.",
+        ),
+        Counter::RingFull => (
+            "arpwatch_ring_full_drops",
+            "Valid ARP frames lost because the ring buffer was full, per direction.",
+        ),
+        Counter::Suppressed => (
+            "arpwatch_suppressed_duplicates",
+            "Valid ARP frames the kernel did not emit because the same frame was emitted just before, per direction.",
+        ),
+    }
+}
+
+const DIRECTIONS: [(&str, u8); 2] = [
+    ("ingress", direction::INGRESS),
+    ("egress", direction::EGRESS),
+];
+
+/// What the engine reports about its size.
+#[derive(Clone, Debug)]
+struct EngineReading {
+    tracked_ips: usize,
+    tracked_macs: usize,
+    evictions: Evictions,
+}
+
+/// The latest readings; a metric family stays absent until its source has been read once (no
+/// kernel in a replay, no engine with `--raw`).
+#[derive(Debug, Default)]
+pub(super) struct Readings {
+    kernel: Mutex<Option<CounterTotals>>,
+    engine: Mutex<Option<EngineReading>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A reading is replaced whole, so a panic elsewhere cannot leave it half written.
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Readings {
+    pub(super) fn set_kernel(&self, totals: CounterTotals) {
+        *lock(&self.kernel) = Some(totals);
+    }
+
+    pub(super) fn set_engine(&self, stats: &EngineStats) {
+        *lock(&self.engine) = Some(EngineReading {
+            tracked_ips: stats.tracked_ips,
+            tracked_macs: stats.tracked_macs,
+            evictions: stats.evictions.clone(),
+        });
+    }
+}
+
+impl Collector for Readings {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), fmt::Error> {
+        if let Some(totals) = *lock(&self.kernel) {
+            for counter in Counter::ALL {
+                let (name, help) = kernel_metric(counter);
+                let mut metric =
+                    encoder.encode_descriptor(name, help, None, MetricType::Counter)?;
+                for (label, dir) in DIRECTIONS {
+                    let labels = [("direction", label)];
+                    ConstCounter::new(totals.get(counter, dir))
+                        .encode(metric.encode_family(&labels)?)?;
+                }
+            }
+        }
+
+        let engine = lock(&self.engine).clone();
+        if let Some(engine) = engine {
+            for (name, help, value) in [
+                (
+                    "arpwatch_tracked_ips",
+                    "IPs the engine keeps state for (bounded by caps.max_tracked_ips).",
+                    engine.tracked_ips,
+                ),
+                (
+                    "arpwatch_tracked_macs",
+                    "(IP, MAC) bindings the engine keeps over all tracked IPs.",
+                    engine.tracked_macs,
+                ),
+            ] {
+                let metric = encoder.encode_descriptor(name, help, None, MetricType::Gauge)?;
+                ConstGauge::new(i64::try_from(value).unwrap_or(i64::MAX)).encode(metric)?;
+            }
+
+            // Destructured so that a new kind of eviction cannot be left out.
+            let Evictions {
+                ips,
+                macs,
+                senders,
+                interfaces,
+                pending_requests,
+                conditions,
+            } = engine.evictions;
+            let mut metric = encoder.encode_descriptor(
+                "arpwatch_evictions",
+                "Engine state dropped because a cap was reached, per kind of state.",
+                None,
+                MetricType::Counter,
+            )?;
+            for (kind, value) in [
+                ("ips", ips),
+                ("macs", macs),
+                ("senders", senders),
+                ("interfaces", interfaces),
+                ("pending_requests", pending_requests),
+                ("conditions", conditions),
+            ] {
+                let labels = [("kind", kind)];
+                ConstCounter::new(value).encode(metric.encode_family(&labels)?)?;
+            }
+        }
+        Ok(())
+    }
+}
