@@ -95,6 +95,8 @@ fn two_nodes_answering_one_vip_each_see_their_own_claim_and_the_client_sees_both
             .collect();
         assert_eq!(own.len(), 1, "{}: its own answer, from egress: {}", node.name, seen.stdout);
         assert_eq!(own[0]["mac"], node.mac("eth0").as_str());
+        assert_eq!(own[0]["local"], true, "the node knows the MAC is its own: {}", own[0]);
+        assert_eq!(own[0]["local_iface"], "eth0");
     }
     let multi = done.events("multi_responder", VIP);
     assert!(!multi.is_empty(), "{}", done.stdout);

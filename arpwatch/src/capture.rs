@@ -137,6 +137,11 @@ impl InterfaceNames {
         self.by_index.insert(ifindex, Arc::from(name));
     }
 
+    /// Forgets an interface that is gone, so a later link reusing its ifindex is looked up anew.
+    pub fn remove(&mut self, ifindex: u32) {
+        self.by_index.remove(&ifindex);
+    }
+
     pub fn name(&mut self, ifindex: u32) -> Arc<str> {
         self.by_index
             .entry(ifindex)

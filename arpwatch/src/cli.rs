@@ -90,9 +90,16 @@ pub struct OutputArgs {
 
 #[derive(Debug, Args)]
 pub struct WatchArgs {
-    /// Interface to watch (repeat for several).
-    #[arg(long = "iface", value_name = "NAME", required = true)]
+    /// Interface to watch: a name or a glob such as 'eth*' (repeat for several). Interfaces that
+    /// match and appear later are attached too.
+    #[arg(long = "iface", value_name = "NAME|GLOB", required_unless_present = "all")]
     pub ifaces: Vec<String>,
+    /// Watch every interface except loopback (with --iface: the union).
+    #[arg(long)]
+    pub all: bool,
+    /// Leave out interfaces matching this glob, e.g. 'veth*' (repeat for several; wins over --iface).
+    #[arg(long = "exclude", value_name = "GLOB")]
+    pub excludes: Vec<String>,
     #[command(flatten)]
     pub output: OutputArgs,
     /// Stop by itself after this many seconds (fractions allowed).
@@ -157,12 +164,17 @@ mod tests {
         assert_eq!(w.duration, Some(Duration::from_millis(1500)));
         assert_eq!(w.xdp_mode, XdpModeArg::Skb);
         assert_eq!(w.output.format, Some(Format::Text));
+
+        let cli = Cli::try_parse_from(["arpwatch", "watch", "--all", "--exclude", "veth*", "--exclude", "cali*"]).unwrap();
+        let Command::Watch(w) = cli.command else { panic!("not watch") };
+        assert!(w.all && w.ifaces.is_empty());
+        assert_eq!(w.excludes, ["veth*", "cali*"]);
     }
 
     #[test]
     fn bad_values_are_usage_errors() {
         for args in [
-            &["arpwatch", "watch", "--duration", "1"][..],
+            &["arpwatch", "watch", "--duration", "1"][..], // neither --iface nor --all
             &["arpwatch", "watch", "--iface", "eth0", "--duration", "-1"],
             &["arpwatch", "watch", "--iface", "eth0", "--xdp-mode", "hw"],
             &["arpwatch", "watch", "--iface", "eth0", "--ring-bytes", "5000"],

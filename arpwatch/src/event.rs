@@ -240,6 +240,13 @@ pub struct Event {
     pub rate: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub scope: Option<StormScope>,
+    /// The event's MAC (`mac`, else `new_mac`) belongs to this host (set by the live pipeline,
+    /// which knows the host's interfaces; the engine itself does not).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub local: bool,
+    /// This host's interface that owns that MAC.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub local_iface: Option<Arc<str>>,
     pub node: Arc<str>,
 }
 
@@ -274,8 +281,15 @@ impl Event {
             requester_ip: None,
             rate: None,
             scope: None,
+            local: false,
+            local_iface: None,
             node,
         }
+    }
+
+    /// The MAC the event is about: `mac`, else the new owner's.
+    pub fn subject_mac(&self) -> Option<MacAddr> {
+        self.mac.or(self.new_mac)
     }
 
     /// One line for a person at a terminal, e.g.
@@ -337,6 +351,9 @@ impl Event {
         }
         if let Some(v) = &self.pool {
             field("pool", v);
+        }
+        if let Some(v) = &self.local_iface {
+            field("local_iface", v);
         }
         if let Some(v) = self.requester_mac {
             field("requester_mac", &v);

@@ -6,6 +6,8 @@ use std::io::{self, Write};
 use crate::cli::Format;
 use crate::engine::Engine;
 use crate::event::Event;
+use crate::links::LocalMacs;
+use std::sync::Arc;
 use crate::observation::{ArpOp, Observation, Timestamp};
 
 /// What to do with observations.
@@ -22,11 +24,13 @@ pub struct Pipeline<W: Write> {
     out: W,
     /// Reused for every call into the engine, so the hot path does not allocate.
     events: Vec<Event>,
+    /// This host's MACs, when the pipeline watches live interfaces.
+    local_macs: Option<Arc<LocalMacs>>,
 }
 
 impl<W: Write> Pipeline<W> {
     pub fn new(mode: Mode, format: Format, out: W) -> Self {
-        Pipeline { mode, format, out, events: Vec::new() }
+        Pipeline { mode, format, out, events: Vec::new(), local_macs: None }
     }
 
     pub fn observe(&mut self, obs: &Observation) -> io::Result<()> {
@@ -62,8 +66,19 @@ impl<W: Write> Pipeline<W> {
         }
     }
 
+    /// Lets events say when their MAC is this host's own, and on which interface.
+    pub fn set_local_macs(&mut self, local_macs: Arc<LocalMacs>) {
+        self.local_macs = Some(local_macs);
+    }
+
     fn write_events(&mut self) -> io::Result<()> {
-        for event in self.events.drain(..) {
+        for mut event in self.events.drain(..) {
+            if let (Some(local), Some(mac)) = (&self.local_macs, event.subject_mac()) {
+                if let Some(owner) = local.owners(&mac.0).first() {
+                    event.local = true;
+                    event.local_iface = Some(Arc::from(owner.as_str()));
+                }
+            }
             match self.format {
                 Format::Json => write_json_line(&mut self.out, &event)?,
                 Format::Text => writeln!(self.out, "{}", event.to_text_line())?,

@@ -1,5 +1,6 @@
-//! `arpwatch watch`: attach to interfaces, drain the ring buffer into the pipeline until a signal
-//! or the duration ends the run, then report the kernel counters and detach.
+//! `arpwatch watch`: attach to the selected interfaces and keep following them (interfaces that
+//! appear, vanish or are renamed), drain the ring buffer into the pipeline until a signal or the
+//! duration ends the run, then report the kernel counters and detach.
 
 use anyhow::{Context, Result};
 use std::io::Write;
@@ -8,8 +9,10 @@ use tokio::signal::unix::{signal, SignalKind};
 
 use crate::capture::{RecordDecoder, RingReader};
 use crate::cli::WatchArgs;
-use crate::kernel::{interface_index, CounterTotals, KernelProbe};
+use crate::kernel::{AttachOptions, CounterTotals, KernelProbe};
+use crate::links::{IfaceSelector, LinkChange, LinkInfo, LinkWatcher};
 use crate::output::Pipeline;
+use crate::UsageError;
 
 /// How often the wall-clock offset is re-measured and the engine is given the time.
 const TICK: Duration = Duration::from_secs(1);
@@ -30,18 +33,22 @@ pub struct WatchSummary {
 }
 
 pub async fn run<W: Write>(args: &WatchArgs, pipeline: &mut Pipeline<W>) -> Result<WatchSummary> {
+    let selector = IfaceSelector::new(&args.ifaces, &args.excludes, args.all)?;
+    let mut links = LinkWatcher::start().await?;
+    if let Some(missing) = selector.exact_names().find(|name| !links.links().any(|l| l.name == *name)) {
+        return Err(UsageError(format!("--iface {missing}: no such network interface")).into());
+    }
     let mut probe = KernelProbe::load(args.ring_bytes)?;
     let mut decoder = RecordDecoder::default();
-    for iface in &args.ifaces {
-        let ifindex = interface_index(iface)?;
-        let attached = probe.attach(ifindex, iface, args.attach_options())?;
-        log::info!(
-            "watching {iface} (ifindex {ifindex}): XDP ingress in {} mode, TC egress by {}",
-            attached.xdp_mode,
-            attached.tc_mode
-        );
-        decoder.names.insert(ifindex, iface);
+    let options = args.attach_options();
+    let selected: Vec<LinkInfo> = links.links().filter(|l| selector.selects(l)).cloned().collect();
+    for link in &selected {
+        attach(&mut probe, &mut decoder, link, options)?;
     }
+    if selected.is_empty() {
+        log::warn!("no interface matches the selection yet; waiting for one to appear");
+    }
+    pipeline.set_local_macs(links.local_macs());
     let mut reader = RingReader::new(probe.take_ring()?)?;
     let mut sigterm = signal(SignalKind::terminate()).context("could not handle SIGTERM")?;
     let mut sigint = signal(SignalKind::interrupt()).context("could not handle SIGINT")?;
@@ -55,6 +62,15 @@ pub async fn run<W: Write>(args: &WatchArgs, pipeline: &mut Pipeline<W>) -> Resu
         tokio::select! {
             drained = reader.drain(|record| pipeline.observe(&decoder.observation(record))) => {
                 short_records += drained?.short;
+                pipeline.flush()?;
+            }
+            change = links.next_change() => {
+                let change = change?;
+                // Records already in the ring were made under the interfaces as they were: name
+                // them before an ifindex is renamed, forgotten or reused.
+                short_records += reader.drain_now(|record| pipeline.observe(&decoder.observation(record)))?.short;
+                follow(&mut probe, &mut decoder, &selector, options, change);
+                pipeline.set_local_macs(links.local_macs());
                 pipeline.flush()?;
             }
             _ = tick.tick() => {
@@ -76,4 +92,63 @@ pub async fn run<W: Write>(args: &WatchArgs, pipeline: &mut Pipeline<W>) -> Resu
     drop(reader);
     drop(probe);
     Ok(WatchSummary { stop, counters, short_records })
+}
+
+fn attach(probe: &mut KernelProbe, decoder: &mut RecordDecoder, link: &LinkInfo, options: AttachOptions) -> Result<()> {
+    let attached = probe.attach(link.ifindex, &link.name, options)?;
+    log::info!(
+        "watching {} (ifindex {}): XDP ingress in {} mode, TC egress by {}",
+        link.name,
+        link.ifindex,
+        attached.xdp_mode,
+        attached.tc_mode
+    );
+    decoder.names.insert(link.ifindex, &link.name);
+    Ok(())
+}
+
+/// Applies one interface change. Failures are logged, not fatal: a link can vanish between its
+/// announcement and the attach, and one bad interface must not stop the watch of the others.
+fn follow(
+    probe: &mut KernelProbe,
+    decoder: &mut RecordDecoder,
+    selector: &IfaceSelector,
+    options: AttachOptions,
+    change: LinkChange,
+) {
+    let attach_or_warn = |probe: &mut KernelProbe, decoder: &mut RecordDecoder, link: &LinkInfo| {
+        if let Err(err) = attach(probe, decoder, link, options) {
+            log::warn!("{}: {err:#}", link.name);
+        }
+    };
+    match change {
+        LinkChange::Added(link) => {
+            decoder.names.insert(link.ifindex, &link.name);
+            if selector.selects(&link) {
+                attach_or_warn(probe, decoder, &link);
+            }
+        }
+        LinkChange::Renamed { ifindex, old, new } => {
+            decoder.names.insert(ifindex, &new.name);
+            let attached = probe.attachments().contains_key(&ifindex);
+            match (attached, selector.selects(&new)) {
+                (true, true) => {
+                    probe.rename(ifindex, &new.name);
+                    log::info!("{old} (ifindex {ifindex}) is now {}", new.name);
+                }
+                (true, false) => {
+                    probe.detach(ifindex);
+                    log::info!("stopped watching {old} (ifindex {ifindex}): renamed to {}, which is not selected", new.name);
+                }
+                (false, true) => attach_or_warn(probe, decoder, &new),
+                (false, false) => {}
+            }
+        }
+        LinkChange::Removed { ifindex, name } => {
+            if probe.detach(ifindex).is_some() {
+                log::info!("forgot {name} (ifindex {ifindex}): the interface was removed");
+            }
+            decoder.names.remove(ifindex);
+        }
+    }
 }
