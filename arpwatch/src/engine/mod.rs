@@ -71,8 +71,11 @@ pub struct Evictions {
 /// Requests for one watched IP that no claim has answered yet.
 struct PendingRequests {
     first: Timestamp,
+    /// Every request for the IP since `first`.
     count: u64,
+    /// The first requester, and how many of the requests it sent.
     requester: Requester,
+    from_requester: u64,
     iface: Arc<str>,
     vlan: VlanTags,
     direction: Direction,
@@ -220,17 +223,19 @@ impl Engine {
         let Some(st) = self.ips.peek_mut(&ip) else {
             return;
         };
-        st.unanswered_streak += pending.count;
+        let streak = st.unanswered.extend(
+            pending.requester,
+            pending.from_requester,
+            pending.first,
+            deadline,
+            self.thresholds.quiet_window,
+        );
         let key = ConditionKey::Unanswered(ip);
         let active = self.conditions.is_active(&key);
-        if !active && st.unanswered_streak < u64::from(self.thresholds.unanswered_after) {
+        if !active && streak < u64::from(self.thresholds.unanswered_after) {
             return;
         }
-        let count = if active {
-            pending.count
-        } else {
-            st.unanswered_streak
-        };
+        let count = if active { pending.count } else { streak };
         let owner = st.owner;
         let pool = self
             .pools
@@ -574,7 +579,7 @@ impl Engine {
             }
         }
 
-        st.unanswered_streak = 0;
+        st.unanswered.reset();
         self.pending.pop(&ip);
         self.conditions.end(
             &ConditionKey::Unanswered(ip),
@@ -668,17 +673,20 @@ impl Engine {
                 self.stats.tracked_macs -= evicted.bindings.len();
             }
         }
+        let requester = Requester {
+            mac: obs.sha,
+            ip: obs.spa,
+        };
         if let Some(pending) = self.pending.peek_mut(&target) {
             pending.count += 1;
+            pending.from_requester += u64::from(pending.requester == requester);
             return;
         }
         let pending = PendingRequests {
             first: ts,
             count: 1,
-            requester: Requester {
-                mac: obs.sha,
-                ip: obs.spa,
-            },
+            requester,
+            from_requester: 1,
             iface: obs.iface.clone(),
             vlan: obs.vlan,
             direction: obs.direction,

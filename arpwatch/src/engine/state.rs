@@ -74,8 +74,51 @@ pub(super) struct IpState {
     pub last_claimant: Option<MacAddr>,
     /// Times of the latest owner changes, oldest first, at most `flap_count`.
     pub owner_changes: Vec<Timestamp>,
-    /// Requests for this IP that timed out since its last claim.
-    pub unanswered_streak: u64,
+    /// Requests for this IP that timed out in a row since its last claim.
+    pub unanswered: UnansweredStreak,
+}
+
+/// Timed-out requests for one IP that count towards `unanswered`: the retransmissions of one
+/// requester. A requester that got no answer asks again within seconds; requests from different
+/// hosts, or from one host minutes apart, are each the first of their kind, because an observer
+/// that is not on a mirror port (a capture taken on a host) sees other hosts' broadcast requests
+/// but not the unicast replies they got.
+#[derive(Default)]
+pub(super) struct UnansweredStreak {
+    pub requester: Option<Requester>,
+    pub count: u64,
+    /// Deadline of the latest timed-out request of the streak.
+    pub last: Timestamp,
+}
+
+impl UnansweredStreak {
+    /// Adds `count` timed-out requests of `requester`, the first sent at `first` and timed out
+    /// at `deadline`. They continue the streak when the same requester asked again within
+    /// `window` of its previous timeout; otherwise they start a new one. Returns the length.
+    pub fn extend(
+        &mut self,
+        requester: Requester,
+        count: u64,
+        first: Timestamp,
+        deadline: Timestamp,
+        window: Duration,
+    ) -> u64 {
+        let continues = self.requester == Some(requester)
+            && self.count > 0
+            && first.saturating_since(self.last) <= window;
+        if !continues {
+            self.requester = Some(requester);
+            self.count = 0;
+        }
+        self.count += count;
+        self.last = deadline;
+        self.count
+    }
+
+    pub fn reset(&mut self) {
+        self.requester = None;
+        self.count = 0;
+    }
 }
 
 impl IpState {

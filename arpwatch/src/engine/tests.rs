@@ -902,6 +902,60 @@ fn a_request_answered_within_the_timeout_is_not_unanswered() {
     assert_eq!(h.engine.stats().pending_requests, 0);
 }
 
+#[test]
+fn unanswered_needs_one_requester_asking_again_not_many_hosts_asking_once() {
+    // A capture taken on a host (tcpdump_arp-oobr_fuzzed.pcap underneath the fuzzing): it sees
+    // every host's broadcast request for the gateway but only the unicast replies sent to itself.
+    // Each host asks once, or again minutes later when its cache entry expires: none of that
+    // shows a request going unanswered, since a host that got no answer retransmits at once.
+    let gateway_owned = || {
+        let mut h = Harness::with(EngineConfig {
+            full_view: true,
+            ..EngineConfig::default()
+        });
+        h.feed(frame(0.0).reply(A, VIP).to(CLIENT, CLIENT_IP));
+        h
+    };
+    let ask = |t: f64, host: u8| {
+        frame(t)
+            .request(
+                &format!("02:00:00:00:01:{host:02x}"),
+                &format!("192.0.2.{host}"),
+            )
+            .asking(VIP)
+    };
+
+    let mut h = gateway_owned();
+    let mut events = h.feed_all((1..=8).map(|i| ask(f64::from(i) * 40.0, i)));
+    // Two hosts asking within the same second are two first requests as well.
+    events.extend(h.feed_all([ask(400.0, 20), ask(400.4, 21), ask(401.2, 22)]));
+    // The same host refreshing its cache every 45 s.
+    events.extend(h.feed_all((0..5).map(|i| ask(500.0 + f64::from(i) * 45.0, 30))));
+    events.extend(h.tick(800.0));
+    assert!(of(&events, EventKind::Unanswered).is_empty(), "{events:?}");
+
+    // One host retransmitting because nobody answers: unanswered at its second timeout, naming
+    // it, even while other hosts' requests are interleaved.
+    let mut h = gateway_owned();
+    let mut events = h.feed_all([
+        ask(10.0, 7),
+        ask(10.3, 8),
+        ask(11.0, 7),
+        ask(11.5, 9),
+        ask(12.0, 7),
+    ]);
+    events.extend(h.tick(13.0));
+    let un = of(&events, EventKind::Unanswered);
+    assert_eq!(un.len(), 1, "{events:?}");
+    assert_eq!(un[0].state, Some(ConditionState::Start));
+    assert_eq!(un[0].ts, at(12.0));
+    assert_eq!(un[0].count, Some(2));
+    assert_eq!(
+        (un[0].requester_mac, un[0].requester_ip),
+        (Some(mac("02:00:00:00:01:07")), Some(ip("192.0.2.7")))
+    );
+}
+
 // ---------------------------------------------------------------- sender mismatch and storms
 
 #[test]

@@ -1,0 +1,813 @@
+//! Event-level replay tests: every real capture of `../shared/pcaps` is replayed through the
+//! built binary (`arpwatch replay FILE --format json`, which runs the engine with `full_view`),
+//! and the events an operator must see are checked against `GROUND_TRUTH.md` there. Frame
+//! timestamps come from `arpwatch replay --raw` of the same file; frame numbers count every
+//! packet of a file from 1, as in tshark. Observation-level checks (decoding, frame counts) are
+//! in `replay_captures.rs`.
+
+use std::collections::BTreeSet;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use serde_json::Value;
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
+
+/// What `NODE_NAME` is set to; every event must carry it.
+const NODE: &str = "replay-events-node";
+
+fn captures_dir() -> PathBuf {
+    let dir = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/pcaps"));
+    assert!(
+        dir.join("GROUND_TRUTH.md").is_file(),
+        "the real captures are missing: expected them with GROUND_TRUTH.md in {}",
+        dir.display()
+    );
+    dir
+}
+
+fn capture(name: &str) -> PathBuf {
+    let path = captures_dir().join(name);
+    assert!(path.is_file(), "capture {} is missing", path.display());
+    path
+}
+
+/// A file of its own under the system's temporary directory, removed when dropped.
+struct TempFile(PathBuf);
+
+impl TempFile {
+    fn new(name: &str, contents: &[u8]) -> Self {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "arpwatch-replay-events-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        ));
+        fs::create_dir_all(&dir).unwrap();
+        let path = dir.join(name);
+        fs::write(&path, contents).unwrap();
+        TempFile(path)
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        if let Some(dir) = self.0.parent() {
+            let _ = fs::remove_dir_all(dir);
+        }
+    }
+}
+
+/// One run of the binary.
+struct Run {
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+}
+
+impl Run {
+    /// stdout, one JSON object a line.
+    fn lines(&self) -> Vec<Value> {
+        self.stdout
+            .lines()
+            .map(|l| {
+                serde_json::from_str(l).unwrap_or_else(|e| panic!("not a JSON line ({e}): {l}"))
+            })
+            .collect()
+    }
+}
+
+fn arpwatch(args: &[&Path]) -> Run {
+    let out = Command::new(env!("CARGO_BIN_EXE_arpwatch"))
+        .args(args)
+        .env("NODE_NAME", NODE)
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("the arpwatch binary runs");
+    let run = Run {
+        code: out.status.code(),
+        stdout: String::from_utf8(out.stdout).expect("stdout is UTF-8"),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    };
+    assert!(!run.stderr.contains("panicked"), "{args:?}: {}", run.stderr);
+    run
+}
+
+/// `arpwatch replay CAPTURE --format json [--config FILE] [--raw]`, which must succeed.
+fn replay_run(name: &str, config: Option<&str>, raw: bool) -> Run {
+    let path = capture(name);
+    let config = config.map(|toml| TempFile::new("arpwatch.toml", toml.as_bytes()));
+    let mut args = vec![
+        Path::new("replay"),
+        &path,
+        "--format".as_ref(),
+        "json".as_ref(),
+    ];
+    if let Some(file) = &config {
+        args.extend([Path::new("--config"), &file.0]);
+    }
+    if raw {
+        args.push("--raw".as_ref());
+    }
+    let run = arpwatch(&args);
+    assert_eq!(run.code, Some(0), "{name}: {}", run.stderr);
+    run
+}
+
+/// The events of one replay, each checked against the output contract (SPEC §4).
+struct Events(Vec<Value>);
+
+fn replay(name: &str) -> Events {
+    replay_with(name, None)
+}
+
+/// Replays with `config` (TOML) written to a temporary file.
+fn replay_config(name: &str, config: &str) -> Events {
+    replay_with(name, Some(config))
+}
+
+fn replay_with(name: &str, config: Option<&str>) -> Events {
+    let events = replay_run(name, config, false).lines();
+    for e in &events {
+        assert_eq!(e["schema"], 1, "{e}");
+        assert_eq!(e["node"], NODE, "{e}");
+        timestamp(&e["ts"]);
+        assert!(
+            ["info", "warning", "critical"].contains(&str_of(&e["severity"])),
+            "{e}"
+        );
+        str_of(&e["ip"])
+            .parse::<std::net::Ipv4Addr>()
+            .unwrap_or_else(|_| panic!("ip is not a dotted quad: {e}"));
+    }
+    Events(events)
+}
+
+/// The observations of a capture (`--raw`): one per valid ARP frame, in file order.
+fn observations(name: &str) -> Vec<Value> {
+    replay_run(name, None, true).lines()
+}
+
+impl Events {
+    fn of(&self, kind: &str) -> Vec<&Value> {
+        self.0.iter().filter(|e| e["event"] == kind).collect()
+    }
+
+    fn count(&self, kind: &str) -> usize {
+        self.of(kind).len()
+    }
+
+    /// The kinds of the events that are not `info`, in order.
+    fn alarms(&self) -> Vec<&str> {
+        self.0
+            .iter()
+            .filter(|e| e["severity"] != "info")
+            .map(|e| str_of(&e["event"]))
+            .collect()
+    }
+
+    /// The `state` of each event of `kind`, in order.
+    fn states(&self, kind: &str) -> Vec<&str> {
+        self.of(kind).iter().map(|e| str_of(&e["state"])).collect()
+    }
+
+    /// (`ip`, `mac`) of each event of `kind`, in order.
+    fn ip_macs(&self, kind: &str) -> Vec<(&str, &str)> {
+        self.of(kind)
+            .iter()
+            .map(|e| (str_of(&e["ip"]), str_of(&e["mac"])))
+            .collect()
+    }
+}
+
+fn str_of(v: &Value) -> &str {
+    v.as_str().unwrap_or_else(|| panic!("not a string: {v}"))
+}
+
+fn timestamp(v: &Value) -> OffsetDateTime {
+    OffsetDateTime::parse(str_of(v), &Rfc3339).unwrap_or_else(|e| panic!("{v}: {e}"))
+}
+
+fn string_set<'a>(values: impl IntoIterator<Item = &'a Value>) -> BTreeSet<&'a str> {
+    values.into_iter().map(str_of).collect()
+}
+
+/// The kinds that must never fire on benign traffic.
+const CONFLICTS: [&str; 3] = ["multi_responder", "owner_change", "flapping"];
+
+// ------------------------------------------------------------ sequential spoofing
+
+const ARPSPOOF: &str = "arpspoof_gateway_oneway.pcap";
+const ARPSPOOF_ATTACKER: &str = "60:67:20:77:15:22";
+const ARPSPOOF_GATEWAY: &str = "bc:d1:77:09:14:15";
+
+#[test]
+fn arpspoof_owner_changes_at_frames_4_and_5_with_how_and_the_gap() {
+    let frames = observations(ARPSPOOF);
+    assert_eq!(
+        frames.len(),
+        11,
+        "every frame is ARP, so frame n is observation n - 1"
+    );
+    let events = replay(ARPSPOOF);
+    let changes = events.of("owner_change");
+    assert_eq!(changes.len(), 2, "{changes:?}");
+    // Frame 4: the real gateway answers the attacker's own request, 1709 ms after the attacker's
+    // claim in frame 1. Frame 5: the attacker's next unsolicited reply, 293 ms later.
+    for (change, frame, old, new, gap_ms) in [
+        (changes[0], 4, ARPSPOOF_ATTACKER, ARPSPOOF_GATEWAY, 1709),
+        (changes[1], 5, ARPSPOOF_GATEWAY, ARPSPOOF_ATTACKER, 293),
+    ] {
+        assert_eq!(
+            change["ts"],
+            frames[frame - 1]["ts"],
+            "frame {frame}: {change}"
+        );
+        assert_eq!(change["ip"], "192.168.6.1", "{change}");
+        assert_eq!(
+            (change["old_mac"].as_str(), change["new_mac"].as_str()),
+            (Some(old), Some(new))
+        );
+        assert_eq!(
+            change["announced"], "reply",
+            "plain replies, no gratuitous ARP: {change}"
+        );
+        assert_eq!(change["gap_ms"], gap_ms, "{change}");
+        assert_eq!(change["severity"], "warning");
+    }
+}
+
+#[test]
+fn arpspoof_attacker_reclaiming_the_gateway_is_a_sustained_multi_responder() {
+    // Claims of 192.168.6.1: attacker (frame 1, to .117), gateway (frame 4, to .115), attacker
+    // (frame 5, to .117): A, B, A within 2 s, inside the 10 s concurrency window. The two MACs
+    // never answered the same requester, so the strong form does not apply; the sustained form
+    // does, on frame 5, and nothing interleaves afterwards, so no `ongoing`. The capture ends
+    // 7 s later, before the 30 s quiet window, so no `end` either.
+    let frames = observations(ARPSPOOF);
+    let events = replay(ARPSPOOF);
+    let mr = events.of("multi_responder");
+    assert_eq!(mr.len(), 1, "{mr:?}");
+    let e = mr[0];
+    assert_eq!(
+        (e["state"].as_str(), e["form"].as_str()),
+        (Some("start"), Some("sustained"))
+    );
+    assert_eq!(e["ip"], "192.168.6.1");
+    assert_eq!(e["severity"], "critical");
+    assert_eq!(e["ts"], frames[4]["ts"], "reported on frame 5");
+    let macs = e["macs"].as_array().unwrap();
+    assert_eq!(
+        string_set(macs),
+        [ARPSPOOF_ATTACKER, ARPSPOOF_GATEWAY].into()
+    );
+    assert_eq!(macs.len(), 2);
+    assert_eq!(e["count"], 1);
+    // Everything alarming in the capture, in order; two owner changes are not a flap, and the
+    // attacker's requests for .1 are answered by its own next claim (no `unanswered`).
+    assert_eq!(
+        events.alarms(),
+        ["owner_change", "owner_change", "multi_responder"]
+    );
+}
+
+#[test]
+fn arpspoof_attacker_mac_holds_two_ips() {
+    let events = replay(ARPSPOOF);
+    let bindings = events.ip_macs("new_binding");
+    assert_eq!(
+        bindings,
+        [
+            ("192.168.6.1", ARPSPOOF_ATTACKER),
+            ("192.168.6.115", ARPSPOOF_ATTACKER),
+            ("192.168.6.1", ARPSPOOF_GATEWAY),
+        ]
+    );
+    let announced: Vec<_> = events
+        .of("new_binding")
+        .iter()
+        .map(|e| str_of(&e["announced"]))
+        .collect();
+    assert_eq!(announced, ["reply", "request", "reply"]);
+}
+
+#[test]
+fn arpspoof_with_the_gateway_pool_names_the_attacker_as_unknown_responder() {
+    let frames = observations(ARPSPOOF);
+    let events = replay_config(
+        ARPSPOOF,
+        &format!("[[pools]]\nname = \"gateway\"\ncidrs = [\"192.168.6.1/32\"]\nmacs = [\"{ARPSPOOF_GATEWAY}\"]\n"),
+    );
+    let unknown = events.of("unknown_responder");
+    // The attacker claims five times within 9 s: one line (repeats wait for the 60 s report
+    // interval); the gateway's own claim is allowed.
+    assert_eq!(unknown.len(), 1, "{unknown:?}");
+    let e = unknown[0];
+    assert_eq!(
+        (e["ip"].as_str(), e["mac"].as_str()),
+        (Some("192.168.6.1"), Some(ARPSPOOF_ATTACKER))
+    );
+    assert_eq!(e["pool"], "gateway");
+    assert_eq!(e["severity"], "critical");
+    assert_eq!(e["announced"], "reply");
+    assert_eq!(e["count"], 1);
+    assert_eq!(
+        e["ts"], frames[0]["ts"],
+        "the attacker's first claim, frame 1"
+    );
+    assert_eq!(events.count("owner_change"), 2);
+    assert_eq!(events.count("multi_responder"), 1);
+}
+
+const SANDERS: &str = "sanders_arppoison.pcapng";
+const SANDERS_ATTACKER: &str = "00:25:b3:bf:91:ee";
+
+#[test]
+fn sanders_attacker_claim_of_the_silent_gateway_is_a_binding_only() {
+    // Frame 54: unicast request "172.16.0.1 is 00:25:b3…" to the victim (a weak claim: a
+    // binding); frame 56: the unsolicited reply (a claim, of an IP with no other MAC). The real
+    // gateway sends no ARP, so without a pool there is nothing to alarm on.
+    let events = replay(SANDERS);
+    assert_eq!(
+        events.ip_macs("new_binding"),
+        [
+            ("172.16.0.1", SANDERS_ATTACKER),
+            ("172.16.0.107", "00:21:70:c0:56:f0"),
+            ("172.16.0.105", SANDERS_ATTACKER),
+        ]
+    );
+    assert_eq!(events.of("new_binding")[0]["announced"], "request");
+    assert_eq!(events.0.len(), 3, "{:?}", events.0);
+    assert!(events.alarms().is_empty(), "{:?}", events.alarms());
+}
+
+#[test]
+fn sanders_with_the_gateway_pool_the_attackers_reply_is_an_unknown_responder() {
+    let frames = observations(SANDERS);
+    assert_eq!(frames.len(), 4, "frames 54, 55, 56, 165");
+    let events = replay_config(
+        SANDERS,
+        "[[pools]]\nname = \"gateway\"\ncidrs = [\"172.16.0.1/32\"]\nmacs = [\"00:26:0b:31:07:33\"]\n",
+    );
+    let unknown = events.of("unknown_responder");
+    assert_eq!(unknown.len(), 1, "{unknown:?}");
+    let e = unknown[0];
+    assert_eq!(
+        (e["ip"].as_str(), e["mac"].as_str()),
+        (Some("172.16.0.1"), Some(SANDERS_ATTACKER))
+    );
+    assert_eq!(e["announced"], "reply");
+    assert_eq!(e["ts"], frames[2]["ts"], "the unsolicited reply, frame 56");
+    assert_eq!(e["pool"], "gateway");
+    assert_eq!(events.alarms(), ["unknown_responder"]);
+}
+
+const SGR_SPOOF: &str = "sgr_na-arpSpoofing.pcap";
+const SGR_SPOOFER: &str = "00:e0:4d:3c:25:7b";
+
+#[test]
+fn sgr_spoofing_one_mac_claims_two_ips_and_36_replies_make_two_lines() {
+    let events = replay(SGR_SPOOF);
+    assert_eq!(
+        events.ip_macs("new_binding"),
+        [("10.0.0.153", SGR_SPOOFER), ("10.0.0.157", SGR_SPOOFER)]
+    );
+    assert_eq!(
+        events.0.len(),
+        2,
+        "34 exact repeats add nothing: {:?}",
+        events.0
+    );
+    assert_eq!(events.count("multi_responder"), 0);
+}
+
+#[test]
+fn sgr_spoofing_repeated_unknown_responder_is_throttled_with_counts() {
+    // 18 claims per IP over 134 s (frames 1-10 a second apart, then every 10 s). Reported on the
+    // first claim, then on the first claim at least 60 s (report interval) after the previous
+    // report, with the claims since: at 64.1 s (10) and 124.2 s (6). The last claim, at 134.2 s,
+    // waits for a report the capture does not reach.
+    let events = replay_config(
+        SGR_SPOOF,
+        "[[pools]]\nname = \"lan\"\ncidrs = [\"10.0.0.0/24\"]\nmacs = [\"02:00:00:00:00:01\"]\n",
+    );
+    for ip in ["10.0.0.153", "10.0.0.157"] {
+        let lines: Vec<_> = events
+            .of("unknown_responder")
+            .into_iter()
+            .filter(|e| e["ip"] == ip)
+            .collect();
+        let counts: Vec<_> = lines.iter().map(|e| e["count"].as_u64().unwrap()).collect();
+        assert_eq!(counts, [1, 10, 6], "{ip}: {lines:?}");
+        assert!(lines.iter().all(|e| e["mac"] == SGR_SPOOFER));
+        for pair in lines.windows(2) {
+            let apart = timestamp(&pair[1]["ts"]) - timestamp(&pair[0]["ts"]);
+            assert!(
+                apart >= Duration::from_secs(60),
+                "{ip}: reports {apart} apart"
+            );
+        }
+    }
+    assert_eq!(events.alarms().len(), 6);
+}
+
+// ------------------------------------------------------------ storms and scans
+
+const STORM: &str = "wireshark_arp-storm.pcap";
+const STORM_ROUTER: &str = "00:07:0d:af:f4:54";
+
+#[test]
+fn arp_storm_router_at_39_per_second_is_no_storm_with_the_defaults() {
+    // A router with secondary subnets: 622 requests in 29 s, peak 39 in a second, below
+    // storm_rate_per_mac = 50 (and far below 500 per interface). Its 303 targets never had an
+    // owner and are in no pool, so they are not watched for `unanswered` either.
+    let events = replay(STORM);
+    assert!(events.alarms().is_empty(), "{:?}", events.alarms());
+    let bindings = events.of("new_binding");
+    assert_eq!(bindings.len(), 9, "one per sender IP");
+    assert!(bindings
+        .iter()
+        .all(|e| e["mac"] == STORM_ROUTER && e["announced"] == "request"));
+    assert_eq!(events.0.len(), 9);
+}
+
+#[test]
+fn arp_storm_above_a_20_per_second_threshold_is_one_storm_line() {
+    // Always above 20 a second from the first second on: one `start`; the capture (29 s) ends
+    // before the report interval (60 s) and before any quiet window, so nothing more.
+    let events = replay_config(STORM, "[thresholds]\nstorm_rate_per_mac = 20\n");
+    let storms = events.of("storm");
+    assert_eq!(storms.len(), 1, "{storms:?}");
+    let e = storms[0];
+    assert_eq!(
+        (e["state"].as_str(), e["scope"].as_str()),
+        (Some("start"), Some("mac"))
+    );
+    assert_eq!(e["mac"], STORM_ROUTER);
+    assert_eq!(e["severity"], "warning");
+    assert!(e["rate"].as_u64().unwrap() > 20, "{e}");
+    assert_eq!(events.alarms(), ["storm"]);
+}
+
+#[test]
+fn arp_storm_with_a_short_quiet_window_ends_and_starts_again() {
+    // With a 3 s quiet window the rate dips below 20 long enough once (around 21 s, 11 frames in
+    // that second): the storm ends 3 s after its last frame over the threshold, and the next
+    // second over it is a new `start`.
+    let events = replay_config(
+        STORM,
+        "[thresholds]\nstorm_rate_per_mac = 20\nquiet_window = \"3s\"\n",
+    );
+    assert_eq!(events.states("storm"), ["start", "end", "start"]);
+    let storms = events.of("storm");
+    let (start, end, again) = (storms[0], storms[1], storms[2]);
+    assert!(storms
+        .iter()
+        .all(|e| e["mac"] == STORM_ROUTER && e["scope"] == "mac"));
+    assert_eq!(end["first_seen"], start["ts"]);
+    assert_eq!(
+        timestamp(&end["ts"]) - timestamp(&end["last_seen"]),
+        Duration::from_secs(3),
+        "dated when the quiet window ran out"
+    );
+    assert!(end["count"].as_u64().unwrap() > 1, "{end}");
+    assert!(timestamp(&again["ts"]) > timestamp(&end["ts"]));
+    assert_eq!(again["count"], 1);
+}
+
+const SCAN: &str = "sgr_hs-arpScan.pcap";
+const SCANNER: &str = "00:0c:29:20:a8:7f";
+
+#[test]
+fn arp_scan_is_one_storm_start_per_mac_and_per_interface() {
+    // 509 requests in 1.02 s: over 50 a second from the scanner's MAC after about 100 ms, over
+    // 500 a second on the interface at the end. One `start` each; the scan is over before the
+    // report interval, and the replay ends with it, so no `ongoing` and no `end`.
+    let events = replay(SCAN);
+    let storms = events.of("storm");
+    assert_eq!(events.states("storm"), ["start", "start"], "{storms:?}");
+    let by_mac = storms
+        .iter()
+        .find(|e| e["scope"] == "mac")
+        .expect("a per-MAC storm");
+    assert_eq!(
+        (by_mac["mac"].as_str(), by_mac["ip"].as_str()),
+        (Some(SCANNER), Some("10.0.0.128"))
+    );
+    assert!(by_mac["rate"].as_u64().unwrap() > 50);
+    let by_iface = storms
+        .iter()
+        .find(|e| e["scope"] == "iface")
+        .expect("a per-interface storm");
+    assert_eq!(by_iface["ip"], "0.0.0.0");
+    assert!(by_iface["rate"].as_u64().unwrap() > 500);
+    assert_eq!(by_iface["iface"], "sgr_hs-arpScan");
+}
+
+#[test]
+fn arp_scan_ongoing_reports_are_limited_by_the_report_interval() {
+    let events = replay_config(SCAN, "[thresholds]\nreport_interval = \"250ms\"\n");
+    let by_mac: Vec<_> = events
+        .of("storm")
+        .into_iter()
+        .filter(|e| e["scope"] == "mac")
+        .collect();
+    let states: Vec<_> = by_mac.iter().map(|e| str_of(&e["state"])).collect();
+    // About 0.9 s of storm at 4 reports a second at most: a start and three `ongoing`.
+    assert_eq!(
+        states,
+        ["start", "ongoing", "ongoing", "ongoing"],
+        "{by_mac:?}"
+    );
+    for pair in by_mac.windows(2) {
+        assert!(
+            timestamp(&pair[1]["ts"]) - timestamp(&pair[0]["ts"]) >= Duration::from_millis(250)
+        );
+        assert!(
+            pair[1]["count"].as_u64() > pair[0]["count"].as_u64(),
+            "counts are cumulative"
+        );
+        assert_eq!(pair[1]["first_seen"], by_mac[0]["ts"]);
+    }
+}
+
+#[test]
+fn arp_scan_asking_for_its_own_ip_is_no_conflict_and_no_unanswered_flood() {
+    // Frames 129 and 383 ask for the scanner's own IP (SPA = TPA): its own announcement, with
+    // its own MAC. The 254 other targets never had an owner and are in no pool: not watched,
+    // so the scan's unanswered requests are no `unanswered` flood.
+    let frames = observations(SCAN);
+    assert_eq!(
+        frames.len(),
+        509,
+        "every frame is ARP, so frame n is observation n - 1"
+    );
+    let events = replay(SCAN);
+    let announcements = events.of("gratuitous");
+    assert_eq!(
+        events.ip_macs("gratuitous"),
+        [("10.0.0.128", SCANNER), ("10.0.0.128", SCANNER)]
+    );
+    assert_eq!(announcements[0]["ts"], frames[128]["ts"]);
+    assert_eq!(announcements[1]["ts"], frames[382]["ts"]);
+    assert_eq!(events.ip_macs("new_binding"), [("10.0.0.128", SCANNER)]);
+    for kind in CONFLICTS
+        .iter()
+        .chain(&["probe_conflict", "unanswered", "sender_mismatch"])
+    {
+        assert_eq!(events.count(kind), 0, "{kind}");
+    }
+    assert_eq!(events.alarms(), ["storm", "storm"]);
+}
+
+// ------------------------------------------------------------ probes, announcements, HA
+
+const WINDOWS: &str = "wireshark_smb-on-windows-10_probes.pcapng";
+const VM1: &str = "00:0c:29:61:f5:5f";
+const VM2: &str = "00:0c:29:03:df:ad";
+
+#[test]
+fn windows_probes_are_17_probes_and_5_announcements_without_conflict() {
+    let events = replay(WINDOWS);
+    let probe = |ip, mac, n| std::iter::repeat_n((ip, mac), n);
+    let expected_probes: Vec<_> = probe("169.254.145.153", VM1, 3) // frames 14, 15, 17
+        .chain(probe("192.168.199.133", VM1, 3)) // 27, 44, 62
+        .chain(probe("169.254.195.103", VM2, 2)) // 311, 331
+        .chain(probe("192.168.199.132", VM2, 3)) // 358, 377, 386
+        .chain(probe("169.254.195.103", VM2, 3)) // 458, 460, 463
+        .chain(probe("192.168.199.132", VM2, 3)) // 492, 513, 528
+        .collect();
+    assert_eq!(events.ip_macs("probe"), expected_probes);
+    assert_eq!(
+        events.ip_macs("gratuitous"),
+        [
+            ("169.254.145.153", VM1), // frame 18
+            ("192.168.199.133", VM1), // 72
+            ("192.168.199.132", VM2), // 392
+            ("169.254.195.103", VM2), // 465
+            ("192.168.199.132", VM2), // 534
+        ]
+    );
+    assert_eq!(events.count("new_binding"), 5);
+    assert_eq!(events.0.len(), 17 + 5 + 5);
+    assert!(events.alarms().is_empty(), "{:?}", events.alarms());
+    assert_eq!(events.count("probe_conflict"), 0);
+}
+
+#[test]
+fn hsrp_virtual_mac_announcements_are_gratuitous_only() {
+    let events = replay("packetlife_gratuitous_arp_hsrp.pcap");
+    assert_eq!(
+        events.ip_macs("gratuitous"),
+        [("10.0.0.6", "00:00:0c:07:ac:01"); 6]
+    );
+    assert_eq!(
+        events.ip_macs("new_binding"),
+        [("10.0.0.6", "00:00:0c:07:ac:01")]
+    );
+    assert_eq!(events.0.len(), 7);
+    assert!(events.alarms().is_empty(), "{:?}", events.alarms());
+}
+
+#[test]
+fn dot1q_events_carry_vlan_123_and_the_two_announcements() {
+    let events = replay("packetlife_ICMP_across_dot1q.pcap");
+    assert!(!events.0.is_empty());
+    for e in &events.0 {
+        assert_eq!(e["vlan"], serde_json::json!([123]), "{e}");
+    }
+    let announced = [
+        ("192.168.123.1", "00:19:06:ea:b8:c1"),
+        ("192.168.123.2", "00:18:73:de:57:c1"),
+    ];
+    assert_eq!(events.ip_macs("gratuitous"), announced);
+    assert_eq!(events.ip_macs("new_binding"), announced);
+    // The request and reply each way afterwards are answered at once.
+    assert!(events.alarms().is_empty(), "{:?}", events.alarms());
+}
+
+// ------------------------------------------------------------ Linux cooked capture
+
+const LINUX_SLL: &str = "zeek_linuxsll-arp.pcap";
+
+#[test]
+fn linux_sll_unowned_ip_outside_any_pool_is_not_unanswered() {
+    // 10.1.10.1 never had an owner and no pool lists it: nothing to watch.
+    let events = replay(LINUX_SLL);
+    assert_eq!(events.count("unanswered"), 0);
+    assert!(events.alarms().is_empty(), "{:?}", events.alarms());
+    assert_eq!(
+        events.ip_macs("gratuitous"),
+        [("192.168.22.81", "00:50:56:8b:3f:0d"); 2],
+        "frames 5 and 8"
+    );
+    assert_eq!(events.count("new_binding"), 3);
+}
+
+#[test]
+fn linux_sll_pool_ip_nobody_answers_is_unanswered_from_the_second_request() {
+    // 10.1.10.100 asks for 10.1.10.1 about once a second (frames 2, 3, 4, ...). The request of
+    // frame 2 times out at frame 3; the one of frame 3 times out 1 s (reply_timeout) after it,
+    // the second in a row: `unanswered` starts then, dated at that deadline. The later requests
+    // are evidence within the report interval (no `ongoing`); the capture ends before the quiet
+    // window (no `end`).
+    let frames = observations(LINUX_SLL);
+    let events = replay_config(
+        LINUX_SLL,
+        "[[pools]]\nname = \"gateway\"\ncidrs = [\"10.1.10.1/32\"]\n",
+    );
+    let unanswered = events.of("unanswered");
+    assert_eq!(unanswered.len(), 1, "{unanswered:?}");
+    let e = unanswered[0];
+    assert_eq!(
+        (e["state"].as_str(), e["ip"].as_str()),
+        (Some("start"), Some("10.1.10.1"))
+    );
+    assert_eq!(e["severity"], "critical");
+    assert_eq!(e["count"], 2);
+    assert_eq!(
+        (e["requester_mac"].as_str(), e["requester_ip"].as_str()),
+        (Some("00:50:56:8b:cf:fa"), Some("10.1.10.100"))
+    );
+    assert_eq!(e["pool"], "gateway");
+    assert_eq!(e["iface"], "zeek_linuxsll-arp");
+    assert!(e.get("mac").is_none(), "10.1.10.1 never had an owner: {e}");
+    assert_eq!(frames[2]["tpa"], "10.1.10.1");
+    assert_eq!(
+        timestamp(&e["ts"]),
+        timestamp(&frames[2]["ts"]) + Duration::from_secs(1)
+    );
+    assert_eq!(events.alarms(), ["unanswered"]);
+}
+
+// ------------------------------------------------------------ benign captures, malformed ones
+
+#[test]
+fn benign_captures_raise_no_multi_responder_owner_change_or_flapping() {
+    for name in [
+        WINDOWS,
+        "packetlife_gratuitous_arp_hsrp.pcap",
+        "packetlife_ICMP_across_dot1q.pcap",
+        LINUX_SLL,
+        "zeek_snap-arp.pcapng",
+    ] {
+        let events = replay(name);
+        for kind in CONFLICTS {
+            assert_eq!(
+                events.count(kind),
+                0,
+                "{name}: {kind}: {:?}",
+                events.of(kind)
+            );
+        }
+        assert!(events.alarms().is_empty(), "{name}: {:?}", events.alarms());
+    }
+}
+
+#[test]
+fn malformed_only_captures_give_no_events_no_observations_and_count_the_frames() {
+    for (name, malformed) in [
+        ("zeek_snap-arp.pcapng", 4), // 802.3 + SNAP, htype 6: not Ethernet II ARP
+        ("zeek_arp-leak.pcap", 6),   // hlen/plen 255
+        ("tcpdump_arp-too-long-tha.pcap", 1),
+    ] {
+        let run = replay_run(name, None, false);
+        assert_eq!(run.stdout, "", "{name}: no events");
+        let raw = replay_run(name, None, true);
+        assert_eq!(raw.stdout, "", "{name}: no observations");
+        let summary = format!("arp=0 non_arp=0 malformed={malformed} ");
+        for stderr in [&run.stderr, &raw.stderr] {
+            assert!(stderr.contains(&summary), "{name}: {stderr}");
+        }
+    }
+}
+
+#[test]
+fn fuzzed_capture_learns_bindings_only_from_valid_frames() {
+    let name = "tcpdump_arp-oobr_fuzzed.pcap";
+    let run = replay_run(name, None, false);
+    let events = Events(run.lines());
+    let frames = observations(name);
+    // Malformed frames are counted, never observed.
+    let malformed: u64 = run
+        .stderr
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("malformed="))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no malformed count: {}", run.stderr));
+    assert!(malformed > 100, "{}", run.stderr);
+    assert_eq!(2282 - malformed, frames.len() as u64, "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains(&format!("observations={} ", frames.len())),
+        "{}",
+        run.stderr
+    );
+    // Each binding is the sender of an observed frame at that very moment.
+    let senders: BTreeSet<(&str, &str, &str)> = frames
+        .iter()
+        .map(|o| (str_of(&o["ts"]), str_of(&o["spa"]), str_of(&o["sha"])))
+        .collect();
+    let bindings = events.of("new_binding");
+    assert!(!bindings.is_empty());
+    for e in bindings {
+        let key = (str_of(&e["ts"]), str_of(&e["ip"]), str_of(&e["mac"]));
+        assert!(senders.contains(&key), "learned from no valid frame: {e}");
+    }
+    // Underneath the bit flips is a capture taken on one host (192.168.0.30): it sees every
+    // host's broadcast request for the gateway 192.168.0.1 but only the replies sent to itself.
+    // Hosts asking once each, minutes apart, are no outage of the gateway.
+    let gateway_unanswered = events
+        .of("unanswered")
+        .into_iter()
+        .filter(|e| e["ip"] == "192.168.0.1")
+        .count();
+    assert_eq!(gateway_unanswered, 0);
+}
+
+// ------------------------------------------------------------ failures
+
+#[test]
+fn a_truncated_capture_exits_1_with_one_sentence_naming_the_file() {
+    let bytes = fs::read(capture(STORM)).unwrap();
+    let cut = TempFile::new(STORM, &bytes[..bytes.len() - 7]);
+    let run = arpwatch(&[Path::new("replay"), &cut.0]);
+    assert_eq!(run.code, Some(1), "{}", run.stderr);
+    let stderr = run.stderr.trim_end();
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains(&cut.0.display().to_string()), "{stderr}");
+    assert!(stderr.contains("truncated"), "{stderr}");
+}
+
+#[test]
+fn a_missing_capture_exits_1_naming_it() {
+    let missing = captures_dir().join("no-such-capture.pcap");
+    let run = arpwatch(&[Path::new("replay"), &missing]);
+    assert_eq!(run.code, Some(1), "{}", run.stderr);
+    assert!(
+        run.stderr.contains(&missing.display().to_string()),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(run.stdout, "");
+}
+
+#[test]
+fn an_invalid_config_exits_2_naming_the_file_and_the_key() {
+    let config = TempFile::new("bad.toml", b"[thresholds]\nstorm_rate_per_mac = \"fast\"\n");
+    let run = arpwatch(&[
+        Path::new("replay"),
+        &capture(ARPSPOOF),
+        "--config".as_ref(),
+        &config.0,
+    ]);
+    assert_eq!(run.code, Some(2), "{}", run.stderr);
+    let stderr = run.stderr.trim_end();
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains(&config.0.display().to_string()), "{stderr}");
+    assert!(stderr.contains("thresholds.storm_rate_per_mac"), "{stderr}");
+    assert_eq!(run.stdout, "", "no replay with a bad configuration");
+}
