@@ -99,7 +99,9 @@ pub struct ArpRecord {
     pub tha: [u8; 6],
     pub spa: [u8; 4],
     pub tpa: [u8; 4],
-    pub _pad1: [u8; 4],
+    /// How many identical frames (same [`DedupKey`]) the kernel suppressed since it last emitted
+    /// a record for this tuple: this record stands for `1 + suppressed` frames.
+    pub suppressed: u32,
 }
 
 pub const ARP_RECORD_SIZE: usize = 56;
@@ -119,20 +121,28 @@ unsafe impl aya::Pod for ArpRecord {}
 pub enum Counter {
     /// Every frame the program ran on.
     Frames = 0,
-    /// Frames with ethertype 0x0806 (after VLAN tags) that passed validation and were recorded or
-    /// lost to a full ring.
+    /// Frames with ethertype 0x0806 (after VLAN tags) that passed validation: each one was
+    /// recorded, suppressed as a repeat, or lost to a full ring.
     Arp = 1,
     /// Frames with ethertype 0x0806 that failed validation (truncated, wrong htype, ptype, hlen,
     /// plen or op) or carried more VLAN tags than supported: never emitted.
     Malformed = 2,
     /// Valid ARP frames lost because the ring buffer was full.
     RingFull = 3,
+    /// Valid ARP frames not emitted because the same tuple was emitted less than the de-duplication
+    /// interval ago; the next record of that tuple carries them in [`ArpRecord::suppressed`].
+    Suppressed = 4,
 }
 
 impl Counter {
-    pub const COUNT: u32 = 4;
-    pub const ALL: [Counter; Counter::COUNT as usize] =
-        [Counter::Frames, Counter::Arp, Counter::Malformed, Counter::RingFull];
+    pub const COUNT: u32 = 5;
+    pub const ALL: [Counter; Counter::COUNT as usize] = [
+        Counter::Frames,
+        Counter::Arp,
+        Counter::Malformed,
+        Counter::RingFull,
+        Counter::Suppressed,
+    ];
 
     /// The slot of this counter for `direction`.
     #[inline(always)]
@@ -146,6 +156,7 @@ impl Counter {
             Counter::Arp => "arp",
             Counter::Malformed => "malformed",
             Counter::RingFull => "ring_full_drops",
+            Counter::Suppressed => "suppressed",
         }
     }
 }
@@ -153,16 +164,76 @@ impl Counter {
 /// Number of slots in the `COUNTERS` map: one block per direction.
 pub const COUNTER_SLOTS: u32 = 2 * Counter::COUNT;
 
+/// What makes two ARP frames "the same" for in-kernel de-duplication: sender and target protocol
+/// addresses, sender MAC, opcode, direction and interface. The target IP is part of the key so
+/// that requests for different IPs (a gateway resolving several VIPs) and replies to different
+/// requesters stay distinct facts.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct DedupKey {
+    pub spa: [u8; 4],
+    pub tpa: [u8; 4],
+    pub sha: [u8; 6],
+    pub op: u8,
+    pub direction: u8,
+    pub ifindex: u32,
+}
+
+const _: () = assert!(core::mem::size_of::<DedupKey>() == 20);
+
+/// The state of one [`DedupKey`]: when its last record was emitted and how many repeats were
+/// suppressed since.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct DedupEntry {
+    pub last_emit_ns: u64,
+    /// 64 bits because the BPF target has 64-bit atomics only; records carry it saturated to
+    /// `u32`.
+    pub suppressed: u64,
+}
+
+const _: () = assert!(core::mem::size_of::<DedupEntry>() == 16);
+
+/// Who last sent an emitted frame with a given sender IP on one interface and direction. A frame
+/// from another MAC for that IP is never suppressed, so an A, B, A interleave (the evidence of a
+/// multi-responder) and an owner change back to an earlier MAC reach user space at once.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct SenderKey {
+    pub spa: [u8; 4],
+    pub ifindex: u32,
+    pub direction: u8,
+    pub _pad: [u8; 3],
+}
+
+const _: () = assert!(core::mem::size_of::<SenderKey>() == 12);
+
+/// Default de-duplication interval: a tuple is emitted at most once per interval, its repeats in
+/// between are counted and carried by the next record. One second keeps a switching loop or a
+/// broadcast storm down to one record per distinct frame per second.
+pub const DEFAULT_DEDUP_INTERVAL_NS: u64 = 1_000_000_000;
+
 /// Names of the maps the kernel object defines, so user space does not repeat string literals.
 pub mod maps {
     pub const EVENTS: &str = "EVENTS";
     pub const COUNTERS: &str = "COUNTERS";
+    pub const DEDUP: &str = "DEDUP";
+    pub const LAST_SENDER: &str = "LAST_SENDER";
+}
+
+/// Names of the globals user space may set when loading the kernel object.
+pub mod globals {
+    /// `u64`: the de-duplication interval in nanoseconds; 0 turns de-duplication off.
+    pub const DEDUP_INTERVAL_NS: &str = "DEDUP_INTERVAL_NS";
 }
 
 /// Names of the programs in the kernel object.
 pub mod programs {
     pub const XDP: &str = "arpwatch_xdp";
     pub const TC_EGRESS: &str = "arpwatch_tc_egress";
+    /// An XDP program that only returns `XDP_PASS`: the floor the per-packet cost of
+    /// [`XDP`] is compared with in the benchmarks. Never attached.
+    pub const XDP_FLOOR: &str = "arpwatch_xdp_floor";
 }
 
 #[cfg(test)]
@@ -176,13 +247,13 @@ mod tests {
         assert!(ArpEthIpv4::is_supported(&ok_request));
         assert!(ArpEthIpv4::is_supported(&ok_reply));
         for (i, bad) in [
-            [0, 6, 8, 0, 6, 4, 0, 1], // htype IEEE 802
+            [0, 6, 8, 0, 6, 4, 0, 1],       // htype IEEE 802
             [0, 1, 0x86, 0xdd, 6, 4, 0, 1], // ptype IPv6
-            [0, 1, 8, 0, 14, 4, 0, 1], // hlen
-            [0, 1, 8, 0, 6, 16, 0, 1], // plen
-            [0, 1, 8, 0, 6, 4, 0, 3], // RARP request op
-            [0, 1, 8, 0, 6, 4, 1, 1], // op 257
-            [0, 1, 8, 0, 6, 4, 0, 0], // op 0
+            [0, 1, 8, 0, 14, 4, 0, 1],      // hlen
+            [0, 1, 8, 0, 6, 16, 0, 1],      // plen
+            [0, 1, 8, 0, 6, 4, 0, 3],       // RARP request op
+            [0, 1, 8, 0, 6, 4, 1, 1],       // op 257
+            [0, 1, 8, 0, 6, 4, 0, 0],       // op 0
         ]
         .iter()
         .enumerate()

@@ -3,20 +3,31 @@
 //! every valid Ethernet/IPv4 ARP frame into one [`ArpRecord`] in the `EVENTS` ring buffer, count
 //! what they see in the per-CPU `COUNTERS` array, and always let the frame go on unchanged:
 //! arpwatch never drops, changes or sends a packet.
+//!
+//! In a storm most frames are exact repeats. A frame whose tuple ([`DedupKey`]) was emitted less
+//! than `DEDUP_INTERVAL_NS` ago, by the MAC that last spoke for its sender IP, is counted as
+//! suppressed instead of crossing the ring; the next record of that tuple carries the count.
+//! Gratuitous ARP, probes, a new MAC for an IP, a new interface or an opcode change always go
+//! through.
 #![no_std]
 #![no_main]
+// The BPF target has no atomic read-modify-write types in `core::sync::atomic`; the intrinsics
+// lower to the BPF atomic add instruction the kernel supports on map values.
+#![feature(core_intrinsics)]
+#![allow(internal_features)]
 
 use arpwatch_common::{
-    direction, ethertype, ArpEthIpv4, ArpRecord, Counter, ARP_FIXED_HEADER_LEN, COUNTER_SLOTS,
-    MAX_VLAN_TAGS,
+    direction, ethertype, ArpEthIpv4, ArpRecord, Counter, DedupEntry, DedupKey, SenderKey,
+    ARP_FIXED_HEADER_LEN, COUNTER_SLOTS, DEFAULT_DEDUP_INTERVAL_NS, MAX_VLAN_TAGS,
 };
 use aya_ebpf::{
-    bindings::{xdp_action, TC_ACT_UNSPEC},
+    bindings::{xdp_action, BPF_ANY, TC_ACT_UNSPEC},
     helpers::bpf_ktime_get_boot_ns,
     macros::{classifier, map, xdp},
-    maps::{PerCpuArray, RingBuf},
+    maps::{LruHashMap, PerCpuArray, RingBuf},
     programs::{TcContext, XdpContext},
 };
+use core::intrinsics::{atomic_xadd, atomic_xsub, AtomicOrdering};
 use core::mem::size_of;
 use network_types::{eth::EthHdr, vlan::VlanHdr};
 
@@ -30,6 +41,24 @@ static EVENTS: RingBuf = RingBuf::with_byte_size(DEFAULT_RING_BYTES, 0);
 #[map(name = "COUNTERS")]
 static COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(COUNTER_SLOTS, 0);
 
+/// Tuples remembered for de-duplication. A storm of more distinct tuples than this evicts the
+/// oldest, which only means an evicted tuple is emitted again: nothing is lost.
+const DEDUP_ENTRIES: u32 = 32_768;
+/// Sender IPs whose last emitting MAC is remembered (per interface and direction).
+const LAST_SENDER_ENTRIES: u32 = 16_384;
+
+#[map(name = "DEDUP")]
+static DEDUP: LruHashMap<DedupKey, DedupEntry> = LruHashMap::with_max_entries(DEDUP_ENTRIES, 0);
+
+#[map(name = "LAST_SENDER")]
+static LAST_SENDER: LruHashMap<SenderKey, [u8; 6]> =
+    LruHashMap::with_max_entries(LAST_SENDER_ENTRIES, 0);
+
+/// The de-duplication interval in nanoseconds, set by user space at load time (a read-only
+/// global the verifier sees as a constant); 0 turns de-duplication off.
+#[unsafe(no_mangle)]
+static DEDUP_INTERVAL_NS: u64 = DEFAULT_DEDUP_INTERVAL_NS;
+
 const ARP_BE: u16 = ethertype::ARP.to_be();
 const VLAN_8021Q_BE: u16 = ethertype::VLAN_8021Q.to_be();
 const VLAN_8021AD_BE: u16 = ethertype::VLAN_8021AD.to_be();
@@ -38,7 +67,13 @@ const VLAN_8021AD_BE: u16 = ethertype::VLAN_8021AD.to_be();
 pub fn arpwatch_xdp(ctx: XdpContext) -> u32 {
     // SAFETY: the context pointer is the kernel's `xdp_md`, valid for the program's run.
     let ifindex = unsafe { (*ctx.ctx).ingress_ifindex };
-    observe(ctx.data(), ctx.data_end(), ifindex, direction::INGRESS, VlanTags::EMPTY);
+    observe(
+        ctx.data(),
+        ctx.data_end(),
+        ifindex,
+        direction::INGRESS,
+        VlanTags::EMPTY,
+    );
     xdp_action::XDP_PASS
 }
 
@@ -47,7 +82,14 @@ pub fn arpwatch_tc_egress(ctx: TcContext) -> i32 {
     // SAFETY: the context pointer is the kernel's `__sk_buff`, valid for the program's run.
     let (ifindex, offloaded) = unsafe {
         let skb = &*ctx.skb.skb;
-        (skb.ifindex, if skb.vlan_present != 0 { Some(skb.vlan_tci as u16) } else { None })
+        (
+            skb.ifindex,
+            if skb.vlan_present != 0 {
+                Some(skb.vlan_tci as u16)
+            } else {
+                None
+            },
+        )
     };
     // A frame sent through a VLAN device usually carries its tag as skb metadata, to be inserted
     // by the driver, not in the bytes the classifier sees: that tag is the outermost one.
@@ -93,7 +135,10 @@ struct VlanTags {
 }
 
 impl VlanTags {
-    const EMPTY: VlanTags = VlanTags { ids: [0; MAX_VLAN_TAGS], count: 0 };
+    const EMPTY: VlanTags = VlanTags {
+        ids: [0; MAX_VLAN_TAGS],
+        count: 0,
+    };
 
     /// Adds a tag from its TCI; `false` if the frame has more tags than arpwatch decodes.
     #[inline(always)]
@@ -125,7 +170,13 @@ fn count_if_arp_behind_tag(data: usize, data_end: usize, offset: usize, dir: u8)
 /// Steps over one VLAN tag at `offset`: records its id and returns the ethertype it carries, or
 /// `None` when the frame ends inside the tag or has one tag too many.
 #[inline(always)]
-fn step_over_tag(data: usize, data_end: usize, offset: usize, tags: &mut VlanTags, dir: u8) -> Option<u16> {
+fn step_over_tag(
+    data: usize,
+    data_end: usize,
+    offset: usize,
+    tags: &mut VlanTags,
+    dir: u8,
+) -> Option<u16> {
     let tag = ptr_at::<VlanHdr>(data, data_end, offset)?;
     // SAFETY: bounds checked by `ptr_at`.
     let tag = unsafe { &*tag };
@@ -191,14 +242,26 @@ fn observe(data: usize, data_end: usize, ifindex: u32, dir: u8, mut tags: VlanTa
         return;
     }
     count(Counter::Arp, dir);
+    // SAFETY: a helper without arguments or side effects.
+    let now = unsafe { bpf_ktime_get_boot_ns() };
+
+    let dedup = match Dedup::check(arp, ifindex, dir, now) {
+        Some(dedup) => dedup,
+        None => {
+            count(Counter::Suppressed, dir);
+            return;
+        }
+    };
 
     let Some(mut entry) = EVENTS.reserve::<ArpRecord>(0) else {
+        // The de-duplication state is left as it was: the next repeat is emitted, not suppressed
+        // behind a record that never reached user space.
         count(Counter::RingFull, dir);
         return;
     };
+    let suppressed = dedup.commit(arp, now);
     entry.write(ArpRecord {
-        // SAFETY: a helper without arguments or side effects.
-        ts_boot_ns: unsafe { bpf_ktime_get_boot_ns() },
+        ts_boot_ns: now,
         ifindex,
         direction: dir,
         op: arp.op_code(),
@@ -211,9 +274,135 @@ fn observe(data: usize, data_end: usize, ifindex: u32, dir: u8, mut tags: VlanTa
         tha: arp.tha,
         spa: arp.spa,
         tpa: arp.tpa,
-        _pad1: [0; 4],
+        suppressed,
     });
     entry.submit(0);
+}
+
+/// A frame that de-duplication lets through, with what to update once its record is reserved.
+#[derive(Clone, Copy)]
+enum Dedup {
+    /// Gratuitous ARP, a probe, or de-duplication turned off: no state kept.
+    Untracked,
+    /// A tuple seen before: its entry gets the new emit time and hands over its count.
+    Known {
+        entry: *mut DedupEntry,
+        key: DedupKey,
+        sender_changed: bool,
+    },
+    /// A tuple not in the map: inserted on emit.
+    New { key: DedupKey, sender_changed: bool },
+}
+
+impl Dedup {
+    /// `None` when the frame is a repeat to suppress (and counts it on its tuple); otherwise what
+    /// to commit if the record is emitted.
+    #[inline(always)]
+    fn check(arp: &ArpEthIpv4, ifindex: u32, dir: u8, now: u64) -> Option<Dedup> {
+        // SAFETY: a read-only global; the volatile read keeps the compiler from folding in the
+        // default the object was built with, so the value user space set at load is used.
+        let interval = unsafe { core::ptr::read_volatile(&DEDUP_INTERVAL_NS) };
+        // Announcements and probes are rare and each one matters (failover, address conflict).
+        let announcement = arp.spa == arp.tpa || arp.spa == [0; 4];
+        if interval == 0 || announcement {
+            return Some(Dedup::Untracked);
+        }
+        let key = DedupKey {
+            spa: arp.spa,
+            tpa: arp.tpa,
+            sha: arp.sha,
+            op: arp.op_code(),
+            direction: dir,
+            ifindex,
+        };
+        let sender = SenderKey {
+            spa: arp.spa,
+            ifindex,
+            direction: dir,
+            _pad: [0; 3],
+        };
+        let sender_changed = match LAST_SENDER.get_ptr(sender) {
+            // SAFETY: a map value pointer from a successful lookup, 6 bytes, read once.
+            Some(mac) => (unsafe { *mac }) != arp.sha,
+            None => true,
+        };
+        let Some(entry) = DEDUP.get_ptr_mut(key) else {
+            return Some(Dedup::New {
+                key,
+                sender_changed,
+            });
+        };
+        // SAFETY: a map value pointer from a successful lookup; the entry is 8-byte aligned.
+        let last = unsafe { (*entry).last_emit_ns };
+        if !sender_changed && now.wrapping_sub(last) < interval {
+            // SAFETY: as above; another CPU may count the same tuple, hence the atomic add.
+            unsafe {
+                atomic_xadd::<u64, u64, { AtomicOrdering::Relaxed }>(
+                    &raw mut (*entry).suppressed,
+                    1,
+                )
+            };
+            return None;
+        }
+        Some(Dedup::Known {
+            entry,
+            key,
+            sender_changed,
+        })
+    }
+
+    /// Records that the frame was emitted at `now`; returns the repeats its record carries.
+    #[inline(always)]
+    fn commit(self, arp: &ArpEthIpv4, now: u64) -> u32 {
+        let (carried, key, sender_changed) = match self {
+            Dedup::Untracked => return 0,
+            Dedup::New {
+                key,
+                sender_changed,
+            } => {
+                let fresh = DedupEntry {
+                    last_emit_ns: now,
+                    suppressed: 0,
+                };
+                let _ = DEDUP.insert(key, fresh, BPF_ANY as u64);
+                (0, key, sender_changed)
+            }
+            Dedup::Known {
+                entry,
+                key,
+                sender_changed,
+            } => {
+                // Subtract what was read rather than zeroing, so a repeat counted meanwhile on
+                // another CPU is kept for the next record.
+                // SAFETY: the lookup's value pointer stays valid for the program's run (RCU) and
+                // is 8-byte aligned.
+                let carried = unsafe {
+                    let suppressed = &raw mut (*entry).suppressed;
+                    let carried = core::ptr::read_volatile(suppressed);
+                    atomic_xsub::<u64, u64, { AtomicOrdering::Relaxed }>(suppressed, carried);
+                    (*entry).last_emit_ns = now;
+                    carried
+                };
+                (carried.min(u32::MAX as u64) as u32, key, sender_changed)
+            }
+        };
+        if sender_changed {
+            let sender = SenderKey {
+                spa: key.spa,
+                ifindex: key.ifindex,
+                direction: key.direction,
+                _pad: [0; 3],
+            };
+            let _ = LAST_SENDER.insert(sender, arp.sha, BPF_ANY as u64);
+        }
+        carried
+    }
+}
+
+/// The floor of the per-packet cost benchmark: an XDP program that does nothing but pass.
+#[xdp]
+pub fn arpwatch_xdp_floor(_ctx: XdpContext) -> u32 {
+    xdp_action::XDP_PASS
 }
 
 #[cfg(not(test))]

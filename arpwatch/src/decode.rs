@@ -309,7 +309,7 @@ fn decode_payload(mut ether_type: u16, mut payload: &[u8], link: LinkHeader) -> 
             tha: arp.tha,
             spa: arp.spa,
             tpa: arp.tpa,
-            _pad1: [0; 4],
+            suppressed: 0,
         },
         link_direction: link.direction,
     })

@@ -14,7 +14,8 @@ use aya::{Ebpf, EbpfLoader};
 use std::ffi::CString;
 use std::fmt;
 
-use arpwatch_common::{direction, maps, programs, Counter, COUNTER_SLOTS};
+use arpwatch_common::{direction, globals, maps, programs, Counter, COUNTER_SLOTS, DEFAULT_DEDUP_INTERVAL_NS};
+use std::time::Duration;
 
 use crate::privileges;
 
@@ -23,6 +24,10 @@ pub static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DI
 
 /// Default size of the ring buffer between the programs and user space.
 pub const DEFAULT_RING_BYTES: u32 = 2 << 20;
+
+/// Default in-kernel de-duplication interval: an identical frame is emitted at most once per
+/// interval, its repeats counted and carried by the next record.
+pub const DEFAULT_DEDUP_INTERVAL: Duration = Duration::from_nanos(DEFAULT_DEDUP_INTERVAL_NS);
 
 /// How to attach XDP. `Auto` tries the driver and falls back to generic (skb) mode, which every
 /// interface supports (a veth with a 9000-byte MTU refuses driver mode, for one).
@@ -77,10 +82,18 @@ impl KernelProbe {
     /// Checks privileges and kernel support, then loads and verifies the programs. `ring_bytes`
     /// must be a power-of-two multiple of the page size.
     pub fn load(ring_bytes: u32) -> Result<Self> {
+        Self::load_with_dedup(ring_bytes, DEFAULT_DEDUP_INTERVAL)
+    }
+
+    /// Like [`KernelProbe::load`], with the in-kernel de-duplication interval; zero turns
+    /// de-duplication off (every valid ARP frame becomes a record).
+    pub fn load_with_dedup(ring_bytes: u32, dedup_interval: Duration) -> Result<Self> {
         privileges::check_kernel_has_ring_buffers()?;
         privileges::check_capabilities()?;
+        let interval_ns = u64::try_from(dedup_interval.as_nanos()).unwrap_or(u64::MAX);
         let mut ebpf = EbpfLoader::new()
             .map_max_entries(maps::EVENTS, ring_bytes)
+            .override_global(globals::DEDUP_INTERVAL_NS, &interval_ns, true)
             .load(EBPF_OBJECT)
             .map_err(|err| anyhow!(err))
             .context("could not load the arpwatch kernel object")?;

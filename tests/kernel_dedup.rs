@@ -1,0 +1,325 @@
+//! In-kernel de-duplication, on the real programs with BPF_PROG_TEST_RUN: exact repeats within the
+//! interval are suppressed and counted, the next record of the tuple carries the count, the
+//! interval expires on the kernel's own clock, and the frames that matter are never suppressed
+//! (a new MAC for an IP, a new interface, another opcode, gratuitous ARP, probes).
+//! Needs root (CAP_BPF, CAP_NET_ADMIN, CAP_PERFMON); without it these tests fail, never skip.
+
+mod support;
+
+use arpwatch::capture::drain_ring;
+use arpwatch::kernel::{CounterTotals, KernelProbe, DEFAULT_DEDUP_INTERVAL, DEFAULT_RING_BYTES};
+use arpwatch_common::{direction, ArpRecord, Counter};
+use aya::maps::{MapData, RingBuf};
+use aya::programs::{TestRun, TestRunOptions};
+use std::time::Duration;
+use support::frames::*;
+use support::lab::Netns;
+
+const NODE_A: [u8; 6] = [0x02, 0x00, 0x00, 0x00, 0x00, 0x0a];
+const NODE_B: [u8; 6] = [0x02, 0x00, 0x00, 0x00, 0x00, 0x0b];
+const CLIENT: [u8; 6] = [0x02, 0x00, 0x00, 0x00, 0x00, 0x99];
+const VIP: [u8; 4] = [192, 0, 2, 10];
+const OTHER_VIP: [u8; 4] = [192, 0, 2, 11];
+const CLIENT_IP: [u8; 4] = [192, 0, 2, 99];
+
+/// Byte offset of `ifindex` in `struct __sk_buff` (uapi/linux/bpf.h): the test run looks the
+/// device up by it, so the classifier sees that interface.
+const SKB_IFINDEX_OFFSET: usize = 40;
+
+fn boot_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: a valid out-pointer.
+    unsafe { libc::clock_gettime(libc::CLOCK_BOOTTIME, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+/// A loaded probe with its ring, running frames through either program.
+struct Harness {
+    probe: KernelProbe,
+    ring: RingBuf<MapData>,
+}
+
+impl Harness {
+    fn new(interval: Duration) -> Harness {
+        let mut probe =
+            KernelProbe::load_with_dedup(DEFAULT_RING_BYTES, interval).expect("load (run as root)");
+        let ring = probe.take_ring().unwrap();
+        Harness { probe, ring }
+    }
+
+    /// Runs the XDP program `repeat` times on `frame` and returns the records it emitted.
+    fn ingress(&mut self, frame: &ArpFrame, repeat: u32) -> Vec<ArpRecord> {
+        let data = frame.bytes();
+        let opts = TestRunOptions {
+            data_in: Some(&data),
+            repeat,
+            ..Default::default()
+        };
+        self.probe.xdp().test_run(opts).expect("BPF_PROG_TEST_RUN");
+        self.drain()
+    }
+
+    /// Runs the TC egress program once on `frame` as if leaving by interface `ifindex`.
+    fn egress(&mut self, frame: &ArpFrame, ifindex: u32) -> Vec<ArpRecord> {
+        let data = frame.bytes();
+        let mut ctx = [0u8; SKB_IFINDEX_OFFSET + 4];
+        ctx[SKB_IFINDEX_OFFSET..].copy_from_slice(&ifindex.to_ne_bytes());
+        let opts = TestRunOptions {
+            data_in: Some(&data),
+            ctx_in: Some(&ctx),
+            ..Default::default()
+        };
+        self.probe
+            .tc_egress()
+            .test_run(opts)
+            .expect("BPF_PROG_TEST_RUN");
+        self.drain()
+    }
+
+    fn drain(&mut self) -> Vec<ArpRecord> {
+        let mut records = Vec::new();
+        drain_ring(&mut self.ring, |r| {
+            records.push(*r);
+            Ok::<_, ()>(())
+        })
+        .unwrap();
+        records
+    }
+
+    fn counters(&self) -> CounterTotals {
+        self.probe.counters().unwrap()
+    }
+}
+
+fn vip_reply(from: [u8; 6]) -> ArpFrame {
+    ArpFrame::reply(from, VIP, CLIENT, CLIENT_IP)
+}
+
+/// The records' carried counts, in order.
+fn carried(records: &[ArpRecord]) -> Vec<u32> {
+    records.iter().map(|r| r.suppressed).collect()
+}
+
+#[test]
+fn repeats_within_the_interval_are_suppressed_and_counted() {
+    let mut h = Harness::new(DEFAULT_DEDUP_INTERVAL);
+    let before = boot_ns();
+    let records = h.ingress(&vip_reply(NODE_A), 1000);
+    let elapsed = boot_ns() - before;
+    assert!(
+        elapsed < DEFAULT_DEDUP_INTERVAL.as_nanos() as u64,
+        "1000 runs took {elapsed} ns, longer than the interval: the test cannot judge suppression"
+    );
+    assert_eq!(
+        records.len(),
+        1,
+        "only the first of 1000 identical frames is emitted"
+    );
+    assert_eq!(records[0].suppressed, 0);
+    let c = h.counters();
+    let ingress = |k| c.get(k, direction::INGRESS);
+    assert_eq!(ingress(Counter::Frames), 1000);
+    assert_eq!(
+        ingress(Counter::Arp),
+        1000,
+        "a suppressed frame is still a valid ARP frame"
+    );
+    assert_eq!(ingress(Counter::Suppressed), 999);
+    assert_eq!(ingress(Counter::RingFull), 0);
+    for k in Counter::ALL {
+        assert_eq!(c.get(k, direction::EGRESS), 0, "{} egress", k.name());
+    }
+}
+
+#[test]
+fn the_next_record_after_the_interval_carries_the_suppressed_count() {
+    let interval = Duration::from_millis(200);
+    let mut h = Harness::new(interval);
+    let frame = vip_reply(NODE_A);
+    let first = h.ingress(&frame, 1);
+    assert_eq!(carried(&first), [0]);
+    let expires = first[0].ts_boot_ns + interval.as_nanos() as u64;
+
+    assert!(
+        h.ingress(&frame, 25).is_empty(),
+        "repeats inside the interval are suppressed"
+    );
+    assert!(
+        boot_ns() < expires,
+        "the 25 repeats must all have run inside the interval to be judged"
+    );
+
+    // Wait out the interval on the same clock the program reads, then check it really passed.
+    std::thread::sleep(Duration::from_nanos(expires.saturating_sub(boot_ns())));
+    assert!(boot_ns() >= expires);
+    let second = h.ingress(&frame, 1);
+    assert_eq!(
+        carried(&second),
+        [25],
+        "the record after the interval stands for itself and 25 repeats"
+    );
+    assert!(second[0].ts_boot_ns - first[0].ts_boot_ns >= interval.as_nanos() as u64);
+    assert_eq!(
+        h.counters().get(Counter::Suppressed, direction::INGRESS),
+        25
+    );
+
+    // The count was handed over: the next window starts from zero.
+    let after = second[0].ts_boot_ns + interval.as_nanos() as u64;
+    assert!(h.ingress(&frame, 3).is_empty());
+    std::thread::sleep(Duration::from_nanos(after.saturating_sub(boot_ns())));
+    assert!(boot_ns() >= after);
+    assert_eq!(carried(&h.ingress(&frame, 1)), [3]);
+}
+
+#[test]
+fn a_new_mac_for_an_ip_is_never_suppressed_and_an_earlier_mac_coming_back_is_not_either() {
+    let mut h = Harness::new(DEFAULT_DEDUP_INTERVAL);
+    assert_eq!(
+        h.ingress(&vip_reply(NODE_A), 4).len(),
+        1,
+        "A once, three repeats suppressed"
+    );
+    let b = h.ingress(&vip_reply(NODE_B), 1);
+    assert_eq!(
+        b.len(),
+        1,
+        "a second MAC answering for the VIP is emitted at once"
+    );
+    assert_eq!(b[0].sha, NODE_B);
+    // A, B, A is the evidence of a multi-responder: A's return is emitted although A's tuple was
+    // emitted a moment ago, and carries A's three suppressed repeats.
+    let a_again = h.ingress(&vip_reply(NODE_A), 1);
+    assert_eq!(carried(&a_again), [3]);
+    assert_eq!(a_again[0].sha, NODE_A);
+    // Alternating MACs keep going through.
+    assert_eq!(h.ingress(&vip_reply(NODE_B), 1).len(), 1);
+    assert_eq!(h.counters().get(Counter::Suppressed, direction::INGRESS), 3);
+}
+
+#[test]
+fn an_opcode_change_is_never_suppressed() {
+    let mut h = Harness::new(DEFAULT_DEDUP_INTERVAL);
+    let request = ArpFrame::request(NODE_A, VIP, CLIENT_IP);
+    let reply = ArpFrame {
+        op: 2,
+        ..request.clone()
+    };
+    assert_eq!(h.ingress(&request, 2).len(), 1);
+    let records = h.ingress(&reply, 1);
+    assert_eq!(
+        records.len(),
+        1,
+        "the same addresses with another opcode are another fact"
+    );
+    assert_eq!(records[0].op, 2);
+}
+
+#[test]
+fn a_request_for_another_target_is_never_suppressed() {
+    // A gateway resolving two VIPs one after the other: both requests matter (for `unanswered`).
+    let mut h = Harness::new(DEFAULT_DEDUP_INTERVAL);
+    assert_eq!(
+        h.ingress(&ArpFrame::request(CLIENT, CLIENT_IP, VIP), 2)
+            .len(),
+        1
+    );
+    assert_eq!(
+        h.ingress(&ArpFrame::request(CLIENT, CLIENT_IP, OTHER_VIP), 1)
+            .len(),
+        1
+    );
+}
+
+#[test]
+fn gratuitous_arp_and_probes_are_never_suppressed() {
+    let mut h = Harness::new(DEFAULT_DEDUP_INTERVAL);
+    for op in [1, 2] {
+        let records = h.ingress(&ArpFrame::gratuitous(op, NODE_A, VIP), 5);
+        assert_eq!(
+            records.len(),
+            5,
+            "every gratuitous ARP (op {op}) is emitted"
+        );
+        assert!(records.iter().all(|r| r.suppressed == 0));
+    }
+    let probe = ArpFrame::request(NODE_B, [0, 0, 0, 0], VIP);
+    assert_eq!(
+        h.ingress(&probe, 5).len(),
+        5,
+        "every RFC 5227 probe is emitted"
+    );
+    assert_eq!(h.counters().get(Counter::Suppressed, direction::INGRESS), 0);
+}
+
+#[test]
+fn ingress_and_egress_are_separate_tuples() {
+    let mut h = Harness::new(DEFAULT_DEDUP_INTERVAL);
+    let frame = vip_reply(NODE_A);
+    assert_eq!(h.ingress(&frame, 1).len(), 1);
+    let egress = h.egress(&frame, 1);
+    assert_eq!(
+        egress.len(),
+        1,
+        "the same frame leaving this host is a tuple of its own"
+    );
+    assert_eq!(egress[0].direction, direction::EGRESS);
+    assert!(
+        h.egress(&frame, 1).is_empty(),
+        "an egress repeat is suppressed"
+    );
+    let c = h.counters();
+    assert_eq!(c.get(Counter::Suppressed, direction::EGRESS), 1);
+    assert_eq!(c.get(Counter::Suppressed, direction::INGRESS), 0);
+}
+
+#[test]
+fn a_new_interface_is_never_suppressed() {
+    // This host answering one VIP on two interfaces must show on both. The classifier's test run
+    // takes the interface from `__sk_buff.ifindex`, looked up in the caller's namespace: a
+    // namespace of our own holds the two interfaces.
+    let ns = Netns::new("dedupif");
+    ns.ip(&[
+        "link", "add", "nic0", "type", "veth", "peer", "name", "nic1",
+    ]);
+    let nic0 = ns.ifindex("nic0") as u32;
+    let nic1 = ns.ifindex("nic1") as u32;
+    let per_interface = ns.run_inside(move || {
+        let mut h = Harness::new(DEFAULT_DEDUP_INTERVAL);
+        let frame = ArpFrame::gratuitous(2, NODE_A, VIP);
+        // A plain reply (not gratuitous), so only the interface differs.
+        let frame = ArpFrame {
+            spa: VIP,
+            tpa: CLIENT_IP,
+            ..frame
+        };
+        let on_nic0 = h.egress(&frame, nic0);
+        let repeat_on_nic0 = h.egress(&frame, nic0);
+        let on_nic1 = h.egress(&frame, nic1);
+        (on_nic0, repeat_on_nic0, on_nic1)
+    });
+    let (on_nic0, repeat_on_nic0, on_nic1) = per_interface;
+    assert_eq!(
+        on_nic0.iter().map(|r| r.ifindex).collect::<Vec<_>>(),
+        [nic0]
+    );
+    assert!(
+        repeat_on_nic0.is_empty(),
+        "a repeat on the same interface is suppressed"
+    );
+    assert_eq!(
+        on_nic1.iter().map(|r| r.ifindex).collect::<Vec<_>>(),
+        [nic1],
+        "another interface is emitted"
+    );
+}
+
+#[test]
+fn zero_interval_turns_de_duplication_off() {
+    let mut h = Harness::new(Duration::ZERO);
+    assert_eq!(h.ingress(&vip_reply(NODE_A), 10).len(), 10);
+    assert_eq!(h.counters().get(Counter::Suppressed, direction::INGRESS), 0);
+}
