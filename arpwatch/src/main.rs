@@ -31,7 +31,7 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) if is_broken_pipe(&err) => ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("arpwatch: {err:#}");
+            eprintln!("arpwatch: {}", one_sentence(&err));
             if err.chain().any(|e| e.is::<UsageError>()) {
                 ExitCode::from(2)
             } else {
@@ -39,6 +39,23 @@ fn main() -> ExitCode {
             }
         }
     }
+}
+
+/// The error and its causes joined by ": ", leaving out a cause whose text the message already
+/// carries (many error types quote their source in their own message).
+fn one_sentence(err: &anyhow::Error) -> String {
+    let mut sentence = String::new();
+    for cause in err.chain() {
+        let text = cause.to_string();
+        if sentence.contains(&text) {
+            continue;
+        }
+        if !sentence.is_empty() {
+            sentence.push_str(": ");
+        }
+        sentence.push_str(&text);
+    }
+    sentence
 }
 
 /// A reader that closed our stdout (`arpwatch ... | head`) is not an error.
