@@ -151,3 +151,25 @@ fn missing_capability_is_named() {
     assert!(stderr.contains("CAP_PERFMON"), "{stderr}");
     assert!(!stderr.contains("CAP_BPF ("), "only the missing capability is named: {stderr}");
 }
+
+#[test]
+fn netlink_filter_left_by_a_killed_arpwatch_is_removed_at_the_next_start() {
+    // Kernels before 6.6 have no TCX: the egress program is a netlink filter, which outlives a
+    // SIGKILL. --tc-mode netlink takes that path on this kernel too.
+    let lab = pair("stale");
+    let egress_filters = || String::from_utf8(lab.observer.exec(&["tc", "filter", "show", "dev", "eth0", "egress"]).stdout).unwrap();
+    let args = ["watch", "--iface", "eth0", "--raw", "--tc-mode", "netlink"];
+    let mut killed = Arpwatch::start(Some(&lab.observer), &args);
+    killed.wait_attached(&["eth0"]);
+    killed.signal(libc::SIGKILL);
+    killed.finish(Duration::from_secs(20));
+    assert!(!lab.observer.has_xdp("eth0"), "XDP is a bpf_link and died with the process");
+    assert!(egress_filters().contains("arpwatch_tc_egress"), "the netlink filter stays: {}", egress_filters());
+
+    let mut next = Arpwatch::start(Some(&lab.observer), &[&args[..], &["--duration", "1"]].concat());
+    next.wait_attached(&["eth0"]);
+    let done = next.finish(Duration::from_secs(20));
+    assert!(done.status.success(), "{}", done.stderr);
+    assert!(done.stderr.contains("removed an egress filter left behind"), "{}", done.stderr);
+    assert_eq!(egress_filters(), "", "nothing of ours remains after a clean stop");
+}

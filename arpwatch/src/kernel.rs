@@ -289,7 +289,9 @@ pub fn remove_stale_netlink_filters(iface: &str) -> Result<bool> {
             log::warn!("{iface}: removed an egress filter left behind by an earlier arpwatch");
             Ok(true)
         }
-        Err(err) if is_errno(&err, libc::ENOENT) || is_not_found(&err) => Ok(false),
+        // Nothing of ours there: aya says NotFound; a missing clsact qdisc may give ENOENT.
+        Err(tc::TcError::IoError(err)) if err.kind() == std::io::ErrorKind::NotFound => Ok(false),
+        Err(err) if is_errno(&err, libc::ENOENT) => Ok(false),
         Err(err) => Err(anyhow!(err)).with_context(|| format!("could not look for stale filters on {iface}")),
     }
 }
@@ -300,10 +302,6 @@ fn io_errors<'a>(err: &'a (dyn std::error::Error + 'static)) -> impl Iterator<It
 
 fn is_errno(err: &(dyn std::error::Error + 'static), errno: i32) -> bool {
     io_errors(err).any(|e| e.raw_os_error() == Some(errno))
-}
-
-fn is_not_found(err: &(dyn std::error::Error + 'static)) -> bool {
-    io_errors(err).any(|e| e.kind() == std::io::ErrorKind::NotFound)
 }
 
 /// Counter totals over all CPUs, per direction.
