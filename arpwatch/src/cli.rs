@@ -86,6 +86,14 @@ pub struct OutputArgs {
     /// Print every ARP observation instead of events.
     #[arg(long)]
     pub raw: bool,
+    /// Add these floating IPs (a CIDR or a single IP, repeatable) as a pool named "cli", with no
+    /// interface or MAC restriction: they are watched for `unanswered` and get per-pool metrics.
+    #[arg(long = "pool", value_name = "CIDR", value_parser = parse_cidr)]
+    pub pools: Vec<ipnet::Ipv4Net>,
+    /// The observer sees the whole segment (a SPAN or mirror port): requests nobody answers are
+    /// reported (`full_view = true` in the file). Replay always assumes it.
+    #[arg(long)]
+    pub full_view: bool,
 }
 
 #[derive(Debug, Args)]
@@ -131,6 +139,12 @@ pub struct ReplayArgs {
     pub output: OutputArgs,
 }
 
+fn parse_cidr(s: &str) -> Result<ipnet::Ipv4Net, String> {
+    s.parse::<ipnet::Ipv4Net>()
+        .or_else(|_| s.parse::<std::net::Ipv4Addr>().map(ipnet::Ipv4Net::from))
+        .map_err(|_| format!("'{s}' is not an IPv4 CIDR or address (e.g. 192.0.2.240/28)"))
+}
+
 fn parse_seconds(s: &str) -> Result<Duration, String> {
     let secs: f64 = s.parse().map_err(|_| format!("'{s}' is not a number of seconds"))?;
     if !secs.is_finite() || secs <= 0.0 {
@@ -169,6 +183,11 @@ mod tests {
         let Command::Watch(w) = cli.command else { panic!("not watch") };
         assert!(w.all && w.ifaces.is_empty());
         assert_eq!(w.excludes, ["veth*", "cali*"]);
+
+        let cli = Cli::try_parse_from(["arpwatch", "replay", "a.pcap", "--pool", "192.0.2.10", "--pool", "198.51.100.0/28"]).unwrap();
+        let Command::Replay(r) = cli.command else { panic!("not replay") };
+        let pools: Vec<String> = r.output.pools.iter().map(ToString::to_string).collect();
+        assert_eq!(pools, ["192.0.2.10/32", "198.51.100.0/28"]);
     }
 
     #[test]
@@ -179,6 +198,7 @@ mod tests {
             &["arpwatch", "watch", "--iface", "eth0", "--xdp-mode", "hw"],
             &["arpwatch", "watch", "--iface", "eth0", "--ring-bytes", "5000"],
             &["arpwatch", "replay"],
+            &["arpwatch", "replay", "x.pcap", "--pool", "192.0.2.0/33"],
         ] {
             let err = Cli::try_parse_from(args).unwrap_err();
             assert_eq!(err.exit_code(), 2, "{args:?}");

@@ -8,7 +8,7 @@ use std::io::{self, BufWriter};
 use std::process::ExitCode;
 
 use arpwatch::cli::{Cli, Command, OutputArgs};
-use arpwatch::config::Config;
+use arpwatch::config::{Config, Pool};
 use arpwatch::engine::Engine;
 use arpwatch::output::{default_format, Mode, Pipeline};
 use arpwatch::replay::Replay;
@@ -119,7 +119,16 @@ fn pipeline(args: &OutputArgs, full_view: bool) -> Result<Pipeline<BufWriter<io:
         Some(path) => Config::load(path).map_err(|err| UsageError(err.to_string()))?,
         None => Config::default(),
     };
-    config.engine.full_view |= full_view;
+    config.engine.full_view |= full_view || args.full_view;
+    if !args.pools.is_empty() {
+        config.engine.pools.push(Pool {
+            name: "cli".to_owned(),
+            cidrs: args.pools.clone(),
+            interfaces: Vec::new(),
+            macs: Vec::new(),
+        });
+    }
+    config.engine.validate().map_err(|err| UsageError(format!("--pool: {err}")))?;
     let engine = Engine::new(&config.engine, &node::node_name());
     Ok(Pipeline::new(Mode::Detect(Box::new(engine)), format, out))
 }
