@@ -8,6 +8,7 @@ pub mod engine;
 pub mod event;
 pub mod kernel;
 pub mod links;
+pub mod metrics;
 pub mod node;
 pub mod observation;
 pub mod output;
