@@ -116,6 +116,9 @@ pub struct WatchArgs {
     /// How to attach XDP.
     #[arg(long, value_enum, default_value = "auto")]
     pub xdp_mode: XdpModeArg,
+    /// Serve Prometheus metrics, /healthz and /readyz on this address (e.g. 0.0.0.0:9851).
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub metrics_addr: Option<std::net::SocketAddr>,
     /// How to attach the egress (TC) program.
     #[arg(long, value_enum, default_value = "auto")]
     pub tc_mode: TcModeArg,

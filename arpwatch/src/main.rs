@@ -10,6 +10,7 @@ use std::process::ExitCode;
 use arpwatch::cli::{Cli, Command, OutputArgs};
 use arpwatch::config::{Config, Pool};
 use arpwatch::engine::Engine;
+use arpwatch::metrics::{Metrics, MetricsOptions, MetricsServer};
 use arpwatch::output::{default_format, Mode, Pipeline};
 use arpwatch::replay::Replay;
 use arpwatch::{node, watch, UsageError};
@@ -68,7 +69,27 @@ fn is_broken_pipe(err: &anyhow::Error) -> bool {
 async fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Watch(args) => {
-            let mut pipeline = pipeline(&args.output, false)?;
+            let config = load_config(&args.output, false)?;
+            // Bind before anything is attached: a bad or busy address is a usage error at once.
+            let server = args
+                .metrics_addr
+                .map(|addr| {
+                    MetricsServer::bind(addr)
+                        .map_err(|err| UsageError(format!("--metrics-addr {addr}: cannot listen: {err}")))
+                })
+                .transpose()?;
+            let mut pipeline = pipeline(&args.output, &config)?;
+            if let Some(server) = server {
+                let metrics = Metrics::new(&config, &MetricsOptions::default());
+                log::info!("serving metrics on http://{}/metrics", server.local_addr());
+                let exporter = metrics.exporter();
+                tokio::spawn(async move {
+                    if let Err(err) = server.run(exporter).await {
+                        log::error!("the metrics server stopped: {err}");
+                    }
+                });
+                pipeline.set_metrics(metrics);
+            }
             let summary = watch::run(&args, &mut pipeline).await?;
             eprintln!("arpwatch: kernel counters: {}", summary.counters);
             if summary.short_records > 0 {
@@ -79,7 +100,8 @@ async fn run(cli: Cli) -> Result<()> {
         }
         Command::Replay(args) => {
             // A capture shows every reply on the segment, so unanswered requests can be judged.
-            let mut pipeline = pipeline(&args.output, true)?;
+            let config = load_config(&args.output, true)?;
+            let mut pipeline = pipeline(&args.output, &config)?;
             let mut replay = Replay::open(&args.files)?;
             let mut last_ts = None;
             for observation in &mut replay {
@@ -108,13 +130,8 @@ async fn run(cli: Cli) -> Result<()> {
     }
 }
 
-/// The pipeline both commands share: raw observations, or the engine with the configuration.
-fn pipeline(args: &OutputArgs, full_view: bool) -> Result<Pipeline<BufWriter<io::StdoutLock<'static>>>> {
-    let format = default_format(args.format);
-    let out = BufWriter::new(io::stdout().lock());
-    if args.raw {
-        return Ok(Pipeline::new(Mode::Raw, format, out));
-    }
+/// The configuration file, if any, with the flags applied.
+fn load_config(args: &OutputArgs, full_view: bool) -> Result<Config> {
     let mut config = match &args.config {
         Some(path) => Config::load(path).map_err(|err| UsageError(err.to_string()))?,
         None => Config::default(),
@@ -129,6 +146,16 @@ fn pipeline(args: &OutputArgs, full_view: bool) -> Result<Pipeline<BufWriter<io:
         });
     }
     config.engine.validate().map_err(|err| UsageError(format!("--pool: {err}")))?;
+    Ok(config)
+}
+
+/// The pipeline both commands share: raw observations, or the engine with the configuration.
+fn pipeline(args: &OutputArgs, config: &Config) -> Result<Pipeline<BufWriter<io::StdoutLock<'static>>>> {
+    let format = default_format(args.format);
+    let out = BufWriter::new(io::stdout().lock());
+    if args.raw {
+        return Ok(Pipeline::new(Mode::Raw, format, out));
+    }
     let engine = Engine::new(&config.engine, &node::node_name());
     Ok(Pipeline::new(Mode::Detect(Box::new(engine)), format, out))
 }

@@ -7,6 +7,7 @@ use crate::cli::Format;
 use crate::engine::Engine;
 use crate::event::Event;
 use crate::links::LocalMacs;
+use crate::metrics::Metrics;
 use std::sync::Arc;
 use crate::observation::{ArpOp, Observation, Timestamp};
 
@@ -26,14 +27,19 @@ pub struct Pipeline<W: Write> {
     events: Vec<Event>,
     /// This host's MACs, when the pipeline watches live interfaces.
     local_macs: Option<Arc<LocalMacs>>,
+    /// Counts observations and events for Prometheus, when metrics are served.
+    metrics: Option<Metrics>,
 }
 
 impl<W: Write> Pipeline<W> {
     pub fn new(mode: Mode, format: Format, out: W) -> Self {
-        Pipeline { mode, format, out, events: Vec::new(), local_macs: None }
+        Pipeline { mode, format, out, events: Vec::new(), local_macs: None, metrics: None }
     }
 
     pub fn observe(&mut self, obs: &Observation) -> io::Result<()> {
+        if let Some(metrics) = &mut self.metrics {
+            metrics.observe(obs);
+        }
         match &mut self.mode {
             Mode::Raw => match self.format {
                 Format::Json => write_json_line(&mut self.out, obs),
@@ -49,13 +55,27 @@ impl<W: Write> Pipeline<W> {
     /// Lets time pass for the engine when no frame arrives (live capture ticks once a second), so
     /// timeouts fire and lasting conditions end.
     pub fn tick(&mut self, now: Timestamp) -> io::Result<()> {
+        if let Some(metrics) = &mut self.metrics {
+            metrics.tick(now);
+        }
         match &mut self.mode {
             Mode::Raw => Ok(()),
             Mode::Detect(engine) => {
                 engine.tick(now, &mut self.events);
+                if let Some(metrics) = &self.metrics {
+                    metrics.set_engine(&engine.stats());
+                }
                 self.write_events()
             }
         }
+    }
+
+    pub fn set_metrics(&mut self, metrics: Metrics) {
+        self.metrics = Some(metrics);
+    }
+
+    pub fn metrics(&self) -> Option<&Metrics> {
+        self.metrics.as_ref()
     }
 
     /// The engine, when the pipeline detects (for its statistics).
@@ -78,6 +98,9 @@ impl<W: Write> Pipeline<W> {
                     event.local = true;
                     event.local_iface = Some(Arc::from(owner.as_str()));
                 }
+            }
+            if let Some(metrics) = &mut self.metrics {
+                metrics.event(&event);
             }
             match self.format {
                 Format::Json => write_json_line(&mut self.out, &event)?,

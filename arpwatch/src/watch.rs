@@ -49,6 +49,9 @@ pub async fn run<W: Write>(args: &WatchArgs, pipeline: &mut Pipeline<W>) -> Resu
         log::warn!("no interface matches the selection yet; waiting for one to appear");
     }
     pipeline.set_local_macs(links.local_macs());
+    if let Some(metrics) = pipeline.metrics() {
+        metrics.set_attached(probe.attachments().len());
+    }
     let mut reader = RingReader::new(probe.take_ring()?)?;
     let mut sigterm = signal(SignalKind::terminate()).context("could not handle SIGTERM")?;
     let mut sigint = signal(SignalKind::interrupt()).context("could not handle SIGINT")?;
@@ -62,6 +65,9 @@ pub async fn run<W: Write>(args: &WatchArgs, pipeline: &mut Pipeline<W>) -> Resu
         tokio::select! {
             drained = reader.drain(|record| pipeline.observe(&decoder.observation(record))) => {
                 short_records += drained?.short;
+                if let Some(metrics) = pipeline.metrics() {
+                    metrics.drained(decoder.clock.now());
+                }
                 pipeline.flush()?;
             }
             change = links.next_change() => {
@@ -71,11 +77,21 @@ pub async fn run<W: Write>(args: &WatchArgs, pipeline: &mut Pipeline<W>) -> Resu
                 short_records += reader.drain_now(|record| pipeline.observe(&decoder.observation(record)))?.short;
                 follow(&mut probe, &mut decoder, &selector, options, change);
                 pipeline.set_local_macs(links.local_macs());
+                if let Some(metrics) = pipeline.metrics() {
+                    metrics.set_attached(probe.attachments().len());
+                }
                 pipeline.flush()?;
             }
             _ = tick.tick() => {
                 decoder.clock.refresh();
-                pipeline.tick(decoder.clock.now())?;
+                // A quiet network still counts as drained: readiness means the reader is alive.
+                short_records += reader.drain_now(|record| pipeline.observe(&decoder.observation(record)))?.short;
+                let now = decoder.clock.now();
+                if let Some(metrics) = pipeline.metrics() {
+                    metrics.drained(now);
+                    metrics.set_kernel(&probe.counters()?);
+                }
+                pipeline.tick(now)?;
                 pipeline.flush()?;
             }
             _ = &mut deadline, if args.duration.is_some() => break StopReason::Duration,
