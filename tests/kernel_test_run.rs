@@ -63,9 +63,7 @@ fn boot_ns() -> u64 {
 fn run_once(hook: Hook, data: &[u8], ctx: Option<&[u8]>) -> RunOutcome {
     let mut probe = KernelProbe::load(DEFAULT_RING_BYTES).expect("load the XDP program (run as root)");
     let mut ring = probe.take_ring().unwrap();
-    let mut opts = TestRunOptions::default();
-    opts.data_in = Some(data);
-    opts.ctx_in = ctx;
+    let opts = TestRunOptions { data_in: Some(data), ctx_in: ctx, ..Default::default() };
     let boot_ns_before = boot_ns();
     let result = match hook {
         Hook::XdpIngress => probe.xdp().test_run(opts),
@@ -279,9 +277,7 @@ fn frame_shorter_than_ethernet_header_never_reaches_the_program() {
     let probe = KernelProbe::load(DEFAULT_RING_BYTES).unwrap();
     let data = [0u8; 14];
     let xdp_md: Vec<u8> = [8u32, 14, 0, 0, 0, 0].iter().flat_map(|v| v.to_ne_bytes()).collect();
-    let mut opts = TestRunOptions::default();
-    opts.data_in = Some(&data);
-    opts.ctx_in = Some(&xdp_md);
+    let opts = TestRunOptions { data_in: Some(&data), ctx_in: Some(&xdp_md), ..Default::default() };
     let err = probe.xdp().test_run(opts).expect_err("the kernel must refuse a 6-byte packet");
     let errno = std::error::Error::source(&err)
         .and_then(|e| e.downcast_ref::<std::io::Error>())
@@ -316,8 +312,7 @@ fn every_run_passes_and_counts_accumulate_per_program() {
     let bad = bad.bytes();
     let tcp = ipv4_tcp_frame(NODE_A, NODE_B);
     for frame in [&valid, &bad, &tcp, &valid] {
-        let mut opts = TestRunOptions::default();
-        opts.data_in = Some(frame);
+        let opts = TestRunOptions { data_in: Some(frame), ..Default::default() };
         assert_eq!(probe.xdp().test_run(opts).unwrap().return_value, XDP_PASS);
     }
     let drained = drain_ring(&mut ring, |_| Ok::<_, ()>(())).unwrap();
@@ -338,9 +333,7 @@ fn full_ring_drops_are_counted_not_silent() {
     let mut ring = probe.take_ring().unwrap();
     let frame = ArpFrame::request(NODE_A, CLIENT_IP, VIP).bytes();
     let runs = 100u32;
-    let mut opts = TestRunOptions::default();
-    opts.data_in = Some(&frame);
-    opts.repeat = runs;
+    let opts = TestRunOptions { data_in: Some(&frame), repeat: runs, ..Default::default() };
     assert_eq!(probe.xdp().test_run(opts).unwrap().return_value, XDP_PASS);
     let taken = drain_ring(&mut ring, |_| Ok::<_, ()>(())).unwrap().records;
     let c = probe.counters().unwrap();
