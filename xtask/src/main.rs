@@ -2,6 +2,9 @@
 //! tests. On a fresh machine it installs what the kernel build needs (the nightly with rust-src and
 //! bpf-linker) and refuses to go on when the nightly's LLVM and the linker's LLVM differ.
 
+mod bench;
+mod storm;
+
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 use std::ffi::OsString;
@@ -35,6 +38,9 @@ enum Task {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<OsString>,
     },
+    /// Run every benchmark (kernel per-packet cost, storm against Debian's arpwatch, engine
+    /// throughput, memory) and write docs/benchmarks.md and target/bench/results.json. Root.
+    Bench,
     /// Build everything and run every test (unit, kernel, namespace labs, capture replays).
     Test {
         /// Extra arguments for `cargo test`, after `--` (e.g. a test name filter).
@@ -63,6 +69,10 @@ fn run(cli: Cli) -> Result<()> {
                 .status()
                 .with_context(|| format!("could not start {}", bin.display()))?;
             std::process::exit(status.code().unwrap_or(1));
+        }
+        Task::Bench => {
+            build_ebpf(&root)?;
+            bench::run(&root)
         }
         Task::Test { args } => {
             build_ebpf(&root)?;
@@ -106,13 +116,18 @@ where
 }
 
 fn display_args(args: &[OsString]) -> String {
-    args.iter().map(|a| a.to_string_lossy()).collect::<Vec<_>>().join(" ")
+    args.iter()
+        .map(|a| a.to_string_lossy())
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// Output of a command, or `None` if it could not run or failed.
 fn output_of(cmd: &mut Command) -> Option<String> {
     let out = cmd.output().ok()?;
-    out.status.success().then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
 fn build_ebpf(root: &Path) -> Result<()> {
@@ -123,7 +138,15 @@ fn build_ebpf(root: &Path) -> Result<()> {
     let rustflags = ["-Cdebuginfo=2", "-Clink-arg=--btf"].join("\x1f");
     let status = Command::new("rustup")
         .current_dir(root.join(EBPF_PACKAGE))
-        .args(["run", NIGHTLY, "cargo", "build", "--release", "--target", EBPF_TARGET])
+        .args([
+            "run",
+            NIGHTLY,
+            "cargo",
+            "build",
+            "--release",
+            "--target",
+            EBPF_TARGET,
+        ])
         .args(["-Z", "build-std=core", "--target-dir"])
         .arg(root.join("target"))
         // The outer `cargo xtask` sets these for the stable toolchain; the nightly build must not
@@ -139,16 +162,28 @@ fn build_ebpf(root: &Path) -> Result<()> {
 }
 
 fn ensure_nightly() -> Result<()> {
-    let has_rust_src = output_of(
-        Command::new("rustup").args(["component", "list", "--installed", "--toolchain", NIGHTLY]),
-    )
+    let has_rust_src = output_of(Command::new("rustup").args([
+        "component",
+        "list",
+        "--installed",
+        "--toolchain",
+        NIGHTLY,
+    ]))
     .is_some_and(|list| list.lines().any(|l| l.trim() == "rust-src"));
     if has_rust_src {
         return Ok(());
     }
     eprintln!("xtask: installing {NIGHTLY} with rust-src (needed to build the kernel object)");
     let status = Command::new("rustup")
-        .args(["toolchain", "install", NIGHTLY, "--profile", "minimal", "--component", "rust-src"])
+        .args([
+            "toolchain",
+            "install",
+            NIGHTLY,
+            "--profile",
+            "minimal",
+            "--component",
+            "rust-src",
+        ])
         .status()
         .context("could not start rustup; install rustup first")?;
     check(status, &format!("rustup toolchain install {NIGHTLY}"))
@@ -167,7 +202,12 @@ fn ensure_bpf_linker() -> Result<()> {
     }
     eprintln!("xtask: installing bpf-linker {BPF_LINKER_VERSION} (about a minute)");
     let status = Command::new("cargo")
-        .args(["install", &format!("bpf-linker@{BPF_LINKER_VERSION}"), "--locked", "--force"])
+        .args([
+            "install",
+            &format!("bpf-linker@{BPF_LINKER_VERSION}"),
+            "--locked",
+            "--force",
+        ])
         .env_remove("RUSTUP_TOOLCHAIN")
         .status()
         .context("could not start cargo install")?;

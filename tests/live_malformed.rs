@@ -1,0 +1,142 @@
+//! Malformed and truncated ARP frames written into a veth while `arpwatch watch --raw` watches the
+//! other end: none becomes an observation, the ingress malformed counter is exact, nothing
+//! crashes, and the run ends with status 0. Needs root; without it this test fails, never skips.
+
+mod support;
+
+use std::time::Duration;
+use support::frames::*;
+use support::lab::{Arpwatch, Netns};
+
+const NODE_A: [u8; 6] = [0x02, 0x00, 0x00, 0x00, 0x00, 0x0a];
+const NODE_B: [u8; 6] = [0x02, 0x00, 0x00, 0x00, 0x00, 0x0b];
+const VIP: [u8; 4] = [192, 0, 2, 10];
+const CLIENT_IP: [u8; 4] = [192, 0, 2, 1];
+
+/// Every way a frame can claim to be ARP (ethertype 0x0806 after at most the tags it carries)
+/// without being an Ethernet/IPv4 request or reply arpwatch decodes.
+fn malformed_frames() -> Vec<(&'static str, Vec<u8>)> {
+    let request = || ArpFrame::request(NODE_A, CLIENT_IP, VIP);
+    let with = |f: fn(&mut ArpFrame)| {
+        let mut frame = request();
+        f(&mut frame);
+        frame.bytes()
+    };
+    let mut runt_padded = request();
+    runt_padded.truncate = Some(14);
+    let mut runt_padded = runt_padded.bytes();
+    // A bare header claiming ARP, padded with zeros to the Ethernet minimum as a NIC would: 46
+    // bytes of body, but htype, ptype and the lengths are all 0.
+    runt_padded.resize(60, 0);
+    vec![
+        ("hlen 8", with(|f| f.hlen = 8)),
+        ("plen 16", with(|f| f.plen = 16)),
+        ("hlen 0", with(|f| f.hlen = 0)),
+        ("htype 6 (IEEE 802)", with(|f| f.htype = 6)),
+        ("ptype IPv6", with(|f| f.ptype = 0x86dd)),
+        ("op 3 (RARP request)", with(|f| f.op = 3)),
+        ("op 0", with(|f| f.op = 0)),
+        ("op 257", with(|f| f.op = 0x0101)),
+        (
+            "truncated to 27 body bytes",
+            with(|f| f.truncate = Some(14 + 27)),
+        ),
+        (
+            "truncated after the fixed header",
+            with(|f| f.truncate = Some(14 + 8)),
+        ),
+        (
+            "bare Ethernet header with 0x0806",
+            with(|f| f.truncate = Some(14)),
+        ),
+        ("runt padded to 60 bytes with zeros", runt_padded),
+        (
+            "three VLAN tags",
+            request()
+                .tagged(&[(TPID_8021AD, 10), (TPID_8021Q, 20), (TPID_8021Q, 30)])
+                .bytes(),
+        ),
+        ("one VLAN tag, truncated ARP", {
+            let mut f = request().tagged(&[(TPID_8021Q, 5)]);
+            f.truncate = Some(18 + 20);
+            f.bytes()
+        }),
+    ]
+}
+
+#[test]
+fn malformed_arp_frames_are_counted_exactly_and_never_observed() {
+    let observer = Netns::new("malobs");
+    let sender = Netns::new("malsnd");
+    observer.veth_to("eth0", &sender, "peer0");
+    let frames = malformed_frames();
+    // One valid reply sent last: frames leave one socket in order and cross one veth queue, so once
+    // it is observed, every malformed frame before it has been through the program.
+    let sentinel = ArpFrame::reply(NODE_B, VIP, NODE_A, CLIENT_IP);
+
+    let mut watch = Arpwatch::start(
+        Some(&observer),
+        &[
+            "watch",
+            "--iface",
+            "eth0",
+            "--raw",
+            "--format",
+            "json",
+            "--duration",
+            "4",
+        ],
+    );
+    watch.wait_attached(&["eth0"]);
+    let mut all: Vec<Vec<u8>> = frames.iter().map(|(_, f)| f.clone()).collect();
+    all.push(sentinel.bytes());
+    sender.send_frames("peer0", &all);
+    let done = watch.finish(Duration::from_secs(30));
+
+    assert!(
+        done.status.success(),
+        "arpwatch failed: {}\n{}",
+        done.status,
+        done.stderr
+    );
+    let lines = done.json_lines();
+    assert_eq!(
+        lines.len(),
+        1,
+        "only the valid sentinel may be observed, got:\n{}\nstderr:\n{}",
+        done.stdout,
+        done.stderr
+    );
+    assert_eq!(
+        lines[0]["spa"], "192.0.2.10",
+        "the one observation is the sentinel reply"
+    );
+    assert_eq!(lines[0]["op"], "reply");
+
+    let counters = done
+        .stderr
+        .lines()
+        .find(|l| l.contains("kernel counters:"))
+        .unwrap_or_else(|| panic!("no kernel counters on stderr:\n{}", done.stderr));
+    let ingress = counters
+        .split("ingress:")
+        .nth(1)
+        .and_then(|s| s.split(';').next())
+        .expect("ingress block");
+    let field = |name: &str| -> u64 {
+        ingress
+            .split_whitespace()
+            .find_map(|kv| kv.strip_prefix(&format!("{name}=")))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no {name}= in {counters}"))
+    };
+    let names: Vec<&str> = frames.iter().map(|(n, _)| *n).collect();
+    assert_eq!(
+        field("malformed"),
+        frames.len() as u64,
+        "one malformed count per frame of {names:?}"
+    );
+    assert_eq!(field("arp"), 1, "only the sentinel is valid ARP");
+    assert_eq!(field("ring_full_drops"), 0);
+    assert!(!done.stderr.contains("panicked"), "{}", done.stderr);
+}
