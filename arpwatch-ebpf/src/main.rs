@@ -65,8 +65,10 @@ const VLAN_8021AD_BE: u16 = ethertype::VLAN_8021AD.to_be();
 
 #[xdp]
 pub fn arpwatch_xdp(ctx: XdpContext) -> u32 {
+    // Read only for an ARP frame: `ingress_ifindex` is rewritten into a chain of loads
+    // (xdp->rxq->dev->ifindex) that the non-ARP path has no use for.
     // SAFETY: the context pointer is the kernel's `xdp_md`, valid for the program's run.
-    let ifindex = unsafe { (*ctx.ctx).ingress_ifindex };
+    let ifindex = || unsafe { (*ctx.ctx).ingress_ifindex };
     observe(
         ctx.data(),
         ctx.data_end(),
@@ -97,7 +99,7 @@ pub fn arpwatch_tc_egress(ctx: TcContext) -> i32 {
     if let Some(tci) = offloaded {
         tags.push(tci);
     }
-    observe(ctx.data(), ctx.data_end(), ifindex, direction::EGRESS, tags);
+    observe(ctx.data(), ctx.data_end(), || ifindex, direction::EGRESS, tags);
     // UNSPEC, not OK: an observer must not cut short the programs and filters that follow it.
     TC_ACT_UNSPEC
 }
@@ -190,7 +192,13 @@ fn step_over_tag(
 /// Parses one frame and records it if it is a valid ARP packet. Shared by both programs so that
 /// ingress and egress apply the same rules; `tags` holds a tag the stack kept out of the frame.
 #[inline(always)]
-fn observe(data: usize, data_end: usize, ifindex: u32, dir: u8, mut tags: VlanTags) {
+fn observe(
+    data: usize,
+    data_end: usize,
+    ifindex: impl FnOnce() -> u32,
+    dir: u8,
+    mut tags: VlanTags,
+) {
     count(Counter::Frames, dir);
     let Some(eth) = ptr_at::<EthHdr>(data, data_end, 0) else {
         return;
@@ -244,6 +252,7 @@ fn observe(data: usize, data_end: usize, ifindex: u32, dir: u8, mut tags: VlanTa
     count(Counter::Arp, dir);
     // SAFETY: a helper without arguments or side effects.
     let now = unsafe { bpf_ktime_get_boot_ns() };
+    let ifindex = ifindex();
 
     let dedup = match Dedup::check(arp, ifindex, dir, now) {
         Some(dedup) => dedup,
