@@ -195,12 +195,14 @@ fn render(r: &Value) -> String {
          frame a new sender MAC and address (a spoofing flood). Four IPs answered by two MACs each are \
          planted every 64 batches. Observer CPU = utime+stime from /proc/PID/stat at flood start and \
          wait4 rusage at exit; peak RSS = VmHWM. System CPU = all non-idle time from /proc/stat during \
-         the flood (sender, softirq and observer together). Debian's losses = PACKET_STATISTICS of its \
+         the flood (sender, softirq and observer together). Handled = frames the observer processed: \
+         for arpwatch the kernel's valid ARP count minus ring-full drops (emitted or suppressed), for \
+         Debian's arpwatch libpcap's received minus dropped. Debian's losses = PACKET_STATISTICS of its \
          libpcap socket (what pcap_stats reports).\n\n",
         r["storm"]["flood_seconds"]
     );
-    md += "| flood | observer | frames sent | frames/s | veth drops | observer CPU s / Mframe | system CPU s / Mframe | peak RSS MiB | kernel: arp / suppressed / ring-full | engine observations | losses | planted multi_responder reported |\n";
-    md += "|---|---|---:|---:|---:|---:|---:|---:|---|---:|---:|---|\n";
+    md += "| flood | observer | frames sent | frames/s | veth drops | observer CPU s / Mframe sent | observer CPU s / Mframe handled | system CPU s / Mframe | peak RSS MiB | kernel: arp / suppressed / ring-full | engine observations | losses | planted multi_responder reported |\n";
+    md += "|---|---|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---|\n";
     for s in r["storm"]["runs"].as_array().into_iter().flatten() {
         let observer = s["observer"].as_str().unwrap_or("");
         let kernel = if observer == "arpwatch" {
@@ -229,13 +231,14 @@ fn render(r: &Value) -> String {
             .map(|k| format!("{:.1}", k / 1024.0))
             .unwrap_or_else(|| "–".into());
         md += &format!(
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
             s["profile"].as_str().unwrap_or(""),
             observer,
             n(&s["frames_sent"]),
             f(&s["frames_per_second"], 0),
             n(&s["veth_drops"]),
             f(&s["cpu_s_per_mframe"], 3),
+            f(&s["cpu_s_per_mframe_handled"], 3),
             f(&s["system_busy_cpu_s_per_mframe"], 3),
             rss,
             kernel,

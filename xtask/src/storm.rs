@@ -578,6 +578,11 @@ pub fn measure(
             result["peak_rss_kib"] = json!(hwm.unwrap_or(maxrss).max(maxrss));
             let stderr = std::fs::read_to_string(&stderr_path)?;
             result["kernel"] = kernel_counters(&stderr);
+            // Frames the program handled (emitted or suppressed), not those lost to a full ring.
+            let handled = result["kernel"]["arp"].as_u64().unwrap_or(0)
+                - result["kernel"]["ring_full_drops"].as_u64().unwrap_or(0);
+            result["frames_handled"] = json!(handled);
+            result["cpu_s_per_mframe_handled"] = json!(cpu / (handled.max(1) as f64 / 1e6));
             result["engine"] = engine_stats(&stderr);
             let mut stdout = String::new();
             std::fs::File::open(&stdout_path)?.read_to_string(&mut stdout)?;
@@ -614,6 +619,9 @@ pub fn measure(
             result["peak_rss_kib"] = json!(hwm.unwrap_or(maxrss).max(maxrss));
             result["pcap_received"] = json!(stats.0);
             result["pcap_dropped"] = json!(stats.1);
+            let handled = stats.0.saturating_sub(stats.1);
+            result["frames_handled"] = json!(handled);
+            result["cpu_s_per_mframe_handled"] = json!(cpu / (handled.max(1) as f64 / 1e6));
         }
         _ => {}
     }

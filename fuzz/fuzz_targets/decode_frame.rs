@@ -1,0 +1,28 @@
+//! The user-space frame decoders on arbitrary bytes. The first byte picks the link type
+//! (Ethernet, Linux cooked v1, v2), the rest is the frame, as `seed_frames` writes them.
+#![no_main]
+
+use arpwatch::decode::{Decoded, LinkType};
+use arpwatch::observation::{Direction, Timestamp};
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    let Some((&selector, frame)) = data.split_first() else {
+        return;
+    };
+    let link = match selector % 3 {
+        0 => LinkType::Ethernet,
+        1 => LinkType::LinuxSll,
+        _ => LinkType::LinuxSll2,
+    };
+    if let Decoded::Arp(arp) = link.decode(frame) {
+        // Whatever was accepted must make a well-formed observation with at most two VLAN tags.
+        let obs = arp.into_observation(
+            Timestamp::from_secs(1),
+            "fuzz".into(),
+            1,
+            Direction::Ingress,
+        );
+        assert!(obs.vlan.as_slice().len() <= 2);
+    }
+});
