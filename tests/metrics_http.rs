@@ -102,6 +102,7 @@ fn reply(iface: &Arc<str>, direction: Direction, ip: Ipv4Addr, from: MacAddr) ->
         spa: ip,
         tha: mac(0x99),
         tpa: Ipv4Addr::new(10, 20, 255, 1),
+        repeats: 0,
     }
 }
 

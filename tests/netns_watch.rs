@@ -173,3 +173,25 @@ fn netlink_filter_left_by_a_killed_arpwatch_is_removed_at_the_next_start() {
     assert!(done.stderr.contains("removed an egress filter left behind"), "{}", done.stderr);
     assert_eq!(egress_filters(), "", "nothing of ours remains after a clean stop");
 }
+
+#[test]
+fn identical_frames_are_folded_unless_dedup_is_off() {
+    let lab = pair("dedup");
+    let peer_mac = support::frames::mac_bytes(&lab.peer.mac("eth0"));
+    let observer_mac = support::frames::mac_bytes(&lab.observer.mac("eth0"));
+    let reply = support::frames::ArpFrame::reply(peer_mac, [192, 0, 2, 2], observer_mac, [192, 0, 2, 1]).bytes();
+    let mut seen = Vec::new();
+    for interval in ["1000", "0"] {
+        let mut watch = Arpwatch::start(
+            Some(&lab.observer),
+            &["watch", "--iface", "eth0", "--raw", "--dedup-interval", interval, "--duration", "2"],
+        );
+        watch.wait_attached(&["eth0"]);
+        lab.peer.send_frames("eth0", &[reply.clone(), reply.clone(), reply.clone()]);
+        let done = watch.finish(Duration::from_secs(20));
+        assert!(done.status.success(), "{}", done.stderr);
+        let replies = done.json_lines().iter().filter(|l| l["op"] == "reply" && l["spa"] == "192.0.2.2").count();
+        seen.push((interval, replies, done.stderr.contains("suppressed=2")));
+    }
+    assert_eq!(seen, [("1000", 1, true), ("0", 3, false)], "(interval, replies printed, 2 suppressed)");
+}

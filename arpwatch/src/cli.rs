@@ -4,7 +4,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::kernel::{AttachOptions, TcModeChoice, XdpModeChoice, DEFAULT_RING_BYTES};
+use crate::kernel::{AttachOptions, TcModeChoice, XdpModeChoice, DEFAULT_DEDUP_INTERVAL, DEFAULT_RING_BYTES};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -122,6 +122,11 @@ pub struct WatchArgs {
     /// How to attach the egress (TC) program.
     #[arg(long, value_enum, default_value = "auto")]
     pub tc_mode: TcModeArg,
+    /// Identical frames (same sender, target, op, interface, direction) within this many
+    /// milliseconds are folded in the kernel into one observation that counts them; 0 sends every
+    /// frame up. A new MAC, gratuitous ARP and probes are never folded.
+    #[arg(long, value_name = "MS", default_value_t = DEFAULT_DEDUP_INTERVAL.as_millis() as u64)]
+    pub dedup_interval: u64,
     /// Size of the kernel-to-user ring buffer in bytes (a power of two, at least one page).
     #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_RING_BYTES, value_parser = parse_ring_bytes)]
     pub ring_bytes: u32,

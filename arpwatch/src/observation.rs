@@ -200,6 +200,11 @@ pub struct Observation {
     pub spa: Ipv4Addr,
     pub tha: MacAddr,
     pub tpa: Ipv4Addr,
+    /// Identical frames the kernel folded into this one (same sender, target, op, interface and
+    /// direction within the de-duplication interval): this observation stands for `1 + repeats`
+    /// frames. Not part of the raw line, which shows one frame as seen.
+    #[serde(skip)]
+    pub repeats: u32,
 }
 
 impl Observation {
@@ -224,6 +229,7 @@ impl Observation {
             spa: Ipv4Addr::from(record.spa),
             tha: MacAddr(record.tha),
             tpa: Ipv4Addr::from(record.tpa),
+            repeats: record.suppressed,
         }
     }
 
@@ -231,6 +237,11 @@ impl Observation {
     /// same non-zero IP (RFC 5227 §2.3, MetalLB and kube-vip failover, keepalived).
     pub fn is_gratuitous(&self) -> bool {
         self.spa == self.tpa && !self.spa.is_unspecified()
+    }
+
+    /// How many frames this observation stands for.
+    pub fn frames(&self) -> u64 {
+        1 + u64::from(self.repeats)
     }
 
     /// An RFC 5227 address probe: a request with sender IP 0.0.0.0.

@@ -38,7 +38,7 @@ pub async fn run<W: Write>(args: &WatchArgs, pipeline: &mut Pipeline<W>) -> Resu
     if let Some(missing) = selector.exact_names().find(|name| !links.links().any(|l| l.name == *name)) {
         return Err(UsageError(format!("--iface {missing}: no such network interface")).into());
     }
-    let mut probe = KernelProbe::load(args.ring_bytes)?;
+    let mut probe = KernelProbe::load_with_dedup(args.ring_bytes, Duration::from_millis(args.dedup_interval))?;
     let mut decoder = RecordDecoder::default();
     let options = args.attach_options();
     let selected: Vec<LinkInfo> = links.links().filter(|l| selector.selects(l)).cloned().collect();

@@ -283,7 +283,7 @@ impl Engine {
             return u32::MAX;
         };
         let iface_id = iface.id;
-        let rate = iface.rate.record(ts);
+        let rate = iface.rate.record(ts, obs.frames());
         if rate > u64::from(self.thresholds.storm_rate_per_iface) {
             self.conditions.evidence(
                 Evidence {
@@ -305,7 +305,7 @@ impl Engine {
         }
 
         let sender = self.sender_state(obs.eth_src);
-        let rate = sender.rate.record(ts);
+        let rate = sender.rate.record(ts, obs.frames());
         if rate > u64::from(self.thresholds.storm_rate_per_mac) {
             self.conditions.evidence(
                 Evidence {

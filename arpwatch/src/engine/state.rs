@@ -288,7 +288,8 @@ pub(super) struct RateMeter {
 const SECOND_NS: u64 = 1_000_000_000;
 
 impl RateMeter {
-    pub fn record(&mut self, ts: Timestamp) -> u64 {
+    /// Counts `frames` at `ts` (an observation can stand for repeats the kernel folded into it).
+    pub fn record(&mut self, ts: Timestamp, frames: u64) -> u64 {
         let elapsed = ts.as_nanos().saturating_sub(self.bucket_start.as_nanos());
         if self.current == 0 && self.previous == 0 || elapsed >= 2 * SECOND_NS {
             self.bucket_start = ts;
@@ -299,7 +300,7 @@ impl RateMeter {
             self.previous = self.current;
             self.current = 0;
         }
-        self.current += 1;
+        self.current += frames;
         let into = ts
             .as_nanos()
             .saturating_sub(self.bucket_start.as_nanos())
@@ -414,16 +415,24 @@ mod tests {
         let mut meter = RateMeter::default();
         let mut last = 0;
         for i in 0..100u64 {
-            last = meter.record(Timestamp::from_nanos(10 * SECOND_NS + i * 10_000_000));
+            last = meter.record(Timestamp::from_nanos(10 * SECOND_NS + i * 10_000_000), 1);
         }
         assert_eq!(last, 100);
         // Half a second into the next bucket, half of the previous second still counts.
         assert_eq!(
-            meter.record(Timestamp::from_nanos(11 * SECOND_NS + SECOND_NS / 2)),
+            meter.record(Timestamp::from_nanos(11 * SECOND_NS + SECOND_NS / 2), 1),
             51
         );
         // After two idle seconds the history is gone.
-        assert_eq!(meter.record(Timestamp::from_nanos(14 * SECOND_NS)), 1);
+        assert_eq!(meter.record(Timestamp::from_nanos(14 * SECOND_NS), 1), 1);
+    }
+
+    #[test]
+    fn rate_meter_counts_the_repeats_the_kernel_folded_into_an_observation() {
+        let mut meter = RateMeter::default();
+        // One record standing for 600 frames is a storm's worth, not one frame.
+        assert_eq!(meter.record(Timestamp::from_secs(10), 600), 600);
+        assert_eq!(meter.record(Timestamp::from_nanos(10 * SECOND_NS + 1), 1), 601);
     }
 
     #[test]

@@ -43,6 +43,7 @@ fn frame(secs: f64) -> Frame {
         spa: Ipv4Addr::UNSPECIFIED,
         tha: MacAddr::ZERO,
         tpa: Ipv4Addr::UNSPECIFIED,
+        repeats: 0,
     })
 }
 

@@ -204,11 +204,11 @@ impl Metrics {
         let slot = frame_slot(obs.direction, obs.op);
         match &self.last_iface {
             Some((name, counters)) if Arc::ptr_eq(name, &obs.iface) => {
-                counters[slot].inc();
+                counters[slot].inc_by(obs.frames());
             }
             _ => {
                 let counters = self.iface_frames(&obs.iface);
-                counters[slot].inc();
+                counters[slot].inc_by(obs.frames());
                 self.last_iface = Some((obs.iface.clone(), counters));
             }
         }

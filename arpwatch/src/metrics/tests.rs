@@ -45,6 +45,7 @@ fn reply(iface: &Arc<str>, ts: Timestamp, ip: Ipv4Addr, from: MacAddr) -> Observ
         spa: ip,
         tha: mac(0x99),
         tpa: Ipv4Addr::new(192, 0, 2, 99),
+        repeats: 0,
     }
 }
 
@@ -120,6 +121,17 @@ fn frames_are_counted_per_interface_direction_and_op() {
         ),
         Some(1.0)
     );
+}
+
+#[test]
+fn frames_the_kernel_folded_into_an_observation_are_counted() {
+    let mut m = metrics("");
+    let eth0: Arc<str> = "eth0".into();
+    let mut folded = reply(&eth0, at(0), VIP, mac(1));
+    folded.repeats = 4;
+    m.observe(&folded);
+    let series = r#"arpwatch_arp_frames_total{iface="eth0",direction="ingress",op="reply"}"#;
+    assert_eq!(value(&m.encode(), series), Some(5.0));
 }
 
 #[test]
