@@ -34,7 +34,7 @@ fn ipvs_without_strict_arp_one_request_one_multi_responder_naming_every_node() {
     }
     let node_macs: BTreeSet<String> = nodes.iter().map(|n| n.mac("eth0")).collect();
 
-    let done = watch_during(client, &["eth0"], None, "3", || client.udp_to(VIP));
+    let done = watch_during(client, &["eth0"], &[], "3", || client.udp_to(VIP));
 
     let events = done.events("multi_responder", VIP);
     assert_eq!(
@@ -59,7 +59,7 @@ fn ipvs_with_strict_arp_raises_no_multi_responder() {
     nodes[0].add_addr("eth0", &format!("{VIP}/32"));
     let leader = nodes[0].mac("eth0");
 
-    let done = watch_during(client, &["eth0"], None, "3", || client.udp_to(VIP));
+    let done = watch_during(client, &["eth0"], &[], "3", || client.udp_to(VIP));
 
     assert!(done.events("multi_responder", VIP).is_empty(), "{}", done.stdout);
     let bindings = done.events("new_binding", VIP);
@@ -89,7 +89,7 @@ fn failover_is_an_owner_change_with_its_gap_and_not_a_multi_responder() {
     a.add_addr("eth0", &format!("{VIP}/32"));
     let (mac_a, mac_b) = (a.mac("eth0"), b.mac("eth0"));
 
-    let done = watch_during(client, &["eth0"], None, "3", || {
+    let done = watch_during(client, &["eth0"], &[], "3", || {
         client.udp_to(VIP); // the old leader answers the client: A's last claim
         fail_over(a, b);
     });
@@ -114,7 +114,7 @@ fn a_vip_moved_back_and_forth_is_flapping() {
     // owner changes alone.
     let config = TempConfig::new("[thresholds]\nconcurrency_window = \"1s\"\n");
 
-    let done = watch_during(client, &["eth0"], Some(&config), "6", || {
+    let done = watch_during(client, &["eth0"], &["--config", config.arg()], "6", || {
         announce(a);
         for (from, to) in [(a, b), (b, a), (a, b)] {
             std::thread::sleep(Duration::from_millis(1200));
@@ -142,7 +142,7 @@ fn dead_speaker_vip_nobody_answers_is_unanswered_from_a_mirror_view() {
     let ports = lan.ports();
     let ports: Vec<&str> = ports.iter().map(String::as_str).collect();
 
-    let done = watch_during(&lan.switch, &ports, Some(&config), "6", || {
+    let done = watch_during(&lan.switch, &ports, &["--config", config.arg()], "6", || {
         // The client's kernel asks up to three times, a second apart, for each attempt.
         client.udp_to(VIP);
     });
@@ -165,7 +165,7 @@ fn foreign_device_answering_for_a_vip_is_an_unknown_responder() {
     ));
     let intruder = foreign.mac("eth0");
 
-    let done = watch_during(client, &["eth0"], Some(&config), "3", || client.udp_to(VIP));
+    let done = watch_during(client, &["eth0"], &["--config", config.arg()], "3", || client.udp_to(VIP));
 
     let unknown = done.events("unknown_responder", VIP);
     assert!(!unknown.is_empty(), "{}", done.stdout);

@@ -27,7 +27,7 @@ fn node_answering_a_vip_on_two_interfaces_reports_both_from_its_egress_view() {
     let (client, node) = (&lan.hosts[0], &lan.hosts[1]);
     let (mac0, mac1) = (node.mac("eth0"), node.mac("eth1"));
 
-    let done = watch_during(node, &["eth0", "eth1"], None, "3", || client.udp_to(VIP));
+    let done = watch_during(node, &["eth0", "eth1"], &[], "3", || client.udp_to(VIP));
 
     let events = done.events("unexpected_interface", VIP);
     let both: Vec<_> = events.iter().filter(|e| e["ifaces"].as_array().is_some_and(|a| a.len() == 2)).collect();
@@ -56,7 +56,7 @@ fn answer_on_an_interface_outside_the_pool_is_reported() {
         "[[pools]]\nname = \"metallb\"\ncidrs = [\"{VIP}/32\"]\ninterfaces = [\"eth0\"]\n"
     ));
 
-    let done = watch_during(node, &["eth0", "eth1"], Some(&config), "3", || client.udp_to(VIP));
+    let done = watch_during(node, &["eth0", "eth1"], &["--config", config.arg()], "3", || client.udp_to(VIP));
 
     let outside: Vec<_> = done
         .events("unexpected_interface", VIP)
@@ -84,7 +84,7 @@ fn two_nodes_answering_one_vip_each_see_their_own_claim_and_the_client_sees_both
     let (mut on_a, mut on_b) = (args(a), args(b));
     on_a.wait_attached(&["eth0"]);
     on_b.wait_attached(&["eth0"]);
-    let done = watch_during(client, &["eth0"], None, "3", || client.udp_to(VIP));
+    let done = watch_during(client, &["eth0"], &[], "3", || client.udp_to(VIP));
     let (done_a, done_b) = (on_a.finish(Duration::from_secs(30)), on_b.finish(Duration::from_secs(30)));
 
     for (node, seen) in [(a, &done_a), (b, &done_b)] {

@@ -4,9 +4,8 @@
 
 mod support;
 
-use std::time::Duration;
 use support::frames::*;
-use support::lab::{Arpwatch, Netns};
+use support::lab::{watch_during, Netns};
 
 const NODE_A: [u8; 6] = [0x02, 0x00, 0x00, 0x00, 0x00, 0x0a];
 const NODE_B: [u8; 6] = [0x02, 0x00, 0x00, 0x00, 0x00, 0x0b];
@@ -74,31 +73,12 @@ fn malformed_arp_frames_are_counted_exactly_and_never_observed() {
     // it is observed, every malformed frame before it has been through the program.
     let sentinel = ArpFrame::reply(NODE_B, VIP, NODE_A, CLIENT_IP);
 
-    let mut watch = Arpwatch::start(
-        Some(&observer),
-        &[
-            "watch",
-            "--iface",
-            "eth0",
-            "--raw",
-            "--format",
-            "json",
-            "--duration",
-            "4",
-        ],
-    );
-    watch.wait_attached(&["eth0"]);
     let mut all: Vec<Vec<u8>> = frames.iter().map(|(_, f)| f.clone()).collect();
     all.push(sentinel.bytes());
-    sender.send_frames("peer0", &all);
-    let done = watch.finish(Duration::from_secs(30));
+    let done = watch_during(&observer, &["eth0"], &["--raw"], "4", || {
+        sender.send_frames("peer0", &all)
+    });
 
-    assert!(
-        done.status.success(),
-        "arpwatch failed: {}\n{}",
-        done.status,
-        done.stderr
-    );
     let lines = done.json_lines();
     assert_eq!(
         lines.len(),

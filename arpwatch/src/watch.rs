@@ -74,7 +74,7 @@ pub async fn run<W: Write>(args: &WatchArgs, pipeline: &mut Pipeline<W>) -> Resu
                 let change = change?;
                 // Records already in the ring were made under the interfaces as they were: name
                 // them before an ifindex is renamed, forgotten or reused.
-                short_records += reader.drain_now(|record| pipeline.observe(&decoder.observation(record)))?.short;
+                short_records += drain_pending(&mut reader, pipeline, &mut decoder)?;
                 follow(&mut probe, &mut decoder, &selector, options, change);
                 pipeline.set_local_macs(links.local_macs());
                 if let Some(metrics) = pipeline.metrics() {
@@ -85,7 +85,7 @@ pub async fn run<W: Write>(args: &WatchArgs, pipeline: &mut Pipeline<W>) -> Resu
             _ = tick.tick() => {
                 decoder.clock.refresh();
                 // A quiet network still counts as drained: readiness means the reader is alive.
-                short_records += reader.drain_now(|record| pipeline.observe(&decoder.observation(record)))?.short;
+                short_records += drain_pending(&mut reader, pipeline, &mut decoder)?;
                 let now = decoder.clock.now();
                 if let Some(metrics) = pipeline.metrics() {
                     metrics.drained(now);
@@ -101,13 +101,23 @@ pub async fn run<W: Write>(args: &WatchArgs, pipeline: &mut Pipeline<W>) -> Resu
     };
     log::info!("stopping ({stop:?})");
     // Records the kernel submitted before the stop still belong to this run.
-    short_records += reader.drain_now(|record| pipeline.observe(&decoder.observation(record)))?.short;
+    short_records += drain_pending(&mut reader, pipeline, &mut decoder)?;
     pipeline.finish(decoder.clock.now())?;
     let counters = probe.counters()?;
     // Dropping the probe closes the bpf_link fds, which detaches every program.
     drop(reader);
     drop(probe);
     Ok(WatchSummary { stop, counters, short_records })
+}
+
+/// Delivers the records already in the ring, without waiting; returns how many ring items were
+/// not whole records.
+fn drain_pending<W: Write>(
+    reader: &mut RingReader,
+    pipeline: &mut Pipeline<W>,
+    decoder: &mut RecordDecoder,
+) -> std::io::Result<usize> {
+    Ok(reader.drain_now(|record| pipeline.observe(&decoder.observation(record)))?.short)
 }
 
 fn attach(probe: &mut KernelProbe, decoder: &mut RecordDecoder, link: &LinkInfo, options: AttachOptions) -> Result<()> {

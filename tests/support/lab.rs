@@ -482,7 +482,7 @@ impl Finished {
 pub fn watch_during(
     ns: &Netns,
     ifaces: &[&str],
-    config: Option<&TempConfig>,
+    extra: &[&str],
     seconds: &str,
     scenario: impl FnOnce(),
 ) -> Finished {
@@ -490,9 +490,7 @@ pub fn watch_during(
     for iface in ifaces {
         args.extend(["--iface", iface]);
     }
-    if let Some(config) = config {
-        args.extend(["--config", config.arg()]);
-    }
+    args.extend_from_slice(extra);
     let mut watch = Arpwatch::start(Some(ns), &args);
     watch.wait_attached(ifaces);
     scenario();
