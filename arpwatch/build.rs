@@ -9,7 +9,8 @@ fn main() {
     // says, so this path is fixed.
     let object = manifest.join("../target/bpfel-unknown-none/release/arpwatch-ebpf");
     println!("cargo:rerun-if-changed={}", object.display());
-    let out = PathBuf::from(std::env::var_os("OUT_DIR").expect("set by cargo")).join("arpwatch-ebpf.o");
+    let out =
+        PathBuf::from(std::env::var_os("OUT_DIR").expect("set by cargo")).join("arpwatch-ebpf.o");
     if let Err(err) = std::fs::copy(&object, &out) {
         panic!(
             "the arpwatch kernel object {} is missing ({err}): build it with `cargo xtask build-ebpf` \

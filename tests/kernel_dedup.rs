@@ -27,10 +27,7 @@ const CLIENT_IP: [u8; 4] = [192, 0, 2, 99];
 const SKB_IFINDEX_OFFSET: usize = 40;
 
 fn boot_ns() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
     // SAFETY: a valid out-pointer.
     unsafe { libc::clock_gettime(libc::CLOCK_BOOTTIME, &mut ts) };
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
@@ -53,11 +50,7 @@ impl Harness {
     /// Runs the XDP program `repeat` times on `frame` and returns the records it emitted.
     fn ingress(&mut self, frame: &ArpFrame, repeat: u32) -> Vec<ArpRecord> {
         let data = frame.bytes();
-        let opts = TestRunOptions {
-            data_in: Some(&data),
-            repeat,
-            ..Default::default()
-        };
+        let opts = TestRunOptions { data_in: Some(&data), repeat, ..Default::default() };
         self.probe.xdp().test_run(opts).expect("BPF_PROG_TEST_RUN");
         self.drain()
     }
@@ -67,15 +60,9 @@ impl Harness {
         let data = frame.bytes();
         let mut ctx = [0u8; SKB_IFINDEX_OFFSET + 4];
         ctx[SKB_IFINDEX_OFFSET..].copy_from_slice(&ifindex.to_ne_bytes());
-        let opts = TestRunOptions {
-            data_in: Some(&data),
-            ctx_in: Some(&ctx),
-            ..Default::default()
-        };
-        self.probe
-            .tc_egress()
-            .test_run(opts)
-            .expect("BPF_PROG_TEST_RUN");
+        let opts =
+            TestRunOptions { data_in: Some(&data), ctx_in: Some(&ctx), ..Default::default() };
+        self.probe.tc_egress().test_run(opts).expect("BPF_PROG_TEST_RUN");
         self.drain()
     }
 
@@ -113,20 +100,12 @@ fn repeats_within_the_interval_are_suppressed_and_counted() {
         elapsed < DEFAULT_DEDUP_INTERVAL.as_nanos() as u64,
         "1000 runs took {elapsed} ns, longer than the interval: the test cannot judge suppression"
     );
-    assert_eq!(
-        records.len(),
-        1,
-        "only the first of 1000 identical frames is emitted"
-    );
+    assert_eq!(records.len(), 1, "only the first of 1000 identical frames is emitted");
     assert_eq!(records[0].suppressed, 0);
     let c = h.counters();
     let ingress = |k| c.get(k, direction::INGRESS);
     assert_eq!(ingress(Counter::Frames), 1000);
-    assert_eq!(
-        ingress(Counter::Arp),
-        1000,
-        "a suppressed frame is still a valid ARP frame"
-    );
+    assert_eq!(ingress(Counter::Arp), 1000, "a suppressed frame is still a valid ARP frame");
     assert_eq!(ingress(Counter::Suppressed), 999);
     assert_eq!(ingress(Counter::RingFull), 0);
     for k in Counter::ALL {
@@ -143,10 +122,7 @@ fn the_next_record_after_the_interval_carries_the_suppressed_count() {
     assert_eq!(carried(&first), [0]);
     let expires = first[0].ts_boot_ns + interval.as_nanos() as u64;
 
-    assert!(
-        h.ingress(&frame, 25).is_empty(),
-        "repeats inside the interval are suppressed"
-    );
+    assert!(h.ingress(&frame, 25).is_empty(), "repeats inside the interval are suppressed");
     assert!(
         boot_ns() < expires,
         "the 25 repeats must all have run inside the interval to be judged"
@@ -162,10 +138,7 @@ fn the_next_record_after_the_interval_carries_the_suppressed_count() {
         "the record after the interval stands for itself and 25 repeats"
     );
     assert!(second[0].ts_boot_ns - first[0].ts_boot_ns >= interval.as_nanos() as u64);
-    assert_eq!(
-        h.counters().get(Counter::Suppressed, direction::INGRESS),
-        25
-    );
+    assert_eq!(h.counters().get(Counter::Suppressed, direction::INGRESS), 25);
 
     // The count was handed over: the next window starts from zero.
     let after = second[0].ts_boot_ns + interval.as_nanos() as u64;
@@ -178,17 +151,9 @@ fn the_next_record_after_the_interval_carries_the_suppressed_count() {
 #[test]
 fn a_new_mac_for_an_ip_is_never_suppressed_and_an_earlier_mac_coming_back_is_not_either() {
     let mut h = Harness::new(DEFAULT_DEDUP_INTERVAL);
-    assert_eq!(
-        h.ingress(&vip_reply(NODE_A), 4).len(),
-        1,
-        "A once, three repeats suppressed"
-    );
+    assert_eq!(h.ingress(&vip_reply(NODE_A), 4).len(), 1, "A once, three repeats suppressed");
     let b = h.ingress(&vip_reply(NODE_B), 1);
-    assert_eq!(
-        b.len(),
-        1,
-        "a second MAC answering for the VIP is emitted at once"
-    );
+    assert_eq!(b.len(), 1, "a second MAC answering for the VIP is emitted at once");
     assert_eq!(b[0].sha, NODE_B);
     // A, B, A is the evidence of a multi-responder: A's return is emitted although A's tuple was
     // emitted a moment ago, and carries A's three suppressed repeats.
@@ -204,17 +169,10 @@ fn a_new_mac_for_an_ip_is_never_suppressed_and_an_earlier_mac_coming_back_is_not
 fn an_opcode_change_is_never_suppressed() {
     let mut h = Harness::new(DEFAULT_DEDUP_INTERVAL);
     let request = ArpFrame::request(NODE_A, VIP, CLIENT_IP);
-    let reply = ArpFrame {
-        op: 2,
-        ..request.clone()
-    };
+    let reply = ArpFrame { op: 2, ..request.clone() };
     assert_eq!(h.ingress(&request, 2).len(), 1);
     let records = h.ingress(&reply, 1);
-    assert_eq!(
-        records.len(),
-        1,
-        "the same addresses with another opcode are another fact"
-    );
+    assert_eq!(records.len(), 1, "the same addresses with another opcode are another fact");
     assert_eq!(records[0].op, 2);
 }
 
@@ -222,16 +180,8 @@ fn an_opcode_change_is_never_suppressed() {
 fn a_request_for_another_target_is_never_suppressed() {
     // A gateway resolving two VIPs one after the other: both requests matter (for `unanswered`).
     let mut h = Harness::new(DEFAULT_DEDUP_INTERVAL);
-    assert_eq!(
-        h.ingress(&ArpFrame::request(CLIENT, CLIENT_IP, VIP), 2)
-            .len(),
-        1
-    );
-    assert_eq!(
-        h.ingress(&ArpFrame::request(CLIENT, CLIENT_IP, OTHER_VIP), 1)
-            .len(),
-        1
-    );
+    assert_eq!(h.ingress(&ArpFrame::request(CLIENT, CLIENT_IP, VIP), 2).len(), 1);
+    assert_eq!(h.ingress(&ArpFrame::request(CLIENT, CLIENT_IP, OTHER_VIP), 1).len(), 1);
 }
 
 #[test]
@@ -239,19 +189,11 @@ fn gratuitous_arp_and_probes_are_never_suppressed() {
     let mut h = Harness::new(DEFAULT_DEDUP_INTERVAL);
     for op in [1, 2] {
         let records = h.ingress(&ArpFrame::gratuitous(op, NODE_A, VIP), 5);
-        assert_eq!(
-            records.len(),
-            5,
-            "every gratuitous ARP (op {op}) is emitted"
-        );
+        assert_eq!(records.len(), 5, "every gratuitous ARP (op {op}) is emitted");
         assert!(records.iter().all(|r| r.suppressed == 0));
     }
     let probe = ArpFrame::request(NODE_B, [0, 0, 0, 0], VIP);
-    assert_eq!(
-        h.ingress(&probe, 5).len(),
-        5,
-        "every RFC 5227 probe is emitted"
-    );
+    assert_eq!(h.ingress(&probe, 5).len(), 5, "every RFC 5227 probe is emitted");
     assert_eq!(h.counters().get(Counter::Suppressed, direction::INGRESS), 0);
 }
 
@@ -261,16 +203,9 @@ fn ingress_and_egress_are_separate_tuples() {
     let frame = vip_reply(NODE_A);
     assert_eq!(h.ingress(&frame, 1).len(), 1);
     let egress = h.egress(&frame, 1);
-    assert_eq!(
-        egress.len(),
-        1,
-        "the same frame leaving this host is a tuple of its own"
-    );
+    assert_eq!(egress.len(), 1, "the same frame leaving this host is a tuple of its own");
     assert_eq!(egress[0].direction, direction::EGRESS);
-    assert!(
-        h.egress(&frame, 1).is_empty(),
-        "an egress repeat is suppressed"
-    );
+    assert!(h.egress(&frame, 1).is_empty(), "an egress repeat is suppressed");
     let c = h.counters();
     assert_eq!(c.get(Counter::Suppressed, direction::EGRESS), 1);
     assert_eq!(c.get(Counter::Suppressed, direction::INGRESS), 0);
@@ -282,34 +217,22 @@ fn a_new_interface_is_never_suppressed() {
     // takes the interface from `__sk_buff.ifindex`, looked up in the caller's namespace: a
     // namespace of our own holds the two interfaces.
     let ns = Netns::new("dedupif");
-    ns.ip(&[
-        "link", "add", "nic0", "type", "veth", "peer", "name", "nic1",
-    ]);
+    ns.ip(&["link", "add", "nic0", "type", "veth", "peer", "name", "nic1"]);
     let nic0 = ns.ifindex("nic0") as u32;
     let nic1 = ns.ifindex("nic1") as u32;
     let per_interface = ns.run_inside(move || {
         let mut h = Harness::new(DEFAULT_DEDUP_INTERVAL);
         let frame = ArpFrame::gratuitous(2, NODE_A, VIP);
         // A plain reply (not gratuitous), so only the interface differs.
-        let frame = ArpFrame {
-            spa: VIP,
-            tpa: CLIENT_IP,
-            ..frame
-        };
+        let frame = ArpFrame { spa: VIP, tpa: CLIENT_IP, ..frame };
         let on_nic0 = h.egress(&frame, nic0);
         let repeat_on_nic0 = h.egress(&frame, nic0);
         let on_nic1 = h.egress(&frame, nic1);
         (on_nic0, repeat_on_nic0, on_nic1)
     });
     let (on_nic0, repeat_on_nic0, on_nic1) = per_interface;
-    assert_eq!(
-        on_nic0.iter().map(|r| r.ifindex).collect::<Vec<_>>(),
-        [nic0]
-    );
-    assert!(
-        repeat_on_nic0.is_empty(),
-        "a repeat on the same interface is suppressed"
-    );
+    assert_eq!(on_nic0.iter().map(|r| r.ifindex).collect::<Vec<_>>(), [nic0]);
+    assert!(repeat_on_nic0.is_empty(), "a repeat on the same interface is suppressed");
     assert_eq!(
         on_nic1.iter().map(|r| r.ifindex).collect::<Vec<_>>(),
         [nic1],

@@ -6,9 +6,9 @@ mod support;
 
 use arpwatch::capture::drain_ring;
 use arpwatch::kernel::{CounterTotals, KernelProbe, DEFAULT_RING_BYTES};
-use std::time::Duration;
 use arpwatch_common::{direction, ArpRecord, Counter};
 use aya::programs::{TestRun, TestRunOptions};
+use std::time::Duration;
 use support::frames::*;
 
 const XDP_PASS: u32 = 2;
@@ -61,7 +61,8 @@ fn boot_ns() -> u64 {
 /// Runs a freshly loaded program (its own ring and counters) once on `data`, with `ctx` as the
 /// context input when given.
 fn run_once(hook: Hook, data: &[u8], ctx: Option<&[u8]>) -> RunOutcome {
-    let mut probe = KernelProbe::load(DEFAULT_RING_BYTES).expect("load the XDP program (run as root)");
+    let mut probe =
+        KernelProbe::load(DEFAULT_RING_BYTES).expect("load the XDP program (run as root)");
     let mut ring = probe.take_ring().unwrap();
     let opts = TestRunOptions { data_in: Some(data), ctx_in: ctx, ..Default::default() };
     let boot_ns_before = boot_ns();
@@ -97,8 +98,14 @@ fn run(frame: &[u8]) -> RunOutcome {
 fn assert_counters(outcome: &RunOutcome, frames: u64, arp: u64, malformed: u64) {
     let c = &outcome.counters;
     let dir = outcome.hook.direction();
-    let got = [Counter::Frames, Counter::Arp, Counter::Malformed, Counter::RingFull].map(|k| c.get(k, dir));
-    assert_eq!(got, [frames, arp, malformed, 0], "{:?} frames/arp/malformed/ring_full", outcome.hook);
+    let got = [Counter::Frames, Counter::Arp, Counter::Malformed, Counter::RingFull]
+        .map(|k| c.get(k, dir));
+    assert_eq!(
+        got,
+        [frames, arp, malformed, 0],
+        "{:?} frames/arp/malformed/ring_full",
+        outcome.hook
+    );
     let other = 1 - dir;
     for k in Counter::ALL {
         assert_eq!(c.get(k, other), 0, "{} of the other direction must stay 0", k.name());
@@ -340,7 +347,11 @@ fn full_ring_drops_are_counted_not_silent() {
     let dropped = c.get(Counter::RingFull, direction::INGRESS);
     assert_eq!(c.get(Counter::Arp, direction::INGRESS), runs as u64);
     assert!(dropped > 0, "a one-page ring cannot hold {runs} records");
-    assert_eq!(taken as u64 + dropped, runs as u64, "every frame is either delivered or counted as dropped");
+    assert_eq!(
+        taken as u64 + dropped,
+        runs as u64,
+        "every frame is either delivered or counted as dropped"
+    );
 }
 
 #[test]

@@ -28,7 +28,10 @@ fn veth_churn_is_followed_without_leaking_and_leaves_nothing_attached() {
         ns.ip(&["link", "add", &a, "type", "veth", "peer", "name", &b]);
         watch.wait_attached(&[&a, &b]);
         if round % 50 == 0 {
-            assert!(ns.has_xdp(&a) && ns.tcx_egress_programs(&a) == 1, "round {round}: {a} attached");
+            assert!(
+                ns.has_xdp(&a) && ns.tcx_egress_programs(&a) == 1,
+                "round {round}: {a} attached"
+            );
         }
         ns.ip(&["link", "del", &a]);
         for gone in [&a, &b] {
@@ -39,7 +42,10 @@ fn veth_churn_is_followed_without_leaking_and_leaves_nothing_attached() {
         }
     }
     let (baseline, end) = (baseline.unwrap(), open_fds(pid));
-    assert!(end <= baseline, "open fds grew with the churn: {baseline} after 10 rounds, {end} after {rounds}");
+    assert!(
+        end <= baseline,
+        "open fds grew with the churn: {baseline} after 10 rounds, {end} after {rounds}"
+    );
     assert!(ns.has_arpwatch_programs("vethkeep0"), "the long-lived pair is still watched");
 
     watch.signal(libc::SIGTERM);
@@ -56,7 +62,9 @@ fn observations_carry_the_interface_name_at_the_time_they_were_seen() {
     let peer = Netns::new("renp");
     watched.veth_to("vethr0", &peer, "eth0");
     let peer_mac = mac_bytes(&peer.mac("eth0"));
-    let announce = |ip: &str| peer.send_frames("eth0", &[ArpFrame::gratuitous(1, peer_mac, ip_bytes(ip)).bytes()]);
+    let announce = |ip: &str| {
+        peer.send_frames("eth0", &[ArpFrame::gratuitous(1, peer_mac, ip_bytes(ip)).bytes()])
+    };
 
     let mut watch = Arpwatch::start(Some(&watched), &["watch", "--iface", "veth*", "--raw"]);
     watch.wait_attached(&["vethr0"]);

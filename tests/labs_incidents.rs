@@ -165,7 +165,8 @@ fn foreign_device_answering_for_a_vip_is_an_unknown_responder() {
     ));
     let intruder = foreign.mac("eth0");
 
-    let done = watch_during(client, &["eth0"], &["--config", config.arg()], "3", || client.udp_to(VIP));
+    let done =
+        watch_during(client, &["eth0"], &["--config", config.arg()], "3", || client.udp_to(VIP));
 
     let unknown = done.events("unknown_responder", VIP);
     assert!(!unknown.is_empty(), "{}", done.stdout);

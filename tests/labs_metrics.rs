@@ -20,10 +20,12 @@ fn get(ns: &Netns, path: &str) -> (u16, String) {
     ns.run_inside(move || {
         let mut stream = TcpStream::connect(METRICS).expect("connect to the metrics server");
         stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-        write!(stream, "GET {path} HTTP/1.1\r\nHost: arpwatch\r\nConnection: close\r\n\r\n").unwrap();
+        write!(stream, "GET {path} HTTP/1.1\r\nHost: arpwatch\r\nConnection: close\r\n\r\n")
+            .unwrap();
         let mut response = String::new();
         stream.read_to_string(&mut response).expect("read the response");
-        let status = response.split(' ').nth(1).and_then(|s| s.parse().ok()).expect("a status line");
+        let status =
+            response.split(' ').nth(1).and_then(|s| s.parse().ok()).expect("a status line");
         let body = response.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
         (status, body)
     })
@@ -31,7 +33,8 @@ fn get(ns: &Netns, path: &str) -> (u16, String) {
 
 /// The value of the sample whose name and labels are exactly `series`.
 fn sample(body: &str, series: &str) -> Option<f64> {
-    body.lines().find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.split(' ').next()?.parse().ok())
+    body.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.split(' ').next()?.parse().ok())
 }
 
 /// Scrapes until `done(body)` holds; panics with the last body after `timeout`.
@@ -63,21 +66,39 @@ fn metrics_follow_a_multi_responder_and_stay_bounded_under_random_addresses() {
     ));
     let mut watch = Arpwatch::start(
         Some(client),
-        &["watch", "--iface", "eth0", "--config", config.arg(), "--metrics-addr", METRICS, "--duration", "12"],
+        &[
+            "watch",
+            "--iface",
+            "eth0",
+            "--config",
+            config.arg(),
+            "--metrics-addr",
+            METRICS,
+            "--duration",
+            "12",
+        ],
     );
     watch.wait_attached(&["eth0"]);
     watch.wait_for_stderr("serving metrics", Duration::from_secs(10));
     assert_eq!(get(client, "/healthz").0, 200);
     let deadline = Instant::now() + Duration::from_secs(10);
     while get(client, "/readyz").0 != 200 {
-        assert!(Instant::now() < deadline, "/readyz never turned ready: {:?}", get(client, "/readyz"));
+        assert!(
+            Instant::now() < deadline,
+            "/readyz never turned ready: {:?}",
+            get(client, "/readyz")
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
 
     client.udp_to(VIP);
     let claimants = format!(r#"arpwatch_pool_ip_claimants{{pool="vips",ip="{VIP}"}}"#);
-    let body = scrape_until(client, Duration::from_secs(10), "three claimants", |b| sample(b, &claimants) == Some(3.0));
-    let condition = format!(r#"arpwatch_pool_ip_condition{{pool="vips",ip="{VIP}",condition="multi_responder"}}"#);
+    let body = scrape_until(client, Duration::from_secs(10), "three claimants", |b| {
+        sample(b, &claimants) == Some(3.0)
+    });
+    let condition = format!(
+        r#"arpwatch_pool_ip_condition{{pool="vips",ip="{VIP}",condition="multi_responder"}}"#
+    );
     assert_eq!(sample(&body, &condition), Some(1.0), "the condition is active");
     let events = r#"arpwatch_events_total{event="multi_responder",severity="critical"}"#;
     let multi_responder_lines = sample(&body, events).expect("multi_responder events counted");
@@ -85,9 +106,13 @@ fn metrics_follow_a_multi_responder_and_stay_bounded_under_random_addresses() {
     assert_eq!(sample(&body, replies), Some(3.0));
     assert_eq!(sample(&body, "arpwatch_attached_interfaces"), Some(1.0));
     let kernel_arp = scrape_until(client, Duration::from_secs(5), "the kernel counters", |b| {
-        sample(b, r#"arpwatch_kernel_arp_frames_total{direction="ingress"}"#).is_some_and(|v| v >= 3.0)
+        sample(b, r#"arpwatch_kernel_arp_frames_total{direction="ingress"}"#)
+            .is_some_and(|v| v >= 3.0)
     });
-    assert_eq!(sample(&kernel_arp, r#"arpwatch_ring_full_drops_total{direction="ingress"}"#), Some(0.0));
+    assert_eq!(
+        sample(&kernel_arp, r#"arpwatch_ring_full_drops_total{direction="ingress"}"#),
+        Some(0.0)
+    );
 
     // Thousands of gratuitous claims from random MACs for random addresses of the swept pools and
     // of no pool at all.
@@ -107,10 +132,14 @@ fn metrics_follow_a_multi_responder_and_stay_bounded_under_random_addresses() {
         })
         .collect();
     nodes[0].send_frames("eth0", &frames);
-    let body = scrape_until(client, Duration::from_secs(10), "the swept series to be capped", |b| {
-        sample(b, "arpwatch_pool_ip_series_dropped_total").is_some_and(|v| v > 0.0)
-    });
-    let swept = body.lines().filter(|l| l.starts_with(r#"arpwatch_pool_ip_claimants{pool="swept""#)).count();
+    let body =
+        scrape_until(client, Duration::from_secs(10), "the swept series to be capped", |b| {
+            sample(b, "arpwatch_pool_ip_series_dropped_total").is_some_and(|v| v > 0.0)
+        });
+    let swept = body
+        .lines()
+        .filter(|l| l.starts_with(r#"arpwatch_pool_ip_claimants{pool="swept""#))
+        .count();
     assert_eq!(swept, 256, "pool-IP series are capped per pool");
     assert!(
         !body.lines().any(|l| l.contains(r#"ip="192.0.2."#) && !l.contains(VIP)),
@@ -118,7 +147,11 @@ fn metrics_follow_a_multi_responder_and_stay_bounded_under_random_addresses() {
     );
     let mac_label = body.lines().find(|l| l.contains("02:"));
     assert!(mac_label.is_none(), "no label carries a MAC: {mac_label:?}");
-    assert!(body.lines().count() < 4000, "the whole exposition stays bounded: {} lines", body.lines().count());
+    assert!(
+        body.lines().count() < 4000,
+        "the whole exposition stays bounded: {} lines",
+        body.lines().count()
+    );
 
     let done = watch.finish(Duration::from_secs(30));
     assert!(done.status.success(), "{}", done.stderr);
@@ -149,10 +182,17 @@ fn a_busy_metrics_address_is_a_usage_error() {
         })
     };
     ready_rx.recv_timeout(Duration::from_secs(10)).expect("port held");
-    let watch = Arpwatch::start(Some(&ns), &["watch", "--iface", "lo", "--metrics-addr", METRICS, "--duration", "1"]);
+    let watch = Arpwatch::start(
+        Some(&ns),
+        &["watch", "--iface", "lo", "--metrics-addr", METRICS, "--duration", "1"],
+    );
     let done = watch.finish(Duration::from_secs(20));
     tx.send(()).unwrap();
     holder.join().unwrap();
     assert_eq!(done.status.code(), Some(2), "{}", done.stderr);
-    assert!(done.stderr.contains(&format!("--metrics-addr {METRICS}: cannot listen")), "{}", done.stderr);
+    assert!(
+        done.stderr.contains(&format!("--metrics-addr {METRICS}: cannot listen")),
+        "{}",
+        done.stderr
+    );
 }

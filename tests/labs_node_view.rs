@@ -7,7 +7,9 @@ mod support;
 
 use std::collections::BTreeSet;
 use std::time::Duration;
-use support::lab::{arpwatch_bin, cluster, hold_vip_like_ipvs, watch_during, Arpwatch, Netns, TempConfig};
+use support::lab::{
+    arpwatch_bin, cluster, hold_vip_like_ipvs, watch_during, Arpwatch, Netns, TempConfig,
+};
 
 const VIP: &str = "192.0.2.100";
 
@@ -30,7 +32,8 @@ fn node_answering_a_vip_on_two_interfaces_reports_both_from_its_egress_view() {
     let done = watch_during(node, &["eth0", "eth1"], &[], "3", || client.udp_to(VIP));
 
     let events = done.events("unexpected_interface", VIP);
-    let both: Vec<_> = events.iter().filter(|e| e["ifaces"].as_array().is_some_and(|a| a.len() == 2)).collect();
+    let both: Vec<_> =
+        events.iter().filter(|e| e["ifaces"].as_array().is_some_and(|a| a.len() == 2)).collect();
     assert!(!both.is_empty(), "an event naming both interfaces: {}", done.stdout);
     let e = both[0];
     assert_eq!(e["severity"], "warning");
@@ -56,7 +59,9 @@ fn answer_on_an_interface_outside_the_pool_is_reported() {
         "[[pools]]\nname = \"metallb\"\ncidrs = [\"{VIP}/32\"]\ninterfaces = [\"eth0\"]\n"
     ));
 
-    let done = watch_during(node, &["eth0", "eth1"], &["--config", config.arg()], "3", || client.udp_to(VIP));
+    let done = watch_during(node, &["eth0", "eth1"], &["--config", config.arg()], "3", || {
+        client.udp_to(VIP)
+    });
 
     let outside: Vec<_> = done
         .events("unexpected_interface", VIP)
@@ -67,7 +72,9 @@ fn answer_on_an_interface_outside_the_pool_is_reported() {
     assert_eq!(outside[0]["allowed_ifaces"], serde_json::json!(["eth0"]));
     assert_eq!(outside[0]["mac"], node.mac("eth1").as_str());
     assert!(
-        done.events("unexpected_interface", VIP).iter().all(|e| e["iface"] != "eth0" || e["ifaces"].is_array()),
+        done.events("unexpected_interface", VIP)
+            .iter()
+            .all(|e| e["iface"] != "eth0" || e["ifaces"].is_array()),
         "the answer on the allowed eth0 alone is not reported: {}",
         done.stdout
     );
@@ -80,12 +87,18 @@ fn two_nodes_answering_one_vip_each_see_their_own_claim_and_the_client_sees_both
     for node in [a, b] {
         hold_vip_like_ipvs(node, VIP, false);
     }
-    let args = |ns: &Netns| Arpwatch::start(Some(ns), &["watch", "--iface", "eth0", "--format", "json", "--duration", "4"]);
+    let args = |ns: &Netns| {
+        Arpwatch::start(
+            Some(ns),
+            &["watch", "--iface", "eth0", "--format", "json", "--duration", "4"],
+        )
+    };
     let (mut on_a, mut on_b) = (args(a), args(b));
     on_a.wait_attached(&["eth0"]);
     on_b.wait_attached(&["eth0"]);
     let done = watch_during(client, &["eth0"], &[], "3", || client.udp_to(VIP));
-    let (done_a, done_b) = (on_a.finish(Duration::from_secs(30)), on_b.finish(Duration::from_secs(30)));
+    let (done_a, done_b) =
+        (on_a.finish(Duration::from_secs(30)), on_b.finish(Duration::from_secs(30)));
 
     for (node, seen) in [(a, &done_a), (b, &done_b)] {
         let own: Vec<_> = seen
@@ -128,14 +141,19 @@ fn watching_sends_nothing_and_never_turns_on_promiscuous_mode() {
     watched.veth_to("eth0", &peer, "eth0");
     let before = rx_packets(&peer, "eth0");
 
-    let mut watch = Arpwatch::start(Some(&watched), &["watch", "--iface", "eth0", "--duration", "2"]);
+    let mut watch =
+        Arpwatch::start(Some(&watched), &["watch", "--iface", "eth0", "--duration", "2"]);
     watch.wait_attached(&["eth0"]);
     let promiscuity = watched.link_json("eth0")["promiscuity"].as_u64();
     let done = watch.finish(Duration::from_secs(30));
 
     assert!(done.status.success(), "{}", done.stderr);
     assert_eq!(promiscuity, Some(0), "promiscuity while watching");
-    assert_eq!(rx_packets(&peer, "eth0"), before, "the peer received a frame from the watched side");
+    assert_eq!(
+        rx_packets(&peer, "eth0"),
+        before,
+        "the peer received a frame from the watched side"
+    );
 }
 
 #[test]
@@ -145,8 +163,10 @@ fn exactly_the_three_capabilities_are_enough() {
     ns.veth_to("eth0", &peer, "eth0");
     // Keep only CAP_BPF, CAP_NET_ADMIN and CAP_PERFMON in the bounding set: root then execs
     // arpwatch with exactly those.
-    let last: u32 = std::fs::read_to_string("/proc/sys/kernel/cap_last_cap").unwrap().trim().parse().unwrap();
-    let drop: Vec<String> = (0..=last).filter(|c| ![12, 38, 39].contains(c)).map(|c| c.to_string()).collect();
+    let last: u32 =
+        std::fs::read_to_string("/proc/sys/kernel/cap_last_cap").unwrap().trim().parse().unwrap();
+    let drop: Vec<String> =
+        (0..=last).filter(|c| ![12, 38, 39].contains(c)).map(|c| c.to_string()).collect();
     let out = ns
         .command("capsh")
         .arg(format!("--drop={}", drop.join(",")))
@@ -159,7 +179,10 @@ fn exactly_the_three_capabilities_are_enough() {
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stdout.contains("CapEff:\t000000c000001000"), "the shell ran with exactly the three: {stdout}");
+    assert!(
+        stdout.contains("CapEff:\t000000c000001000"),
+        "the shell ran with exactly the three: {stdout}"
+    );
     assert!(out.status.success(), "{stderr}");
     assert!(stderr.contains("watching eth0"), "{stderr}");
 }

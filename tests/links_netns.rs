@@ -41,8 +41,11 @@ impl WatcherThread {
         let (report, reports) = channel();
         let (hold, held_until) = channel::<()>();
         let (stop, stopped) = tokio::sync::oneshot::channel();
-        let thread = std::thread::spawn(move || watch_in(&netns, report, held.then_some(held_until), stopped));
-        let watcher = WatcherThread { reports, hold: Some(hold), stop: Some(stop), thread: Some(thread) };
+        let thread = std::thread::spawn(move || {
+            watch_in(&netns, report, held.then_some(held_until), stopped)
+        });
+        let watcher =
+            WatcherThread { reports, hold: Some(hold), stop: Some(stop), thread: Some(thread) };
         match watcher.reports.recv_timeout(CHANGE_TIMEOUT) {
             Ok(Report::Started { links, local_macs }) => (watcher, links, local_macs),
             Ok(Report::Failed(err)) => panic!("the watcher did not start: {err}"),
@@ -102,7 +105,8 @@ fn watch_in(
     // SAFETY: `ns` is an open network-namespace file; setns changes only this thread's namespace.
     let rc = unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) };
     assert_eq!(rc, 0, "setns into {netns}: {}", std::io::Error::last_os_error());
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a runtime");
+    let runtime =
+        tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a runtime");
     let mut watcher = match runtime.block_on(LinkWatcher::start()) {
         Ok(watcher) => watcher,
         Err(err) => {
@@ -110,7 +114,10 @@ fn watch_in(
             return;
         }
     };
-    let started = Report::Started { links: watcher.links().cloned().collect(), local_macs: watcher.local_macs() };
+    let started = Report::Started {
+        links: watcher.links().cloned().collect(),
+        local_macs: watcher.local_macs(),
+    };
     if report.send(started).is_err() {
         return;
     }
@@ -210,7 +217,10 @@ fn start_lists_the_namespace_links_and_macs() {
     assert_eq!(seen, kernel);
     let lo = links.iter().find(|link| link.name == "lo").expect("loopback");
     assert!(lo.loopback && lo.up, "{lo:?}");
-    assert!(links.iter().filter(|link| link.name != "lo").all(|link| !link.loopback && !link.up), "{links:?}");
+    assert!(
+        links.iter().filter(|link| link.name != "lo").all(|link| !link.loopback && !link.up),
+        "{links:?}"
+    );
     for name in ["eth0", "eth1", "br0"] {
         assert_eq!(local_macs.owners(&mac_bytes(&ns.mac(name))), [name]);
     }
@@ -279,7 +289,10 @@ fn churn_is_reported_change_by_change() {
         let (changes, _) = watcher.changes(2);
         let second = pair(&ns, &a, &b);
         assert_eq!(added(&changes), second, "round {round}");
-        assert!(second.iter().all(|(i, _)| first.iter().all(|(j, _)| i != j)), "{first:?} then {second:?}");
+        assert!(
+            second.iter().all(|(i, _)| first.iter().all(|(j, _)| i != j)),
+            "{first:?} then {second:?}"
+        );
         ns.ip(&["link", "set", &b, "netns", &elsewhere.name]);
         let (changes, _) = watcher.changes(1);
         assert_eq!(removed(&changes), second.iter().filter(|(_, n)| *n == b).cloned().collect());
@@ -288,12 +301,22 @@ fn churn_is_reported_change_by_change() {
         assert_eq!(removed(&changes), second.iter().filter(|(_, n)| *n == a).cloned().collect());
 
         // Every round puts a new pair on ifindexes 4000 and 4001, which the last round's pair had.
-        ns.ip(&["link", "add", &x, "index", "4000", "type", "veth", "peer", "name", &y, "index", "4001"]);
+        ns.ip(&[
+            "link", "add", &x, "index", "4000", "type", "veth", "peer", "name", &y, "index", "4001",
+        ]);
         let (changes, _) = watcher.changes(2);
-        assert_eq!(added(&changes), BTreeSet::from([(4000, x.clone()), (4001, y.clone())]), "round {round}");
+        assert_eq!(
+            added(&changes),
+            BTreeSet::from([(4000, x.clone()), (4001, y.clone())]),
+            "round {round}"
+        );
         ns.ip(&["link", "del", &x]);
         let (changes, _) = watcher.changes(2);
-        assert_eq!(removed(&changes), BTreeSet::from([(4000, x.clone()), (4001, y.clone())]), "round {round}");
+        assert_eq!(
+            removed(&changes),
+            BTreeSet::from([(4000, x.clone()), (4001, y.clone())]),
+            "round {round}"
+        );
     }
 
     // Nothing spurious is queued behind the last round: the next change is the sentinel's.
@@ -309,7 +332,8 @@ fn lost_notifications_are_recovered_by_a_resync() {
     const PAIRS: usize = 100;
     let ns = Netns::new("links");
     let (mut watcher, links, _) = WatcherThread::start(&ns, true);
-    let mut model: BTreeMap<u32, String> = links.into_iter().map(|link| (link.ifindex, link.name)).collect();
+    let mut model: BTreeMap<u32, String> =
+        links.into_iter().map(|link| (link.ifindex, link.name)).collect();
 
     for i in 0..PAIRS {
         ns.ip(&["link", "add", &format!("p{i}"), "type", "veth", "peer", "name", &format!("q{i}")]);
@@ -320,7 +344,8 @@ fn lost_notifications_are_recovered_by_a_resync() {
     for i in (1..PAIRS).step_by(3) {
         ns.ip(&["link", "del", &format!("p{i}")]);
     }
-    let expected: BTreeMap<u32, String> = kernel_links(&ns).into_iter().map(|(i, (name, _))| (i, name)).collect();
+    let expected: BTreeMap<u32, String> =
+        kernel_links(&ns).into_iter().map(|(i, (name, _))| (i, name)).collect();
     watcher.release();
 
     // Bounded: at most one change per link that ever existed, twice over.
@@ -345,7 +370,8 @@ fn lost_notifications_are_recovered_by_a_resync() {
         }
         apply(&mut model, watcher.next().0);
     }
-    let expected: BTreeMap<u32, String> = kernel_links(&ns).into_iter().map(|(i, (name, _))| (i, name)).collect();
+    let expected: BTreeMap<u32, String> =
+        kernel_links(&ns).into_iter().map(|(i, (name, _))| (i, name)).collect();
     assert_eq!(model, expected);
 }
 

@@ -36,24 +36,13 @@ fn malformed_frames() -> Vec<(&'static str, Vec<u8>)> {
         ("op 3 (RARP request)", with(|f| f.op = 3)),
         ("op 0", with(|f| f.op = 0)),
         ("op 257", with(|f| f.op = 0x0101)),
-        (
-            "truncated to 27 body bytes",
-            with(|f| f.truncate = Some(14 + 27)),
-        ),
-        (
-            "truncated after the fixed header",
-            with(|f| f.truncate = Some(14 + 8)),
-        ),
-        (
-            "bare Ethernet header with 0x0806",
-            with(|f| f.truncate = Some(14)),
-        ),
+        ("truncated to 27 body bytes", with(|f| f.truncate = Some(14 + 27))),
+        ("truncated after the fixed header", with(|f| f.truncate = Some(14 + 8))),
+        ("bare Ethernet header with 0x0806", with(|f| f.truncate = Some(14))),
         ("runt padded to 60 bytes with zeros", runt_padded),
         (
             "three VLAN tags",
-            request()
-                .tagged(&[(TPID_8021AD, 10), (TPID_8021Q, 20), (TPID_8021Q, 30)])
-                .bytes(),
+            request().tagged(&[(TPID_8021AD, 10), (TPID_8021Q, 20), (TPID_8021Q, 30)]).bytes(),
         ),
         ("one VLAN tag, truncated ARP", {
             let mut f = request().tagged(&[(TPID_8021Q, 5)]);
@@ -75,9 +64,8 @@ fn malformed_arp_frames_are_counted_exactly_and_never_observed() {
 
     let mut all: Vec<Vec<u8>> = frames.iter().map(|(_, f)| f.clone()).collect();
     all.push(sentinel.bytes());
-    let done = watch_during(&observer, &["eth0"], &["--raw"], "4", || {
-        sender.send_frames("peer0", &all)
-    });
+    let done =
+        watch_during(&observer, &["eth0"], &["--raw"], "4", || sender.send_frames("peer0", &all));
 
     let lines = done.json_lines();
     assert_eq!(
@@ -87,10 +75,7 @@ fn malformed_arp_frames_are_counted_exactly_and_never_observed() {
         done.stdout,
         done.stderr
     );
-    assert_eq!(
-        lines[0]["spa"], "192.0.2.10",
-        "the one observation is the sentinel reply"
-    );
+    assert_eq!(lines[0]["spa"], "192.0.2.10", "the one observation is the sentinel reply");
     assert_eq!(lines[0]["op"], "reply");
 
     let counters = done
@@ -98,11 +83,8 @@ fn malformed_arp_frames_are_counted_exactly_and_never_observed() {
         .lines()
         .find(|l| l.contains("kernel counters:"))
         .unwrap_or_else(|| panic!("no kernel counters on stderr:\n{}", done.stderr));
-    let ingress = counters
-        .split("ingress:")
-        .nth(1)
-        .and_then(|s| s.split(';').next())
-        .expect("ingress block");
+    let ingress =
+        counters.split("ingress:").nth(1).and_then(|s| s.split(';').next()).expect("ingress block");
     let field = |name: &str| -> u64 {
         ingress
             .split_whitespace()

@@ -7,10 +7,10 @@ use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use arpwatch::config::Config;
-use arpwatch::event::{ConditionState, Event, EventKind};
 use arpwatch::metrics::{Metrics, MetricsOptions, MetricsServer, CONTENT_TYPE};
-use arpwatch::observation::{ArpOp, Direction, MacAddr, Observation, Timestamp, VlanTags};
+use arpwatch_core::config::Config;
+use arpwatch_core::event::{ConditionState, Event, EventKind};
+use arpwatch_core::observation::{ArpOp, Direction, MacAddr, Observation, Timestamp, VlanTags};
 
 const CONFIG: &str = r#"
 [[pools]]
@@ -30,14 +30,9 @@ struct Reply {
 /// One GET (or another method) with a fresh connection, the way Prometheus and the kubelet ask.
 fn http(addr: SocketAddr, method: &str, path: &str) -> Reply {
     let mut stream = TcpStream::connect(addr).expect("connect to the metrics server");
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
+    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(stream, "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n")
         .unwrap();
-    write!(
-        stream,
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
     let mut raw = String::new();
     stream.read_to_string(&mut raw).expect("read the response");
     let (head, body) = raw.split_once("\r\n\r\n").expect("a complete response");
@@ -52,11 +47,7 @@ fn http(addr: SocketAddr, method: &str, path: &str) -> Reply {
         .find(|(name, _)| name.eq_ignore_ascii_case("content-type"))
         .map(|(_, v)| v.to_owned())
         .unwrap_or_default();
-    Reply {
-        status,
-        content_type,
-        body: body.to_owned(),
-    }
+    Reply { status, content_type, body: body.to_owned() }
 }
 
 fn get(addr: SocketAddr, path: &str) -> Reply {
@@ -69,10 +60,7 @@ fn serve(metrics: &Metrics) -> SocketAddr {
     let addr = server.local_addr();
     let exporter = metrics.exporter();
     std::thread::spawn(move || {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         runtime.block_on(server.run(exporter)).unwrap();
     });
     addr
@@ -127,10 +115,7 @@ impl Random {
 
 #[test]
 fn health_readiness_and_metrics_are_served() {
-    let mut metrics = Metrics::new(
-        &Config::from_toml(CONFIG).unwrap(),
-        &MetricsOptions::default(),
-    );
+    let mut metrics = Metrics::new(&Config::from_toml(CONFIG).unwrap(), &MetricsOptions::default());
     let addr = serve(&metrics);
 
     let health = get(addr, "/healthz");
@@ -138,10 +123,7 @@ fn health_readiness_and_metrics_are_served() {
 
     let ready = get(addr, "/readyz");
     assert_eq!(ready.status, 503);
-    assert_eq!(
-        ready.body,
-        "not ready: no XDP program is attached to any interface\n"
-    );
+    assert_eq!(ready.body, "not ready: no XDP program is attached to any interface\n");
     metrics.set_attached(2);
     let ready = get(addr, "/readyz");
     assert_eq!(
@@ -157,9 +139,7 @@ fn health_readiness_and_metrics_are_served() {
     let ready = get(addr, "/readyz");
     assert_eq!(ready.status, 503);
     assert!(
-        ready
-            .body
-            .starts_with("not ready: the ring buffer was last drained 6"),
+        ready.body.starts_with("not ready: the ring buffer was last drained 6"),
         "{}",
         ready.body
     );
@@ -184,26 +164,11 @@ fn health_readiness_and_metrics_are_served() {
     let body = &scrape.body;
     assert!(body.ends_with("# EOF\n"), "{body}");
     let expect = [
-        (
-            r#"arpwatch_arp_frames_total{iface="eth0",direction="ingress",op="reply"}"#,
-            2.0,
-        ),
-        (
-            r#"arpwatch_arp_frames_total{iface="eth0",direction="egress",op="reply"}"#,
-            1.0,
-        ),
-        (
-            r#"arpwatch_events_total{event="multi_responder",severity="critical"}"#,
-            1.0,
-        ),
-        (
-            r#"arpwatch_events_total{event="owner_change",severity="warning"}"#,
-            0.0,
-        ),
-        (
-            r#"arpwatch_pool_ip_claimants{pool="control-plane",ip="192.0.2.10"}"#,
-            3.0,
-        ),
+        (r#"arpwatch_arp_frames_total{iface="eth0",direction="ingress",op="reply"}"#, 2.0),
+        (r#"arpwatch_arp_frames_total{iface="eth0",direction="egress",op="reply"}"#, 1.0),
+        (r#"arpwatch_events_total{event="multi_responder",severity="critical"}"#, 1.0),
+        (r#"arpwatch_events_total{event="owner_change",severity="warning"}"#, 0.0),
+        (r#"arpwatch_pool_ip_claimants{pool="control-plane",ip="192.0.2.10"}"#, 3.0),
         (
             r#"arpwatch_pool_ip_local_replies_total{pool="control-plane",ip="192.0.2.10",iface="eth0"}"#,
             1.0,
@@ -217,10 +182,7 @@ fn health_readiness_and_metrics_are_served() {
     for (series, want) in expect {
         assert_eq!(value(body, series), Some(want), "{series} in\n{body}");
     }
-    let version = format!(
-        "arpwatch_build_info{{version=\"{}\"}}",
-        env!("CARGO_PKG_VERSION")
-    );
+    let version = format!("arpwatch_build_info{{version=\"{}\"}}", env!("CARGO_PKG_VERSION"));
     assert_eq!(value(body, &version), Some(1.0));
 
     let mut end = start.clone();
@@ -245,10 +207,7 @@ fn health_readiness_and_metrics_are_served() {
 #[test]
 fn cardinality_stays_bounded_under_thousands_of_random_ips() {
     let cap = 64;
-    let options = MetricsOptions {
-        max_ips_per_pool: cap,
-        ..MetricsOptions::default()
-    };
+    let options = MetricsOptions { max_ips_per_pool: cap, ..MetricsOptions::default() };
     let mut metrics = Metrics::new(&Config::from_toml(CONFIG).unwrap(), &options);
     let addr = serve(&metrics);
     let eth0: Arc<str> = "eth0".into();
@@ -276,11 +235,7 @@ fn cardinality_stays_bounded_under_thousands_of_random_ips() {
             outside += 1;
             Ipv4Addr::new(100, (r >> 8) as u8, (r >> 16) as u8, (r >> 24) as u8)
         };
-        let direction = if r & 2 == 0 {
-            Direction::Ingress
-        } else {
-            Direction::Egress
-        };
+        let direction = if r & 2 == 0 { Direction::Ingress } else { Direction::Egress };
         metrics.observe(&reply(&eth0, direction, ip, mac(r >> 32)));
         let mut event = Event::new(EventKind::OwnerChange, now(), ip, "node-a".into());
         event.new_mac = Some(mac(r >> 32));
@@ -301,30 +256,18 @@ fn cardinality_stays_bounded_under_thousands_of_random_ips() {
     };
     let claimed = ips_of("arpwatch_pool_ip_claimants{");
     assert_eq!(claimed.len(), cap);
-    assert!(
-        claimed.iter().all(|ip| ip.starts_with("10.20.")),
-        "{claimed:?}"
-    );
+    assert!(claimed.iter().all(|ip| ip.starts_with("10.20.")), "{claimed:?}");
     assert_eq!(ips_of("arpwatch_pool_ip_owner_changes_total{"), claimed);
     assert_eq!(ips_of("arpwatch_pool_ip_condition{"), claimed);
     assert!(ips_of("arpwatch_pool_ip_local_replies_total{").len() <= cap);
-    assert!(
-        !body.contains("ip=\"100."),
-        "IPs outside every pool must have no series"
-    );
+    assert!(!body.contains("ip=\"100."), "IPs outside every pool must have no series");
 
     let mut expected: Vec<String> = with_series.iter().map(Ipv4Addr::to_string).collect();
     expected.sort_unstable();
     assert_eq!(claimed, expected);
-    assert_eq!(
-        value(&body, "arpwatch_pool_ip_series_dropped_total"),
-        Some(f64::from(refused))
-    );
+    assert_eq!(value(&body, "arpwatch_pool_ip_series_dropped_total"), Some(f64::from(refused)));
     // 20,000 random MACs and no label carries one.
-    assert!(
-        !body.lines().any(|l| l.contains("02:")),
-        "a MAC made it into a label"
-    );
+    assert!(!body.lines().any(|l| l.contains("02:")), "a MAC made it into a label");
     // The whole exposition stays small: a fixed set plus at most 5 + interfaces series per IP.
     let samples = body.lines().filter(|l| !l.starts_with('#')).count();
     assert!(samples < 40 + cap * 6, "{samples} samples");
@@ -333,8 +276,6 @@ fn cardinality_stays_bounded_under_thousands_of_random_ips() {
 #[test]
 fn a_busy_address_is_an_error_at_bind() {
     let first = MetricsServer::bind("127.0.0.1:0".parse().unwrap()).unwrap();
-    let err = MetricsServer::bind(first.local_addr())
-        .err()
-        .expect("the port is taken");
+    let err = MetricsServer::bind(first.local_addr()).err().expect("the port is taken");
     assert_eq!(err.kind(), std::io::ErrorKind::AddrInUse);
 }

@@ -65,10 +65,14 @@ fn raw_lines_describe_the_kernels_own_arp_exchange() {
         assert_eq!(line["eth_src"], sender);
         assert_eq!(line["sha"], sender);
         let ts = line["ts"].as_str().unwrap();
-        let parsed = time::OffsetDateTime::parse(ts, &time::format_description::well_known::Rfc3339)
-            .unwrap_or_else(|e| panic!("{ts} is not RFC 3339: {e}"));
+        let parsed =
+            time::OffsetDateTime::parse(ts, &time::format_description::well_known::Rfc3339)
+                .unwrap_or_else(|e| panic!("{ts} is not RFC 3339: {e}"));
         let age = time::OffsetDateTime::now_utc() - parsed;
-        assert!(age > time::Duration::ZERO && age < time::Duration::seconds(60), "ts {ts} is not now");
+        assert!(
+            age > time::Duration::ZERO && age < time::Duration::seconds(60),
+            "ts {ts} is not now"
+        );
         assert!(ts.ends_with('Z'), "UTC: {ts}");
     };
     common(reply, "ingress", &peer_mac);
@@ -97,10 +101,17 @@ fn detaches_after(sig: libc::c_int, tag: &str) -> support::lab::Finished {
     let mut watch = Arpwatch::start(Some(&lab.observer), &["watch", "--iface", "eth0", "--raw"]);
     watch.wait_attached(&["eth0"]);
     assert!(lab.observer.has_xdp("eth0"), "XDP must be attached while watching");
-    assert_eq!(lab.observer.tcx_egress_programs("eth0"), 1, "TC egress must be attached while watching");
+    assert_eq!(
+        lab.observer.tcx_egress_programs("eth0"),
+        1,
+        "TC egress must be attached while watching"
+    );
     watch.signal(sig);
     let done = watch.finish(Duration::from_secs(20));
-    assert!(!lab.observer.has_arpwatch_programs("eth0"), "programs still attached after signal {sig}");
+    assert!(
+        !lab.observer.has_arpwatch_programs("eth0"),
+        "programs still attached after signal {sig}"
+    );
     done
 }
 
@@ -157,16 +168,26 @@ fn netlink_filter_left_by_a_killed_arpwatch_is_removed_at_the_next_start() {
     // Kernels before 6.6 have no TCX: the egress program is a netlink filter, which outlives a
     // SIGKILL. --tc-mode netlink takes that path on this kernel too.
     let lab = pair("stale");
-    let egress_filters = || String::from_utf8(lab.observer.exec(&["tc", "filter", "show", "dev", "eth0", "egress"]).stdout).unwrap();
+    let egress_filters = || {
+        String::from_utf8(
+            lab.observer.exec(&["tc", "filter", "show", "dev", "eth0", "egress"]).stdout,
+        )
+        .unwrap()
+    };
     let args = ["watch", "--iface", "eth0", "--raw", "--tc-mode", "netlink"];
     let mut killed = Arpwatch::start(Some(&lab.observer), &args);
     killed.wait_attached(&["eth0"]);
     killed.signal(libc::SIGKILL);
     killed.finish(Duration::from_secs(20));
     assert!(!lab.observer.has_xdp("eth0"), "XDP is a bpf_link and died with the process");
-    assert!(egress_filters().contains("arpwatch_tc_egress"), "the netlink filter stays: {}", egress_filters());
+    assert!(
+        egress_filters().contains("arpwatch_tc_egress"),
+        "the netlink filter stays: {}",
+        egress_filters()
+    );
 
-    let mut next = Arpwatch::start(Some(&lab.observer), &[&args[..], &["--duration", "1"]].concat());
+    let mut next =
+        Arpwatch::start(Some(&lab.observer), &[&args[..], &["--duration", "1"]].concat());
     next.wait_attached(&["eth0"]);
     let done = next.finish(Duration::from_secs(20));
     assert!(done.status.success(), "{}", done.stderr);
@@ -179,7 +200,9 @@ fn identical_frames_are_folded_unless_dedup_is_off() {
     let lab = pair("dedup");
     let peer_mac = support::frames::mac_bytes(&lab.peer.mac("eth0"));
     let observer_mac = support::frames::mac_bytes(&lab.observer.mac("eth0"));
-    let reply = support::frames::ArpFrame::reply(peer_mac, [192, 0, 2, 2], observer_mac, [192, 0, 2, 1]).bytes();
+    let reply =
+        support::frames::ArpFrame::reply(peer_mac, [192, 0, 2, 2], observer_mac, [192, 0, 2, 1])
+            .bytes();
     let mut seen = Vec::new();
     for interval in ["1000", "0"] {
         let mut watch = Arpwatch::start(
@@ -190,8 +213,16 @@ fn identical_frames_are_folded_unless_dedup_is_off() {
         lab.peer.send_frames("eth0", &[reply.clone(), reply.clone(), reply.clone()]);
         let done = watch.finish(Duration::from_secs(20));
         assert!(done.status.success(), "{}", done.stderr);
-        let replies = done.json_lines().iter().filter(|l| l["op"] == "reply" && l["spa"] == "192.0.2.2").count();
+        let replies = done
+            .json_lines()
+            .iter()
+            .filter(|l| l["op"] == "reply" && l["spa"] == "192.0.2.2")
+            .count();
         seen.push((interval, replies, done.stderr.contains("suppressed=2")));
     }
-    assert_eq!(seen, [("1000", 1, true), ("0", 3, false)], "(interval, replies printed, 2 suppressed)");
+    assert_eq!(
+        seen,
+        [("1000", 1, true), ("0", 3, false)],
+        "(interval, replies printed, 2 suppressed)"
+    );
 }

@@ -100,12 +100,7 @@ fn arpwatch(args: &[&Path]) -> Run {
 fn replay_run(name: &str, config: Option<&str>, raw: bool) -> Run {
     let path = capture(name);
     let config = config.map(|toml| TempFile::new("arpwatch.toml", toml.as_bytes()));
-    let mut args = vec![
-        Path::new("replay"),
-        &path,
-        "--format".as_ref(),
-        "json".as_ref(),
-    ];
+    let mut args = vec![Path::new("replay"), &path, "--format".as_ref(), "json".as_ref()];
     if let Some(file) = &config {
         args.extend([Path::new("--config"), &file.0]);
     }
@@ -135,10 +130,7 @@ fn replay_with(name: &str, config: Option<&str>) -> Events {
         assert_eq!(e["schema"], 1, "{e}");
         assert_eq!(e["node"], NODE, "{e}");
         timestamp(&e["ts"]);
-        assert!(
-            ["info", "warning", "critical"].contains(&str_of(&e["severity"])),
-            "{e}"
-        );
+        assert!(["info", "warning", "critical"].contains(&str_of(&e["severity"])), "{e}");
         str_of(&e["ip"])
             .parse::<std::net::Ipv4Addr>()
             .unwrap_or_else(|_| panic!("ip is not a dotted quad: {e}"));
@@ -162,11 +154,7 @@ impl Events {
 
     /// The kinds of the events that are not `info`, in order.
     fn alarms(&self) -> Vec<&str> {
-        self.0
-            .iter()
-            .filter(|e| e["severity"] != "info")
-            .map(|e| str_of(&e["event"]))
-            .collect()
+        self.0.iter().filter(|e| e["severity"] != "info").map(|e| str_of(&e["event"])).collect()
     }
 
     /// The `state` of each event of `kind`, in order.
@@ -176,10 +164,7 @@ impl Events {
 
     /// (`ip`, `mac`) of each event of `kind`, in order.
     fn ip_macs(&self, kind: &str) -> Vec<(&str, &str)> {
-        self.of(kind)
-            .iter()
-            .map(|e| (str_of(&e["ip"]), str_of(&e["mac"])))
-            .collect()
+        self.of(kind).iter().map(|e| (str_of(&e["ip"]), str_of(&e["mac"]))).collect()
     }
 }
 
@@ -207,11 +192,7 @@ const ARPSPOOF_GATEWAY: &str = "bc:d1:77:09:14:15";
 #[test]
 fn arpspoof_owner_changes_at_frames_4_and_5_with_how_and_the_gap() {
     let frames = observations(ARPSPOOF);
-    assert_eq!(
-        frames.len(),
-        11,
-        "every frame is ARP, so frame n is observation n - 1"
-    );
+    assert_eq!(frames.len(), 11, "every frame is ARP, so frame n is observation n - 1");
     let events = replay(ARPSPOOF);
     let changes = events.of("owner_change");
     assert_eq!(changes.len(), 2, "{changes:?}");
@@ -221,20 +202,13 @@ fn arpspoof_owner_changes_at_frames_4_and_5_with_how_and_the_gap() {
         (changes[0], 4, ARPSPOOF_ATTACKER, ARPSPOOF_GATEWAY, 1709),
         (changes[1], 5, ARPSPOOF_GATEWAY, ARPSPOOF_ATTACKER, 293),
     ] {
-        assert_eq!(
-            change["ts"],
-            frames[frame - 1]["ts"],
-            "frame {frame}: {change}"
-        );
+        assert_eq!(change["ts"], frames[frame - 1]["ts"], "frame {frame}: {change}");
         assert_eq!(change["ip"], "192.168.6.1", "{change}");
         assert_eq!(
             (change["old_mac"].as_str(), change["new_mac"].as_str()),
             (Some(old), Some(new))
         );
-        assert_eq!(
-            change["announced"], "reply",
-            "plain replies, no gratuitous ARP: {change}"
-        );
+        assert_eq!(change["announced"], "reply", "plain replies, no gratuitous ARP: {change}");
         assert_eq!(change["gap_ms"], gap_ms, "{change}");
         assert_eq!(change["severity"], "warning");
     }
@@ -252,26 +226,17 @@ fn arpspoof_attacker_reclaiming_the_gateway_is_a_sustained_multi_responder() {
     let mr = events.of("multi_responder");
     assert_eq!(mr.len(), 1, "{mr:?}");
     let e = mr[0];
-    assert_eq!(
-        (e["state"].as_str(), e["form"].as_str()),
-        (Some("start"), Some("sustained"))
-    );
+    assert_eq!((e["state"].as_str(), e["form"].as_str()), (Some("start"), Some("sustained")));
     assert_eq!(e["ip"], "192.168.6.1");
     assert_eq!(e["severity"], "critical");
     assert_eq!(e["ts"], frames[4]["ts"], "reported on frame 5");
     let macs = e["macs"].as_array().unwrap();
-    assert_eq!(
-        string_set(macs),
-        [ARPSPOOF_ATTACKER, ARPSPOOF_GATEWAY].into()
-    );
+    assert_eq!(string_set(macs), [ARPSPOOF_ATTACKER, ARPSPOOF_GATEWAY].into());
     assert_eq!(macs.len(), 2);
     assert_eq!(e["count"], 1);
     // Everything alarming in the capture, in order; two owner changes are not a flap, and the
     // attacker's requests for .1 are answered by its own next claim (no `unanswered`).
-    assert_eq!(
-        events.alarms(),
-        ["owner_change", "owner_change", "multi_responder"]
-    );
+    assert_eq!(events.alarms(), ["owner_change", "owner_change", "multi_responder"]);
 }
 
 #[test]
@@ -286,11 +251,8 @@ fn arpspoof_attacker_mac_holds_two_ips() {
             ("192.168.6.1", ARPSPOOF_GATEWAY),
         ]
     );
-    let announced: Vec<_> = events
-        .of("new_binding")
-        .iter()
-        .map(|e| str_of(&e["announced"]))
-        .collect();
+    let announced: Vec<_> =
+        events.of("new_binding").iter().map(|e| str_of(&e["announced"])).collect();
     assert_eq!(announced, ["reply", "request", "reply"]);
 }
 
@@ -314,10 +276,7 @@ fn arpspoof_with_the_gateway_pool_names_the_attacker_as_unknown_responder() {
     assert_eq!(e["severity"], "critical");
     assert_eq!(e["announced"], "reply");
     assert_eq!(e["count"], 1);
-    assert_eq!(
-        e["ts"], frames[0]["ts"],
-        "the attacker's first claim, frame 1"
-    );
+    assert_eq!(e["ts"], frames[0]["ts"], "the attacker's first claim, frame 1");
     assert_eq!(events.count("owner_change"), 2);
     assert_eq!(events.count("multi_responder"), 1);
 }
@@ -355,10 +314,7 @@ fn sanders_with_the_gateway_pool_the_attackers_reply_is_an_unknown_responder() {
     let unknown = events.of("unknown_responder");
     assert_eq!(unknown.len(), 1, "{unknown:?}");
     let e = unknown[0];
-    assert_eq!(
-        (e["ip"].as_str(), e["mac"].as_str()),
-        (Some("172.16.0.1"), Some(SANDERS_ATTACKER))
-    );
+    assert_eq!((e["ip"].as_str(), e["mac"].as_str()), (Some("172.16.0.1"), Some(SANDERS_ATTACKER)));
     assert_eq!(e["announced"], "reply");
     assert_eq!(e["ts"], frames[2]["ts"], "the unsolicited reply, frame 56");
     assert_eq!(e["pool"], "gateway");
@@ -375,12 +331,7 @@ fn sgr_spoofing_one_mac_claims_two_ips_and_36_replies_make_two_lines() {
         events.ip_macs("new_binding"),
         [("10.0.0.153", SGR_SPOOFER), ("10.0.0.157", SGR_SPOOFER)]
     );
-    assert_eq!(
-        events.0.len(),
-        2,
-        "34 exact repeats add nothing: {:?}",
-        events.0
-    );
+    assert_eq!(events.0.len(), 2, "34 exact repeats add nothing: {:?}", events.0);
     assert_eq!(events.count("multi_responder"), 0);
 }
 
@@ -395,20 +346,14 @@ fn sgr_spoofing_repeated_unknown_responder_is_throttled_with_counts() {
         "[[pools]]\nname = \"lan\"\ncidrs = [\"10.0.0.0/24\"]\nmacs = [\"02:00:00:00:00:01\"]\n",
     );
     for ip in ["10.0.0.153", "10.0.0.157"] {
-        let lines: Vec<_> = events
-            .of("unknown_responder")
-            .into_iter()
-            .filter(|e| e["ip"] == ip)
-            .collect();
+        let lines: Vec<_> =
+            events.of("unknown_responder").into_iter().filter(|e| e["ip"] == ip).collect();
         let counts: Vec<_> = lines.iter().map(|e| e["count"].as_u64().unwrap()).collect();
         assert_eq!(counts, [1, 10, 6], "{ip}: {lines:?}");
         assert!(lines.iter().all(|e| e["mac"] == SGR_SPOOFER));
         for pair in lines.windows(2) {
             let apart = timestamp(&pair[1]["ts"]) - timestamp(&pair[0]["ts"]);
-            assert!(
-                apart >= Duration::from_secs(60),
-                "{ip}: reports {apart} apart"
-            );
+            assert!(apart >= Duration::from_secs(60), "{ip}: reports {apart} apart");
         }
     }
     assert_eq!(events.alarms().len(), 6);
@@ -428,9 +373,7 @@ fn arp_storm_router_at_39_per_second_is_no_storm_with_the_defaults() {
     assert!(events.alarms().is_empty(), "{:?}", events.alarms());
     let bindings = events.of("new_binding");
     assert_eq!(bindings.len(), 9, "one per sender IP");
-    assert!(bindings
-        .iter()
-        .all(|e| e["mac"] == STORM_ROUTER && e["announced"] == "request"));
+    assert!(bindings.iter().all(|e| e["mac"] == STORM_ROUTER && e["announced"] == "request"));
     assert_eq!(events.0.len(), 9);
 }
 
@@ -442,10 +385,7 @@ fn arp_storm_above_a_20_per_second_threshold_is_one_storm_line() {
     let storms = events.of("storm");
     assert_eq!(storms.len(), 1, "{storms:?}");
     let e = storms[0];
-    assert_eq!(
-        (e["state"].as_str(), e["scope"].as_str()),
-        (Some("start"), Some("mac"))
-    );
+    assert_eq!((e["state"].as_str(), e["scope"].as_str()), (Some("start"), Some("mac")));
     assert_eq!(e["mac"], STORM_ROUTER);
     assert_eq!(e["severity"], "warning");
     assert!(e["rate"].as_u64().unwrap() > 20, "{e}");
@@ -457,16 +397,12 @@ fn arp_storm_with_a_short_quiet_window_ends_and_starts_again() {
     // With a 3 s quiet window the rate dips below 20 long enough once (around 21 s, 11 frames in
     // that second): the storm ends 3 s after its last frame over the threshold, and the next
     // second over it is a new `start`.
-    let events = replay_config(
-        STORM,
-        "[thresholds]\nstorm_rate_per_mac = 20\nquiet_window = \"3s\"\n",
-    );
+    let events =
+        replay_config(STORM, "[thresholds]\nstorm_rate_per_mac = 20\nquiet_window = \"3s\"\n");
     assert_eq!(events.states("storm"), ["start", "end", "start"]);
     let storms = events.of("storm");
     let (start, end, again) = (storms[0], storms[1], storms[2]);
-    assert!(storms
-        .iter()
-        .all(|e| e["mac"] == STORM_ROUTER && e["scope"] == "mac"));
+    assert!(storms.iter().all(|e| e["mac"] == STORM_ROUTER && e["scope"] == "mac"));
     assert_eq!(end["first_seen"], start["ts"]);
     assert_eq!(
         timestamp(&end["ts"]) - timestamp(&end["last_seen"]),
@@ -489,19 +425,13 @@ fn arp_scan_is_one_storm_start_per_mac_and_per_interface() {
     let events = replay(SCAN);
     let storms = events.of("storm");
     assert_eq!(events.states("storm"), ["start", "start"], "{storms:?}");
-    let by_mac = storms
-        .iter()
-        .find(|e| e["scope"] == "mac")
-        .expect("a per-MAC storm");
+    let by_mac = storms.iter().find(|e| e["scope"] == "mac").expect("a per-MAC storm");
     assert_eq!(
         (by_mac["mac"].as_str(), by_mac["ip"].as_str()),
         (Some(SCANNER), Some("10.0.0.128"))
     );
     assert!(by_mac["rate"].as_u64().unwrap() > 50);
-    let by_iface = storms
-        .iter()
-        .find(|e| e["scope"] == "iface")
-        .expect("a per-interface storm");
+    let by_iface = storms.iter().find(|e| e["scope"] == "iface").expect("a per-interface storm");
     assert_eq!(by_iface["ip"], "0.0.0.0");
     assert!(by_iface["rate"].as_u64().unwrap() > 500);
     assert_eq!(by_iface["iface"], "sgr_hs-arpScan");
@@ -510,26 +440,15 @@ fn arp_scan_is_one_storm_start_per_mac_and_per_interface() {
 #[test]
 fn arp_scan_ongoing_reports_are_limited_by_the_report_interval() {
     let events = replay_config(SCAN, "[thresholds]\nreport_interval = \"250ms\"\n");
-    let by_mac: Vec<_> = events
-        .of("storm")
-        .into_iter()
-        .filter(|e| e["scope"] == "mac")
-        .collect();
+    let by_mac: Vec<_> = events.of("storm").into_iter().filter(|e| e["scope"] == "mac").collect();
     let states: Vec<_> = by_mac.iter().map(|e| str_of(&e["state"])).collect();
     // About 0.9 s of storm at 4 reports a second at most: a start and three `ongoing`.
-    assert_eq!(
-        states,
-        ["start", "ongoing", "ongoing", "ongoing"],
-        "{by_mac:?}"
-    );
+    assert_eq!(states, ["start", "ongoing", "ongoing", "ongoing"], "{by_mac:?}");
     for pair in by_mac.windows(2) {
         assert!(
             timestamp(&pair[1]["ts"]) - timestamp(&pair[0]["ts"]) >= Duration::from_millis(250)
         );
-        assert!(
-            pair[1]["count"].as_u64() > pair[0]["count"].as_u64(),
-            "counts are cumulative"
-        );
+        assert!(pair[1]["count"].as_u64() > pair[0]["count"].as_u64(), "counts are cumulative");
         assert_eq!(pair[1]["first_seen"], by_mac[0]["ts"]);
     }
 }
@@ -540,24 +459,14 @@ fn arp_scan_asking_for_its_own_ip_is_no_conflict_and_no_unanswered_flood() {
     // its own MAC. The 254 other targets never had an owner and are in no pool: not watched,
     // so the scan's unanswered requests are no `unanswered` flood.
     let frames = observations(SCAN);
-    assert_eq!(
-        frames.len(),
-        509,
-        "every frame is ARP, so frame n is observation n - 1"
-    );
+    assert_eq!(frames.len(), 509, "every frame is ARP, so frame n is observation n - 1");
     let events = replay(SCAN);
     let announcements = events.of("gratuitous");
-    assert_eq!(
-        events.ip_macs("gratuitous"),
-        [("10.0.0.128", SCANNER), ("10.0.0.128", SCANNER)]
-    );
+    assert_eq!(events.ip_macs("gratuitous"), [("10.0.0.128", SCANNER), ("10.0.0.128", SCANNER)]);
     assert_eq!(announcements[0]["ts"], frames[128]["ts"]);
     assert_eq!(announcements[1]["ts"], frames[382]["ts"]);
     assert_eq!(events.ip_macs("new_binding"), [("10.0.0.128", SCANNER)]);
-    for kind in CONFLICTS
-        .iter()
-        .chain(&["probe_conflict", "unanswered", "sender_mismatch"])
-    {
+    for kind in CONFLICTS.iter().chain(&["probe_conflict", "unanswered", "sender_mismatch"]) {
         assert_eq!(events.count(kind), 0, "{kind}");
     }
     assert_eq!(events.alarms(), ["storm", "storm"]);
@@ -600,14 +509,8 @@ fn windows_probes_are_17_probes_and_5_announcements_without_conflict() {
 #[test]
 fn hsrp_virtual_mac_announcements_are_gratuitous_only() {
     let events = replay("packetlife_gratuitous_arp_hsrp.pcap");
-    assert_eq!(
-        events.ip_macs("gratuitous"),
-        [("10.0.0.6", "00:00:0c:07:ac:01"); 6]
-    );
-    assert_eq!(
-        events.ip_macs("new_binding"),
-        [("10.0.0.6", "00:00:0c:07:ac:01")]
-    );
+    assert_eq!(events.ip_macs("gratuitous"), [("10.0.0.6", "00:00:0c:07:ac:01"); 6]);
+    assert_eq!(events.ip_macs("new_binding"), [("10.0.0.6", "00:00:0c:07:ac:01")]);
     assert_eq!(events.0.len(), 7);
     assert!(events.alarms().is_empty(), "{:?}", events.alarms());
 }
@@ -619,10 +522,8 @@ fn dot1q_events_carry_vlan_123_and_the_two_announcements() {
     for e in &events.0 {
         assert_eq!(e["vlan"], serde_json::json!([123]), "{e}");
     }
-    let announced = [
-        ("192.168.123.1", "00:19:06:ea:b8:c1"),
-        ("192.168.123.2", "00:18:73:de:57:c1"),
-    ];
+    let announced =
+        [("192.168.123.1", "00:19:06:ea:b8:c1"), ("192.168.123.2", "00:18:73:de:57:c1")];
     assert_eq!(events.ip_macs("gratuitous"), announced);
     assert_eq!(events.ip_macs("new_binding"), announced);
     // The request and reply each way afterwards are answered at once.
@@ -655,17 +556,12 @@ fn linux_sll_pool_ip_nobody_answers_is_unanswered_from_the_second_request() {
     // are evidence within the report interval (no `ongoing`); the capture ends before the quiet
     // window (no `end`).
     let frames = observations(LINUX_SLL);
-    let events = replay_config(
-        LINUX_SLL,
-        "[[pools]]\nname = \"gateway\"\ncidrs = [\"10.1.10.1/32\"]\n",
-    );
+    let events =
+        replay_config(LINUX_SLL, "[[pools]]\nname = \"gateway\"\ncidrs = [\"10.1.10.1/32\"]\n");
     let unanswered = events.of("unanswered");
     assert_eq!(unanswered.len(), 1, "{unanswered:?}");
     let e = unanswered[0];
-    assert_eq!(
-        (e["state"].as_str(), e["ip"].as_str()),
-        (Some("start"), Some("10.1.10.1"))
-    );
+    assert_eq!((e["state"].as_str(), e["ip"].as_str()), (Some("start"), Some("10.1.10.1")));
     assert_eq!(e["severity"], "critical");
     assert_eq!(e["count"], 2);
     assert_eq!(
@@ -676,10 +572,7 @@ fn linux_sll_pool_ip_nobody_answers_is_unanswered_from_the_second_request() {
     assert_eq!(e["iface"], "zeek_linuxsll-arp");
     assert!(e.get("mac").is_none(), "10.1.10.1 never had an owner: {e}");
     assert_eq!(frames[2]["tpa"], "10.1.10.1");
-    assert_eq!(
-        timestamp(&e["ts"]),
-        timestamp(&frames[2]["ts"]) + Duration::from_secs(1)
-    );
+    assert_eq!(timestamp(&e["ts"]), timestamp(&frames[2]["ts"]) + Duration::from_secs(1));
     assert_eq!(events.alarms(), ["unanswered"]);
 }
 
@@ -696,12 +589,7 @@ fn benign_captures_raise_no_multi_responder_owner_change_or_flapping() {
     ] {
         let events = replay(name);
         for kind in CONFLICTS {
-            assert_eq!(
-                events.count(kind),
-                0,
-                "{name}: {kind}: {:?}",
-                events.of(kind)
-            );
+            assert_eq!(events.count(kind), 0, "{name}: {kind}: {:?}", events.of(kind));
         }
         assert!(events.alarms().is_empty(), "{name}: {:?}", events.alarms());
     }
@@ -740,17 +628,10 @@ fn fuzzed_capture_learns_bindings_only_from_valid_frames() {
         .unwrap_or_else(|| panic!("no malformed count: {}", run.stderr));
     assert!(malformed > 100, "{}", run.stderr);
     assert_eq!(2282 - malformed, frames.len() as u64, "{}", run.stderr);
-    assert!(
-        run.stderr
-            .contains(&format!("observations={} ", frames.len())),
-        "{}",
-        run.stderr
-    );
+    assert!(run.stderr.contains(&format!("observations={} ", frames.len())), "{}", run.stderr);
     // Each binding is the sender of an observed frame at that very moment.
-    let senders: BTreeSet<(&str, &str, &str)> = frames
-        .iter()
-        .map(|o| (str_of(&o["ts"]), str_of(&o["spa"]), str_of(&o["sha"])))
-        .collect();
+    let senders: BTreeSet<(&str, &str, &str)> =
+        frames.iter().map(|o| (str_of(&o["ts"]), str_of(&o["spa"]), str_of(&o["sha"]))).collect();
     let bindings = events.of("new_binding");
     assert!(!bindings.is_empty());
     for e in bindings {
@@ -760,11 +641,8 @@ fn fuzzed_capture_learns_bindings_only_from_valid_frames() {
     // Underneath the bit flips is a capture taken on one host (192.168.0.30): it sees every
     // host's broadcast request for the gateway 192.168.0.1 but only the replies sent to itself.
     // Hosts asking once each, minutes apart, are no outage of the gateway.
-    let gateway_unanswered = events
-        .of("unanswered")
-        .into_iter()
-        .filter(|e| e["ip"] == "192.168.0.1")
-        .count();
+    let gateway_unanswered =
+        events.of("unanswered").into_iter().filter(|e| e["ip"] == "192.168.0.1").count();
     assert_eq!(gateway_unanswered, 0);
 }
 
@@ -787,23 +665,14 @@ fn a_missing_capture_exits_1_naming_it() {
     let missing = captures_dir().join("no-such-capture.pcap");
     let run = arpwatch(&[Path::new("replay"), &missing]);
     assert_eq!(run.code, Some(1), "{}", run.stderr);
-    assert!(
-        run.stderr.contains(&missing.display().to_string()),
-        "{}",
-        run.stderr
-    );
+    assert!(run.stderr.contains(&missing.display().to_string()), "{}", run.stderr);
     assert_eq!(run.stdout, "");
 }
 
 #[test]
 fn an_invalid_config_exits_2_naming_the_file_and_the_key() {
     let config = TempFile::new("bad.toml", b"[thresholds]\nstorm_rate_per_mac = \"fast\"\n");
-    let run = arpwatch(&[
-        Path::new("replay"),
-        &capture(ARPSPOOF),
-        "--config".as_ref(),
-        &config.0,
-    ]);
+    let run = arpwatch(&[Path::new("replay"), &capture(ARPSPOOF), "--config".as_ref(), &config.0]);
     assert_eq!(run.code, Some(2), "{}", run.stderr);
     let stderr = run.stderr.trim_end();
     assert_eq!(stderr.lines().count(), 1, "{stderr}");

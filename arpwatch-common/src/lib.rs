@@ -136,13 +136,8 @@ pub enum Counter {
 
 impl Counter {
     pub const COUNT: u32 = 5;
-    pub const ALL: [Counter; Counter::COUNT as usize] = [
-        Counter::Frames,
-        Counter::Arp,
-        Counter::Malformed,
-        Counter::RingFull,
-        Counter::Suppressed,
-    ];
+    pub const ALL: [Counter; Counter::COUNT as usize] =
+        [Counter::Frames, Counter::Arp, Counter::Malformed, Counter::RingFull, Counter::Suppressed];
 
     /// The slot of this counter for `direction`.
     #[inline(always)]

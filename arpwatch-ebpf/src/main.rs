@@ -74,13 +74,7 @@ pub fn arpwatch_xdp(ctx: XdpContext) -> u32 {
     // (xdp->rxq->dev->ifindex) that the non-ARP path has no use for.
     // SAFETY: the context pointer is the kernel's `xdp_md`, valid for the program's run.
     let ifindex = || unsafe { (*ctx.ctx).ingress_ifindex };
-    observe(
-        ctx.data(),
-        ctx.data_end(),
-        ifindex,
-        direction::INGRESS,
-        VlanTags::EMPTY,
-    );
+    observe(ctx.data(), ctx.data_end(), ifindex, direction::INGRESS, VlanTags::EMPTY);
     xdp_action::XDP_PASS
 }
 
@@ -89,14 +83,7 @@ pub fn arpwatch_tc_egress(ctx: TcContext) -> i32 {
     // SAFETY: the context pointer is the kernel's `__sk_buff`, valid for the program's run.
     let (ifindex, offloaded) = unsafe {
         let skb = &*ctx.skb.skb;
-        (
-            skb.ifindex,
-            if skb.vlan_present != 0 {
-                Some(skb.vlan_tci as u16)
-            } else {
-                None
-            },
-        )
+        (skb.ifindex, if skb.vlan_present != 0 { Some(skb.vlan_tci as u16) } else { None })
     };
     // A frame sent through a VLAN device usually carries its tag as skb metadata, to be inserted
     // by the driver, not in the bytes the classifier sees: that tag is the outermost one.
@@ -142,10 +129,7 @@ struct VlanTags {
 }
 
 impl VlanTags {
-    const EMPTY: VlanTags = VlanTags {
-        ids: [0; MAX_VLAN_TAGS],
-        count: 0,
-    };
+    const EMPTY: VlanTags = VlanTags { ids: [0; MAX_VLAN_TAGS], count: 0 };
 
     /// Adds a tag from its TCI; `false` if the frame has more tags than arpwatch decodes.
     #[inline(always)]
@@ -299,11 +283,7 @@ enum Dedup {
     /// Gratuitous ARP, a probe, or de-duplication turned off: no state kept.
     Untracked,
     /// A tuple seen before: its entry gets the new emit time and hands over its count.
-    Known {
-        entry: *mut DedupEntry,
-        key: DedupKey,
-        sender_changed: bool,
-    },
+    Known { entry: *mut DedupEntry, key: DedupKey, sender_changed: bool },
     /// A tuple not in the map: inserted on emit.
     New { key: DedupKey, sender_changed: bool },
 }
@@ -329,22 +309,14 @@ impl Dedup {
             direction: dir,
             ifindex,
         };
-        let sender = SenderKey {
-            spa: arp.spa,
-            ifindex,
-            direction: dir,
-            _pad: [0; 3],
-        };
+        let sender = SenderKey { spa: arp.spa, ifindex, direction: dir, _pad: [0; 3] };
         let sender_changed = match LAST_SENDER.get_ptr(sender) {
             // SAFETY: a map value pointer from a successful lookup, 6 bytes, read once.
             Some(mac) => (unsafe { *mac }) != arp.sha,
             None => true,
         };
         let Some(entry) = DEDUP.get_ptr_mut(key) else {
-            return Some(Dedup::New {
-                key,
-                sender_changed,
-            });
+            return Some(Dedup::New { key, sender_changed });
         };
         // SAFETY: a map value pointer from a successful lookup; the entry is 8-byte aligned.
         let last = unsafe { (*entry).last_emit_ns };
@@ -358,11 +330,7 @@ impl Dedup {
             };
             return None;
         }
-        Some(Dedup::Known {
-            entry,
-            key,
-            sender_changed,
-        })
+        Some(Dedup::Known { entry, key, sender_changed })
     }
 
     /// Records that the frame was emitted at `now`; returns the repeats its record carries.
@@ -370,22 +338,12 @@ impl Dedup {
     fn commit(self, arp: &ArpEthIpv4, now: u64) -> u32 {
         let (carried, key, sender_changed) = match self {
             Dedup::Untracked => return 0,
-            Dedup::New {
-                key,
-                sender_changed,
-            } => {
-                let fresh = DedupEntry {
-                    last_emit_ns: now,
-                    suppressed: 0,
-                };
+            Dedup::New { key, sender_changed } => {
+                let fresh = DedupEntry { last_emit_ns: now, suppressed: 0 };
                 let _ = DEDUP.insert(key, fresh, BPF_ANY as u64);
                 (0, key, sender_changed)
             }
-            Dedup::Known {
-                entry,
-                key,
-                sender_changed,
-            } => {
+            Dedup::Known { entry, key, sender_changed } => {
                 // Subtract what was read rather than zeroing, so a repeat counted meanwhile on
                 // another CPU is kept for the next record.
                 // SAFETY: the lookup's value pointer stays valid for the program's run (RCU) and

@@ -7,11 +7,11 @@
 
 use anyhow::{bail, Context, Result};
 use arpwatch::capture::drain_ring;
-use arpwatch::config::EngineConfig;
-use arpwatch::engine::Engine;
 use arpwatch::kernel::{KernelProbe, DEFAULT_DEDUP_INTERVAL, EBPF_OBJECT};
-use arpwatch::observation::{Observation, Timestamp};
 use arpwatch_common::{direction, op, programs, ArpRecord};
+use arpwatch_core::config::EngineConfig;
+use arpwatch_core::engine::Engine;
+use arpwatch_core::observation::{Observation, Timestamp};
 use aya::programs::{TestRun, TestRunOptions, Xdp};
 use serde_json::{json, Value};
 use std::sync::Arc;
@@ -19,10 +19,7 @@ use std::time::{Duration, Instant};
 
 fn main() {
     // `cargo bench` adds `--bench`; the mode is the first other argument.
-    let mode = std::env::args()
-        .skip(1)
-        .find(|a| !a.starts_with("--"))
-        .unwrap_or_default();
+    let mode = std::env::args().skip(1).find(|a| !a.starts_with("--")).unwrap_or_default();
     let result = match mode.as_str() {
         "kernel" => kernel(),
         "engine" => engine_throughput(),
@@ -96,9 +93,7 @@ fn arp_frame(
 }
 
 fn ipv4_tcp_frame() -> Vec<u8> {
-    let mut payload = vec![
-        0x45, 0, 0, 40, 0, 0, 0x40, 0, 64, 6, 0, 0, 192, 0, 2, 1, 192, 0, 2, 2,
-    ];
+    let mut payload = vec![0x45, 0, 0, 40, 0, 0, 0x40, 0, 64, 6, 0, 0, 192, 0, 2, 1, 192, 0, 2, 2];
     payload.extend_from_slice(&[
         0x9c, 0x40, 0, 80, 0, 0, 0, 1, 0, 0, 0, 0, 0x50, 0x02, 0xff, 0xff, 0, 0, 0, 0,
     ]);
@@ -125,13 +120,10 @@ fn median(values: &[f64]) -> f64 {
 
 fn kernel() -> Result<Value> {
     // The floor: the empty program of the same object, loaded on its own.
-    let mut floor_object = aya::EbpfLoader::new()
-        .load(EBPF_OBJECT)
-        .context("load the kernel object (root?)")?;
-    let floor: &mut Xdp = floor_object
-        .program_mut(programs::XDP_FLOOR)
-        .context("no floor program")?
-        .try_into()?;
+    let mut floor_object =
+        aya::EbpfLoader::new().load(EBPF_OBJECT).context("load the kernel object (root?)")?;
+    let floor: &mut Xdp =
+        floor_object.program_mut(programs::XDP_FLOOR).context("no floor program")?.try_into()?;
     floor.load()?;
     // Repeats of one frame within the interval: the steady state of a storm of identical frames.
     let suppressing = KernelProbe::load_with_dedup(EMIT_RING_BYTES, DEFAULT_DEDUP_INTERVAL)?;
@@ -139,32 +131,16 @@ fn kernel() -> Result<Value> {
     // de-duplication bookkeeping, the cost of a frame that is not a repeat.
     let mut emitting = KernelProbe::load_with_dedup(EMIT_RING_BYTES, Duration::from_nanos(1))?;
     let mut emit_ring = emitting.take_ring()?;
-    let floor: &Xdp = floor_object
-        .program(programs::XDP_FLOOR)
-        .context("no floor program")?
-        .try_into()?;
+    let floor: &Xdp =
+        floor_object.program(programs::XDP_FLOOR).context("no floor program")?.try_into()?;
     let programs: [&Xdp; 3] = [floor, suppressing.xdp(), emitting.xdp()];
     const FLOOR: usize = 0;
     const SUPPRESSING: usize = 1;
     const EMITTING: usize = 2;
 
     let request = arp_frame(1, mac(0x0a), [192, 0, 2, 1], [0; 6], [192, 0, 2, 10], &[]);
-    let reply = arp_frame(
-        2,
-        mac(0x0b),
-        [192, 0, 2, 10],
-        mac(0x0a),
-        [192, 0, 2, 1],
-        &[],
-    );
-    let tagged = arp_frame(
-        2,
-        mac(0x0b),
-        [192, 0, 2, 10],
-        mac(0x0a),
-        [192, 0, 2, 1],
-        &[100],
-    );
+    let reply = arp_frame(2, mac(0x0b), [192, 0, 2, 10], mac(0x0a), [192, 0, 2, 1], &[]);
+    let tagged = arp_frame(2, mac(0x0b), [192, 0, 2, 10], mac(0x0a), [192, 0, 2, 1], &[100]);
     let case = |name, what, program, frame: &Vec<u8>, repeat| KernelCase {
         name,
         what,
@@ -249,11 +225,7 @@ fn kernel() -> Result<Value> {
                 .with_context(|| format!("test run {}", case.name))?;
             let wall = start.elapsed();
             if result.return_value != 2 {
-                bail!(
-                    "{} returned {} instead of XDP_PASS",
-                    case.name,
-                    result.return_value
-                );
+                bail!("{} returned {} instead of XDP_PASS", case.name, result.return_value);
             }
             if case.program == EMITTING {
                 let drained = drain_ring(&mut emit_ring, |_| Ok::<_, ()>(())).expect("drain");
@@ -267,8 +239,7 @@ fn kernel() -> Result<Value> {
                 }
             }
             if round > 0 {
-                case.wall_ns
-                    .push(wall.as_nanos() as f64 / case.repeat as f64);
+                case.wall_ns.push(wall.as_nanos() as f64 / case.repeat as f64);
                 case.kernel_ns.push(result.duration.as_nanos() as f64);
             }
         }
@@ -323,11 +294,7 @@ fn record(opcode: u8, sha: [u8; 6], spa: [u8; 4], tha: [u8; 6], tpa: [u8; 4]) ->
         direction: direction::INGRESS,
         op: opcode,
         eth_src: sha,
-        eth_dst: if opcode == op::REQUEST {
-            [0xff; 6]
-        } else {
-            tha
-        },
+        eth_dst: if opcode == op::REQUEST { [0xff; 6] } else { tha },
         sha,
         tha,
         spa,
@@ -358,13 +325,9 @@ fn realistic_mix(count: usize) -> Vec<Observation> {
             let client = (rng.next() % 1000) as u32;
             let target = (rng.next() % 1050) as u32;
             let r = match i % 10 {
-                0..=5 => record(
-                    op::REQUEST,
-                    host_mac(client),
-                    host_ip(client),
-                    [0; 6],
-                    host_ip(target),
-                ),
+                0..=5 => {
+                    record(op::REQUEST, host_mac(client), host_ip(client), [0; 6], host_ip(target))
+                }
                 6..=8 => record(
                     op::REPLY,
                     host_mac(target),
@@ -372,13 +335,9 @@ fn realistic_mix(count: usize) -> Vec<Observation> {
                     host_mac(client),
                     host_ip(client),
                 ),
-                _ => record(
-                    op::REPLY,
-                    host_mac(target),
-                    host_ip(target),
-                    [0xff; 6],
-                    host_ip(target),
-                ),
+                _ => {
+                    record(op::REPLY, host_mac(target), host_ip(target), [0xff; 6], host_ip(target))
+                }
             };
             Observation::from_record(&r, ts, iface.clone())
         })
@@ -397,11 +356,7 @@ fn random_flood(count: usize, seed: u64) -> Vec<Observation> {
             let sha = host_mac(bits as u32);
             let spa = host_ip((bits >> 32) as u32);
             let tpa = host_ip((bits >> 8) as u32);
-            let opcode = if bits & 1 == 0 {
-                op::REQUEST
-            } else {
-                op::REPLY
-            };
+            let opcode = if bits & 1 == 0 { op::REQUEST } else { op::REPLY };
             Observation::from_record(&record(opcode, sha, spa, [0; 6], tpa), ts, iface.clone())
         })
         .collect()

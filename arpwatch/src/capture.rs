@@ -10,7 +10,7 @@ use tokio::io::unix::AsyncFd;
 
 use arpwatch_common::{ArpRecord, ARP_RECORD_SIZE};
 
-use crate::observation::{Observation, Timestamp};
+use arpwatch_core::observation::{Observation, Timestamp};
 
 /// Reads one record out of a ring-buffer item; `None` if the item is not a whole record (which the
 /// kernel program never submits).
@@ -66,7 +66,10 @@ impl RingReader {
 
     /// Waits until records are available, then drains them all. The guard is released before the
     /// caller awaits again, so no ring item is ever held across an `.await`.
-    pub async fn drain(&mut self, f: impl FnMut(&ArpRecord) -> io::Result<()>) -> io::Result<Drained> {
+    pub async fn drain(
+        &mut self,
+        f: impl FnMut(&ArpRecord) -> io::Result<()>,
+    ) -> io::Result<Drained> {
         let mut guard = self.ring.readable_mut().await?;
         let drained = drain_ring(guard.get_inner_mut(), f)?;
         guard.clear_ready();
@@ -74,7 +77,10 @@ impl RingReader {
     }
 
     /// Drains what is in the ring now, without waiting (the last drain at the end of a run).
-    pub fn drain_now(&mut self, f: impl FnMut(&ArpRecord) -> io::Result<()>) -> io::Result<Drained> {
+    pub fn drain_now(
+        &mut self,
+        f: impl FnMut(&ArpRecord) -> io::Result<()>,
+    ) -> io::Result<Drained> {
         drain_ring(self.ring.get_mut(), f)
     }
 }
@@ -145,7 +151,9 @@ impl InterfaceNames {
     pub fn name(&mut self, ifindex: u32) -> Arc<str> {
         self.by_index
             .entry(ifindex)
-            .or_insert_with(|| Arc::from(index_to_name(ifindex).unwrap_or_else(|| format!("if{ifindex}"))))
+            .or_insert_with(|| {
+                Arc::from(index_to_name(ifindex).unwrap_or_else(|| format!("if{ifindex}")))
+            })
             .clone()
     }
 }

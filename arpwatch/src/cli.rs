@@ -4,7 +4,9 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::kernel::{AttachOptions, TcModeChoice, XdpModeChoice, DEFAULT_DEDUP_INTERVAL, DEFAULT_RING_BYTES};
+use crate::kernel::{
+    AttachOptions, TcModeChoice, XdpModeChoice, DEFAULT_DEDUP_INTERVAL, DEFAULT_RING_BYTES,
+};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -176,8 +178,19 @@ mod tests {
     #[test]
     fn watch_parses_the_contract_flags() {
         let cli = Cli::try_parse_from([
-            "arpwatch", "watch", "--iface", "eth0", "--iface", "eth1", "--raw", "--duration", "1.5",
-            "--xdp-mode", "skb", "--format", "text",
+            "arpwatch",
+            "watch",
+            "--iface",
+            "eth0",
+            "--iface",
+            "eth1",
+            "--raw",
+            "--duration",
+            "1.5",
+            "--xdp-mode",
+            "skb",
+            "--format",
+            "text",
         ])
         .unwrap();
         let Command::Watch(w) = cli.command else { panic!("not watch") };
@@ -187,12 +200,30 @@ mod tests {
         assert_eq!(w.xdp_mode, XdpModeArg::Skb);
         assert_eq!(w.output.format, Some(Format::Text));
 
-        let cli = Cli::try_parse_from(["arpwatch", "watch", "--all", "--exclude", "veth*", "--exclude", "cali*"]).unwrap();
+        let cli = Cli::try_parse_from([
+            "arpwatch",
+            "watch",
+            "--all",
+            "--exclude",
+            "veth*",
+            "--exclude",
+            "cali*",
+        ])
+        .unwrap();
         let Command::Watch(w) = cli.command else { panic!("not watch") };
         assert!(w.all && w.ifaces.is_empty());
         assert_eq!(w.excludes, ["veth*", "cali*"]);
 
-        let cli = Cli::try_parse_from(["arpwatch", "replay", "a.pcap", "--pool", "192.0.2.10", "--pool", "198.51.100.0/28"]).unwrap();
+        let cli = Cli::try_parse_from([
+            "arpwatch",
+            "replay",
+            "a.pcap",
+            "--pool",
+            "192.0.2.10",
+            "--pool",
+            "198.51.100.0/28",
+        ])
+        .unwrap();
         let Command::Replay(r) = cli.command else { panic!("not replay") };
         let pools: Vec<String> = r.output.pools.iter().map(ToString::to_string).collect();
         assert_eq!(pools, ["192.0.2.10/32", "198.51.100.0/28"]);

@@ -5,22 +5,25 @@
 
 use anyhow::{anyhow, Context, Result};
 use aya::maps::{MapData, PerCpuArray, RingBuf};
-use aya::programs::tc::{self, NlOptions, TcAttachOptions};
 use aya::programs::tc::SchedClassifierLinkId;
+use aya::programs::tc::{self, NlOptions, TcAttachOptions};
 use aya::programs::xdp::XdpLinkId;
 use aya::programs::{LinkOrder, ProgramError, SchedClassifier, TcAttachType, Xdp, XdpMode};
-use std::collections::HashMap;
 use aya::{Ebpf, EbpfLoader};
+use std::collections::HashMap;
 use std::ffi::CString;
 use std::fmt;
 
-use arpwatch_common::{direction, globals, maps, programs, Counter, COUNTER_SLOTS, DEFAULT_DEDUP_INTERVAL_NS};
+use arpwatch_common::{
+    direction, globals, maps, programs, Counter, COUNTER_SLOTS, DEFAULT_DEDUP_INTERVAL_NS,
+};
 use std::time::Duration;
 
 use crate::privileges;
 
 /// The kernel object, built by `cargo xtask build-ebpf` and embedded at compile time.
-pub static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/arpwatch-ebpf.o"));
+pub static EBPF_OBJECT: &[u8] =
+    aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/arpwatch-ebpf.o"));
 
 /// Default size of the ring buffer between the programs and user space.
 pub const DEFAULT_RING_BYTES: u32 = 2 << 20;
@@ -106,13 +109,21 @@ impl KernelProbe {
             .program_mut(programs::TC_EGRESS)
             .with_context(|| format!("the kernel object has no program {}", programs::TC_EGRESS))?
             .try_into()?;
-        classifier.load().map_err(explain_load_error).context("the kernel refused the TC egress program")?;
+        classifier
+            .load()
+            .map_err(explain_load_error)
+            .context("the kernel refused the TC egress program")?;
         Ok(KernelProbe { ebpf, attached: HashMap::new() })
     }
 
     /// Attaches XDP (ingress) and the TC classifier (egress) to interface `iface`, `ifindex`.
     /// Either both are attached or neither is.
-    pub fn attach(&mut self, ifindex: u32, iface: &str, options: AttachOptions) -> Result<&Attachment> {
+    pub fn attach(
+        &mut self,
+        ifindex: u32,
+        iface: &str,
+        options: AttachOptions,
+    ) -> Result<&Attachment> {
         if self.attached.contains_key(&ifindex) {
             self.detach(ifindex);
         }
@@ -124,7 +135,8 @@ impl KernelProbe {
                 return Err(err);
             }
         };
-        let attachment = Attachment { name: iface.to_owned(), xdp_mode, tc_mode, xdp_link, tc_link };
+        let attachment =
+            Attachment { name: iface.to_owned(), xdp_mode, tc_mode, xdp_link, tc_link };
         Ok(self.attached.entry(ifindex).insert_entry(attachment).into_mut())
     }
 
@@ -154,11 +166,18 @@ impl KernelProbe {
         }
     }
 
-    fn attach_xdp(&mut self, ifindex: u32, iface: &str, choice: XdpModeChoice) -> Result<(XdpLinkId, AttachedMode)> {
+    fn attach_xdp(
+        &mut self,
+        ifindex: u32,
+        iface: &str,
+        choice: XdpModeChoice,
+    ) -> Result<(XdpLinkId, AttachedMode)> {
         let xdp = self.xdp_mut();
         let attach = |xdp: &mut Xdp, mode| xdp.attach_to_if_index(ifindex, mode);
         match choice {
-            XdpModeChoice::Native => attach(xdp, XdpMode::Driver).map(|id| (id, AttachedMode::Native)),
+            XdpModeChoice::Native => {
+                attach(xdp, XdpMode::Driver).map(|id| (id, AttachedMode::Native))
+            }
             XdpModeChoice::Skb => attach(xdp, XdpMode::Skb).map(|id| (id, AttachedMode::Skb)),
             XdpModeChoice::Auto => match attach(xdp, XdpMode::Driver) {
                 Ok(id) => Ok((id, AttachedMode::Native)),
@@ -176,7 +195,11 @@ impl KernelProbe {
     /// links (Linux 6.6+) are owned by this process and vanish with it, even on SIGKILL. Older
     /// kernels get a netlink filter on a clsact qdisc, which outlives a killed process: a filter of
     /// ours left behind that way is removed first.
-    fn attach_tc_egress(&mut self, iface: &str, choice: TcModeChoice) -> Result<(SchedClassifierLinkId, TcMode)> {
+    fn attach_tc_egress(
+        &mut self,
+        iface: &str,
+        choice: TcModeChoice,
+    ) -> Result<(SchedClassifierLinkId, TcMode)> {
         let mode = match choice {
             TcModeChoice::Auto if privileges::kernel_at_least(6, 6) => TcMode::Tcx,
             TcModeChoice::Auto | TcModeChoice::Netlink => TcMode::Netlink,
@@ -189,7 +212,8 @@ impl KernelProbe {
                 if let Err(err) = tc::qdisc_add_clsact(iface) {
                     // EEXIST: the interface already has a clsact qdisc, which is what we need.
                     if !is_errno(&err, libc::EEXIST) {
-                        return Err(anyhow!(err)).with_context(|| format!("could not add a clsact qdisc to {iface}"));
+                        return Err(anyhow!(err))
+                            .with_context(|| format!("could not add a clsact qdisc to {iface}"));
                     }
                 }
                 TcAttachOptions::Netlink(NlOptions::default())
@@ -199,7 +223,9 @@ impl KernelProbe {
             .classifier_mut()
             .attach_with_options(iface, TcAttachType::Egress, options)
             .map_err(|err| anyhow!(err))
-            .with_context(|| format!("could not attach the TC egress program to {iface} ({mode} mode)"))?;
+            .with_context(|| {
+                format!("could not attach the TC egress program to {iface} ({mode} mode)")
+            })?;
         Ok((link, mode))
     }
 
@@ -292,12 +318,16 @@ pub fn remove_stale_netlink_filters(iface: &str) -> Result<bool> {
         // Nothing of ours there: aya says NotFound; a missing clsact qdisc may give ENOENT.
         Err(tc::TcError::IoError(err)) if err.kind() == std::io::ErrorKind::NotFound => Ok(false),
         Err(err) if is_errno(&err, libc::ENOENT) => Ok(false),
-        Err(err) => Err(anyhow!(err)).with_context(|| format!("could not look for stale filters on {iface}")),
+        Err(err) => Err(anyhow!(err))
+            .with_context(|| format!("could not look for stale filters on {iface}")),
     }
 }
 
-fn io_errors<'a>(err: &'a (dyn std::error::Error + 'static)) -> impl Iterator<Item = &'a std::io::Error> {
-    std::iter::successors(Some(err), |e| e.source()).filter_map(|e| e.downcast_ref::<std::io::Error>())
+fn io_errors<'a>(
+    err: &'a (dyn std::error::Error + 'static),
+) -> impl Iterator<Item = &'a std::io::Error> {
+    std::iter::successors(Some(err), |e| e.source())
+        .filter_map(|e| e.downcast_ref::<std::io::Error>())
 }
 
 fn is_errno(err: &(dyn std::error::Error + 'static), errno: i32) -> bool {
@@ -333,7 +363,8 @@ impl fmt::Display for CounterTotals {
 
 /// The index of a network interface, or an error naming it.
 pub fn interface_index(iface: &str) -> Result<u32> {
-    let name = CString::new(iface).map_err(|_| anyhow!("interface name {iface:?} contains a NUL byte"))?;
+    let name =
+        CString::new(iface).map_err(|_| anyhow!("interface name {iface:?} contains a NUL byte"))?;
     // SAFETY: `name` is a valid NUL-terminated string for the duration of the call.
     let index = unsafe { libc::if_nametoindex(name.as_ptr()) };
     if index == 0 {
@@ -344,7 +375,9 @@ pub fn interface_index(iface: &str) -> Result<u32> {
 
 fn explain_load_error(err: ProgramError) -> anyhow::Error {
     if let ProgramError::LoadError { io_error, .. } = &err {
-        if io_error.raw_os_error() == Some(libc::EPERM) || io_error.raw_os_error() == Some(libc::EACCES) {
+        if io_error.raw_os_error() == Some(libc::EPERM)
+            || io_error.raw_os_error() == Some(libc::EACCES)
+        {
             return anyhow!(
                 "permission denied loading the program: arpwatch needs CAP_BPF, CAP_NET_ADMIN and CAP_PERFMON"
             );

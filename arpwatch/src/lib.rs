@@ -1,16 +1,13 @@
-//! arpwatch: a passive ARP observer. The binary (`main.rs`) is a thin shell over these modules.
+//! arpwatch's shell: the kernel programs' loader, the ring-buffer reader, rtnetlink links, the
+//! watch loop, metrics and HTTP, output sinks and the command line, around the pure
+//! `arpwatch-core`. The binary (`main.rs`) is a thin shell over these modules.
 
 pub mod capture;
 pub mod cli;
-pub mod config;
-pub mod decode;
-pub mod engine;
-pub mod event;
 pub mod kernel;
 pub mod links;
 pub mod metrics;
 pub mod node;
-pub mod observation;
 pub mod output;
 pub mod privileges;
 pub mod replay;

@@ -8,12 +8,12 @@ use std::io::{self, BufWriter};
 use std::process::ExitCode;
 
 use arpwatch::cli::{Cli, Command, OutputArgs};
-use arpwatch::config::{Config, Pool};
-use arpwatch::engine::Engine;
 use arpwatch::metrics::{Metrics, MetricsOptions, MetricsServer};
 use arpwatch::output::{default_format, Mode, Pipeline};
 use arpwatch::replay::Replay;
 use arpwatch::{node, watch, UsageError};
+use arpwatch_core::config::{Config, Pool};
+use arpwatch_core::engine::Engine;
 
 fn main() -> ExitCode {
     // clap prints its own message and exits with status 2 on a usage error, 0 for --help.
@@ -74,8 +74,9 @@ async fn run(cli: Cli) -> Result<()> {
             let server = args
                 .metrics_addr
                 .map(|addr| {
-                    MetricsServer::bind(addr)
-                        .map_err(|err| UsageError(format!("--metrics-addr {addr}: cannot listen: {err}")))
+                    MetricsServer::bind(addr).map_err(|err| {
+                        UsageError(format!("--metrics-addr {addr}: cannot listen: {err}"))
+                    })
                 })
                 .transpose()?;
             let mut pipeline = pipeline(&args.output, &config)?;
@@ -150,7 +151,10 @@ fn load_config(args: &OutputArgs, full_view: bool) -> Result<Config> {
 }
 
 /// The pipeline both commands share: raw observations, or the engine with the configuration.
-fn pipeline(args: &OutputArgs, config: &Config) -> Result<Pipeline<BufWriter<io::StdoutLock<'static>>>> {
+fn pipeline(
+    args: &OutputArgs,
+    config: &Config,
+) -> Result<Pipeline<BufWriter<io::StdoutLock<'static>>>> {
     let format = default_format(args.format);
     let out = BufWriter::new(io::stdout().lock());
     if args.raw {

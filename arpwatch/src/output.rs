@@ -4,12 +4,12 @@
 use std::io::{self, Write};
 
 use crate::cli::Format;
-use crate::engine::Engine;
-use crate::event::Event;
 use crate::links::LocalMacs;
 use crate::metrics::Metrics;
+use arpwatch_core::engine::Engine;
+use arpwatch_core::event::Event;
+use arpwatch_core::observation::{ArpOp, Observation, Timestamp};
 use std::sync::Arc;
-use crate::observation::{ArpOp, Observation, Timestamp};
 
 /// What to do with observations.
 pub enum Mode {

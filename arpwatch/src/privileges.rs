@@ -18,12 +18,17 @@ pub const REQUIRED: [(u32, &str, &str); 3] = [
 
 /// Fails with a sentence naming every required capability the process lacks.
 pub fn check_capabilities() -> Result<()> {
-    let status = std::fs::read_to_string("/proc/self/status").context("could not read /proc/self/status")?;
+    let status =
+        std::fs::read_to_string("/proc/self/status").context("could not read /proc/self/status")?;
     let effective = parse_cap_eff(&status).context("/proc/self/status has no CapEff line")?;
     let missing = missing_capabilities(effective);
     if !missing.is_empty() {
-        let list: Vec<String> = missing.iter().map(|(name, why)| format!("{name} ({why})")).collect();
-        bail!("missing {}: run as root or grant CAP_BPF, CAP_NET_ADMIN and CAP_PERFMON", list.join(", "));
+        let list: Vec<String> =
+            missing.iter().map(|(name, why)| format!("{name} ({why})")).collect();
+        bail!(
+            "missing {}: run as root or grant CAP_BPF, CAP_NET_ADMIN and CAP_PERFMON",
+            list.join(", ")
+        );
     }
     Ok(())
 }
@@ -52,7 +57,9 @@ pub fn check_kernel_has_ring_buffers() -> Result<()> {
     let release = kernel_release()?;
     match parse_major_minor(&release) {
         Some(version) if version < (5, 8) => {
-            bail!("this kernel ({release}) has no BPF ring buffer: arpwatch needs Linux 5.8 or later")
+            bail!(
+                "this kernel ({release}) has no BPF ring buffer: arpwatch needs Linux 5.8 or later"
+            )
         }
         _ => Ok(()),
     }

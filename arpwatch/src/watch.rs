@@ -35,10 +35,13 @@ pub struct WatchSummary {
 pub async fn run<W: Write>(args: &WatchArgs, pipeline: &mut Pipeline<W>) -> Result<WatchSummary> {
     let selector = IfaceSelector::new(&args.ifaces, &args.excludes, args.all)?;
     let mut links = LinkWatcher::start().await?;
-    if let Some(missing) = selector.exact_names().find(|name| !links.links().any(|l| l.name == *name)) {
+    if let Some(missing) =
+        selector.exact_names().find(|name| !links.links().any(|l| l.name == *name))
+    {
         return Err(UsageError(format!("--iface {missing}: no such network interface")).into());
     }
-    let mut probe = KernelProbe::load_with_dedup(args.ring_bytes, Duration::from_millis(args.dedup_interval))?;
+    let mut probe =
+        KernelProbe::load_with_dedup(args.ring_bytes, Duration::from_millis(args.dedup_interval))?;
     let mut decoder = RecordDecoder::default();
     let options = args.attach_options();
     let selected: Vec<LinkInfo> = links.links().filter(|l| selector.selects(l)).cloned().collect();
@@ -120,7 +123,12 @@ fn drain_pending<W: Write>(
     Ok(reader.drain_now(|record| pipeline.observe(&decoder.observation(record)))?.short)
 }
 
-fn attach(probe: &mut KernelProbe, decoder: &mut RecordDecoder, link: &LinkInfo, options: AttachOptions) -> Result<()> {
+fn attach(
+    probe: &mut KernelProbe,
+    decoder: &mut RecordDecoder,
+    link: &LinkInfo,
+    options: AttachOptions,
+) -> Result<()> {
     let attached = probe.attach(link.ifindex, &link.name, options)?;
     log::info!(
         "watching {} (ifindex {}): XDP ingress in {} mode, TC egress by {}",

@@ -2,7 +2,7 @@
 //! panic nor loop.
 #![no_main]
 
-use arpwatch::replay::CaptureReader;
+use arpwatch_core::capture_file::CaptureReader;
 use libfuzzer_sys::fuzz_target;
 use std::io::Cursor;
 
@@ -13,9 +13,5 @@ fuzz_target!(|data: &[u8]| {
     // Every observation consumes at least one byte of the file: more items than bytes would mean
     // the reader is going round in circles.
     let items = reader.take(data.len() + 2).count();
-    assert!(
-        items <= data.len() + 1,
-        "{items} items from {} bytes",
-        data.len()
-    );
+    assert!(items <= data.len() + 1, "{items} items from {} bytes", data.len());
 });

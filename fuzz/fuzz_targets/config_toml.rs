@@ -1,7 +1,7 @@
 //! The configuration parser on arbitrary text: a clear error or a configuration that validates.
 #![no_main]
 
-use arpwatch::config::Config;
+use arpwatch_core::config::Config;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -9,10 +9,9 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     match Config::from_toml(text) {
-        Ok(config) => assert!(
-            config.engine.validate().is_ok(),
-            "from_toml accepted an invalid configuration"
-        ),
+        Ok(config) => {
+            assert!(config.engine.validate().is_ok(), "from_toml accepted an invalid configuration")
+        }
         Err(err) => assert!(!err.to_string().is_empty(), "an error must say something"),
     }
 });

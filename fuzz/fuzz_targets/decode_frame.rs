@@ -2,8 +2,8 @@
 //! (Ethernet, Linux cooked v1, v2), the rest is the frame, as `seed_frames` writes them.
 #![no_main]
 
-use arpwatch::decode::{Decoded, LinkType};
-use arpwatch::observation::{Direction, Timestamp};
+use arpwatch_core::decode::{Decoded, LinkType};
+use arpwatch_core::observation::{Direction, Timestamp};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -17,12 +17,8 @@ fuzz_target!(|data: &[u8]| {
     };
     if let Decoded::Arp(arp) = link.decode(frame) {
         // Whatever was accepted must make a well-formed observation with at most two VLAN tags.
-        let obs = arp.into_observation(
-            Timestamp::from_secs(1),
-            "fuzz".into(),
-            1,
-            Direction::Ingress,
-        );
+        let obs =
+            arp.into_observation(Timestamp::from_secs(1), "fuzz".into(), 1, Direction::Ingress);
         assert!(obs.vlan.as_slice().len() <= 2);
     }
 });

@@ -52,12 +52,7 @@ impl ArpFrame {
 
     /// `sha` tells `tha`/`tpa` that `spa` is at `sha`, unicast.
     pub fn reply(sha: [u8; 6], spa: [u8; 4], tha: [u8; 6], tpa: [u8; 4]) -> Self {
-        ArpFrame {
-            eth_dst: tha,
-            op: 2,
-            tha,
-            ..ArpFrame::request(sha, spa, tpa)
-        }
+        ArpFrame { eth_dst: tha, op: 2, tha, ..ArpFrame::request(sha, spa, tpa) }
     }
 
     /// A gratuitous announcement of `ip` by `mac` (request or reply), broadcast.
@@ -106,9 +101,7 @@ pub fn ipv4_tcp_frame(src: [u8; 6], dst: [u8; 6]) -> Vec<u8> {
     b.extend_from_slice(&src);
     b.extend_from_slice(&ETH_P_IP.to_be_bytes());
     // IPv4 header: version 4, IHL 5, total length 40, TTL 64, protocol TCP, 192.0.2.1 -> 192.0.2.2.
-    b.extend_from_slice(&[
-        0x45, 0, 0, 40, 0, 0, 0x40, 0, 64, 6, 0, 0, 192, 0, 2, 1, 192, 0, 2, 2,
-    ]);
+    b.extend_from_slice(&[0x45, 0, 0, 40, 0, 0, 0x40, 0, 64, 6, 0, 0, 192, 0, 2, 1, 192, 0, 2, 2]);
     // TCP header: ports 40000 -> 80, SYN.
     b.extend_from_slice(&[
         0x9c, 0x40, 0, 80, 0, 0, 0, 1, 0, 0, 0, 0, 0x50, 0x02, 0xff, 0xff, 0, 0, 0, 0,
@@ -127,7 +120,5 @@ pub fn mac_bytes(mac: &str) -> [u8; 6] {
 
 /// `"192.0.2.10"` as bytes.
 pub fn ip_bytes(ip: &str) -> [u8; 4] {
-    ip.parse::<std::net::Ipv4Addr>()
-        .expect("IPv4 address")
-        .octets()
+    ip.parse::<std::net::Ipv4Addr>().expect("IPv4 address").octets()
 }

@@ -13,10 +13,8 @@ use std::time::{Duration, Instant};
 
 /// Runs a command to completion and panics with its output if it fails.
 pub fn sh(args: &[&str]) -> Output {
-    let out = Command::new(args[0])
-        .args(&args[1..])
-        .output()
-        .unwrap_or_else(|e| panic!("{args:?}: {e}"));
+    let out =
+        Command::new(args[0]).args(&args[1..]).output().unwrap_or_else(|e| panic!("{args:?}: {e}"));
     assert!(
         out.status.success(),
         "{args:?} failed: {}\n{}",
@@ -36,11 +34,8 @@ pub struct Netns {
 impl Netns {
     /// A namespace with a name unique to this process and test (`aw-<tag>-<pid>-<n>`), loopback up.
     pub fn new(tag: &str) -> Netns {
-        let name = format!(
-            "aw-{tag}-{}-{}",
-            std::process::id(),
-            NEXT_ID.fetch_add(1, Ordering::Relaxed)
-        );
+        let name =
+            format!("aw-{tag}-{}-{}", std::process::id(), NEXT_ID.fetch_add(1, Ordering::Relaxed));
         sh(&["ip", "netns", "add", &name]);
         let ns = Netns { name };
         ns.ip(&["link", "set", "lo", "up"]);
@@ -75,11 +70,7 @@ impl Netns {
     /// Sends one UDP datagram from inside the namespace: the kernel resolves the next hop with its
     /// own ARP first. Needs nothing but bash.
     pub fn udp_to(&self, ip: &str) {
-        self.exec(&[
-            "bash",
-            "-c",
-            &format!("echo arpwatch-test > /dev/udp/{ip}/9"),
-        ]);
+        self.exec(&["bash", "-c", &format!("echo arpwatch-test > /dev/udp/{ip}/9")]);
     }
 
     pub fn link_json(&self, iface: &str) -> Value {
@@ -89,10 +80,7 @@ impl Netns {
     }
 
     pub fn mac(&self, iface: &str) -> String {
-        self.link_json(iface)["address"]
-            .as_str()
-            .expect("address")
-            .to_owned()
+        self.link_json(iface)["address"].as_str().expect("address").to_owned()
     }
 
     pub fn ifindex(&self, iface: &str) -> u64 {
@@ -106,9 +94,7 @@ impl Netns {
 
     /// Creates a veth pair `here` (in self) <-> `there` (in `peer`), both up.
     pub fn veth_to(&self, here: &str, peer: &Netns, there: &str) {
-        self.ip(&[
-            "link", "add", here, "type", "veth", "peer", "name", there, "netns", &peer.name,
-        ]);
+        self.ip(&["link", "add", here, "type", "veth", "peer", "name", there, "netns", &peer.name]);
         self.ip(&["link", "set", here, "up"]);
         peer.ip(&["link", "set", there, "up"]);
     }
@@ -121,9 +107,7 @@ impl Netns {
 impl Drop for Netns {
     fn drop(&mut self) {
         // Deleting the namespace removes its interfaces, and with them their veth peers.
-        let _ = Command::new("ip")
-            .args(["netns", "del", &self.name])
-            .status();
+        let _ = Command::new("ip").args(["netns", "del", &self.name]).status();
     }
 }
 
@@ -147,10 +131,7 @@ impl Arpwatch {
             Some(ns) => ns.command(arpwatch_bin()),
             None => Command::new(arpwatch_bin()),
         };
-        cmd.args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
+        cmd.args(args).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
         let mut child = cmd.spawn().expect("start arpwatch");
         let stderr = child.stderr.take().unwrap();
         let (tx, rx) = channel();
@@ -167,12 +148,7 @@ impl Arpwatch {
             let _ = stdout.read_to_string(&mut s);
             s
         });
-        Arpwatch {
-            child,
-            stderr_lines: rx,
-            stderr_seen: Vec::new(),
-            stdout: Some(stdout),
-        }
+        Arpwatch { child, stderr_lines: rx, stderr_seen: Vec::new(), stdout: Some(stdout) }
     }
 
     pub fn pid(&self) -> u32 {
@@ -211,11 +187,7 @@ impl Arpwatch {
 
     pub fn signal(&self, sig: libc::c_int) {
         // SAFETY: plain kill(2) on our own child.
-        assert_eq!(
-            unsafe { libc::kill(self.child.id() as libc::pid_t, sig) },
-            0,
-            "kill"
-        );
+        assert_eq!(unsafe { libc::kill(self.child.id() as libc::pid_t, sig) }, 0, "kill");
     }
 
     /// Waits for the process to exit (killing it after `timeout`) and returns its status, its
@@ -242,11 +214,7 @@ impl Arpwatch {
         while let Ok(line) = self.stderr_lines.recv_timeout(Duration::from_millis(500)) {
             stderr.push(line);
         }
-        Finished {
-            status,
-            stdout,
-            stderr: stderr.join("\n"),
-        }
+        Finished { status, stdout, stderr: stderr.join("\n") }
     }
 }
 
@@ -305,11 +273,7 @@ impl Netns {
             // SAFETY: plain syscalls on valid descriptors and buffers owned by this thread.
             unsafe {
                 let fd = libc::socket(libc::AF_PACKET, libc::SOCK_RAW, 0);
-                assert!(
-                    fd >= 0,
-                    "AF_PACKET socket: {}",
-                    std::io::Error::last_os_error()
-                );
+                assert!(fd >= 0, "AF_PACKET socket: {}", std::io::Error::last_os_error());
                 let cname = std::ffi::CString::new(iface.clone()).unwrap();
                 let ifindex = libc::if_nametoindex(cname.as_ptr());
                 assert!(ifindex > 0, "no interface {iface}");
@@ -380,11 +344,7 @@ impl Lan {
             "0",
         ]);
         switch.ip(&["link", "set", "br0", "up"]);
-        Lan {
-            hosts: Vec::new(),
-            switch,
-            extra_ports: 0,
-        }
+        Lan { hosts: Vec::new(), switch, extra_ports: 0 }
     }
 
     /// Adds a host with `cidr` on its `eth0`; returns its index in `hosts`.
@@ -421,16 +381,7 @@ impl Lan {
 /// `strict_arp` false (`arp_ignore=0`) Linux answers ARP for it on eth0; with `strict_arp` true
 /// (`arp_ignore=1`, `arp_announce=2`, what kube-proxy's strictARP sets) it does not.
 pub fn hold_vip_like_ipvs(host: &Netns, vip: &str, strict_arp: bool) {
-    host.ip(&[
-        "link",
-        "add",
-        "kube-ipvs0",
-        "type",
-        "veth",
-        "peer",
-        "name",
-        "kube-ipvs0p",
-    ]);
+    host.ip(&["link", "add", "kube-ipvs0", "type", "veth", "peer", "name", "kube-ipvs0p"]);
     host.ip(&["link", "set", "kube-ipvs0", "arp", "off"]);
     host.add_addr("kube-ipvs0", &format!("{vip}/32"));
     let (ignore, announce) = if strict_arp { ("1", "2") } else { ("0", "0") };
@@ -470,10 +421,7 @@ impl Drop for TempConfig {
 impl Finished {
     /// The events of kind `event` about `ip`, in output order.
     pub fn events(&self, event: &str, ip: &str) -> Vec<Value> {
-        self.json_lines()
-            .into_iter()
-            .filter(|e| e["event"] == event && e["ip"] == ip)
-            .collect()
+        self.json_lines().into_iter().filter(|e| e["event"] == event && e["ip"] == ip).collect()
     }
 }
 
@@ -495,12 +443,7 @@ pub fn watch_during(
     watch.wait_attached(ifaces);
     scenario();
     let done = watch.finish(Duration::from_secs(30));
-    assert!(
-        done.status.success(),
-        "arpwatch failed: {}\n{}",
-        done.status,
-        done.stderr
-    );
+    assert!(done.status.success(), "arpwatch failed: {}\n{}", done.status, done.stderr);
     done
 }
 

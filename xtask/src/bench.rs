@@ -55,10 +55,8 @@ fn machine() -> Value {
                 .map(|v| v.trim_start_matches([' ', '\t', ':']).to_owned())
         })
         .unwrap_or_default();
-    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
-        .unwrap_or_default()
-        .trim()
-        .to_owned();
+    let kernel =
+        std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default().trim().to_owned();
     // SAFETY: sysconf has no preconditions.
     let cpus = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) };
     json!({ "cpu": cpu, "cpus": cpus, "kernel": kernel })
@@ -69,22 +67,14 @@ pub fn run(root: &Path) -> Result<()> {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let status = Command::new(&cargo)
         .current_dir(root)
-        .args([
-            "build",
-            "--release",
-            "--package",
-            "arpwatch",
-            "--bin",
-            "arpwatch",
-        ])
+        .args(["build", "--release", "--package", "arpwatch", "--bin", "arpwatch"])
         .status()
         .context("could not start cargo build")?;
     if !status.success() {
         bail!("building arpwatch failed ({status})");
     }
-    let target_dir = std::env::var_os("CARGO_TARGET_DIR")
-        .map(Into::into)
-        .unwrap_or_else(|| root.join("target"));
+    let target_dir =
+        std::env::var_os("CARGO_TARGET_DIR").map(Into::into).unwrap_or_else(|| root.join("target"));
     let arpwatch_bin = target_dir.join("release/arpwatch");
 
     let kernel = bench_mode(root, "kernel")?;
@@ -122,11 +112,7 @@ fn write_section(path: &Path, body: &str) -> Result<()> {
     let section = format!("{BEGIN_MARKER}\n{body}{END_MARKER}");
     let updated = match (text.find(BEGIN_MARKER), text.find(END_MARKER)) {
         (Some(begin), Some(end)) if begin < end => {
-            format!(
-                "{}{section}{}",
-                &text[..begin],
-                &text[end + END_MARKER.len()..]
-            )
+            format!("{}{section}{}", &text[..begin], &text[end + END_MARKER.len()..])
         }
         _ => format!("{text}\n{section}\n"),
     };
@@ -134,9 +120,7 @@ fn write_section(path: &Path, body: &str) -> Result<()> {
 }
 
 fn f(v: &Value, digits: usize) -> String {
-    v.as_f64()
-        .map(|x| format!("{x:.digits$}"))
-        .unwrap_or_else(|| "–".into())
+    v.as_f64().map(|x| format!("{x:.digits$}")).unwrap_or_else(|| "–".into())
 }
 
 fn n(v: &Value) -> String {
@@ -171,10 +155,7 @@ fn render(r: &Value) -> String {
     );
 
     md += "### Per-packet cost in the kernel\n\n";
-    md += &format!(
-        "Method: {}.\n\n",
-        r["kernel"]["method"].as_str().unwrap_or("")
-    );
+    md += &format!("Method: {}.\n\n", r["kernel"]["method"].as_str().unwrap_or(""));
     md +=
         "| case | ns/frame | ratio to floor | kernel's own ns (integer) |\n|---|---:|---:|---:|\n";
     for c in r["kernel"]["cases"].as_array().into_iter().flatten() {
@@ -266,10 +247,7 @@ fn render(r: &Value) -> String {
     let mm = &r["memory_million"];
     let mf = &r["memory_flood"];
     md += "\n### Memory\n\n";
-    md += &format!(
-        "One million tracked IPs. Method: {}.\n\n",
-        mm["method"].as_str().unwrap_or("")
-    );
+    md += &format!("One million tracked IPs. Method: {}.\n\n", mm["method"].as_str().unwrap_or(""));
     md += "| tracked IPs | tracked MACs | RSS before | RSS with them | bytes per IP |\n|---:|---:|---:|---:|---:|\n";
     md += &format!(
         "| {} | {} | {:.1} MiB | {:.1} MiB | {} |\n\n",

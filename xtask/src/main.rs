@@ -116,18 +116,13 @@ where
 }
 
 fn display_args(args: &[OsString]) -> String {
-    args.iter()
-        .map(|a| a.to_string_lossy())
-        .collect::<Vec<_>>()
-        .join(" ")
+    args.iter().map(|a| a.to_string_lossy()).collect::<Vec<_>>().join(" ")
 }
 
 /// Output of a command, or `None` if it could not run or failed.
 fn output_of(cmd: &mut Command) -> Option<String> {
     let out = cmd.output().ok()?;
-    out.status
-        .success()
-        .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+    out.status.success().then(|| String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
 fn build_ebpf(root: &Path) -> Result<()> {
@@ -138,15 +133,7 @@ fn build_ebpf(root: &Path) -> Result<()> {
     let rustflags = ["-Cdebuginfo=2", "-Clink-arg=--btf"].join("\x1f");
     let status = Command::new("rustup")
         .current_dir(root.join(EBPF_PACKAGE))
-        .args([
-            "run",
-            NIGHTLY,
-            "cargo",
-            "build",
-            "--release",
-            "--target",
-            EBPF_TARGET,
-        ])
+        .args(["run", NIGHTLY, "cargo", "build", "--release", "--target", EBPF_TARGET])
         .args(["-Z", "build-std=core", "--target-dir"])
         .arg(root.join("target"))
         // The outer `cargo xtask` sets these for the stable toolchain; the nightly build must not
@@ -175,15 +162,7 @@ fn ensure_nightly() -> Result<()> {
     }
     eprintln!("xtask: installing {NIGHTLY} with rust-src (needed to build the kernel object)");
     let status = Command::new("rustup")
-        .args([
-            "toolchain",
-            "install",
-            NIGHTLY,
-            "--profile",
-            "minimal",
-            "--component",
-            "rust-src",
-        ])
+        .args(["toolchain", "install", NIGHTLY, "--profile", "minimal", "--component", "rust-src"])
         .status()
         .context("could not start rustup; install rustup first")?;
     check(status, &format!("rustup toolchain install {NIGHTLY}"))
@@ -202,12 +181,7 @@ fn ensure_bpf_linker() -> Result<()> {
     }
     eprintln!("xtask: installing bpf-linker {BPF_LINKER_VERSION} (about a minute)");
     let status = Command::new("cargo")
-        .args([
-            "install",
-            &format!("bpf-linker@{BPF_LINKER_VERSION}"),
-            "--locked",
-            "--force",
-        ])
+        .args(["install", &format!("bpf-linker@{BPF_LINKER_VERSION}"), "--locked", "--force"])
         .env_remove("RUSTUP_TOOLCHAIN")
         .status()
         .context("could not start cargo install")?;

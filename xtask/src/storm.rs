@@ -21,12 +21,8 @@ const BATCH: usize = 256;
 /// Every this many batches, the planted multi-responder replies go out.
 const PLANT_EVERY: u64 = 64;
 /// IPs answered by two MACs, hidden in the flood.
-pub const PLANTED: [[u8; 4]; 4] = [
-    [203, 0, 113, 10],
-    [203, 0, 113, 20],
-    [203, 0, 113, 30],
-    [203, 0, 113, 40],
-];
+pub const PLANTED: [[u8; 4]; 4] =
+    [[203, 0, 113, 10], [203, 0, 113, 20], [203, 0, 113, 30], [203, 0, 113, 40]];
 const REQUESTER_IP: [u8; 4] = [192, 0, 2, 1];
 const REQUESTER_MAC: [u8; 6] = [0x02, 0xaa, 0, 0, 0, 0x01];
 const OBSERVER_IFACE: &str = "watch0";
@@ -69,14 +65,9 @@ impl Observer {
 }
 
 fn run(cmd: &mut Command) -> Result<String> {
-    let out = cmd
-        .output()
-        .with_context(|| format!("could not start {cmd:?}"))?;
+    let out = cmd.output().with_context(|| format!("could not start {cmd:?}"))?;
     if !out.status.success() {
-        bail!(
-            "{cmd:?} failed: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
+        bail!("{cmd:?} failed: {}", String::from_utf8_lossy(&out.stderr).trim());
     }
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
@@ -177,10 +168,7 @@ fn host_mac(n: u32) -> [u8; 6] {
 }
 
 fn planted_macs(i: usize) -> [[u8; 6]; 2] {
-    [
-        [0x02, 0xcc, 0, 0, i as u8, 0x0a],
-        [0x02, 0xcc, 0, 0, i as u8, 0x0b],
-    ]
+    [[0x02, 0xcc, 0, 0, i as u8, 0x0a], [0x02, 0xcc, 0, 0, i as u8, 0x0b]]
 }
 
 impl FrameSource {
@@ -197,12 +185,7 @@ impl FrameSource {
                 }
             })
             .collect();
-        FrameSource {
-            profile,
-            rng: 0x5eed_2026,
-            cursor: 0,
-            loop_frames,
-        }
+        FrameSource { profile, rng: 0x5eed_2026, cursor: 0, loop_frames }
     }
 
     fn next_random(&mut self) -> u64 {
@@ -228,13 +211,7 @@ impl FrameSource {
                     let sha = host_mac(bits as u32 | 0x8000_0000);
                     let spa = doc_ip((bits >> 32) as u32 % 762);
                     let tpa = doc_ip((bits >> 44) as u32 % 762);
-                    arp_frame(
-                        if bits & (1 << 31) == 0 { 1 } else { 2 },
-                        sha,
-                        spa,
-                        [0; 6],
-                        tpa,
-                    )
+                    arp_frame(if bits & (1 << 31) == 0 { 1 } else { 2 }, sha, spa, [0; 6], tpa)
                 }
             };
         }
@@ -294,10 +271,7 @@ fn packet_socket(ns: &Netns, iface: &str) -> Result<OwnedFd> {
                 std::mem::size_of::<libc::sockaddr_ll>() as u32,
             );
             if bound != 0 {
-                bail!(
-                    "bind AF_PACKET to {iface}: {}",
-                    std::io::Error::last_os_error()
-                );
+                bail!("bind AF_PACKET to {iface}: {}", std::io::Error::last_os_error());
             }
             Ok(fd)
         }
@@ -319,10 +293,7 @@ fn flood(socket: &OwnedFd, profile: Profile, duration: Duration) -> Result<Flood
     let mut batch = vec![[0u8; 60]; BATCH];
     let mut iovecs: Vec<libc::iovec> = batch
         .iter_mut()
-        .map(|f| libc::iovec {
-            iov_base: f.as_mut_ptr().cast(),
-            iov_len: f.len(),
-        })
+        .map(|f| libc::iovec { iov_base: f.as_mut_ptr().cast(), iov_len: f.len() })
         .collect();
     // SAFETY: an all-zero mmsghdr is valid; only the iovec fields are set below.
     let mut headers: Vec<libc::mmsghdr> = iovecs
@@ -372,11 +343,7 @@ fn flood(socket: &OwnedFd, profile: Profile, duration: Duration) -> Result<Flood
             sent += got as u64;
         }
     }
-    Ok(FloodReport {
-        sent,
-        planted_rounds,
-        elapsed: start.elapsed(),
-    })
+    Ok(FloodReport { sent, planted_rounds, elapsed: start.elapsed() })
 }
 
 /// user+system CPU time of a process from /proc/PID/stat, in seconds.
@@ -398,13 +365,7 @@ fn clock_ticks() -> f64 {
 /// VmHWM of a process, in KiB.
 fn peak_rss_kib(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))?
-        .split_whitespace()
-        .next()?
-        .parse()
-        .ok()
+    status.lines().find_map(|l| l.strip_prefix("VmHWM:"))?.split_whitespace().next()?.parse().ok()
 }
 
 /// Busy (non-idle) CPU seconds of the whole machine, from /proc/stat.
@@ -413,19 +374,10 @@ fn system_busy_seconds() -> f64 {
     let Some(cpu) = stat.lines().find(|l| l.starts_with("cpu ")) else {
         return 0.0;
     };
-    let v: Vec<f64> = cpu
-        .split_whitespace()
-        .skip(1)
-        .filter_map(|x| x.parse().ok())
-        .collect();
+    let v: Vec<f64> = cpu.split_whitespace().skip(1).filter_map(|x| x.parse().ok()).collect();
     // user nice system idle iowait irq softirq steal: busy = all but idle and iowait.
-    let busy: f64 = v
-        .iter()
-        .take(8)
-        .enumerate()
-        .filter(|(i, _)| *i != 3 && *i != 4)
-        .map(|(_, x)| x)
-        .sum();
+    let busy: f64 =
+        v.iter().take(8).enumerate().filter(|(i, _)| *i != 3 && *i != 4).map(|(_, x)| x).sum();
     busy / clock_ticks()
 }
 
@@ -441,11 +393,7 @@ fn wait_with_rusage(pid: u32) -> Result<(i32, f64, u64)> {
         bail!("wait4 {pid}: {}", std::io::Error::last_os_error());
     }
     let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
-    Ok((
-        status,
-        secs(usage.ru_utime) + secs(usage.ru_stime),
-        usage.ru_maxrss as u64,
-    ))
+    Ok((status, secs(usage.ru_utime) + secs(usage.ru_stime), usage.ru_maxrss as u64))
 }
 
 /// Polls `ready` every 20 ms until it holds or `timeout` passes.
@@ -495,11 +443,7 @@ pub fn measure(
             let duration = (FLOOD + Duration::from_secs(3)).as_secs().to_string();
             let child = lab
                 .observer
-                .command(
-                    arpwatch_bin
-                        .to_str()
-                        .context("arpwatch path is not UTF-8")?,
-                )
+                .command(arpwatch_bin.to_str().context("arpwatch path is not UTF-8")?)
                 .args([
                     "watch",
                     "--iface",
@@ -538,11 +482,9 @@ pub fn measure(
                 .context("start Debian's arpwatch")?;
             let pid = child.id();
             guard.0 = Some(child);
-            wait_until(
-                Duration::from_secs(20),
-                "Debian's arpwatch to open its capture",
-                || packet_socket_of(pid).is_some(),
-            )?;
+            wait_until(Duration::from_secs(20), "Debian's arpwatch to open its capture", || {
+                packet_socket_of(pid).is_some()
+            })?;
             Some(pid)
         }
     };
@@ -644,15 +586,8 @@ fn veth_drops(lab: &Lab) -> Result<u64> {
 
 /// `name=value` pairs of arpwatch's `kernel counters:` line, ingress part.
 fn kernel_counters(stderr: &str) -> Value {
-    let line = stderr
-        .lines()
-        .find(|l| l.contains("kernel counters:"))
-        .unwrap_or("");
-    let ingress = line
-        .split("ingress:")
-        .nth(1)
-        .and_then(|s| s.split(';').next())
-        .unwrap_or("");
+    let line = stderr.lines().find(|l| l.contains("kernel counters:")).unwrap_or("");
+    let ingress = line.split("ingress:").nth(1).and_then(|s| s.split(';').next()).unwrap_or("");
     pairs(ingress)
 }
 
@@ -691,10 +626,7 @@ fn packet_socket_of(pid: u32) -> Option<i32> {
     for entry in std::fs::read_dir(format!("/proc/{pid}/fd")).ok()?.flatten() {
         let target = std::fs::read_link(entry.path()).ok()?;
         let target = target.to_string_lossy();
-        if let Some(inode) = target
-            .strip_prefix("socket:[")
-            .and_then(|s| s.strip_suffix(']'))
-        {
+        if let Some(inode) = target.strip_prefix("socket:[").and_then(|s| s.strip_suffix(']')) {
             if inodes.contains(inode) {
                 return entry.file_name().to_str()?.parse().ok();
             }

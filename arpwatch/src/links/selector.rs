@@ -22,8 +22,11 @@ const MAX_NAME_BYTES: usize = 15;
 
 /// Interface names contain no '/', so path rules do not apply; case matters as it does in the
 /// kernel.
-const NAME_MATCH: MatchOptions =
-    MatchOptions { case_sensitive: true, require_literal_separator: false, require_literal_leading_dot: false };
+const NAME_MATCH: MatchOptions = MatchOptions {
+    case_sensitive: true,
+    require_literal_separator: false,
+    require_literal_leading_dot: false,
+};
 
 /// The operator's choice of interfaces.
 #[derive(Clone, Debug)]
@@ -37,20 +40,27 @@ impl IfaceSelector {
     /// Builds the selector from the `--iface` values, the `--exclude` values and `--all`. An
     /// empty value, a malformed glob, an exact name longer than any interface name, or neither
     /// `--iface` nor `--all` is a usage error naming the flag and the value.
-    pub fn new(ifaces: &[String], excludes: &[String], all: bool) -> Result<IfaceSelector, UsageError> {
+    pub fn new(
+        ifaces: &[String],
+        excludes: &[String],
+        all: bool,
+    ) -> Result<IfaceSelector, UsageError> {
         if ifaces.is_empty() && !all {
             return Err(UsageError(
-                "watch needs --iface NAME_OR_GLOB or --all to know which interfaces to observe".into(),
+                "watch needs --iface NAME_OR_GLOB or --all to know which interfaces to observe"
+                    .into(),
             ));
         }
         let include = ifaces.iter().map(|value| parse("iface", value)).collect::<Result<_, _>>()?;
-        let exclude = excludes.iter().map(|value| parse("exclude", value)).collect::<Result<_, _>>()?;
+        let exclude =
+            excludes.iter().map(|value| parse("exclude", value)).collect::<Result<_, _>>()?;
         Ok(IfaceSelector { include, exclude, all })
     }
 
     /// Whether `link` is to be watched.
     pub fn selects(&self, link: &LinkInfo) -> bool {
-        let matches = |patterns: &[Pattern]| patterns.iter().any(|p| p.matches_with(&link.name, NAME_MATCH));
+        let matches =
+            |patterns: &[Pattern]| patterns.iter().any(|p| p.matches_with(&link.name, NAME_MATCH));
         let included = (self.all && !link.loopback) || matches(&self.include);
         included && !matches(&self.exclude)
     }
@@ -68,14 +78,17 @@ fn is_exact(value: &str) -> bool {
 
 fn parse(flag: &str, value: &str) -> Result<Pattern, UsageError> {
     if value.is_empty() {
-        return Err(UsageError(format!("--{flag} needs an interface name or glob, not an empty value")));
+        return Err(UsageError(format!(
+            "--{flag} needs an interface name or glob, not an empty value"
+        )));
     }
     if is_exact(value) && value.len() > MAX_NAME_BYTES {
         return Err(UsageError(format!(
             "--{flag} {value:?} can never match: interface names are at most {MAX_NAME_BYTES} bytes long"
         )));
     }
-    Pattern::new(value).map_err(|err| UsageError(format!("--{flag} {value:?} is not a valid glob: {}", err.msg)))
+    Pattern::new(value)
+        .map_err(|err| UsageError(format!("--{flag} {value:?} is not a valid glob: {}", err.msg)))
 }
 
 #[cfg(test)]
@@ -104,7 +117,8 @@ mod tests {
         names.iter().copied().filter(|name| selector.selects(&link(name))).collect()
     }
 
-    const NAMES: &[&str] = &["eth0", "eth1", "eth10", "enp3s0", "bond0", "bond0.100", "bond0.200", "veth1a2b", "lo"];
+    const NAMES: &[&str] =
+        &["eth0", "eth1", "eth10", "enp3s0", "bond0", "bond0.100", "bond0.200", "veth1a2b", "lo"];
 
     #[test]
     fn exact_names_match_only_themselves() {
@@ -117,7 +131,10 @@ mod tests {
     fn globs_match_whole_names() {
         assert_eq!(selected(&selector(&["eth*"], &[], false), NAMES), ["eth0", "eth1", "eth10"]);
         assert_eq!(selected(&selector(&["en*"], &[], false), NAMES), ["enp3s0"]);
-        assert_eq!(selected(&selector(&["bond0.*"], &[], false), NAMES), ["bond0.100", "bond0.200"]);
+        assert_eq!(
+            selected(&selector(&["bond0.*"], &[], false), NAMES),
+            ["bond0.100", "bond0.200"]
+        );
         assert_eq!(selected(&selector(&["eth?"], &[], false), NAMES), ["eth0", "eth1"]);
         assert_eq!(selected(&selector(&["eth[!0]"], &[], false), NAMES), ["eth1"]);
         // A glob is anchored at both ends: "th*" is not a substring search.
@@ -159,7 +176,10 @@ mod tests {
 
     #[test]
     fn bad_values_are_usage_errors_naming_flag_and_value() {
-        assert_eq!(usage_error(&[""], &[], false), "--iface needs an interface name or glob, not an empty value");
+        assert_eq!(
+            usage_error(&[""], &[], false),
+            "--iface needs an interface name or glob, not an empty value"
+        );
         assert_eq!(
             usage_error(&["eth0"], &[""], false),
             "--exclude needs an interface name or glob, not an empty value"

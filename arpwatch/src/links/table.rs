@@ -109,8 +109,10 @@ pub(crate) struct LinkTable {
 impl LinkTable {
     /// The table as a dump of every link describes it.
     pub(crate) fn new(dump: Vec<LinkInfo>) -> LinkTable {
-        let mut table =
-            LinkTable { links: dump.into_iter().map(|link| (link.ifindex, link)).collect(), ..Default::default() };
+        let mut table = LinkTable {
+            links: dump.into_iter().map(|link| (link.ifindex, link)).collect(),
+            ..Default::default()
+        };
         table.rebuild_local_macs();
         table
     }
@@ -132,7 +134,9 @@ impl LinkTable {
     pub(crate) fn apply(&mut self, message: &RouteNetlinkMessage) -> Option<LinkChange> {
         match message {
             RouteNetlinkMessage::NewLink(link) => self.update(LinkInfo::from_message(link)?),
-            RouteNetlinkMessage::DelLink(link) => self.remove(LinkInfo::from_message(link)?.ifindex),
+            RouteNetlinkMessage::DelLink(link) => {
+                self.remove(LinkInfo::from_message(link)?.ifindex)
+            }
             _ => None,
         }
     }
@@ -175,9 +179,12 @@ impl LinkTable {
     /// were being lost shows here as a rename, or as nothing if it kept its name. The kernel hands
     /// out ifindexes cyclically, so only an explicitly chosen index is reused that soon.
     pub(crate) fn resync(&mut self, dump: Vec<LinkInfo>) -> Vec<LinkChange> {
-        let fresh: BTreeMap<u32, LinkInfo> = dump.into_iter().map(|link| (link.ifindex, link)).collect();
-        let vanished: Vec<u32> = self.links.keys().filter(|ifindex| !fresh.contains_key(ifindex)).copied().collect();
-        let mut changes: Vec<LinkChange> = vanished.into_iter().filter_map(|ifindex| self.remove(ifindex)).collect();
+        let fresh: BTreeMap<u32, LinkInfo> =
+            dump.into_iter().map(|link| (link.ifindex, link)).collect();
+        let vanished: Vec<u32> =
+            self.links.keys().filter(|ifindex| !fresh.contains_key(ifindex)).copied().collect();
+        let mut changes: Vec<LinkChange> =
+            vanished.into_iter().filter_map(|ifindex| self.remove(ifindex)).collect();
         changes.extend(fresh.into_values().filter_map(|link| self.update(link)));
         changes
     }
@@ -233,7 +240,10 @@ mod tests {
         let lo = LinkInfo { up: true, loopback: true, ..link(1, "lo", Some([0; 6])) };
         assert_eq!(LinkInfo::from_message(&message(AddressFamily::Unspec, &lo)), Some(lo));
         let eth = link(2, "eth0", mac(1));
-        assert_eq!(LinkInfo::from_message(&message(AddressFamily::Unspec, &eth)), Some(eth.clone()));
+        assert_eq!(
+            LinkInfo::from_message(&message(AddressFamily::Unspec, &eth)),
+            Some(eth.clone())
+        );
 
         // An address that is not six bytes (a tunnel's IPv4 endpoint, say) is no MAC.
         let mut tunnel = message(AddressFamily::Unspec, &link(3, "ipip0", None));
@@ -249,7 +259,12 @@ mod tests {
     #[test]
     fn a_dump_fills_the_table_and_the_local_macs() {
         let lo = LinkInfo { loopback: true, ..link(1, "lo", Some([0; 6])) };
-        let table = LinkTable::new(vec![lo, link(2, "eth0", mac(1)), link(5, "br0", mac(1)), link(9, "wg0", None)]);
+        let table = LinkTable::new(vec![
+            lo,
+            link(2, "eth0", mac(1)),
+            link(5, "br0", mac(1)),
+            link(9, "wg0", None),
+        ]);
         assert_eq!(table.links().map(|l| l.ifindex).collect::<Vec<_>>(), [1, 2, 5, 9]);
         assert_eq!(table.get(5).unwrap().name, "br0");
         let macs = table.local_macs();
@@ -308,9 +323,16 @@ mod tests {
         assert!(table.get(7).is_none());
         assert!(!table.local_macs().is_local(&mac(7).unwrap()));
         let reuse = link(7, "other", mac(9));
-        assert_eq!(table.apply(&new_link(&reuse)), Some(LinkChange::Added(reuse)), "never a rename");
+        assert_eq!(
+            table.apply(&new_link(&reuse)),
+            Some(LinkChange::Added(reuse)),
+            "never a rename"
+        );
         // The same name on the same ifindex after a removal is a new link too.
-        assert_eq!(table.apply(&del_link(&table.get(7).unwrap().clone())), Some(removed(7, "other")));
+        assert_eq!(
+            table.apply(&del_link(&table.get(7).unwrap().clone())),
+            Some(removed(7, "other"))
+        );
         assert_eq!(table.apply(&new_link(&old)), Some(LinkChange::Added(old)));
     }
 
@@ -329,7 +351,8 @@ mod tests {
         assert_eq!(table.apply(&joined), None);
         assert_eq!(table.apply(&left), None, "leaving a bridge is not a deletion");
         assert_eq!(table.get(7), Some(&port));
-        let unknown = RouteNetlinkMessage::NewLink(message(AddressFamily::Bridge, &link(8, "veth1", None)));
+        let unknown =
+            RouteNetlinkMessage::NewLink(message(AddressFamily::Bridge, &link(8, "veth1", None)));
         assert_eq!(table.apply(&unknown), None);
         assert!(table.get(8).is_none());
     }
@@ -352,7 +375,11 @@ mod tests {
             table.resync(dump.clone()),
             [
                 removed(3, "eth0"),
-                LinkChange::Renamed { ifindex: 6, old: "gone".into(), new: link(6, "kept", mac(6)) },
+                LinkChange::Renamed {
+                    ifindex: 6,
+                    old: "gone".into(),
+                    new: link(6, "kept", mac(6))
+                },
                 LinkChange::Added(link(9, "eth0", mac(9))),
             ]
         );

@@ -50,8 +50,9 @@ impl LinkWatcher {
     /// `ip netns exec` chose). Must run inside a tokio runtime, which runs the socket's task.
     pub async fn start() -> Result<LinkWatcher> {
         // Subscribing first: a link created between the dump and the subscription would be missed.
-        let (connection, handle, notifications) = rtnetlink::new_multicast_connection(&[MulticastGroup::Link])
-            .context("could not open an rtnetlink socket to follow network interfaces")?;
+        let (connection, handle, notifications) =
+            rtnetlink::new_multicast_connection(&[MulticastGroup::Link])
+                .context("could not open an rtnetlink socket to follow network interfaces")?;
         let connection = tokio::spawn(connection);
         let mut watcher = LinkWatcher {
             handle,
@@ -101,12 +102,13 @@ impl LinkWatcher {
                 self.resync().await?;
                 continue;
             }
-            let (message, _) =
-                self.notifications.next().await.ok_or_else(|| {
-                    anyhow!("the rtnetlink socket closed: network interfaces can no longer be followed")
-                })?;
+            let (message, _) = self.notifications.next().await.ok_or_else(|| {
+                anyhow!("the rtnetlink socket closed: network interfaces can no longer be followed")
+            })?;
             match message.payload {
-                NetlinkPayload::InnerMessage(message) => self.pending.extend(self.table.apply(&message)),
+                NetlinkPayload::InnerMessage(message) => {
+                    self.pending.extend(self.table.apply(&message))
+                }
                 NetlinkPayload::Overrun(_) => {
                     log::warn!("link notifications were lost (netlink socket buffer overrun); listing the links again");
                     self.resync_due = true;

@@ -20,7 +20,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::sync::Semaphore;
 
 use super::{Exporter, CONTENT_TYPE as METRICS_CONTENT_TYPE};
-use crate::observation::Timestamp;
+use arpwatch_core::observation::Timestamp;
 
 /// Connections served at once; Prometheus and the kubelet's probes need a handful.
 const MAX_CONNECTIONS: usize = 16;
@@ -38,10 +38,7 @@ impl MetricsServer {
         let listener = std::net::TcpListener::bind(addr)?;
         listener.set_nonblocking(true)?;
         let local_addr = listener.local_addr()?;
-        Ok(MetricsServer {
-            listener,
-            local_addr,
-        })
+        Ok(MetricsServer { listener, local_addr })
     }
 
     /// The address actually bound (the port the kernel chose for port 0).
@@ -55,11 +52,7 @@ impl MetricsServer {
         let listener = tokio::net::TcpListener::from_std(self.listener)?;
         let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
         loop {
-            let slot = slots
-                .clone()
-                .acquire_owned()
-                .await
-                .expect("the semaphore is never closed");
+            let slot = slots.clone().acquire_owned().await.expect("the semaphore is never closed");
             let stream = match listener.accept().await {
                 Ok((stream, _)) => stream,
                 Err(err) => {
@@ -93,16 +86,11 @@ impl MetricsServer {
 fn respond(exporter: &Exporter, request: &Request<Incoming>) -> Response<Full<Bytes>> {
     let path = request.uri().path();
     if !matches!(path, "/metrics" | "/healthz" | "/readyz") {
-        return text(
-            StatusCode::NOT_FOUND,
-            "not found: try /metrics, /healthz or /readyz\n",
-        );
+        return text(StatusCode::NOT_FOUND, "not found: try /metrics, /healthz or /readyz\n");
     }
     if request.method() != Method::GET && request.method() != Method::HEAD {
         let mut response = text(StatusCode::METHOD_NOT_ALLOWED, "only GET and HEAD\n");
-        response
-            .headers_mut()
-            .insert(ALLOW, HeaderValue::from_static("GET, HEAD"));
+        response.headers_mut().insert(ALLOW, HeaderValue::from_static("GET, HEAD"));
         return response;
     }
     match path {
@@ -116,10 +104,7 @@ fn respond(exporter: &Exporter, request: &Request<Incoming>) -> Response<Full<By
         "/healthz" => text(StatusCode::OK, "ok\n"),
         _ => match exporter.readiness(wall_clock_now()) {
             Ok(()) => text(StatusCode::OK, "ready\n"),
-            Err(reason) => text(
-                StatusCode::SERVICE_UNAVAILABLE,
-                format!("not ready: {reason}\n"),
-            ),
+            Err(reason) => text(StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {reason}\n")),
         },
     }
 }
@@ -127,16 +112,13 @@ fn respond(exporter: &Exporter, request: &Request<Incoming>) -> Response<Full<By
 fn text(status: StatusCode, body: impl Into<Bytes>) -> Response<Full<Bytes>> {
     let mut response = Response::new(Full::new(body.into()));
     *response.status_mut() = status;
-    response.headers_mut().insert(
-        CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
     response
 }
 
 fn wall_clock_now() -> Timestamp {
-    let since_epoch = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default();
+    let since_epoch = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
     Timestamp::from_nanos(u64::try_from(since_epoch.as_nanos()).unwrap_or(u64::MAX))
 }

@@ -28,11 +28,11 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::info::Info;
 use prometheus_client::registry::Registry;
 
-use crate::config::Config;
-use crate::engine::EngineStats;
-use crate::event::{Event, EventKind};
 use crate::kernel::CounterTotals;
-use crate::observation::{ArpOp, Direction, Observation, Timestamp};
+use arpwatch_core::config::Config;
+use arpwatch_core::engine::EngineStats;
+use arpwatch_core::event::{Event, EventKind};
+use arpwatch_core::observation::{ArpOp, Direction, Observation, Timestamp};
 
 pub use http::MetricsServer;
 
@@ -194,9 +194,7 @@ impl Metrics {
 
     /// The read side, for [`MetricsServer::run`].
     pub fn exporter(&self) -> Exporter {
-        Exporter {
-            shared: self.shared.clone(),
-        }
+        Exporter { shared: self.shared.clone() }
     }
 
     /// Counts one observation (every observation the pipeline sees, raw mode included).
@@ -263,9 +261,7 @@ impl Metrics {
 
     /// How many interfaces have the XDP program attached right now.
     pub fn set_attached(&self, interfaces: usize) {
-        self.shared
-            .attached
-            .set(i64::try_from(interfaces).unwrap_or(i64::MAX));
+        self.shared.attached.set(i64::try_from(interfaces).unwrap_or(i64::MAX));
     }
 
     /// User space emptied the ring buffer at `now` (wall-clock time).

@@ -21,16 +21,13 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
-use crate::config::EngineConfig;
-use crate::event::{ConditionState, Event, EventKind};
-use crate::observation::{ArpOp, Direction, MacAddr, Observation, Timestamp};
+use arpwatch_core::config::EngineConfig;
+use arpwatch_core::event::{ConditionState, Event, EventKind};
+use arpwatch_core::observation::{ArpOp, Direction, MacAddr, Observation, Timestamp};
 
 /// The lasting conditions exported per pool IP, in the order of [`IpSeries::conditions`].
-const CONDITIONS: [EventKind; 3] = [
-    EventKind::MultiResponder,
-    EventKind::Flapping,
-    EventKind::Unanswered,
-];
+const CONDITIONS: [EventKind; 3] =
+    [EventKind::MultiResponder, EventKind::Flapping, EventKind::Unanswered];
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct IpLabels {
@@ -205,9 +202,7 @@ fn series<'a>(
     max_ips: usize,
     ip: Ipv4Addr,
 ) -> Option<&'a mut IpSeries> {
-    let pool = pools
-        .iter_mut()
-        .find(|p| p.cidrs.iter().any(|net| net.contains(&ip)))?;
+    let pool = pools.iter_mut().find(|p| p.cidrs.iter().any(|net| net.contains(&ip)))?;
     let under_cap = pool.ips.len() < max_ips;
     match pool.ips.entry(ip) {
         Entry::Occupied(e) => Some(e.into_mut()),
@@ -221,10 +216,7 @@ fn series<'a>(
 
 impl IpSeries {
     fn new(pool: &str, ip: Ipv4Addr, families: &Families) -> Self {
-        let labels = IpLabels {
-            pool: pool.to_owned(),
-            ip: ip.to_string(),
-        };
+        let labels = IpLabels { pool: pool.to_owned(), ip: ip.to_string() };
         let conditions = CONDITIONS.map(|kind| {
             families.conditions.get_or_create_owned(&ConditionLabels {
                 pool: labels.pool.clone(),
@@ -254,10 +246,8 @@ impl IpSeries {
     }
 
     fn expire(&mut self, now: Timestamp, window: Duration) {
-        self.claims
-            .retain(|c| now.saturating_since(c.last) <= window);
-        self.claimants
-            .set(i64::try_from(self.claims.len()).unwrap_or(i64::MAX));
+        self.claims.retain(|c| now.saturating_since(c.last) <= window);
+        self.claimants.set(i64::try_from(self.claims.len()).unwrap_or(i64::MAX));
     }
 
     fn local_reply(&mut self, iface: &Arc<str>, family: &Family<ReplyLabels, Counter>) {

@@ -12,8 +12,8 @@ use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::MetricType;
 
-use crate::engine::{EngineStats, Evictions};
 use crate::kernel::CounterTotals;
+use arpwatch_core::engine::{EngineStats, Evictions};
 
 /// Name (without `_total`) and help of the metric exporting one kernel counter. The match is
 /// exhaustive on purpose: a counter added to the kernel (e.g. suppressed duplicates) does not
@@ -43,10 +43,8 @@ fn kernel_metric(counter: Counter) -> (&'static str, &'static str) {
     }
 }
 
-const DIRECTIONS: [(&str, u8); 2] = [
-    ("ingress", direction::INGRESS),
-    ("egress", direction::EGRESS),
-];
+const DIRECTIONS: [(&str, u8); 2] =
+    [("ingress", direction::INGRESS), ("egress", direction::EGRESS)];
 
 /// What the engine reports about its size.
 #[derive(Clone, Debug)]
@@ -117,14 +115,8 @@ impl Collector for Readings {
             }
 
             // Destructured so that a new kind of eviction cannot be left out.
-            let Evictions {
-                ips,
-                macs,
-                senders,
-                interfaces,
-                pending_requests,
-                conditions,
-            } = engine.evictions;
+            let Evictions { ips, macs, senders, interfaces, pending_requests, conditions } =
+                engine.evictions;
             let mut metric = encoder.encode_descriptor(
                 "arpwatch_evictions",
                 "Engine state dropped because a cap was reached, per kind of state.",

@@ -3,10 +3,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::*;
-use crate::config::Config;
-use crate::engine::Evictions;
-use crate::event::ConditionState;
-use crate::observation::{MacAddr, VlanTags};
+use arpwatch_core::config::Config;
+use arpwatch_core::engine::Evictions;
+use arpwatch_core::event::ConditionState;
+use arpwatch_core::observation::{MacAddr, VlanTags};
 
 const POOL_CONFIG: &str = r#"
 [[pools]]
@@ -17,10 +17,7 @@ concurrency_window = "10s"
 "#;
 
 fn metrics(config: &str) -> Metrics {
-    Metrics::new(
-        &Config::from_toml(config).unwrap(),
-        &MetricsOptions::default(),
-    )
+    Metrics::new(&Config::from_toml(config).unwrap(), &MetricsOptions::default())
 }
 
 fn mac(last: u8) -> MacAddr {
@@ -94,31 +91,13 @@ fn frames_are_counted_per_interface_direction_and_op() {
 
     let text = m.encode();
     let frames = |labels: &str| value(&text, &format!("arpwatch_arp_frames_total{{{labels}}}"));
-    assert_eq!(
-        frames(r#"iface="eth0",direction="ingress",op="request""#),
-        Some(4.0)
-    );
-    assert_eq!(
-        frames(r#"iface="eth0",direction="ingress",op="reply""#),
-        Some(0.0)
-    );
-    assert_eq!(
-        frames(r#"iface="eth0",direction="egress",op="reply""#),
-        Some(1.0)
-    );
-    assert_eq!(
-        frames(r#"iface="eth1",direction="ingress",op="reply""#),
-        Some(1.0)
-    );
+    assert_eq!(frames(r#"iface="eth0",direction="ingress",op="request""#), Some(4.0));
+    assert_eq!(frames(r#"iface="eth0",direction="ingress",op="reply""#), Some(0.0));
+    assert_eq!(frames(r#"iface="eth0",direction="egress",op="reply""#), Some(1.0));
+    assert_eq!(frames(r#"iface="eth1",direction="ingress",op="reply""#), Some(1.0));
     assert!(text.ends_with("# EOF\n"), "{text}");
     assert_eq!(
-        value(
-            &text,
-            &format!(
-                "arpwatch_build_info{{version=\"{}\"}}",
-                env!("CARGO_PKG_VERSION")
-            )
-        ),
+        value(&text, &format!("arpwatch_build_info{{version=\"{}\"}}", env!("CARGO_PKG_VERSION"))),
         Some(1.0)
     );
 }
@@ -147,29 +126,15 @@ fn every_event_kind_is_exported_from_the_start_and_counted() {
         assert_eq!(value(&text, &series), Some(0.0), "{series}");
     }
     m.event(&Event::new(EventKind::NewBinding, at(0), VIP, "n".into()));
-    m.event(&condition_event(
-        EventKind::Storm,
-        Ipv4Addr::UNSPECIFIED,
-        ConditionState::Start,
-    ));
-    m.event(&condition_event(
-        EventKind::Storm,
-        Ipv4Addr::UNSPECIFIED,
-        ConditionState::End,
-    ));
+    m.event(&condition_event(EventKind::Storm, Ipv4Addr::UNSPECIFIED, ConditionState::Start));
+    m.event(&condition_event(EventKind::Storm, Ipv4Addr::UNSPECIFIED, ConditionState::End));
     let text = m.encode();
     assert_eq!(
-        value(
-            &text,
-            r#"arpwatch_events_total{event="new_binding",severity="info"}"#
-        ),
+        value(&text, r#"arpwatch_events_total{event="new_binding",severity="info"}"#),
         Some(1.0)
     );
     assert_eq!(
-        value(
-            &text,
-            r#"arpwatch_events_total{event="storm",severity="warning"}"#
-        ),
+        value(&text, r#"arpwatch_events_total{event="storm",severity="warning"}"#),
         Some(2.0)
     );
 }
@@ -211,10 +176,7 @@ fn claimants_are_capped_at_max_macs_per_ip() {
         m.observe(&reply(&eth0, at(0), VIP, mac(last)));
     }
     assert_eq!(
-        value(
-            &m.encode(),
-            r#"arpwatch_pool_ip_claimants{pool="vips",ip="192.0.2.240"}"#
-        ),
+        value(&m.encode(), r#"arpwatch_pool_ip_claimants{pool="vips",ip="192.0.2.240"}"#),
         Some(4.0)
     );
 }
@@ -261,10 +223,7 @@ fn owner_changes_and_conditions_follow_the_events_of_pool_ips() {
     };
     let text = m.encode();
     assert_eq!(
-        value(
-            &text,
-            r#"arpwatch_pool_ip_owner_changes_total{pool="vips",ip="192.0.2.240"}"#
-        ),
+        value(&text, r#"arpwatch_pool_ip_owner_changes_total{pool="vips",ip="192.0.2.240"}"#),
         Some(2.0)
     );
     assert!(!text.contains("198.51.100.1"), "{text}");
@@ -272,33 +231,16 @@ fn owner_changes_and_conditions_follow_the_events_of_pool_ips() {
         assert_eq!(value(&text, &series(condition)), Some(0.0));
     }
 
-    let kinds = [
-        EventKind::MultiResponder,
-        EventKind::Flapping,
-        EventKind::Unanswered,
-    ];
+    let kinds = [EventKind::MultiResponder, EventKind::Flapping, EventKind::Unanswered];
     for kind in kinds {
         m.event(&condition_event(kind, VIP, ConditionState::Start));
     }
-    m.event(&condition_event(
-        EventKind::Flapping,
-        VIP,
-        ConditionState::Ongoing,
-    ));
+    m.event(&condition_event(EventKind::Flapping, VIP, ConditionState::Ongoing));
     let text = m.encode();
     for kind in kinds {
-        assert_eq!(
-            value(&text, &series(kind.as_str())),
-            Some(1.0),
-            "{}",
-            kind.as_str()
-        );
+        assert_eq!(value(&text, &series(kind.as_str())), Some(1.0), "{}", kind.as_str());
     }
-    m.event(&condition_event(
-        EventKind::MultiResponder,
-        VIP,
-        ConditionState::End,
-    ));
+    m.event(&condition_event(EventKind::MultiResponder, VIP, ConditionState::End));
     let text = m.encode();
     assert_eq!(value(&text, &series("multi_responder")), Some(0.0));
     assert_eq!(value(&text, &series("flapping")), Some(1.0));
@@ -310,10 +252,7 @@ fn pool_ip_series_are_capped_per_pool_and_drops_counted() {
         "[[pools]]\nname = \"big\"\ncidrs = [\"10.0.0.0/16\"]\n[[pools]]\nname = \"small\"\ncidrs = [\"192.0.2.240/28\"]\n",
     )
     .unwrap();
-    let options = MetricsOptions {
-        max_ips_per_pool: 10,
-        ..MetricsOptions::default()
-    };
+    let options = MetricsOptions { max_ips_per_pool: 10, ..MetricsOptions::default() };
     let mut m = Metrics::new(&config, &options);
     let eth0: Arc<str> = "eth0".into();
     for i in 0..100u16 {
@@ -330,17 +269,11 @@ fn pool_ip_series_are_capped_per_pool_and_drops_counted() {
     };
     assert_eq!(claimant_series("big"), 10);
     assert_eq!(claimant_series("small"), 1);
-    assert_eq!(
-        value(&text, "arpwatch_pool_ip_series_dropped_total"),
-        Some(90.0)
-    );
+    assert_eq!(value(&text, "arpwatch_pool_ip_series_dropped_total"), Some(90.0));
     // The IPs that have series keep being updated.
     m.observe(&reply(&eth0, at(1), Ipv4Addr::new(10, 0, 0, 0), mac(2)));
     assert_eq!(
-        value(
-            &m.encode(),
-            r#"arpwatch_pool_ip_claimants{pool="big",ip="10.0.0.0"}"#
-        ),
+        value(&m.encode(), r#"arpwatch_pool_ip_claimants{pool="big",ip="10.0.0.0"}"#),
         Some(2.0)
     );
 }
@@ -379,10 +312,7 @@ fn readings_appear_once_read_and_cover_every_direction_and_eviction_kind() {
             assert_eq!(value(&text, &series), Some(0.0), "{series}");
         }
     }
-    assert!(
-        text.contains("# TYPE arpwatch_ring_full_drops counter\n"),
-        "{text}"
-    );
+    assert!(text.contains("# TYPE arpwatch_ring_full_drops counter\n"), "{text}");
     assert_eq!(value(&text, "arpwatch_tracked_ips"), Some(7.0));
     assert_eq!(value(&text, "arpwatch_tracked_macs"), Some(9.0));
     for (kind, n) in [
@@ -410,10 +340,7 @@ fn readiness_needs_an_attached_program_and_a_recent_drain() {
     m.drained(at(100));
     assert_eq!(m.readiness(at(100).saturating_add(staleness)), Ok(()));
     let err = m.readiness(at(101).saturating_add(staleness)).unwrap_err();
-    assert!(
-        err.contains("last drained 11.0 s ago (limit 10.0 s)"),
-        "{err}"
-    );
+    assert!(err.contains("last drained 11.0 s ago (limit 10.0 s)"), "{err}");
     assert!(!err.contains('\n'));
     m.set_attached(0);
     assert!(m.readiness(at(100)).is_err());

@@ -46,11 +46,7 @@ fn main() {
                 }
             }
         }
-        let stem = path
-            .file_stem()
-            .unwrap_or_default()
-            .to_string_lossy()
-            .into_owned();
+        let stem = path.file_stem().unwrap_or_default().to_string_lossy().into_owned();
         for (i, frame) in frames.iter().enumerate() {
             std::fs::write(out.join(format!("{stem}-{i}")), frame).expect("write a seed");
             written += 1;

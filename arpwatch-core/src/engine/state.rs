@@ -242,10 +242,7 @@ impl IpState {
         if self.owner == Some(mac) {
             return None;
         }
-        self.bindings
-            .iter()
-            .filter(|b| b.mac != mac)
-            .max_by_key(|b| b.last_seen)
+        self.bindings.iter().filter(|b| b.mac != mac).max_by_key(|b| b.last_seen)
     }
 }
 
@@ -301,10 +298,7 @@ impl RateMeter {
             self.current = 0;
         }
         self.current += frames;
-        let into = ts
-            .as_nanos()
-            .saturating_sub(self.bucket_start.as_nanos())
-            .min(SECOND_NS);
+        let into = ts.as_nanos().saturating_sub(self.bucket_start.as_nanos()).min(SECOND_NS);
         self.current + self.previous * (SECOND_NS - into) / SECOND_NS
     }
 }
@@ -362,11 +356,7 @@ impl PoolRule {
                 .iter()
                 .map(|n| (u32::from(n.network()), u32::from(n.netmask())))
                 .collect(),
-            interfaces: pool
-                .interfaces
-                .iter()
-                .map(|s| Arc::from(s.as_str()))
-                .collect(),
+            interfaces: pool.interfaces.iter().map(|s| Arc::from(s.as_str())).collect(),
             macs: pool.macs.clone(),
         }
     }
@@ -419,10 +409,7 @@ mod tests {
         }
         assert_eq!(last, 100);
         // Half a second into the next bucket, half of the previous second still counts.
-        assert_eq!(
-            meter.record(Timestamp::from_nanos(11 * SECOND_NS + SECOND_NS / 2), 1),
-            51
-        );
+        assert_eq!(meter.record(Timestamp::from_nanos(11 * SECOND_NS + SECOND_NS / 2), 1), 51);
         // After two idle seconds the history is gone.
         assert_eq!(meter.record(Timestamp::from_nanos(14 * SECOND_NS), 1), 1);
     }

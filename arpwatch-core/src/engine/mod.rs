@@ -237,20 +237,9 @@ impl Engine {
         }
         let count = if active { pending.count } else { streak };
         let owner = st.owner;
-        let pool = self
-            .pools
-            .iter()
-            .find(|p| p.contains(ip))
-            .map(|p| p.name.clone());
+        let pool = self.pools.iter().find(|p| p.contains(ip)).map(|p| p.name.clone());
         self.conditions.evidence(
-            Evidence {
-                key,
-                kind: EventKind::Unanswered,
-                ip,
-                ts: deadline,
-                count,
-                macs: &[],
-            },
+            Evidence { key, kind: EventKind::Unanswered, ip, ts: deadline, count, macs: &[] },
             self.thresholds.report_interval,
             |e| {
                 e.mac = owner;
@@ -271,10 +260,7 @@ impl Engine {
         if !self.ifaces.contains(&*obs.iface) {
             let id = self.next_iface_id;
             self.next_iface_id = self.next_iface_id.wrapping_add(1);
-            let fresh = IfaceState {
-                id,
-                rate: Default::default(),
-            };
+            let fresh = IfaceState { id, rate: Default::default() };
             if self.ifaces.push(obs.iface.clone(), fresh).is_some() {
                 self.stats.evictions.interfaces += 1;
             }
@@ -351,11 +337,7 @@ impl Engine {
         let Some(count) = sender.mismatch.admit(ts, interval) else {
             return;
         };
-        let ip = if obs.spa.is_unspecified() {
-            obs.tpa
-        } else {
-            obs.spa
-        };
+        let ip = if obs.spa.is_unspecified() { obs.tpa } else { obs.spa };
         let mut e = self.frame_event(EventKind::SenderMismatch, ts, ip, obs);
         e.mac = Some(obs.sha);
         e.eth_src = Some(obs.eth_src);
@@ -388,11 +370,7 @@ impl Engine {
             .peek(&obs.tpa)
             .and_then(|st| st.holder_other_than(obs.sha))
             .map(|b| (b.mac, b.last_seen));
-        let kind = if holder.is_some() {
-            EventKind::ProbeConflict
-        } else {
-            EventKind::Probe
-        };
+        let kind = if holder.is_some() { EventKind::ProbeConflict } else { EventKind::Probe };
         let mut e = self.frame_event(kind, ts, obs.tpa, obs);
         e.mac = Some(obs.sha);
         if let Some((mac, last_seen)) = holder {
@@ -460,10 +438,8 @@ impl Engine {
 
         // Strong form first: whether this reply follows another MAC's reply to the same
         // requester decides whether it can take the IP over.
-        let reply_to = (kind == ClaimKind::Reply).then_some(Requester {
-            mac: obs.tha,
-            ip: obs.tpa,
-        });
+        let reply_to =
+            (kind == ClaimKind::Reply).then_some(Requester { mac: obs.tha, ip: obs.tpa });
         let t = &self.thresholds;
         self.scratch_macs.clear();
         if let Some(requester) = reply_to {
@@ -491,11 +467,7 @@ impl Engine {
             out.push(e);
             let key = ConditionKey::Flapping(ip);
             if change.flapping || self.conditions.is_active(&key) {
-                let count = if self.conditions.is_active(&key) {
-                    1
-                } else {
-                    change.recent_changes
-                };
+                let count = if self.conditions.is_active(&key) { 1 } else { change.recent_changes };
                 self.conditions.evidence(
                     Evidence {
                         key,
@@ -611,22 +583,12 @@ impl Engine {
             return;
         };
         let window = self.thresholds.concurrency_window;
-        claims
-            .ifaces
-            .retain(|c| ts.saturating_since(c.last) <= window);
-        if let Some(claim) = claims
-            .ifaces
-            .iter_mut()
-            .find(|c| *c.iface == *obs.iface)
-        {
+        claims.ifaces.retain(|c| ts.saturating_since(c.last) <= window);
+        if let Some(claim) = claims.ifaces.iter_mut().find(|c| *c.iface == *obs.iface) {
             claim.mac = obs.sha;
             claim.last = ts;
         } else if claims.ifaces.len() < MAX_EGRESS_IFACES {
-            claims.ifaces.push(EgressClaim {
-                iface: obs.iface.clone(),
-                mac: obs.sha,
-                last: ts,
-            });
+            claims.ifaces.push(EgressClaim { iface: obs.iface.clone(), mac: obs.sha, last: ts });
         }
         if claims.ifaces.len() < 2 {
             claims.reported = 0;
@@ -648,11 +610,7 @@ impl Engine {
         e.ifaces = claims.ifaces.iter().map(|c| c.iface.clone()).collect();
         e.macs = claims.ifaces.iter().map(|c| c.mac).collect();
         e.count = Some(count);
-        e.pool = self
-            .pools
-            .iter()
-            .find(|p| p.contains(ip))
-            .map(|p| p.name.clone());
+        e.pool = self.pools.iter().find(|p| p.contains(ip)).map(|p| p.name.clone());
         out.push(e);
     }
 
@@ -673,10 +631,7 @@ impl Engine {
                 self.stats.tracked_macs -= evicted.bindings.len();
             }
         }
-        let requester = Requester {
-            mac: obs.sha,
-            ip: obs.spa,
-        };
+        let requester = Requester { mac: obs.sha, ip: obs.spa };
         if let Some(pending) = self.pending.peek_mut(&target) {
             pending.count += 1;
             pending.from_requester += u64::from(pending.requester == requester);

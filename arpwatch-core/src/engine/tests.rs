@@ -106,9 +106,7 @@ impl Harness {
         Self::with(EngineConfig::default())
     }
     fn with(config: EngineConfig) -> Self {
-        Harness {
-            engine: Engine::new(&config, "node-a"),
-        }
+        Harness { engine: Engine::new(&config, "node-a") }
     }
     fn feed(&mut self, frame: Frame) -> Vec<Event> {
         let mut out = Vec::new();
@@ -151,10 +149,7 @@ fn macs(list: &[&str]) -> Vec<MacAddr> {
 }
 
 fn pool_config(pool: Pool) -> EngineConfig {
-    EngineConfig {
-        pools: vec![pool],
-        ..EngineConfig::default()
-    }
+    EngineConfig { pools: vec![pool], ..EngineConfig::default() }
 }
 
 fn vip_pool() -> Pool {
@@ -196,10 +191,7 @@ fn announcements_and_probes_are_classified_per_frame() {
     assert_eq!(of(&events, EventKind::Probe).len(), 1);
     assert_eq!(of(&events, EventKind::Probe)[0].mac, Some(mac(A)));
     assert_eq!(of(&events, EventKind::Gratuitous).len(), 2);
-    assert_eq!(
-        of(&events, EventKind::NewBinding)[0].announced,
-        Some(Announced::Gratuitous)
-    );
+    assert_eq!(of(&events, EventKind::NewBinding)[0].announced, Some(Announced::Gratuitous));
     assert!(alarms(&events).is_empty());
 }
 
@@ -207,9 +199,7 @@ fn announcements_and_probes_are_classified_per_frame() {
 fn dhcp_probes_from_a_fresh_host_are_probes_only() {
     // RFC 5227: three probes a second apart, then two announcements two seconds apart.
     let mut h = Harness::new();
-    let mut frames: Vec<Frame> = (0..3)
-        .map(|i| frame(i as f64).probe(C, "192.0.2.50"))
-        .collect();
+    let mut frames: Vec<Frame> = (0..3).map(|i| frame(i as f64).probe(C, "192.0.2.50")).collect();
     frames.push(frame(3.0).announce(ArpOp::Request, C, "192.0.2.50"));
     frames.push(frame(5.0).announce(ArpOp::Request, C, "192.0.2.50"));
     let events = h.feed_all(frames);
@@ -227,15 +217,9 @@ fn probe_for_an_ip_bound_to_another_mac_is_a_conflict() {
     let e = &events[0];
     assert_eq!((e.mac, e.old_mac), (Some(mac(B)), Some(mac(A))));
     assert_eq!(e.last_seen, Some(at(0.0)));
-    assert!(
-        of(&events, EventKind::Probe).is_empty(),
-        "a conflicting probe is reported once"
-    );
+    assert!(of(&events, EventKind::Probe).is_empty(), "a conflicting probe is reported once");
     // The holder probing its own address again is no conflict.
-    assert_eq!(
-        alarms(&h.feed(frame(6.0).probe(A, VIP))),
-        Vec::<&str>::new()
-    );
+    assert_eq!(alarms(&h.feed(frame(6.0).probe(A, VIP))), Vec::<&str>::new());
 }
 
 #[test]
@@ -244,19 +228,12 @@ fn windows_hosts_probing_then_announcing_raise_no_conflict() {
     // with its new address between the second and third probe, then announces.
     const WIN: &str = "00:0c:29:61:f5:5f";
     const GW: &str = "00:50:56:c0:00:01";
-    let mut h = Harness::with(EngineConfig {
-        full_view: true,
-        ..EngineConfig::default()
-    });
+    let mut h = Harness::with(EngineConfig { full_view: true, ..EngineConfig::default() });
     let events = h.feed_all([
         frame(0.0).probe(WIN, "192.168.199.133"),
         frame(1.0).probe(WIN, "192.168.199.133"),
-        frame(1.256)
-            .request(WIN, "192.168.199.133")
-            .asking("192.168.199.1"),
-        frame(1.256)
-            .reply(GW, "192.168.199.1")
-            .to(WIN, "192.168.199.133"),
+        frame(1.256).request(WIN, "192.168.199.133").asking("192.168.199.1"),
+        frame(1.256).reply(GW, "192.168.199.1").to(WIN, "192.168.199.133"),
         frame(2.0).probe(WIN, "192.168.199.133"),
         frame(3.0).announce(ArpOp::Request, WIN, "192.168.199.133"),
     ]);
@@ -269,17 +246,12 @@ fn windows_hosts_probing_then_announcing_raise_no_conflict() {
 fn a_scanner_asking_for_its_own_ip_is_not_someone_elses_announcement() {
     // sgr_hs-arpScan.pcap: one MAC sweeps 10.0.0.0/24 from 10.0.0.128, including .128 itself.
     const SCANNER: &str = "00:0c:29:20:a8:7f";
-    let mut cfg = EngineConfig {
-        full_view: true,
-        ..EngineConfig::default()
-    };
+    let mut cfg = EngineConfig { full_view: true, ..EngineConfig::default() };
     cfg.thresholds.storm_rate_per_mac = 1_000; // the sweep's rate is tested with storms
     cfg.thresholds.storm_rate_per_iface = 1_000;
     let mut h = Harness::with(cfg);
     let frames = (0..=255u32).map(|i| {
-        frame(f64::from(i) * 0.002)
-            .request(SCANNER, "10.0.0.128")
-            .asking(&format!("10.0.0.{i}"))
+        frame(f64::from(i) * 0.002).request(SCANNER, "10.0.0.128").asking(&format!("10.0.0.{i}"))
     });
     let mut events = h.feed_all(frames);
     events.extend(h.tick(10.0));
@@ -288,10 +260,7 @@ fn a_scanner_asking_for_its_own_ip_is_not_someone_elses_announcement() {
     // SPA == TPA is by definition an announcement; it is the scanner's own address.
     let grat = of(&events, EventKind::Gratuitous);
     assert_eq!(grat.len(), 1);
-    assert_eq!(
-        (grat[0].ip, grat[0].mac),
-        (ip("10.0.0.128"), Some(mac(SCANNER)))
-    );
+    assert_eq!((grat[0].ip, grat[0].mac), (ip("10.0.0.128"), Some(mac(SCANNER))));
 }
 
 // ---------------------------------------------------------------- owner changes
@@ -312,21 +281,14 @@ fn owner_change_is_reported_on_the_new_owners_first_claim_with_the_gap() {
     assert_eq!(e.severity, crate::event::Severity::Warning);
 
     let events = h.feed(frame(30.0).reply(A, VIP).to(CLIENT, CLIENT_IP));
-    assert_eq!(
-        of(&events, EventKind::OwnerChange)[0].announced,
-        Some(Announced::Reply)
-    );
+    assert_eq!(of(&events, EventKind::OwnerChange)[0].announced, Some(Announced::Reply));
 }
 
 #[test]
 fn clean_handover_is_an_owner_change_and_never_a_multi_responder() {
     let mut h = Harness::new();
     let a = (0..10).map(|i| frame(f64::from(i)).reply(A, VIP).to(CLIENT, CLIENT_IP));
-    let b = (0..20).map(|i| {
-        frame(10.5 + f64::from(i))
-            .reply(B, VIP)
-            .to(CLIENT, CLIENT_IP)
-    });
+    let b = (0..20).map(|i| frame(10.5 + f64::from(i)).reply(B, VIP).to(CLIENT, CLIENT_IP));
     let mut events = h.feed_all(a.chain(b));
     events.extend(h.tick(100.0));
     assert_eq!(alarms(&events), ["owner_change"]);
@@ -356,11 +318,7 @@ fn kube_vip_leader_renewing_every_3s_gives_no_owner_change_after_the_first() {
     let mut h = Harness::new();
     let mut frames = vec![frame(0.0).announce(ArpOp::Request, A, VIP)];
     for i in 0..40 {
-        let op = if i % 2 == 0 {
-            ArpOp::Request
-        } else {
-            ArpOp::Reply
-        };
+        let op = if i % 2 == 0 { ArpOp::Request } else { ArpOp::Reply };
         frames.push(frame(10.0 + 3.0 * f64::from(i)).announce(op, B, VIP));
     }
     let mut events = h.feed_all(frames);
@@ -375,20 +333,11 @@ fn vrrp_and_hsrp_virtual_macs_moving_between_routers_are_benign() {
     const R2: &str = "02:00:00:00:01:02";
     let mut h = Harness::new();
     let mut events = h.feed_all([
-        frame(0.0)
-            .announce(ArpOp::Request, VRRP, "192.0.2.1")
-            .eth_src(R1),
-        frame(1.0)
-            .announce(ArpOp::Request, VRRP, "192.0.2.1")
-            .eth_src(R1),
+        frame(0.0).announce(ArpOp::Request, VRRP, "192.0.2.1").eth_src(R1),
+        frame(1.0).announce(ArpOp::Request, VRRP, "192.0.2.1").eth_src(R1),
         // Failover: the same virtual MAC, now sent by the other router.
-        frame(5.0)
-            .announce(ArpOp::Request, VRRP, "192.0.2.1")
-            .eth_src(R2),
-        frame(6.0)
-            .reply(VRRP, "192.0.2.1")
-            .to(CLIENT, CLIENT_IP)
-            .eth_src(R2),
+        frame(5.0).announce(ArpOp::Request, VRRP, "192.0.2.1").eth_src(R2),
+        frame(6.0).reply(VRRP, "192.0.2.1").to(CLIENT, CLIENT_IP).eth_src(R2),
     ]);
     // packetlife_gratuitous_arp_hsrp.pcap: HSRP announces every 3 s to broadcast and multicast.
     for i in 0..3 {
@@ -406,11 +355,7 @@ fn vrrp_and_hsrp_virtual_macs_moving_between_routers_are_benign() {
     let mut cfg = EngineConfig::default();
     cfg.exemptions.ha_mac_prefixes.clear();
     let mut h = Harness::with(cfg);
-    let events = h.feed(
-        frame(0.0)
-            .announce(ArpOp::Request, VRRP, "192.0.2.1")
-            .eth_src(R1),
-    );
+    let events = h.feed(frame(0.0).announce(ArpOp::Request, VRRP, "192.0.2.1").eth_src(R1));
     assert_eq!(alarms(&events), ["sender_mismatch"]);
 }
 
@@ -429,10 +374,7 @@ fn strong_multi_responder_is_reported_on_the_second_reply_and_grows_at_once() {
     assert_eq!(e.state, Some(ConditionState::Start));
     assert_eq!(e.macs, macs(&[A, B]));
     assert_eq!(e.form, Some(ResponderForm::Strong));
-    assert_eq!(
-        (e.requester_mac, e.requester_ip),
-        (Some(mac(CLIENT)), Some(ip(CLIENT_IP)))
-    );
+    assert_eq!((e.requester_mac, e.requester_ip), (Some(mac(CLIENT)), Some(ip(CLIENT_IP))));
     assert_eq!(e.iface.as_deref(), Some("eth0"));
     assert_eq!(e.severity, crate::event::Severity::Critical);
     // The requester keeps the first answer (ARP locktime): a late reply is no owner change.
@@ -451,9 +393,7 @@ fn replies_to_different_requesters_or_outside_the_reply_window_are_not_the_stron
     let mut h = Harness::new();
     let events = h.feed_all([
         frame(0.0).reply(A, VIP).to(CLIENT, CLIENT_IP),
-        frame(0.1)
-            .reply(B, VIP)
-            .to("02:00:00:00:00:98", "192.0.2.98"),
+        frame(0.1).reply(B, VIP).to("02:00:00:00:00:98", "192.0.2.98"),
     ]);
     assert!(of(&events, EventKind::MultiResponder).is_empty());
     let mut h = Harness::new();
@@ -485,10 +425,7 @@ fn sustained_multi_responder_needs_a_b_a_within_the_concurrency_window() {
         frame(4.0).announce(ArpOp::Reply, B, VIP),
         frame(10.5).announce(ArpOp::Reply, A, VIP),
     ]);
-    assert!(
-        of(&events, EventKind::MultiResponder).is_empty(),
-        "A's claims are 10.5 s apart"
-    );
+    assert!(of(&events, EventKind::MultiResponder).is_empty(), "A's claims are 10.5 s apart");
 }
 
 #[test]
@@ -504,11 +441,7 @@ fn arpspoof_gateway_oneway_capture() {
     const ATK: &str = "60:67:20:77:15:22";
     const GW: &str = "bc:d1:77:09:14:15";
     const VICTIM: &str = "00:1f:16:2d:98:49";
-    let spoof = |t: f64| {
-        frame(t)
-            .reply(ATK, "192.168.6.1")
-            .to(VICTIM, "192.168.6.117")
-    };
+    let spoof = |t: f64| frame(t).reply(ATK, "192.168.6.1").to(VICTIM, "192.168.6.117");
     let own_request = |t: f64| {
         let mut f = frame(t).request(ATK, "192.168.6.115").asking("192.168.6.1");
         f.0.tha = mac(ATK);
@@ -518,12 +451,8 @@ fn arpspoof_gateway_oneway_capture() {
     let frames = vec![
         spoof(0.0),
         own_request(0.687457),
-        frame(1.707491)
-            .request(ATK, "192.168.6.115")
-            .asking("192.168.6.1"),
-        frame(1.709174)
-            .reply(GW, "192.168.6.1")
-            .to(ATK, "192.168.6.115"),
+        frame(1.707491).request(ATK, "192.168.6.115").asking("192.168.6.1"),
+        frame(1.709174).reply(GW, "192.168.6.1").to(ATK, "192.168.6.115"),
         spoof(2.002787),
         spoof(4.004773),
         spoof(6.010540),
@@ -532,10 +461,7 @@ fn arpspoof_gateway_oneway_capture() {
         own_request(8.192100),
         own_request(9.191133),
     ];
-    let mut h = Harness::with(EngineConfig {
-        full_view: true,
-        ..EngineConfig::default()
-    });
+    let mut h = Harness::with(EngineConfig { full_view: true, ..EngineConfig::default() });
     let mut per_frame = Vec::new();
     for f in frames {
         per_frame.push(h.feed(f));
@@ -544,19 +470,14 @@ fn arpspoof_gateway_oneway_capture() {
         .iter()
         .enumerate()
         .flat_map(|(i, evs)| {
-            evs.iter()
-                .filter(|e| e.event == EventKind::OwnerChange)
-                .map(move |e| (i + 1, e))
+            evs.iter().filter(|e| e.event == EventKind::OwnerChange).map(move |e| (i + 1, e))
         })
         .collect();
     assert_eq!(changes.len(), 2);
     let (frame4, e4) = changes[0];
     assert_eq!(frame4, 4);
     assert_eq!((e4.old_mac, e4.new_mac), (Some(mac(ATK)), Some(mac(GW))));
-    assert_eq!(
-        (e4.announced, e4.gap_ms),
-        (Some(Announced::Reply), Some(1709))
-    );
+    assert_eq!((e4.announced, e4.gap_ms), (Some(Announced::Reply), Some(1709)));
     let (frame5, e5) = changes[1];
     assert_eq!(frame5, 5);
     assert_eq!((e5.old_mac, e5.new_mac), (Some(mac(GW)), Some(mac(ATK))));
@@ -572,14 +493,8 @@ fn arpspoof_gateway_oneway_capture() {
     let all: Vec<Event> = per_frame.concat();
     // The attacker's unicast requests to itself (frames 2, 8, 10, 11) are answered by the next
     // claim or never time out twice in a row before the capture ends: no `unanswered`.
-    assert_eq!(
-        alarms(&all),
-        ["owner_change", "owner_change", "multi_responder"]
-    );
-    assert!(
-        of(&all, EventKind::Flapping).is_empty(),
-        "two owner changes are not a flap"
-    );
+    assert_eq!(alarms(&all), ["owner_change", "owner_change", "multi_responder"]);
+    assert!(of(&all, EventKind::Flapping).is_empty(), "two owner changes are not a flap");
     // The attacker's MAC holds two IPs: two bindings, no conflict between them.
     let atk_bindings: Vec<Ipv4Addr> = of(&all, EventKind::NewBinding)
         .iter()
@@ -589,10 +504,7 @@ fn arpspoof_gateway_oneway_capture() {
     assert_eq!(atk_bindings, [ip("192.168.6.1"), ip("192.168.6.115")]);
 
     let end = h.tick(2.002787 + 30.0);
-    assert_eq!(
-        states(&end, EventKind::MultiResponder),
-        [ConditionState::End]
-    );
+    assert_eq!(states(&end, EventKind::MultiResponder), [ConditionState::End]);
 }
 
 #[test]
@@ -607,39 +519,21 @@ fn multi_responder_lifecycle_start_ongoing_rate_limited_end_after_quiet() {
     let mr = of(&events, EventKind::MultiResponder);
     assert_eq!(
         states(&events, EventKind::MultiResponder),
-        [
-            ConditionState::Start,
-            ConditionState::Ongoing,
-            ConditionState::Ongoing
-        ]
+        [ConditionState::Start, ConditionState::Ongoing, ConditionState::Ongoing]
     );
     assert_eq!(mr[0].ts, at(2.0));
-    assert_eq!(
-        mr[1].ts,
-        at(62.0),
-        "ongoing once the report interval has passed"
-    );
+    assert_eq!(mr[1].ts, at(62.0), "ongoing once the report interval has passed");
     assert_eq!(mr[2].ts, at(122.0));
     assert_eq!(mr[1].first_seen, Some(at(2.0)));
     assert_eq!(mr[2].count, Some(121));
 
-    assert!(
-        h.tick(149.0 + 29.9).is_empty(),
-        "not quiet for the whole window yet"
-    );
+    assert!(h.tick(149.0 + 29.9).is_empty(), "not quiet for the whole window yet");
     let end = h.tick(149.0 + 60.0);
     let ended = of(&end, EventKind::MultiResponder);
     assert_eq!(ended.len(), 1);
     assert_eq!(ended[0].state, Some(ConditionState::End));
-    assert_eq!(
-        ended[0].ts,
-        at(179.0),
-        "end is dated when the quiet window elapsed"
-    );
-    assert_eq!(
-        (ended[0].first_seen, ended[0].last_seen),
-        (Some(at(2.0)), Some(at(149.0)))
-    );
+    assert_eq!(ended[0].ts, at(179.0), "end is dated when the quiet window elapsed");
+    assert_eq!((ended[0].first_seen, ended[0].last_seen), (Some(at(2.0)), Some(at(149.0))));
     assert_eq!(ended[0].count, Some(148));
     assert_eq!(ended[0].macs, macs(&[B, A]));
     assert_eq!(h.engine.stats().active_conditions, 0);
@@ -650,10 +544,7 @@ fn multi_responder_lifecycle_start_ongoing_rate_limited_end_after_quiet() {
         frame(301.0).announce(ArpOp::Reply, B, VIP),
         frame(302.0).announce(ArpOp::Reply, A, VIP),
     ]);
-    assert_eq!(
-        states(&again, EventKind::MultiResponder),
-        [ConditionState::Start]
-    );
+    assert_eq!(states(&again, EventKind::MultiResponder), [ConditionState::Start]);
 }
 
 // ---------------------------------------------------------------- flapping
@@ -670,11 +561,7 @@ fn flapping_starts_at_the_nth_owner_change_within_the_window_and_ends_after_quie
     assert_eq!(of(&events, EventKind::OwnerChange).len(), 4);
     assert!(of(&events, EventKind::MultiResponder).is_empty());
     let flaps = of(&events, EventKind::Flapping);
-    assert_eq!(
-        flaps.len(),
-        1,
-        "one start; the fourth change is within the report interval"
-    );
+    assert_eq!(flaps.len(), 1, "one start; the fourth change is within the report interval");
     assert_eq!(flaps[0].state, Some(ConditionState::Start));
     assert_eq!(flaps[0].ts, at(33.0));
     assert_eq!(flaps[0].count, Some(3));
@@ -682,10 +569,7 @@ fn flapping_starts_at_the_nth_owner_change_within_the_window_and_ends_after_quie
     let end = h.tick(44.0 + 30.0);
     let ended = of(&end, EventKind::Flapping);
     assert_eq!(ended.len(), 1);
-    assert_eq!(
-        (ended[0].state, ended[0].count),
-        (Some(ConditionState::End), Some(4))
-    );
+    assert_eq!((ended[0].state, ended[0].count), (Some(ConditionState::End), Some(4)));
 }
 
 #[test]
@@ -697,10 +581,7 @@ fn owner_changes_spread_beyond_the_flap_window_are_not_flapping() {
     });
     let events = h.feed_all(frames);
     assert_eq!(of(&events, EventKind::OwnerChange).len(), 3);
-    assert!(
-        of(&events, EventKind::Flapping).is_empty(),
-        "changes at 31, 62, 93 s span 62 s"
-    );
+    assert!(of(&events, EventKind::Flapping).is_empty(), "changes at 31, 62, 93 s span 62 s");
 }
 
 // ---------------------------------------------------------------- pools
@@ -718,11 +599,7 @@ fn unknown_responder_for_a_pool_ip_is_critical_and_repeats_at_most_per_interval(
     assert_eq!(unknown[0].count, Some(1));
     assert_eq!(unknown[0].severity, crate::event::Severity::Critical);
     for i in 1..10 {
-        let again = h.feed(
-            frame(20.0 + f64::from(i))
-                .reply(C, VIP)
-                .to(CLIENT, CLIENT_IP),
-        );
+        let again = h.feed(frame(20.0 + f64::from(i)).reply(C, VIP).to(CLIENT, CLIENT_IP));
         assert!(of(&again, EventKind::UnknownResponder).is_empty());
     }
     let later = h.feed(frame(80.0).reply(C, VIP).to(CLIENT, CLIENT_IP));
@@ -747,11 +624,7 @@ fn a_pool_ip_claimed_on_an_interface_outside_the_pool_is_unexpected() {
     let repeat = h.feed(frame(2.0).reply(A, VIP).to(CLIENT, CLIENT_IP).on("eth1"));
     assert!(of(&repeat, EventKind::UnexpectedInterface).is_empty());
     let other = h.feed(frame(3.0).reply(A, VIP).to(CLIENT, CLIENT_IP).on("eth2"));
-    assert_eq!(
-        of(&other, EventKind::UnexpectedInterface).len(),
-        1,
-        "another interface is news"
-    );
+    assert_eq!(of(&other, EventKind::UnexpectedInterface).len(), 1, "another interface is news");
 }
 
 #[test]
@@ -759,29 +632,16 @@ fn this_host_answering_one_ip_on_two_interfaces_is_unexpected() {
     let mut h = Harness::new();
     let first = h.feed(frame(0.0).reply(A, VIP).to(CLIENT, CLIENT_IP).egress());
     assert!(alarms(&first).is_empty());
-    let second = h.feed(
-        frame(0.5)
-            .reply(B, VIP)
-            .to(CLIENT, CLIENT_IP)
-            .on("eth1")
-            .egress(),
-    );
+    let second = h.feed(frame(0.5).reply(B, VIP).to(CLIENT, CLIENT_IP).on("eth1").egress());
     let e = of(&second, EventKind::UnexpectedInterface);
     assert_eq!(e.len(), 1);
-    assert_eq!(
-        e[0].ifaces,
-        vec![Arc::<str>::from("eth0"), Arc::<str>::from("eth1")]
-    );
+    assert_eq!(e[0].ifaces, vec![Arc::<str>::from("eth0"), Arc::<str>::from("eth1")]);
     assert_eq!(e[0].direction, Some(Direction::Egress));
     // Answers on one interface at a time, more than the window apart, are fine.
     let mut h = Harness::new();
     let events = h.feed_all([
         frame(0.0).reply(A, VIP).to(CLIENT, CLIENT_IP).egress(),
-        frame(11.0)
-            .reply(A, VIP)
-            .to(CLIENT, CLIENT_IP)
-            .on("eth1")
-            .egress(),
+        frame(11.0).reply(A, VIP).to(CLIENT, CLIENT_IP).on("eth1").egress(),
     ]);
     assert!(of(&events, EventKind::UnexpectedInterface).is_empty());
 }
@@ -795,10 +655,7 @@ fn unanswered_requests_this_host_sent_start_end_and_carry_the_requester() {
     // The owner dies; this host keeps asking once a second.
     let ask = |t: f64| frame(t).request(CLIENT, CLIENT_IP).asking(VIP).egress();
     let mut events = h.feed_all([ask(10.0), ask(11.0)]);
-    assert!(
-        of(&events, EventKind::Unanswered).is_empty(),
-        "one timed-out request is not enough"
-    );
+    assert!(of(&events, EventKind::Unanswered).is_empty(), "one timed-out request is not enough");
     events.extend(h.tick(12.0));
     let un = of(&events, EventKind::Unanswered);
     assert_eq!(un.len(), 1);
@@ -806,19 +663,13 @@ fn unanswered_requests_this_host_sent_start_end_and_carry_the_requester() {
     assert_eq!(e.state, Some(ConditionState::Start));
     assert_eq!(e.ts, at(12.0), "dated at the second request's deadline");
     assert_eq!(e.count, Some(2));
-    assert_eq!(
-        (e.requester_mac, e.requester_ip),
-        (Some(mac(CLIENT)), Some(ip(CLIENT_IP)))
-    );
+    assert_eq!((e.requester_mac, e.requester_ip), (Some(mac(CLIENT)), Some(ip(CLIENT_IP))));
     assert_eq!(e.mac, Some(mac(A)), "the last owner");
     assert_eq!(e.direction, Some(Direction::Egress));
     assert_eq!(e.severity, crate::event::Severity::Critical);
 
     let more = h.feed_all((12..20).map(|i| ask(f64::from(i))));
-    assert!(
-        of(&more, EventKind::Unanswered).is_empty(),
-        "ongoing waits for the report interval"
-    );
+    assert!(of(&more, EventKind::Unanswered).is_empty(), "ongoing waits for the report interval");
     // An answer ends it at once, naming who answered.
     let answered = h.feed(frame(20.5).reply(B, VIP).to(CLIENT, CLIENT_IP));
     let end = of(&answered, EventKind::Unanswered);
@@ -855,19 +706,10 @@ fn unanswered_is_only_judged_where_the_reply_would_be_seen() {
     let mut h = Harness::new();
     assert!(of(&owned_then_silent(&mut h), EventKind::Unanswered).is_empty());
     // A mirror port (or a capture) sees everything.
-    let mut h = Harness::with(EngineConfig {
-        full_view: true,
-        ..EngineConfig::default()
-    });
-    assert_eq!(
-        states(&owned_then_silent(&mut h), EventKind::Unanswered),
-        [ConditionState::Start]
-    );
+    let mut h = Harness::with(EngineConfig { full_view: true, ..EngineConfig::default() });
+    assert_eq!(states(&owned_then_silent(&mut h), EventKind::Unanswered), [ConditionState::Start]);
     // An IP nobody ever owned and no pool lists is not watched (zeek_linuxsll-arp.pcap).
-    let mut h = Harness::with(EngineConfig {
-        full_view: true,
-        ..EngineConfig::default()
-    });
+    let mut h = Harness::with(EngineConfig { full_view: true, ..EngineConfig::default() });
     let mut events = h.feed_all((0..9).map(|i| ask(f64::from(i)).0.clone()).map(Frame));
     events.extend(h.tick(20.0));
     assert!(of(&events, EventKind::Unanswered).is_empty());
@@ -887,10 +729,7 @@ fn unanswered_is_only_judged_where_the_reply_would_be_seen() {
 
 #[test]
 fn a_request_answered_within_the_timeout_is_not_unanswered() {
-    let mut h = Harness::with(EngineConfig {
-        full_view: true,
-        ..EngineConfig::default()
-    });
+    let mut h = Harness::with(EngineConfig { full_view: true, ..EngineConfig::default() });
     h.feed(frame(0.0).reply(A, VIP).to(CLIENT, CLIENT_IP));
     let mut events = Vec::new();
     for i in 1..20 {
@@ -910,19 +749,13 @@ fn unanswered_needs_one_requester_asking_again_not_many_hosts_asking_once() {
     // Each host asks once, or again minutes later when its cache entry expires: none of that
     // shows a request going unanswered, since a host that got no answer retransmits at once.
     let gateway_owned = || {
-        let mut h = Harness::with(EngineConfig {
-            full_view: true,
-            ..EngineConfig::default()
-        });
+        let mut h = Harness::with(EngineConfig { full_view: true, ..EngineConfig::default() });
         h.feed(frame(0.0).reply(A, VIP).to(CLIENT, CLIENT_IP));
         h
     };
     let ask = |t: f64, host: u8| {
         frame(t)
-            .request(
-                &format!("02:00:00:00:01:{host:02x}"),
-                &format!("192.0.2.{host}"),
-            )
+            .request(&format!("02:00:00:00:01:{host:02x}"), &format!("192.0.2.{host}"))
             .asking(VIP)
     };
 
@@ -938,13 +771,8 @@ fn unanswered_needs_one_requester_asking_again_not_many_hosts_asking_once() {
     // One host retransmitting because nobody answers: unanswered at its second timeout, naming
     // it, even while other hosts' requests are interleaved.
     let mut h = gateway_owned();
-    let mut events = h.feed_all([
-        ask(10.0, 7),
-        ask(10.3, 8),
-        ask(11.0, 7),
-        ask(11.5, 9),
-        ask(12.0, 7),
-    ]);
+    let mut events =
+        h.feed_all([ask(10.0, 7), ask(10.3, 8), ask(11.0, 7), ask(11.5, 9), ask(12.0, 7)]);
     events.extend(h.tick(13.0));
     let un = of(&events, EventKind::Unanswered);
     assert_eq!(un.len(), 1, "{events:?}");
@@ -968,10 +796,7 @@ fn sender_mismatch_is_reported_once_per_interval_and_is_exemptable() {
     assert_eq!(mm.len(), 1);
     assert_eq!((mm[0].mac, mm[0].eth_src), (Some(mac(A)), Some(mac(B))));
     assert!(of(&h.feed(spoofed(1.0)), EventKind::SenderMismatch).is_empty());
-    assert_eq!(
-        of(&h.feed(spoofed(61.0)), EventKind::SenderMismatch)[0].count,
-        Some(2)
-    );
+    assert_eq!(of(&h.feed(spoofed(61.0)), EventKind::SenderMismatch)[0].count, Some(2));
 
     let mut cfg = EngineConfig::default();
     cfg.exemptions.sender_mismatch_macs = vec![mac(A)];
@@ -985,26 +810,16 @@ fn storm_per_sender_mac_has_a_lifecycle() {
     // 200 requests a second from one MAC for 3 s (a scan or a loop), default threshold 50/s.
     let frames = (0..600).map(|i| {
         let target = format!("10.0.{}.{}", i / 256, i % 256);
-        frame(f64::from(i) * 0.005)
-            .request(C, "10.0.0.1")
-            .asking(&target)
+        frame(f64::from(i) * 0.005).request(C, "10.0.0.1").asking(&target)
     });
     let events = h.feed_all(frames);
     let storms = of(&events, EventKind::Storm);
-    assert_eq!(
-        storms.len(),
-        1,
-        "one start, no ongoing within the report interval"
-    );
+    assert_eq!(storms.len(), 1, "one start, no ongoing within the report interval");
     let s = storms[0];
     assert_eq!(s.state, Some(ConditionState::Start));
     assert_eq!(s.scope, Some(StormScope::Mac));
     assert_eq!(s.mac, Some(mac(C)));
-    assert_eq!(
-        s.ip,
-        ip("10.0.0.1"),
-        "a per-MAC storm names the sender's IP"
-    );
+    assert_eq!(s.ip, ip("10.0.0.1"), "a per-MAC storm names the sender's IP");
     assert_eq!(s.ts, at(0.25), "the 51st frame in a second");
     assert_eq!(s.rate, Some(51));
     let end = h.tick(3.0 + 30.0);
@@ -1020,20 +835,14 @@ fn storm_per_interface_counts_all_senders() {
     // 1000 frames a second from 1000 different MACs: no single sender storms.
     let frames = (0..1000u32).map(|i| {
         let m = format!("02:00:00:00:{:02x}:{:02x}", i / 256, i % 256);
-        frame(f64::from(i) * 0.001)
-            .request(&m, "10.0.0.1")
-            .asking("10.0.0.2")
+        frame(f64::from(i) * 0.001).request(&m, "10.0.0.1").asking("10.0.0.2")
     });
     let events = h.feed_all(frames);
     let storms = of(&events, EventKind::Storm);
     assert_eq!(storms.len(), 1);
     assert_eq!(storms[0].scope, Some(StormScope::Iface));
     assert_eq!(storms[0].iface.as_deref(), Some("eth0"));
-    assert_eq!(
-        storms[0].ip,
-        Ipv4Addr::UNSPECIFIED,
-        "an interface storm has no single IP"
-    );
+    assert_eq!(storms[0].ip, Ipv4Addr::UNSPECIFIED, "an interface storm has no single IP");
 }
 
 // ---------------------------------------------------------------- bounds, determinism, time
@@ -1131,15 +940,11 @@ fn stats_count_events_by_kind() {
 /// Schema with a matching type, and required fields are present.
 #[test]
 fn emitted_events_and_raw_observations_match_the_schema_file() {
-    let schema: serde_json::Value = serde_json::from_str(include_str!(
-        "../../../docs/schema/arpwatch-events.schema.json"
-    ))
-    .unwrap();
+    let schema: serde_json::Value =
+        serde_json::from_str(include_str!("../../../docs/schema/arpwatch-events.schema.json"))
+            .unwrap();
     let defs = &schema["$defs"];
-    assert_eq!(
-        defs["event"]["properties"]["schema"]["const"],
-        crate::event::SCHEMA_VERSION
-    );
+    assert_eq!(defs["event"]["properties"]["schema"]["const"], crate::event::SCHEMA_VERSION);
 
     let mut cfg = pool_config(vip_pool());
     cfg.full_view = true;
@@ -1155,28 +960,19 @@ fn emitted_events_and_raw_observations_match_the_schema_file() {
         frame(3.0).announce(ArpOp::Request, B, VIP),
         frame(4.0).request(CLIENT, CLIENT_IP).asking("192.0.2.5"),
         frame(5.0).request(CLIENT, CLIENT_IP).asking("192.0.2.5"),
-        frame(6.0)
-            .reply(A, "192.0.2.3")
-            .to(CLIENT, CLIENT_IP)
-            .egress(),
-        frame(6.1)
-            .reply(A, "192.0.2.3")
-            .to(CLIENT, CLIENT_IP)
-            .on("eth1")
-            .egress(),
+        frame(6.0).reply(A, "192.0.2.3").to(CLIENT, CLIENT_IP).egress(),
+        frame(6.1).reply(A, "192.0.2.3").to(CLIENT, CLIENT_IP).on("eth1").egress(),
     ]);
-    events.extend(h.feed_all((0..100).map(|i| {
-        frame(10.0 + f64::from(i) * 0.001)
-            .request(C, "10.0.0.1")
-            .asking("10.0.0.2")
-    })));
+    events.extend(
+        h.feed_all(
+            (0..100).map(|i| {
+                frame(10.0 + f64::from(i) * 0.001).request(C, "10.0.0.1").asking("10.0.0.2")
+            }),
+        ),
+    );
     events.extend(h.tick(100.0));
     let kinds: std::collections::BTreeSet<&str> = events.iter().map(|e| e.event.as_str()).collect();
-    assert_eq!(
-        kinds.len(),
-        EventKind::ALL.len(),
-        "every kind is exercised: {kinds:?}"
-    );
+    assert_eq!(kinds.len(), EventKind::ALL.len(), "every kind is exercised: {kinds:?}");
 
     for e in &events {
         check_against(&serde_json::to_value(e).unwrap(), &defs["event"], defs);
@@ -1184,11 +980,7 @@ fn emitted_events_and_raw_observations_match_the_schema_file() {
     let raw = frame(0.0).reply(A, VIP).to(CLIENT, CLIENT_IP);
     let mut raw = raw.0;
     raw.vlan = VlanTags::from_slice(&[100, 200]).unwrap();
-    check_against(
-        &serde_json::to_value(&raw).unwrap(),
-        &defs["observation"],
-        defs,
-    );
+    check_against(&serde_json::to_value(&raw).unwrap(), &defs["observation"], defs);
 }
 
 /// A small structural check of `value` against a schema object: required keys, no undeclared
@@ -1207,10 +999,7 @@ fn check_against(value: &serde_json::Value, schema: &serde_json::Value, defs: &s
         assert_eq!(value, c);
     }
     if let Some(options) = schema.get("enum") {
-        assert!(
-            options.as_array().unwrap().contains(value),
-            "{value} not in {options}"
-        );
+        assert!(options.as_array().unwrap().contains(value), "{value} not in {options}");
     }
     if let Some(ty) = schema.get("type").and_then(|t| t.as_str()) {
         let ok = match ty {
@@ -1224,10 +1013,9 @@ fn check_against(value: &serde_json::Value, schema: &serde_json::Value, defs: &s
         };
         assert!(ok, "{value} is not {ty}");
     }
-    if let (Some(pattern), Some(s)) = (
-        schema.get("pattern").and_then(|p| p.as_str()),
-        value.as_str(),
-    ) {
+    if let (Some(pattern), Some(s)) =
+        (schema.get("pattern").and_then(|p| p.as_str()), value.as_str())
+    {
         assert!(matches_pattern(pattern, s), "{s} does not match {pattern}");
     }
     if let (Some(items), Some(list)) = (schema.get("items"), value.as_array()) {
@@ -1238,15 +1026,10 @@ fn check_against(value: &serde_json::Value, schema: &serde_json::Value, defs: &s
     if let Some(obj) = value.as_object() {
         let props = schema["properties"].as_object().unwrap();
         for required in schema["required"].as_array().unwrap() {
-            assert!(
-                obj.contains_key(required.as_str().unwrap()),
-                "{value} lacks {required}"
-            );
+            assert!(obj.contains_key(required.as_str().unwrap()), "{value} lacks {required}");
         }
         for (key, v) in obj {
-            let prop = props
-                .get(key)
-                .unwrap_or_else(|| panic!("field {key} is not in the schema"));
+            let prop = props.get(key).unwrap_or_else(|| panic!("field {key} is not in the schema"));
             check_against(v, prop, defs);
         }
     }

@@ -436,26 +436,12 @@ mod tests {
         assert_eq!(json["severity"], "critical");
         assert_eq!(json["ip"], "192.0.2.10");
         assert_eq!(json["state"], "start");
-        assert_eq!(
-            json["macs"],
-            serde_json::json!(["02:00:00:00:00:01", "02:00:00:00:00:02"])
-        );
+        assert_eq!(json["macs"], serde_json::json!(["02:00:00:00:00:01", "02:00:00:00:00:02"]));
         assert_eq!(json["vlan"], serde_json::json!([123]));
         assert_eq!(json["node"], "node-a");
         let obj = json.as_object().unwrap();
-        for absent in [
-            "mac",
-            "old_mac",
-            "ifaces",
-            "gap_ms",
-            "pool",
-            "rate",
-            "direction",
-        ] {
-            assert!(
-                !obj.contains_key(absent),
-                "{absent} should be omitted: {json}"
-            );
+        for absent in ["mac", "old_mac", "ifaces", "gap_ms", "pool", "rate", "direction"] {
+            assert!(!obj.contains_key(absent), "{absent} should be omitted: {json}");
         }
     }
 

@@ -55,13 +55,7 @@ pub(super) struct Conditions {
 
 impl Conditions {
     pub fn new(cap: usize, max_macs: usize, node: Arc<str>) -> Self {
-        Conditions {
-            active: LruCache::unbounded(),
-            cap: cap.max(1),
-            max_macs,
-            node,
-            evicted: 0,
-        }
+        Conditions { active: LruCache::unbounded(), cap: cap.max(1), max_macs, node, evicted: 0 }
     }
 
     pub fn len(&self) -> usize {
@@ -152,9 +146,7 @@ impl Conditions {
 
     /// When the stalest condition ends if no evidence comes.
     pub fn next_end(&self, quiet: Duration) -> Option<Timestamp> {
-        self.active
-            .peek_lru()
-            .map(|(_, c)| c.last_evidence.saturating_add(quiet))
+        self.active.peek_lru().map(|(_, c)| c.last_evidence.saturating_add(quiet))
     }
 
     /// Ends the stalest condition, reporting it at the moment it became quiet.

@@ -101,14 +101,10 @@ pub struct Exemptions {
 }
 
 impl Exemptions {
-    pub const VRRP_PREFIX: MacPrefix = MacPrefix {
-        octets: [0x00, 0x00, 0x5e, 0x00, 0x01, 0],
-        len: 5,
-    };
-    pub const HSRP_PREFIX: MacPrefix = MacPrefix {
-        octets: [0x00, 0x00, 0x0c, 0x07, 0xac, 0],
-        len: 5,
-    };
+    pub const VRRP_PREFIX: MacPrefix =
+        MacPrefix { octets: [0x00, 0x00, 0x5e, 0x00, 0x01, 0], len: 5 };
+    pub const HSRP_PREFIX: MacPrefix =
+        MacPrefix { octets: [0x00, 0x00, 0x0c, 0x07, 0xac, 0], len: 5 };
 
     pub fn is_ha_mac(&self, mac: MacAddr) -> bool {
         self.ha_mac_prefixes.iter().any(|p| p.matches(mac))
@@ -117,10 +113,7 @@ impl Exemptions {
     /// Whether a frame whose ARP sender `sha` differs from its Ethernet source `eth_src` is
     /// expected.
     pub fn allows_sender_mismatch(&self, sha: MacAddr, eth_src: MacAddr) -> bool {
-        self.sender_mismatch_macs
-            .iter()
-            .any(|m| *m == sha || *m == eth_src)
-            || self.is_ha_mac(sha)
+        self.sender_mismatch_macs.iter().any(|m| *m == sha || *m == eth_src) || self.is_ha_mac(sha)
     }
 }
 
@@ -174,10 +167,7 @@ impl FromStr for MacPrefix {
     type Err = ();
 
     fn from_str(s: &str) -> Result<Self, ()> {
-        let mut prefix = MacPrefix {
-            octets: [0; 6],
-            len: 0,
-        };
+        let mut prefix = MacPrefix { octets: [0; 6], len: 0 };
         for part in s.split([':', '-']) {
             if prefix.len == 6 || part.len() != 2 {
                 return Err(());
@@ -211,10 +201,7 @@ pub struct InvalidKey {
 
 impl InvalidKey {
     fn new(key: impl Into<String>, message: impl Into<String>) -> Self {
-        InvalidKey {
-            key: key.into(),
-            message: message.into(),
-        }
+        InvalidKey { key: key.into(), message: message.into() }
     }
 }
 
@@ -223,10 +210,7 @@ impl InvalidKey {
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("config {}: cannot read the file: {source}", path.display())]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Read { path: PathBuf, source: std::io::Error },
     #[error("config {}: {problem}", path.display())]
     Invalid { path: PathBuf, problem: InvalidKey },
 }
@@ -235,14 +219,10 @@ impl Config {
     /// Reads and validates a configuration file.
     pub fn load(path: impl AsRef<Path>) -> Result<Config, ConfigError> {
         let path = path.as_ref();
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.to_owned(),
-            source,
-        })?;
-        Config::from_toml(&text).map_err(|problem| ConfigError::Invalid {
-            path: path.to_owned(),
-            problem,
-        })
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
+        Config::from_toml(&text)
+            .map_err(|problem| ConfigError::Invalid { path: path.to_owned(), problem })
     }
 
     /// Parses and validates configuration text; the error names the key, not the file.
@@ -273,10 +253,7 @@ impl EngineConfig {
         if t.flap_count < 2 {
             return Err(InvalidKey::new(
                 "thresholds.flap_count",
-                format!(
-                    "{} is too small (at least 2 owner changes make a flap)",
-                    t.flap_count
-                ),
+                format!("{} is too small (at least 2 owner changes make a flap)", t.flap_count),
             ));
         }
         for (key, value) in [
@@ -296,18 +273,12 @@ impl EngineConfig {
             ("caps.max_interfaces", c.max_interfaces, 1),
         ] {
             if value < min {
-                return Err(InvalidKey::new(
-                    key,
-                    format!("{value} is too small (at least {min})"),
-                ));
+                return Err(InvalidKey::new(key, format!("{value} is too small (at least {min})")));
             }
         }
         for (i, pool) in self.pools.iter().enumerate() {
             if pool.name.is_empty() {
-                return Err(InvalidKey::new(
-                    format!("pools[{i}].name"),
-                    "must not be empty",
-                ));
+                return Err(InvalidKey::new(format!("pools[{i}].name"), "must not be empty"));
             }
             if pool.cidrs.is_empty() {
                 return Err(InvalidKey::new(
@@ -345,11 +316,7 @@ fn parse_toml<T: for<'de> Deserialize<'de>>(text: &str) -> Result<T, InvalidKey>
 }
 
 fn line_of(text: &str, offset: usize) -> usize {
-    text.as_bytes()[..offset.min(text.len())]
-        .iter()
-        .filter(|b| **b == b'\n')
-        .count()
-        + 1
+    text.as_bytes()[..offset.min(text.len())].iter().filter(|b| **b == b'\n').count() + 1
 }
 
 /// A duration as written in the file: a string with a unit (`"500ms"`, `"1.1s"`, `"2m"`, `"1h"`)
@@ -373,9 +340,7 @@ impl RawDuration {
             RawDuration::Seconds(s) => (*s, 1.0, s.to_string()),
             RawDuration::Text(s) => {
                 let t = s.trim();
-                let split = t
-                    .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-                    .unwrap_or(t.len());
+                let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
                 let (num, unit) = t.split_at(split);
                 let unit_secs = match unit.trim() {
                     "ms" => 1e-3,
@@ -467,10 +432,7 @@ fn parse_cidr(key: String, s: &str) -> Result<Ipv4Net, InvalidKey> {
         s.parse::<Ipv4Addr>().ok().map(Ipv4Net::from)
     };
     parsed.map(|net| net.trunc()).ok_or_else(|| {
-        InvalidKey::new(
-            key,
-            format!("\"{s}\" is not an IPv4 CIDR (write e.g. 192.0.2.240/28)"),
-        )
+        InvalidKey::new(key, format!("\"{s}\" is not an IPv4 CIDR (write e.g. 192.0.2.240/28)"))
     })
 }
 
@@ -499,12 +461,7 @@ impl RawConfig {
                     ));
                 }
             }
-            pools.push(Pool {
-                name: raw.name,
-                cidrs,
-                interfaces: raw.interfaces,
-                macs,
-            });
+            pools.push(Pool { name: raw.name, cidrs, interfaces: raw.interfaces, macs });
         }
 
         let t = self.thresholds;
@@ -678,14 +635,10 @@ mod tests {
             .starts_with("thresholds.flap_count: 1 is too small"));
         assert!(err("[caps]\nmax_macs_per_ip = 1\n")
             .starts_with("caps.max_macs_per_ip: 1 is too small"));
-        assert!(
-            err("[[pools]]\nname = \"a\"\ncidrs = [\"192.0.2.1\"]\nmacs = [\"zz\"]\n")
-                .starts_with("pools[0].macs[0]: \"zz\" is not a MAC address")
-        );
-        assert!(
-            err("[exemptions]\nha_mac_prefixes = [\"00:00:5e:00:01:02:03\"]\n")
-                .starts_with("exemptions.ha_mac_prefixes[0]: ")
-        );
+        assert!(err("[[pools]]\nname = \"a\"\ncidrs = [\"192.0.2.1\"]\nmacs = [\"zz\"]\n")
+            .starts_with("pools[0].macs[0]: \"zz\" is not a MAC address"));
+        assert!(err("[exemptions]\nha_mac_prefixes = [\"00:00:5e:00:01:02:03\"]\n")
+            .starts_with("exemptions.ha_mac_prefixes[0]: "));
         assert_eq!(
             err("[[pools]]\nname = \"a\"\ncidrs = [\"192.0.2.1\"]\n[[pools]]\nname = \"a\"\ncidrs = [\"192.0.2.2\"]\n"),
             "pools[1].name: \"a\" is already the name of pools[0]"
@@ -706,11 +659,7 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("arpwatch-config-test-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("arpwatch.toml");
-        std::fs::write(
-            &path,
-            "[[pools]]\nname = \"a\"\ncidrs = [\"198.51.100.0/33\"]\n",
-        )
-        .unwrap();
+        std::fs::write(&path, "[[pools]]\nname = \"a\"\ncidrs = [\"198.51.100.0/33\"]\n").unwrap();
         let msg = Config::load(&path).unwrap_err().to_string();
         assert_eq!(
             msg,
@@ -722,10 +671,7 @@ mod tests {
         let missing = dir.join("missing.toml");
         let msg = Config::load(&missing).unwrap_err().to_string();
         assert!(
-            msg.starts_with(&format!(
-                "config {}: cannot read the file: ",
-                missing.display()
-            )),
+            msg.starts_with(&format!("config {}: cannot read the file: ", missing.display())),
             "{msg}"
         );
         std::fs::remove_dir_all(&dir).unwrap();

@@ -171,11 +171,7 @@ pub fn decode_ethernet(frame: &[u8]) -> Decoded {
     let Some((ether_type, payload)) = rest.split_first_chunk::<2>() else {
         return Decoded::NotArp;
     };
-    let link = LinkHeader {
-        eth_src: *eth_src,
-        eth_dst: *eth_dst,
-        direction: None,
-    };
+    let link = LinkHeader { eth_src: *eth_src, eth_dst: *eth_dst, direction: None };
     decode_payload(u16::from_be_bytes(*ether_type), payload, link)
 }
 
@@ -235,21 +231,10 @@ fn cooked_link_header(packet_type: u16, address_len: u16, address: &[u8; 8]) -> 
     if address_len == 6 {
         eth_src.copy_from_slice(&address[..6]);
     }
-    let eth_dst = if packet_type == PACKET_BROADCAST {
-        [0xff; 6]
-    } else {
-        [0; 6]
-    };
-    let direction = if packet_type == PACKET_OUTGOING {
-        Direction::Egress
-    } else {
-        Direction::Ingress
-    };
-    LinkHeader {
-        eth_src,
-        eth_dst,
-        direction: Some(direction),
-    }
+    let eth_dst = if packet_type == PACKET_BROADCAST { [0xff; 6] } else { [0; 6] };
+    let direction =
+        if packet_type == PACKET_OUTGOING { Direction::Egress } else { Direction::Ingress };
+    LinkHeader { eth_src, eth_dst, direction: Some(direction) }
 }
 
 fn is_vlan(ether_type: u16) -> bool {
@@ -415,12 +400,7 @@ mod tests {
 
     #[test]
     fn request_keeps_every_field() {
-        let frame = arp_frame(decode_ethernet(&ethernet(
-            BROADCAST,
-            &[],
-            0x0806,
-            &request(),
-        )));
+        let frame = arp_frame(decode_ethernet(&ethernet(BROADCAST, &[], 0x0806, &request())));
         assert_eq!(observe(frame).op, ArpOp::Request);
         assert_eq!(observe(frame).vlan.as_slice(), &[] as &[u16]);
         assert_eq!(observe(frame).eth_dst, MacAddr::BROADCAST);
@@ -473,24 +453,13 @@ mod tests {
     fn one_8021q_tag_gives_its_vlan_id() {
         let frame = ethernet(BROADCAST, &[(0x8100, 0xe07b)], 0x0806, &request());
         // Priority 7 and DEI 0 in the top bits of the TCI are not part of the id.
-        assert_eq!(
-            observe(arp_frame(decode_ethernet(&frame))).vlan.as_slice(),
-            &[123]
-        );
+        assert_eq!(observe(arp_frame(decode_ethernet(&frame))).vlan.as_slice(), &[123]);
     }
 
     #[test]
     fn q_in_q_gives_outer_then_inner_vlan_id() {
-        let frame = ethernet(
-            BROADCAST,
-            &[(0x88a8, 100), (0x8100, 200)],
-            0x0806,
-            &request(),
-        );
-        assert_eq!(
-            observe(arp_frame(decode_ethernet(&frame))).vlan.as_slice(),
-            &[100, 200]
-        );
+        let frame = ethernet(BROADCAST, &[(0x88a8, 100), (0x8100, 200)], 0x0806, &request());
+        assert_eq!(observe(arp_frame(decode_ethernet(&frame))).vlan.as_slice(), &[100, 200]);
     }
 
     #[test]
@@ -500,10 +469,7 @@ mod tests {
             malformed(&ethernet(BROADCAST, &tags, 0x0806, &request())),
             MalformedReason::TooManyVlanTags
         );
-        assert_eq!(
-            decode_ethernet(&ethernet(BROADCAST, &tags, 0x0800, &[0; 40])),
-            Decoded::NotArp
-        );
+        assert_eq!(decode_ethernet(&ethernet(BROADCAST, &tags, 0x0800, &[0; 40])), Decoded::NotArp);
     }
 
     #[test]
@@ -511,11 +477,7 @@ mod tests {
         let body = request();
         for len in [0, 7, 8, 27] {
             let frame = ethernet(BROADCAST, &[], 0x0806, &body[..len]);
-            assert_eq!(
-                malformed(&frame),
-                MalformedReason::Truncated,
-                "body of {len} bytes"
-            );
+            assert_eq!(malformed(&frame), MalformedReason::Truncated, "body of {len} bytes");
         }
         let tagged = ethernet(BROADCAST, &[(0x8100, 5)], 0x0806, &body[..20]);
         assert_eq!(malformed(&tagged), MalformedReason::Truncated);
@@ -543,34 +505,18 @@ mod tests {
             let mut body = good.clone();
             body[at..at + bytes.len()].copy_from_slice(bytes);
             let frame = ethernet(BROADCAST, &[], 0x0806, &body);
-            assert_eq!(
-                malformed(&frame),
-                MalformedReason::Unsupported,
-                "bytes {bytes:?} at {at}"
-            );
+            assert_eq!(malformed(&frame), MalformedReason::Unsupported, "bytes {bytes:?} at {at}");
         }
     }
 
     #[test]
     fn rarp_ipv4_and_runts_are_not_arp() {
-        assert_eq!(
-            decode_ethernet(&ethernet(BROADCAST, &[], 0x8035, &request())),
-            Decoded::NotArp
-        );
-        let tcp_syn = [
-            0x45, 0, 0, 40, 0, 0, 0x40, 0, 64, 6, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2,
-        ];
-        assert_eq!(
-            decode_ethernet(&ethernet(MAC_B, &[], 0x0800, &tcp_syn)),
-            Decoded::NotArp
-        );
+        assert_eq!(decode_ethernet(&ethernet(BROADCAST, &[], 0x8035, &request())), Decoded::NotArp);
+        let tcp_syn = [0x45, 0, 0, 40, 0, 0, 0x40, 0, 64, 6, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2];
+        assert_eq!(decode_ethernet(&ethernet(MAC_B, &[], 0x0800, &tcp_syn)), Decoded::NotArp);
         let full = ethernet(BROADCAST, &[], 0x0806, &request());
         for len in 0..14 {
-            assert_eq!(
-                decode_ethernet(&full[..len]),
-                Decoded::NotArp,
-                "runt of {len} bytes"
-            );
+            assert_eq!(decode_ethernet(&full[..len]), Decoded::NotArp, "runt of {len} bytes");
         }
     }
 
@@ -581,10 +527,7 @@ mod tests {
         let frame = ethernet(BROADCAST, &[], snap.len() as u16, &snap);
         assert_eq!(malformed(&frame), MalformedReason::LlcSnap);
         let stp = [0x42, 0x42, 0x03, 0, 0, 0, 0, 0];
-        assert_eq!(
-            decode_ethernet(&ethernet(BROADCAST, &[], 38, &stp)),
-            Decoded::NotArp
-        );
+        assert_eq!(decode_ethernet(&ethernet(BROADCAST, &[], 38, &stp)), Decoded::NotArp);
     }
 
     /// A Linux cooked capture v1 header followed by `payload`.
@@ -657,10 +600,7 @@ mod tests {
             decode_linux_sll(&sll(0, &MAC_A, 0x0806, &bad)),
             Decoded::Malformed(MalformedReason::Unsupported)
         );
-        assert_eq!(
-            decode_linux_sll(&sll(0, &MAC_A, 0x0800, &[0; 28])),
-            Decoded::NotArp
-        );
+        assert_eq!(decode_linux_sll(&sll(0, &MAC_A, 0x0800, &[0; 28])), Decoded::NotArp);
         let mut snap = LLC_SNAP_ARP.to_vec();
         snap.extend(request());
         assert_eq!(
@@ -669,11 +609,7 @@ mod tests {
         );
         let full = sll(0, &MAC_A, 0x0806, &request());
         for len in 0..16 {
-            assert_eq!(
-                decode_linux_sll(&full[..len]),
-                Decoded::NotArp,
-                "runt of {len} bytes"
-            );
+            assert_eq!(decode_linux_sll(&full[..len]), Decoded::NotArp, "runt of {len} bytes");
         }
     }
 
@@ -690,17 +626,10 @@ mod tests {
         assert_eq!(observe(frame).tpa, Ipv4Addr::from(IP_B));
 
         let truncated = sll2(0, &MAC_A, 0x0806, &request()[..10]);
-        assert_eq!(
-            decode_linux_sll2(&truncated),
-            Decoded::Malformed(MalformedReason::Truncated)
-        );
+        assert_eq!(decode_linux_sll2(&truncated), Decoded::Malformed(MalformedReason::Truncated));
         let full = sll2(0, &MAC_A, 0x0806, &request());
         for len in 0..20 {
-            assert_eq!(
-                decode_linux_sll2(&full[..len]),
-                Decoded::NotArp,
-                "runt of {len} bytes"
-            );
+            assert_eq!(decode_linux_sll2(&full[..len]), Decoded::NotArp, "runt of {len} bytes");
         }
     }
 
@@ -720,12 +649,7 @@ mod tests {
     fn arbitrary_bytes_never_panic() {
         let mut samples = vec![
             ethernet(BROADCAST, &[(0x88a8, 1), (0x8100, 2)], 0x0806, &request()),
-            ethernet(
-                BROADCAST,
-                &[(0x88a8, 1), (0x8100, 2), (0x8100, 3)],
-                0x0806,
-                &request(),
-            ),
+            ethernet(BROADCAST, &[(0x88a8, 1), (0x8100, 2), (0x8100, 3)], 0x0806, &request()),
             sll(4, &MAC_A, 0x8100, &[0, 1, 0x08, 0x06]),
             sll2(1, &MAC_A, 0x0806, &request()),
         ];

@@ -76,11 +76,7 @@ impl MacAddr {
 impl fmt::Display for MacAddr {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let m = self.0;
-        write!(
-            f,
-            "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
-            m[0], m[1], m[2], m[3], m[4], m[5]
-        )
+        write!(f, "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}", m[0], m[1], m[2], m[3], m[4], m[5])
     }
 }
 
@@ -259,7 +255,8 @@ mod tests {
         let mac: MacAddr = "02:AB:cd:00:01:ff".parse().unwrap();
         assert_eq!(mac.to_string(), "02:ab:cd:00:01:ff");
         assert_eq!("02-ab-cd-00-01-ff".parse::<MacAddr>().unwrap(), mac);
-        for bad in ["02:ab:cd:00:01", "02:ab:cd:00:01:ff:00", "02:ab:cd:00:01:fg", "2:ab:cd:0:1:f"] {
+        for bad in ["02:ab:cd:00:01", "02:ab:cd:00:01:ff:00", "02:ab:cd:00:01:fg", "2:ab:cd:0:1:f"]
+        {
             assert!(bad.parse::<MacAddr>().is_err(), "{bad}");
         }
     }

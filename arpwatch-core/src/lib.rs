@@ -1,0 +1,10 @@
+//! arpwatch's pure core. Observations come in with their timestamps, events go out; nothing here
+//! reads a clock, touches the network, the kernel or an async runtime, so live capture, capture
+//! replay, tests and fuzzers drive the same code. `docs/architecture.md` is the map.
+
+pub mod capture_file;
+pub mod config;
+pub mod decode;
+pub mod engine;
+pub mod event;
+pub mod observation;
