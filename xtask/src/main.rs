@@ -3,6 +3,7 @@
 //! bpf-linker) and refuses to go on when the nightly's LLVM and the linker's LLVM differ.
 
 mod bench;
+mod lint;
 mod storm;
 
 use anyhow::{bail, Context, Result};
@@ -41,6 +42,8 @@ enum Task {
     /// Run every benchmark (kernel per-packet cost, storm against Debian's arpwatch, engine
     /// throughput, memory) and write docs/benchmarks.md and target/bench/results.json. Root.
     Bench,
+    /// Check formatting and run clippy (warnings denied) on every crate, the kernel crate included.
+    Lint,
     /// Build everything and run every test (unit, kernel, namespace labs, capture replays).
     Test {
         /// Extra arguments for `cargo test`, after `--` (e.g. a test name filter).
@@ -70,6 +73,7 @@ fn run(cli: Cli) -> Result<()> {
                 .with_context(|| format!("could not start {}", bin.display()))?;
             std::process::exit(status.code().unwrap_or(1));
         }
+        Task::Lint => lint::run(&root),
         Task::Bench => {
             build_ebpf(&root)?;
             bench::run(&root)
@@ -126,7 +130,7 @@ fn output_of(cmd: &mut Command) -> Option<String> {
 }
 
 fn build_ebpf(root: &Path) -> Result<()> {
-    ensure_nightly()?;
+    ensure_nightly(&["rust-src"])?;
     ensure_bpf_linker()?;
     check_llvm_majors()?;
     // Program BTF lets the verifier's log point at Rust source lines.
@@ -148,21 +152,32 @@ fn build_ebpf(root: &Path) -> Result<()> {
     check(status, "building the eBPF object")
 }
 
-fn ensure_nightly() -> Result<()> {
-    let has_rust_src = output_of(Command::new("rustup").args([
+/// Installs the pinned nightly with `components` (`rust-src` for the kernel build, `clippy` for
+/// the lint) unless they are all there.
+fn ensure_nightly(components: &[&str]) -> Result<()> {
+    let installed = output_of(Command::new("rustup").args([
         "component",
         "list",
         "--installed",
         "--toolchain",
         NIGHTLY,
     ]))
-    .is_some_and(|list| list.lines().any(|l| l.trim() == "rust-src"));
-    if has_rust_src {
+    .unwrap_or_default();
+    // Listed as `rust-src`, or with the host triple: `clippy-x86_64-unknown-linux-gnu`.
+    let has = |c: &str| {
+        installed.lines().map(str::trim).any(|l| l == c || l.starts_with(&format!("{c}-")))
+    };
+    if components.iter().all(|c| has(c)) {
         return Ok(());
     }
-    eprintln!("xtask: installing {NIGHTLY} with rust-src (needed to build the kernel object)");
+    let list = components.join(", ");
+    eprintln!("xtask: installing {NIGHTLY} with {list} (needed for the kernel crate)");
+    let mut args = vec!["toolchain", "install", NIGHTLY, "--profile", "minimal"];
+    for c in components {
+        args.extend(["--component", c]);
+    }
     let status = Command::new("rustup")
-        .args(["toolchain", "install", NIGHTLY, "--profile", "minimal", "--component", "rust-src"])
+        .args(&args)
         .status()
         .context("could not start rustup; install rustup first")?;
     check(status, &format!("rustup toolchain install {NIGHTLY}"))

@@ -1,0 +1,42 @@
+//! `cargo xtask lint`: the style gate `.ci/run` enforces. Formatting (rustfmt.toml) of the
+//! workspace and of the fuzz crate, clippy with warnings denied on every host target and feature,
+//! and clippy on the kernel crate with the pinned nightly for the BPF target.
+
+use anyhow::Result;
+use std::path::Path;
+use std::process::Command;
+
+use crate::{cargo, check, ensure_nightly, EBPF_PACKAGE, EBPF_TARGET, NIGHTLY};
+
+pub fn run(root: &Path) -> Result<()> {
+    cargo(root, ["fmt", "--all", "--check"])?;
+    // The fuzz crate is a workspace of its own (cargo-fuzz builds it with the nightly).
+    cargo(root, ["fmt", "--manifest-path", "fuzz/Cargo.toml", "--all", "--check"])?;
+    cargo(
+        root,
+        [
+            "clippy",
+            "--workspace",
+            "--exclude",
+            EBPF_PACKAGE,
+            "--all-targets",
+            "--all-features",
+            "--",
+            "-D",
+            "warnings",
+        ],
+    )?;
+    ensure_nightly(&["rust-src", "clippy"])?;
+    let status = Command::new("rustup")
+        .current_dir(root.join(EBPF_PACKAGE))
+        .args(["run", NIGHTLY, "cargo", "clippy", "--release", "--target", EBPF_TARGET])
+        .args(["-Z", "build-std=core", "--target-dir"])
+        .arg(root.join("target"))
+        .args(["--", "-D", "warnings"])
+        .env_remove("RUSTC")
+        .env_remove("RUSTC_WRAPPER")
+        .env_remove("RUSTFLAGS")
+        .env_remove("CARGO")
+        .status()?;
+    check(status, "clippy on the kernel crate")
+}
