@@ -8,7 +8,8 @@ use crate::links::LocalMacs;
 use crate::metrics::Metrics;
 use arpwatch_core::engine::Engine;
 use arpwatch_core::event::Event;
-use arpwatch_core::observation::{ArpOp, Observation, Timestamp};
+use arpwatch_core::observation::{Observation, Timestamp};
+use arpwatch_core::wire;
 use std::sync::Arc;
 
 /// What to do with observations.
@@ -42,8 +43,8 @@ impl<W: Write> Pipeline<W> {
         }
         match &mut self.mode {
             Mode::Raw => match self.format {
-                Format::Json => write_json_line(&mut self.out, obs),
-                Format::Text => writeln!(self.out, "{}", observation_text(obs)),
+                Format::Json => wire::write_observation_json_line(&mut self.out, obs),
+                Format::Text => wire::write_observation_text_line(&mut self.out, obs),
             },
             Mode::Detect(engine) => {
                 engine.observe(obs, &mut self.events);
@@ -124,28 +125,6 @@ impl<W: Write> Pipeline<W> {
 fn write_json_line(out: &mut impl Write, value: &impl serde::Serialize) -> io::Result<()> {
     serde_json::to_writer(&mut *out, value)?;
     out.write_all(b"\n")
-}
-
-/// One readable line for a person at a terminal.
-pub fn observation_text(obs: &Observation) -> String {
-    let what = match obs.op {
-        ArpOp::Request if obs.is_probe() => format!("probe who-has {} from {}", obs.tpa, obs.sha),
-        ArpOp::Request => format!("who-has {} tell {} ({})", obs.tpa, obs.spa, obs.sha),
-        ArpOp::Reply => format!("{} is-at {} to {} ({})", obs.spa, obs.sha, obs.tpa, obs.tha),
-    };
-    let gratuitous = if obs.is_gratuitous() { " gratuitous" } else { "" };
-    let vlan = match obs.vlan.as_slice() {
-        [] => String::new(),
-        ids => format!(" vlan={ids:?}"),
-    };
-    format!(
-        "{} {} {}{vlan} {what}{gratuitous} [eth {} > {}]",
-        obs.ts.to_rfc3339(),
-        obs.iface,
-        obs.direction.as_str(),
-        obs.eth_src,
-        obs.eth_dst
-    )
 }
 
 /// JSON when stdout is not a terminal, text when a person is watching.
