@@ -9,7 +9,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use arpwatch::metrics::{Metrics, MetricsOptions, MetricsServer, CONTENT_TYPE};
 use arpwatch_core::config::Config;
-use arpwatch_core::event::{ConditionState, Event, EventKind};
+use arpwatch_core::event::{
+    Announced, Condition, ConditionState, Detail, Event, Lifecycle, ResponderForm, Seen,
+};
 use arpwatch_core::observation::{ArpOp, Direction, MacAddr, Observation, Timestamp, VlanTags};
 
 const CONFIG: &str = r#"
@@ -94,6 +96,11 @@ fn reply(iface: &Arc<str>, direction: Direction, ip: Ipv4Addr, from: MacAddr) ->
     }
 }
 
+/// Where an event was seen: `iface`, ingress, untagged.
+fn seen(iface: &Arc<str>) -> Seen {
+    Seen { iface: iface.clone(), vlan: VlanTags::NONE, direction: Some(Direction::Ingress) }
+}
+
 /// The value of the sample `series` (metric name and labels exactly as exported).
 fn value(body: &str, series: &str) -> Option<f64> {
     body.lines()
@@ -154,8 +161,15 @@ fn health_readiness_and_metrics_are_served() {
     metrics.observe(&reply(&eth0, Direction::Ingress, vip, mac(1)));
     metrics.observe(&reply(&eth0, Direction::Ingress, vip, mac(2)));
     metrics.observe(&reply(&eth0, Direction::Egress, vip, mac(3)));
-    let mut start = Event::new(EventKind::MultiResponder, now(), vip, "node-a".into());
-    start.state = Some(ConditionState::Start);
+    let lifecycle = Lifecycle {
+        state: ConditionState::Start,
+        count: 1,
+        first_seen: now(),
+        last_seen: now(),
+        macs: vec![mac(1), mac(2)],
+    };
+    let condition = Condition::MultiResponder { form: ResponderForm::Sustained, requester: None };
+    let start = Event::new(now(), vip, seen(&eth0), None, Detail::Lasting { lifecycle, condition });
     metrics.event(&start);
 
     let scrape = get(addr, "/metrics");
@@ -186,7 +200,9 @@ fn health_readiness_and_metrics_are_served() {
     assert_eq!(value(body, &version), Some(1.0));
 
     let mut end = start.clone();
-    end.state = Some(ConditionState::End);
+    if let Detail::Lasting { lifecycle, .. } = &mut end.detail {
+        lifecycle.state = ConditionState::End;
+    }
     metrics.event(&end);
     let body = get(addr, "/metrics").body;
     assert_eq!(
@@ -237,9 +253,13 @@ fn cardinality_stays_bounded_under_thousands_of_random_ips() {
         };
         let direction = if r & 2 == 0 { Direction::Ingress } else { Direction::Egress };
         metrics.observe(&reply(&eth0, direction, ip, mac(r >> 32)));
-        let mut event = Event::new(EventKind::OwnerChange, now(), ip, "node-a".into());
-        event.new_mac = Some(mac(r >> 32));
-        metrics.event(&event);
+        let detail = Detail::OwnerChange {
+            old_mac: mac(1),
+            new_mac: mac(r >> 32),
+            announced: Announced::Gratuitous,
+            gap_ms: None,
+        };
+        metrics.event(&Event::new(now(), ip, seen(&eth0), None, detail));
     }
     assert!(in_pool > 9_000 && outside > 9_000);
 

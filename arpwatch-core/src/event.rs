@@ -1,19 +1,18 @@
-//! The events the engine reports: one `Event` per JSON line (`--format json`) or per text line
-//! (`--format text`). The field set is the output contract of SPEC §4 and is documented, field by
-//! field, in `docs/events.md` and `docs/schema/arpwatch-events.schema.json`.
+//! The events the engine reports, as the domain sees them: when, about which IP, where the
+//! evidence was seen, the pool of the IP, what happened (one variant per kind, with its own
+//! fields) and what the pipeline added afterwards (the node, this host's interface: see
+//! [`crate::enrich`]). How an event is written out, the JSON line of schema v1 and the text
+//! line, is [`crate::wire`]'s business; what each field means for an operator is in
+//! `docs/events.md` and `docs/schema/arpwatch-events.schema.json`.
 
-use std::fmt::Write as _;
 use std::net::Ipv4Addr;
 use std::sync::Arc;
 
 use serde::Serialize;
 
-use crate::observation::{Direction, MacAddr, Timestamp, VlanTags};
+use crate::observation::{Direction, MacAddr, Observation, Timestamp, VlanTags};
 
-/// Version of the event schema, carried in every event as `"schema"`. Raised when a field changes
-/// meaning or disappears; adding an optional field does not raise it.
-pub const SCHEMA_VERSION: u32 = 1;
-
+/// The name of a kind of event, for counters, filters and the `event` field.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum EventKind {
@@ -182,279 +181,215 @@ impl StormScope {
     }
 }
 
-fn vlan_is_empty(v: &VlanTags) -> bool {
-    v.as_slice().is_empty()
-}
-
-/// One event. Fields that do not apply are `None` (or empty) and are left out of the JSON.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+/// One event.
+#[derive(Clone, Debug, PartialEq)]
 pub struct Event {
-    /// Schema version, always [`SCHEMA_VERSION`].
-    pub schema: u32,
+    /// When it happened: the observation's time, or the moment a timer ran out.
     pub ts: Timestamp,
-    pub event: EventKind,
-    pub severity: Severity,
     /// The IP the event is about; for a storm, see `docs/events.md`.
     pub ip: Ipv4Addr,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub state: Option<ConditionState>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub mac: Option<MacAddr>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub macs: Vec<MacAddr>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub old_mac: Option<MacAddr>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub new_mac: Option<MacAddr>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub eth_src: Option<MacAddr>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub iface: Option<Arc<str>>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub ifaces: Vec<Arc<str>>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub allowed_ifaces: Vec<Arc<str>>,
-    #[serde(skip_serializing_if = "vlan_is_empty")]
-    pub vlan: VlanTags,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub direction: Option<Direction>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub count: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub first_seen: Option<Timestamp>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub last_seen: Option<Timestamp>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub announced: Option<Announced>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub gap_ms: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub form: Option<ResponderForm>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// Where the evidence was seen.
+    pub seen: Seen,
+    /// The configured pool the IP belongs to, for the kinds that name it.
     pub pool: Option<Arc<str>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub requester_mac: Option<MacAddr>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub requester_ip: Option<Ipv4Addr>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub rate: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub scope: Option<StormScope>,
-    /// The event's MAC (`mac`, else `new_mac`) belongs to this host (set by the live pipeline,
-    /// which knows the host's interfaces; the engine itself does not).
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
-    pub local: bool,
-    /// This host's interface that owns that MAC.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub local_iface: Option<Arc<str>>,
-    pub node: Arc<str>,
+    /// What happened.
+    pub detail: Detail,
+    /// What the pipeline adds after the engine ([`crate::enrich::Annotator`]).
+    pub context: Context,
 }
 
 impl Event {
-    /// An event with only the fields every event has; the severity follows from the kind.
-    pub fn new(kind: EventKind, ts: Timestamp, ip: Ipv4Addr, node: Arc<str>) -> Self {
-        Event {
-            schema: SCHEMA_VERSION,
-            ts,
-            event: kind,
-            severity: kind.severity(),
-            ip,
-            state: None,
-            mac: None,
-            macs: Vec::new(),
-            old_mac: None,
-            new_mac: None,
-            eth_src: None,
-            iface: None,
-            ifaces: Vec::new(),
-            allowed_ifaces: Vec::new(),
-            vlan: VlanTags::NONE,
-            direction: None,
-            count: None,
-            first_seen: None,
-            last_seen: None,
-            announced: None,
-            gap_ms: None,
-            form: None,
-            pool: None,
-            requester_mac: None,
-            requester_ip: None,
-            rate: None,
-            scope: None,
-            local: false,
-            local_iface: None,
-            node,
+    /// An event as the engine reports it, with an empty [`Context`].
+    pub fn new(
+        ts: Timestamp,
+        ip: Ipv4Addr,
+        seen: Seen,
+        pool: Option<Arc<str>>,
+        detail: Detail,
+    ) -> Self {
+        Event { ts, ip, seen, pool, detail, context: Context::default() }
+    }
+
+    pub fn kind(&self) -> EventKind {
+        self.detail.kind()
+    }
+
+    /// Fixed per kind.
+    pub fn severity(&self) -> Severity {
+        self.kind().severity()
+    }
+
+    /// Where a lasting condition is in its lifecycle; `None` for other kinds.
+    pub fn state(&self) -> Option<ConditionState> {
+        self.lifecycle().map(|l| l.state)
+    }
+
+    pub fn lifecycle(&self) -> Option<&Lifecycle> {
+        match &self.detail {
+            Detail::Lasting { lifecycle, .. } => Some(lifecycle),
+            _ => None,
         }
     }
 
-    /// The MAC the event is about: `mac`, else the new owner's.
+    /// The MAC the event is about, the one that may be this host's own: the sender, the prober,
+    /// the storming source, the last (or answering) owner of an unanswered IP, else the new owner.
     pub fn subject_mac(&self) -> Option<MacAddr> {
-        self.mac.or(self.new_mac)
-    }
-
-    /// One line for a person at a terminal, e.g.
-    /// `2026-11-21T10:00:01Z CRITICAL multi_responder 192.0.2.10 macs=[02:00:00:00:00:01,02:00:00:00:00:02] iface=eth0 state=start`.
-    pub fn to_text_line(&self) -> String {
-        let mut line = String::with_capacity(128);
-        let _ = write!(
-            line,
-            "{} {} {} {}",
-            self.ts.to_rfc3339(),
-            self.severity.as_str().to_ascii_uppercase(),
-            self.event.as_str(),
-            self.ip
-        );
-        let mut field = |name: &str, value: &dyn std::fmt::Display| {
-            let _ = write!(line, " {name}={value}");
-        };
-        if let Some(v) = self.state {
-            field("state", &v.as_str());
-        }
-        if let Some(v) = self.mac {
-            field("mac", &v);
-        }
-        if !self.macs.is_empty() {
-            field("macs", &List(&self.macs));
-        }
-        if let Some(v) = self.old_mac {
-            field("old_mac", &v);
-        }
-        if let Some(v) = self.new_mac {
-            field("new_mac", &v);
-        }
-        if let Some(v) = self.eth_src {
-            field("eth_src", &v);
-        }
-        if let Some(v) = &self.iface {
-            field("iface", v);
-        }
-        if !self.ifaces.is_empty() {
-            field("ifaces", &List(&self.ifaces));
-        }
-        if !self.allowed_ifaces.is_empty() {
-            field("allowed_ifaces", &List(&self.allowed_ifaces));
-        }
-        if !self.vlan.as_slice().is_empty() {
-            field("vlan", &List(self.vlan.as_slice()));
-        }
-        if let Some(v) = self.direction {
-            field("direction", &direction_str(v));
-        }
-        if let Some(v) = self.announced {
-            field("announced", &v.as_str());
-        }
-        if let Some(v) = self.gap_ms {
-            field("gap_ms", &v);
-        }
-        if let Some(v) = self.form {
-            field("form", &v.as_str());
-        }
-        if let Some(v) = &self.pool {
-            field("pool", v);
-        }
-        if let Some(v) = &self.local_iface {
-            field("local_iface", v);
-        }
-        if let Some(v) = self.requester_mac {
-            field("requester_mac", &v);
-        }
-        if let Some(v) = self.requester_ip {
-            field("requester_ip", &v);
-        }
-        if let Some(v) = self.rate {
-            field("rate", &v);
-        }
-        if let Some(v) = self.scope {
-            field("scope", &v.as_str());
-        }
-        if let Some(v) = self.count {
-            field("count", &v);
-        }
-        if let Some(v) = self.first_seen {
-            field("first_seen", &v.to_rfc3339());
-        }
-        if let Some(v) = self.last_seen {
-            field("last_seen", &v.to_rfc3339());
-        }
-        field("node", &self.node);
-        line
+        self.detail.subject_mac()
     }
 }
 
-fn direction_str(d: Direction) -> &'static str {
-    match d {
-        Direction::Ingress => "ingress",
-        Direction::Egress => "egress",
+/// Where the evidence of an event was seen.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Seen {
+    /// The interface (in a replay: the capture's interface name, or what `replay` names it).
+    pub iface: Arc<str>,
+    /// VLAN ids of the frame, outermost first.
+    pub vlan: VlanTags,
+    /// Whether the frame arrived or was sent by this host; not reported for `flapping` and
+    /// `storm`.
+    pub direction: Option<Direction>,
+}
+
+impl Seen {
+    /// Where `obs` was seen.
+    pub fn of(obs: &Observation) -> Seen {
+        Seen { iface: obs.iface.clone(), vlan: obs.vlan, direction: Some(obs.direction) }
     }
 }
 
-/// `[a,b,c]` for the text format.
-struct List<'a, T>(&'a [T]);
+/// What the pipeline knows about an event beyond the engine: who observed it, and whether its
+/// MAC is this host's own.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Context {
+    /// The observer (`NODE_NAME`, else the hostname).
+    pub node: Option<Arc<str>>,
+    /// This host's interface that owns the event's MAC ([`Event::subject_mac`]), when that MAC
+    /// is one of this host's own (known to a live pipeline only).
+    pub local_iface: Option<Arc<str>>,
+}
 
-impl<T: std::fmt::Display> std::fmt::Display for List<'_, T> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("[")?;
-        for (i, item) in self.0.iter().enumerate() {
-            if i > 0 {
-                f.write_str(",")?;
-            }
-            write!(f, "{item}")?;
+/// Who asked: the (SHA, SPA) of a request, the (THA, TPA) of the reply to it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Requester {
+    pub mac: MacAddr,
+    pub ip: Ipv4Addr,
+}
+
+/// What happened, per kind.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Detail {
+    /// An (IP, MAC) pair seen for the first time as the sender of a frame.
+    NewBinding { mac: MacAddr, announced: Announced },
+    /// A gratuitous ARP frame from `mac`.
+    Gratuitous { mac: MacAddr },
+    /// An RFC 5227 probe from `mac` for the IP.
+    Probe { mac: MacAddr },
+    /// A probe from `mac` for an IP bound to `holder`, last seen at `holder_last_seen`.
+    ProbeConflict { mac: MacAddr, holder: MacAddr, holder_last_seen: Timestamp },
+    /// The owner of the IP changed; `gap_ms` from the old owner's last claim to this one, when
+    /// the old owner's binding is still remembered.
+    OwnerChange { old_mac: MacAddr, new_mac: MacAddr, announced: Announced, gap_ms: Option<u64> },
+    /// A claim for a pool IP from a MAC outside the pool; `count` occurrences since the previous
+    /// report.
+    UnknownResponder { mac: MacAddr, announced: Announced, count: u64 },
+    /// A claim by `mac` on an interface it should not be on; `count` occurrences since the
+    /// previous report.
+    UnexpectedInterface { mac: MacAddr, count: u64, misplaced: Misplaced },
+    /// The Ethernet source `eth_src` of a frame differs from its ARP sender `mac`; `count`
+    /// occurrences since the previous report.
+    SenderMismatch { mac: MacAddr, eth_src: MacAddr, count: u64 },
+    /// A lasting condition: where it is in its lifecycle, and what it is.
+    Lasting { lifecycle: Lifecycle, condition: Condition },
+}
+
+impl Detail {
+    pub fn kind(&self) -> EventKind {
+        match self {
+            Detail::NewBinding { .. } => EventKind::NewBinding,
+            Detail::Gratuitous { .. } => EventKind::Gratuitous,
+            Detail::Probe { .. } => EventKind::Probe,
+            Detail::ProbeConflict { .. } => EventKind::ProbeConflict,
+            Detail::OwnerChange { .. } => EventKind::OwnerChange,
+            Detail::UnknownResponder { .. } => EventKind::UnknownResponder,
+            Detail::UnexpectedInterface { .. } => EventKind::UnexpectedInterface,
+            Detail::SenderMismatch { .. } => EventKind::SenderMismatch,
+            Detail::Lasting { condition, .. } => condition.kind(),
         }
-        f.write_str("]")
+    }
+
+    /// See [`Event::subject_mac`].
+    pub fn subject_mac(&self) -> Option<MacAddr> {
+        match self {
+            Detail::NewBinding { mac, .. }
+            | Detail::Gratuitous { mac }
+            | Detail::Probe { mac }
+            | Detail::ProbeConflict { mac, .. }
+            | Detail::UnknownResponder { mac, .. }
+            | Detail::UnexpectedInterface { mac, .. }
+            | Detail::SenderMismatch { mac, .. } => Some(*mac),
+            Detail::OwnerChange { new_mac, .. } => Some(*new_mac),
+            Detail::Lasting { condition, .. } => match condition {
+                Condition::MultiResponder { .. } => None,
+                Condition::Flapping { new_mac, .. } => Some(*new_mac),
+                Condition::Unanswered { mac, .. } | Condition::Storm { mac, .. } => *mac,
+            },
+        }
     }
 }
 
+/// Why an interface was unexpected.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Misplaced {
+    /// A pool IP claimed on an interface outside the pool's; these are the ones it allows.
+    OutsidePool { allowed_ifaces: Vec<Arc<str>> },
+    /// This host answering the IP on several of its interfaces at once: `ifaces[i]` answered
+    /// with `macs[i]`.
+    SeveralInterfaces { ifaces: Vec<Arc<str>>, macs: Vec<MacAddr> },
+}
+
+/// Where a lasting condition is: the same fields for every kind of condition.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Lifecycle {
+    pub state: ConditionState,
+    /// Evidence counted since `start`.
+    pub count: u64,
+    /// The first evidence (the `start`).
+    pub first_seen: Timestamp,
+    /// The latest evidence.
+    pub last_seen: Timestamp,
+    /// Every MAC involved, in the order they became involved.
+    pub macs: Vec<MacAddr>,
+}
+
+/// What a lasting condition is, with the details of its latest report.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Condition {
+    /// Two or more MACs claim the IP at once; `requester` is whom the replies went to (strong
+    /// form).
+    MultiResponder { form: ResponderForm, requester: Option<Requester> },
+    /// Owner changes in quick succession; the latest went from `old_mac` to `new_mac`.
+    Flapping { old_mac: MacAddr, new_mac: MacAddr },
+    /// Requests from `requester` for the IP get no claim; `mac` is the IP's last owner, or on
+    /// the `end` the MAC that answered.
+    Unanswered { mac: Option<MacAddr>, requester: Requester },
+    /// ARP frames over the rate threshold, `rate` per second, on one interface or from one
+    /// Ethernet source `mac`.
+    Storm { scope: StormScope, mac: Option<MacAddr>, rate: u64 },
+}
+
+impl Condition {
+    pub fn kind(&self) -> EventKind {
+        match self {
+            Condition::MultiResponder { .. } => EventKind::MultiResponder,
+            Condition::Flapping { .. } => EventKind::Flapping,
+            Condition::Unanswered { .. } => EventKind::Unanswered,
+            Condition::Storm { .. } => EventKind::Storm,
+        }
+    }
+}
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn mac(last: u8) -> MacAddr {
-        MacAddr([2, 0, 0, 0, 0, last])
-    }
-
-    fn sample() -> Event {
-        let mut e = Event::new(
-            EventKind::MultiResponder,
-            Timestamp::from_secs(1_795_255_201),
-            Ipv4Addr::new(192, 0, 2, 10),
-            "node-a".into(),
-        );
-        e.state = Some(ConditionState::Start);
-        e.macs = vec![mac(1), mac(2)];
-        e.iface = Some("eth0".into());
-        e.vlan = VlanTags::from_slice(&[123]).unwrap();
-        e.count = Some(2);
-        e
-    }
-
-    #[test]
-    fn json_carries_the_contract_fields_and_omits_absent_ones() {
-        let json = serde_json::to_value(sample()).unwrap();
-        assert_eq!(json["schema"], 1);
-        assert_eq!(json["ts"], "2026-11-21T10:00:01Z");
-        assert_eq!(json["event"], "multi_responder");
-        assert_eq!(json["severity"], "critical");
-        assert_eq!(json["ip"], "192.0.2.10");
-        assert_eq!(json["state"], "start");
-        assert_eq!(json["macs"], serde_json::json!(["02:00:00:00:00:01", "02:00:00:00:00:02"]));
-        assert_eq!(json["vlan"], serde_json::json!([123]));
-        assert_eq!(json["node"], "node-a");
-        let obj = json.as_object().unwrap();
-        for absent in ["mac", "old_mac", "ifaces", "gap_ms", "pool", "rate", "direction"] {
-            assert!(!obj.contains_key(absent), "{absent} should be omitted: {json}");
-        }
-    }
-
-    #[test]
-    fn text_line_is_one_readable_line() {
-        let line = sample().to_text_line();
-        assert_eq!(
-            line,
-            "2026-11-21T10:00:01Z CRITICAL multi_responder 192.0.2.10 state=start \
-             macs=[02:00:00:00:00:01,02:00:00:00:00:02] iface=eth0 vlan=[123] count=2 node=node-a"
-        );
-        assert!(!line.contains('\n'));
-    }
 
     #[test]
     fn severities_follow_the_spec() {

@@ -6,5 +6,7 @@ pub mod capture_file;
 pub mod config;
 pub mod decode;
 pub mod engine;
+pub mod enrich;
 pub mod event;
 pub mod observation;
+pub mod wire;

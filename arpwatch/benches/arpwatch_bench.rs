@@ -367,7 +367,7 @@ fn throughput(observations: &[Observation], runs: usize) -> (f64, u64) {
     let mut best = f64::MAX;
     let mut events = 0;
     for _ in 0..runs {
-        let mut engine = Engine::new(&EngineConfig::default(), "bench");
+        let mut engine = Engine::new(&EngineConfig::default());
         let mut out = Vec::new();
         let mut emitted = 0u64;
         let start = Instant::now();
@@ -423,7 +423,7 @@ fn memory_million() -> Result<Value> {
     config.caps.max_tracked_ips = IPS as usize + 1;
     config.caps.max_tracked_senders = IPS as usize + 1;
     let (baseline, _) = rss_kib();
-    let mut engine = Engine::new(&config, "bench");
+    let mut engine = Engine::new(&config);
     let iface: Arc<str> = Arc::from("eth0");
     let mut out = Vec::new();
     let start = Instant::now();
@@ -457,7 +457,7 @@ fn memory_flood() -> Result<Value> {
     const BATCH: usize = 250_000;
     const BATCHES: usize = 16;
     let config = EngineConfig::default();
-    let mut engine = Engine::new(&config, "bench");
+    let mut engine = Engine::new(&config);
     let mut out = Vec::new();
     let mut samples = Vec::new();
     let (baseline, _) = rss_kib();

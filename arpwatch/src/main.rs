@@ -14,6 +14,7 @@ use arpwatch::replay::Replay;
 use arpwatch::{node, watch, UsageError};
 use arpwatch_core::config::{Config, Pool};
 use arpwatch_core::engine::Engine;
+use arpwatch_core::enrich::Annotator;
 
 fn main() -> ExitCode {
     // clap prints its own message and exits with status 2 on a usage error, 0 for --help.
@@ -160,8 +161,9 @@ fn pipeline(
     if args.raw {
         return Ok(Pipeline::new(Mode::Raw, format, out));
     }
-    let engine = Engine::new(&config.engine, &node::node_name());
-    Ok(Pipeline::new(Mode::Detect(Box::new(engine)), format, out))
+    let engine = Box::new(Engine::new(&config.engine));
+    let annotator = Annotator::new(&node::node_name());
+    Ok(Pipeline::new(Mode::Detect { engine, annotator }, format, out))
 }
 
 fn report_engine<W: io::Write>(pipeline: &Pipeline<W>) {

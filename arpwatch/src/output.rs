@@ -1,5 +1,6 @@
 //! Where observations go: printed raw (`--raw`) or fed to the detection engine, whose events are
-//! printed. Live capture and replay both drive this one pipeline.
+//! annotated and printed. Live capture and replay both drive this one pipeline; the formats are
+//! the core's `wire` module.
 
 use std::io::{self, Write};
 
@@ -7,16 +8,18 @@ use crate::cli::Format;
 use crate::links::LocalMacs;
 use crate::metrics::Metrics;
 use arpwatch_core::engine::Engine;
+use arpwatch_core::enrich::Annotator;
 use arpwatch_core::event::Event;
-use arpwatch_core::observation::{ArpOp, Observation, Timestamp};
+use arpwatch_core::observation::{Observation, Timestamp};
+use arpwatch_core::wire;
 use std::sync::Arc;
 
 /// What to do with observations.
 pub enum Mode {
     /// Print every observation.
     Raw,
-    /// Feed the detection engine and print its events.
-    Detect(Box<Engine>),
+    /// Feed the detection engine, annotate its events and print them.
+    Detect { engine: Box<Engine>, annotator: Annotator },
 }
 
 pub struct Pipeline<W: Write> {
@@ -25,15 +28,13 @@ pub struct Pipeline<W: Write> {
     out: W,
     /// Reused for every call into the engine, so the hot path does not allocate.
     events: Vec<Event>,
-    /// This host's MACs, when the pipeline watches live interfaces.
-    local_macs: Option<Arc<LocalMacs>>,
     /// Counts observations and events for Prometheus, when metrics are served.
     metrics: Option<Metrics>,
 }
 
 impl<W: Write> Pipeline<W> {
     pub fn new(mode: Mode, format: Format, out: W) -> Self {
-        Pipeline { mode, format, out, events: Vec::new(), local_macs: None, metrics: None }
+        Pipeline { mode, format, out, events: Vec::new(), metrics: None }
     }
 
     pub fn observe(&mut self, obs: &Observation) -> io::Result<()> {
@@ -42,10 +43,10 @@ impl<W: Write> Pipeline<W> {
         }
         match &mut self.mode {
             Mode::Raw => match self.format {
-                Format::Json => write_json_line(&mut self.out, obs),
-                Format::Text => writeln!(self.out, "{}", observation_text(obs)),
+                Format::Json => wire::write_observation_json_line(&mut self.out, obs),
+                Format::Text => wire::write_observation_text_line(&mut self.out, obs),
             },
-            Mode::Detect(engine) => {
+            Mode::Detect { engine, .. } => {
                 engine.observe(obs, &mut self.events);
                 self.write_events()
             }
@@ -60,7 +61,7 @@ impl<W: Write> Pipeline<W> {
         }
         match &mut self.mode {
             Mode::Raw => Ok(()),
-            Mode::Detect(engine) => {
+            Mode::Detect { engine, .. } => {
                 engine.tick(now, &mut self.events);
                 if let Some(metrics) = &self.metrics {
                     metrics.set_engine(&engine.stats());
@@ -82,29 +83,29 @@ impl<W: Write> Pipeline<W> {
     pub fn engine(&self) -> Option<&Engine> {
         match &self.mode {
             Mode::Raw => None,
-            Mode::Detect(engine) => Some(engine),
+            Mode::Detect { engine, .. } => Some(engine),
         }
     }
 
     /// Lets events say when their MAC is this host's own, and on which interface.
     pub fn set_local_macs(&mut self, local_macs: Arc<LocalMacs>) {
-        self.local_macs = Some(local_macs);
+        if let Mode::Detect { annotator, .. } = &mut self.mode {
+            annotator.set_local_macs(local_macs);
+        }
     }
 
     fn write_events(&mut self) -> io::Result<()> {
+        let Mode::Detect { annotator, .. } = &self.mode else {
+            return Ok(());
+        };
         for mut event in self.events.drain(..) {
-            if let (Some(local), Some(mac)) = (&self.local_macs, event.subject_mac()) {
-                if let Some(owner) = local.owners(&mac.0).first() {
-                    event.local = true;
-                    event.local_iface = Some(Arc::from(owner.as_str()));
-                }
-            }
+            annotator.annotate(&mut event);
             if let Some(metrics) = &mut self.metrics {
                 metrics.event(&event);
             }
             match self.format {
-                Format::Json => write_json_line(&mut self.out, &event)?,
-                Format::Text => writeln!(self.out, "{}", event.to_text_line())?,
+                Format::Json => wire::write_json_line(&mut self.out, &event)?,
+                Format::Text => wire::write_text_line(&mut self.out, &event)?,
             }
         }
         Ok(())
@@ -119,33 +120,6 @@ impl<W: Write> Pipeline<W> {
     pub fn flush(&mut self) -> io::Result<()> {
         self.out.flush()
     }
-}
-
-fn write_json_line(out: &mut impl Write, value: &impl serde::Serialize) -> io::Result<()> {
-    serde_json::to_writer(&mut *out, value)?;
-    out.write_all(b"\n")
-}
-
-/// One readable line for a person at a terminal.
-pub fn observation_text(obs: &Observation) -> String {
-    let what = match obs.op {
-        ArpOp::Request if obs.is_probe() => format!("probe who-has {} from {}", obs.tpa, obs.sha),
-        ArpOp::Request => format!("who-has {} tell {} ({})", obs.tpa, obs.spa, obs.sha),
-        ArpOp::Reply => format!("{} is-at {} to {} ({})", obs.spa, obs.sha, obs.tpa, obs.tha),
-    };
-    let gratuitous = if obs.is_gratuitous() { " gratuitous" } else { "" };
-    let vlan = match obs.vlan.as_slice() {
-        [] => String::new(),
-        ids => format!(" vlan={ids:?}"),
-    };
-    format!(
-        "{} {} {}{vlan} {what}{gratuitous} [eth {} > {}]",
-        obs.ts.to_rfc3339(),
-        obs.iface,
-        obs.direction.as_str(),
-        obs.eth_src,
-        obs.eth_dst
-    )
 }
 
 /// JSON when stdout is not a terminal, text when a person is watching.

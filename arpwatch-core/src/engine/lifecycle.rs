@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use lru::LruCache;
 
-use crate::event::{ConditionState, Event, EventKind};
+use crate::event::{Condition, ConditionState, Detail, Event, Lifecycle, Seen};
 use crate::observation::{MacAddr, Timestamp};
 
 /// What a lasting condition is about.
@@ -22,20 +22,43 @@ pub(super) enum ConditionKey {
     StormMac(MacAddr),
 }
 
-struct Condition {
+/// What a report of a condition says besides its lifecycle: where the evidence was seen, the
+/// pool, and the kind-specific details. Each report replaces the previous one whole.
+pub(super) struct Report {
+    pub seen: Seen,
+    pub pool: Option<Arc<str>>,
+    pub condition: Condition,
+}
+
+struct Active {
+    /// The IP of the `start`; later evidence does not change it.
+    ip: Ipv4Addr,
     started: Timestamp,
     last_evidence: Timestamp,
     last_report: Timestamp,
     count: u64,
     macs: Vec<MacAddr>,
-    /// The last event reported, reused for `ongoing` and `end` so they carry the same details.
-    report: Event,
+    /// The details of the last report, repeated by `ongoing` and `end` until replaced.
+    report: Report,
+}
+
+impl Active {
+    fn event(&self, ts: Timestamp, state: ConditionState) -> Event {
+        let lifecycle = Lifecycle {
+            state,
+            count: self.count,
+            first_seen: self.started,
+            last_seen: self.last_evidence,
+            macs: self.macs.clone(),
+        };
+        let detail = Detail::Lasting { lifecycle, condition: self.report.condition.clone() };
+        Event::new(ts, self.ip, self.report.seen.clone(), self.report.pool.clone(), detail)
+    }
 }
 
 /// Evidence for one condition, as the detectors see it.
 pub(super) struct Evidence<'a> {
     pub key: ConditionKey,
-    pub kind: EventKind,
     pub ip: Ipv4Addr,
     pub ts: Timestamp,
     /// How much to add to `count`; on a start, the whole count so far.
@@ -46,16 +69,15 @@ pub(super) struct Evidence<'a> {
 
 /// The active conditions, least recently evidenced first, so that expiry looks only at the front.
 pub(super) struct Conditions {
-    active: LruCache<ConditionKey, Condition>,
+    active: LruCache<ConditionKey, Active>,
     cap: usize,
     max_macs: usize,
-    node: Arc<str>,
     pub evicted: u64,
 }
 
 impl Conditions {
-    pub fn new(cap: usize, max_macs: usize, node: Arc<str>) -> Self {
-        Conditions { active: LruCache::unbounded(), cap: cap.max(1), max_macs, node, evicted: 0 }
+    pub fn new(cap: usize, max_macs: usize) -> Self {
+        Conditions { active: LruCache::unbounded(), cap: cap.max(1), max_macs, evicted: 0 }
     }
 
     pub fn len(&self) -> usize {
@@ -67,13 +89,13 @@ impl Conditions {
     }
 
     /// Records evidence; reports `start`, or `ongoing` when the report interval has passed or
-    /// the set of MACs grew. `fill` adds the kind-specific fields to a report and is called only
-    /// when one is made, so that the per-frame cost of a storm stays a lookup and a counter.
+    /// the set of MACs grew. `report` gives the details of a report and is called only when one
+    /// is made, so that the per-frame cost of a storm stays a lookup and a counter.
     pub fn evidence(
         &mut self,
         ev: Evidence<'_>,
         report_interval: Duration,
-        fill: impl FnOnce(&mut Event),
+        report: impl FnOnce() -> Report,
         out: &mut Vec<Event>,
     ) {
         if let Some(cond) = self.active.get_mut(&ev.key) {
@@ -88,14 +110,8 @@ impl Conditions {
             }
             if grew || ev.ts.saturating_since(cond.last_report) >= report_interval {
                 cond.last_report = ev.ts;
-                fill(&mut cond.report);
-                let report = &mut cond.report;
-                report.ts = ev.ts;
-                report.state = Some(ConditionState::Ongoing);
-                report.count = Some(cond.count);
-                report.last_seen = Some(ev.ts);
-                report.macs.clone_from(&cond.macs);
-                out.push(report.clone());
+                cond.report = report();
+                out.push(cond.event(ev.ts, ConditionState::Ongoing));
             }
             return;
         }
@@ -103,44 +119,36 @@ impl Conditions {
             // Too many lasting conditions at once (a flood): the stalest is closed, not lost.
             if let Some((_, cond)) = self.active.pop_lru() {
                 self.evicted += 1;
-                out.push(Self::end_report(cond, ev.ts));
+                out.push(cond.event(ev.ts, ConditionState::End));
             }
         }
-        let mut report = Event::new(ev.kind, ev.ts, ev.ip, self.node.clone());
-        fill(&mut report);
         let mut macs = ev.macs.to_vec();
         macs.truncate(self.max_macs);
-        report.state = Some(ConditionState::Start);
-        report.count = Some(ev.count);
-        report.first_seen = Some(ev.ts);
-        report.last_seen = Some(ev.ts);
-        report.macs.clone_from(&macs);
-        out.push(report.clone());
-        self.active.push(
-            ev.key,
-            Condition {
-                started: ev.ts,
-                last_evidence: ev.ts,
-                last_report: ev.ts,
-                count: ev.count,
-                macs,
-                report,
-            },
-        );
+        let cond = Active {
+            ip: ev.ip,
+            started: ev.ts,
+            last_evidence: ev.ts,
+            last_report: ev.ts,
+            count: ev.count,
+            macs,
+            report: report(),
+        };
+        out.push(cond.event(ev.ts, ConditionState::Start));
+        self.active.push(ev.key, cond);
     }
 
-    /// Ends a condition now (an unanswered IP was answered); `fill` adds what ended it.
+    /// Ends a condition now (an unanswered IP was answered); `update` adds what ended it.
     pub fn end(
         &mut self,
         key: &ConditionKey,
         ts: Timestamp,
-        fill: impl FnOnce(&mut Event),
+        update: impl FnOnce(&mut Condition),
         out: &mut Vec<Event>,
     ) {
         if let Some(mut cond) = self.active.pop(key) {
-            fill(&mut cond.report);
+            update(&mut cond.report.condition);
             cond.last_evidence = ts;
-            out.push(Self::end_report(cond, ts));
+            out.push(cond.event(ts, ConditionState::End));
         }
     }
 
@@ -153,18 +161,7 @@ impl Conditions {
     pub fn end_stalest(&mut self, quiet: Duration, out: &mut Vec<Event>) {
         if let Some((_, cond)) = self.active.pop_lru() {
             let ts = cond.last_evidence.saturating_add(quiet);
-            out.push(Self::end_report(cond, ts));
+            out.push(cond.event(ts, ConditionState::End));
         }
-    }
-
-    fn end_report(cond: Condition, ts: Timestamp) -> Event {
-        let mut report = cond.report;
-        report.ts = ts;
-        report.state = Some(ConditionState::End);
-        report.count = Some(cond.count);
-        report.first_seen = Some(cond.started);
-        report.last_seen = Some(cond.last_evidence);
-        report.macs = cond.macs;
-        report
     }
 }

@@ -19,12 +19,14 @@ use std::sync::Arc;
 use lru::LruCache;
 
 use crate::config::{EngineConfig, Exemptions, Thresholds};
-use crate::event::{Event, EventKind, ResponderForm, StormScope};
+use crate::event::{
+    Condition, Detail, Event, EventKind, Misplaced, Requester, ResponderForm, Seen, StormScope,
+};
 use crate::observation::{ArpOp, Direction, MacAddr, Observation, Timestamp, VlanTags};
 
-use lifecycle::{ConditionKey, Conditions, Evidence};
+use lifecycle::{ConditionKey, Conditions, Evidence, Report};
 use state::{
-    ClaimKind, EgressClaim, EgressClaims, IfaceState, IpState, PoolRule, Requester, SenderState,
+    ClaimKind, EgressClaim, EgressClaims, IfaceState, IpState, PoolRule, SenderState,
     MAX_EGRESS_IFACES,
 };
 
@@ -87,7 +89,6 @@ pub struct Engine {
     full_view: bool,
     max_macs_per_ip: usize,
     pools: Vec<PoolRule>,
-    node: Arc<str>,
     /// The latest time given; observations from before it are taken as happening now.
     now: Timestamp,
     ips: LruCache<Ipv4Addr, IpState>,
@@ -108,9 +109,8 @@ fn cap(n: usize) -> NonZeroUsize {
 }
 
 impl Engine {
-    /// An engine for `config`, naming `node` (the `node` field of every event) as the observer.
-    pub fn new(config: &EngineConfig, node: &str) -> Engine {
-        let node: Arc<str> = node.into();
+    /// An engine for `config`.
+    pub fn new(config: &EngineConfig) -> Engine {
         let caps = &config.caps;
         let max_macs_per_ip = caps.max_macs_per_ip.max(2);
         Engine {
@@ -119,7 +119,6 @@ impl Engine {
             full_view: config.full_view,
             max_macs_per_ip,
             pools: config.pools.iter().map(PoolRule::new).collect(),
-            node: node.clone(),
             now: Timestamp::default(),
             ips: LruCache::sparse(cap(caps.max_tracked_ips)),
             senders: LruCache::sparse(cap(caps.max_tracked_senders)),
@@ -132,7 +131,6 @@ impl Engine {
                     .saturating_add(caps.max_tracked_senders)
                     .saturating_add(caps.max_interfaces),
                 max_macs_per_ip,
-                node,
             ),
             stats: EngineStats::default(),
             scratch_macs: Vec::with_capacity(max_macs_per_ip),
@@ -191,7 +189,7 @@ impl Engine {
 
     fn count_events(&mut self, events: &[Event]) {
         for e in events {
-            self.stats.events[e.event.index()] += 1;
+            self.stats.events[e.kind().index()] += 1;
         }
     }
 
@@ -239,16 +237,16 @@ impl Engine {
         let owner = st.owner;
         let pool = self.pools.iter().find(|p| p.contains(ip)).map(|p| p.name.clone());
         self.conditions.evidence(
-            Evidence { key, kind: EventKind::Unanswered, ip, ts: deadline, count, macs: &[] },
+            Evidence { key, ip, ts: deadline, count, macs: &[] },
             self.thresholds.report_interval,
-            |e| {
-                e.mac = owner;
-                e.requester_mac = Some(pending.requester.mac);
-                e.requester_ip = Some(pending.requester.ip);
-                e.iface = Some(pending.iface);
-                e.vlan = pending.vlan;
-                e.direction = Some(pending.direction);
-                e.pool = pool;
+            || Report {
+                seen: Seen {
+                    iface: pending.iface,
+                    vlan: pending.vlan,
+                    direction: Some(pending.direction),
+                },
+                pool,
+                condition: Condition::Unanswered { mac: owner, requester: pending.requester },
             },
             out,
         );
@@ -274,17 +272,16 @@ impl Engine {
             self.conditions.evidence(
                 Evidence {
                     key: ConditionKey::StormIface(obs.iface.clone()),
-                    kind: EventKind::Storm,
                     ip: Ipv4Addr::UNSPECIFIED,
                     ts,
                     count: 1,
                     macs: &[],
                 },
                 report_interval,
-                |e| {
-                    e.scope = Some(StormScope::Iface);
-                    e.iface = Some(obs.iface.clone());
-                    e.rate = Some(rate);
+                || Report {
+                    seen: Seen { iface: obs.iface.clone(), vlan: VlanTags::NONE, direction: None },
+                    pool: None,
+                    condition: Condition::Storm { scope: StormScope::Iface, mac: None, rate },
                 },
                 out,
             );
@@ -296,19 +293,20 @@ impl Engine {
             self.conditions.evidence(
                 Evidence {
                     key: ConditionKey::StormMac(obs.eth_src),
-                    kind: EventKind::Storm,
                     ip: obs.spa,
                     ts,
                     count: 1,
                     macs: &[],
                 },
                 report_interval,
-                |e| {
-                    e.scope = Some(StormScope::Mac);
-                    e.mac = Some(obs.eth_src);
-                    e.iface = Some(obs.iface.clone());
-                    e.vlan = obs.vlan;
-                    e.rate = Some(rate);
+                || Report {
+                    seen: Seen { iface: obs.iface.clone(), vlan: obs.vlan, direction: None },
+                    pool: None,
+                    condition: Condition::Storm {
+                        scope: StormScope::Mac,
+                        mac: Some(obs.eth_src),
+                        rate,
+                    },
                 },
                 out,
             );
@@ -338,26 +336,8 @@ impl Engine {
             return;
         };
         let ip = if obs.spa.is_unspecified() { obs.tpa } else { obs.spa };
-        let mut e = self.frame_event(EventKind::SenderMismatch, ts, ip, obs);
-        e.mac = Some(obs.sha);
-        e.eth_src = Some(obs.eth_src);
-        e.count = Some(count);
-        out.push(e);
-    }
-
-    /// An event about one frame: where it was seen.
-    fn frame_event(
-        &self,
-        kind: EventKind,
-        ts: Timestamp,
-        ip: Ipv4Addr,
-        obs: &Observation,
-    ) -> Event {
-        let mut e = Event::new(kind, ts, ip, self.node.clone());
-        e.iface = Some(obs.iface.clone());
-        e.vlan = obs.vlan;
-        e.direction = Some(obs.direction);
-        e
+        let detail = Detail::SenderMismatch { mac: obs.sha, eth_src: obs.eth_src, count };
+        out.push(Event::new(ts, ip, Seen::of(obs), None, detail));
     }
 
     /// An RFC 5227 probe: harmless unless the IP is bound to another MAC.
@@ -370,14 +350,14 @@ impl Engine {
             .peek(&obs.tpa)
             .and_then(|st| st.holder_other_than(obs.sha))
             .map(|b| (b.mac, b.last_seen));
-        let kind = if holder.is_some() { EventKind::ProbeConflict } else { EventKind::Probe };
-        let mut e = self.frame_event(kind, ts, obs.tpa, obs);
-        e.mac = Some(obs.sha);
-        if let Some((mac, last_seen)) = holder {
-            e.old_mac = Some(mac);
-            e.last_seen = Some(last_seen);
-        }
-        out.push(e);
+        let mac = obs.sha;
+        let detail = match holder {
+            Some((holder, holder_last_seen)) => {
+                Detail::ProbeConflict { mac, holder, holder_last_seen }
+            }
+            None => Detail::Probe { mac },
+        };
+        out.push(Event::new(ts, obs.tpa, Seen::of(obs), None, detail));
     }
 
     /// The sender of a frame (SHA, SPA): bindings, and for claims everything that follows.
@@ -410,26 +390,15 @@ impl Engine {
         }
 
         let announced = kind.announced();
-        let mut events_base = Event::new(EventKind::NewBinding, ts, ip, self.node.clone());
-        events_base.iface = Some(obs.iface.clone());
-        events_base.vlan = obs.vlan;
-        events_base.direction = Some(obs.direction);
-        let frame_event = |kind: EventKind| {
-            let mut e = events_base.clone();
-            e.event = kind;
-            e.severity = kind.severity();
-            e
+        // An event about this frame.
+        let frame_event = |pool: Option<Arc<str>>, detail: Detail| {
+            Event::new(ts, ip, Seen::of(obs), pool, detail)
         };
         if new_binding {
-            let mut e = frame_event(EventKind::NewBinding);
-            e.mac = Some(mac);
-            e.announced = Some(announced);
-            out.push(e);
+            out.push(frame_event(None, Detail::NewBinding { mac, announced }));
         }
         if kind == ClaimKind::Gratuitous {
-            let mut e = frame_event(EventKind::Gratuitous);
-            e.mac = Some(mac);
-            out.push(e);
+            out.push(frame_event(None, Detail::Gratuitous { mac }));
         }
         if kind == ClaimKind::Request {
             return;
@@ -456,34 +425,26 @@ impl Engine {
             t.flap_window,
         );
         let pool_idx = self.pools.iter().position(|p| p.contains(ip));
+        let pool_name = || pool_idx.map(|i| self.pools[i].name.clone());
 
         if let Some(change) = &outcome.owner_change {
-            let mut e = frame_event(EventKind::OwnerChange);
-            e.old_mac = Some(change.old);
-            e.new_mac = Some(mac);
-            e.announced = Some(announced);
-            e.gap_ms = change.gap.map(|g| g.as_millis() as u64);
-            e.pool = pool_idx.map(|i| self.pools[i].name.clone());
-            out.push(e);
+            let detail = Detail::OwnerChange {
+                old_mac: change.old,
+                new_mac: mac,
+                announced,
+                gap_ms: change.gap.map(|g| g.as_millis() as u64),
+            };
+            out.push(frame_event(pool_name(), detail));
             let key = ConditionKey::Flapping(ip);
             if change.flapping || self.conditions.is_active(&key) {
                 let count = if self.conditions.is_active(&key) { 1 } else { change.recent_changes };
                 self.conditions.evidence(
-                    Evidence {
-                        key,
-                        kind: EventKind::Flapping,
-                        ip,
-                        ts,
-                        count,
-                        macs: &[change.old, mac],
-                    },
+                    Evidence { key, ip, ts, count, macs: &[change.old, mac] },
                     t.report_interval,
-                    |e| {
-                        e.iface = Some(obs.iface.clone());
-                        e.vlan = obs.vlan;
-                        e.old_mac = Some(change.old);
-                        e.new_mac = Some(mac);
-                        e.pool = pool_idx.map(|i| self.pools[i].name.clone());
+                    || Report {
+                        seen: Seen { iface: obs.iface.clone(), vlan: obs.vlan, direction: None },
+                        pool: pool_name(),
+                        condition: Condition::Flapping { old_mac: change.old, new_mac: mac },
                     },
                     out,
                 );
@@ -503,21 +464,16 @@ impl Engine {
             self.conditions.evidence(
                 Evidence {
                     key: ConditionKey::MultiResponder(ip),
-                    kind: EventKind::MultiResponder,
                     ip,
                     ts,
                     count: 1,
                     macs: &self.scratch_macs,
                 },
                 t.report_interval,
-                |e| {
-                    e.form = Some(form);
-                    e.iface = Some(obs.iface.clone());
-                    e.vlan = obs.vlan;
-                    e.direction = Some(obs.direction);
-                    e.requester_mac = reply_to.map(|r| r.mac);
-                    e.requester_ip = reply_to.map(|r| r.ip);
-                    e.pool = pool_idx.map(|i| self.pools[i].name.clone());
+                || Report {
+                    seen: Seen::of(obs),
+                    pool: pool_name(),
+                    condition: Condition::MultiResponder { form, requester: reply_to },
                 },
                 out,
             );
@@ -527,12 +483,8 @@ impl Engine {
             let binding = &mut st.bindings[idx];
             if !pool.allows_mac(mac) {
                 if let Some(count) = binding.unknown_responder.admit(ts, t.report_interval) {
-                    let mut e = frame_event(EventKind::UnknownResponder);
-                    e.mac = Some(mac);
-                    e.announced = Some(announced);
-                    e.pool = Some(pool.name.clone());
-                    e.count = Some(count);
-                    out.push(e);
+                    let detail = Detail::UnknownResponder { mac, announced, count };
+                    out.push(frame_event(Some(pool.name.clone()), detail));
                 }
             }
             if !pool.allows_iface(&obs.iface) {
@@ -541,12 +493,10 @@ impl Engine {
                     binding.unexpected_interface = Default::default();
                 }
                 if let Some(count) = binding.unexpected_interface.admit(ts, t.report_interval) {
-                    let mut e = frame_event(EventKind::UnexpectedInterface);
-                    e.mac = Some(mac);
-                    e.pool = Some(pool.name.clone());
-                    e.allowed_ifaces = pool.interfaces.clone();
-                    e.count = Some(count);
-                    out.push(e);
+                    let misplaced =
+                        Misplaced::OutsidePool { allowed_ifaces: pool.interfaces.clone() };
+                    let detail = Detail::UnexpectedInterface { mac, count, misplaced };
+                    out.push(frame_event(Some(pool.name.clone()), detail));
                 }
             }
         }
@@ -556,25 +506,21 @@ impl Engine {
         self.conditions.end(
             &ConditionKey::Unanswered(ip),
             ts,
-            |e| {
-                e.mac = Some(mac);
+            |condition| {
+                if let Condition::Unanswered { mac: answered_by, .. } = condition {
+                    *answered_by = Some(mac);
+                }
             },
             out,
         );
 
         if obs.direction == Direction::Egress {
-            self.check_egress_interfaces(obs, ts, &events_base, out);
+            self.check_egress_interfaces(obs, ts, out);
         }
     }
 
     /// This host answering one IP on two or more of its interfaces within the concurrency window.
-    fn check_egress_interfaces(
-        &mut self,
-        obs: &Observation,
-        ts: Timestamp,
-        base: &Event,
-        out: &mut Vec<Event>,
-    ) {
+    fn check_egress_interfaces(&mut self, obs: &Observation, ts: Timestamp, out: &mut Vec<Event>) {
         let ip = obs.spa;
         if !self.egress.contains(&ip) && self.egress.push(ip, EgressClaims::default()).is_some() {
             self.stats.evictions.ips += 1;
@@ -601,17 +547,15 @@ impl Engine {
             return;
         };
         claims.reported = claims.ifaces.len();
-        let mut e = base.clone();
-        e.event = EventKind::UnexpectedInterface;
-        e.severity = EventKind::UnexpectedInterface.severity();
-        e.mac = Some(obs.sha);
         // `ifaces[i]` answered with `macs[i]`: on a node with several NICs on one segment each
         // interface answers with its own MAC (the "wandering IP" incident).
-        e.ifaces = claims.ifaces.iter().map(|c| c.iface.clone()).collect();
-        e.macs = claims.ifaces.iter().map(|c| c.mac).collect();
-        e.count = Some(count);
-        e.pool = self.pools.iter().find(|p| p.contains(ip)).map(|p| p.name.clone());
-        out.push(e);
+        let misplaced = Misplaced::SeveralInterfaces {
+            ifaces: claims.ifaces.iter().map(|c| c.iface.clone()).collect(),
+            macs: claims.ifaces.iter().map(|c| c.mac).collect(),
+        };
+        let detail = Detail::UnexpectedInterface { mac: obs.sha, count, misplaced };
+        let pool = self.pools.iter().find(|p| p.contains(ip)).map(|p| p.name.clone());
+        out.push(Event::new(ts, ip, Seen::of(obs), pool, detail));
     }
 
     /// A plain request: if the target is watched and the reply would be visible, wait for it.

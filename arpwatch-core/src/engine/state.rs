@@ -6,15 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::config::Pool;
-use crate::event::Announced;
+use crate::event::{Announced, Requester};
 use crate::observation::{MacAddr, Timestamp};
-
-/// A requester: the (THA, TPA) of a reply, the (SHA, SPA) of the request it answers.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) struct Requester {
-    pub mac: MacAddr,
-    pub ip: Ipv4Addr,
-}
 
 /// One MAC seen as the sender of an IP.
 pub(super) struct Binding {

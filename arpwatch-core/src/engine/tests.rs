@@ -2,7 +2,9 @@
 
 use super::*;
 use crate::config::{Caps, Pool};
+use crate::enrich::{Annotator, LocalMacs};
 use crate::event::{Announced, ConditionState};
+use crate::wire::Record;
 
 const T0: f64 = 1_795_255_200.0; // 2026-11-21T10:00:00Z
 
@@ -106,7 +108,7 @@ impl Harness {
         Self::with(EngineConfig::default())
     }
     fn with(config: EngineConfig) -> Self {
-        Harness { engine: Engine::new(&config, "node-a") }
+        Harness { engine: Engine::new(&config) }
     }
     fn feed(&mut self, frame: Frame) -> Vec<Event> {
         let mut out = Vec::new();
@@ -127,8 +129,9 @@ impl Harness {
     }
 }
 
-fn of(events: &[Event], kind: EventKind) -> Vec<&Event> {
-    events.iter().filter(|e| e.event == kind).collect()
+/// The events of `kind`, each as the flat record of the output, for assertions field by field.
+fn of(events: &[Event], kind: EventKind) -> Vec<Record<'_>> {
+    events.iter().filter(|e| e.kind() == kind).map(Record::of).collect()
 }
 
 fn states(events: &[Event], kind: EventKind) -> Vec<ConditionState> {
@@ -139,8 +142,8 @@ fn states(events: &[Event], kind: EventKind) -> Vec<ConditionState> {
 fn alarms(events: &[Event]) -> Vec<&'static str> {
     events
         .iter()
-        .filter(|e| e.severity != crate::event::Severity::Info)
-        .map(|e| e.event.as_str())
+        .filter(|e| e.severity() != crate::event::Severity::Info)
+        .map(|e| e.kind().as_str())
         .collect()
 }
 
@@ -214,7 +217,7 @@ fn probe_for_an_ip_bound_to_another_mac_is_a_conflict() {
     h.feed(frame(0.0).reply(A, VIP).to(CLIENT, CLIENT_IP));
     let events = h.feed(frame(5.0).probe(B, VIP));
     assert_eq!(alarms(&events), ["probe_conflict"]);
-    let e = &events[0];
+    let e = Record::of(&events[0]);
     assert_eq!((e.mac, e.old_mac), (Some(mac(B)), Some(mac(A))));
     assert_eq!(e.last_seen, Some(at(0.0)));
     assert!(of(&events, EventKind::Probe).is_empty(), "a conflicting probe is reported once");
@@ -375,7 +378,7 @@ fn strong_multi_responder_is_reported_on_the_second_reply_and_grows_at_once() {
     assert_eq!(e.macs, macs(&[A, B]));
     assert_eq!(e.form, Some(ResponderForm::Strong));
     assert_eq!((e.requester_mac, e.requester_ip), (Some(mac(CLIENT)), Some(ip(CLIENT_IP))));
-    assert_eq!(e.iface.as_deref(), Some("eth0"));
+    assert_eq!(e.iface, "eth0");
     assert_eq!(e.severity, crate::event::Severity::Critical);
     // The requester keeps the first answer (ARP locktime): a late reply is no owner change.
     assert!(of(&second, EventKind::OwnerChange).is_empty());
@@ -466,12 +469,10 @@ fn arpspoof_gateway_oneway_capture() {
     for f in frames {
         per_frame.push(h.feed(f));
     }
-    let changes: Vec<(usize, &Event)> = per_frame
+    let changes: Vec<(usize, Record<'_>)> = per_frame
         .iter()
         .enumerate()
-        .flat_map(|(i, evs)| {
-            evs.iter().filter(|e| e.event == EventKind::OwnerChange).map(move |e| (i + 1, e))
-        })
+        .flat_map(|(i, evs)| of(evs, EventKind::OwnerChange).into_iter().map(move |e| (i + 1, e)))
         .collect();
     assert_eq!(changes.len(), 2);
     let (frame4, e4) = changes[0];
@@ -595,7 +596,7 @@ fn unknown_responder_for_a_pool_ip_is_critical_and_repeats_at_most_per_interval(
     let unknown = of(&foreign, EventKind::UnknownResponder);
     assert_eq!(unknown.len(), 1);
     assert_eq!(unknown[0].mac, Some(mac(C)));
-    assert_eq!(unknown[0].pool.as_deref(), Some("vips"));
+    assert_eq!(unknown[0].pool, Some("vips"));
     assert_eq!(unknown[0].count, Some(1));
     assert_eq!(unknown[0].severity, crate::event::Severity::Critical);
     for i in 1..10 {
@@ -617,7 +618,7 @@ fn a_pool_ip_claimed_on_an_interface_outside_the_pool_is_unexpected() {
     let bad = h.feed(frame(1.0).reply(A, VIP).to(CLIENT, CLIENT_IP).on("eth1"));
     let e = of(&bad, EventKind::UnexpectedInterface);
     assert_eq!(e.len(), 1);
-    assert_eq!(e[0].iface.as_deref(), Some("eth1"));
+    assert_eq!(e[0].iface, "eth1");
     assert_eq!(e[0].allowed_ifaces, vec![Arc::<str>::from("eth0")]);
     assert_eq!(e[0].mac, Some(mac(A)));
     assert_eq!(e[0].direction, Some(Direction::Ingress));
@@ -720,7 +721,7 @@ fn unanswered_is_only_judged_where_the_reply_would_be_seen() {
     let mut events = h.feed_all((0..3).map(|i| ask(f64::from(i))));
     events.extend(h.tick(3.0 + 30.0));
     let un = of(&events, EventKind::Unanswered);
-    assert_eq!(un[0].pool.as_deref(), Some("vips"));
+    assert_eq!(un[0].pool, Some("vips"));
     assert_eq!(
         states(&events, EventKind::Unanswered),
         [ConditionState::Start, ConditionState::End]
@@ -841,7 +842,7 @@ fn storm_per_interface_counts_all_senders() {
     let storms = of(&events, EventKind::Storm);
     assert_eq!(storms.len(), 1);
     assert_eq!(storms[0].scope, Some(StormScope::Iface));
-    assert_eq!(storms[0].iface.as_deref(), Some("eth0"));
+    assert_eq!(storms[0].iface, "eth0");
     assert_eq!(storms[0].ip, Ipv4Addr::UNSPECIFIED, "an interface storm has no single IP");
 }
 
@@ -902,7 +903,7 @@ fn the_same_input_gives_the_same_events() {
         });
         let mut events = h.feed_all(frames);
         events.extend(h.tick(500.0));
-        serde_json::to_string(&events).unwrap()
+        serde_json::to_string(&events.iter().map(Record::of).collect::<Vec<_>>()).unwrap()
     };
     assert_eq!(run(), run());
 }
@@ -944,7 +945,7 @@ fn emitted_events_and_raw_observations_match_the_schema_file() {
         serde_json::from_str(include_str!("../../../docs/schema/arpwatch-events.schema.json"))
             .unwrap();
     let defs = &schema["$defs"];
-    assert_eq!(defs["event"]["properties"]["schema"]["const"], crate::event::SCHEMA_VERSION);
+    assert_eq!(defs["event"]["properties"]["schema"]["const"], crate::wire::SCHEMA_VERSION);
 
     let mut cfg = pool_config(vip_pool());
     cfg.full_view = true;
@@ -971,11 +972,25 @@ fn emitted_events_and_raw_observations_match_the_schema_file() {
         ),
     );
     events.extend(h.tick(100.0));
-    let kinds: std::collections::BTreeSet<&str> = events.iter().map(|e| e.event.as_str()).collect();
+    let kinds: std::collections::BTreeSet<&str> =
+        events.iter().map(|e| e.kind().as_str()).collect();
     assert_eq!(kinds.len(), EventKind::ALL.len(), "every kind is exercised: {kinds:?}");
 
+    // As the pipeline writes them: with the node, and A as this host's own MAC.
+    struct OwnA;
+    impl LocalMacs for OwnA {
+        fn owner(&self, m: MacAddr) -> Option<&str> {
+            (m == mac(A)).then_some("eth0")
+        }
+    }
+    let mut annotator = Annotator::new("node-a");
+    annotator.set_local_macs(Arc::new(OwnA));
+    for e in &mut events {
+        annotator.annotate(e);
+    }
+    assert!(events.iter().any(|e| e.context.local_iface.is_some()));
     for e in &events {
-        check_against(&serde_json::to_value(e).unwrap(), &defs["event"], defs);
+        check_against(&serde_json::to_value(Record::of(e)).unwrap(), &defs["event"], defs);
     }
     let raw = frame(0.0).reply(A, VIP).to(CLIENT, CLIENT_IP);
     let mut raw = raw.0;

@@ -1,6 +1,7 @@
 //! The table of links by ifindex, and the changes it reports as rtnetlink messages and dumps are
 //! applied to it. No I/O here: the watcher feeds it.
 
+use arpwatch_core::observation::MacAddr;
 use rtnetlink::packet_route::link::{LinkAttribute, LinkFlags, LinkMessage};
 use rtnetlink::packet_route::{AddressFamily, RouteNetlinkMessage};
 use std::collections::BTreeMap;
@@ -95,6 +96,13 @@ impl LocalMacs {
 
     pub fn is_local(&self, mac: &[u8; 6]) -> bool {
         self.owners.contains_key(mac)
+    }
+}
+
+/// Events name the first of a MAC's links as the local interface that owns it.
+impl arpwatch_core::enrich::LocalMacs for LocalMacs {
+    fn owner(&self, mac: MacAddr) -> Option<&str> {
+        self.owners(&mac.0).first().map(String::as_str)
     }
 }
 

@@ -239,7 +239,7 @@ impl Metrics {
 
     /// Counts one event the pipeline reports.
     pub fn event(&mut self, event: &Event) {
-        self.events[event.event.index()].inc();
+        self.events[event.kind().index()].inc();
         self.pools.event(event);
     }
 

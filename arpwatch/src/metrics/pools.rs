@@ -166,8 +166,9 @@ impl PoolSeries {
 
     /// Owner changes and the lifecycle of lasting conditions of pool IPs.
     pub(super) fn event(&mut self, event: &Event) {
-        let condition = CONDITIONS.iter().position(|k| *k == event.event);
-        let owner_change = event.event == EventKind::OwnerChange;
+        let kind = event.kind();
+        let condition = CONDITIONS.iter().position(|k| *k == kind);
+        let owner_change = kind == EventKind::OwnerChange;
         if condition.is_none() && !owner_change {
             return;
         }
@@ -177,7 +178,7 @@ impl PoolSeries {
         if owner_change {
             series.owner_changes.inc();
         }
-        if let (Some(i), Some(state)) = (condition, event.state) {
+        if let (Some(i), Some(state)) = (condition, event.state()) {
             series.conditions[i].set(i64::from(state != ConditionState::End));
         }
     }

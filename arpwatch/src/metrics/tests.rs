@@ -5,7 +5,10 @@ use std::time::Duration;
 use super::*;
 use arpwatch_core::config::Config;
 use arpwatch_core::engine::Evictions;
-use arpwatch_core::event::ConditionState;
+use arpwatch_core::event::{
+    Announced, Condition, ConditionState, Detail, Lifecycle, Requester, ResponderForm, Seen,
+    StormScope,
+};
 use arpwatch_core::observation::{MacAddr, VlanTags};
 
 const POOL_CONFIG: &str = r#"
@@ -66,10 +69,39 @@ fn value(text: &str, series: &str) -> Option<f64> {
         .map(|v| v.parse().unwrap())
 }
 
+/// An event about `ip` seen on eth0 at `at(0)`.
+fn event(ip: Ipv4Addr, detail: Detail) -> Event {
+    let seen =
+        Seen { iface: "eth0".into(), vlan: VlanTags::NONE, direction: Some(Direction::Ingress) };
+    Event::new(at(0), ip, seen, None, detail)
+}
+
+fn owner_change(ip: Ipv4Addr) -> Event {
+    let detail = Detail::OwnerChange {
+        old_mac: mac(1),
+        new_mac: mac(2),
+        announced: Announced::Gratuitous,
+        gap_ms: None,
+    };
+    event(ip, detail)
+}
+
 fn condition_event(kind: EventKind, ip: Ipv4Addr, state: ConditionState) -> Event {
-    let mut e = Event::new(kind, at(0), ip, "node-a".into());
-    e.state = Some(state);
-    e
+    let condition = match kind {
+        EventKind::MultiResponder => {
+            Condition::MultiResponder { form: ResponderForm::Sustained, requester: None }
+        }
+        EventKind::Flapping => Condition::Flapping { old_mac: mac(1), new_mac: mac(2) },
+        EventKind::Unanswered => Condition::Unanswered {
+            mac: None,
+            requester: Requester { mac: mac(0x99), ip: Ipv4Addr::new(192, 0, 2, 99) },
+        },
+        EventKind::Storm => Condition::Storm { scope: StormScope::Iface, mac: None, rate: 600 },
+        other => panic!("{other:?} is not a lasting condition"),
+    };
+    let lifecycle =
+        Lifecycle { state, count: 1, first_seen: at(0), last_seen: at(0), macs: Vec::new() };
+    event(ip, Detail::Lasting { lifecycle, condition })
 }
 
 const VIP: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 240);
@@ -125,7 +157,7 @@ fn every_event_kind_is_exported_from_the_start_and_counted() {
         );
         assert_eq!(value(&text, &series), Some(0.0), "{series}");
     }
-    m.event(&Event::new(EventKind::NewBinding, at(0), VIP, "n".into()));
+    m.event(&event(VIP, Detail::NewBinding { mac: mac(1), announced: Announced::Reply }));
     m.event(&condition_event(EventKind::Storm, Ipv4Addr::UNSPECIFIED, ConditionState::Start));
     m.event(&condition_event(EventKind::Storm, Ipv4Addr::UNSPECIFIED, ConditionState::End));
     let text = m.encode();
@@ -216,7 +248,7 @@ fn owner_changes_and_conditions_follow_the_events_of_pool_ips() {
     let mut m = metrics(POOL_CONFIG);
     let outside = Ipv4Addr::new(198, 51, 100, 1);
     for ip in [VIP, VIP, outside] {
-        m.event(&Event::new(EventKind::OwnerChange, at(0), ip, "n".into()));
+        m.event(&owner_change(ip));
     }
     let series = |condition: &str| {
         format!("arpwatch_pool_ip_condition{{pool=\"vips\",ip=\"192.0.2.240\",condition=\"{condition}\"}}")
@@ -358,9 +390,9 @@ fn no_label_holds_a_mac() {
     let mut m = metrics(POOL_CONFIG);
     let eth0: Arc<str> = "eth0".into();
     m.observe(&reply(&eth0, at(0), VIP, mac(0xab)));
-    m.event(&Event {
-        mac: Some(mac(0xab)),
-        ..Event::new(EventKind::UnknownResponder, at(0), VIP, "n".into())
-    });
+    m.event(&event(
+        VIP,
+        Detail::UnknownResponder { mac: mac(0xab), announced: Announced::Reply, count: 1 },
+    ));
     assert!(!m.encode().contains("02:00:00:00:00:ab"));
 }

@@ -1,0 +1,500 @@
+//! The output formats: how a domain [`Event`] is written out, as the JSON line of schema v1
+//! (`--format json`) or as a text line (`--format text`), and how a raw observation is
+//! (`--raw`). Both event formats are made from one ordered list of fields, [`Record::visit`],
+//! over [`Record`], the event laid out field by field as the output has it: a field added to the
+//! domain [`Event`] reaches both formats through a member of `Record`, set in [`Record::of`] and
+//! written in `Record::visit`.
+//!
+//! The field set is the output contract of SPEC §4, documented field by field in
+//! `docs/events.md` and `docs/schema/arpwatch-events.schema.json`.
+
+use std::fmt;
+use std::io::{self, Write};
+use std::net::Ipv4Addr;
+use std::sync::Arc;
+
+use serde::ser::SerializeMap;
+use serde::{Serialize, Serializer};
+
+use crate::event::{
+    Announced, Condition, ConditionState, Detail, Event, EventKind, Misplaced, ResponderForm,
+    Severity, StormScope,
+};
+use crate::observation::{ArpOp, Direction, MacAddr, Observation, Timestamp};
+
+/// Version of the event schema, carried in every event as `"schema"`. Raised when a field changes
+/// meaning or disappears; adding an optional field does not raise it.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// Writes `event` as one JSON line.
+pub fn write_json_line(out: &mut impl Write, event: &Event) -> io::Result<()> {
+    serde_json::to_writer(&mut *out, &Record::of(event))?;
+    out.write_all(b"\n")
+}
+
+/// Writes `event` as one text line.
+pub fn write_text_line(out: &mut impl Write, event: &Event) -> io::Result<()> {
+    writeln!(out, "{}", Record::of(event))
+}
+
+/// The text line of `event`, without its newline.
+pub fn text_line(event: &Event) -> String {
+    Record::of(event).to_string()
+}
+
+/// Writes a raw observation as one JSON line.
+pub fn write_observation_json_line(out: &mut impl Write, obs: &Observation) -> io::Result<()> {
+    serde_json::to_writer(&mut *out, obs)?;
+    out.write_all(b"\n")
+}
+
+/// Writes a raw observation as one text line.
+pub fn write_observation_text_line(out: &mut impl Write, obs: &Observation) -> io::Result<()> {
+    writeln!(out, "{}", observation_text(obs))
+}
+
+/// One readable line for a person at a terminal, e.g.
+/// `2026-11-21T10:00:00Z eth0 ingress 192.0.2.240 is-at 02:00:00:00:0a:01 to 192.0.2.99 (02:00:00:00:00:99) [eth 02:00:00:00:0a:01 > 02:00:00:00:00:99]`.
+pub fn observation_text(obs: &Observation) -> String {
+    let what = match obs.op {
+        ArpOp::Request if obs.is_probe() => format!("probe who-has {} from {}", obs.tpa, obs.sha),
+        ArpOp::Request => format!("who-has {} tell {} ({})", obs.tpa, obs.spa, obs.sha),
+        ArpOp::Reply => format!("{} is-at {} to {} ({})", obs.spa, obs.sha, obs.tpa, obs.tha),
+    };
+    let gratuitous = if obs.is_gratuitous() { " gratuitous" } else { "" };
+    let vlan = match obs.vlan.as_slice() {
+        [] => String::new(),
+        ids => format!(" vlan={ids:?}"),
+    };
+    format!(
+        "{} {} {}{vlan} {what}{gratuitous} [eth {} > {}]",
+        obs.ts.to_rfc3339(),
+        obs.iface,
+        obs.direction.as_str(),
+        obs.eth_src,
+        obs.eth_dst
+    )
+}
+
+/// One field value as the formats write it.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Value<'a> {
+    U64(u64),
+    Bool(bool),
+    Str(&'a str),
+    Mac(MacAddr),
+    Ip(Ipv4Addr),
+    Time(Timestamp),
+    Macs(&'a [MacAddr]),
+    Names(&'a [Arc<str>]),
+    Vlan(&'a [u16]),
+}
+
+/// Receives the fields of an event, in the order of the JSON line.
+pub trait FieldSink {
+    fn field(&mut self, name: &'static str, value: Value<'_>);
+}
+
+/// Calls `sink` with every present field of `event`, in the order of the JSON line.
+pub fn visit_fields(event: &Event, sink: &mut impl FieldSink) {
+    Record::of(event).visit(sink);
+}
+
+/// An event laid out as schema v1 has it: one member per field of the output, `None` (or empty)
+/// where absent. Serialises to the JSON line; displays as the text line.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Record<'a> {
+    pub ts: Timestamp,
+    pub event: EventKind,
+    pub severity: Severity,
+    pub ip: Ipv4Addr,
+    pub state: Option<ConditionState>,
+    pub mac: Option<MacAddr>,
+    pub macs: &'a [MacAddr],
+    pub old_mac: Option<MacAddr>,
+    pub new_mac: Option<MacAddr>,
+    pub eth_src: Option<MacAddr>,
+    pub iface: &'a str,
+    pub ifaces: &'a [Arc<str>],
+    pub allowed_ifaces: &'a [Arc<str>],
+    pub vlan: &'a [u16],
+    pub direction: Option<Direction>,
+    pub count: Option<u64>,
+    pub first_seen: Option<Timestamp>,
+    pub last_seen: Option<Timestamp>,
+    pub announced: Option<Announced>,
+    pub gap_ms: Option<u64>,
+    pub form: Option<ResponderForm>,
+    pub pool: Option<&'a str>,
+    pub requester_mac: Option<MacAddr>,
+    pub requester_ip: Option<Ipv4Addr>,
+    pub rate: Option<u64>,
+    pub scope: Option<StormScope>,
+    pub local_iface: Option<&'a str>,
+    pub node: Option<&'a str>,
+}
+
+impl<'a> Record<'a> {
+    pub fn of(event: &'a Event) -> Record<'a> {
+        let mut r = Record {
+            ts: event.ts,
+            event: event.kind(),
+            severity: event.severity(),
+            ip: event.ip,
+            state: None,
+            mac: None,
+            macs: &[],
+            old_mac: None,
+            new_mac: None,
+            eth_src: None,
+            iface: &event.seen.iface,
+            ifaces: &[],
+            allowed_ifaces: &[],
+            vlan: event.seen.vlan.as_slice(),
+            direction: event.seen.direction,
+            count: None,
+            first_seen: None,
+            last_seen: None,
+            announced: None,
+            gap_ms: None,
+            form: None,
+            pool: event.pool.as_deref(),
+            requester_mac: None,
+            requester_ip: None,
+            rate: None,
+            scope: None,
+            local_iface: event.context.local_iface.as_deref(),
+            node: event.context.node.as_deref(),
+        };
+        match &event.detail {
+            Detail::NewBinding { mac, announced } => {
+                r.mac = Some(*mac);
+                r.announced = Some(*announced);
+            }
+            Detail::Gratuitous { mac } | Detail::Probe { mac } => r.mac = Some(*mac),
+            Detail::ProbeConflict { mac, holder, holder_last_seen } => {
+                r.mac = Some(*mac);
+                r.old_mac = Some(*holder);
+                r.last_seen = Some(*holder_last_seen);
+            }
+            Detail::OwnerChange { old_mac, new_mac, announced, gap_ms } => {
+                r.old_mac = Some(*old_mac);
+                r.new_mac = Some(*new_mac);
+                r.announced = Some(*announced);
+                r.gap_ms = *gap_ms;
+            }
+            Detail::UnknownResponder { mac, announced, count } => {
+                r.mac = Some(*mac);
+                r.announced = Some(*announced);
+                r.count = Some(*count);
+            }
+            Detail::UnexpectedInterface { mac, count, misplaced } => {
+                r.mac = Some(*mac);
+                r.count = Some(*count);
+                match misplaced {
+                    Misplaced::OutsidePool { allowed_ifaces } => r.allowed_ifaces = allowed_ifaces,
+                    Misplaced::SeveralInterfaces { ifaces, macs } => {
+                        r.ifaces = ifaces;
+                        r.macs = macs;
+                    }
+                }
+            }
+            Detail::SenderMismatch { mac, eth_src, count } => {
+                r.mac = Some(*mac);
+                r.eth_src = Some(*eth_src);
+                r.count = Some(*count);
+            }
+            Detail::Lasting { lifecycle, condition } => {
+                r.state = Some(lifecycle.state);
+                r.count = Some(lifecycle.count);
+                r.first_seen = Some(lifecycle.first_seen);
+                r.last_seen = Some(lifecycle.last_seen);
+                r.macs = &lifecycle.macs;
+                match condition {
+                    Condition::MultiResponder { form, requester } => {
+                        r.form = Some(*form);
+                        r.requester_mac = requester.map(|q| q.mac);
+                        r.requester_ip = requester.map(|q| q.ip);
+                    }
+                    Condition::Flapping { old_mac, new_mac } => {
+                        r.old_mac = Some(*old_mac);
+                        r.new_mac = Some(*new_mac);
+                    }
+                    Condition::Unanswered { mac, requester } => {
+                        r.mac = *mac;
+                        r.requester_mac = Some(requester.mac);
+                        r.requester_ip = Some(requester.ip);
+                    }
+                    Condition::Storm { scope, mac, rate } => {
+                        r.scope = Some(*scope);
+                        r.mac = *mac;
+                        r.rate = Some(*rate);
+                    }
+                }
+            }
+        }
+        r
+    }
+
+    /// The fields of the output, in order; absent ones (`None`, empty lists) are skipped.
+    pub fn visit(&self, sink: &mut impl FieldSink) {
+        use Value::*;
+        // A field with `None` is absent.
+        let mut field = |name, value: Option<Value<'a>>| {
+            if let Some(value) = value {
+                sink.field(name, value);
+            }
+        };
+        // An empty list is absent.
+        let list = |value: Value<'a>, empty: bool| (!empty).then_some(value);
+        field("schema", Some(U64(SCHEMA_VERSION.into())));
+        field("ts", Some(Time(self.ts)));
+        field("event", Some(Str(self.event.as_str())));
+        field("severity", Some(Str(self.severity.as_str())));
+        field("ip", Some(Ip(self.ip)));
+        field("state", self.state.map(|v| Str(v.as_str())));
+        field("mac", self.mac.map(Mac));
+        field("macs", list(Macs(self.macs), self.macs.is_empty()));
+        field("old_mac", self.old_mac.map(Mac));
+        field("new_mac", self.new_mac.map(Mac));
+        field("eth_src", self.eth_src.map(Mac));
+        field("iface", Some(Str(self.iface)));
+        field("ifaces", list(Names(self.ifaces), self.ifaces.is_empty()));
+        field("allowed_ifaces", list(Names(self.allowed_ifaces), self.allowed_ifaces.is_empty()));
+        field("vlan", list(Vlan(self.vlan), self.vlan.is_empty()));
+        field("direction", self.direction.map(|v| Str(v.as_str())));
+        field("count", self.count.map(U64));
+        field("first_seen", self.first_seen.map(Time));
+        field("last_seen", self.last_seen.map(Time));
+        field("announced", self.announced.map(|v| Str(v.as_str())));
+        field("gap_ms", self.gap_ms.map(U64));
+        field("form", self.form.map(|v| Str(v.as_str())));
+        field("pool", self.pool.map(Str));
+        field("requester_mac", self.requester_mac.map(Mac));
+        field("requester_ip", self.requester_ip.map(Ip));
+        field("rate", self.rate.map(U64));
+        field("scope", self.scope.map(|v| Str(v.as_str())));
+        field("local", self.local_iface.map(|_| Bool(true)));
+        field("local_iface", self.local_iface.map(Str));
+        field("node", self.node.map(Str));
+    }
+}
+
+impl Serialize for Value<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match *self {
+            Value::U64(v) => s.serialize_u64(v),
+            Value::Bool(v) => s.serialize_bool(v),
+            Value::Str(v) => s.serialize_str(v),
+            Value::Mac(v) => v.serialize(s),
+            Value::Ip(v) => v.serialize(s),
+            Value::Time(v) => v.serialize(s),
+            Value::Macs(v) => v.serialize(s),
+            Value::Names(v) => v.serialize(s),
+            Value::Vlan(v) => v.serialize(s),
+        }
+    }
+}
+
+/// The JSON line: one member per present field, in [`Record::visit`] order.
+impl Serialize for Record<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        struct Members<M: SerializeMap> {
+            map: M,
+            error: Option<M::Error>,
+        }
+        impl<M: SerializeMap> FieldSink for Members<M> {
+            fn field(&mut self, name: &'static str, value: Value<'_>) {
+                if self.error.is_none() {
+                    self.error = self.map.serialize_entry(name, &value).err();
+                }
+            }
+        }
+        let mut members = Members { map: s.serialize_map(None)?, error: None };
+        self.visit(&mut members);
+        match members.error {
+            Some(error) => Err(error),
+            None => members.map.end(),
+        }
+    }
+}
+
+impl fmt::Display for Value<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            Value::U64(v) => write!(f, "{v}"),
+            Value::Bool(v) => write!(f, "{v}"),
+            Value::Str(v) => f.write_str(v),
+            Value::Mac(v) => write!(f, "{v}"),
+            Value::Ip(v) => write!(f, "{v}"),
+            Value::Time(v) => f.write_str(&v.to_rfc3339()),
+            Value::Macs(v) => write_list(f, v),
+            Value::Names(v) => write_list(f, v),
+            Value::Vlan(v) => write_list(f, v),
+        }
+    }
+}
+
+/// `[a,b,c]` for the text line.
+fn write_list<T: fmt::Display>(f: &mut fmt::Formatter<'_>, items: &[T]) -> fmt::Result {
+    f.write_str("[")?;
+    for (i, item) in items.iter().enumerate() {
+        if i > 0 {
+            f.write_str(",")?;
+        }
+        write!(f, "{item}")?;
+    }
+    f.write_str("]")
+}
+
+/// Fields the text line shows in its head (`schema` and `local` it leaves out: the version is
+/// the program's, and `local_iface` says it).
+const TEXT_HEAD: [&str; 6] = ["schema", "ts", "event", "severity", "ip", "local"];
+
+/// The text line, for a person at a terminal: time, severity in capitals, event, IP, then the
+/// other present fields as `key=value` in [`Record::visit`] order, e.g.
+/// `2026-11-21T10:00:01Z CRITICAL multi_responder 192.0.2.10 state=start macs=[02:00:00:00:00:01,02:00:00:00:00:02] iface=eth0 ...`.
+impl fmt::Display for Record<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        struct Pairs<'f, 'g> {
+            f: &'f mut fmt::Formatter<'g>,
+            result: fmt::Result,
+        }
+        impl FieldSink for Pairs<'_, '_> {
+            fn field(&mut self, name: &'static str, value: Value<'_>) {
+                if self.result.is_ok() && !TEXT_HEAD.contains(&name) {
+                    self.result = write!(self.f, " {name}={value}");
+                }
+            }
+        }
+        write!(
+            f,
+            "{} {} {} {}",
+            self.ts.to_rfc3339(),
+            self.severity.as_str().to_ascii_uppercase(),
+            self.event.as_str(),
+            self.ip
+        )?;
+        let mut pairs = Pairs { f, result: Ok(()) };
+        self.visit(&mut pairs);
+        pairs.result
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::{Lifecycle, Requester, Seen};
+    use crate::observation::VlanTags;
+
+    fn mac(last: u8) -> MacAddr {
+        MacAddr([2, 0, 0, 0, 0, last])
+    }
+
+    fn sample() -> Event {
+        let at = Timestamp::from_secs(1_795_255_201);
+        let seen = Seen {
+            iface: "eth0".into(),
+            vlan: VlanTags::from_slice(&[123]).unwrap(),
+            direction: Some(Direction::Ingress),
+        };
+        let detail = Detail::Lasting {
+            lifecycle: Lifecycle {
+                state: ConditionState::Start,
+                count: 1,
+                first_seen: at,
+                last_seen: at,
+                macs: vec![mac(1), mac(2)],
+            },
+            condition: Condition::MultiResponder {
+                form: ResponderForm::Strong,
+                requester: Some(Requester { mac: mac(0x99), ip: Ipv4Addr::new(192, 0, 2, 99) }),
+            },
+        };
+        let mut e = Event::new(at, Ipv4Addr::new(192, 0, 2, 10), seen, None, detail);
+        e.context.node = Some("node-a".into());
+        e
+    }
+
+    fn json_line(e: &Event) -> String {
+        let mut out = Vec::new();
+        write_json_line(&mut out, e).unwrap();
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn json_carries_the_contract_fields_and_omits_absent_ones() {
+        let json: serde_json::Value = serde_json::from_str(&json_line(&sample())).unwrap();
+        assert_eq!(json["schema"], 1);
+        assert_eq!(json["ts"], "2026-11-21T10:00:01Z");
+        assert_eq!(json["event"], "multi_responder");
+        assert_eq!(json["severity"], "critical");
+        assert_eq!(json["ip"], "192.0.2.10");
+        assert_eq!(json["state"], "start");
+        assert_eq!(json["macs"], serde_json::json!(["02:00:00:00:00:01", "02:00:00:00:00:02"]));
+        assert_eq!(json["vlan"], serde_json::json!([123]));
+        assert_eq!(json["direction"], "ingress");
+        assert_eq!(json["node"], "node-a");
+        let obj = json.as_object().unwrap();
+        for absent in ["mac", "old_mac", "ifaces", "gap_ms", "pool", "rate", "local", "local_iface"]
+        {
+            assert!(!obj.contains_key(absent), "{absent} should be omitted: {json}");
+        }
+    }
+
+    #[test]
+    fn json_line_keeps_the_field_order_of_schema_v1() {
+        let mut e = sample();
+        e.pool = Some("vips".into());
+        e.context.local_iface = Some("eth1".into());
+        assert_eq!(
+            json_line(&e),
+            concat!(
+                r#"{"schema":1,"ts":"2026-11-21T10:00:01Z","event":"multi_responder","#,
+                r#""severity":"critical","ip":"192.0.2.10","state":"start","#,
+                r#""macs":["02:00:00:00:00:01","02:00:00:00:00:02"],"iface":"eth0","vlan":[123],"#,
+                r#""direction":"ingress","count":1,"first_seen":"2026-11-21T10:00:01Z","#,
+                r#""last_seen":"2026-11-21T10:00:01Z","form":"strong","pool":"vips","#,
+                r#""requester_mac":"02:00:00:00:00:99","requester_ip":"192.0.2.99","local":true,"#,
+                r#""local_iface":"eth1","node":"node-a"}"#,
+                "\n"
+            )
+        );
+    }
+
+    #[test]
+    fn text_line_is_one_readable_line_in_the_json_order() {
+        let line = text_line(&sample());
+        assert_eq!(
+            line,
+            "2026-11-21T10:00:01Z CRITICAL multi_responder 192.0.2.10 state=start \
+             macs=[02:00:00:00:00:01,02:00:00:00:00:02] iface=eth0 vlan=[123] direction=ingress \
+             count=1 first_seen=2026-11-21T10:00:01Z last_seen=2026-11-21T10:00:01Z form=strong \
+             requester_mac=02:00:00:00:00:99 requester_ip=192.0.2.99 node=node-a"
+        );
+        assert!(!line.contains('\n'));
+        let docs = include_str!("../../docs/events.md");
+        assert!(docs.contains(&line), "docs/events.md shows the text line of this event");
+    }
+
+    #[test]
+    fn both_formats_come_from_one_field_list() {
+        struct Names(Vec<&'static str>);
+        impl FieldSink for Names {
+            fn field(&mut self, name: &'static str, _: Value<'_>) {
+                self.0.push(name);
+            }
+        }
+        let e = sample();
+        let mut names = Names(Vec::new());
+        visit_fields(&e, &mut names);
+        let json: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_str(&json_line(&e)).unwrap();
+        let text = text_line(&e);
+        let keys: Vec<&str> =
+            text.split(' ').skip(4).map(|pair| pair.split_once('=').unwrap().0).collect();
+        assert_eq!(json.len(), names.0.len());
+        let body: Vec<&str> = names.0.iter().copied().filter(|n| !TEXT_HEAD.contains(n)).collect();
+        assert_eq!(keys, body);
+    }
+}
