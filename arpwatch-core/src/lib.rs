@@ -8,3 +8,5 @@ pub mod decode;
 pub mod engine;
 pub mod event;
 pub mod observation;
+#[cfg(any(test, feature = "testkit"))]
+pub mod testkit;
