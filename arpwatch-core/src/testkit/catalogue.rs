@@ -4,8 +4,11 @@
 //! unit tests hold `crate::decode` to it, the privileged `kernel_differential` test holds the
 //! kernel's XDP and TC programs to it on the same bytes, and the fuzz seeds start from it.
 //!
-//! Every frame is at least an Ethernet header long (14 bytes): the kernel refuses to run a
-//! program on less (tests/kernel_test_run.rs shows it), so shorter runts are the decoder's alone.
+//! Every frame is one BPF_PROG_TEST_RUN accepts for both the XDP and the TC program: at least an
+//! Ethernet header long (14 bytes; the kernel refuses to run a program on less, as
+//! tests/kernel_test_run.rs shows, so shorter runts are the decoder's alone), and an untagged IPv4
+//! or IPv6 frame at least as long as that protocol's header (the skb test run refuses less with
+//! EINVAL before the classifier runs).
 
 use arpwatch_common::ArpRecord;
 
@@ -195,7 +198,10 @@ pub fn cases() -> Vec<Case> {
         not_arp("IPv4 TCP", ipv4_tcp_frame(NODE_A, NODE_B)),
         not_arp("IPv4 TCP, padded", padded(ipv4_tcp_frame(NODE_A, NODE_B))),
         not_arp("IPv6 ethertype", ethernet(NODE_B, NODE_A, &[], ETH_P_IPV6, &[0x60; 40])),
-        not_arp("bare IPv4 header", ethernet(NODE_B, NODE_A, &[], ETH_P_IP, &[])),
+        not_arp(
+            "IPv4 ethertype, zero padding only",
+            padded(ethernet(NODE_B, NODE_A, &[], ETH_P_IP, &[])),
+        ),
         not_arp(
             "802.1Q-tagged IPv4",
             ethernet(NODE_B, NODE_A, &[q(123)], ETH_P_IP, &ipv4_tcp_packet()),
@@ -254,7 +260,14 @@ mod tests {
         let names: HashSet<_> = cases.iter().map(|c| c.name).collect();
         assert_eq!(names.len(), cases.len(), "duplicate case names");
         for case in &cases {
-            assert!(case.bytes.len() >= 14, "{}: shorter than an Ethernet header", case.name);
+            let len = case.bytes.len();
+            assert!(len >= 14, "{}: shorter than an Ethernet header", case.name);
+            let l3_header = match u16::from_be_bytes([case.bytes[12], case.bytes[13]]) {
+                ETH_P_IP => 20,
+                ETH_P_IPV6 => 40,
+                _ => 0,
+            };
+            assert!(len >= 14 + l3_header, "{}: the skb test run would refuse it", case.name);
         }
         let mut reasons = [false; MALFORMED_REASONS];
         for case in &cases {
