@@ -9,10 +9,10 @@ mod support;
 use arpwatch::capture::drain_ring;
 use arpwatch::kernel::{CounterTotals, KernelProbe, DEFAULT_DEDUP_INTERVAL, DEFAULT_RING_BYTES};
 use arpwatch_common::{direction, ArpRecord, Counter};
+use arpwatch_core::testkit::wire::*;
 use aya::maps::{MapData, RingBuf};
 use aya::programs::{TestRun, TestRunOptions};
 use std::time::Duration;
-use support::frames::*;
 use support::lab::Netns;
 
 const NODE_A: [u8; 6] = [0x02, 0x00, 0x00, 0x00, 0x00, 0x0a];

@@ -2,14 +2,12 @@
 //! BPF_PROG_TEST_RUN: the verdict, the exact record in the ring buffer (or none), and the counters.
 //! Needs root (CAP_BPF, CAP_NET_ADMIN, CAP_PERFMON); without it these tests fail, never skip.
 
-mod support;
-
 use arpwatch::capture::drain_ring;
 use arpwatch::kernel::{CounterTotals, KernelProbe, DEFAULT_RING_BYTES};
 use arpwatch_common::{direction, ArpRecord, Counter};
+use arpwatch_core::testkit::wire::*;
 use aya::programs::{TestRun, TestRunOptions};
 use std::time::Duration;
-use support::frames::*;
 
 const XDP_PASS: u32 = 2;
 /// TC_ACT_UNSPEC (-1) as the test run reports it.
@@ -125,26 +123,12 @@ fn assert_single_record(outcome: &RunOutcome, frame: &ArpFrame) {
         outcome.boot_ns_before,
         outcome.boot_ns_after
     );
-    let mut vlan = [0u16; 2];
-    for (slot, (_, vid)) in vlan.iter_mut().zip(&frame.tags) {
-        *slot = vid & 0x0fff;
-    }
     let expected = ArpRecord {
         ts_boot_ns: r.ts_boot_ns,
         // BPF_PROG_TEST_RUN runs both programs as if on loopback.
         ifindex: 1,
         direction: outcome.hook.direction(),
-        op: frame.op as u8,
-        vlan_count: frame.tags.len() as u8,
-        _pad0: 0,
-        vlan,
-        eth_src: frame.eth_src,
-        eth_dst: frame.eth_dst,
-        sha: frame.sha,
-        tha: frame.tha,
-        spa: frame.spa,
-        tpa: frame.tpa,
-        suppressed: 0,
+        ..frame.expected_record()
     };
     assert_eq!(r, expected);
 }

@@ -3,9 +3,9 @@
 
 mod support;
 
+use arpwatch_core::testkit::wire::{ip_bytes, mac_bytes, ArpFrame};
 use std::time::Duration;
-use support::frames::{ip_bytes, mac_bytes, ArpFrame};
-use support::lab::{Arpwatch, Netns};
+use support::lab::{Arpwatch, Netns, ProgramsOn};
 
 const STEP: Duration = Duration::from_secs(20);
 

@@ -5,10 +5,10 @@
 
 mod support;
 
+use arpwatch_core::testkit::wire::{ip_bytes, mac_bytes, ArpFrame};
 use serde_json::Value;
 use std::collections::BTreeSet;
 use std::time::Duration;
-use support::frames::{ip_bytes, mac_bytes, ArpFrame};
 use support::lab::{cluster, hold_vip_like_ipvs, watch_during, Netns, TempConfig};
 
 const VIP: &str = "192.0.2.100";

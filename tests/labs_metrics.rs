@@ -5,10 +5,10 @@
 
 mod support;
 
+use arpwatch_core::testkit::wire::ArpFrame;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
-use support::frames::ArpFrame;
 use support::lab::{cluster, hold_vip_like_ipvs, Arpwatch, Netns, TempConfig};
 
 const VIP: &str = "192.0.2.100";

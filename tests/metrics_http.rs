@@ -4,7 +4,6 @@
 
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
-use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use arpwatch::metrics::{Metrics, MetricsOptions, MetricsServer, CONTENT_TYPE};
@@ -12,7 +11,8 @@ use arpwatch_core::config::Config;
 use arpwatch_core::event::{
     Announced, Condition, ConditionState, Detail, Event, Lifecycle, ResponderForm, Seen,
 };
-use arpwatch_core::observation::{ArpOp, Direction, MacAddr, Observation, Timestamp, VlanTags};
+use arpwatch_core::observation::{Direction, MacAddr, Observation, Timestamp, VlanTags};
+use arpwatch_core::testkit::observations::Frame;
 
 const CONFIG: &str = r#"
 [[pools]]
@@ -78,27 +78,18 @@ fn mac(n: u64) -> MacAddr {
     MacAddr([0x02, b[3], b[4], b[5], b[6], b[7]])
 }
 
-fn reply(iface: &Arc<str>, direction: Direction, ip: Ipv4Addr, from: MacAddr) -> Observation {
-    Observation {
-        ts: now(),
-        iface: iface.clone(),
-        ifindex: 2,
-        direction,
-        vlan: VlanTags::NONE,
-        op: ArpOp::Reply,
-        eth_src: from,
-        eth_dst: mac(0x99),
-        sha: from,
-        spa: ip,
-        tha: mac(0x99),
-        tpa: Ipv4Addr::new(10, 20, 255, 1),
-        repeats: 0,
-    }
+/// A reply from `from` for `ip`, to 10.20.255.1, seen now on `eth0` in `direction`.
+fn reply(direction: Direction, ip: Ipv4Addr, from: MacAddr) -> Observation {
+    Frame::at(now())
+        .reply(from, ip)
+        .to(mac(0x99), Ipv4Addr::new(10, 20, 255, 1))
+        .direction(direction)
+        .build()
 }
 
-/// Where an event was seen: `iface`, ingress, untagged.
-fn seen(iface: &Arc<str>) -> Seen {
-    Seen { iface: iface.clone(), vlan: VlanTags::NONE, direction: Some(Direction::Ingress) }
+/// Where an event was seen: eth0, ingress, untagged.
+fn seen() -> Seen {
+    Seen { iface: "eth0".into(), vlan: VlanTags::NONE, direction: Some(Direction::Ingress) }
 }
 
 /// The value of the sample `series` (metric name and labels exactly as exported).
@@ -156,11 +147,10 @@ fn health_readiness_and_metrics_are_served() {
 
     // A multi-responder as the pipeline would pass it on: two MACs answer a VIP, this node
     // answers it itself on egress, the engine reports the condition.
-    let eth0: Arc<str> = "eth0".into();
     let vip = Ipv4Addr::new(192, 0, 2, 10);
-    metrics.observe(&reply(&eth0, Direction::Ingress, vip, mac(1)));
-    metrics.observe(&reply(&eth0, Direction::Ingress, vip, mac(2)));
-    metrics.observe(&reply(&eth0, Direction::Egress, vip, mac(3)));
+    metrics.observe(&reply(Direction::Ingress, vip, mac(1)));
+    metrics.observe(&reply(Direction::Ingress, vip, mac(2)));
+    metrics.observe(&reply(Direction::Egress, vip, mac(3)));
     let lifecycle = Lifecycle {
         state: ConditionState::Start,
         count: 1,
@@ -169,7 +159,7 @@ fn health_readiness_and_metrics_are_served() {
         macs: vec![mac(1), mac(2)],
     };
     let condition = Condition::MultiResponder { form: ResponderForm::Sustained, requester: None };
-    let start = Event::new(now(), vip, seen(&eth0), None, Detail::Lasting { lifecycle, condition });
+    let start = Event::new(now(), vip, seen(), None, Detail::Lasting { lifecycle, condition });
     metrics.event(&start);
 
     let scrape = get(addr, "/metrics");
@@ -226,7 +216,6 @@ fn cardinality_stays_bounded_under_thousands_of_random_ips() {
     let options = MetricsOptions { max_ips_per_pool: cap, ..MetricsOptions::default() };
     let mut metrics = Metrics::new(&Config::from_toml(CONFIG).unwrap(), &options);
     let addr = serve(&metrics);
-    let eth0: Arc<str> = "eth0".into();
     let mut random = Random(0x9e37_79b9_7f4a_7c15);
     let (mut in_pool, mut outside) = (0, 0);
     // The first `cap` distinct pool IPs get series; every later update of another is refused.
@@ -252,14 +241,14 @@ fn cardinality_stays_bounded_under_thousands_of_random_ips() {
             Ipv4Addr::new(100, (r >> 8) as u8, (r >> 16) as u8, (r >> 24) as u8)
         };
         let direction = if r & 2 == 0 { Direction::Ingress } else { Direction::Egress };
-        metrics.observe(&reply(&eth0, direction, ip, mac(r >> 32)));
+        metrics.observe(&reply(direction, ip, mac(r >> 32)));
         let detail = Detail::OwnerChange {
             old_mac: mac(1),
             new_mac: mac(r >> 32),
             announced: Announced::Gratuitous,
             gap_ms: None,
         };
-        metrics.event(&Event::new(now(), ip, seen(&eth0), None, detail));
+        metrics.event(&Event::new(now(), ip, seen(), None, detail));
     }
     assert!(in_pool > 9_000 && outside > 9_000);
 

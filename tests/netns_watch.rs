@@ -5,7 +5,7 @@ mod support;
 
 use serde_json::{json, Value};
 use std::time::Duration;
-use support::lab::{Arpwatch, Netns};
+use support::lab::{Arpwatch, Netns, ProgramsOn};
 
 /// Two namespaces joined by one veth pair: `observer` (192.0.2.1, where arpwatch runs) and
 /// `peer` (192.0.2.2).
@@ -198,11 +198,15 @@ fn netlink_filter_left_by_a_killed_arpwatch_is_removed_at_the_next_start() {
 #[test]
 fn identical_frames_are_folded_unless_dedup_is_off() {
     let lab = pair("dedup");
-    let peer_mac = support::frames::mac_bytes(&lab.peer.mac("eth0"));
-    let observer_mac = support::frames::mac_bytes(&lab.observer.mac("eth0"));
-    let reply =
-        support::frames::ArpFrame::reply(peer_mac, [192, 0, 2, 2], observer_mac, [192, 0, 2, 1])
-            .bytes();
+    let peer_mac = arpwatch_core::testkit::wire::mac_bytes(&lab.peer.mac("eth0"));
+    let observer_mac = arpwatch_core::testkit::wire::mac_bytes(&lab.observer.mac("eth0"));
+    let reply = arpwatch_core::testkit::wire::ArpFrame::reply(
+        peer_mac,
+        [192, 0, 2, 2],
+        observer_mac,
+        [192, 0, 2, 1],
+    )
+    .bytes();
     let mut seen = Vec::new();
     for interval in ["1000", "0"] {
         let mut watch = Arpwatch::start(

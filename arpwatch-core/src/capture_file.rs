@@ -499,6 +499,7 @@ fn parse_block(raw: RawBlock<'_>, endianness: Endianness) -> Result<Block<'_>, P
 mod tests {
     use super::*;
     use crate::observation::{ArpOp, MacAddr};
+    use crate::testkit::wire::{self, ArpFrame as Wire};
     use pcap_file::pcap::{PcapHeader, PcapPacket, PcapWriter};
     use pcap_file::pcapng::blocks::enhanced_packet::EnhancedPacketBlock;
     use pcap_file::pcapng::blocks::packet::PacketBlock;
@@ -508,38 +509,21 @@ mod tests {
     use std::time::Duration;
 
     const SENDER: [u8; 6] = [0x02, 0, 0, 0, 0, 0x0a];
+    const SENDER_IP: [u8; 4] = [192, 0, 2, 10];
+    const TARGET_IP: [u8; 4] = [192, 0, 2, 1];
 
-    /// An Ethernet/IPv4 ARP body: `op` from 192.0.2.10 (SENDER) about 192.0.2.1.
-    fn arp_body(op: u8) -> Vec<u8> {
-        let mut body = vec![0, 1, 0x08, 0x00, 6, 4, 0, op];
-        body.extend(SENDER);
-        body.extend([192, 0, 2, 10, 0, 0, 0, 0, 0, 0, 192, 0, 2, 1]);
-        body
-    }
-
+    /// SENDER at 192.0.2.10 asks for 192.0.2.1.
     fn ethernet_arp_request() -> Vec<u8> {
-        let mut frame = vec![0xff; 6];
-        frame.extend(SENDER);
-        frame.extend([0x08, 0x06]);
-        frame.extend(arp_body(1));
-        frame
+        Wire::request(SENDER, SENDER_IP, TARGET_IP).bytes()
     }
 
     fn ethernet_ipv4() -> Vec<u8> {
-        let mut frame = vec![0x02, 0, 0, 0, 0, 0x0b];
-        frame.extend(SENDER);
-        frame.extend([0x08, 0x00]);
-        frame.extend([0x45; 20]);
-        frame
+        wire::ipv4_tcp_frame(SENDER, [0x02, 0, 0, 0, 0, 0x0b])
     }
 
     /// A Linux cooked capture v1 reply sent by the capturing host (PACKET_OUTGOING).
     fn sll_outgoing_reply() -> Vec<u8> {
-        let mut frame = vec![0, 4, 0, 1, 0, 6];
-        frame.extend(SENDER);
-        frame.extend([0, 0, 0x08, 0x06]);
-        frame.extend(arp_body(2));
-        frame
+        Wire::reply(SENDER, SENDER_IP, [0; 6], TARGET_IP).linux_sll(wire::PACKET_OUTGOING)
     }
 
     fn pcap(header: PcapHeader, frames: &[(Duration, Vec<u8>)]) -> Vec<u8> {

@@ -343,40 +343,18 @@ fn fixed_header(arp: &ArpEthIpv4) -> [u8; ARP_FIXED_HEADER_LEN] {
 mod tests {
     use super::*;
     use crate::observation::{ArpOp, MacAddr};
+    use crate::testkit::catalogue::{self, Expected};
+    use crate::testkit::wire::{self, ArpFrame as Wire, BROADCAST, ETH_P_ARP, LLC_SNAP_ARP};
     use std::net::Ipv4Addr;
 
-    const BROADCAST: [u8; 6] = [0xff; 6];
     const MAC_A: [u8; 6] = [0x02, 0, 0, 0, 0, 0x0a];
     const MAC_B: [u8; 6] = [0x02, 0, 0, 0, 0, 0x0b];
     const IP_A: [u8; 4] = [192, 0, 2, 10];
     const IP_B: [u8; 4] = [192, 0, 2, 11];
 
-    /// An Ethernet/IPv4 ARP body.
-    fn arp(op: u16, sha: [u8; 6], spa: [u8; 4], tha: [u8; 6], tpa: [u8; 4]) -> Vec<u8> {
-        let mut body = vec![0, 1, 0x08, 0x00, 6, 4];
-        body.extend(op.to_be_bytes());
-        body.extend(sha);
-        body.extend(spa);
-        body.extend(tha);
-        body.extend(tpa);
-        body
-    }
-
-    fn request() -> Vec<u8> {
-        arp(1, MAC_A, IP_A, [0; 6], IP_B)
-    }
-
-    /// An Ethernet frame: destination, source, then each tag `(tpid, tci)`, then the type and body.
-    fn ethernet(dst: [u8; 6], tags: &[(u16, u16)], ether_type: u16, body: &[u8]) -> Vec<u8> {
-        let mut frame = dst.to_vec();
-        frame.extend(MAC_A);
-        for (tpid, tci) in tags {
-            frame.extend(tpid.to_be_bytes());
-            frame.extend(tci.to_be_bytes());
-        }
-        frame.extend(ether_type.to_be_bytes());
-        frame.extend(body);
-        frame
+    /// MAC_A at IP_A asks for IP_B, broadcast.
+    fn request() -> Wire {
+        Wire::request(MAC_A, IP_A, IP_B)
     }
 
     fn arp_frame(decoded: Decoded) -> ArpFrame {
@@ -398,9 +376,29 @@ mod tests {
         }
     }
 
+    /// The crafted-frame table the kernel programs are held to (tests/kernel_differential.rs),
+    /// here for the decoder alone: the same outcome, the same record, no link direction.
+    #[test]
+    fn every_catalogue_frame_decodes_as_the_table_says() {
+        for case in catalogue::cases() {
+            let decoded = decode_ethernet(&case.bytes);
+            match (case.decoded, decoded) {
+                (Expected::Arp(record), Decoded::Arp(frame)) => {
+                    assert_eq!(*frame.record(), record, "{}", case.name);
+                    assert_eq!(frame.link_direction(), None, "{}", case.name);
+                }
+                (Expected::Malformed(want), Decoded::Malformed(got)) => {
+                    assert_eq!(got, want, "{}", case.name)
+                }
+                (Expected::NotArp, Decoded::NotArp) => {}
+                (want, got) => panic!("{}: expected {want:?}, decoded {got:?}", case.name),
+            }
+        }
+    }
+
     #[test]
     fn request_keeps_every_field() {
-        let frame = arp_frame(decode_ethernet(&ethernet(BROADCAST, &[], 0x0806, &request())));
+        let frame = arp_frame(decode_ethernet(&request().bytes()));
         assert_eq!(observe(frame).op, ArpOp::Request);
         assert_eq!(observe(frame).vlan.as_slice(), &[] as &[u16]);
         assert_eq!(observe(frame).eth_dst, MacAddr::BROADCAST);
@@ -416,8 +414,7 @@ mod tests {
 
     #[test]
     fn reply_becomes_an_observation_through_the_kernel_record() {
-        let body = arp(2, MAC_B, IP_B, MAC_A, IP_A);
-        let frame = arp_frame(decode_ethernet(&ethernet(MAC_A, &[], 0x0806, &body)));
+        let frame = arp_frame(decode_ethernet(&Wire::reply(MAC_B, IP_B, MAC_A, IP_A).bytes()));
         let obs =
             frame.into_observation(Timestamp::from_secs(7), "eth1".into(), 3, Direction::Egress);
         assert_eq!(obs.op, ArpOp::Reply);
@@ -435,8 +432,7 @@ mod tests {
 
     #[test]
     fn gratuitous_request_is_decoded_like_any_request() {
-        let body = arp(1, MAC_A, IP_A, [0; 6], IP_A);
-        let frame = arp_frame(decode_ethernet(&ethernet(BROADCAST, &[], 0x0806, &body)));
+        let frame = arp_frame(decode_ethernet(&Wire::gratuitous(1, MAC_A, IP_A).bytes()));
         let obs = frame.into_observation(Timestamp(0), "lo".into(), 1, Direction::Ingress);
         assert!(obs.is_gratuitous());
         assert!(!obs.is_probe());
@@ -444,77 +440,69 @@ mod tests {
 
     #[test]
     fn ethernet_padding_after_the_body_is_ignored() {
-        let mut body = request();
-        body.resize(46, 0);
-        arp_frame(decode_ethernet(&ethernet(BROADCAST, &[], 0x0806, &body)));
+        arp_frame(decode_ethernet(&request().padded().bytes()));
     }
 
     #[test]
     fn one_8021q_tag_gives_its_vlan_id() {
-        let frame = ethernet(BROADCAST, &[(0x8100, 0xe07b)], 0x0806, &request());
+        let frame = request().tagged(&[(0x8100, 0xe07b)]).bytes();
         // Priority 7 and DEI 0 in the top bits of the TCI are not part of the id.
         assert_eq!(observe(arp_frame(decode_ethernet(&frame))).vlan.as_slice(), &[123]);
     }
 
     #[test]
     fn q_in_q_gives_outer_then_inner_vlan_id() {
-        let frame = ethernet(BROADCAST, &[(0x88a8, 100), (0x8100, 200)], 0x0806, &request());
+        let frame = request().tagged(&[(0x88a8, 100), (0x8100, 200)]).bytes();
         assert_eq!(observe(arp_frame(decode_ethernet(&frame))).vlan.as_slice(), &[100, 200]);
     }
 
     #[test]
     fn arp_behind_a_third_tag_is_malformed_and_other_protocols_there_are_not_arp() {
         let tags = [(0x88a8, 1), (0x8100, 2), (0x8100, 3)];
-        assert_eq!(
-            malformed(&ethernet(BROADCAST, &tags, 0x0806, &request())),
-            MalformedReason::TooManyVlanTags
-        );
-        assert_eq!(decode_ethernet(&ethernet(BROADCAST, &tags, 0x0800, &[0; 40])), Decoded::NotArp);
+        assert_eq!(malformed(&request().tagged(&tags).bytes()), MalformedReason::TooManyVlanTags);
+        let ipv4 = wire::ethernet(BROADCAST, MAC_A, &tags, 0x0800, &[0; 40]);
+        assert_eq!(decode_ethernet(&ipv4), Decoded::NotArp);
     }
 
     #[test]
     fn truncated_body_is_malformed() {
-        let body = request();
         for len in [0, 7, 8, 27] {
-            let frame = ethernet(BROADCAST, &[], 0x0806, &body[..len]);
+            let frame = request().cut(14 + len).bytes();
             assert_eq!(malformed(&frame), MalformedReason::Truncated, "body of {len} bytes");
         }
-        let tagged = ethernet(BROADCAST, &[(0x8100, 5)], 0x0806, &body[..20]);
+        let tagged = request().tagged(&[(0x8100, 5)]).cut(18 + 20).bytes();
         assert_eq!(malformed(&tagged), MalformedReason::Truncated);
     }
 
     #[test]
     fn truncated_vlan_tag_is_not_arp() {
-        let mut frame = ethernet(BROADCAST, &[], 0x8100, &[]);
-        frame.extend([0x00, 0x05, 0x08]);
+        let frame = wire::ethernet(BROADCAST, MAC_A, &[], 0x8100, &[0x00, 0x05, 0x08]);
         assert_eq!(decode_ethernet(&frame), Decoded::NotArp);
     }
 
     #[test]
     fn wrong_address_lengths_types_or_op_are_unsupported() {
-        let good = request();
-        let cases: [(usize, &[u8]); 6] = [
-            (0, &[0, 6]),       // htype IEEE 802
-            (2, &[0x86, 0xdd]), // ptype IPv6
-            (4, &[255]),        // hlen
-            (5, &[255]),        // plen
-            (6, &[0, 3]),       // RARP request op
-            (6, &[0, 0]),       // op 0
+        type Bend = fn(&mut Wire);
+        let cases: [(&str, Bend); 6] = [
+            ("htype IEEE 802", |f| f.htype = 6),
+            ("ptype IPv6", |f| f.ptype = 0x86dd),
+            ("hlen", |f| f.hlen = 255),
+            ("plen", |f| f.plen = 255),
+            ("RARP request op", |f| f.op = 3),
+            ("op 0", |f| f.op = 0),
         ];
-        for (at, bytes) in cases {
-            let mut body = good.clone();
-            body[at..at + bytes.len()].copy_from_slice(bytes);
-            let frame = ethernet(BROADCAST, &[], 0x0806, &body);
-            assert_eq!(malformed(&frame), MalformedReason::Unsupported, "bytes {bytes:?} at {at}");
+        for (what, bend) in cases {
+            let frame = request().with(bend).bytes();
+            assert_eq!(malformed(&frame), MalformedReason::Unsupported, "{what}");
         }
     }
 
     #[test]
     fn rarp_ipv4_and_runts_are_not_arp() {
-        assert_eq!(decode_ethernet(&ethernet(BROADCAST, &[], 0x8035, &request())), Decoded::NotArp);
-        let tcp_syn = [0x45, 0, 0, 40, 0, 0, 0x40, 0, 64, 6, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2];
-        assert_eq!(decode_ethernet(&ethernet(MAC_B, &[], 0x0800, &tcp_syn)), Decoded::NotArp);
-        let full = ethernet(BROADCAST, &[], 0x0806, &request());
+        let rarp = request().with(|f| f.ethertype = 0x8035).bytes();
+        assert_eq!(decode_ethernet(&rarp), Decoded::NotArp);
+        assert_eq!(decode_ethernet(&wire::ipv4_tcp_frame(MAC_A, MAC_B)), Decoded::NotArp);
+        let full = request().bytes();
         for len in 0..14 {
             assert_eq!(decode_ethernet(&full[..len]), Decoded::NotArp, "runt of {len} bytes");
         }
@@ -522,45 +510,17 @@ mod tests {
 
     #[test]
     fn llc_snap_arp_is_malformed_but_other_8023_frames_are_not_arp() {
-        let mut snap = LLC_SNAP_ARP.to_vec();
-        snap.extend(arp(1, MAC_A, IP_A, [0; 6], IP_B));
-        let frame = ethernet(BROADCAST, &[], snap.len() as u16, &snap);
-        assert_eq!(malformed(&frame), MalformedReason::LlcSnap);
+        assert_eq!(malformed(&request().llc_snap_bytes()), MalformedReason::LlcSnap);
         let stp = [0x42, 0x42, 0x03, 0, 0, 0, 0, 0];
-        assert_eq!(decode_ethernet(&ethernet(BROADCAST, &[], 38, &stp)), Decoded::NotArp);
-    }
-
-    /// A Linux cooked capture v1 header followed by `payload`.
-    fn sll(packet_type: u16, address: &[u8], protocol: u16, payload: &[u8]) -> Vec<u8> {
-        let mut frame = packet_type.to_be_bytes().to_vec();
-        frame.extend(1u16.to_be_bytes()); // ARPHRD_ETHER
-        frame.extend((address.len() as u16).to_be_bytes());
-        let mut padded = [0u8; 8];
-        padded[..address.len()].copy_from_slice(address);
-        frame.extend(padded);
-        frame.extend(protocol.to_be_bytes());
-        frame.extend(payload);
-        frame
-    }
-
-    /// A Linux cooked capture v2 header followed by `payload`.
-    fn sll2(packet_type: u8, address: &[u8], protocol: u16, payload: &[u8]) -> Vec<u8> {
-        let mut frame = protocol.to_be_bytes().to_vec();
-        frame.extend([0, 0]);
-        frame.extend(4u32.to_be_bytes()); // interface index
-        frame.extend(1u16.to_be_bytes()); // ARPHRD_ETHER
-        frame.push(packet_type);
-        frame.push(address.len() as u8);
-        let mut padded = [0u8; 8];
-        padded[..address.len()].copy_from_slice(address);
-        frame.extend(padded);
-        frame.extend(payload);
-        frame
+        assert_eq!(
+            decode_ethernet(&wire::ethernet(BROADCAST, MAC_A, &[], 38, &stp)),
+            Decoded::NotArp
+        );
     }
 
     #[test]
     fn linux_sll_broadcast_request_takes_source_from_the_link_address() {
-        let frame = arp_frame(decode_linux_sll(&sll(1, &MAC_A, 0x0806, &request())));
+        let frame = arp_frame(decode_linux_sll(&request().linux_sll(wire::PACKET_BROADCAST)));
         assert_eq!(observe(frame).eth_src, MacAddr(MAC_A));
         assert_eq!(observe(frame).eth_dst, MacAddr::BROADCAST);
         assert_eq!(frame.link_direction(), Some(Direction::Ingress));
@@ -569,8 +529,8 @@ mod tests {
 
     #[test]
     fn linux_sll_outgoing_reply_is_egress_with_unknown_destination() {
-        let body = arp(2, MAC_A, IP_A, MAC_B, IP_B);
-        let frame = arp_frame(decode_linux_sll(&sll(4, &MAC_A, 0x0806, &body)));
+        let reply = Wire::reply(MAC_A, IP_A, MAC_B, IP_B);
+        let frame = arp_frame(decode_linux_sll(&reply.linux_sll(wire::PACKET_OUTGOING)));
         assert_eq!(frame.link_direction(), Some(Direction::Egress));
         assert_eq!(observe(frame).eth_dst, MacAddr::ZERO);
         assert_eq!(observe(frame).op, ArpOp::Reply);
@@ -578,36 +538,31 @@ mod tests {
 
     #[test]
     fn linux_sll_without_a_six_byte_address_has_zero_source() {
-        let frame = arp_frame(decode_linux_sll(&sll(0, &[], 0x0806, &request())));
+        let sll = wire::linux_sll(wire::PACKET_HOST, &[], ETH_P_ARP, &request().body());
+        let frame = arp_frame(decode_linux_sll(&sll));
         assert_eq!(observe(frame).eth_src, MacAddr::ZERO);
         assert_eq!(observe(frame).eth_dst, MacAddr::ZERO);
     }
 
     #[test]
     fn linux_sll_vlan_protocol_walks_the_tag() {
-        let mut payload = 42u16.to_be_bytes().to_vec();
-        payload.extend(0x0806u16.to_be_bytes());
-        payload.extend(request());
-        let frame = arp_frame(decode_linux_sll(&sll(1, &MAC_A, 0x8100, &payload)));
-        assert_eq!(observe(frame).vlan.as_slice(), &[42]);
+        let sll = request().tagged(&[(0x8100, 42)]).linux_sll(wire::PACKET_BROADCAST);
+        assert_eq!(observe(arp_frame(decode_linux_sll(&sll))).vlan.as_slice(), &[42]);
     }
 
     #[test]
     fn linux_sll_rejects_like_ethernet() {
-        let mut bad = request();
-        bad[4] = 14;
+        let bad = request().with(|f| f.hlen = 14).linux_sll(wire::PACKET_HOST);
+        assert_eq!(decode_linux_sll(&bad), Decoded::Malformed(MalformedReason::Unsupported));
+        let ipv4 = wire::linux_sll(wire::PACKET_HOST, &MAC_A, 0x0800, &[0; 28]);
+        assert_eq!(decode_linux_sll(&ipv4), Decoded::NotArp);
+        // ETH_P_802_2 (4): an 802.2 LLC header follows, here with SNAP and ARP.
+        let snap = [&LLC_SNAP_ARP[..], &request().body()].concat();
         assert_eq!(
-            decode_linux_sll(&sll(0, &MAC_A, 0x0806, &bad)),
-            Decoded::Malformed(MalformedReason::Unsupported)
-        );
-        assert_eq!(decode_linux_sll(&sll(0, &MAC_A, 0x0800, &[0; 28])), Decoded::NotArp);
-        let mut snap = LLC_SNAP_ARP.to_vec();
-        snap.extend(request());
-        assert_eq!(
-            decode_linux_sll(&sll(0, &MAC_A, 0x0004, &snap)),
+            decode_linux_sll(&wire::linux_sll(wire::PACKET_HOST, &MAC_A, 0x0004, &snap)),
             Decoded::Malformed(MalformedReason::LlcSnap)
         );
-        let full = sll(0, &MAC_A, 0x0806, &request());
+        let full = request().linux_sll(wire::PACKET_HOST);
         for len in 0..16 {
             assert_eq!(decode_linux_sll(&full[..len]), Decoded::NotArp, "runt of {len} bytes");
         }
@@ -615,19 +570,20 @@ mod tests {
 
     #[test]
     fn linux_sll2_request_and_outgoing_reply() {
-        let frame = arp_frame(decode_linux_sll2(&sll2(1, &MAC_A, 0x0806, &request())));
+        let frame = arp_frame(decode_linux_sll2(&request().linux_sll2(wire::PACKET_BROADCAST)));
         assert_eq!(observe(frame).eth_src, MacAddr(MAC_A));
         assert_eq!(observe(frame).eth_dst, MacAddr::BROADCAST);
         assert_eq!(frame.link_direction(), Some(Direction::Ingress));
 
-        let body = arp(2, MAC_A, IP_A, MAC_B, IP_B);
-        let frame = arp_frame(decode_linux_sll2(&sll2(4, &MAC_A, 0x0806, &body)));
+        let reply = Wire::reply(MAC_A, IP_A, MAC_B, IP_B);
+        let frame = arp_frame(decode_linux_sll2(&reply.linux_sll2(wire::PACKET_OUTGOING)));
         assert_eq!(frame.link_direction(), Some(Direction::Egress));
         assert_eq!(observe(frame).tpa, Ipv4Addr::from(IP_B));
 
-        let truncated = sll2(0, &MAC_A, 0x0806, &request()[..10]);
+        // The cooked v2 header is 20 bytes: 10 bytes of body.
+        let truncated = request().cut(20 + 10).linux_sll2(wire::PACKET_HOST);
         assert_eq!(decode_linux_sll2(&truncated), Decoded::Malformed(MalformedReason::Truncated));
-        let full = sll2(0, &MAC_A, 0x0806, &request());
+        let full = request().linux_sll2(wire::PACKET_HOST);
         for len in 0..20 {
             assert_eq!(decode_linux_sll2(&full[..len]), Decoded::NotArp, "runt of {len} bytes");
         }
@@ -639,7 +595,7 @@ mod tests {
         assert_eq!(LinkType::from_code(113), Some(LinkType::LinuxSll));
         assert_eq!(LinkType::from_code(276), Some(LinkType::LinuxSll2));
         assert_eq!(LinkType::from_code(105), None); // 802.11
-        let frame = ethernet(BROADCAST, &[], 0x0806, &request());
+        let frame = request().bytes();
         assert_eq!(LinkType::Ethernet.decode(&frame), decode_ethernet(&frame));
     }
 
@@ -648,11 +604,12 @@ mod tests {
     #[test]
     fn arbitrary_bytes_never_panic() {
         let mut samples = vec![
-            ethernet(BROADCAST, &[(0x88a8, 1), (0x8100, 2)], 0x0806, &request()),
-            ethernet(BROADCAST, &[(0x88a8, 1), (0x8100, 2), (0x8100, 3)], 0x0806, &request()),
-            sll(4, &MAC_A, 0x8100, &[0, 1, 0x08, 0x06]),
-            sll2(1, &MAC_A, 0x0806, &request()),
+            request().tagged(&[(0x88a8, 1), (0x8100, 2)]).bytes(),
+            request().tagged(&[(0x88a8, 1), (0x8100, 2), (0x8100, 3)]).bytes(),
+            wire::linux_sll(wire::PACKET_OUTGOING, &MAC_A, 0x8100, &[0, 1, 0x08, 0x06]),
+            request().linux_sll2(wire::PACKET_BROADCAST),
         ];
+        samples.extend(catalogue::cases().into_iter().map(|case| case.bytes));
         let mut state = 0x9e37_79b9_7f4a_7c15u64;
         for _ in 0..2000 {
             let mut frame = Vec::new();

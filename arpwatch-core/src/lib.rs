@@ -9,4 +9,6 @@ pub mod engine;
 pub mod enrich;
 pub mod event;
 pub mod observation;
+#[cfg(any(test, feature = "testkit"))]
+pub mod testkit;
 pub mod wire;

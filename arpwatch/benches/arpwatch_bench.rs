@@ -8,13 +8,14 @@
 use anyhow::{bail, Context, Result};
 use arpwatch::capture::drain_ring;
 use arpwatch::kernel::{KernelProbe, DEFAULT_DEDUP_INTERVAL, EBPF_OBJECT};
-use arpwatch_common::{direction, op, programs, ArpRecord};
+use arpwatch_common::programs;
 use arpwatch_core::config::EngineConfig;
 use arpwatch_core::engine::Engine;
 use arpwatch_core::observation::{Observation, Timestamp};
+use arpwatch_core::testkit::observations::Frame;
+use arpwatch_core::testkit::wire::{ipv4_tcp_frame, padded, ArpFrame, BROADCAST, TPID_8021Q};
 use aya::programs::{TestRun, TestRunOptions, Xdp};
 use serde_json::{json, Value};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 fn main() {
@@ -57,49 +58,6 @@ fn mac(last: u8) -> [u8; 6] {
     [0x02, 0, 0, 0, 0, last]
 }
 
-fn ethernet(dst: [u8; 6], src: [u8; 6], tags: &[u16], ethertype: u16, payload: &[u8]) -> Vec<u8> {
-    let mut frame = Vec::with_capacity(64);
-    frame.extend_from_slice(&dst);
-    frame.extend_from_slice(&src);
-    for vid in tags {
-        frame.extend_from_slice(&0x8100u16.to_be_bytes());
-        frame.extend_from_slice(&vid.to_be_bytes());
-    }
-    frame.extend_from_slice(&ethertype.to_be_bytes());
-    frame.extend_from_slice(payload);
-    // Padded to the Ethernet minimum, as frames are on the wire.
-    if frame.len() < 60 {
-        frame.resize(60, 0);
-    }
-    frame
-}
-
-fn arp_frame(
-    opcode: u16,
-    sha: [u8; 6],
-    spa: [u8; 4],
-    tha: [u8; 6],
-    tpa: [u8; 4],
-    tags: &[u16],
-) -> Vec<u8> {
-    let mut body = vec![0, 1, 8, 0, 6, 4];
-    body.extend_from_slice(&opcode.to_be_bytes());
-    body.extend_from_slice(&sha);
-    body.extend_from_slice(&spa);
-    body.extend_from_slice(&tha);
-    body.extend_from_slice(&tpa);
-    let dst = if opcode == 1 { [0xff; 6] } else { tha };
-    ethernet(dst, sha, tags, 0x0806, &body)
-}
-
-fn ipv4_tcp_frame() -> Vec<u8> {
-    let mut payload = vec![0x45, 0, 0, 40, 0, 0, 0x40, 0, 64, 6, 0, 0, 192, 0, 2, 1, 192, 0, 2, 2];
-    payload.extend_from_slice(&[
-        0x9c, 0x40, 0, 80, 0, 0, 0, 1, 0, 0, 0, 0, 0x50, 0x02, 0xff, 0xff, 0, 0, 0, 0,
-    ]);
-    ethernet(mac(2), mac(1), &[], 0x0800, &payload)
-}
-
 /// One program and frame to time.
 struct KernelCase {
     name: &'static str,
@@ -138,9 +96,11 @@ fn kernel() -> Result<Value> {
     const SUPPRESSING: usize = 1;
     const EMITTING: usize = 2;
 
-    let request = arp_frame(1, mac(0x0a), [192, 0, 2, 1], [0; 6], [192, 0, 2, 10], &[]);
-    let reply = arp_frame(2, mac(0x0b), [192, 0, 2, 10], mac(0x0a), [192, 0, 2, 1], &[]);
-    let tagged = arp_frame(2, mac(0x0b), [192, 0, 2, 10], mac(0x0a), [192, 0, 2, 1], &[100]);
+    // Padded to the Ethernet minimum, as frames are on the wire.
+    let request = ArpFrame::request(mac(0x0a), [192, 0, 2, 1], [192, 0, 2, 10]).padded().bytes();
+    let reply = ArpFrame::reply(mac(0x0b), [192, 0, 2, 10], mac(0x0a), [192, 0, 2, 1]).padded();
+    let tagged = reply.clone().tagged(&[(TPID_8021Q, 100)]).bytes();
+    let reply = reply.bytes();
     let case = |name, what, program, frame: &Vec<u8>, repeat| KernelCase {
         name,
         what,
@@ -150,7 +110,7 @@ fn kernel() -> Result<Value> {
         wall_ns: Vec::new(),
         kernel_ns: Vec::new(),
     };
-    let tcp = ipv4_tcp_frame();
+    let tcp = padded(ipv4_tcp_frame(mac(1), mac(2)));
     let mut cases = [
         case(
             "floor_ipv4_tcp",
@@ -288,21 +248,6 @@ impl XorShift {
     }
 }
 
-fn record(opcode: u8, sha: [u8; 6], spa: [u8; 4], tha: [u8; 6], tpa: [u8; 4]) -> ArpRecord {
-    ArpRecord {
-        ifindex: 2,
-        direction: direction::INGRESS,
-        op: opcode,
-        eth_src: sha,
-        eth_dst: if opcode == op::REQUEST { [0xff; 6] } else { tha },
-        sha,
-        tha,
-        spa,
-        tpa,
-        ..Default::default()
-    }
-}
-
 fn host_mac(n: u32) -> [u8; 6] {
     let b = n.to_be_bytes();
     [0x02, 0x42, b[0], b[1], b[2], b[3]]
@@ -316,48 +261,44 @@ fn host_ip(n: u32) -> [u8; 4] {
 /// A steady segment: 1000 hosts and 50 VIPs; clients ask for VIPs and hosts, owners reply, a
 /// gratuitous ARP now and then. One observation per microsecond of capture time.
 fn realistic_mix(count: usize) -> Vec<Observation> {
-    let iface: Arc<str> = Arc::from("eth0");
     let mut rng = XorShift(0x5eed_0001);
     (0..count)
         .map(|i| {
-            let ts =
-                Timestamp::from_secs(1_800_000_000).saturating_add(Duration::from_micros(i as u64));
+            let seen = Frame::at(
+                Timestamp::from_secs(1_800_000_000).saturating_add(Duration::from_micros(i as u64)),
+            );
             let client = (rng.next() % 1000) as u32;
             let target = (rng.next() % 1050) as u32;
-            let r = match i % 10 {
-                0..=5 => {
-                    record(op::REQUEST, host_mac(client), host_ip(client), [0; 6], host_ip(target))
-                }
-                6..=8 => record(
-                    op::REPLY,
-                    host_mac(target),
-                    host_ip(target),
-                    host_mac(client),
-                    host_ip(client),
-                ),
-                _ => {
-                    record(op::REPLY, host_mac(target), host_ip(target), [0xff; 6], host_ip(target))
-                }
-            };
-            Observation::from_record(&r, ts, iface.clone())
+            let (target_mac, target_ip) = (host_mac(target), host_ip(target));
+            match i % 10 {
+                0..=5 => seen.request(host_mac(client), host_ip(client)).asking(target_ip),
+                6..=8 => seen.reply(target_mac, target_ip).to(host_mac(client), host_ip(client)),
+                _ => seen.reply(target_mac, target_ip).to(BROADCAST, target_ip),
+            }
+            .build()
         })
         .collect()
 }
 
 /// Spoofed random senders: every frame a new MAC and a random IP.
 fn random_flood(count: usize, seed: u64) -> Vec<Observation> {
-    let iface: Arc<str> = Arc::from("eth0");
     let mut rng = XorShift(seed);
     (0..count)
         .map(|i| {
-            let ts =
-                Timestamp::from_secs(1_800_000_000).saturating_add(Duration::from_micros(i as u64));
+            let seen = Frame::at(
+                Timestamp::from_secs(1_800_000_000).saturating_add(Duration::from_micros(i as u64)),
+            );
             let bits = rng.next();
             let sha = host_mac(bits as u32);
             let spa = host_ip((bits >> 32) as u32);
             let tpa = host_ip((bits >> 8) as u32);
-            let opcode = if bits & 1 == 0 { op::REQUEST } else { op::REPLY };
-            Observation::from_record(&record(opcode, sha, spa, [0; 6], tpa), ts, iface.clone())
+            // Replies to nobody: a zero target MAC, also as the Ethernet destination.
+            if bits & 1 == 0 {
+                seen.request(sha, spa).asking(tpa)
+            } else {
+                seen.reply(sha, spa).to([0; 6], tpa)
+            }
+            .build()
         })
         .collect()
 }
@@ -424,15 +365,14 @@ fn memory_million() -> Result<Value> {
     config.caps.max_tracked_senders = IPS as usize + 1;
     let (baseline, _) = rss_kib();
     let mut engine = Engine::new(&config);
-    let iface: Arc<str> = Arc::from("eth0");
     let mut out = Vec::new();
     let start = Instant::now();
     for n in 0..IPS {
         let ts =
             Timestamp::from_secs(1_800_000_000).saturating_add(Duration::from_micros(n as u64));
         // Each IP announces itself once from its own MAC: a binding and an owner per IP.
-        let r = record(op::REPLY, host_mac(n), host_ip(n), [0xff; 6], host_ip(n));
-        engine.observe(&Observation::from_record(&r, ts, iface.clone()), &mut out);
+        let announcement = Frame::at(ts).reply(host_mac(n), host_ip(n)).to(BROADCAST, host_ip(n));
+        engine.observe(&announcement, &mut out);
         out.clear();
     }
     let elapsed = start.elapsed();

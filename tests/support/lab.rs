@@ -1,115 +1,19 @@
-//! Namespace labs: network namespaces joined by veth pairs and bridges, with the kernel's own ARP
-//! stack, and arpwatch processes running inside them. Every namespace and process is removed when
-//! its guard drops, which also happens when a test panics.
+//! Namespace labs: network namespaces (the testkit's [`Netns`], shared with the storm benchmark
+//! of `cargo xtask bench`) joined by veth pairs and bridges, with the kernel's own ARP stack, and
+//! arpwatch processes running inside them. Every namespace and process is removed when its guard
+//! drops, which also happens when a test panics.
 //!
 //! Addresses: only 192.0.2.0/24, 198.51.100.0/24 and 203.0.113.0/24, only inside these namespaces.
 
+pub use arpwatch_core::testkit::netns::Netns;
 use serde_json::Value;
 use std::io::{BufRead, BufReader, Read};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::mpsc::{channel, Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
-/// Runs a command to completion and panics with its output if it fails.
-pub fn sh(args: &[&str]) -> Output {
-    let out =
-        Command::new(args[0]).args(&args[1..]).output().unwrap_or_else(|e| panic!("{args:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{args:?} failed: {}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
-
 static NEXT_ID: AtomicU32 = AtomicU32::new(0);
-
-/// A network namespace, deleted on drop.
-pub struct Netns {
-    pub name: String,
-}
-
-impl Netns {
-    /// A namespace with a name unique to this process and test (`aw-<tag>-<pid>-<n>`), loopback up.
-    pub fn new(tag: &str) -> Netns {
-        let name =
-            format!("aw-{tag}-{}-{}", std::process::id(), NEXT_ID.fetch_add(1, Ordering::Relaxed));
-        sh(&["ip", "netns", "add", &name]);
-        let ns = Netns { name };
-        ns.ip(&["link", "set", "lo", "up"]);
-        ns
-    }
-
-    /// `ip -n NS ARGS...`
-    pub fn ip(&self, args: &[&str]) -> Output {
-        let mut full = vec!["ip", "-n", &self.name];
-        full.extend_from_slice(args);
-        sh(&full)
-    }
-
-    /// A command inside the namespace.
-    pub fn command(&self, program: &str) -> Command {
-        let mut cmd = Command::new("ip");
-        cmd.args(["netns", "exec", &self.name, program]);
-        cmd
-    }
-
-    /// Runs `args` inside the namespace to completion, panicking on failure.
-    pub fn exec(&self, args: &[&str]) -> Output {
-        let mut full = vec!["ip", "netns", "exec", &self.name];
-        full.extend_from_slice(args);
-        sh(&full)
-    }
-
-    pub fn sysctl(&self, key: &str, value: &str) {
-        self.exec(&["sysctl", "-qw", &format!("{key}={value}")]);
-    }
-
-    /// Sends one UDP datagram from inside the namespace: the kernel resolves the next hop with its
-    /// own ARP first. Needs nothing but bash.
-    pub fn udp_to(&self, ip: &str) {
-        self.exec(&["bash", "-c", &format!("echo arpwatch-test > /dev/udp/{ip}/9")]);
-    }
-
-    pub fn link_json(&self, iface: &str) -> Value {
-        let out = self.ip(&["-j", "-d", "link", "show", "dev", iface]);
-        let v: Value = serde_json::from_slice(&out.stdout).expect("ip -j output");
-        v[0].clone()
-    }
-
-    pub fn mac(&self, iface: &str) -> String {
-        self.link_json(iface)["address"].as_str().expect("address").to_owned()
-    }
-
-    pub fn ifindex(&self, iface: &str) -> u64 {
-        self.link_json(iface)["ifindex"].as_u64().expect("ifindex")
-    }
-
-    /// Whether any XDP program is attached to `iface` (the `xdp` key of `ip -j -d link`).
-    pub fn has_xdp(&self, iface: &str) -> bool {
-        self.link_json(iface).get("xdp").is_some()
-    }
-
-    /// Creates a veth pair `here` (in self) <-> `there` (in `peer`), both up.
-    pub fn veth_to(&self, here: &str, peer: &Netns, there: &str) {
-        self.ip(&["link", "add", here, "type", "veth", "peer", "name", there, "netns", &peer.name]);
-        self.ip(&["link", "set", here, "up"]);
-        peer.ip(&["link", "set", there, "up"]);
-    }
-
-    pub fn add_addr(&self, iface: &str, cidr: &str) {
-        self.ip(&["addr", "add", cidr, "dev", iface]);
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        // Deleting the namespace removes its interfaces, and with them their veth peers.
-        let _ = Command::new("ip").args(["netns", "del", &self.name]).status();
-    }
-}
 
 /// A running arpwatch. Killed on drop if still running.
 pub struct Arpwatch {
@@ -243,67 +147,18 @@ impl Finished {
     }
 }
 
-impl Netns {
-    /// Runs `f` on a thread that has entered this namespace (setns changes only the calling
-    /// thread's namespace, so a short-lived thread does it), and returns its result.
-    pub fn run_inside<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> T {
-        let path = format!("/var/run/netns/{}", self.name);
-        std::thread::spawn(move || {
-            use std::os::fd::AsRawFd;
-            let ns = std::fs::File::open(&path).expect("open netns");
-            // SAFETY: setns on a valid namespace descriptor, for this thread only.
-            assert_eq!(
-                unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) },
-                0,
-                "setns {path}"
-            );
-            f()
-        })
-        .join()
-        .expect("thread inside the namespace")
-    }
+/// What arpwatch attaches, as the kernel reports it: a [`Netns`] extension for the tests that
+/// check attach and detach (it needs aya, which the testkit does not depend on).
+pub trait ProgramsOn {
+    /// Programs attached to egress of `iface` by TCX.
+    fn tcx_egress_programs(&self, iface: &str) -> usize;
+    /// Whether anything arpwatch attaches is on `iface`: XDP, a TCX egress program, or an egress
+    /// netlink filter.
+    fn has_arpwatch_programs(&self, iface: &str) -> bool;
+}
 
-    /// Writes raw Ethernet frames out of `iface` through an AF_PACKET socket opened inside the
-    /// namespace, as a MetalLB or kube-vip speaker does for its gratuitous ARP, and as a test does
-    /// for tagged or malformed frames the kernel's own stack would never send.
-    pub fn send_frames(&self, iface: &str, frames: &[Vec<u8>]) {
-        let iface = iface.to_owned();
-        let frames = frames.to_vec();
-        self.run_inside(move || {
-            // SAFETY: plain syscalls on valid descriptors and buffers owned by this thread.
-            unsafe {
-                let fd = libc::socket(libc::AF_PACKET, libc::SOCK_RAW, 0);
-                assert!(fd >= 0, "AF_PACKET socket: {}", std::io::Error::last_os_error());
-                let cname = std::ffi::CString::new(iface.clone()).unwrap();
-                let ifindex = libc::if_nametoindex(cname.as_ptr());
-                assert!(ifindex > 0, "no interface {iface}");
-                let mut addr: libc::sockaddr_ll = std::mem::zeroed();
-                addr.sll_family = libc::AF_PACKET as u16;
-                addr.sll_ifindex = ifindex as i32;
-                addr.sll_halen = 6;
-                for frame in &frames {
-                    let sent = libc::sendto(
-                        fd,
-                        frame.as_ptr().cast(),
-                        frame.len(),
-                        0,
-                        (&addr as *const libc::sockaddr_ll).cast(),
-                        std::mem::size_of::<libc::sockaddr_ll>() as u32,
-                    );
-                    assert_eq!(
-                        sent,
-                        frame.len() as isize,
-                        "sendto: {}",
-                        std::io::Error::last_os_error()
-                    );
-                }
-                libc::close(fd);
-            }
-        });
-    }
-
-    /// Programs attached to egress of `iface` by TCX, as the kernel reports them.
-    pub fn tcx_egress_programs(&self, iface: &str) -> usize {
+impl ProgramsOn for Netns {
+    fn tcx_egress_programs(&self, iface: &str) -> usize {
         let iface = iface.to_owned();
         self.run_inside(move || {
             aya::programs::SchedClassifier::query_tcx(&iface, aya::programs::TcAttachType::Egress)
@@ -312,9 +167,7 @@ impl Netns {
         })
     }
 
-    /// Whether anything arpwatch attaches is on `iface`: XDP, a TCX egress program, or an egress
-    /// netlink filter.
-    pub fn has_arpwatch_programs(&self, iface: &str) -> bool {
+    fn has_arpwatch_programs(&self, iface: &str) -> bool {
         let filters = self.exec(&["tc", "filter", "show", "dev", iface, "egress"]);
         self.has_xdp(iface) || self.tcx_egress_programs(iface) > 0 || !filters.stdout.is_empty()
     }

@@ -1,5 +1,5 @@
-//! Shared test support: crafted frames and namespace labs. Each test binary uses only part of it.
+//! Support for the privileged tests: namespace labs and arpwatch processes. Frames and
+//! observations come from `arpwatch_core::testkit`. Each test binary uses only part of it.
 #![allow(dead_code)]
 
-pub mod frames;
 pub mod lab;

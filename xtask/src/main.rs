@@ -21,6 +21,8 @@ const BPF_LINKER_VERSION: &str = "0.10.3";
 const BPF_LINKER_LLVM_MAJOR: u32 = 22;
 const EBPF_PACKAGE: &str = "arpwatch-ebpf";
 const EBPF_TARGET: &str = "bpfel-unknown-none";
+/// The cargo feature that turns on the test targets needing root (arpwatch/Cargo.toml).
+const PRIVILEGED_TESTS_FEATURE: &str = "arpwatch/privileged-tests";
 
 #[derive(Parser)]
 #[command(about = "arpwatch project tasks")]
@@ -44,7 +46,9 @@ enum Task {
     Bench,
     /// Check formatting and run clippy (warnings denied) on every crate, the kernel crate included.
     Lint,
-    /// Build everything and run every test (unit, kernel, namespace labs, capture replays).
+    /// Build everything and run every test: the pure ones (unit, capture replays, metrics over
+    /// HTTP) and the privileged ones (kernel programs, namespace labs), with the feature
+    /// `arpwatch/privileged-tests`. Root; refuses to start without it.
     Test {
         /// Extra arguments for `cargo test`, after `--` (e.g. a test name filter).
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
@@ -79,9 +83,11 @@ fn run(cli: Cli) -> Result<()> {
             bench::run(&root)
         }
         Task::Test { args } => {
+            require_root()?;
             build_ebpf(&root)?;
             let mut test_args: Vec<OsString> = vec!["test".into(), "--workspace".into()];
             test_args.extend(["--exclude".into(), EBPF_PACKAGE.into()]);
+            test_args.extend(["--features".into(), PRIVILEGED_TESTS_FEATURE.into()]);
             if !args.is_empty() {
                 test_args.push("--".into());
                 test_args.extend(args);
@@ -89,6 +95,18 @@ fn run(cli: Cli) -> Result<()> {
             cargo(&root, test_args)
         }
     }
+}
+
+/// Checked before anything is built: the privileged tests would fail one by one, minutes later.
+fn require_root() -> Result<()> {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    if unsafe { libc::geteuid() } != 0 {
+        bail!(
+            "cargo xtask test needs root: the kernel tests load XDP programs (and the labs build \
+             network namespaces). Run it as root, or run the pure tests alone with `cargo test`"
+        );
+    }
+    Ok(())
 }
 
 fn workspace_root() -> PathBuf {

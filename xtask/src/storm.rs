@@ -3,9 +3,12 @@
 //! baseline), and what each observer costs and loses is measured from the outside.
 //!
 //! Addresses: frames carry only 192.0.2.0/24, 198.51.100.0/24 and 203.0.113.0/24, and exist only
-//! inside the two namespaces created here, which are deleted on drop (also on failure).
+//! inside the two namespaces created here (the testkit's [`Netns`], shared with the test labs),
+//! which are deleted on drop (also on failure). Frames are the testkit's [`ArpFrame`]s.
 
 use anyhow::{bail, Context, Result};
+use arpwatch_core::testkit::netns::Netns;
+use arpwatch_core::testkit::wire::ArpFrame;
 use serde_json::{json, Value};
 use std::collections::BTreeSet;
 use std::io::Read;
@@ -64,41 +67,6 @@ impl Observer {
     }
 }
 
-fn run(cmd: &mut Command) -> Result<String> {
-    let out = cmd.output().with_context(|| format!("could not start {cmd:?}"))?;
-    if !out.status.success() {
-        bail!("{cmd:?} failed: {}", String::from_utf8_lossy(&out.stderr).trim());
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-}
-
-/// A network namespace, deleted on drop.
-struct Netns(String);
-
-impl Netns {
-    fn new(tag: &str) -> Result<Netns> {
-        let name = format!("aw-bench-{tag}-{}", std::process::id());
-        run(Command::new("ip").args(["netns", "add", &name]))?;
-        Ok(Netns(name))
-    }
-
-    fn ip(&self, args: &[&str]) -> Result<String> {
-        run(Command::new("ip").args(["-n", &self.0]).args(args))
-    }
-
-    fn command(&self, program: &str) -> Command {
-        let mut cmd = Command::new("ip");
-        cmd.args(["netns", "exec", &self.0, program]);
-        cmd
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
-    }
-}
-
 /// The two namespaces and the veth pair between them.
 pub struct Lab {
     sender: Netns,
@@ -107,9 +75,9 @@ pub struct Lab {
 
 impl Lab {
     pub fn new() -> Result<Lab> {
-        let sender = Netns::new("src")?;
-        let observer = Netns::new("obs")?;
-        sender.ip(&[
+        let sender = Netns::try_new("bench-src")?;
+        let observer = Netns::try_new("bench-obs")?;
+        sender.try_ip(&[
             "link",
             "add",
             SENDER_IFACE,
@@ -119,13 +87,13 @@ impl Lab {
             "name",
             OBSERVER_IFACE,
             "netns",
-            &observer.0,
+            &observer.name,
         ])?;
-        sender.ip(&["link", "set", SENDER_IFACE, "up"])?;
+        sender.try_ip(&["link", "set", SENDER_IFACE, "up"])?;
         // Debian's arpwatch refuses an interface without an IPv4 address. `arp off` keeps the
         // observer's own ARP stack from answering or learning, so only the observers work.
-        observer.ip(&["addr", "add", "198.51.100.2/24", "dev", OBSERVER_IFACE])?;
-        observer.ip(&["link", "set", OBSERVER_IFACE, "arp", "off", "up"])?;
+        observer.try_ip(&["addr", "add", "198.51.100.2/24", "dev", OBSERVER_IFACE])?;
+        observer.try_ip(&["link", "set", OBSERVER_IFACE, "arp", "off", "up"])?;
         Ok(Lab { sender, observer })
     }
 }
@@ -138,18 +106,11 @@ struct FrameSource {
     loop_frames: Vec<[u8; 60]>,
 }
 
-fn arp_frame(opcode: u8, sha: [u8; 6], spa: [u8; 4], tha: [u8; 6], tpa: [u8; 4]) -> [u8; 60] {
-    let mut f = [0u8; 60];
-    let dst = if opcode == 1 { [0xff; 6] } else { tha };
-    f[0..6].copy_from_slice(&dst);
-    f[6..12].copy_from_slice(&sha);
-    f[12..14].copy_from_slice(&[0x08, 0x06]);
-    f[14..22].copy_from_slice(&[0, 1, 8, 0, 6, 4, 0, opcode]);
-    f[22..28].copy_from_slice(&sha);
-    f[28..32].copy_from_slice(&spa);
-    f[32..38].copy_from_slice(&tha);
-    f[38..42].copy_from_slice(&tpa);
-    f
+/// `frame` as the 60 bytes that go on the wire (zero-padded).
+fn wire(frame: &ArpFrame) -> [u8; 60] {
+    let mut bytes = [0u8; 60];
+    frame.write_to(&mut bytes);
+    bytes
 }
 
 /// Address `n` (0..768) of the three documentation ranges.
@@ -179,9 +140,9 @@ impl FrameSource {
                 let a = i % 700;
                 let b = (i * 7 + 13) % 700;
                 if i % 2 == 0 {
-                    arp_frame(1, host_mac(a), doc_ip(a), [0; 6], doc_ip(b))
+                    wire(&ArpFrame::request(host_mac(a), doc_ip(a), doc_ip(b)))
                 } else {
-                    arp_frame(2, host_mac(b), doc_ip(b), host_mac(a), doc_ip(a))
+                    wire(&ArpFrame::reply(host_mac(b), doc_ip(b), host_mac(a), doc_ip(a)))
                 }
             })
             .collect();
@@ -211,7 +172,12 @@ impl FrameSource {
                     let sha = host_mac(bits as u32 | 0x8000_0000);
                     let spa = doc_ip((bits >> 32) as u32 % 762);
                     let tpa = doc_ip((bits >> 44) as u32 % 762);
-                    arp_frame(if bits & (1 << 31) == 0 { 1 } else { 2 }, sha, spa, [0; 6], tpa)
+                    // Replies to nobody: a zero target MAC, also as the Ethernet destination.
+                    if bits & (1 << 31) == 0 {
+                        wire(&ArpFrame::request(sha, spa, tpa))
+                    } else {
+                        wire(&ArpFrame::reply(sha, spa, [0; 6], tpa))
+                    }
                 }
             };
         }
@@ -222,7 +188,7 @@ impl FrameSource {
         let mut planted = 0;
         for (i, ip) in PLANTED.iter().enumerate() {
             for mac in planted_macs(i) {
-                batch[planted] = arp_frame(2, mac, *ip, REQUESTER_MAC, REQUESTER_IP);
+                batch[planted] = wire(&ArpFrame::reply(mac, *ip, REQUESTER_MAC, REQUESTER_IP));
                 planted += 1;
             }
         }
@@ -232,16 +198,11 @@ impl FrameSource {
 
 /// An AF_PACKET socket bound to the sender interface, opened inside the sender namespace.
 fn packet_socket(ns: &Netns, iface: &str) -> Result<OwnedFd> {
-    let path = format!("/var/run/netns/{}", ns.0);
     let iface = iface.to_owned();
-    std::thread::spawn(move || -> Result<OwnedFd> {
-        let netns = std::fs::File::open(&path).with_context(|| format!("open {path}"))?;
-        // SAFETY: setns on a valid namespace fd changes only this short-lived thread; the socket
-        // keeps the namespace it was created in after the thread ends.
+    // The socket keeps the namespace it was created in after the thread ends.
+    ns.run_inside(move || -> Result<OwnedFd> {
+        // SAFETY: plain syscalls on a descriptor owned here and on valid buffers.
         unsafe {
-            if libc::setns(netns.as_raw_fd(), libc::CLONE_NEWNET) != 0 {
-                bail!("setns {path}: {}", std::io::Error::last_os_error());
-            }
             let fd = libc::socket(libc::AF_PACKET, libc::SOCK_RAW, 0);
             if fd < 0 {
                 bail!("AF_PACKET socket: {}", std::io::Error::last_os_error());
@@ -276,8 +237,6 @@ fn packet_socket(ns: &Netns, iface: &str) -> Result<OwnedFd> {
             Ok(fd)
         }
     })
-    .join()
-    .map_err(|_| anyhow::anyhow!("the socket thread panicked"))?
 }
 
 /// What the flood generator did.
@@ -575,8 +534,8 @@ pub fn measure(
 fn veth_drops(lab: &Lab) -> Result<u64> {
     let mut total = 0;
     for (ns, iface) in [(&lab.sender, SENDER_IFACE), (&lab.observer, OBSERVER_IFACE)] {
-        let out = ns.ip(&["-s", "-j", "link", "show", "dev", iface])?;
-        let v: Value = serde_json::from_str(&out)?;
+        let out = ns.try_ip(&["-s", "-j", "link", "show", "dev", iface])?;
+        let v: Value = serde_json::from_slice(&out.stdout)?;
         let stats = &v[0]["stats64"];
         total += stats["rx"]["dropped"].as_u64().unwrap_or(0)
             + stats["tx"]["dropped"].as_u64().unwrap_or(0);

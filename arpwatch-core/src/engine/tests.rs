@@ -4,21 +4,8 @@ use super::*;
 use crate::config::{Caps, Pool};
 use crate::enrich::{Annotator, LocalMacs};
 use crate::event::{Announced, ConditionState};
+use crate::testkit::observations::{at, frame, ip, mac, Frame};
 use crate::wire::Record;
-
-const T0: f64 = 1_795_255_200.0; // 2026-11-21T10:00:00Z
-
-fn at(secs: f64) -> Timestamp {
-    Timestamp::from_nanos(((T0 + secs) * 1e9).round() as u64)
-}
-
-fn mac(s: &str) -> MacAddr {
-    s.parse().unwrap()
-}
-
-fn ip(s: &str) -> Ipv4Addr {
-    s.parse().unwrap()
-}
 
 const A: &str = "02:00:00:00:00:0a";
 const B: &str = "02:00:00:00:00:0b";
@@ -26,78 +13,6 @@ const C: &str = "02:00:00:00:00:0c";
 const CLIENT: &str = "02:00:00:00:00:99";
 const VIP: &str = "192.0.2.10";
 const CLIENT_IP: &str = "192.0.2.99";
-
-/// Builds observations: `frame(secs).reply(A, VIP).to(CLIENT, CLIENT_IP)` and so on.
-#[derive(Clone)]
-struct Frame(Observation);
-
-fn frame(secs: f64) -> Frame {
-    Frame(Observation {
-        ts: at(secs),
-        iface: "eth0".into(),
-        ifindex: 2,
-        direction: Direction::Ingress,
-        vlan: VlanTags::NONE,
-        op: ArpOp::Request,
-        eth_src: MacAddr::ZERO,
-        eth_dst: MacAddr::BROADCAST,
-        sha: MacAddr::ZERO,
-        spa: Ipv4Addr::UNSPECIFIED,
-        tha: MacAddr::ZERO,
-        tpa: Ipv4Addr::UNSPECIFIED,
-        repeats: 0,
-    })
-}
-
-impl Frame {
-    fn sender(mut self, op: ArpOp, sha: &str, spa: &str) -> Self {
-        self.0.op = op;
-        self.0.sha = mac(sha);
-        self.0.eth_src = mac(sha);
-        self.0.spa = ip(spa);
-        self
-    }
-    /// A plain reply from `sha` for `spa`, to the requester given with `to`.
-    fn reply(self, sha: &str, spa: &str) -> Self {
-        self.sender(ArpOp::Reply, sha, spa)
-    }
-    /// A request from (`sha`, `spa`); the target is given with `asking`.
-    fn request(self, sha: &str, spa: &str) -> Self {
-        self.sender(ArpOp::Request, sha, spa)
-    }
-    fn asking(mut self, tpa: &str) -> Self {
-        self.0.tpa = ip(tpa);
-        self
-    }
-    fn to(mut self, tha: &str, tpa: &str) -> Self {
-        self.0.tha = mac(tha);
-        self.0.eth_dst = mac(tha);
-        self.0.tpa = ip(tpa);
-        self
-    }
-    /// A gratuitous ARP (SPA = TPA) of `op` from `sha` for `ip`.
-    fn announce(self, op: ArpOp, sha: &str, addr: &str) -> Self {
-        let mut f = self.sender(op, sha, addr);
-        f.0.tpa = f.0.spa;
-        f
-    }
-    /// An RFC 5227 probe from `sha` for `tpa`.
-    fn probe(self, sha: &str, tpa: &str) -> Self {
-        self.sender(ArpOp::Request, sha, "0.0.0.0").asking(tpa)
-    }
-    fn on(mut self, iface: &str) -> Self {
-        self.0.iface = iface.into();
-        self
-    }
-    fn egress(mut self) -> Self {
-        self.0.direction = Direction::Egress;
-        self
-    }
-    fn eth_src(mut self, src: &str) -> Self {
-        self.0.eth_src = mac(src);
-        self
-    }
-}
 
 struct Harness {
     engine: Engine,

@@ -10,6 +10,7 @@ use arpwatch_core::event::{
     StormScope,
 };
 use arpwatch_core::observation::{MacAddr, VlanTags};
+use arpwatch_core::testkit::observations::{Frame, T0_SECS};
 
 const POOL_CONFIG: &str = r#"
 [[pools]]
@@ -28,38 +29,19 @@ fn mac(last: u8) -> MacAddr {
 }
 
 fn at(secs: u64) -> Timestamp {
-    Timestamp::from_secs(1_795_255_200 + secs)
+    Timestamp::from_secs(T0_SECS + secs)
 }
 
-fn reply(iface: &Arc<str>, ts: Timestamp, ip: Ipv4Addr, from: MacAddr) -> Observation {
-    Observation {
-        ts,
-        iface: iface.clone(),
-        ifindex: 2,
-        direction: Direction::Ingress,
-        vlan: VlanTags::NONE,
-        op: ArpOp::Reply,
-        eth_src: from,
-        eth_dst: mac(0x99),
-        sha: from,
-        spa: ip,
-        tha: mac(0x99),
-        tpa: Ipv4Addr::new(192, 0, 2, 99),
-        repeats: 0,
-    }
+const CLIENT_IP: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 99);
+
+/// A reply from `from` for `ip` to the client (`mac(0x99)` at 192.0.2.99), on `iface` at `ts`.
+fn reply(iface: &Arc<str>, ts: Timestamp, ip: Ipv4Addr, from: MacAddr) -> Frame {
+    Frame::at(ts).on(iface.clone()).reply(from, ip).to(mac(0x99), CLIENT_IP)
 }
 
-fn request(iface: &Arc<str>, ts: Timestamp, ip: Ipv4Addr) -> Observation {
-    Observation {
-        op: ArpOp::Request,
-        eth_dst: MacAddr::BROADCAST,
-        sha: mac(0x99),
-        eth_src: mac(0x99),
-        spa: Ipv4Addr::new(192, 0, 2, 99),
-        tha: MacAddr::ZERO,
-        tpa: ip,
-        ..reply(iface, ts, ip, mac(0x99))
-    }
+/// The client asking for `ip`, broadcast.
+fn request(iface: &Arc<str>, ts: Timestamp, ip: Ipv4Addr) -> Frame {
+    Frame::at(ts).on(iface.clone()).request(mac(0x99), CLIENT_IP).asking(ip)
 }
 
 /// The value of the one sample line that starts with `series` (name and labels, exactly).
@@ -115,9 +97,7 @@ fn frames_are_counted_per_interface_direction_and_op() {
         m.observe(&request(&eth0, at(0), VIP));
     }
     m.observe(&reply(&eth1, at(0), VIP, mac(1)));
-    let mut egress = reply(&eth0, at(0), VIP, mac(1));
-    egress.direction = Direction::Egress;
-    m.observe(&egress);
+    m.observe(&reply(&eth0, at(0), VIP, mac(1)).egress());
     // A different Arc with the same name is the same interface.
     m.observe(&request(&"eth0".into(), at(0), VIP));
 
@@ -138,9 +118,7 @@ fn frames_are_counted_per_interface_direction_and_op() {
 fn frames_the_kernel_folded_into_an_observation_are_counted() {
     let mut m = metrics("");
     let eth0: Arc<str> = "eth0".into();
-    let mut folded = reply(&eth0, at(0), VIP, mac(1));
-    folded.repeats = 4;
-    m.observe(&folded);
+    m.observe(&reply(&eth0, at(0), VIP, mac(1)).repeats(4));
     let series = r#"arpwatch_arp_frames_total{iface="eth0",direction="ingress",op="reply"}"#;
     assert_eq!(value(&m.encode(), series), Some(5.0));
 }
@@ -193,10 +171,7 @@ fn claimants_count_distinct_macs_within_the_concurrency_window() {
     assert_eq!(value(&m.encode(), claimants), Some(0.0));
 
     // A gratuitous request (SPA = TPA) is a claim too.
-    let mut garp = request(&eth0, at(14), VIP);
-    garp.sha = mac(3);
-    garp.spa = VIP;
-    m.observe(&garp);
+    m.observe(&Frame::at(at(14)).announce(ArpOp::Request, mac(3), VIP));
     assert_eq!(value(&m.encode(), claimants), Some(1.0));
 }
 
@@ -219,16 +194,12 @@ fn local_replies_count_this_nodes_egress_replies_per_interface() {
     for (iface, n) in [("eth0", 3), ("eth1", 2)] {
         let iface: Arc<str> = iface.into();
         for i in 0..n {
-            let mut own = reply(&iface, at(i), VIP, mac(1));
-            own.direction = Direction::Egress;
-            m.observe(&own);
+            m.observe(&reply(&iface, at(i), VIP, mac(1)).egress());
         }
     }
     // Ingress replies (other hosts') and egress requests are not this node's replies.
     m.observe(&reply(&"eth0".into(), at(5), VIP, mac(2)));
-    let mut own_request = request(&"eth0".into(), at(5), VIP);
-    own_request.direction = Direction::Egress;
-    m.observe(&own_request);
+    m.observe(&request(&"eth0".into(), at(5), VIP).egress());
 
     let text = m.encode();
     let replies = |iface: &str| {

@@ -1,7 +1,10 @@
 //! Writes every frame of the given captures as one corpus file for `decode_frame`: a link-type
 //! selector byte (0 Ethernet, 1 Linux cooked v1, 2 v2) followed by the frame. Run by `run.sh`, so
 //! the corpus is seeded from ../shared/pcaps at run time and nothing is copied into the repository.
+//! The crafted frames of the testkit's catalogue (every malformed kind, tags, cuts) go in too, as
+//! Ethernet frames and, for the ARP body, in both Linux cooked framings.
 
+use arpwatch_core::testkit::{catalogue, wire};
 use pcap_file::pcap::PcapReader;
 use pcap_file::pcapng::{Block, PcapNgReader};
 use std::fs::File;
@@ -51,6 +54,21 @@ fn main() {
             std::fs::write(out.join(format!("{stem}-{i}")), frame).expect("write a seed");
             written += 1;
         }
+    }
+    for (i, case) in catalogue::cases().into_iter().enumerate() {
+        std::fs::write(out.join(format!("catalogue-{i}")), [&[0][..], &case.bytes].concat())
+            .expect("write a seed");
+        written += 1;
+    }
+    let request = wire::ArpFrame::request(catalogue::NODE_A, catalogue::CLIENT_IP, catalogue::VIP)
+        .tagged(&[(wire::TPID_8021Q, 5)]);
+    for (selector, frame) in [
+        (1u8, request.linux_sll(wire::PACKET_BROADCAST)),
+        (2, request.linux_sll2(wire::PACKET_OUTGOING)),
+    ] {
+        std::fs::write(out.join(format!("cooked-{selector}")), [&[selector][..], &frame].concat())
+            .expect("write a seed");
+        written += 1;
     }
     eprintln!("seed_frames: {written} frames");
 }
