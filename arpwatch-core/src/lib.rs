@@ -8,3 +8,4 @@ pub mod decode;
 pub mod engine;
 pub mod event;
 pub mod observation;
+pub mod pools;

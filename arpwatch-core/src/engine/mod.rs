@@ -21,10 +21,11 @@ use lru::LruCache;
 use crate::config::{EngineConfig, Exemptions, Thresholds};
 use crate::event::{Event, EventKind, ResponderForm, StormScope};
 use crate::observation::{ArpOp, Direction, MacAddr, Observation, Timestamp, VlanTags};
+use crate::pools::Pools;
 
 use lifecycle::{ConditionKey, Conditions, Evidence};
 use state::{
-    ClaimKind, EgressClaim, EgressClaims, IfaceState, IpState, PoolRule, Requester, SenderState,
+    ClaimKind, EgressClaim, EgressClaims, IfaceState, IpState, Requester, SenderState,
     MAX_EGRESS_IFACES,
 };
 
@@ -86,7 +87,7 @@ pub struct Engine {
     exemptions: Exemptions,
     full_view: bool,
     max_macs_per_ip: usize,
-    pools: Vec<PoolRule>,
+    pools: Pools,
     node: Arc<str>,
     /// The latest time given; observations from before it are taken as happening now.
     now: Timestamp,
@@ -118,7 +119,7 @@ impl Engine {
             exemptions: config.exemptions.clone(),
             full_view: config.full_view,
             max_macs_per_ip,
-            pools: config.pools.iter().map(PoolRule::new).collect(),
+            pools: Pools::new(&config.pools),
             node: node.clone(),
             now: Timestamp::default(),
             ips: LruCache::sparse(cap(caps.max_tracked_ips)),
@@ -237,7 +238,7 @@ impl Engine {
         }
         let count = if active { pending.count } else { streak };
         let owner = st.owner;
-        let pool = self.pools.iter().find(|p| p.contains(ip)).map(|p| p.name.clone());
+        let pool = self.pools.find(ip).map(|p| p.name.clone());
         self.conditions.evidence(
             Evidence { key, kind: EventKind::Unanswered, ip, ts: deadline, count, macs: &[] },
             self.thresholds.report_interval,
@@ -455,7 +456,7 @@ impl Engine {
             t.flap_count,
             t.flap_window,
         );
-        let pool_idx = self.pools.iter().position(|p| p.contains(ip));
+        let pool = self.pools.find(ip);
 
         if let Some(change) = &outcome.owner_change {
             let mut e = frame_event(EventKind::OwnerChange);
@@ -463,7 +464,7 @@ impl Engine {
             e.new_mac = Some(mac);
             e.announced = Some(announced);
             e.gap_ms = change.gap.map(|g| g.as_millis() as u64);
-            e.pool = pool_idx.map(|i| self.pools[i].name.clone());
+            e.pool = pool.map(|p| p.name.clone());
             out.push(e);
             let key = ConditionKey::Flapping(ip);
             if change.flapping || self.conditions.is_active(&key) {
@@ -483,7 +484,7 @@ impl Engine {
                         e.vlan = obs.vlan;
                         e.old_mac = Some(change.old);
                         e.new_mac = Some(mac);
-                        e.pool = pool_idx.map(|i| self.pools[i].name.clone());
+                        e.pool = pool.map(|p| p.name.clone());
                     },
                     out,
                 );
@@ -517,13 +518,13 @@ impl Engine {
                     e.direction = Some(obs.direction);
                     e.requester_mac = reply_to.map(|r| r.mac);
                     e.requester_ip = reply_to.map(|r| r.ip);
-                    e.pool = pool_idx.map(|i| self.pools[i].name.clone());
+                    e.pool = pool.map(|p| p.name.clone());
                 },
                 out,
             );
         }
 
-        if let Some(pool) = pool_idx.map(|i| &self.pools[i]) {
+        if let Some(pool) = pool {
             let binding = &mut st.bindings[idx];
             if !pool.allows_mac(mac) {
                 if let Some(count) = binding.unknown_responder.admit(ts, t.report_interval) {
@@ -610,7 +611,7 @@ impl Engine {
         e.ifaces = claims.ifaces.iter().map(|c| c.iface.clone()).collect();
         e.macs = claims.ifaces.iter().map(|c| c.mac).collect();
         e.count = Some(count);
-        e.pool = self.pools.iter().find(|p| p.contains(ip)).map(|p| p.name.clone());
+        e.pool = self.pools.find(ip).map(|p| p.name.clone());
         out.push(e);
     }
 
@@ -620,7 +621,7 @@ impl Engine {
             return;
         }
         let target = obs.tpa;
-        let in_pool = self.pools.iter().any(|p| p.contains(target));
+        let in_pool = self.pools.contains(target);
         let owned = self.ips.peek(&target).is_some_and(|st| st.owner.is_some());
         if !(in_pool || owned) {
             return;
