@@ -225,26 +225,7 @@ impl InvalidKey {
     }
 }
 
-/// A configuration that cannot be used: the binary exits with status 2 on it. Display is one
-/// sentence naming the file, the key and what is wrong.
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    #[error("config {}: cannot read the file: {source}", path.display())]
-    Read { path: std::path::PathBuf, source: std::io::Error },
-    #[error("config {}: {problem}", path.display())]
-    Invalid { path: std::path::PathBuf, problem: InvalidKey },
-}
-
 impl Config {
-    /// Reads and validates a configuration file.
-    pub fn load(path: impl AsRef<std::path::Path>) -> Result<Config, ConfigError> {
-        let path = path.as_ref();
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
-        Config::from_toml(&text)
-            .map_err(|problem| ConfigError::Invalid { path: path.to_owned(), problem })
-    }
-
     /// Parses and validates configuration text; the error names the key, not the file.
     pub fn from_toml(text: &str) -> Result<Config, InvalidKey> {
         let engine: EngineConfig = parse_toml(text)?;
@@ -597,28 +578,5 @@ mod tests {
         let msg = err("full_view = true\n[thresholds\n");
         assert!(msg.starts_with("line 2: "), "{msg}");
         assert!(!msg.contains('\n'));
-    }
-
-    #[test]
-    fn load_errors_name_the_file_in_one_sentence() {
-        let dir = std::env::temp_dir().join(format!("arpwatch-config-test-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("arpwatch.toml");
-        std::fs::write(&path, "[[pools]]\nname = \"a\"\ncidrs = [\"198.51.100.0/33\"]\n").unwrap();
-        let msg = Config::load(&path).unwrap_err().to_string();
-        assert_eq!(
-            msg,
-            format!(
-                "config {}: pools[0].cidrs[0]: \"198.51.100.0/33\" is not an IPv4 CIDR (write e.g. 192.0.2.240/28)",
-                path.display()
-            )
-        );
-        let missing = dir.join("missing.toml");
-        let msg = Config::load(&missing).unwrap_err().to_string();
-        assert!(
-            msg.starts_with(&format!("config {}: cannot read the file: ", missing.display())),
-            "{msg}"
-        );
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

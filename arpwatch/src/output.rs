@@ -3,13 +3,21 @@
 
 use std::io::{self, Write};
 
-use crate::cli::Format;
 use crate::links::LocalMacs;
 use crate::metrics::Metrics;
 use arpwatch_core::engine::Engine;
 use arpwatch_core::event::Event;
 use arpwatch_core::observation::{ArpOp, Observation, Timestamp};
 use std::sync::Arc;
+
+/// How observations and events are printed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// One JSON object per line.
+    Json,
+    /// One readable line each.
+    Text,
+}
 
 /// What to do with observations.
 pub enum Mode {
