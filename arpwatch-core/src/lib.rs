@@ -9,6 +9,7 @@ pub mod engine;
 pub mod enrich;
 pub mod event;
 pub mod observation;
+pub mod pools;
 #[cfg(any(test, feature = "testkit"))]
 pub mod testkit;
 pub mod wire;

@@ -1,12 +1,12 @@
-//! The command line, parsed once into plain option structs.
+//! The command line as clap parses it: flags and their values, checked one by one. Nothing below
+//! `main` sees these types: [`crate::plan`] turns them, once, into the plans the commands run.
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::kernel::{
-    AttachOptions, TcModeChoice, XdpModeChoice, DEFAULT_DEDUP_INTERVAL, DEFAULT_RING_BYTES,
-};
+use crate::kernel::{TcModeChoice, XdpModeChoice, DEFAULT_DEDUP_INTERVAL, DEFAULT_RING_BYTES};
+use crate::output::Format;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -29,11 +29,20 @@ pub enum Command {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Format {
+pub enum FormatArg {
     /// One JSON object per line (the default when stdout is not a terminal).
     Json,
     /// One readable line per event (the default on a terminal).
     Text,
+}
+
+impl From<FormatArg> for Format {
+    fn from(arg: FormatArg) -> Self {
+        match arg {
+            FormatArg::Json => Format::Json,
+            FormatArg::Text => Format::Text,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -76,15 +85,15 @@ impl From<TcModeArg> for TcModeChoice {
     }
 }
 
-/// Options both commands share.
+/// Options both commands share: the detection configuration and the output.
 #[derive(Debug, Args)]
-pub struct OutputArgs {
+pub struct CommonArgs {
     /// Detection configuration (TOML): pools, thresholds, exemptions, caps.
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// Output format; defaults to json when stdout is not a terminal, text otherwise.
     #[arg(long, value_enum)]
-    pub format: Option<Format>,
+    pub format: Option<FormatArg>,
     /// Print every ARP observation instead of events.
     #[arg(long)]
     pub raw: bool,
@@ -111,7 +120,7 @@ pub struct WatchArgs {
     #[arg(long = "exclude", value_name = "GLOB")]
     pub excludes: Vec<String>,
     #[command(flatten)]
-    pub output: OutputArgs,
+    pub common: CommonArgs,
     /// Stop by itself after this many seconds (fractions allowed).
     #[arg(long, value_name = "SECONDS", value_parser = parse_seconds)]
     pub duration: Option<Duration>,
@@ -134,24 +143,19 @@ pub struct WatchArgs {
     pub ring_bytes: u32,
 }
 
-impl WatchArgs {
-    pub fn attach_options(&self) -> AttachOptions {
-        AttachOptions { xdp: self.xdp_mode.into(), tc: self.tc_mode.into() }
-    }
-}
-
 #[derive(Debug, Args)]
 pub struct ReplayArgs {
     /// Capture files (pcap or pcapng), replayed in the order given.
     #[arg(value_name = "FILE", required = true)]
     pub files: Vec<PathBuf>,
     #[command(flatten)]
-    pub output: OutputArgs,
+    pub common: CommonArgs,
 }
 
+/// `--pool`: the configuration's parser (a bare address is a /32, host bits are cleared), in
+/// clap's wording.
 fn parse_cidr(s: &str) -> Result<ipnet::Ipv4Net, String> {
-    s.parse::<ipnet::Ipv4Net>()
-        .or_else(|_| s.parse::<std::net::Ipv4Addr>().map(ipnet::Ipv4Net::from))
+    arpwatch_core::config::parse_cidr(s)
         .map_err(|_| format!("'{s}' is not an IPv4 CIDR or address (e.g. 192.0.2.240/28)"))
 }
 
@@ -195,10 +199,10 @@ mod tests {
         .unwrap();
         let Command::Watch(w) = cli.command else { panic!("not watch") };
         assert_eq!(w.ifaces, ["eth0", "eth1"]);
-        assert!(w.output.raw);
+        assert!(w.common.raw);
         assert_eq!(w.duration, Some(Duration::from_millis(1500)));
         assert_eq!(w.xdp_mode, XdpModeArg::Skb);
-        assert_eq!(w.output.format, Some(Format::Text));
+        assert_eq!(w.common.format, Some(FormatArg::Text));
 
         let cli = Cli::try_parse_from([
             "arpwatch",
@@ -225,7 +229,7 @@ mod tests {
         ])
         .unwrap();
         let Command::Replay(r) = cli.command else { panic!("not replay") };
-        let pools: Vec<String> = r.output.pools.iter().map(ToString::to_string).collect();
+        let pools: Vec<String> = r.common.pools.iter().map(ToString::to_string).collect();
         assert_eq!(pools, ["192.0.2.10/32", "198.51.100.0/28"]);
     }
 

@@ -1,6 +1,6 @@
 //! arpwatch's shell: the kernel programs' loader, the ring-buffer reader, rtnetlink links, the
-//! watch loop, metrics and HTTP, output sinks and the command line, around the pure
-//! `arpwatch-core`. The binary (`main.rs`) is a thin shell over these modules.
+//! watch loop, metrics and HTTP, output sinks, the command line and the plan made of it, around
+//! the pure `arpwatch-core`. The binary (`main.rs`) is a thin shell over these modules.
 
 pub mod capture;
 pub mod cli;
@@ -9,6 +9,7 @@ pub mod links;
 pub mod metrics;
 pub mod node;
 pub mod output;
+pub mod plan;
 pub mod privileges;
 pub mod replay;
 pub mod watch;

@@ -1,18 +1,18 @@
-//! The arpwatch binary: parse the command line once, run the command, and turn the outcome into an
-//! exit status (0 success, 2 bad usage or configuration, 1 a failure at run time) with one clear
-//! sentence on stderr.
+//! The arpwatch binary: parse the command line once into a plan, run the command, and turn the
+//! outcome into an exit status (0 success, 2 bad usage or configuration, 1 a failure at run time)
+//! with one clear sentence on stderr.
 
 use anyhow::Result;
 use clap::Parser;
 use std::io::{self, BufWriter};
 use std::process::ExitCode;
 
-use arpwatch::cli::{Cli, Command, OutputArgs};
+use arpwatch::cli::Cli;
 use arpwatch::metrics::{Metrics, MetricsOptions, MetricsServer};
-use arpwatch::output::{default_format, Mode, Pipeline};
+use arpwatch::output::{Mode, Pipeline};
+use arpwatch::plan::{PipelinePlan, Plan, Processing};
 use arpwatch::replay::Replay;
 use arpwatch::{node, watch, UsageError};
-use arpwatch_core::config::{Config, Pool};
 use arpwatch_core::engine::Engine;
 use arpwatch_core::enrich::Annotator;
 
@@ -22,6 +22,14 @@ fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
         .target(env_logger::Target::Stderr)
         .init();
+    // Everything the flags and the configuration file say, checked before anything runs.
+    let plan = match Plan::from_cli(cli) {
+        Ok(plan) => plan,
+        Err(err) => {
+            eprintln!("arpwatch: {err}");
+            return ExitCode::from(2);
+        }
+    };
     let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(err) => {
@@ -29,7 +37,7 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    match runtime.block_on(run(cli)) {
+    match runtime.block_on(run(plan)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) if is_broken_pipe(&err) => ExitCode::SUCCESS,
         Err(err) => {
@@ -67,12 +75,11 @@ fn is_broken_pipe(err: &anyhow::Error) -> bool {
         .any(|e| e.kind() == io::ErrorKind::BrokenPipe)
 }
 
-async fn run(cli: Cli) -> Result<()> {
-    match cli.command {
-        Command::Watch(args) => {
-            let config = load_config(&args.output, false)?;
+async fn run(plan: Plan) -> Result<()> {
+    match plan {
+        Plan::Watch(plan) => {
             // Bind before anything is attached: a bad or busy address is a usage error at once.
-            let server = args
+            let server = plan
                 .metrics_addr
                 .map(|addr| {
                     MetricsServer::bind(addr).map_err(|err| {
@@ -80,9 +87,9 @@ async fn run(cli: Cli) -> Result<()> {
                     })
                 })
                 .transpose()?;
-            let mut pipeline = pipeline(&args.output, &config)?;
+            let mut pipeline = pipeline(&plan.pipeline);
             if let Some(server) = server {
-                let metrics = Metrics::new(&config, &MetricsOptions::default());
+                let metrics = Metrics::new(&plan.pipeline.config, &MetricsOptions::default());
                 log::info!("serving metrics on http://{}/metrics", server.local_addr());
                 let exporter = metrics.exporter();
                 tokio::spawn(async move {
@@ -92,7 +99,7 @@ async fn run(cli: Cli) -> Result<()> {
                 });
                 pipeline.set_metrics(metrics);
             }
-            let summary = watch::run(&args, &mut pipeline).await?;
+            let summary = watch::run(&plan, &mut pipeline).await?;
             eprintln!("arpwatch: kernel counters: {}", summary.counters);
             if summary.short_records > 0 {
                 eprintln!("arpwatch: {} ring items were not whole records", summary.short_records);
@@ -100,11 +107,9 @@ async fn run(cli: Cli) -> Result<()> {
             report_engine(&pipeline);
             Ok(())
         }
-        Command::Replay(args) => {
-            // A capture shows every reply on the segment, so unanswered requests can be judged.
-            let config = load_config(&args.output, true)?;
-            let mut pipeline = pipeline(&args.output, &config)?;
-            let mut replay = Replay::open(&args.files)?;
+        Plan::Replay(plan) => {
+            let mut pipeline = pipeline(&plan.pipeline);
+            let mut replay = Replay::open(&plan.files)?;
             let mut last_ts = None;
             for observation in &mut replay {
                 let observation = observation?;
@@ -132,38 +137,17 @@ async fn run(cli: Cli) -> Result<()> {
     }
 }
 
-/// The configuration file, if any, with the flags applied.
-fn load_config(args: &OutputArgs, full_view: bool) -> Result<Config> {
-    let mut config = match &args.config {
-        Some(path) => Config::load(path).map_err(|err| UsageError(err.to_string()))?,
-        None => Config::default(),
-    };
-    config.engine.full_view |= full_view || args.full_view;
-    if !args.pools.is_empty() {
-        config.engine.pools.push(Pool {
-            name: "cli".to_owned(),
-            cidrs: args.pools.clone(),
-            interfaces: Vec::new(),
-            macs: Vec::new(),
-        });
-    }
-    config.engine.validate().map_err(|err| UsageError(format!("--pool: {err}")))?;
-    Ok(config)
-}
-
 /// The pipeline both commands share: raw observations, or the engine with the configuration.
-fn pipeline(
-    args: &OutputArgs,
-    config: &Config,
-) -> Result<Pipeline<BufWriter<io::StdoutLock<'static>>>> {
-    let format = default_format(args.format);
+fn pipeline(plan: &PipelinePlan) -> Pipeline<BufWriter<io::StdoutLock<'static>>> {
     let out = BufWriter::new(io::stdout().lock());
-    if args.raw {
-        return Ok(Pipeline::new(Mode::Raw, format, out));
-    }
-    let engine = Box::new(Engine::new(&config.engine));
-    let annotator = Annotator::new(&node::node_name());
-    Ok(Pipeline::new(Mode::Detect { engine, annotator }, format, out))
+    let mode = match plan.processing {
+        Processing::Raw => Mode::Raw,
+        Processing::Detect => Mode::Detect {
+            engine: Box::new(Engine::new(&plan.config.engine)),
+            annotator: Annotator::new(&node::node_name()),
+        },
+    };
+    Pipeline::new(mode, plan.format, out)
 }
 
 fn report_engine<W: io::Write>(pipeline: &Pipeline<W>) {

@@ -4,7 +4,6 @@
 
 use std::io::{self, Write};
 
-use crate::cli::Format;
 use crate::links::LocalMacs;
 use crate::metrics::Metrics;
 use arpwatch_core::engine::Engine;
@@ -13,6 +12,15 @@ use arpwatch_core::event::Event;
 use arpwatch_core::observation::{Observation, Timestamp};
 use arpwatch_core::wire;
 use std::sync::Arc;
+
+/// How observations and events are printed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// One JSON object per line.
+    Json,
+    /// One readable line each.
+    Text,
+}
 
 /// What to do with observations.
 pub enum Mode {

@@ -8,10 +8,10 @@ use std::time::Duration;
 use tokio::signal::unix::{signal, SignalKind};
 
 use crate::capture::{RecordDecoder, RingReader};
-use crate::cli::WatchArgs;
 use crate::kernel::{AttachOptions, CounterTotals, KernelProbe};
 use crate::links::{IfaceSelector, LinkChange, LinkInfo, LinkWatcher};
 use crate::output::Pipeline;
+use crate::plan::WatchPlan;
 use crate::UsageError;
 
 /// How often the wall-clock offset is re-measured and the engine is given the time.
@@ -32,18 +32,17 @@ pub struct WatchSummary {
     pub short_records: usize,
 }
 
-pub async fn run<W: Write>(args: &WatchArgs, pipeline: &mut Pipeline<W>) -> Result<WatchSummary> {
-    let selector = IfaceSelector::new(&args.ifaces, &args.excludes, args.all)?;
+pub async fn run<W: Write>(plan: &WatchPlan, pipeline: &mut Pipeline<W>) -> Result<WatchSummary> {
+    let selector = &plan.interfaces;
     let mut links = LinkWatcher::start().await?;
     if let Some(missing) =
         selector.exact_names().find(|name| !links.links().any(|l| l.name == *name))
     {
         return Err(UsageError(format!("--iface {missing}: no such network interface")).into());
     }
-    let mut probe =
-        KernelProbe::load_with_dedup(args.ring_bytes, Duration::from_millis(args.dedup_interval))?;
+    let mut probe = KernelProbe::load_with_dedup(plan.ring_bytes, plan.dedup_interval)?;
     let mut decoder = RecordDecoder::default();
-    let options = args.attach_options();
+    let options = plan.attach;
     let selected: Vec<LinkInfo> = links.links().filter(|l| selector.selects(l)).cloned().collect();
     for link in &selected {
         attach(&mut probe, &mut decoder, link, options)?;
@@ -58,7 +57,7 @@ pub async fn run<W: Write>(args: &WatchArgs, pipeline: &mut Pipeline<W>) -> Resu
     let mut reader = RingReader::new(probe.take_ring()?)?;
     let mut sigterm = signal(SignalKind::terminate()).context("could not handle SIGTERM")?;
     let mut sigint = signal(SignalKind::interrupt()).context("could not handle SIGINT")?;
-    let deadline = tokio::time::sleep(args.duration.unwrap_or(Duration::MAX));
+    let deadline = tokio::time::sleep(plan.duration.unwrap_or(Duration::MAX));
     tokio::pin!(deadline);
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -78,7 +77,7 @@ pub async fn run<W: Write>(args: &WatchArgs, pipeline: &mut Pipeline<W>) -> Resu
                 // Records already in the ring were made under the interfaces as they were: name
                 // them before an ifindex is renamed, forgotten or reused.
                 short_records += drain_pending(&mut reader, pipeline, &mut decoder)?;
-                follow(&mut probe, &mut decoder, &selector, options, change);
+                follow(&mut probe, &mut decoder, selector, options, change);
                 pipeline.set_local_macs(links.local_macs());
                 if let Some(metrics) = pipeline.metrics() {
                     metrics.set_attached(probe.attachments().len());
@@ -97,7 +96,7 @@ pub async fn run<W: Write>(args: &WatchArgs, pipeline: &mut Pipeline<W>) -> Resu
                 pipeline.tick(now)?;
                 pipeline.flush()?;
             }
-            _ = &mut deadline, if args.duration.is_some() => break StopReason::Duration,
+            _ = &mut deadline, if plan.duration.is_some() => break StopReason::Duration,
             _ = sigint.recv() => break StopReason::Interrupt,
             _ = sigterm.recv() => break StopReason::Terminate,
         }

@@ -23,11 +23,11 @@ use crate::event::{
     Condition, Detail, Event, EventKind, Misplaced, Requester, ResponderForm, Seen, StormScope,
 };
 use crate::observation::{ArpOp, Direction, MacAddr, Observation, Timestamp, VlanTags};
+use crate::pools::Pools;
 
 use lifecycle::{ConditionKey, Conditions, Evidence, Report};
 use state::{
-    ClaimKind, EgressClaim, EgressClaims, IfaceState, IpState, PoolRule, SenderState,
-    MAX_EGRESS_IFACES,
+    ClaimKind, EgressClaim, EgressClaims, IfaceState, IpState, SenderState, MAX_EGRESS_IFACES,
 };
 
 /// Counters for a metrics exporter. Gauges (`tracked_*`, `pending_requests`,
@@ -88,7 +88,7 @@ pub struct Engine {
     exemptions: Exemptions,
     full_view: bool,
     max_macs_per_ip: usize,
-    pools: Vec<PoolRule>,
+    pools: Pools,
     /// The latest time given; observations from before it are taken as happening now.
     now: Timestamp,
     ips: LruCache<Ipv4Addr, IpState>,
@@ -118,7 +118,7 @@ impl Engine {
             exemptions: config.exemptions.clone(),
             full_view: config.full_view,
             max_macs_per_ip,
-            pools: config.pools.iter().map(PoolRule::new).collect(),
+            pools: Pools::new(&config.pools),
             now: Timestamp::default(),
             ips: LruCache::sparse(cap(caps.max_tracked_ips)),
             senders: LruCache::sparse(cap(caps.max_tracked_senders)),
@@ -235,7 +235,7 @@ impl Engine {
         }
         let count = if active { pending.count } else { streak };
         let owner = st.owner;
-        let pool = self.pools.iter().find(|p| p.contains(ip)).map(|p| p.name.clone());
+        let pool = self.pools.find(ip).map(|p| p.name.clone());
         self.conditions.evidence(
             Evidence { key, ip, ts: deadline, count, macs: &[] },
             self.thresholds.report_interval,
@@ -424,8 +424,8 @@ impl Engine {
             t.flap_count,
             t.flap_window,
         );
-        let pool_idx = self.pools.iter().position(|p| p.contains(ip));
-        let pool_name = || pool_idx.map(|i| self.pools[i].name.clone());
+        let pool = self.pools.find(ip);
+        let pool_name = || pool.map(|p| p.name.clone());
 
         if let Some(change) = &outcome.owner_change {
             let detail = Detail::OwnerChange {
@@ -479,7 +479,7 @@ impl Engine {
             );
         }
 
-        if let Some(pool) = pool_idx.map(|i| &self.pools[i]) {
+        if let Some(pool) = pool {
             let binding = &mut st.bindings[idx];
             if !pool.allows_mac(mac) {
                 if let Some(count) = binding.unknown_responder.admit(ts, t.report_interval) {
@@ -554,7 +554,7 @@ impl Engine {
             macs: claims.ifaces.iter().map(|c| c.mac).collect(),
         };
         let detail = Detail::UnexpectedInterface { mac: obs.sha, count, misplaced };
-        let pool = self.pools.iter().find(|p| p.contains(ip)).map(|p| p.name.clone());
+        let pool = self.pools.find(ip).map(|p| p.name.clone());
         out.push(Event::new(ts, ip, Seen::of(obs), pool, detail));
     }
 
@@ -564,7 +564,7 @@ impl Engine {
             return;
         }
         let target = obs.tpa;
-        let in_pool = self.pools.iter().any(|p| p.contains(target));
+        let in_pool = self.pools.contains(target);
         let owned = self.ips.peek(&target).is_some_and(|st| st.owner.is_some());
         if !(in_pool || owned) {
             return;

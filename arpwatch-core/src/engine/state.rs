@@ -1,11 +1,9 @@
 //! What the engine remembers per IP, per Ethernet source and per interface, and the small
 //! counters the detectors share. Everything here is bounded by the caps in `config::Caps`.
 
-use std::net::Ipv4Addr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::config::Pool;
 use crate::event::{Announced, Requester};
 use crate::observation::{MacAddr, Timestamp};
 
@@ -331,42 +329,6 @@ pub(super) struct EgressClaim {
 
 /// How many interfaces one IP's egress claims are remembered on.
 pub(super) const MAX_EGRESS_IFACES: usize = 16;
-
-/// A pool in the form the hot path wants: masks, shared names.
-pub(super) struct PoolRule {
-    pub name: Arc<str>,
-    nets: Vec<(u32, u32)>,
-    pub interfaces: Vec<Arc<str>>,
-    pub macs: Vec<MacAddr>,
-}
-
-impl PoolRule {
-    pub fn new(pool: &Pool) -> Self {
-        PoolRule {
-            name: pool.name.as_str().into(),
-            nets: pool
-                .cidrs
-                .iter()
-                .map(|n| (u32::from(n.network()), u32::from(n.netmask())))
-                .collect(),
-            interfaces: pool.interfaces.iter().map(|s| Arc::from(s.as_str())).collect(),
-            macs: pool.macs.clone(),
-        }
-    }
-
-    pub fn contains(&self, ip: Ipv4Addr) -> bool {
-        let ip = u32::from(ip);
-        self.nets.iter().any(|&(net, mask)| ip & mask == net)
-    }
-
-    pub fn allows_iface(&self, iface: &str) -> bool {
-        self.interfaces.is_empty() || self.interfaces.iter().any(|i| &**i == iface)
-    }
-
-    pub fn allows_mac(&self, mac: MacAddr) -> bool {
-        self.macs.is_empty() || self.macs.contains(&mac)
-    }
-}
 
 /// How a sender's frame claims its SPA.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -14,7 +14,6 @@ use std::net::Ipv4Addr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use ipnet::Ipv4Net;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -24,6 +23,7 @@ use prometheus_client::registry::Registry;
 use arpwatch_core::config::EngineConfig;
 use arpwatch_core::event::{ConditionState, Event, EventKind};
 use arpwatch_core::observation::{ArpOp, Direction, MacAddr, Observation, Timestamp};
+use arpwatch_core::pools::Pools;
 
 /// The lasting conditions exported per pool IP, in the order of [`IpSeries::conditions`].
 const CONDITIONS: [EventKind; 3] =
@@ -77,11 +77,13 @@ struct IpSeries {
 
 struct PoolIps {
     name: String,
-    cidrs: Vec<Ipv4Net>,
     ips: HashMap<Ipv4Addr, IpSeries>,
 }
 
 pub(super) struct PoolSeries {
+    /// Which pool an IP is in, as the engine decides it.
+    lookup: Pools,
+    /// By the pool's index in the configuration.
     pools: Vec<PoolIps>,
     families: Families,
     max_ips: usize,
@@ -127,14 +129,11 @@ impl PoolSeries {
             families.dropped.clone(),
         );
         PoolSeries {
+            lookup: Pools::new(&config.pools),
             pools: config
                 .pools
                 .iter()
-                .map(|p| PoolIps {
-                    name: p.name.clone(),
-                    cidrs: p.cidrs.clone(),
-                    ips: HashMap::new(),
-                })
+                .map(|p| PoolIps { name: p.name.clone(), ips: HashMap::new() })
                 .collect(),
             families,
             max_ips,
@@ -155,7 +154,9 @@ impl PoolSeries {
         }
         self.now = self.now.max(obs.ts);
         let (now, window, max_macs) = (self.now, self.window, self.max_macs);
-        let Some(series) = series(&mut self.pools, &self.families, self.max_ips, obs.spa) else {
+        let Some(series) =
+            series(&self.lookup, &mut self.pools, &self.families, self.max_ips, obs.spa)
+        else {
             return;
         };
         series.claim(obs.sha, now, window, max_macs);
@@ -172,7 +173,9 @@ impl PoolSeries {
         if condition.is_none() && !owner_change {
             return;
         }
-        let Some(series) = series(&mut self.pools, &self.families, self.max_ips, event.ip) else {
+        let Some(series) =
+            series(&self.lookup, &mut self.pools, &self.families, self.max_ips, event.ip)
+        else {
             return;
         };
         if owner_change {
@@ -198,12 +201,13 @@ impl PoolSeries {
 /// The series of `ip` if it is in a pool, made on first use while the pool is under its cap of
 /// `max_ips`. The first pool containing the IP owns it, as in the engine.
 fn series<'a>(
+    lookup: &Pools,
     pools: &'a mut [PoolIps],
     families: &Families,
     max_ips: usize,
     ip: Ipv4Addr,
 ) -> Option<&'a mut IpSeries> {
-    let pool = pools.iter_mut().find(|p| p.cidrs.iter().any(|net| net.contains(&ip)))?;
+    let pool = pools.get_mut(lookup.find(ip)?.index)?;
     let under_cap = pool.ips.len() < max_ips;
     match pool.ips.entry(ip) {
         Entry::Occupied(e) => Some(e.into_mut()),

@@ -1,0 +1,239 @@
+//! The configured pools compiled for lookup: which pool, if any, an IP belongs to. Built once from
+//! [`EngineConfig::pools`](crate::config::EngineConfig::pools); the engine and the per-pool
+//! metrics both ask it.
+//!
+//! The CIDRs of all pools are flattened into sorted, disjoint address ranges, each naming the pool
+//! that owns it, so a lookup is one binary search however many pools and CIDRs there are. Where
+//! CIDRs overlap, the pool listed first owns the overlap, as in the file's order.
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::net::Ipv4Addr;
+use std::sync::Arc;
+
+use crate::config::Pool;
+use crate::observation::MacAddr;
+
+/// A pool in the form the hot path wants: shared names, and who may claim its IPs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PoolRule {
+    /// Its position in the configuration (`pools[index]`).
+    pub index: usize,
+    pub name: Arc<str>,
+    /// Interfaces on which claims are expected; empty means any.
+    pub interfaces: Vec<Arc<str>>,
+    /// MACs allowed to claim; empty means any.
+    pub macs: Vec<MacAddr>,
+}
+
+impl PoolRule {
+    fn new(index: usize, pool: &Pool) -> Self {
+        PoolRule {
+            index,
+            name: pool.name.as_str().into(),
+            interfaces: pool.interfaces.iter().map(|s| Arc::from(s.as_str())).collect(),
+            macs: pool.macs.clone(),
+        }
+    }
+
+    pub fn allows_iface(&self, iface: &str) -> bool {
+        self.interfaces.is_empty() || self.interfaces.iter().any(|i| &**i == iface)
+    }
+
+    pub fn allows_mac(&self, mac: MacAddr) -> bool {
+        self.macs.is_empty() || self.macs.contains(&mac)
+    }
+}
+
+/// Addresses `start..=end` belong to `rules[rule]`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Range {
+    start: u32,
+    end: u32,
+    rule: u32,
+}
+
+/// The pools, compiled. Lookups are O(log n) in the number of CIDRs.
+#[derive(Clone, Debug, Default)]
+pub struct Pools {
+    rules: Vec<PoolRule>,
+    /// Sorted by `start`, disjoint; adjacent ranges of one pool are merged.
+    ranges: Vec<Range>,
+}
+
+impl Pools {
+    /// Compiles `pools` (in the configuration's order: the first pool containing an IP owns it).
+    /// O(n log n) in the number of CIDRs.
+    pub fn new(pools: &[Pool]) -> Pools {
+        let rules: Vec<PoolRule> =
+            pools.iter().enumerate().map(|(i, p)| PoolRule::new(i, p)).collect();
+        // Every CIDR as an inclusive range with its pool, by start.
+        let mut nets: Vec<(u64, u64, u32)> = pools
+            .iter()
+            .enumerate()
+            .flat_map(|(i, p)| {
+                p.cidrs.iter().map(move |n| {
+                    (
+                        u64::from(u32::from(n.network())),
+                        u64::from(u32::from(n.broadcast())),
+                        i as u32,
+                    )
+                })
+            })
+            .collect();
+        nets.sort_unstable();
+        // The elementary intervals are those between consecutive starts and ends + 1.
+        let mut bounds: Vec<u64> =
+            nets.iter().flat_map(|&(start, end, _)| [start, end + 1]).collect();
+        bounds.sort_unstable();
+        bounds.dedup();
+        // Sweep: the CIDRs covering the current interval, lowest pool first; a CIDR that ended
+        // is dropped once it reaches the top.
+        let mut covering: BinaryHeap<Reverse<(u32, u64)>> = BinaryHeap::new();
+        let mut next = 0;
+        let mut ranges: Vec<Range> = Vec::new();
+        for pair in bounds.windows(2) {
+            let (lo, hi) = (pair[0], pair[1]);
+            while let Some(&(_, end, rule)) = nets.get(next).filter(|n| n.0 == lo) {
+                covering.push(Reverse((rule, end)));
+                next += 1;
+            }
+            while covering.peek().is_some_and(|Reverse((_, end))| *end < lo) {
+                covering.pop();
+            }
+            let Some(&Reverse((rule, _))) = covering.peek() else {
+                continue;
+            };
+            // Bounds are addresses or one past 255.255.255.255, which only ever ends a range.
+            let (start, end) = (lo as u32, (hi - 1) as u32);
+            match ranges.last_mut() {
+                Some(last) if last.rule == rule && u64::from(last.end) + 1 == lo => last.end = end,
+                _ => ranges.push(Range { start, end, rule }),
+            }
+        }
+        Pools { rules, ranges }
+    }
+
+    /// The pool `ip` belongs to: the first in the configuration that contains it.
+    pub fn find(&self, ip: Ipv4Addr) -> Option<&PoolRule> {
+        let ip = u32::from(ip);
+        let after = self.ranges.partition_point(|r| r.start <= ip);
+        let range = self.ranges[..after].last().filter(|r| ip <= r.end)?;
+        self.rules.get(range.rule as usize)
+    }
+
+    /// Whether `ip` is in any pool.
+    pub fn contains(&self, ip: Ipv4Addr) -> bool {
+        self.find(ip).is_some()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rules.is_empty()
+    }
+
+    /// The pools in the configuration's order.
+    pub fn rules(&self) -> &[PoolRule] {
+        &self.rules
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::parse_cidr;
+
+    fn pool(name: &str, cidrs: &[&str]) -> Pool {
+        Pool {
+            name: name.into(),
+            cidrs: cidrs.iter().map(|c| parse_cidr(c).unwrap()).collect(),
+            interfaces: Vec::new(),
+            macs: Vec::new(),
+        }
+    }
+
+    fn owner<'a>(pools: &'a Pools, ip: &str) -> Option<&'a str> {
+        pools.find(ip.parse().unwrap()).map(|p| &*p.name)
+    }
+
+    /// The rule of the configuration: the first pool with a CIDR containing the IP.
+    fn first_containing(pools: &[Pool], ip: Ipv4Addr) -> Option<&str> {
+        pools.iter().find(|p| p.contains(ip)).map(|p| p.name.as_str())
+    }
+
+    #[test]
+    fn the_first_pool_listed_owns_an_overlap() {
+        let pools = Pools::new(&[
+            pool("small", &["192.0.2.16/28"]),
+            pool("big", &["192.0.2.0/24", "198.51.100.7"]),
+            pool("all", &["0.0.0.0/0"]),
+            pool("shadowed", &["192.0.2.20/30"]),
+        ]);
+        assert_eq!(owner(&pools, "192.0.2.15"), Some("big"));
+        assert_eq!(owner(&pools, "192.0.2.16"), Some("small"));
+        assert_eq!(owner(&pools, "192.0.2.21"), Some("small"));
+        assert_eq!(owner(&pools, "192.0.2.31"), Some("small"));
+        assert_eq!(owner(&pools, "192.0.2.32"), Some("big"));
+        assert_eq!(owner(&pools, "198.51.100.7"), Some("big"));
+        assert_eq!(owner(&pools, "198.51.100.8"), Some("all"));
+        assert_eq!(owner(&pools, "0.0.0.0"), Some("all"));
+        assert_eq!(owner(&pools, "255.255.255.255"), Some("all"));
+        assert_eq!(pools.find("192.0.2.16".parse().unwrap()).unwrap().index, 0);
+    }
+
+    #[test]
+    fn no_pools_contain_nothing() {
+        let pools = Pools::new(&[]);
+        assert!(pools.is_empty());
+        assert!(!pools.contains(Ipv4Addr::new(192, 0, 2, 1)));
+        let pools = Pools::new(&[pool("top", &["255.255.255.255"])]);
+        assert!(pools.contains(Ipv4Addr::BROADCAST));
+        assert!(!pools.contains(Ipv4Addr::new(255, 255, 255, 254)));
+    }
+
+    #[test]
+    fn lookups_agree_with_a_scan_of_the_pools_in_order() {
+        // Nested, overlapping, adjacent and repeated CIDRs over a small address space.
+        let mut seed = 0x2545_f491_4f6c_dd1d_u64;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        for _ in 0..200 {
+            let config: Vec<Pool> = (0..1 + next() % 6)
+                .map(|i| {
+                    let cidrs: Vec<String> = (0..1 + next() % 3)
+                        .map(|_| {
+                            let len = 24 + next() % 9;
+                            format!("10.0.0.{}/{len}", next() % 256)
+                        })
+                        .collect();
+                    let cidrs: Vec<&str> = cidrs.iter().map(String::as_str).collect();
+                    pool(&format!("p{i}"), &cidrs)
+                })
+                .collect();
+            let pools = Pools::new(&config);
+            for host in 0..=256u32 {
+                let ip = Ipv4Addr::from(u32::from(Ipv4Addr::new(10, 0, 0, 0)) + host);
+                let found = pools.find(ip).map(|p| &*p.name);
+                assert_eq!(found, first_containing(&config, ip), "{ip} in {config:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn ten_thousand_pools_compile_and_find() {
+        let config: Vec<Pool> = (0..10_000u32)
+            .map(|i| {
+                let net = format!("{}/30", Ipv4Addr::from(0x0a00_0000 + i * 4));
+                pool(&format!("p{i}"), &[&net])
+            })
+            .collect();
+        let pools = Pools::new(&config);
+        assert_eq!(pools.rules().len(), 10_000);
+        assert_eq!(owner(&pools, "10.0.0.5"), Some("p1"));
+        assert_eq!(owner(&pools, "10.0.156.63"), Some("p9999"));
+        assert_eq!(owner(&pools, "10.0.156.64"), None);
+    }
+}
