@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
-use crate::observation::{Direction, MacAddr, Observation, Timestamp, VlanTags};
+use crate::observation::{ClaimKind, Direction, MacAddr, Observation, Timestamp, VlanTags};
 
 /// The name of a kind of event, for counters, filters and the `event` field.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
@@ -139,6 +139,16 @@ impl Announced {
             Announced::Gratuitous => "gratuitous",
             Announced::Reply => "reply",
             Announced::Request => "request",
+        }
+    }
+}
+
+impl From<ClaimKind> for Announced {
+    fn from(kind: ClaimKind) -> Self {
+        match kind {
+            ClaimKind::Gratuitous => Announced::Gratuitous,
+            ClaimKind::Reply => Announced::Reply,
+            ClaimKind::Request => Announced::Request,
         }
     }
 }

@@ -244,6 +244,41 @@ impl Observation {
     pub fn is_probe(&self) -> bool {
         self.op == ArpOp::Request && self.spa.is_unspecified()
     }
+
+    /// How this frame's sender (SHA, SPA) claims its IP, if it does. The one definition of a
+    /// claim, for the engine and the metrics alike: a probe, a zero sender IP or a zero sender
+    /// MAC claims nothing.
+    pub fn claim(&self) -> Option<ClaimKind> {
+        if self.spa.is_unspecified() || self.sha.is_zero() {
+            return None;
+        }
+        Some(if self.is_gratuitous() {
+            ClaimKind::Gratuitous
+        } else if self.op == ArpOp::Reply {
+            ClaimKind::Reply
+        } else {
+            ClaimKind::Request
+        })
+    }
+}
+
+/// How a frame's sender claims its IP (see [`Observation::claim`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ClaimKind {
+    /// Gratuitous request or reply (SPA = TPA): a claim.
+    Gratuitous,
+    /// Plain reply: a claim.
+    Reply,
+    /// Plain request: a weak claim that makes a binding but never takes an IP over, since every
+    /// host puts its own address in the requests it sends.
+    Request,
+}
+
+impl ClaimKind {
+    /// A claim that can make or change the IP's owner: a reply or an announcement.
+    pub fn is_strong(self) -> bool {
+        self != ClaimKind::Request
+    }
 }
 
 #[cfg(test)]

@@ -20,15 +20,14 @@ use lru::LruCache;
 
 use crate::config::{EngineConfig, Exemptions, Thresholds};
 use crate::event::{
-    Condition, Detail, Event, EventKind, Misplaced, Requester, ResponderForm, Seen, StormScope,
+    Announced, Condition, Detail, Event, EventKind, Misplaced, Requester, ResponderForm, Seen,
+    StormScope,
 };
-use crate::observation::{ArpOp, Direction, MacAddr, Observation, Timestamp, VlanTags};
+use crate::observation::{ClaimKind, Direction, MacAddr, Observation, Timestamp, VlanTags};
 use crate::pools::Pools;
 
 use lifecycle::{ConditionKey, Conditions, Evidence, Report};
-use state::{
-    ClaimKind, EgressClaim, EgressClaims, IfaceState, IpState, SenderState, MAX_EGRESS_IFACES,
-};
+use state::{EgressClaim, EgressClaims, IfaceState, IpState, SenderState, MAX_EGRESS_IFACES};
 
 /// Counters for a metrics exporter. Gauges (`tracked_*`, `pending_requests`,
 /// `active_conditions`) are current sizes; the rest only grow.
@@ -150,14 +149,7 @@ impl Engine {
 
         if obs.is_probe() {
             self.on_probe(obs, ts, out);
-        } else if !obs.spa.is_unspecified() && !obs.sha.is_zero() {
-            let kind = if obs.is_gratuitous() {
-                ClaimKind::Gratuitous
-            } else if obs.op == ArpOp::Reply {
-                ClaimKind::Reply
-            } else {
-                ClaimKind::Request
-            };
+        } else if let Some(kind) = obs.claim() {
             self.on_sender(obs, ts, kind, iface_id, out);
             if kind == ClaimKind::Request {
                 self.on_request(obs, ts);
@@ -174,6 +166,14 @@ impl Engine {
         let now = now.max(self.now);
         self.advance(now, out);
         self.count_events(&out[first_new..]);
+    }
+
+    /// How many MACs claimed `ip` (a reply or an announcement) within the concurrency window
+    /// before the latest time the engine was given: more than one is what a multi-responder is
+    /// made of. Read by the per-IP metrics, so they count claimants the engine's way.
+    pub fn claimants(&self, ip: Ipv4Addr) -> usize {
+        let window = self.thresholds.concurrency_window;
+        self.ips.peek(&ip).map_or(0, |st| st.claimants(self.now, window))
     }
 
     pub fn stats(&self) -> EngineStats {
@@ -389,7 +389,7 @@ impl Engine {
             self.stats.evictions.macs += 1;
         }
 
-        let announced = kind.announced();
+        let announced = Announced::from(kind);
         // An event about this frame.
         let frame_event = |pool: Option<Arc<str>>, detail: Detail| {
             Event::new(ts, ip, Seen::of(obs), pool, detail)

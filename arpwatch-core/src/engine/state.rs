@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::event::{Announced, Requester};
+use crate::event::Requester;
 use crate::observation::{MacAddr, Timestamp};
 
 /// One MAC seen as the sender of an IP.
@@ -141,6 +141,12 @@ impl IpState {
         }
         self.bindings.push(Binding::new(mac, ts));
         (self.bindings.len() - 1, true, evicted)
+    }
+
+    /// MACs whose latest claim of the IP is at most `window` old at `now`.
+    pub fn claimants(&self, now: Timestamp, window: Duration) -> usize {
+        let recent = |t: Timestamp| now.saturating_since(t) <= window;
+        self.bindings.iter().filter(|b| b.last_claim.is_some_and(recent)).count()
     }
 
     /// Other MACs that replied to `requester` within `window` before `ts`.
@@ -329,27 +335,6 @@ pub(super) struct EgressClaim {
 
 /// How many interfaces one IP's egress claims are remembered on.
 pub(super) const MAX_EGRESS_IFACES: usize = 16;
-
-/// How a sender's frame claims its SPA.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) enum ClaimKind {
-    /// Gratuitous request or reply: a claim.
-    Gratuitous,
-    /// Plain reply: a claim.
-    Reply,
-    /// Plain request: a weak claim, for bindings only.
-    Request,
-}
-
-impl ClaimKind {
-    pub fn announced(self) -> Announced {
-        match self {
-            ClaimKind::Gratuitous => Announced::Gratuitous,
-            ClaimKind::Reply => Announced::Reply,
-            ClaimKind::Request => Announced::Request,
-        }
-    }
-}
 
 #[cfg(test)]
 mod tests {

@@ -3,7 +3,8 @@
 use super::*;
 use crate::config::{Caps, Pool};
 use crate::enrich::{Annotator, LocalMacs};
-use crate::event::{Announced, ConditionState};
+use crate::event::ConditionState;
+use crate::observation::ArpOp;
 use crate::testkit::observations::{at, frame, ip, mac, Frame};
 use crate::wire::Record;
 
@@ -987,4 +988,21 @@ fn matches_pattern(pattern: &str, s: &str) -> bool {
     } else {
         panic!("pattern {pattern} not handled")
     }
+}
+
+#[test]
+fn claimants_are_the_macs_that_claimed_within_the_concurrency_window() {
+    let mut h = Harness::new();
+    let vip = ip(VIP);
+    assert_eq!(h.engine.claimants(vip), 0);
+    h.feed(frame(0.0).request(C, VIP).asking(CLIENT_IP));
+    assert_eq!(h.engine.claimants(vip), 0, "a request is no claim");
+    h.feed(frame(1.0).reply(A, VIP).to(CLIENT, CLIENT_IP));
+    h.feed(frame(1.5).announce(ArpOp::Request, B, VIP));
+    assert_eq!(h.engine.claimants(vip), 2);
+    // The default concurrency window is 10 s: A's claim ages out first.
+    h.tick(11.2);
+    assert_eq!(h.engine.claimants(vip), 1);
+    h.tick(12.0);
+    assert_eq!(h.engine.claimants(vip), 0);
 }
