@@ -6,8 +6,8 @@
 
 mod support;
 
-use arpwatch::capture::drain_ring;
-use arpwatch::kernel::{CounterTotals, KernelProbe, DEFAULT_DEDUP_INTERVAL, DEFAULT_RING_BYTES};
+use arpwatch::drain_ring;
+use arpwatch::{CounterTotals, KernelProbe, DEFAULT_DEDUP_INTERVAL, DEFAULT_RING_BYTES};
 use arpwatch_common::{direction, ArpRecord, Counter};
 use arpwatch_core::testkit::wire::*;
 use aya::maps::{MapData, RingBuf};

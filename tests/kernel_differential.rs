@@ -9,8 +9,8 @@
 //!
 //! Needs root (CAP_BPF, CAP_NET_ADMIN, CAP_PERFMON); without it this test fails, never skips.
 
-use arpwatch::capture::drain_ring;
-use arpwatch::kernel::{CounterTotals, KernelProbe, DEFAULT_RING_BYTES};
+use arpwatch::drain_ring;
+use arpwatch::{CounterTotals, KernelProbe, DEFAULT_RING_BYTES};
 use arpwatch_common::{direction, ArpRecord, Counter};
 use arpwatch_core::decode::{decode_ethernet, Decoded};
 use arpwatch_core::testkit::catalogue::{self, Class, Expected};

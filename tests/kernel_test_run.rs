@@ -2,8 +2,8 @@
 //! BPF_PROG_TEST_RUN: the verdict, the exact record in the ring buffer (or none), and the counters.
 //! Needs root (CAP_BPF, CAP_NET_ADMIN, CAP_PERFMON); without it these tests fail, never skip.
 
-use arpwatch::capture::drain_ring;
-use arpwatch::kernel::{CounterTotals, KernelProbe, DEFAULT_RING_BYTES};
+use arpwatch::drain_ring;
+use arpwatch::{CounterTotals, KernelProbe, DEFAULT_RING_BYTES};
 use arpwatch_common::{direction, ArpRecord, Counter};
 use arpwatch_core::testkit::wire::*;
 use aya::programs::{TestRun, TestRunOptions};

@@ -4,7 +4,7 @@
 
 mod support;
 
-use arpwatch::links::{LinkChange, LinkInfo, LinkWatcher, LocalMacs};
+use arpwatch::{LinkChange, LinkInfo, LinkWatcher, LocalMacs};
 use std::collections::{BTreeMap, BTreeSet};
 use std::os::fd::AsRawFd;
 use std::sync::mpsc::{channel, Receiver, RecvTimeoutError, Sender};

@@ -7,7 +7,6 @@ use std::fs;
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 
-use arpwatch::replay;
 use arpwatch_core::capture_file::{ReplayCounters, ReplayError};
 use arpwatch_core::observation::{ArpOp, Direction, MacAddr, Observation, Timestamp};
 
@@ -49,7 +48,7 @@ impl Replayed {
 }
 
 fn replay(name: &str) -> Replayed {
-    let mut reader = replay::open(captures_dir().join(name)).unwrap();
+    let mut reader = arpwatch::open_capture(captures_dir().join(name)).unwrap();
     let mut frames = Vec::new();
     while let Some(observation) = reader.next() {
         let observation = observation.unwrap_or_else(|e| panic!("{e}"));
@@ -369,7 +368,7 @@ fn several_files_replay_in_the_order_given() {
     let dir = captures_dir();
     let paths =
         [dir.join("packetlife_gratuitous_arp_hsrp.pcap"), dir.join("zeek_linuxsll-arp.pcap")];
-    let mut replay = replay::Replay::open(&paths).unwrap();
+    let mut replay = arpwatch::Replay::open(&paths).unwrap();
     let ifaces: Vec<String> = replay.by_ref().map(|obs| obs.unwrap().iface.to_string()).collect();
     assert_eq!(ifaces.len(), 18);
     assert!(ifaces[..6].iter().all(|i| i == "packetlife_gratuitous_arp_hsrp"));
@@ -422,7 +421,7 @@ impl Drop for ScratchDir {
 
 /// Reads a whole file through the reader, returning its first error.
 fn first_error(path: &Path) -> ReplayError {
-    match replay::open(path) {
+    match arpwatch::open_capture(path) {
         Err(e) => e,
         Ok(reader) => reader
             .filter_map(Result::err)
@@ -447,7 +446,7 @@ fn truncated_captures_give_an_error_not_a_panic() {
         // where it falls between two records.
         for len in (0..bytes.len()).step_by(997) {
             fs::write(&cut, &bytes[..len]).unwrap();
-            if let Ok(reader) = replay::open(&cut) {
+            if let Ok(reader) = arpwatch::open_capture(&cut) {
                 reader.for_each(drop);
             }
         }
@@ -485,7 +484,7 @@ fn random_bytes_are_not_a_capture() {
 #[test]
 fn a_missing_file_is_named_in_the_error() {
     let path = captures_dir().join("no-such-capture.pcap");
-    let error = replay::Replay::open([captures_dir().join("zeek_arp-leak.pcap"), path.clone()])
+    let error = arpwatch::Replay::open([captures_dir().join("zeek_arp-leak.pcap"), path.clone()])
         .err()
         .expect("a missing file must fail before the replay starts");
     assert!(matches!(error, ReplayError::Open { .. }));

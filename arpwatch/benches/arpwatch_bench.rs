@@ -6,8 +6,8 @@
 //! `kernel`).
 
 use anyhow::{bail, Context, Result};
-use arpwatch::capture::drain_ring;
-use arpwatch::kernel::{KernelProbe, DEFAULT_DEDUP_INTERVAL, EBPF_OBJECT};
+use arpwatch::drain_ring;
+use arpwatch::{KernelProbe, DEFAULT_DEDUP_INTERVAL, EBPF_OBJECT};
 use arpwatch_common::programs;
 use arpwatch_core::config::EngineConfig;
 use arpwatch_core::engine::Engine;

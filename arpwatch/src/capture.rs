@@ -10,6 +10,7 @@ use tokio::io::unix::AsyncFd;
 
 use arpwatch_common::{ArpRecord, ARP_RECORD_SIZE};
 
+use crate::links::{LinkChange, LinkInfo};
 use arpwatch_core::observation::{Observation, Timestamp};
 
 /// Reads one record out of a ring-buffer item; `None` if the item is not a whole record (which the
@@ -126,29 +127,20 @@ impl BootClock {
     }
 }
 
-impl Default for BootClock {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-/// Interface names by ifindex, learned at attach time and looked up on first sight otherwise.
+/// Interface names by ifindex as they were when the records now in the ring were made: they
+/// follow the link changes the watch loop hands on after draining the ring, so they lag the
+/// kernel's table on purpose. An ifindex never announced is looked up on first sight.
 #[derive(Debug, Default)]
-pub struct InterfaceNames {
+struct InterfaceNames {
     by_index: HashMap<u32, Arc<str>>,
 }
 
 impl InterfaceNames {
-    pub fn insert(&mut self, ifindex: u32, name: &str) {
+    fn insert(&mut self, ifindex: u32, name: &str) {
         self.by_index.insert(ifindex, Arc::from(name));
     }
 
-    /// Forgets an interface that is gone, so a later link reusing its ifindex is looked up anew.
-    pub fn remove(&mut self, ifindex: u32) {
-        self.by_index.remove(&ifindex);
-    }
-
-    pub fn name(&mut self, ifindex: u32) -> Arc<str> {
+    fn name(&mut self, ifindex: u32) -> Arc<str> {
         self.by_index
             .entry(ifindex)
             .or_insert_with(|| {
@@ -169,17 +161,49 @@ fn index_to_name(ifindex: u32) -> Option<String> {
     Some(unsafe { std::ffi::CStr::from_ptr(buf.as_ptr()) }.to_string_lossy().into_owned())
 }
 
-/// Turns records into observations: the clock and the names they need, in one place.
-#[derive(Debug, Default)]
+/// Turns records into observations: the clock and the interface names they need, in one place.
+#[derive(Debug)]
 pub struct RecordDecoder {
-    pub clock: BootClock,
-    pub names: InterfaceNames,
+    clock: BootClock,
+    names: InterfaceNames,
 }
 
 impl RecordDecoder {
+    /// A decoder that knows the names of `links`.
+    pub fn new<'a>(links: impl Iterator<Item = &'a LinkInfo>) -> Self {
+        let mut names = InterfaceNames::default();
+        for link in links {
+            names.insert(link.ifindex, &link.name);
+        }
+        RecordDecoder { clock: BootClock::new(), names }
+    }
+
     pub fn observation(&mut self, record: &ArpRecord) -> Observation {
         let iface = self.names.name(record.ifindex);
         Observation::from_record(record, self.clock.wall(record.ts_boot_ns), iface)
+    }
+
+    /// Follows a link change; call it once the records made before it have been decoded.
+    pub fn follow(&mut self, change: &LinkChange) {
+        match change {
+            LinkChange::Added(link) | LinkChange::Renamed { new: link, .. } => {
+                self.names.insert(link.ifindex, &link.name);
+            }
+            // A later link reusing the ifindex is announced as added, or looked up anew.
+            LinkChange::Removed { ifindex, .. } => {
+                self.names.by_index.remove(ifindex);
+            }
+        }
+    }
+
+    /// Re-measures the wall-clock offset (an NTP step of the real-time clock is followed).
+    pub fn refresh_clock(&mut self) {
+        self.clock.refresh();
+    }
+
+    /// The current wall-clock time on the scale of the observations' timestamps.
+    pub fn now(&self) -> Timestamp {
+        self.clock.now()
     }
 }
 

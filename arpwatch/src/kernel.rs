@@ -11,7 +11,6 @@ use aya::programs::xdp::XdpLinkId;
 use aya::programs::{LinkOrder, ProgramError, SchedClassifier, TcAttachType, Xdp, XdpMode};
 use aya::{Ebpf, EbpfLoader};
 use std::collections::HashMap;
-use std::ffi::CString;
 use std::fmt;
 
 use arpwatch_common::{
@@ -359,18 +358,6 @@ impl fmt::Display for CounterTotals {
         }
         Ok(())
     }
-}
-
-/// The index of a network interface, or an error naming it.
-pub fn interface_index(iface: &str) -> Result<u32> {
-    let name =
-        CString::new(iface).map_err(|_| anyhow!("interface name {iface:?} contains a NUL byte"))?;
-    // SAFETY: `name` is a valid NUL-terminated string for the duration of the call.
-    let index = unsafe { libc::if_nametoindex(name.as_ptr()) };
-    if index == 0 {
-        return Err(crate::UsageError(format!("--iface {iface}: no such network interface")).into());
-    }
-    Ok(index)
 }
 
 fn explain_load_error(err: ProgramError) -> anyhow::Error {

@@ -1,21 +1,35 @@
-//! arpwatch's shell: the kernel programs' loader, the ring-buffer reader, rtnetlink links, the
-//! watch loop, metrics and HTTP, output sinks, the command line and the plan made of it, around
-//! the pure `arpwatch-core`. The binary (`main.rs`) is a thin shell over these modules.
+//! arpwatch's shell around the pure `arpwatch-core`: the kernel programs' loader (`kernel`), the
+//! ring-buffer reader (`capture`), rtnetlink links (`links`), the watch loop (`watch`), metrics
+//! and their HTTP server (`metrics`), the output pipeline (`output`), the command line (`cli`,
+//! `plan`) and capture files (`replay`). The binary calls [`main`]; `docs/architecture.md` is
+//! the map.
 
-pub mod capture;
-pub mod cli;
-pub mod kernel;
-pub mod links;
-pub mod metrics;
-pub mod node;
-pub mod output;
-pub mod plan;
-pub mod privileges;
-pub mod replay;
-pub mod watch;
+mod app;
+mod capture;
+mod cli;
+mod kernel;
+mod links;
+mod metrics;
+mod node;
+mod output;
+mod plan;
+mod privileges;
+mod replay;
+mod watch;
+
+pub use app::main;
+
+// What the integration tests and the benches drive directly: the kernel programs, the ring, the
+// link watcher and the capture files, each through the same code the program runs.
+pub use capture::drain_ring;
+pub use kernel::{
+    CounterTotals, KernelProbe, DEFAULT_DEDUP_INTERVAL, DEFAULT_RING_BYTES, EBPF_OBJECT,
+};
+pub use links::{LinkChange, LinkInfo, LinkWatcher, LocalMacs};
+pub use replay::{open_capture, Replay};
 
 /// An error caused by how arpwatch was invoked or configured (exit status 2), as opposed to a
 /// failure at run time (exit status 1). Its message is one sentence naming the offending field.
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
-pub struct UsageError(pub String);
+struct UsageError(String);

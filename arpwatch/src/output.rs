@@ -1,17 +1,18 @@
 //! Where observations go: printed raw (`--raw`) or fed to the detection engine, whose events are
-//! annotated and printed. Live capture and replay both drive this one pipeline; the formats are
-//! the core's `wire` module.
+//! annotated (node, local interface) and printed. Live capture and replay both drive this one
+//! pipeline; the formats are the core's `wire` module. It flows one way: an observation goes in,
+//! lines come out, the metrics are told; nothing reaches into it from outside.
 
 use std::io::{self, Write};
+use std::sync::Arc;
 
-use crate::links::LocalMacs;
-use crate::metrics::Metrics;
-use arpwatch_core::engine::Engine;
-use arpwatch_core::enrich::Annotator;
+use arpwatch_core::engine::{Engine, EngineStats};
+use arpwatch_core::enrich::{Annotator, LocalMacs};
 use arpwatch_core::event::Event;
 use arpwatch_core::observation::{Observation, Timestamp};
 use arpwatch_core::wire;
-use std::sync::Arc;
+
+use crate::metrics::Metrics;
 
 /// How observations and events are printed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,26 +37,34 @@ pub struct Pipeline<W: Write> {
     out: W,
     /// Reused for every call into the engine, so the hot path does not allocate.
     events: Vec<Event>,
-    /// Counts observations and events for Prometheus, when metrics are served.
+    /// Counts frames and reads the engine for Prometheus, when metrics are served.
     metrics: Option<Metrics>,
 }
 
 impl<W: Write> Pipeline<W> {
-    pub fn new(mode: Mode, format: Format, out: W) -> Self {
-        Pipeline { mode, format, out, events: Vec::new(), metrics: None }
+    pub fn new(mode: Mode, format: Format, out: W, metrics: Option<Metrics>) -> Self {
+        let pipeline = Pipeline { mode, format, out, events: Vec::new(), metrics };
+        // A scrape before the first frame already sees every event kind, at zero.
+        pipeline.read_engine();
+        pipeline
     }
 
     pub fn observe(&mut self, obs: &Observation) -> io::Result<()> {
-        if let Some(metrics) = &mut self.metrics {
-            metrics.observe(obs);
-        }
         match &mut self.mode {
-            Mode::Raw => match self.format {
-                Format::Json => wire::write_observation_json_line(&mut self.out, obs),
-                Format::Text => wire::write_observation_text_line(&mut self.out, obs),
-            },
+            Mode::Raw => {
+                if let Some(metrics) = &mut self.metrics {
+                    metrics.observe(obs, None);
+                }
+                match self.format {
+                    Format::Json => wire::write_observation_json_line(&mut self.out, obs),
+                    Format::Text => wire::write_observation_text_line(&mut self.out, obs),
+                }
+            }
             Mode::Detect { engine, .. } => {
                 engine.observe(obs, &mut self.events);
+                if let Some(metrics) = &mut self.metrics {
+                    metrics.observe(obs, Some(engine));
+                }
                 self.write_events()
             }
         }
@@ -64,39 +73,19 @@ impl<W: Write> Pipeline<W> {
     /// Lets time pass for the engine when no frame arrives (live capture ticks once a second), so
     /// timeouts fire and lasting conditions end.
     pub fn tick(&mut self, now: Timestamp) -> io::Result<()> {
-        if let Some(metrics) = &mut self.metrics {
-            metrics.tick(now);
-        }
-        match &mut self.mode {
-            Mode::Raw => Ok(()),
-            Mode::Detect { engine, .. } => {
-                engine.tick(now, &mut self.events);
-                if let Some(metrics) = &self.metrics {
-                    metrics.set_engine(&engine.stats());
-                }
-                self.write_events()
+        if let Mode::Detect { engine, .. } = &mut self.mode {
+            engine.tick(now, &mut self.events);
+            if let Some(metrics) = &mut self.metrics {
+                metrics.refresh_claimants(engine);
             }
+            self.write_events()?;
         }
-    }
-
-    pub fn set_metrics(&mut self, metrics: Metrics) {
-        self.metrics = Some(metrics);
-    }
-
-    pub fn metrics(&self) -> Option<&Metrics> {
-        self.metrics.as_ref()
-    }
-
-    /// The engine, when the pipeline detects (for its statistics).
-    pub fn engine(&self) -> Option<&Engine> {
-        match &self.mode {
-            Mode::Raw => None,
-            Mode::Detect { engine, .. } => Some(engine),
-        }
+        self.read_engine();
+        Ok(())
     }
 
     /// Lets events say when their MAC is this host's own, and on which interface.
-    pub fn set_local_macs(&mut self, local_macs: Arc<LocalMacs>) {
+    pub fn set_local_macs(&mut self, local_macs: Arc<dyn LocalMacs + Send + Sync>) {
         if let Mode::Detect { annotator, .. } = &mut self.mode {
             annotator.set_local_macs(local_macs);
         }
@@ -119,14 +108,36 @@ impl<W: Write> Pipeline<W> {
         Ok(())
     }
 
-    /// The end of the input: closes what is still open, then flushes.
-    pub fn finish(&mut self, now: Timestamp) -> io::Result<()> {
-        self.tick(now)?;
-        self.flush()
+    /// What was written, for tests that read the lines back.
+    #[cfg(test)]
+    pub fn output(&self) -> &W {
+        &self.out
     }
 
+    fn read_engine(&self) {
+        if let (Mode::Detect { engine, .. }, Some(metrics)) = (&self.mode, &self.metrics) {
+            metrics.read_engine(engine);
+        }
+    }
+
+    /// Writes out what is buffered (the watch loop calls it after each drain of the ring), and
+    /// lets the metrics read the engine's totals.
     pub fn flush(&mut self) -> io::Result<()> {
+        self.read_engine();
         self.out.flush()
+    }
+
+    /// The end of the input: closes what is still open at `now` (when the input had a time at
+    /// all) and flushes; returns the engine's statistics when the pipeline detects.
+    pub fn finish(&mut self, now: Option<Timestamp>) -> io::Result<Option<EngineStats>> {
+        if let Some(now) = now {
+            self.tick(now)?;
+        }
+        self.flush()?;
+        Ok(match &self.mode {
+            Mode::Raw => None,
+            Mode::Detect { engine, .. } => Some(engine.stats()),
+        })
     }
 }
 

@@ -15,7 +15,7 @@ pub struct FileSummary {
 }
 
 /// Opens a capture file and reads its header.
-pub fn open(path: impl AsRef<Path>) -> Result<CaptureReader<File>, ReplayError> {
+pub fn open_capture(path: impl AsRef<Path>) -> Result<CaptureReader<File>, ReplayError> {
     let path = path.as_ref();
     let file =
         File::open(path).map_err(|source| ReplayError::Open { path: path.into(), source })?;
@@ -37,7 +37,7 @@ impl Replay {
     pub fn open(paths: impl IntoIterator<Item = impl Into<PathBuf>>) -> Result<Self, ReplayError> {
         let paths: Vec<PathBuf> = paths.into_iter().map(Into::into).collect();
         for path in &paths {
-            open(path)?;
+            open_capture(path)?;
         }
         Ok(Replay {
             pending: paths.into_iter(),
@@ -62,7 +62,7 @@ impl Iterator for Replay {
                 Some(reader) => reader,
                 None => {
                     let path = self.pending.next()?;
-                    match open(&path) {
+                    match open_capture(&path) {
                         Ok(reader) => self.current.insert(reader),
                         Err(e) => {
                             self.failed = true;

@@ -7,9 +7,12 @@ use std::io::Write;
 use std::time::Duration;
 use tokio::signal::unix::{signal, SignalKind};
 
+use arpwatch_core::engine::EngineStats;
+
 use crate::capture::{RecordDecoder, RingReader};
 use crate::kernel::{AttachOptions, CounterTotals, KernelProbe};
 use crate::links::{IfaceSelector, LinkChange, LinkInfo, LinkWatcher};
+use crate::metrics::Health;
 use crate::output::Pipeline;
 use crate::plan::WatchPlan;
 use crate::UsageError;
@@ -26,13 +29,20 @@ pub enum StopReason {
 }
 
 pub struct WatchSummary {
-    pub stop: StopReason,
     pub counters: CounterTotals,
     /// Ring items that were not whole records (never expected; reported if it happens).
     pub short_records: usize,
+    /// The engine's statistics at the end, when the pipeline detects.
+    pub engine: Option<EngineStats>,
 }
 
-pub async fn run<W: Write>(plan: &WatchPlan, pipeline: &mut Pipeline<W>) -> Result<WatchSummary> {
+/// Watches until the plan's duration or a signal ends the run. `health`, when metrics are
+/// served, is told what is attached, when the ring was drained and the kernel's counters.
+pub async fn run<W: Write>(
+    plan: &WatchPlan,
+    pipeline: &mut Pipeline<W>,
+    health: Option<&Health>,
+) -> Result<WatchSummary> {
     let selector = &plan.interfaces;
     let mut links = LinkWatcher::start().await?;
     if let Some(missing) =
@@ -41,18 +51,18 @@ pub async fn run<W: Write>(plan: &WatchPlan, pipeline: &mut Pipeline<W>) -> Resu
         return Err(UsageError(format!("--iface {missing}: no such network interface")).into());
     }
     let mut probe = KernelProbe::load_with_dedup(plan.ring_bytes, plan.dedup_interval)?;
-    let mut decoder = RecordDecoder::default();
+    let mut decoder = RecordDecoder::new(links.links());
     let options = plan.attach;
     let selected: Vec<LinkInfo> = links.links().filter(|l| selector.selects(l)).cloned().collect();
     for link in &selected {
-        attach(&mut probe, &mut decoder, link, options)?;
+        attach(&mut probe, link, options)?;
     }
     if selected.is_empty() {
         log::warn!("no interface matches the selection yet; waiting for one to appear");
     }
     pipeline.set_local_macs(links.local_macs());
-    if let Some(metrics) = pipeline.metrics() {
-        metrics.set_attached(probe.attachments().len());
+    if let Some(health) = health {
+        health.set_attached(probe.attachments().len());
     }
     let mut reader = RingReader::new(probe.take_ring()?)?;
     let mut sigterm = signal(SignalKind::terminate()).context("could not handle SIGTERM")?;
@@ -67,8 +77,8 @@ pub async fn run<W: Write>(plan: &WatchPlan, pipeline: &mut Pipeline<W>) -> Resu
         tokio::select! {
             drained = reader.drain(|record| pipeline.observe(&decoder.observation(record))) => {
                 short_records += drained?.short;
-                if let Some(metrics) = pipeline.metrics() {
-                    metrics.drained(decoder.clock.now());
+                if let Some(health) = health {
+                    health.drained(decoder.now());
                 }
                 pipeline.flush()?;
             }
@@ -77,21 +87,22 @@ pub async fn run<W: Write>(plan: &WatchPlan, pipeline: &mut Pipeline<W>) -> Resu
                 // Records already in the ring were made under the interfaces as they were: name
                 // them before an ifindex is renamed, forgotten or reused.
                 short_records += drain_pending(&mut reader, pipeline, &mut decoder)?;
-                follow(&mut probe, &mut decoder, selector, options, change);
+                decoder.follow(&change);
+                follow(&mut probe, selector, options, change);
                 pipeline.set_local_macs(links.local_macs());
-                if let Some(metrics) = pipeline.metrics() {
-                    metrics.set_attached(probe.attachments().len());
+                if let Some(health) = health {
+                    health.set_attached(probe.attachments().len());
                 }
                 pipeline.flush()?;
             }
             _ = tick.tick() => {
-                decoder.clock.refresh();
+                decoder.refresh_clock();
                 // A quiet network still counts as drained: readiness means the reader is alive.
                 short_records += drain_pending(&mut reader, pipeline, &mut decoder)?;
-                let now = decoder.clock.now();
-                if let Some(metrics) = pipeline.metrics() {
-                    metrics.drained(now);
-                    metrics.set_kernel(&probe.counters()?);
+                let now = decoder.now();
+                if let Some(health) = health {
+                    health.drained(now);
+                    health.set_kernel(&probe.counters()?);
                 }
                 pipeline.tick(now)?;
                 pipeline.flush()?;
@@ -104,12 +115,12 @@ pub async fn run<W: Write>(plan: &WatchPlan, pipeline: &mut Pipeline<W>) -> Resu
     log::info!("stopping ({stop:?})");
     // Records the kernel submitted before the stop still belong to this run.
     short_records += drain_pending(&mut reader, pipeline, &mut decoder)?;
-    pipeline.finish(decoder.clock.now())?;
+    let engine = pipeline.finish(Some(decoder.now()))?;
     let counters = probe.counters()?;
     // Dropping the probe closes the bpf_link fds, which detaches every program.
     drop(reader);
     drop(probe);
-    Ok(WatchSummary { stop, counters, short_records })
+    Ok(WatchSummary { counters, short_records, engine })
 }
 
 /// Delivers the records already in the ring, without waiting; returns how many ring items were
@@ -122,12 +133,7 @@ fn drain_pending<W: Write>(
     Ok(reader.drain_now(|record| pipeline.observe(&decoder.observation(record)))?.short)
 }
 
-fn attach(
-    probe: &mut KernelProbe,
-    decoder: &mut RecordDecoder,
-    link: &LinkInfo,
-    options: AttachOptions,
-) -> Result<()> {
+fn attach(probe: &mut KernelProbe, link: &LinkInfo, options: AttachOptions) -> Result<()> {
     let attached = probe.attach(link.ifindex, &link.name, options)?;
     log::info!(
         "watching {} (ifindex {}): XDP ingress in {} mode, TC egress by {}",
@@ -136,33 +142,30 @@ fn attach(
         attached.xdp_mode,
         attached.tc_mode
     );
-    decoder.names.insert(link.ifindex, &link.name);
     Ok(())
 }
 
-/// Applies one interface change. Failures are logged, not fatal: a link can vanish between its
-/// announcement and the attach, and one bad interface must not stop the watch of the others.
+/// Applies one interface change to the attachments. Failures are logged, not fatal: a link can
+/// vanish between its announcement and the attach, and one bad interface must not stop the watch
+/// of the others.
 fn follow(
     probe: &mut KernelProbe,
-    decoder: &mut RecordDecoder,
     selector: &IfaceSelector,
     options: AttachOptions,
     change: LinkChange,
 ) {
-    let attach_or_warn = |probe: &mut KernelProbe, decoder: &mut RecordDecoder, link: &LinkInfo| {
-        if let Err(err) = attach(probe, decoder, link, options) {
+    let attach_or_warn = |probe: &mut KernelProbe, link: &LinkInfo| {
+        if let Err(err) = attach(probe, link, options) {
             log::warn!("{}: {err:#}", link.name);
         }
     };
     match change {
         LinkChange::Added(link) => {
-            decoder.names.insert(link.ifindex, &link.name);
             if selector.selects(&link) {
-                attach_or_warn(probe, decoder, &link);
+                attach_or_warn(probe, &link);
             }
         }
         LinkChange::Renamed { ifindex, old, new } => {
-            decoder.names.insert(ifindex, &new.name);
             let attached = probe.attachments().contains_key(&ifindex);
             match (attached, selector.selects(&new)) {
                 (true, true) => {
@@ -171,9 +174,13 @@ fn follow(
                 }
                 (true, false) => {
                     probe.detach(ifindex);
-                    log::info!("stopped watching {old} (ifindex {ifindex}): renamed to {}, which is not selected", new.name);
+                    log::info!(
+                        "stopped watching {old} (ifindex {ifindex}): renamed to {}, which is not \
+                         selected",
+                        new.name
+                    );
                 }
-                (false, true) => attach_or_warn(probe, decoder, &new),
+                (false, true) => attach_or_warn(probe, &new),
                 (false, false) => {}
             }
         }
@@ -181,7 +188,6 @@ fn follow(
             if probe.detach(ifindex).is_some() {
                 log::info!("forgot {name} (ifindex {ifindex}): the interface was removed");
             }
-            decoder.names.remove(ifindex);
         }
     }
 }

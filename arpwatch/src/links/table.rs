@@ -129,7 +129,8 @@ impl LinkTable {
         self.links.values()
     }
 
-    pub(crate) fn get(&self, ifindex: u32) -> Option<&LinkInfo> {
+    #[cfg(test)]
+    fn get(&self, ifindex: u32) -> Option<&LinkInfo> {
         self.links.get(&ifindex)
     }
 

@@ -72,11 +72,6 @@ impl LinkWatcher {
         self.table.links()
     }
 
-    /// The link with this ifindex, if it exists.
-    pub fn link(&self, ifindex: u32) -> Option<&LinkInfo> {
-        self.table.get(ifindex)
-    }
-
     /// This host's MACs and the links that carry them, as of now. The snapshot is cheap to
     /// clone and does not change; call again after a change for a current one.
     pub fn local_macs(&self) -> Arc<LocalMacs> {

@@ -1,11 +1,12 @@
-//! Prometheus metrics: what flows through the pipeline (observations, events), the kernel's
-//! counters, the engine's sizes, and readiness. Every metric and label is documented in
-//! `docs/metrics.md`.
+//! Prometheus metrics: what flows through the pipeline (frames), what the engine decided (its
+//! events, claimants and sizes, read from it, never re-derived), the kernel's counters, and
+//! readiness. Every metric and label is documented in `docs/metrics.md`.
 //!
-//! Sans-I/O like the engine: [`Metrics`] is fed by the pipeline and never reads a clock; time
-//! comes from observation timestamps and [`Metrics::tick`]. [`Exporter`] is the read side
-//! (encoding, readiness) that [`MetricsServer`] serves over HTTP; both share the same
-//! prometheus-client metrics, which are atomics, so a scrape never stops the pipeline.
+//! Three handles share one registry of prometheus-client metrics, which are atomics, so a scrape
+//! never stops the pipeline: [`Metrics`], owned by the pipeline, which feeds it observations, the
+//! engine's events and the engine itself to read; [`Health`], the watch loop's (attached
+//! programs, ring drains, kernel counters); [`Exporter`], the read side (encoding, readiness)
+//! that [`MetricsServer`] serves over HTTP. None of them reads a clock.
 //!
 //! Label cardinality is bounded by configuration: interfaces, directions, ops, event kinds and
 //! eviction kinds are fixed or host-given sets, and per-IP series exist only for IPs of configured
@@ -30,8 +31,8 @@ use prometheus_client::registry::Registry;
 
 use crate::kernel::CounterTotals;
 use arpwatch_core::config::Config;
-use arpwatch_core::engine::EngineStats;
-use arpwatch_core::event::{Event, EventKind};
+use arpwatch_core::engine::Engine;
+use arpwatch_core::event::Event;
 use arpwatch_core::observation::{ArpOp, Direction, Observation, Timestamp};
 
 pub use http::MetricsServer;
@@ -70,12 +71,6 @@ struct FrameLabels {
     op: &'static str,
 }
 
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct EventLabels {
-    event: &'static str,
-    severity: &'static str,
-}
-
 /// The frame counters of one interface, indexed by [`frame_slot`].
 type IfaceFrames = [Counter; 4];
 
@@ -91,8 +86,7 @@ fn frame_slot(direction: Direction, op: ArpOp) -> usize {
     d * 2 + o
 }
 
-/// The pipeline's side: counts what flows through it. Owned by the pipeline; the methods that
-/// take `&self` may also be called from the watch loop while the pipeline owns it.
+/// The pipeline's side: counts frames and reads the engine.
 pub struct Metrics {
     shared: Arc<Shared>,
     frames: Family<FrameLabels, Counter>,
@@ -100,14 +94,18 @@ pub struct Metrics {
     frames_by_iface: HashMap<Arc<str>, IfaceFrames>,
     /// The interface of the previous observation: storms come from one interface at a time.
     last_iface: Option<(Arc<str>, IfaceFrames)>,
-    /// Indexed by [`EventKind::index`].
-    events: Vec<Counter>,
     pools: PoolSeries,
 }
 
 /// What the HTTP side reads; cheap to clone.
 #[derive(Clone)]
 pub struct Exporter {
+    shared: Arc<Shared>,
+}
+
+/// What the watch loop reports about the agent itself; cheap to clone.
+#[derive(Clone)]
+pub struct Health {
     shared: Arc<Shared>,
 }
 
@@ -140,23 +138,6 @@ impl Metrics {
             frames.clone(),
         );
 
-        let events_family = Family::<EventLabels, Counter>::default();
-        registry.register(
-            "arpwatch_events",
-            "Events reported, per event kind and severity (every start, ongoing and end line counts)",
-            events_family.clone(),
-        );
-        // Every kind is exported from the start, so `increase()` sees its first event.
-        let events = EventKind::ALL
-            .iter()
-            .map(|kind| {
-                events_family.get_or_create_owned(&EventLabels {
-                    event: kind.as_str(),
-                    severity: kind.severity().as_str(),
-                })
-            })
-            .collect();
-
         let readings = Arc::new(Readings::default());
         registry.register_collector(Box::new(readings.clone()));
 
@@ -187,7 +168,6 @@ impl Metrics {
             frames,
             frames_by_iface: HashMap::new(),
             last_iface: None,
-            events,
             pools,
         }
     }
@@ -197,8 +177,14 @@ impl Metrics {
         Exporter { shared: self.shared.clone() }
     }
 
-    /// Counts one observation (every observation the pipeline sees, raw mode included).
-    pub fn observe(&mut self, obs: &Observation) {
+    /// The watch loop's handle.
+    pub fn health(&self) -> Health {
+        Health { shared: self.shared.clone() }
+    }
+
+    /// Counts one observation (every observation the pipeline sees, raw mode included) and, when
+    /// the pipeline detects, reads what `engine`, which has just been given it, made of it.
+    pub fn observe(&mut self, obs: &Observation, engine: Option<&Engine>) {
         let slot = frame_slot(obs.direction, obs.op);
         match &self.last_iface {
             Some((name, counters)) if Arc::ptr_eq(name, &obs.iface) => {
@@ -210,7 +196,9 @@ impl Metrics {
                 self.last_iface = Some((obs.iface.clone(), counters));
             }
         }
-        self.pools.observe(obs);
+        if let Some(engine) = engine {
+            self.pools.observe(obs, engine);
+        }
     }
 
     fn iface_frames(&mut self, iface: &Arc<str>) -> IfaceFrames {
@@ -237,26 +225,28 @@ impl Metrics {
         counters
     }
 
-    /// Counts one event the pipeline reports.
+    /// An event the engine reported, for the per-IP series of pool IPs.
     pub fn event(&mut self, event: &Event) {
-        self.events[event.kind().index()].inc();
         self.pools.event(event);
     }
 
-    /// Lets time pass: claims older than the concurrency window stop counting as claimants.
-    /// Call it whenever the pipeline ticks the engine.
-    pub fn tick(&mut self, now: Timestamp) {
-        self.pools.tick(now);
+    /// Reads the engine's totals: events per kind, sizes, evictions. The pipeline calls it after
+    /// each batch of observations.
+    pub fn read_engine(&self, engine: &Engine) {
+        self.shared.readings.set_engine(&engine.stats());
     }
 
+    /// Time passed for `engine`: reads the claimants of the pool IPs anew, since claims age out
+    /// of its concurrency window without a frame.
+    pub fn refresh_claimants(&mut self, engine: &Engine) {
+        self.pools.refresh(engine);
+    }
+}
+
+impl Health {
     /// The latest totals of the kernel's per-CPU counters.
     pub fn set_kernel(&self, totals: &CounterTotals) {
         self.shared.readings.set_kernel(*totals);
-    }
-
-    /// The engine's current sizes and eviction totals.
-    pub fn set_engine(&self, stats: &EngineStats) {
-        self.shared.readings.set_engine(stats);
     }
 
     /// How many interfaces have the XDP program attached right now.
@@ -269,16 +259,6 @@ impl Metrics {
         let ns = now.as_nanos().max(1);
         self.shared.last_drain_ns.store(ns, Ordering::Relaxed);
         self.shared.last_drain_seconds.set(ns as f64 / 1e9);
-    }
-
-    /// See [`Exporter::encode`].
-    pub fn encode(&self) -> String {
-        self.shared.encode()
-    }
-
-    /// See [`Exporter::readiness`].
-    pub fn readiness(&self, now: Timestamp) -> Result<(), String> {
-        self.shared.readiness(now)
     }
 }
 

@@ -1,6 +1,8 @@
 //! Per-IP series, only for IPs inside configured pools: claimants now, owner changes, this node's
-//! own replies per interface, and the lasting conditions. Derived from the observations and
-//! events that flow through the pipeline, so the engine needs no query interface for them.
+//! own replies per interface, and the lasting conditions. Nothing here decides anything: the
+//! claimants are the engine's (`Engine::claimants`, read after each claim and on each tick), owner
+//! changes and conditions are its events, the claim is the core's definition
+//! (`Observation::claim`) and the pool is the core's lookup (`Pools::find`).
 //!
 //! A pool gets series for at most `max_ips` distinct IPs, kept for the life of the process (a
 //! counter that vanished and came back would look like a reset to Prometheus); every update
@@ -12,7 +14,6 @@ use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 use std::net::Ipv4Addr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -21,8 +22,9 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
 use arpwatch_core::config::EngineConfig;
+use arpwatch_core::engine::Engine;
 use arpwatch_core::event::{ConditionState, Event, EventKind};
-use arpwatch_core::observation::{ArpOp, Direction, MacAddr, Observation, Timestamp};
+use arpwatch_core::observation::{ArpOp, ClaimKind, Direction, Observation};
 use arpwatch_core::pools::Pools;
 
 /// The lasting conditions exported per pool IP, in the order of [`IpSeries::conditions`].
@@ -57,17 +59,9 @@ struct Families {
     dropped: Counter,
 }
 
-/// The latest claim of one MAC.
-struct Claim {
-    mac: MacAddr,
-    last: Timestamp,
-}
-
-/// The series of one pool IP and what they are computed from.
+/// The series of one pool IP.
 struct IpSeries {
     labels: IpLabels,
-    /// Recent claimants, at most `caps.max_macs_per_ip` (the stalest is replaced beyond it).
-    claims: Vec<Claim>,
     claimants: Gauge,
     owner_changes: Counter,
     conditions: [Gauge; CONDITIONS.len()],
@@ -87,11 +81,6 @@ pub(super) struct PoolSeries {
     pools: Vec<PoolIps>,
     families: Families,
     max_ips: usize,
-    max_macs: usize,
-    /// How long a claim keeps its MAC among the claimants: the engine's concurrency window.
-    window: Duration,
-    /// The latest time seen; earlier timestamps (unordered captures) count as now.
-    now: Timestamp,
 }
 
 impl PoolSeries {
@@ -137,29 +126,21 @@ impl PoolSeries {
                 .collect(),
             families,
             max_ips,
-            max_macs: config.caps.max_macs_per_ip.max(2),
-            window: config.thresholds.concurrency_window,
-            now: Timestamp::default(),
         }
     }
 
-    /// Claims (replies, gratuitous ARP) of pool IPs; this node's replies on egress.
-    pub(super) fn observe(&mut self, obs: &Observation) {
-        if self.pools.is_empty() {
+    /// A claim of a pool IP (a reply or an announcement) that `engine` has just been given:
+    /// its claimants as the engine counts them now; this node's replies on egress.
+    pub(super) fn observe(&mut self, obs: &Observation, engine: &Engine) {
+        if self.pools.is_empty() || !obs.claim().is_some_and(ClaimKind::is_strong) {
             return;
         }
-        let is_claim = obs.op == ArpOp::Reply || obs.is_gratuitous();
-        if !is_claim || obs.spa.is_unspecified() || obs.sha.is_zero() {
-            return;
-        }
-        self.now = self.now.max(obs.ts);
-        let (now, window, max_macs) = (self.now, self.window, self.max_macs);
         let Some(series) =
             series(&self.lookup, &mut self.pools, &self.families, self.max_ips, obs.spa)
         else {
             return;
         };
-        series.claim(obs.sha, now, window, max_macs);
+        series.set_claimants(engine.claimants(obs.spa));
         if obs.direction == Direction::Egress && obs.op == ArpOp::Reply {
             series.local_reply(&obs.iface, &self.families.local_replies);
         }
@@ -186,12 +167,12 @@ impl PoolSeries {
         }
     }
 
-    pub(super) fn tick(&mut self, now: Timestamp) {
-        self.now = self.now.max(now);
+    /// Time passed for `engine`: claims that left its concurrency window stop counting.
+    pub(super) fn refresh(&mut self, engine: &Engine) {
         for pool in &mut self.pools {
-            for series in pool.ips.values_mut() {
-                if !series.claims.is_empty() {
-                    series.expire(self.now, self.window);
+            for (ip, series) in &mut pool.ips {
+                if series.claimants.get() > 0 {
+                    series.set_claimants(engine.claimants(*ip));
                 }
             }
         }
@@ -230,7 +211,6 @@ impl IpSeries {
             })
         });
         IpSeries {
-            claims: Vec::new(),
             claimants: families.claimants.get_or_create_owned(&labels),
             owner_changes: families.owner_changes.get_or_create_owned(&labels),
             conditions,
@@ -239,20 +219,8 @@ impl IpSeries {
         }
     }
 
-    fn claim(&mut self, mac: MacAddr, now: Timestamp, window: Duration, max_macs: usize) {
-        if let Some(claim) = self.claims.iter_mut().find(|c| c.mac == mac) {
-            claim.last = now;
-        } else if self.claims.len() < max_macs {
-            self.claims.push(Claim { mac, last: now });
-        } else if let Some(stalest) = self.claims.iter_mut().min_by_key(|c| c.last) {
-            *stalest = Claim { mac, last: now };
-        }
-        self.expire(now, window);
-    }
-
-    fn expire(&mut self, now: Timestamp, window: Duration) {
-        self.claims.retain(|c| now.saturating_since(c.last) <= window);
-        self.claimants.set(i64::try_from(self.claims.len()).unwrap_or(i64::MAX));
+    fn set_claimants(&self, claimants: usize) {
+        self.claimants.set(i64::try_from(claimants).unwrap_or(i64::MAX));
     }
 
     fn local_reply(&mut self, iface: &Arc<str>, family: &Family<ReplyLabels, Counter>) {

@@ -14,6 +14,7 @@ use prometheus_client::metrics::MetricType;
 
 use crate::kernel::CounterTotals;
 use arpwatch_core::engine::{EngineStats, Evictions};
+use arpwatch_core::event::EventKind;
 
 /// Name (without `_total`) and help of the metric exporting one kernel counter. The match is
 /// exhaustive on purpose: a counter added to the kernel (e.g. suppressed duplicates) does not
@@ -46,12 +47,14 @@ fn kernel_metric(counter: Counter) -> (&'static str, &'static str) {
 const DIRECTIONS: [(&str, u8); 2] =
     [("ingress", direction::INGRESS), ("egress", direction::EGRESS)];
 
-/// What the engine reports about its size.
+/// What the engine reports about its size and what it reported.
 #[derive(Clone, Debug)]
 struct EngineReading {
     tracked_ips: usize,
     tracked_macs: usize,
     evictions: Evictions,
+    /// Events emitted, indexed by [`EventKind::index`].
+    events: [u64; EventKind::ALL.len()],
 }
 
 /// The latest readings; a metric family stays absent until its source has been read once (no
@@ -77,6 +80,7 @@ impl Readings {
             tracked_ips: stats.tracked_ips,
             tracked_macs: stats.tracked_macs,
             evictions: stats.evictions.clone(),
+            events: stats.events,
         });
     }
 }
@@ -98,6 +102,20 @@ impl Collector for Readings {
 
         let engine = lock(&self.engine).clone();
         if let Some(engine) = engine {
+            // Every kind is exported from the first reading on, so `increase()` sees the first
+            // event of each.
+            let mut metric = encoder.encode_descriptor(
+                "arpwatch_events",
+                "Events reported, per event kind and severity (every start, ongoing and end line counts)",
+                None,
+                MetricType::Counter,
+            )?;
+            for kind in EventKind::ALL {
+                let labels = [("event", kind.as_str()), ("severity", kind.severity().as_str())];
+                ConstCounter::new(engine.events[kind.index()])
+                    .encode(metric.encode_family(&labels)?)?;
+            }
+
             for (name, help, value) in [
                 (
                     "arpwatch_tracked_ips",

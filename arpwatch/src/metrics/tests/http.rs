@@ -1,18 +1,14 @@
-//! The metrics endpoint over real HTTP on loopback: `/metrics`, `/healthz`, `/readyz`, values
-//! after observations and events went through the API, readiness turning, and bounded label
-//! cardinality under thousands of random IPs and MACs.
+//! The metrics endpoint over real HTTP on loopback: `/metrics`, `/healthz`, `/readyz`, the values
+//! after frames went through the pipeline, readiness turning, and bounded label cardinality under
+//! thousands of random IPs and MACs.
 
+use std::collections::HashSet;
 use std::io::{Read, Write};
-use std::net::{Ipv4Addr, SocketAddr, TcpStream};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::net::{SocketAddr, TcpStream};
+use std::time::{SystemTime, UNIX_EPOCH};
 
-use arpwatch::metrics::{Metrics, MetricsOptions, MetricsServer, CONTENT_TYPE};
-use arpwatch_core::config::Config;
-use arpwatch_core::event::{
-    Announced, Condition, ConditionState, Detail, Event, Lifecycle, ResponderForm, Seen,
-};
-use arpwatch_core::observation::{Direction, MacAddr, Observation, Timestamp, VlanTags};
-use arpwatch_core::testkit::observations::Frame;
+use super::*;
+use crate::metrics::{MetricsServer, CONTENT_TYPE};
 
 const CONFIG: &str = r#"
 [[pools]]
@@ -56,11 +52,11 @@ fn get(addr: SocketAddr, path: &str) -> Reply {
     http(addr, "GET", path)
 }
 
-/// Serves `metrics` on 127.0.0.1 with a port the kernel picks, from a thread of its own.
-fn serve(metrics: &Metrics) -> SocketAddr {
+/// Serves the lab's metrics on 127.0.0.1 with a port the kernel picks, from a thread of its own.
+fn serve(lab: &Lab) -> SocketAddr {
     let server = MetricsServer::bind("127.0.0.1:0".parse().unwrap()).expect("bind");
     let addr = server.local_addr();
-    let exporter = metrics.exporter();
+    let exporter = lab.exporter.clone();
     std::thread::spawn(move || {
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         runtime.block_on(server.run(exporter)).unwrap();
@@ -73,30 +69,9 @@ fn now() -> Timestamp {
     Timestamp::from_nanos(since_epoch.as_nanos() as u64)
 }
 
-fn mac(n: u64) -> MacAddr {
+fn random_mac(n: u64) -> MacAddr {
     let b = n.to_be_bytes();
     MacAddr([0x02, b[3], b[4], b[5], b[6], b[7]])
-}
-
-/// A reply from `from` for `ip`, to 10.20.255.1, seen now on `eth0` in `direction`.
-fn reply(direction: Direction, ip: Ipv4Addr, from: MacAddr) -> Observation {
-    Frame::at(now())
-        .reply(from, ip)
-        .to(mac(0x99), Ipv4Addr::new(10, 20, 255, 1))
-        .direction(direction)
-        .build()
-}
-
-/// Where an event was seen: eth0, ingress, untagged.
-fn seen() -> Seen {
-    Seen { iface: "eth0".into(), vlan: VlanTags::NONE, direction: Some(Direction::Ingress) }
-}
-
-/// The value of the sample `series` (metric name and labels exactly as exported).
-fn value(body: &str, series: &str) -> Option<f64> {
-    body.lines()
-        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
-        .map(|v| v.parse().unwrap())
 }
 
 /// xorshift64: random addresses without a dependency, the same every run.
@@ -113,8 +88,8 @@ impl Random {
 
 #[test]
 fn health_readiness_and_metrics_are_served() {
-    let mut metrics = Metrics::new(&Config::from_toml(CONFIG).unwrap(), &MetricsOptions::default());
-    let addr = serve(&metrics);
+    let mut lab = Lab::detect(CONFIG);
+    let addr = serve(&lab);
 
     let health = get(addr, "/healthz");
     assert_eq!((health.status, health.body.as_str()), (200, "ok\n"));
@@ -122,18 +97,18 @@ fn health_readiness_and_metrics_are_served() {
     let ready = get(addr, "/readyz");
     assert_eq!(ready.status, 503);
     assert_eq!(ready.body, "not ready: no XDP program is attached to any interface\n");
-    metrics.set_attached(2);
+    lab.health.set_attached(2);
     let ready = get(addr, "/readyz");
     assert_eq!(
         (ready.status, ready.body.as_str()),
         (503, "not ready: the ring buffer has not been drained yet\n")
     );
-    metrics.drained(now());
+    lab.health.drained(now());
     let ready = get(addr, "/readyz");
     assert_eq!((ready.status, ready.body.as_str()), (200, "ready\n"));
     // A drain loop that stopped: stale after the configured 10 s.
     let long_ago = Timestamp::from_nanos(now().as_nanos() - 60_000_000_000);
-    metrics.drained(long_ago);
+    lab.health.drained(long_ago);
     let ready = get(addr, "/readyz");
     assert_eq!(ready.status, 503);
     assert!(
@@ -142,25 +117,20 @@ fn health_readiness_and_metrics_are_served() {
         ready.body
     );
     assert_eq!(ready.body.lines().count(), 1);
-    metrics.drained(now());
+    lab.health.drained(now());
     assert_eq!(get(addr, "/readyz").status, 200);
 
-    // A multi-responder as the pipeline would pass it on: two MACs answer a VIP, this node
-    // answers it itself on egress, the engine reports the condition.
+    // Two MACs answer the client's request for a VIP and this node answers it itself on egress:
+    // a multi-responder with three claimants.
     let vip = Ipv4Addr::new(192, 0, 2, 10);
-    metrics.observe(&reply(Direction::Ingress, vip, mac(1)));
-    metrics.observe(&reply(Direction::Ingress, vip, mac(2)));
-    metrics.observe(&reply(Direction::Egress, vip, mac(3)));
-    let lifecycle = Lifecycle {
-        state: ConditionState::Start,
-        count: 1,
-        first_seen: now(),
-        last_seen: now(),
-        macs: vec![mac(1), mac(2)],
-    };
-    let condition = Condition::MultiResponder { form: ResponderForm::Sustained, requester: None };
-    let start = Event::new(now(), vip, seen(), None, Detail::Lasting { lifecycle, condition });
-    metrics.event(&start);
+    let t = now();
+    let eth0 = eth("eth0");
+    lab.feed(reply(&eth0, t, vip, mac(1)));
+    lab.feed(reply(&eth0, t, vip, mac(2)));
+    lab.feed(reply(&eth0, t, vip, mac(3)).egress());
+    lab.pipeline.flush().unwrap();
+    let multi = lab.printed(EventKind::MultiResponder);
+    assert!(multi >= 1);
 
     let scrape = get(addr, "/metrics");
     assert_eq!(scrape.status, 200);
@@ -170,7 +140,7 @@ fn health_readiness_and_metrics_are_served() {
     let expect = [
         (r#"arpwatch_arp_frames_total{iface="eth0",direction="ingress",op="reply"}"#, 2.0),
         (r#"arpwatch_arp_frames_total{iface="eth0",direction="egress",op="reply"}"#, 1.0),
-        (r#"arpwatch_events_total{event="multi_responder",severity="critical"}"#, 1.0),
+        (r#"arpwatch_events_total{event="multi_responder",severity="critical"}"#, multi as f64),
         (r#"arpwatch_events_total{event="owner_change",severity="warning"}"#, 0.0),
         (r#"arpwatch_pool_ip_claimants{pool="control-plane",ip="192.0.2.10"}"#, 3.0),
         (
@@ -189,11 +159,9 @@ fn health_readiness_and_metrics_are_served() {
     let version = format!("arpwatch_build_info{{version=\"{}\"}}", env!("CARGO_PKG_VERSION"));
     assert_eq!(value(body, &version), Some(1.0));
 
-    let mut end = start.clone();
-    if let Detail::Lasting { lifecycle, .. } = &mut end.detail {
-        lifecycle.state = ConditionState::End;
-    }
-    metrics.event(&end);
+    // Quiet for the quiet window (30 s): the condition ends, and so does its series.
+    lab.tick(t.saturating_add(Duration::from_secs(31)));
+    lab.pipeline.flush().unwrap();
     let body = get(addr, "/metrics").body;
     assert_eq!(
         value(
@@ -202,6 +170,7 @@ fn health_readiness_and_metrics_are_served() {
         ),
         Some(0.0)
     );
+    assert_eq!(value(&body, CLAIMANTS_CONTROL_PLANE), Some(0.0));
 
     assert_eq!(get(addr, "/").status, 404);
     let post = http(addr, "POST", "/metrics");
@@ -210,18 +179,22 @@ fn health_readiness_and_metrics_are_served() {
     assert_eq!((head.status, head.body.as_str()), (200, ""));
 }
 
+const CLAIMANTS_CONTROL_PLANE: &str =
+    r#"arpwatch_pool_ip_claimants{pool="control-plane",ip="192.0.2.10"}"#;
+
 #[test]
 fn cardinality_stays_bounded_under_thousands_of_random_ips() {
     let cap = 64;
     let options = MetricsOptions { max_ips_per_pool: cap, ..MetricsOptions::default() };
-    let mut metrics = Metrics::new(&Config::from_toml(CONFIG).unwrap(), &options);
-    let addr = serve(&metrics);
+    let mut lab = Lab::with(CONFIG, &options, true);
+    let addr = serve(&lab);
     let mut random = Random(0x9e37_79b9_7f4a_7c15);
     let (mut in_pool, mut outside) = (0, 0);
     // The first `cap` distinct pool IPs get series; every later update of another is refused.
-    let mut with_series = std::collections::HashSet::new();
-    let mut refused = 0;
-    for _ in 0..20_000 {
+    let mut with_series = HashSet::new();
+    let mut refused_claims = 0;
+    let start = now();
+    for i in 0..20_000u64 {
         let r = random.next();
         let ip = if r & 1 == 0 {
             // Anywhere in the /16 pool.
@@ -230,27 +203,28 @@ fn cardinality_stays_bounded_under_thousands_of_random_ips() {
             if with_series.len() < cap {
                 with_series.insert(ip);
             }
-            if !with_series.contains(&ip) {
-                // Its claim and its event.
-                refused += 2;
-            }
+            refused_claims += u32::from(!with_series.contains(&ip));
             ip
         } else {
             // Anywhere outside both pools.
             outside += 1;
             Ipv4Addr::new(100, (r >> 8) as u8, (r >> 16) as u8, (r >> 24) as u8)
         };
-        let direction = if r & 2 == 0 { Direction::Ingress } else { Direction::Egress };
-        metrics.observe(&reply(direction, ip, mac(r >> 32)));
-        let detail = Detail::OwnerChange {
-            old_mac: mac(1),
-            new_mac: mac(r >> 32),
-            announced: Announced::Gratuitous,
-            gap_ms: None,
-        };
-        metrics.event(&Event::new(now(), ip, seen(), None, detail));
+        // 20 s apart: an IP claimed again by another MAC is an owner change, never a
+        // multi-responder.
+        let ts = start.saturating_add(Duration::from_secs(20 * i));
+        let frame = reply(&eth("eth0"), ts, ip, random_mac(r >> 32));
+        lab.feed(if r & 2 == 0 { frame } else { frame.egress() });
     }
     assert!(in_pool > 9_000 && outside > 9_000);
+    lab.pipeline.flush().unwrap();
+    // Owner changes the engine reported about pool IPs that had no series are refused too.
+    let refused_events = events_printed(&lab)
+        .iter()
+        .filter(|e| e["event"] == "owner_change")
+        .filter_map(|e| e["ip"].as_str()?.parse::<Ipv4Addr>().ok())
+        .filter(|ip| ip.octets()[..2] == [10, 20] && !with_series.contains(ip))
+        .count();
 
     let body = get(addr, "/metrics").body;
     let ips_of = |metric: &str| {
@@ -274,7 +248,10 @@ fn cardinality_stays_bounded_under_thousands_of_random_ips() {
     let mut expected: Vec<String> = with_series.iter().map(Ipv4Addr::to_string).collect();
     expected.sort_unstable();
     assert_eq!(claimed, expected);
-    assert_eq!(value(&body, "arpwatch_pool_ip_series_dropped_total"), Some(f64::from(refused)));
+    assert_eq!(
+        value(&body, "arpwatch_pool_ip_series_dropped_total"),
+        Some(f64::from(refused_claims) + refused_events as f64)
+    );
     // 20,000 random MACs and no label carries one.
     assert!(!body.lines().any(|l| l.contains("02:")), "a MAC made it into a label");
     // The whole exposition stays small: a fixed set plus at most 5 + interfaces series per IP.

@@ -1,0 +1,165 @@
+//! The program: parse the command line once into a plan, run the command, and turn the outcome
+//! into an exit status (0 success, 2 bad usage or configuration, 1 a failure at run time) with
+//! one clear sentence on stderr.
+
+use anyhow::Result;
+use clap::Parser;
+use std::io::{self, BufWriter};
+use std::process::ExitCode;
+
+use crate::cli::Cli;
+use crate::metrics::{Metrics, MetricsOptions, MetricsServer};
+use crate::output::{Mode, Pipeline};
+use crate::plan::{PipelinePlan, Plan, Processing};
+use crate::replay::Replay;
+use crate::{node, watch, UsageError};
+use arpwatch_core::engine::{Engine, EngineStats};
+use arpwatch_core::enrich::Annotator;
+
+/// Runs arpwatch with the process's arguments.
+pub fn main() -> ExitCode {
+    // clap prints its own message and exits with status 2 on a usage error, 0 for --help.
+    let cli = Cli::parse();
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
+        .target(env_logger::Target::Stderr)
+        .init();
+    // Everything the flags and the configuration file say, checked before anything runs.
+    let plan = match Plan::from_cli(cli) {
+        Ok(plan) => plan,
+        Err(err) => {
+            eprintln!("arpwatch: {err}");
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(err) => {
+            eprintln!("arpwatch: could not start the async runtime: {err}");
+            return ExitCode::from(1);
+        }
+    };
+    match runtime.block_on(run(plan)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) if is_broken_pipe(&err) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("arpwatch: {}", one_sentence(&err));
+            if err.chain().any(|e| e.is::<UsageError>()) {
+                ExitCode::from(2)
+            } else {
+                ExitCode::from(1)
+            }
+        }
+    }
+}
+
+/// The error and its causes joined by ": ", leaving out a cause whose text the message already
+/// carries (many error types quote their source in their own message).
+fn one_sentence(err: &anyhow::Error) -> String {
+    let mut sentence = String::new();
+    for cause in err.chain() {
+        let text = cause.to_string();
+        if sentence.contains(&text) {
+            continue;
+        }
+        if !sentence.is_empty() {
+            sentence.push_str(": ");
+        }
+        sentence.push_str(&text);
+    }
+    sentence
+}
+
+/// A reader that closed our stdout (`arpwatch ... | head`) is not an error.
+fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    err.chain()
+        .filter_map(|e| e.downcast_ref::<io::Error>())
+        .any(|e| e.kind() == io::ErrorKind::BrokenPipe)
+}
+
+async fn run(plan: Plan) -> Result<()> {
+    match plan {
+        Plan::Watch(plan) => {
+            // Bind before anything is attached: a bad or busy address is a usage error at once.
+            let server = plan
+                .metrics_addr
+                .map(|addr| {
+                    MetricsServer::bind(addr).map_err(|err| {
+                        UsageError(format!("--metrics-addr {addr}: cannot listen: {err}"))
+                    })
+                })
+                .transpose()?;
+            let metrics = server.map(|server| {
+                let metrics = Metrics::new(&plan.pipeline.config, &MetricsOptions::default());
+                log::info!("serving metrics on http://{}/metrics", server.local_addr());
+                let exporter = metrics.exporter();
+                tokio::spawn(async move {
+                    if let Err(err) = server.run(exporter).await {
+                        log::error!("the metrics server stopped: {err}");
+                    }
+                });
+                metrics
+            });
+            let health = metrics.as_ref().map(Metrics::health);
+            let mut pipeline = pipeline(&plan.pipeline, metrics);
+            let summary = watch::run(&plan, &mut pipeline, health.as_ref()).await?;
+            eprintln!("arpwatch: kernel counters: {}", summary.counters);
+            if summary.short_records > 0 {
+                eprintln!("arpwatch: {} ring items were not whole records", summary.short_records);
+            }
+            report_engine(summary.engine);
+            Ok(())
+        }
+        Plan::Replay(plan) => {
+            let mut pipeline = pipeline(&plan.pipeline, None);
+            let mut replay = Replay::open(&plan.files)?;
+            let mut last_ts = None;
+            for observation in &mut replay {
+                let observation = observation?;
+                last_ts = Some(observation.ts);
+                pipeline.observe(&observation)?;
+            }
+            let engine = pipeline.finish(last_ts)?;
+            for summary in replay.summaries() {
+                let c = summary.counters;
+                eprintln!(
+                    "arpwatch: {}: frames={} arp={} non_arp={} malformed={} unsupported_link_type={}",
+                    summary.path.display(),
+                    c.frames,
+                    c.arp,
+                    c.non_arp,
+                    c.malformed,
+                    c.unsupported_link_type
+                );
+            }
+            report_engine(engine);
+            Ok(())
+        }
+    }
+}
+
+/// The pipeline both commands share: raw observations, or the engine with the configuration.
+fn pipeline(
+    plan: &PipelinePlan,
+    metrics: Option<Metrics>,
+) -> Pipeline<BufWriter<io::StdoutLock<'static>>> {
+    let out = BufWriter::new(io::stdout().lock());
+    let mode = match plan.processing {
+        Processing::Raw => Mode::Raw,
+        Processing::Detect => Mode::Detect {
+            engine: Box::new(Engine::new(&plan.config.engine)),
+            annotator: Annotator::new(&node::node_name()),
+        },
+    };
+    Pipeline::new(mode, plan.format, out, metrics)
+}
+
+fn report_engine(stats: Option<EngineStats>) {
+    if let Some(s) = stats {
+        let e = &s.evictions;
+        eprintln!(
+            "arpwatch: engine: observations={} claims={} tracked_ips={} tracked_macs={} \
+             evicted_ips={} evicted_macs={} evicted_senders={}",
+            s.observations, s.claims, s.tracked_ips, s.tracked_macs, e.ips, e.macs, e.senders
+        );
+    }
+}
