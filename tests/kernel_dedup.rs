@@ -9,7 +9,7 @@ mod support;
 use arpwatch::drain_ring;
 use arpwatch::{CounterTotals, KernelProbe, DEFAULT_DEDUP_INTERVAL, DEFAULT_RING_BYTES};
 use arpwatch_common::{direction, ArpRecord, Counter};
-use arpwatch_core::testkit::wire::*;
+use arpwatch_core::testkit::frames::*;
 use aya::maps::{MapData, RingBuf};
 use aya::programs::{TestRun, TestRunOptions};
 use std::time::Duration;

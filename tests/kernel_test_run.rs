@@ -5,7 +5,7 @@
 use arpwatch::drain_ring;
 use arpwatch::{CounterTotals, KernelProbe, DEFAULT_RING_BYTES};
 use arpwatch_common::{direction, ArpRecord, Counter};
-use arpwatch_core::testkit::wire::*;
+use arpwatch_core::testkit::frames::*;
 use aya::programs::{TestRun, TestRunOptions};
 use std::time::Duration;
 

@@ -3,7 +3,7 @@
 
 mod support;
 
-use arpwatch_core::testkit::wire::{ip_bytes, mac_bytes, ArpFrame};
+use arpwatch_core::testkit::frames::{ip_bytes, mac_bytes, ArpFrame};
 use std::time::Duration;
 use support::lab::{Arpwatch, Netns, ProgramsOn};
 

@@ -5,7 +5,7 @@
 
 mod support;
 
-use arpwatch_core::testkit::wire::{ip_bytes, mac_bytes, ArpFrame};
+use arpwatch_core::testkit::frames::{ip_bytes, mac_bytes, ArpFrame};
 use serde_json::Value;
 use std::collections::BTreeSet;
 use std::time::Duration;

@@ -5,7 +5,7 @@
 
 mod support;
 
-use arpwatch_core::testkit::wire::ArpFrame;
+use arpwatch_core::testkit::frames::ArpFrame;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};

@@ -4,7 +4,7 @@
 
 mod support;
 
-use arpwatch_core::testkit::wire::*;
+use arpwatch_core::testkit::frames::*;
 use support::lab::{watch_during, Netns};
 
 const NODE_A: [u8; 6] = [0x02, 0x00, 0x00, 0x00, 0x00, 0x0a];

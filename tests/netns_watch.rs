@@ -198,9 +198,9 @@ fn netlink_filter_left_by_a_killed_arpwatch_is_removed_at_the_next_start() {
 #[test]
 fn identical_frames_are_folded_unless_dedup_is_off() {
     let lab = pair("dedup");
-    let peer_mac = arpwatch_core::testkit::wire::mac_bytes(&lab.peer.mac("eth0"));
-    let observer_mac = arpwatch_core::testkit::wire::mac_bytes(&lab.observer.mac("eth0"));
-    let reply = arpwatch_core::testkit::wire::ArpFrame::reply(
+    let peer_mac = arpwatch_core::testkit::frames::mac_bytes(&lab.peer.mac("eth0"));
+    let observer_mac = arpwatch_core::testkit::frames::mac_bytes(&lab.observer.mac("eth0"));
+    let reply = arpwatch_core::testkit::frames::ArpFrame::reply(
         peer_mac,
         [192, 0, 2, 2],
         observer_mac,

@@ -499,7 +499,7 @@ fn parse_block(raw: RawBlock<'_>, endianness: Endianness) -> Result<Block<'_>, P
 mod tests {
     use super::*;
     use crate::observation::{ArpOp, MacAddr};
-    use crate::testkit::wire::{self, ArpFrame as Wire};
+    use crate::testkit::frames::{self, ArpFrame as Wire};
     use pcap_file::pcap::{PcapHeader, PcapPacket, PcapWriter};
     use pcap_file::pcapng::blocks::enhanced_packet::EnhancedPacketBlock;
     use pcap_file::pcapng::blocks::packet::PacketBlock;
@@ -518,12 +518,12 @@ mod tests {
     }
 
     fn ethernet_ipv4() -> Vec<u8> {
-        wire::ipv4_tcp_frame(SENDER, [0x02, 0, 0, 0, 0, 0x0b])
+        frames::ipv4_tcp_frame(SENDER, [0x02, 0, 0, 0, 0, 0x0b])
     }
 
     /// A Linux cooked capture v1 reply sent by the capturing host (PACKET_OUTGOING).
     fn sll_outgoing_reply() -> Vec<u8> {
-        Wire::reply(SENDER, SENDER_IP, [0; 6], TARGET_IP).linux_sll(wire::PACKET_OUTGOING)
+        Wire::reply(SENDER, SENDER_IP, [0; 6], TARGET_IP).linux_sll(frames::PACKET_OUTGOING)
     }
 
     fn pcap(header: PcapHeader, frames: &[(Duration, Vec<u8>)]) -> Vec<u8> {

@@ -344,7 +344,7 @@ mod tests {
     use super::*;
     use crate::observation::{ArpOp, MacAddr};
     use crate::testkit::catalogue::{self, Expected};
-    use crate::testkit::wire::{self, ArpFrame as Wire, BROADCAST, ETH_P_ARP, LLC_SNAP_ARP};
+    use crate::testkit::frames::{self, ArpFrame as Wire, BROADCAST, ETH_P_ARP, LLC_SNAP_ARP};
     use std::net::Ipv4Addr;
 
     const MAC_A: [u8; 6] = [0x02, 0, 0, 0, 0, 0x0a];
@@ -460,7 +460,7 @@ mod tests {
     fn arp_behind_a_third_tag_is_malformed_and_other_protocols_there_are_not_arp() {
         let tags = [(0x88a8, 1), (0x8100, 2), (0x8100, 3)];
         assert_eq!(malformed(&request().tagged(&tags).bytes()), MalformedReason::TooManyVlanTags);
-        let ipv4 = wire::ethernet(BROADCAST, MAC_A, &tags, 0x0800, &[0; 40]);
+        let ipv4 = frames::ethernet(BROADCAST, MAC_A, &tags, 0x0800, &[0; 40]);
         assert_eq!(decode_ethernet(&ipv4), Decoded::NotArp);
     }
 
@@ -476,7 +476,7 @@ mod tests {
 
     #[test]
     fn truncated_vlan_tag_is_not_arp() {
-        let frame = wire::ethernet(BROADCAST, MAC_A, &[], 0x8100, &[0x00, 0x05, 0x08]);
+        let frame = frames::ethernet(BROADCAST, MAC_A, &[], 0x8100, &[0x00, 0x05, 0x08]);
         assert_eq!(decode_ethernet(&frame), Decoded::NotArp);
     }
 
@@ -501,7 +501,7 @@ mod tests {
     fn rarp_ipv4_and_runts_are_not_arp() {
         let rarp = request().with(|f| f.ethertype = 0x8035).bytes();
         assert_eq!(decode_ethernet(&rarp), Decoded::NotArp);
-        assert_eq!(decode_ethernet(&wire::ipv4_tcp_frame(MAC_A, MAC_B)), Decoded::NotArp);
+        assert_eq!(decode_ethernet(&frames::ipv4_tcp_frame(MAC_A, MAC_B)), Decoded::NotArp);
         let full = request().bytes();
         for len in 0..14 {
             assert_eq!(decode_ethernet(&full[..len]), Decoded::NotArp, "runt of {len} bytes");
@@ -513,14 +513,14 @@ mod tests {
         assert_eq!(malformed(&request().llc_snap_bytes()), MalformedReason::LlcSnap);
         let stp = [0x42, 0x42, 0x03, 0, 0, 0, 0, 0];
         assert_eq!(
-            decode_ethernet(&wire::ethernet(BROADCAST, MAC_A, &[], 38, &stp)),
+            decode_ethernet(&frames::ethernet(BROADCAST, MAC_A, &[], 38, &stp)),
             Decoded::NotArp
         );
     }
 
     #[test]
     fn linux_sll_broadcast_request_takes_source_from_the_link_address() {
-        let frame = arp_frame(decode_linux_sll(&request().linux_sll(wire::PACKET_BROADCAST)));
+        let frame = arp_frame(decode_linux_sll(&request().linux_sll(frames::PACKET_BROADCAST)));
         assert_eq!(observe(frame).eth_src, MacAddr(MAC_A));
         assert_eq!(observe(frame).eth_dst, MacAddr::BROADCAST);
         assert_eq!(frame.link_direction(), Some(Direction::Ingress));
@@ -530,7 +530,7 @@ mod tests {
     #[test]
     fn linux_sll_outgoing_reply_is_egress_with_unknown_destination() {
         let reply = Wire::reply(MAC_A, IP_A, MAC_B, IP_B);
-        let frame = arp_frame(decode_linux_sll(&reply.linux_sll(wire::PACKET_OUTGOING)));
+        let frame = arp_frame(decode_linux_sll(&reply.linux_sll(frames::PACKET_OUTGOING)));
         assert_eq!(frame.link_direction(), Some(Direction::Egress));
         assert_eq!(observe(frame).eth_dst, MacAddr::ZERO);
         assert_eq!(observe(frame).op, ArpOp::Reply);
@@ -538,7 +538,7 @@ mod tests {
 
     #[test]
     fn linux_sll_without_a_six_byte_address_has_zero_source() {
-        let sll = wire::linux_sll(wire::PACKET_HOST, &[], ETH_P_ARP, &request().body());
+        let sll = frames::linux_sll(frames::PACKET_HOST, &[], ETH_P_ARP, &request().body());
         let frame = arp_frame(decode_linux_sll(&sll));
         assert_eq!(observe(frame).eth_src, MacAddr::ZERO);
         assert_eq!(observe(frame).eth_dst, MacAddr::ZERO);
@@ -546,23 +546,23 @@ mod tests {
 
     #[test]
     fn linux_sll_vlan_protocol_walks_the_tag() {
-        let sll = request().tagged(&[(0x8100, 42)]).linux_sll(wire::PACKET_BROADCAST);
+        let sll = request().tagged(&[(0x8100, 42)]).linux_sll(frames::PACKET_BROADCAST);
         assert_eq!(observe(arp_frame(decode_linux_sll(&sll))).vlan.as_slice(), &[42]);
     }
 
     #[test]
     fn linux_sll_rejects_like_ethernet() {
-        let bad = request().with(|f| f.hlen = 14).linux_sll(wire::PACKET_HOST);
+        let bad = request().with(|f| f.hlen = 14).linux_sll(frames::PACKET_HOST);
         assert_eq!(decode_linux_sll(&bad), Decoded::Malformed(MalformedReason::Unsupported));
-        let ipv4 = wire::linux_sll(wire::PACKET_HOST, &MAC_A, 0x0800, &[0; 28]);
+        let ipv4 = frames::linux_sll(frames::PACKET_HOST, &MAC_A, 0x0800, &[0; 28]);
         assert_eq!(decode_linux_sll(&ipv4), Decoded::NotArp);
         // ETH_P_802_2 (4): an 802.2 LLC header follows, here with SNAP and ARP.
         let snap = [&LLC_SNAP_ARP[..], &request().body()].concat();
         assert_eq!(
-            decode_linux_sll(&wire::linux_sll(wire::PACKET_HOST, &MAC_A, 0x0004, &snap)),
+            decode_linux_sll(&frames::linux_sll(frames::PACKET_HOST, &MAC_A, 0x0004, &snap)),
             Decoded::Malformed(MalformedReason::LlcSnap)
         );
-        let full = request().linux_sll(wire::PACKET_HOST);
+        let full = request().linux_sll(frames::PACKET_HOST);
         for len in 0..16 {
             assert_eq!(decode_linux_sll(&full[..len]), Decoded::NotArp, "runt of {len} bytes");
         }
@@ -570,20 +570,20 @@ mod tests {
 
     #[test]
     fn linux_sll2_request_and_outgoing_reply() {
-        let frame = arp_frame(decode_linux_sll2(&request().linux_sll2(wire::PACKET_BROADCAST)));
+        let frame = arp_frame(decode_linux_sll2(&request().linux_sll2(frames::PACKET_BROADCAST)));
         assert_eq!(observe(frame).eth_src, MacAddr(MAC_A));
         assert_eq!(observe(frame).eth_dst, MacAddr::BROADCAST);
         assert_eq!(frame.link_direction(), Some(Direction::Ingress));
 
         let reply = Wire::reply(MAC_A, IP_A, MAC_B, IP_B);
-        let frame = arp_frame(decode_linux_sll2(&reply.linux_sll2(wire::PACKET_OUTGOING)));
+        let frame = arp_frame(decode_linux_sll2(&reply.linux_sll2(frames::PACKET_OUTGOING)));
         assert_eq!(frame.link_direction(), Some(Direction::Egress));
         assert_eq!(observe(frame).tpa, Ipv4Addr::from(IP_B));
 
         // The cooked v2 header is 20 bytes: 10 bytes of body.
-        let truncated = request().cut(20 + 10).linux_sll2(wire::PACKET_HOST);
+        let truncated = request().cut(20 + 10).linux_sll2(frames::PACKET_HOST);
         assert_eq!(decode_linux_sll2(&truncated), Decoded::Malformed(MalformedReason::Truncated));
-        let full = request().linux_sll2(wire::PACKET_HOST);
+        let full = request().linux_sll2(frames::PACKET_HOST);
         for len in 0..20 {
             assert_eq!(decode_linux_sll2(&full[..len]), Decoded::NotArp, "runt of {len} bytes");
         }
@@ -606,8 +606,8 @@ mod tests {
         let mut samples = vec![
             request().tagged(&[(0x88a8, 1), (0x8100, 2)]).bytes(),
             request().tagged(&[(0x88a8, 1), (0x8100, 2), (0x8100, 3)]).bytes(),
-            wire::linux_sll(wire::PACKET_OUTGOING, &MAC_A, 0x8100, &[0, 1, 0x08, 0x06]),
-            request().linux_sll2(wire::PACKET_BROADCAST),
+            frames::linux_sll(frames::PACKET_OUTGOING, &MAC_A, 0x8100, &[0, 1, 0x08, 0x06]),
+            request().linux_sll2(frames::PACKET_BROADCAST),
         ];
         samples.extend(catalogue::cases().into_iter().map(|case| case.bytes));
         let mut state = 0x9e37_79b9_7f4a_7c15u64;

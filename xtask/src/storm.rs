@@ -7,8 +7,8 @@
 //! which are deleted on drop (also on failure). Frames are the testkit's [`ArpFrame`]s.
 
 use anyhow::{bail, Context, Result};
+use arpwatch_core::testkit::frames::ArpFrame;
 use arpwatch_core::testkit::netns::Netns;
-use arpwatch_core::testkit::wire::ArpFrame;
 use serde_json::{json, Value};
 use std::collections::BTreeSet;
 use std::io::Read;

@@ -12,7 +12,7 @@
 
 use arpwatch_common::ArpRecord;
 
-use super::wire::*;
+use super::frames::*;
 use crate::decode::MalformedReason;
 
 pub const NODE_A: [u8; 6] = [0x02, 0x00, 0x00, 0x00, 0x00, 0x0a];

@@ -1,7 +1,7 @@
 //! Test support shared by the unit and integration tests, the benches, the storm generator of
 //! `cargo xtask bench` and the fuzz seeds, so each thing is built one way:
 //!
-//! - [`wire`]: Ethernet/ARP frames as bytes ([`wire::ArpFrame`], every field bendable, tags,
+//! - [`frames`]: Ethernet/ARP frames as bytes ([`frames::ArpFrame`], every field bendable, tags,
 //!   padding, truncation, Linux cooked and LLC/SNAP framings) and the common non-ARP frame.
 //! - [`observations`]: [`Observation`](crate::observation::Observation)s built fluently,
 //!   `frame(secs).reply(A, VIP).to(CLIENT, CLIENT_IP)`.
@@ -12,7 +12,7 @@
 //! Compiled for this crate's own tests and behind the `testkit` feature, never into the binary.
 
 pub mod catalogue;
+pub mod frames;
 #[cfg(feature = "testkit")]
 pub mod netns;
 pub mod observations;
-pub mod wire;

@@ -4,7 +4,7 @@
 //! The crafted frames of the testkit's catalogue (every malformed kind, tags, cuts) go in too, as
 //! Ethernet frames and, for the ARP body, in both Linux cooked framings.
 
-use arpwatch_core::testkit::{catalogue, wire};
+use arpwatch_core::testkit::{catalogue, frames};
 use pcap_file::pcap::PcapReader;
 use pcap_file::pcapng::{Block, PcapNgReader};
 use std::fs::File;
@@ -60,11 +60,12 @@ fn main() {
             .expect("write a seed");
         written += 1;
     }
-    let request = wire::ArpFrame::request(catalogue::NODE_A, catalogue::CLIENT_IP, catalogue::VIP)
-        .tagged(&[(wire::TPID_8021Q, 5)]);
+    let request =
+        frames::ArpFrame::request(catalogue::NODE_A, catalogue::CLIENT_IP, catalogue::VIP)
+            .tagged(&[(frames::TPID_8021Q, 5)]);
     for (selector, frame) in [
-        (1u8, request.linux_sll(wire::PACKET_BROADCAST)),
-        (2, request.linux_sll2(wire::PACKET_OUTGOING)),
+        (1u8, request.linux_sll(frames::PACKET_BROADCAST)),
+        (2, request.linux_sll2(frames::PACKET_OUTGOING)),
     ] {
         std::fs::write(out.join(format!("cooked-{selector}")), [&[selector][..], &frame].concat())
             .expect("write a seed");
