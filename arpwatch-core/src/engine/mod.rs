@@ -27,7 +27,9 @@ use crate::observation::{ClaimKind, Direction, MacAddr, Observation, Timestamp, 
 use crate::pools::Pools;
 
 use lifecycle::{ConditionKey, Conditions, Evidence, Report};
-use state::{EgressClaim, EgressClaims, IfaceState, IpState, SenderState, MAX_EGRESS_IFACES};
+use state::{
+    EgressClaim, EgressClaims, IfaceState, IpState, SenderState, StrongClaim, MAX_EGRESS_IFACES,
+};
 
 /// Counters for a metrics exporter. Gauges (`tracked_*`, `pending_requests`,
 /// `active_conditions`) are current sizes; the rest only grow.
@@ -415,15 +417,7 @@ impl Engine {
             st.co_responders(mac, requester, ts, t.reply_window, &mut self.scratch_macs);
         }
         let follower = !self.scratch_macs.is_empty();
-        let outcome = st.claim(
-            idx,
-            ts,
-            reply_to,
-            follower,
-            t.concurrency_window,
-            t.flap_count,
-            t.flap_window,
-        );
+        let outcome = st.claim(StrongClaim { binding: idx, ts, reply_to, follower }, t);
         let pool = self.pools.find(ip);
         let pool_name = || pool.map(|p| p.name.clone());
 

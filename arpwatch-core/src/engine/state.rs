@@ -4,6 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::config::Thresholds;
 use crate::event::Requester;
 use crate::observation::{MacAddr, Timestamp};
 
@@ -45,6 +46,18 @@ pub(super) struct OwnerChange {
     pub flapping: bool,
     /// Owner changes remembered for flapping (at most `flap_count`).
     pub recent_changes: u64,
+}
+
+/// A strong claim (a reply or an announcement) of the IP by one of its bindings.
+pub(super) struct StrongClaim {
+    /// The index of the claimant's binding.
+    pub binding: usize,
+    pub ts: Timestamp,
+    /// Whom the claim answered, when it is a plain reply.
+    pub reply_to: Option<Requester>,
+    /// The claim is a reply to a requester another MAC has just answered: it does not take the
+    /// IP over.
+    pub follower: bool,
 }
 
 /// What a strong claim meant for the IP.
@@ -170,26 +183,17 @@ impl IpState {
         }
     }
 
-    /// Applies a strong claim by the binding at `idx`. `follower` is true when the claim is a
-    /// reply to a requester another MAC has just answered.
-    #[allow(clippy::too_many_arguments)]
-    pub fn claim(
-        &mut self,
-        idx: usize,
-        ts: Timestamp,
-        reply_to: Option<Requester>,
-        follower: bool,
-        concurrency_window: Duration,
-        flap_count: u32,
-        flap_window: Duration,
-    ) -> ClaimOutcome {
+    /// Applies a strong claim: the claimant's binding remembers it, and it may make or change
+    /// the owner and complete an interleaving.
+    pub fn claim(&mut self, claim: StrongClaim, t: &Thresholds) -> ClaimOutcome {
+        let StrongClaim { binding: idx, ts, reply_to, follower } = claim;
         let mac = self.bindings[idx].mac;
         let mut outcome = ClaimOutcome::default();
 
         if let (Some(previous), Some(own_last)) =
             (self.last_claimant, self.bindings[idx].last_claim)
         {
-            if previous != mac && ts.saturating_since(own_last) <= concurrency_window {
+            if previous != mac && ts.saturating_since(own_last) <= t.concurrency_window {
                 outcome.interleaved_with = Some(previous);
             }
         }
@@ -202,13 +206,14 @@ impl IpState {
                     .iter()
                     .find(|b| b.mac == old)
                     .and_then(|b| b.last_claim)
-                    .map(|t| ts.saturating_since(t));
-                if self.owner_changes.len() >= flap_count as usize {
+                    .map(|last| ts.saturating_since(last));
+                let flap_count = t.flap_count as usize;
+                if self.owner_changes.len() >= flap_count {
                     self.owner_changes.remove(0);
                 }
                 self.owner_changes.push(ts);
-                let flapping = self.owner_changes.len() >= flap_count as usize
-                    && ts.saturating_since(self.owner_changes[0]) <= flap_window;
+                let flapping = self.owner_changes.len() >= flap_count
+                    && ts.saturating_since(self.owner_changes[0]) <= t.flap_window;
                 outcome.owner_change = Some(OwnerChange {
                     old,
                     gap,
