@@ -27,9 +27,7 @@ use crate::observation::{ClaimKind, Direction, MacAddr, Observation, Timestamp, 
 use crate::pools::Pools;
 
 use lifecycle::{ConditionKey, Conditions, Evidence, Report};
-use state::{
-    EgressClaim, EgressClaims, IfaceState, IpState, SenderState, StrongClaim, MAX_EGRESS_IFACES,
-};
+use state::{Bound, EgressClaim, IfaceState, IpTable, SenderState, StrongClaim, MAX_EGRESS_IFACES};
 
 /// Counters for a metrics exporter. Gauges (`tracked_*`, `pending_requests`,
 /// `active_conditions`) are current sizes; the rest only grow.
@@ -88,17 +86,15 @@ pub struct Engine {
     thresholds: Thresholds,
     exemptions: Exemptions,
     full_view: bool,
-    max_macs_per_ip: usize,
     pools: Pools,
     /// The latest time given; observations from before it are taken as happening now.
     now: Timestamp,
-    ips: LruCache<Ipv4Addr, IpState>,
+    ips: IpTable,
     senders: LruCache<MacAddr, SenderState>,
     ifaces: LruCache<Arc<str>, IfaceState>,
     next_iface_id: u32,
     /// Oldest first: entries are never promoted, so the front has the earliest deadline.
     pending: LruCache<Ipv4Addr, PendingRequests>,
-    egress: LruCache<Ipv4Addr, EgressClaims>,
     conditions: Conditions,
     stats: EngineStats,
     /// Reused for the MACs of a multi-responder, so the hot path does not allocate.
@@ -118,15 +114,13 @@ impl Engine {
             thresholds: config.thresholds.clone(),
             exemptions: config.exemptions.clone(),
             full_view: config.full_view,
-            max_macs_per_ip,
             pools: Pools::new(&config.pools),
             now: Timestamp::default(),
-            ips: LruCache::sparse(cap(caps.max_tracked_ips)),
+            ips: IpTable::new(cap(caps.max_tracked_ips), max_macs_per_ip),
             senders: LruCache::sparse(cap(caps.max_tracked_senders)),
             ifaces: LruCache::sparse(cap(caps.max_interfaces)),
             next_iface_id: 0,
             pending: LruCache::sparse(cap(caps.max_tracked_ips)),
-            egress: LruCache::sparse(cap(caps.max_tracked_ips)),
             conditions: Conditions::new(
                 caps.max_tracked_ips
                     .saturating_add(caps.max_tracked_senders)
@@ -181,6 +175,9 @@ impl Engine {
     pub fn stats(&self) -> EngineStats {
         let mut stats = self.stats.clone();
         stats.tracked_ips = self.ips.len();
+        stats.tracked_macs = self.ips.bindings;
+        stats.evictions.ips = self.ips.evicted;
+        stats.evictions.macs = self.ips.evicted_bindings;
         stats.tracked_senders = self.senders.len();
         stats.tracked_interfaces = self.ifaces.len();
         stats.pending_requests = self.pending.len();
@@ -373,23 +370,7 @@ impl Engine {
     ) {
         let ip = obs.spa;
         let mac = obs.sha;
-        if !self.ips.contains(&ip) {
-            if let Some((_, evicted)) = self.ips.push(ip, IpState::default()) {
-                self.stats.evictions.ips += 1;
-                self.stats.tracked_macs -= evicted.bindings.len();
-            }
-        }
-        let Some(st) = self.ips.get_mut(&ip) else {
-            return;
-        };
-        let (idx, new_binding, evicted_binding) = st.touch(mac, ts, self.max_macs_per_ip);
-        if new_binding {
-            self.stats.tracked_macs += 1;
-        }
-        if evicted_binding {
-            self.stats.tracked_macs -= 1;
-            self.stats.evictions.macs += 1;
-        }
+        let (st, Bound { index: idx, is_new: new_binding }) = self.ips.bind(ip, mac, ts);
 
         let announced = Announced::from(kind);
         // An event about this frame.
@@ -516,12 +497,7 @@ impl Engine {
     /// This host answering one IP on two or more of its interfaces within the concurrency window.
     fn check_egress_interfaces(&mut self, obs: &Observation, ts: Timestamp, out: &mut Vec<Event>) {
         let ip = obs.spa;
-        if !self.egress.contains(&ip) && self.egress.push(ip, EgressClaims::default()).is_some() {
-            self.stats.evictions.ips += 1;
-        }
-        let Some(claims) = self.egress.get_mut(&ip) else {
-            return;
-        };
+        let claims = self.ips.egress(ip);
         let window = self.thresholds.concurrency_window;
         claims.ifaces.retain(|c| ts.saturating_since(c.last) <= window);
         if let Some(claim) = claims.ifaces.iter_mut().find(|c| *c.iface == *obs.iface) {
@@ -563,11 +539,8 @@ impl Engine {
         if !(in_pool || owned) {
             return;
         }
-        if in_pool && !self.ips.contains(&target) {
-            if let Some((_, evicted)) = self.ips.push(target, IpState::default()) {
-                self.stats.evictions.ips += 1;
-                self.stats.tracked_macs -= evicted.bindings.len();
-            }
+        if in_pool {
+            self.ips.track(target);
         }
         let requester = Requester { mac: obs.sha, ip: obs.spa };
         if let Some(pending) = self.pending.peek_mut(&target) {
