@@ -73,6 +73,7 @@ impl IpTable {
     /// the binding is found or made. Returns the IP's state and the binding.
     pub fn bind(&mut self, ip: Ipv4Addr, mac: MacAddr, ts: Timestamp) -> (&mut IpState, Bound) {
         self.track(ip);
+        // Present since `track`: this only makes it the most recently seen, never inserts.
         let st = self.states.get_or_insert_mut(ip, IpState::default);
         let (index, is_new, evicted) = st.touch(mac, ts, self.max_macs);
         if is_new {
@@ -88,6 +89,7 @@ impl IpTable {
     /// This host's claims of `ip`, which become the most recently seen.
     pub fn egress(&mut self, ip: Ipv4Addr) -> &mut EgressClaims {
         insert_absent(&mut self.egress, ip, &mut self.evicted);
+        // Present since `insert_absent`: this only makes it the most recently seen.
         self.egress.get_or_insert_mut(ip, EgressClaims::default)
     }
 }
