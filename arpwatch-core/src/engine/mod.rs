@@ -8,6 +8,10 @@
 //! never an owner change or a multi-responder, since every host puts its own address in the
 //! requests it sends and a scanner or a host with secondary addresses would otherwise look like a
 //! conflict.
+//!
+//! What a frame's sender claims is worked out once per frame (`ClaimContext`); each detector is a
+//! small method over it that reports its own events, and `Engine::on_sender` runs them in the
+//! order their events come out.
 
 mod lifecycle;
 mod state;
@@ -24,10 +28,13 @@ use crate::event::{
     StormScope,
 };
 use crate::observation::{ClaimKind, Direction, MacAddr, Observation, Timestamp, VlanTags};
-use crate::pools::Pools;
+use crate::pools::{PoolRule, Pools};
 
 use lifecycle::{ConditionKey, Conditions, Evidence, Report};
-use state::{EgressClaim, EgressClaims, IfaceState, IpState, SenderState, MAX_EGRESS_IFACES};
+use state::{
+    Binding, EgressClaim, EgressClaims, IfaceState, IpState, IpTable, OwnerChange, SenderState,
+    StrongClaim, UnansweredStreak, MAX_EGRESS_IFACES,
+};
 
 /// Counters for a metrics exporter. Gauges (`tracked_*`, `pending_requests`,
 /// `active_conditions`) are current sizes; the rest only grow.
@@ -86,17 +93,15 @@ pub struct Engine {
     thresholds: Thresholds,
     exemptions: Exemptions,
     full_view: bool,
-    max_macs_per_ip: usize,
     pools: Pools,
     /// The latest time given; observations from before it are taken as happening now.
     now: Timestamp,
-    ips: LruCache<Ipv4Addr, IpState>,
+    ips: IpTable,
     senders: LruCache<MacAddr, SenderState>,
     ifaces: LruCache<Arc<str>, IfaceState>,
     next_iface_id: u32,
     /// Oldest first: entries are never promoted, so the front has the earliest deadline.
     pending: LruCache<Ipv4Addr, PendingRequests>,
-    egress: LruCache<Ipv4Addr, EgressClaims>,
     conditions: Conditions,
     stats: EngineStats,
     /// Reused for the MACs of a multi-responder, so the hot path does not allocate.
@@ -116,15 +121,13 @@ impl Engine {
             thresholds: config.thresholds.clone(),
             exemptions: config.exemptions.clone(),
             full_view: config.full_view,
-            max_macs_per_ip,
             pools: Pools::new(&config.pools),
             now: Timestamp::default(),
-            ips: LruCache::sparse(cap(caps.max_tracked_ips)),
+            ips: IpTable::new(cap(caps.max_tracked_ips), max_macs_per_ip),
             senders: LruCache::sparse(cap(caps.max_tracked_senders)),
             ifaces: LruCache::sparse(cap(caps.max_interfaces)),
             next_iface_id: 0,
             pending: LruCache::sparse(cap(caps.max_tracked_ips)),
-            egress: LruCache::sparse(cap(caps.max_tracked_ips)),
             conditions: Conditions::new(
                 caps.max_tracked_ips
                     .saturating_add(caps.max_tracked_senders)
@@ -179,6 +182,9 @@ impl Engine {
     pub fn stats(&self) -> EngineStats {
         let mut stats = self.stats.clone();
         stats.tracked_ips = self.ips.len();
+        stats.tracked_macs = self.ips.bindings;
+        stats.evictions.ips = self.ips.evicted;
+        stats.evictions.macs = self.ips.evicted_bindings;
         stats.tracked_senders = self.senders.len();
         stats.tracked_interfaces = self.ifaces.len();
         stats.pending_requests = self.pending.len();
@@ -360,7 +366,8 @@ impl Engine {
         out.push(Event::new(ts, obs.tpa, Seen::of(obs), None, detail));
     }
 
-    /// The sender of a frame (SHA, SPA): bindings, and for claims everything that follows.
+    /// The sender of a frame (SHA, SPA): its binding, and for a strong claim the detectors, in
+    /// the order their events are reported.
     fn on_sender(
         &mut self,
         obs: &Observation,
@@ -369,193 +376,34 @@ impl Engine {
         iface_id: u32,
         out: &mut Vec<Event>,
     ) {
-        let ip = obs.spa;
-        let mac = obs.sha;
-        if !self.ips.contains(&ip) {
-            if let Some((_, evicted)) = self.ips.push(ip, IpState::default()) {
-                self.stats.evictions.ips += 1;
-                self.stats.tracked_macs -= evicted.bindings.len();
-            }
-        }
-        let Some(st) = self.ips.get_mut(&ip) else {
-            return;
-        };
-        let (idx, new_binding, evicted_binding) = st.touch(mac, ts, self.max_macs_per_ip);
-        if new_binding {
-            self.stats.tracked_macs += 1;
-        }
-        if evicted_binding {
-            self.stats.tracked_macs -= 1;
-            self.stats.evictions.macs += 1;
-        }
-
-        let announced = Announced::from(kind);
-        // An event about this frame.
-        let frame_event = |pool: Option<Arc<str>>, detail: Detail| {
-            Event::new(ts, ip, Seen::of(obs), pool, detail)
-        };
-        if new_binding {
-            out.push(frame_event(None, Detail::NewBinding { mac, announced }));
-        }
-        if kind == ClaimKind::Gratuitous {
-            out.push(frame_event(None, Detail::Gratuitous { mac }));
-        }
-        if kind == ClaimKind::Request {
+        let claim = ClaimContext::new(obs, ts, kind, iface_id, &self.pools, &self.thresholds);
+        let (st, binding) = self.ips.bind(claim.ip, claim.mac, ts);
+        claim.report_binding(binding.is_new, out);
+        if !kind.is_strong() {
             return;
         }
         self.stats.claims += 1;
 
-        // Strong form first: whether this reply follows another MAC's reply to the same
-        // requester decides whether it can take the IP over.
-        let reply_to =
-            (kind == ClaimKind::Reply).then_some(Requester { mac: obs.tha, ip: obs.tpa });
-        let t = &self.thresholds;
-        self.scratch_macs.clear();
-        if let Some(requester) = reply_to {
-            st.co_responders(mac, requester, ts, t.reply_window, &mut self.scratch_macs);
-        }
-        let follower = !self.scratch_macs.is_empty();
-        let outcome = st.claim(
-            idx,
-            ts,
-            reply_to,
-            follower,
-            t.concurrency_window,
-            t.flap_count,
-            t.flap_window,
-        );
-        let pool = self.pools.find(ip);
-        let pool_name = || pool.map(|p| p.name.clone());
+        // Before the claim is applied: whether this reply follows another MAC's reply to the
+        // same requester decides whether it can take the IP over.
+        let co_responders = &mut self.scratch_macs;
+        claim.find_co_responders(st, co_responders);
+        let follower = !co_responders.is_empty();
+        let outcome = st.claim(claim.strong(binding.index, follower), claim.thresholds);
 
-        if let Some(change) = &outcome.owner_change {
-            let detail = Detail::OwnerChange {
-                old_mac: change.old,
-                new_mac: mac,
-                announced,
-                gap_ms: change.gap.map(|g| g.as_millis() as u64),
-            };
-            out.push(frame_event(pool_name(), detail));
-            let key = ConditionKey::Flapping(ip);
-            if change.flapping || self.conditions.is_active(&key) {
-                let count = if self.conditions.is_active(&key) { 1 } else { change.recent_changes };
-                self.conditions.evidence(
-                    Evidence { key, ip, ts, count, macs: &[change.old, mac] },
-                    t.report_interval,
-                    || Report {
-                        seen: Seen { iface: obs.iface.clone(), vlan: obs.vlan, direction: None },
-                        pool: pool_name(),
-                        condition: Condition::Flapping { old_mac: change.old, new_mac: mac },
-                    },
-                    out,
-                );
-            }
-        }
-
-        let form = if follower {
-            Some(ResponderForm::Strong)
-        } else if let Some(other) = outcome.interleaved_with {
-            self.scratch_macs.push(other);
-            Some(ResponderForm::Sustained)
-        } else {
-            None
-        };
-        if let Some(form) = form {
-            self.scratch_macs.push(mac);
-            self.conditions.evidence(
-                Evidence {
-                    key: ConditionKey::MultiResponder(ip),
-                    ip,
-                    ts,
-                    count: 1,
-                    macs: &self.scratch_macs,
-                },
-                t.report_interval,
-                || Report {
-                    seen: Seen::of(obs),
-                    pool: pool_name(),
-                    condition: Condition::MultiResponder { form, requester: reply_to },
-                },
-                out,
-            );
-        }
-
-        if let Some(pool) = pool {
-            let binding = &mut st.bindings[idx];
-            if !pool.allows_mac(mac) {
-                if let Some(count) = binding.unknown_responder.admit(ts, t.report_interval) {
-                    let detail = Detail::UnknownResponder { mac, announced, count };
-                    out.push(frame_event(Some(pool.name.clone()), detail));
-                }
-            }
-            if !pool.allows_iface(&obs.iface) {
-                if binding.unexpected_iface_id != iface_id {
-                    binding.unexpected_iface_id = iface_id;
-                    binding.unexpected_interface = Default::default();
-                }
-                if let Some(count) = binding.unexpected_interface.admit(ts, t.report_interval) {
-                    let misplaced =
-                        Misplaced::OutsidePool { allowed_ifaces: pool.interfaces.clone() };
-                    let detail = Detail::UnexpectedInterface { mac, count, misplaced };
-                    out.push(frame_event(Some(pool.name.clone()), detail));
-                }
-            }
-        }
-
-        st.unanswered.reset();
-        self.pending.pop(&ip);
-        self.conditions.end(
-            &ConditionKey::Unanswered(ip),
-            ts,
-            |condition| {
-                if let Condition::Unanswered { mac: answered_by, .. } = condition {
-                    *answered_by = Some(mac);
-                }
-            },
+        claim.report_owner_change(outcome.owner_change.as_ref(), &mut self.conditions, out);
+        let interleaved_with = outcome.interleaved_with;
+        claim.detect_multi_responder(co_responders, interleaved_with, &mut self.conditions, out);
+        claim.check_pool_rules(&mut st.bindings[binding.index], out);
+        claim.answer_pending_requests(
+            &mut st.unanswered,
+            &mut self.pending,
+            &mut self.conditions,
             out,
         );
-
         if obs.direction == Direction::Egress {
-            self.check_egress_interfaces(obs, ts, out);
+            claim.check_egress_interfaces(self.ips.egress(claim.ip), out);
         }
-    }
-
-    /// This host answering one IP on two or more of its interfaces within the concurrency window.
-    fn check_egress_interfaces(&mut self, obs: &Observation, ts: Timestamp, out: &mut Vec<Event>) {
-        let ip = obs.spa;
-        if !self.egress.contains(&ip) && self.egress.push(ip, EgressClaims::default()).is_some() {
-            self.stats.evictions.ips += 1;
-        }
-        let Some(claims) = self.egress.get_mut(&ip) else {
-            return;
-        };
-        let window = self.thresholds.concurrency_window;
-        claims.ifaces.retain(|c| ts.saturating_since(c.last) <= window);
-        if let Some(claim) = claims.ifaces.iter_mut().find(|c| *c.iface == *obs.iface) {
-            claim.mac = obs.sha;
-            claim.last = ts;
-        } else if claims.ifaces.len() < MAX_EGRESS_IFACES {
-            claims.ifaces.push(EgressClaim { iface: obs.iface.clone(), mac: obs.sha, last: ts });
-        }
-        if claims.ifaces.len() < 2 {
-            claims.reported = 0;
-            return;
-        }
-        if claims.ifaces.len() > claims.reported {
-            claims.throttle = Default::default();
-        }
-        let Some(count) = claims.throttle.admit(ts, self.thresholds.report_interval) else {
-            return;
-        };
-        claims.reported = claims.ifaces.len();
-        // `ifaces[i]` answered with `macs[i]`: on a node with several NICs on one segment each
-        // interface answers with its own MAC (the "wandering IP" incident).
-        let misplaced = Misplaced::SeveralInterfaces {
-            ifaces: claims.ifaces.iter().map(|c| c.iface.clone()).collect(),
-            macs: claims.ifaces.iter().map(|c| c.mac).collect(),
-        };
-        let detail = Detail::UnexpectedInterface { mac: obs.sha, count, misplaced };
-        let pool = self.pools.find(ip).map(|p| p.name.clone());
-        out.push(Event::new(ts, ip, Seen::of(obs), pool, detail));
     }
 
     /// A plain request: if the target is watched and the reply would be visible, wait for it.
@@ -569,11 +417,8 @@ impl Engine {
         if !(in_pool || owned) {
             return;
         }
-        if in_pool && !self.ips.contains(&target) {
-            if let Some((_, evicted)) = self.ips.push(target, IpState::default()) {
-                self.stats.evictions.ips += 1;
-                self.stats.tracked_macs -= evicted.bindings.len();
-            }
+        if in_pool {
+            self.ips.track(target);
         }
         let requester = Requester { mac: obs.sha, ip: obs.spa };
         if let Some(pending) = self.pending.peek_mut(&target) {
@@ -593,6 +438,245 @@ impl Engine {
         if self.pending.push(target, pending).is_some() {
             self.stats.evictions.pending_requests += 1;
         }
+    }
+}
+
+/// One frame's sender (SHA, SPA) claiming its IP, computed once per frame and read by every
+/// detector. The detectors are methods on it that take exactly the state they change, so that
+/// they can run while the IP's state is borrowed from the engine.
+struct ClaimContext<'a> {
+    obs: &'a Observation,
+    /// The observation's time, or the engine's if the observation is older.
+    ts: Timestamp,
+    ip: Ipv4Addr,
+    mac: MacAddr,
+    kind: ClaimKind,
+    announced: Announced,
+    /// Whom a plain reply answered.
+    reply_to: Option<Requester>,
+    /// The pool the IP belongs to.
+    pool: Option<&'a PoolRule>,
+    /// The id of the frame's interface, for the per-binding `unexpected_interface` throttle.
+    iface_id: u32,
+    thresholds: &'a Thresholds,
+}
+
+impl<'a> ClaimContext<'a> {
+    fn new(
+        obs: &'a Observation,
+        ts: Timestamp,
+        kind: ClaimKind,
+        iface_id: u32,
+        pools: &'a Pools,
+        thresholds: &'a Thresholds,
+    ) -> Self {
+        ClaimContext {
+            obs,
+            ts,
+            ip: obs.spa,
+            mac: obs.sha,
+            kind,
+            announced: Announced::from(kind),
+            reply_to: (kind == ClaimKind::Reply).then_some(Requester { mac: obs.tha, ip: obs.tpa }),
+            pool: pools.find(obs.spa),
+            iface_id,
+            thresholds,
+        }
+    }
+
+    /// An event about this frame.
+    fn event(&self, pool: Option<Arc<str>>, detail: Detail) -> Event {
+        Event::new(self.ts, self.ip, Seen::of(self.obs), pool, detail)
+    }
+
+    fn pool_name(&self) -> Option<Arc<str>> {
+        self.pool.map(|p| p.name.clone())
+    }
+
+    /// `new_binding` for an (IP, MAC) pair not known before, and `gratuitous` for an
+    /// announcement, whatever the binding.
+    fn report_binding(&self, is_new: bool, out: &mut Vec<Event>) {
+        let mac = self.mac;
+        if is_new {
+            out.push(self.event(None, Detail::NewBinding { mac, announced: self.announced }));
+        }
+        if self.kind == ClaimKind::Gratuitous {
+            out.push(self.event(None, Detail::Gratuitous { mac }));
+        }
+    }
+
+    /// Fills `macs` with the other MACs that replied to the same requester within the reply
+    /// window: the strong form of a multi-responder.
+    fn find_co_responders(&self, st: &IpState, macs: &mut Vec<MacAddr>) {
+        macs.clear();
+        if let Some(requester) = self.reply_to {
+            st.co_responders(self.mac, requester, self.ts, self.thresholds.reply_window, macs);
+        }
+    }
+
+    /// This claim as the IP's state applies it, by the binding at `binding`; a `follower`
+    /// answers a requester another MAC has just answered.
+    fn strong(&self, binding: usize, follower: bool) -> StrongClaim {
+        StrongClaim { binding, ts: self.ts, reply_to: self.reply_to, follower }
+    }
+
+    /// `owner_change` when the claim took the IP over, and `flapping` evidence when that
+    /// completes enough changes within the flap window or the IP is flapping already.
+    fn report_owner_change(
+        &self,
+        change: Option<&OwnerChange>,
+        conditions: &mut Conditions,
+        out: &mut Vec<Event>,
+    ) {
+        let Some(change) = change else {
+            return;
+        };
+        let (ip, mac) = (self.ip, self.mac);
+        let detail = Detail::OwnerChange {
+            old_mac: change.old,
+            new_mac: mac,
+            announced: self.announced,
+            gap_ms: change.gap.map(|g| g.as_millis() as u64),
+        };
+        out.push(self.event(self.pool_name(), detail));
+        let key = ConditionKey::Flapping(ip);
+        let active = conditions.is_active(&key);
+        if !(change.flapping || active) {
+            return;
+        }
+        // Once flapping, each change adds one; the start counts the changes that made it.
+        let count = if active { 1 } else { change.recent_changes };
+        conditions.evidence(
+            Evidence { key, ip, ts: self.ts, count, macs: &[change.old, mac] },
+            self.thresholds.report_interval,
+            || Report {
+                seen: Seen { iface: self.obs.iface.clone(), vlan: self.obs.vlan, direction: None },
+                pool: self.pool_name(),
+                condition: Condition::Flapping { old_mac: change.old, new_mac: mac },
+            },
+            out,
+        );
+    }
+
+    /// `multi_responder` evidence: the strong form when `co_responders` (found before the claim
+    /// was applied) is not empty, else the sustained form when the claim completed an A, B, A
+    /// interleaving with `interleaved_with`. `co_responders` becomes the MACs involved.
+    fn detect_multi_responder(
+        &self,
+        co_responders: &mut Vec<MacAddr>,
+        interleaved_with: Option<MacAddr>,
+        conditions: &mut Conditions,
+        out: &mut Vec<Event>,
+    ) {
+        let form = if !co_responders.is_empty() {
+            ResponderForm::Strong
+        } else if let Some(other) = interleaved_with {
+            co_responders.push(other);
+            ResponderForm::Sustained
+        } else {
+            return;
+        };
+        co_responders.push(self.mac);
+        conditions.evidence(
+            Evidence {
+                key: ConditionKey::MultiResponder(self.ip),
+                ip: self.ip,
+                ts: self.ts,
+                count: 1,
+                macs: co_responders,
+            },
+            self.thresholds.report_interval,
+            || Report {
+                seen: Seen::of(self.obs),
+                pool: self.pool_name(),
+                condition: Condition::MultiResponder { form, requester: self.reply_to },
+            },
+            out,
+        );
+    }
+
+    /// For a pool IP: `unknown_responder` when the pool does not allow the MAC, and
+    /// `unexpected_interface` when it does not allow the interface, each throttled per binding.
+    fn check_pool_rules(&self, binding: &mut Binding, out: &mut Vec<Event>) {
+        let Some(pool) = self.pool else {
+            return;
+        };
+        let (mac, interval) = (self.mac, self.thresholds.report_interval);
+        if !pool.allows_mac(mac) {
+            if let Some(count) = binding.unknown_responder.admit(self.ts, interval) {
+                let detail = Detail::UnknownResponder { mac, announced: self.announced, count };
+                out.push(self.event(Some(pool.name.clone()), detail));
+            }
+        }
+        if !pool.allows_iface(&self.obs.iface) {
+            // Moving to yet another wrong interface is news, not a repeat.
+            if binding.unexpected_iface_id != self.iface_id {
+                binding.unexpected_iface_id = self.iface_id;
+                binding.unexpected_interface = Default::default();
+            }
+            if let Some(count) = binding.unexpected_interface.admit(self.ts, interval) {
+                let misplaced = Misplaced::OutsidePool { allowed_ifaces: pool.interfaces.clone() };
+                let detail = Detail::UnexpectedInterface { mac, count, misplaced };
+                out.push(self.event(Some(pool.name.clone()), detail));
+            }
+        }
+    }
+
+    /// A claim answers the requests for the IP: the streak of unanswered ones and the waiting
+    /// ones are forgotten, and an `unanswered` condition ends naming the MAC that answered.
+    fn answer_pending_requests(
+        &self,
+        unanswered: &mut UnansweredStreak,
+        pending: &mut LruCache<Ipv4Addr, PendingRequests>,
+        conditions: &mut Conditions,
+        out: &mut Vec<Event>,
+    ) {
+        unanswered.reset();
+        pending.pop(&self.ip);
+        conditions.end(
+            &ConditionKey::Unanswered(self.ip),
+            self.ts,
+            |condition| {
+                if let Condition::Unanswered { mac: answered_by, .. } = condition {
+                    *answered_by = Some(self.mac);
+                }
+            },
+            out,
+        );
+    }
+
+    /// This host answering one IP on two or more of its interfaces within the concurrency
+    /// window (`claims` are its recent claims of the IP): `unexpected_interface`, reported again
+    /// at once when another interface joins.
+    fn check_egress_interfaces(&self, claims: &mut EgressClaims, out: &mut Vec<Event>) {
+        let (ts, iface) = (self.ts, &self.obs.iface);
+        let window = self.thresholds.concurrency_window;
+        claims.ifaces.retain(|c| ts.saturating_since(c.last) <= window);
+        if let Some(claim) = claims.ifaces.iter_mut().find(|c| *c.iface == **iface) {
+            claim.mac = self.mac;
+            claim.last = ts;
+        } else if claims.ifaces.len() < MAX_EGRESS_IFACES {
+            claims.ifaces.push(EgressClaim { iface: iface.clone(), mac: self.mac, last: ts });
+        }
+        if claims.ifaces.len() < 2 {
+            claims.reported = 0;
+            return;
+        }
+        if claims.ifaces.len() > claims.reported {
+            claims.throttle = Default::default();
+        }
+        let Some(count) = claims.throttle.admit(ts, self.thresholds.report_interval) else {
+            return;
+        };
+        claims.reported = claims.ifaces.len();
+        // `ifaces[i]` answered with `macs[i]`: on a node with several NICs on one segment each
+        // interface answers with its own MAC (the "wandering IP" incident).
+        let misplaced = Misplaced::SeveralInterfaces {
+            ifaces: claims.ifaces.iter().map(|c| c.iface.clone()).collect(),
+            macs: claims.ifaces.iter().map(|c| c.mac).collect(),
+        };
+        let detail = Detail::UnexpectedInterface { mac: self.mac, count, misplaced };
+        out.push(self.event(self.pool_name(), detail));
     }
 }
 

@@ -1,11 +1,113 @@
 //! What the engine remembers per IP, per Ethernet source and per interface, and the small
 //! counters the detectors share. Everything here is bounded by the caps in `config::Caps`.
 
+use std::net::Ipv4Addr;
+use std::num::NonZeroUsize;
 use std::sync::Arc;
 use std::time::Duration;
 
+use lru::LruCache;
+
+use crate::config::Thresholds;
 use crate::event::Requester;
 use crate::observation::{MacAddr, Timestamp};
+
+/// The IPs the engine tracks, least recently seen first, with the counters their bookkeeping
+/// moves. Every insertion goes through here, so that forgetting an IP to make room is counted
+/// once, together with the bindings it takes with it.
+pub(super) struct IpTable {
+    states: LruCache<Ipv4Addr, IpState>,
+    /// This host's own claims, only ever made by egress frames, so apart from `states`.
+    egress: LruCache<Ipv4Addr, EgressClaims>,
+    max_macs: usize,
+    /// (IP, MAC) bindings over all tracked IPs.
+    pub bindings: usize,
+    /// IPs forgotten to make room, from either map.
+    pub evicted: u64,
+    /// Bindings forgotten from an IP that had `max_macs` of them.
+    pub evicted_bindings: u64,
+}
+
+/// The binding a sender frame touched.
+pub(super) struct Bound {
+    /// Its index in [`IpState::bindings`].
+    pub index: usize,
+    /// The (IP, MAC) pair was not known before.
+    pub is_new: bool,
+}
+
+impl IpTable {
+    /// Room for `cap` IPs of at most `max_macs` bindings each (and for `cap` IPs this host claims).
+    pub fn new(cap: NonZeroUsize, max_macs: usize) -> Self {
+        IpTable {
+            states: LruCache::sparse(cap),
+            egress: LruCache::sparse(cap),
+            max_macs,
+            bindings: 0,
+            evicted: 0,
+            evicted_bindings: 0,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.states.len()
+    }
+
+    pub fn peek(&self, ip: &Ipv4Addr) -> Option<&IpState> {
+        self.states.peek(ip)
+    }
+
+    pub fn peek_mut(&mut self, ip: &Ipv4Addr) -> Option<&mut IpState> {
+        self.states.peek_mut(ip)
+    }
+
+    /// Tracks `ip` from now on, if it is not tracked already. An IP that is does not become more
+    /// recently seen: only its own frames make it so.
+    pub fn track(&mut self, ip: Ipv4Addr) {
+        if let Some(forgotten) = insert_absent(&mut self.states, ip, &mut self.evicted) {
+            self.bindings -= forgotten.bindings.len();
+        }
+    }
+
+    /// Records `mac` as the sender of `ip` at `ts`: the IP becomes the most recently seen, and
+    /// the binding is found or made. Returns the IP's state and the binding.
+    pub fn bind(&mut self, ip: Ipv4Addr, mac: MacAddr, ts: Timestamp) -> (&mut IpState, Bound) {
+        self.track(ip);
+        // Present since `track`: this only makes it the most recently seen, never inserts.
+        let st = self.states.get_or_insert_mut(ip, IpState::default);
+        let (index, is_new, evicted) = st.touch(mac, ts, self.max_macs);
+        if is_new {
+            self.bindings += 1;
+        }
+        if evicted {
+            self.bindings -= 1;
+            self.evicted_bindings += 1;
+        }
+        (st, Bound { index, is_new })
+    }
+
+    /// This host's claims of `ip`, which become the most recently seen.
+    pub fn egress(&mut self, ip: Ipv4Addr) -> &mut EgressClaims {
+        insert_absent(&mut self.egress, ip, &mut self.evicted);
+        // Present since `insert_absent`: this only makes it the most recently seen.
+        self.egress.get_or_insert_mut(ip, EgressClaims::default)
+    }
+}
+
+/// Inserts a fresh entry for `ip` unless `map` has one; when the map is full, the least recently
+/// used IP is forgotten, counted in `evicted` and returned.
+fn insert_absent<V: Default>(
+    map: &mut LruCache<Ipv4Addr, V>,
+    ip: Ipv4Addr,
+    evicted: &mut u64,
+) -> Option<V> {
+    if map.contains(&ip) {
+        return None;
+    }
+    let (_, forgotten) = map.push(ip, V::default())?;
+    *evicted += 1;
+    Some(forgotten)
+}
 
 /// One MAC seen as the sender of an IP.
 pub(super) struct Binding {
@@ -45,6 +147,18 @@ pub(super) struct OwnerChange {
     pub flapping: bool,
     /// Owner changes remembered for flapping (at most `flap_count`).
     pub recent_changes: u64,
+}
+
+/// A strong claim (a reply or an announcement) of the IP by one of its bindings.
+pub(super) struct StrongClaim {
+    /// The index of the claimant's binding.
+    pub binding: usize,
+    pub ts: Timestamp,
+    /// Whom the claim answered, when it is a plain reply.
+    pub reply_to: Option<Requester>,
+    /// The claim is a reply to a requester another MAC has just answered: it does not take the
+    /// IP over.
+    pub follower: bool,
 }
 
 /// What a strong claim meant for the IP.
@@ -170,26 +284,17 @@ impl IpState {
         }
     }
 
-    /// Applies a strong claim by the binding at `idx`. `follower` is true when the claim is a
-    /// reply to a requester another MAC has just answered.
-    #[allow(clippy::too_many_arguments)]
-    pub fn claim(
-        &mut self,
-        idx: usize,
-        ts: Timestamp,
-        reply_to: Option<Requester>,
-        follower: bool,
-        concurrency_window: Duration,
-        flap_count: u32,
-        flap_window: Duration,
-    ) -> ClaimOutcome {
+    /// Applies a strong claim: the claimant's binding remembers it, and it may make or change
+    /// the owner and complete an interleaving.
+    pub fn claim(&mut self, claim: StrongClaim, t: &Thresholds) -> ClaimOutcome {
+        let StrongClaim { binding: idx, ts, reply_to, follower } = claim;
         let mac = self.bindings[idx].mac;
         let mut outcome = ClaimOutcome::default();
 
         if let (Some(previous), Some(own_last)) =
             (self.last_claimant, self.bindings[idx].last_claim)
         {
-            if previous != mac && ts.saturating_since(own_last) <= concurrency_window {
+            if previous != mac && ts.saturating_since(own_last) <= t.concurrency_window {
                 outcome.interleaved_with = Some(previous);
             }
         }
@@ -202,13 +307,14 @@ impl IpState {
                     .iter()
                     .find(|b| b.mac == old)
                     .and_then(|b| b.last_claim)
-                    .map(|t| ts.saturating_since(t));
-                if self.owner_changes.len() >= flap_count as usize {
+                    .map(|last| ts.saturating_since(last));
+                let flap_count = t.flap_count as usize;
+                if self.owner_changes.len() >= flap_count {
                     self.owner_changes.remove(0);
                 }
                 self.owner_changes.push(ts);
-                let flapping = self.owner_changes.len() >= flap_count as usize
-                    && ts.saturating_since(self.owner_changes[0]) <= flap_window;
+                let flapping = self.owner_changes.len() >= flap_count
+                    && ts.saturating_since(self.owner_changes[0]) <= t.flap_window;
                 outcome.owner_change = Some(OwnerChange {
                     old,
                     gap,
