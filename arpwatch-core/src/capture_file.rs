@@ -1,10 +1,10 @@
-//! `arpwatch replay`: reads capture files (pcap and pcapng, through the `pcap-file` crate) and turns
-//! their ARP frames into the same [`Observation`]s a live run produces, decoded by [`crate::decode`]
-//! with the kernel's rules.
+//! Capture files (pcap and pcapng, through the `pcap-file` crate) read from any `std::io::Read`:
+//! their ARP frames become the same [`Observation`]s a live run produces, decoded by
+//! [`crate::decode`] with the kernel's rules.
 //!
-//! Reading is lazy and streaming: a [`CaptureReader`] is an iterator over one file's observations
-//! in file order, and [`Replay`] chains several files in the order given, so a capture of any size
-//! feeds the engine with bounded memory.
+//! Reading is lazy and streaming: a [`CaptureReader`] is an iterator over one capture's
+//! observations in file order (the shell's `replay` module opens the files and chains several),
+//! so a capture of any size feeds the engine with bounded memory.
 //!
 //! How an observation is filled from a capture:
 //! - `ts`: the frame's capture timestamp (pcap: microsecond or nanosecond files; pcapng: the

@@ -1,7 +1,7 @@
 //! The command line turned, once, into what a command runs on: the configuration file read and
 //! the flags applied to it and validated, the output format resolved, the interface selection
 //! compiled, the kernel options in their own types. `main` builds a [`Plan`] from clap's
-//! [`Cli`](crate::cli::Cli) and hands the commands plain structs; every problem found here is a
+//! [`Cli`] and hands the commands plain structs; every problem found here is a
 //! usage problem (exit status 2), named in one sentence.
 
 use std::net::SocketAddr;

@@ -1,6 +1,7 @@
 //! `cargo xtask lint`: the style gate `.ci/run` enforces. Formatting (rustfmt.toml) of the
 //! workspace and of the fuzz crate, clippy with warnings denied on every host target and feature,
-//! and clippy on the kernel crate with the pinned nightly for the BPF target.
+//! rustdoc with warnings denied, and clippy on the kernel crate with the pinned nightly for the
+//! BPF target.
 
 use anyhow::Result;
 use std::path::Path;
@@ -26,6 +27,14 @@ pub fn run(root: &Path) -> Result<()> {
             "warnings",
         ],
     )?;
+    // Broken intra-doc links are how module docs drift from the code they describe.
+    let status = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+        .current_dir(root)
+        .args(["doc", "--no-deps", "--document-private-items", "-p", "arpwatch-core"])
+        .args(["-p", "arpwatch", "-p", "arpwatch-common"])
+        .env("RUSTDOCFLAGS", "-D warnings")
+        .status()?;
+    check(status, "cargo doc with warnings denied")?;
     ensure_nightly(&["rust-src", "clippy"])?;
     let status = Command::new("rustup")
         .current_dir(root.join(EBPF_PACKAGE))
