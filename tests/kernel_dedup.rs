@@ -6,13 +6,13 @@
 
 mod support;
 
-use arpwatch::drain_ring;
 use arpwatch::{CounterTotals, KernelProbe, DEFAULT_DEDUP_INTERVAL, DEFAULT_RING_BYTES};
 use arpwatch_common::{direction, ArpRecord, Counter};
 use arpwatch_core::testkit::frames::*;
 use aya::maps::{MapData, RingBuf};
 use aya::programs::{TestRun, TestRunOptions};
 use std::time::Duration;
+use support::kernel::drain_records;
 use support::lab::Netns;
 
 const NODE_A: [u8; 6] = [0x02, 0x00, 0x00, 0x00, 0x00, 0x0a];
@@ -67,13 +67,7 @@ impl Harness {
     }
 
     fn drain(&mut self) -> Vec<ArpRecord> {
-        let mut records = Vec::new();
-        drain_ring(&mut self.ring, |r| {
-            records.push(*r);
-            Ok::<_, ()>(())
-        })
-        .unwrap();
-        records
+        drain_records(&mut self.ring)
     }
 
     fn counters(&self) -> CounterTotals {

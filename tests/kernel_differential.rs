@@ -9,40 +9,16 @@
 //!
 //! Needs root (CAP_BPF, CAP_NET_ADMIN, CAP_PERFMON); without it this test fails, never skips.
 
-use arpwatch::drain_ring;
+mod support;
+
 use arpwatch::{CounterTotals, KernelProbe, DEFAULT_RING_BYTES};
 use arpwatch_common::{direction, ArpRecord, Counter};
 use arpwatch_core::decode::{decode_ethernet, Decoded};
 use arpwatch_core::testkit::catalogue::{self, Class, Expected};
 use aya::maps::{MapData, RingBuf};
-use aya::programs::{TestRun, TestRunOptions};
+use aya::programs::TestRunOptions;
 use std::time::Duration;
-
-const XDP_PASS: u32 = 2;
-/// TC_ACT_UNSPEC (-1) as the test run reports it.
-const TC_ACT_UNSPEC: u32 = u32::MAX;
-
-#[derive(Clone, Copy, Debug, PartialEq)]
-enum Hook {
-    XdpIngress,
-    TcEgress,
-}
-
-impl Hook {
-    fn direction(self) -> u8 {
-        match self {
-            Hook::XdpIngress => direction::INGRESS,
-            Hook::TcEgress => direction::EGRESS,
-        }
-    }
-
-    fn pass_verdict(self) -> u32 {
-        match self {
-            Hook::XdpIngress => XDP_PASS,
-            Hook::TcEgress => TC_ACT_UNSPEC,
-        }
-    }
-}
+use support::kernel::{drain_records, Hook};
 
 /// What a kernel program made of one frame, read from its counters and its ring.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -90,20 +66,12 @@ impl Kernel {
     fn run(&mut self, hook: Hook, frame: &[u8], name: &str) -> KernelOutcome {
         let before = self.probe.counters().unwrap();
         let opts = TestRunOptions { data_in: Some(frame), ..Default::default() };
-        let result = match hook {
-            Hook::XdpIngress => self.probe.xdp().test_run(opts),
-            Hook::TcEgress => self.probe.tc_egress().test_run(opts),
-        }
-        .unwrap_or_else(|e| panic!("{name}: BPF_PROG_TEST_RUN on {hook:?}: {e}"));
+        let result = hook
+            .test_run(&self.probe, opts)
+            .unwrap_or_else(|e| panic!("{name}: BPF_PROG_TEST_RUN on {hook:?}: {e}"));
         assert_eq!(result.return_value, hook.pass_verdict(), "{name}: {hook:?} verdict");
         let after = self.probe.counters().unwrap();
-        let mut records = Vec::new();
-        let drained = drain_ring(&mut self.ring, |r| {
-            records.push(*r);
-            Ok::<_, ()>(())
-        })
-        .unwrap();
-        assert_eq!(drained.short, 0, "{name}: the ring held an item that is not a whole record");
+        let records = drain_records(&mut self.ring);
 
         let dir = hook.direction();
         let delta = |c: Counter, d: u8| after.get(c, d) - before.get(c, d);

@@ -2,39 +2,15 @@
 //! BPF_PROG_TEST_RUN: the verdict, the exact record in the ring buffer (or none), and the counters.
 //! Needs root (CAP_BPF, CAP_NET_ADMIN, CAP_PERFMON); without it these tests fail, never skip.
 
-use arpwatch::drain_ring;
+mod support;
+
 use arpwatch::{CounterTotals, KernelProbe, DEFAULT_RING_BYTES};
 use arpwatch_common::{direction, ArpRecord, Counter};
 use arpwatch_core::testkit::frames::*;
 use aya::programs::{TestRun, TestRunOptions};
 use std::time::Duration;
+use support::kernel::{drain_records, Hook, TC_ACT_UNSPEC, XDP_PASS};
 
-const XDP_PASS: u32 = 2;
-/// TC_ACT_UNSPEC (-1) as the test run reports it.
-const TC_ACT_UNSPEC: u32 = u32::MAX;
-
-/// Which program a frame is run through.
-#[derive(Clone, Copy, Debug, PartialEq)]
-enum Hook {
-    XdpIngress,
-    TcEgress,
-}
-
-impl Hook {
-    fn direction(self) -> u8 {
-        match self {
-            Hook::XdpIngress => direction::INGRESS,
-            Hook::TcEgress => direction::EGRESS,
-        }
-    }
-
-    fn pass_verdict(self) -> u32 {
-        match self {
-            Hook::XdpIngress => XDP_PASS,
-            Hook::TcEgress => TC_ACT_UNSPEC,
-        }
-    }
-}
 const NODE_A: [u8; 6] = [0x02, 0x00, 0x00, 0x00, 0x00, 0x0a];
 const NODE_B: [u8; 6] = [0x02, 0x00, 0x00, 0x00, 0x00, 0x0b];
 const VIP: [u8; 4] = [192, 0, 2, 10];
@@ -64,19 +40,9 @@ fn run_once(hook: Hook, data: &[u8], ctx: Option<&[u8]>) -> RunOutcome {
     let mut ring = probe.take_ring().unwrap();
     let opts = TestRunOptions { data_in: Some(data), ctx_in: ctx, ..Default::default() };
     let boot_ns_before = boot_ns();
-    let result = match hook {
-        Hook::XdpIngress => probe.xdp().test_run(opts),
-        Hook::TcEgress => probe.tc_egress().test_run(opts),
-    }
-    .expect("BPF_PROG_TEST_RUN");
+    let result = hook.test_run(&probe, opts).expect("BPF_PROG_TEST_RUN");
     let boot_ns_after = boot_ns();
-    let mut records = Vec::new();
-    let drained = drain_ring(&mut ring, |r| {
-        records.push(*r);
-        Ok::<_, ()>(())
-    })
-    .unwrap();
-    assert_eq!(drained.short, 0, "the ring held an item that is not a whole record");
+    let records = drain_records(&mut ring);
     RunOutcome {
         hook,
         verdict: result.return_value,
@@ -306,8 +272,7 @@ fn every_run_passes_and_counts_accumulate_per_program() {
         let opts = TestRunOptions { data_in: Some(frame), ..Default::default() };
         assert_eq!(probe.xdp().test_run(opts).unwrap().return_value, XDP_PASS);
     }
-    let drained = drain_ring(&mut ring, |_| Ok::<_, ()>(())).unwrap();
-    assert_eq!(drained.records, 2);
+    assert_eq!(drain_records(&mut ring).len(), 2);
     let c = probe.counters().unwrap();
     assert_eq!(c.get(Counter::Frames, direction::INGRESS), 4);
     assert_eq!(c.get(Counter::Arp, direction::INGRESS), 2);
@@ -326,7 +291,7 @@ fn full_ring_drops_are_counted_not_silent() {
     let runs = 100u32;
     let opts = TestRunOptions { data_in: Some(&frame), repeat: runs, ..Default::default() };
     assert_eq!(probe.xdp().test_run(opts).unwrap().return_value, XDP_PASS);
-    let taken = drain_ring(&mut ring, |_| Ok::<_, ()>(())).unwrap().records;
+    let taken = drain_records(&mut ring).len();
     let c = probe.counters().unwrap();
     let dropped = c.get(Counter::RingFull, direction::INGRESS);
     assert_eq!(c.get(Counter::Arp, direction::INGRESS), runs as u64);

@@ -2,4 +2,5 @@
 //! observations come from `arpwatch_core::testkit`. Each test binary uses only part of it.
 #![allow(dead_code)]
 
+pub mod kernel;
 pub mod lab;

@@ -1,0 +1,60 @@
+//! Running the real kernel programs on crafted frames with BPF_PROG_TEST_RUN, and reading what
+//! they wrote to the ring: shared by the kernel tests.
+
+use arpwatch::{drain_ring, KernelProbe};
+use arpwatch_common::{direction, ArpRecord};
+use aya::maps::{MapData, RingBuf};
+use aya::programs::{ProgramError, TestRun, TestRunOptions, TestRunResult};
+
+pub const XDP_PASS: u32 = 2;
+/// TC_ACT_UNSPEC (-1) as the test run reports it.
+pub const TC_ACT_UNSPEC: u32 = u32::MAX;
+
+/// Which program a frame is run through.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Hook {
+    XdpIngress,
+    TcEgress,
+}
+
+impl Hook {
+    /// The direction its records and counters carry.
+    pub fn direction(self) -> u8 {
+        match self {
+            Hook::XdpIngress => direction::INGRESS,
+            Hook::TcEgress => direction::EGRESS,
+        }
+    }
+
+    /// The verdict that lets every frame go on: arpwatch never drops one.
+    pub fn pass_verdict(self) -> u32 {
+        match self {
+            Hook::XdpIngress => XDP_PASS,
+            Hook::TcEgress => TC_ACT_UNSPEC,
+        }
+    }
+
+    /// Runs this hook's program of `probe` once with `opts`.
+    pub fn test_run(
+        self,
+        probe: &KernelProbe,
+        opts: TestRunOptions<'_>,
+    ) -> Result<TestRunResult, ProgramError> {
+        match self {
+            Hook::XdpIngress => probe.xdp().test_run(opts),
+            Hook::TcEgress => probe.tc_egress().test_run(opts),
+        }
+    }
+}
+
+/// Every record now in the ring; an item that is not a whole record fails the test.
+pub fn drain_records(ring: &mut RingBuf<MapData>) -> Vec<ArpRecord> {
+    let mut records = Vec::new();
+    let drained = drain_ring(ring, |r| {
+        records.push(*r);
+        Ok::<_, ()>(())
+    })
+    .unwrap();
+    assert_eq!(drained.short, 0, "the ring held an item that is not a whole record");
+    records
+}
