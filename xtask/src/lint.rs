@@ -7,10 +7,12 @@ use anyhow::Result;
 use std::path::Path;
 use std::process::Command;
 
-use crate::{cargo, check, ensure_nightly, EBPF_PACKAGE, EBPF_TARGET, NIGHTLY};
+use crate::{build_ebpf, cargo, check, ensure_nightly, EBPF_PACKAGE, EBPF_TARGET, NIGHTLY};
 
 pub fn run(root: &Path) -> Result<()> {
     cargo(root, ["fmt", "--all", "--check"])?;
+    // The shell embeds the kernel object, so checking it needs the object built.
+    build_ebpf(root)?;
     // The fuzz crate is a workspace of its own (cargo-fuzz builds it with the nightly).
     cargo(root, ["fmt", "--manifest-path", "fuzz/Cargo.toml", "--all", "--check"])?;
     cargo(
