@@ -201,6 +201,10 @@ pub struct Observation {
     /// frames. Not part of the raw line, which shows one frame as seen.
     #[serde(skip)]
     pub repeats: u32,
+    /// When the latest of those repeats was seen, when `repeats > 0` and the source knows it: a
+    /// folded retransmission of a request has its own reply deadline.
+    #[serde(skip)]
+    pub last_repeat: Option<Timestamp>,
 }
 
 impl Observation {
@@ -226,6 +230,7 @@ impl Observation {
             tha: MacAddr(record.tha),
             tpa: Ipv4Addr::from(record.tpa),
             repeats: record.suppressed,
+            last_repeat: None,
         }
     }
 

@@ -119,6 +119,7 @@ impl Frame {
             tha: MacAddr::ZERO,
             tpa: Ipv4Addr::UNSPECIFIED,
             repeats: 0,
+            last_repeat: None,
         })
     }
 
@@ -214,6 +215,12 @@ impl Frame {
     /// Identical frames the kernel folded into this one.
     pub fn repeats(mut self, repeats: u32) -> Self {
         self.0.repeats = repeats;
+        self
+    }
+
+    /// When the latest folded repeat was seen, `secs` after [`T0_SECS`] like [`frame`].
+    pub fn last_repeat(mut self, secs: f64) -> Self {
+        self.0.last_repeat = Some(at(secs));
         self
     }
 
