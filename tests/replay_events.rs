@@ -680,3 +680,24 @@ fn an_invalid_config_exits_2_naming_the_file_and_the_key() {
     assert!(stderr.contains("thresholds.storm_rate_per_mac"), "{stderr}");
     assert_eq!(run.stdout, "", "no replay with a bad configuration");
 }
+
+#[test]
+fn a_cap_out_of_its_range_exits_2_naming_the_key_never_crashes() {
+    // These values once panicked (capacity overflow, exit 101) and aborted (allocation failure,
+    // exit 134).
+    for huge in ["9223372036854775807", "20000000000"] {
+        let text = format!("[caps]\nmax_macs_per_ip = {huge}\n");
+        let config = TempFile::new("caps.toml", text.as_bytes());
+        let run =
+            arpwatch(&[Path::new("replay"), &capture(ARPSPOOF), "--config".as_ref(), &config.0]);
+        assert_eq!(run.code, Some(2), "{huge}: {}", run.stderr);
+        let stderr = run.stderr.trim_end();
+        assert_eq!(
+            stderr,
+            format!(
+                "arpwatch: config {}: caps.max_macs_per_ip: {huge} is too large (at most 256)",
+                config.0.display()
+            )
+        );
+    }
+}

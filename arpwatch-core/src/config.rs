@@ -9,6 +9,7 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::net::Ipv4Addr;
+use std::ops::RangeInclusive;
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -234,46 +235,100 @@ impl Config {
     }
 }
 
+/// The shortest and the longest every duration in `[thresholds]` may be.
+pub const DURATION_RANGE: RangeInclusive<Duration> =
+    Duration::from_millis(1)..=Duration::from_secs(24 * 3600);
+
+impl Thresholds {
+    /// Every duration key, with its value.
+    fn durations(&self) -> [(&'static str, Duration); 6] {
+        [
+            ("thresholds.reply_window", self.reply_window),
+            ("thresholds.concurrency_window", self.concurrency_window),
+            ("thresholds.flap_window", self.flap_window),
+            ("thresholds.reply_timeout", self.reply_timeout),
+            ("thresholds.report_interval", self.report_interval),
+            ("thresholds.quiet_window", self.quiet_window),
+        ]
+    }
+
+    /// Every count and rate, with its value and its valid range.
+    fn counts(&self) -> [(&'static str, u64, RangeInclusive<u64>); 4] {
+        [
+            // One owner change is not a flap; the changes are remembered per IP.
+            ("thresholds.flap_count", self.flap_count.into(), 2..=100),
+            ("thresholds.unanswered_after", self.unanswered_after.into(), 1..=1_000),
+            ("thresholds.storm_rate_per_iface", self.storm_rate_per_iface.into(), 1..=10_000_000),
+            ("thresholds.storm_rate_per_mac", self.storm_rate_per_mac.into(), 1..=10_000_000),
+        ]
+    }
+}
+
+impl Caps {
+    /// Every cap, with its value and its valid range. The upper ends bound memory: about 300
+    /// bytes per tracked IP, so 16 Mi IPs is several GiB.
+    fn ranges(&self) -> [(&'static str, usize, RangeInclusive<usize>); 4] {
+        [
+            ("caps.max_tracked_ips", self.max_tracked_ips, 1..=1 << 24),
+            ("caps.max_macs_per_ip", self.max_macs_per_ip, 2..=256),
+            ("caps.max_tracked_senders", self.max_tracked_senders, 1..=1 << 24),
+            ("caps.max_interfaces", self.max_interfaces, 1..=65_536),
+        ]
+    }
+}
+
+/// A duration as the file could write it: `500ms`, `30s`, `1.5s`.
+fn show_duration(d: Duration) -> String {
+    if d >= Duration::from_secs(3600) && d.as_nanos() % 3_600_000_000_000 == 0 {
+        format!("{}h", d.as_secs() / 3600)
+    } else if d >= Duration::from_secs(60) && d.as_nanos() % 60_000_000_000 == 0 {
+        format!("{}m", d.as_secs() / 60)
+    } else if d < Duration::from_secs(1) && d.as_nanos() % 1_000_000 == 0 && !d.is_zero() {
+        format!("{}ms", d.as_millis())
+    } else {
+        format!("{}s", d.as_secs_f64())
+    }
+}
+
+/// `value` outside `range`, in one sentence: "N is too small (at least MIN)", or for a duration
+/// "D is too short (at least MIN)".
+fn out_of_range<T: PartialOrd>(
+    value: T,
+    range: &RangeInclusive<T>,
+    shown: impl Fn(&T) -> String,
+    [small, large]: [&str; 2],
+) -> Option<String> {
+    if value < *range.start() {
+        Some(format!("{} is too {small} (at least {})", shown(&value), shown(range.start())))
+    } else if value > *range.end() {
+        Some(format!("{} is too {large} (at most {})", shown(&value), shown(range.end())))
+    } else {
+        None
+    }
+}
+
+const SIZE_WORDS: [&str; 2] = ["small", "large"];
+const DURATION_WORDS: [&str; 2] = ["short", "long"];
+
 impl EngineConfig {
     /// Checks the ranges the engine relies on, naming the offending key as in the file.
     pub fn validate(&self) -> Result<(), InvalidKey> {
         let t = &self.thresholds;
-        for (key, value) in [
-            ("thresholds.reply_window", t.reply_window),
-            ("thresholds.concurrency_window", t.concurrency_window),
-            ("thresholds.flap_window", t.flap_window),
-            ("thresholds.reply_timeout", t.reply_timeout),
-            ("thresholds.report_interval", t.report_interval),
-            ("thresholds.quiet_window", t.quiet_window),
-        ] {
-            if value.is_zero() {
-                return Err(InvalidKey::new(key, "must be longer than zero"));
+        for (key, value) in t.durations() {
+            if let Some(problem) =
+                out_of_range(value, &DURATION_RANGE, |d| show_duration(*d), DURATION_WORDS)
+            {
+                return Err(InvalidKey::new(key, problem));
             }
         }
-        if t.flap_count < 2 {
-            return Err(InvalidKey::new(
-                "thresholds.flap_count",
-                format!("{} is too small (at least 2 owner changes make a flap)", t.flap_count),
-            ));
-        }
-        for (key, value) in [
-            ("thresholds.unanswered_after", t.unanswered_after),
-            ("thresholds.storm_rate_per_iface", t.storm_rate_per_iface),
-            ("thresholds.storm_rate_per_mac", t.storm_rate_per_mac),
-        ] {
-            if value == 0 {
-                return Err(InvalidKey::new(key, "must be at least 1"));
+        for (key, value, range) in t.counts() {
+            if let Some(problem) = out_of_range(value, &range, u64::to_string, SIZE_WORDS) {
+                return Err(InvalidKey::new(key, problem));
             }
         }
-        let c = &self.caps;
-        for (key, value, min) in [
-            ("caps.max_tracked_ips", c.max_tracked_ips, 1),
-            ("caps.max_macs_per_ip", c.max_macs_per_ip, 2),
-            ("caps.max_tracked_senders", c.max_tracked_senders, 1),
-            ("caps.max_interfaces", c.max_interfaces, 1),
-        ] {
-            if value < min {
-                return Err(InvalidKey::new(key, format!("{value} is too small (at least {min})")));
+        for (key, value, range) in self.caps.ranges() {
+            if let Some(problem) = out_of_range(value, &range, usize::to_string, SIZE_WORDS) {
+                return Err(InvalidKey::new(key, problem));
             }
         }
         // Thousands of pools must load fast: names are checked against a map, not each other.
@@ -427,8 +482,13 @@ impl RawDuration {
             }
         };
         let secs = number * unit_secs;
-        if !secs.is_finite() || !(0.0..=1e9).contains(&secs) {
+        if secs.is_nan() || secs < 0.0 {
             return Err(bad(&shown));
+        }
+        // Refused here already, before `Duration` could overflow; `validate` checks the rest.
+        let longest = DURATION_RANGE.end();
+        if secs > longest.as_secs_f64() {
+            return Err(format!("{shown} is too long (at most {})", show_duration(*longest)));
         }
         Ok(Duration::from_secs_f64(secs))
     }
@@ -530,7 +590,7 @@ mod tests {
         );
         assert_eq!(
             err("[thresholds]\nquiet_window = 0\n"),
-            "thresholds.quiet_window: must be longer than zero"
+            "thresholds.quiet_window: 0s is too short (at least 1ms)"
         );
         assert!(err("[thresholds]\nflap_count = 1\n")
             .starts_with("thresholds.flap_count: 1 is too small"));
@@ -546,6 +606,78 @@ mod tests {
         );
         let msg = err("[thresholds]\nflap_count = \"three\"\n");
         assert!(msg.starts_with("thresholds.flap_count: "), "{msg}");
+    }
+
+    #[test]
+    fn every_cap_count_and_duration_has_a_range_and_a_value_outside_names_its_key() {
+        // (key, table, smallest valid, largest valid) as written in the file.
+        let ranges: [(&str, &str, &str, &str); 14] = [
+            ("reply_window", "thresholds", "\"1ms\"", "\"24h\""),
+            ("concurrency_window", "thresholds", "0.001", "86400"),
+            ("flap_window", "thresholds", "\"1ms\"", "\"1440m\""),
+            ("reply_timeout", "thresholds", "\"1ms\"", "\"24h\""),
+            ("report_interval", "thresholds", "\"1ms\"", "\"24h\""),
+            ("quiet_window", "thresholds", "\"1ms\"", "\"24h\""),
+            ("flap_count", "thresholds", "2", "100"),
+            ("unanswered_after", "thresholds", "1", "1000"),
+            ("storm_rate_per_iface", "thresholds", "1", "10000000"),
+            ("storm_rate_per_mac", "thresholds", "1", "10000000"),
+            ("max_tracked_ips", "caps", "1", "16777216"),
+            ("max_macs_per_ip", "caps", "2", "256"),
+            ("max_tracked_senders", "caps", "1", "16777216"),
+            ("max_interfaces", "caps", "1", "65536"),
+        ];
+        for (key, table, min, max) in ranges {
+            let file = |value: &str| format!("[{table}]\n{key} = {value}\n");
+            for valid in [min, max] {
+                assert!(Config::from_toml(&file(valid)).is_ok(), "{key} = {valid}");
+            }
+            let below = match min {
+                "\"1ms\"" | "0.001" => "\"0.5ms\"".to_owned(),
+                n => (n.parse::<u64>().unwrap() - 1).to_string(),
+            };
+            let above = match max {
+                "\"24h\"" | "86400" | "\"1440m\"" => "\"1441m\"".to_owned(),
+                n => (n.parse::<u64>().unwrap() + 1).to_string(),
+            };
+            for (invalid, why) in [(below, "(at least "), (above, "(at most ")] {
+                let msg = err(&file(&invalid));
+                assert!(msg.starts_with(&format!("{table}.{key}: ")), "{key} = {invalid}: {msg}");
+                assert!(msg.contains(why), "{key} = {invalid}: {msg}");
+            }
+        }
+        // The values of the crash reports: a usage error, not an allocation.
+        for huge in ["9223372036854775807", "20000000000"] {
+            assert_eq!(
+                err(&format!("[caps]\nmax_macs_per_ip = {huge}\n")),
+                format!("caps.max_macs_per_ip: {huge} is too large (at most 256)")
+            );
+        }
+        assert_eq!(
+            err("[thresholds]\nflap_window = 1e30\n"),
+            "thresholds.flap_window: 1000000000000000000000000000000 is too long (at most 24h)"
+        );
+        assert_eq!(
+            err("[thresholds]\nreply_timeout = \"0.1ms\"\n"),
+            "thresholds.reply_timeout: 0.0001s is too short (at least 1ms)"
+        );
+        // Flags override the file, so `validate` checks what they set too.
+        let mut engine = EngineConfig::default();
+        engine.caps.max_tracked_ips = usize::MAX;
+        assert!(engine.validate().unwrap_err().to_string().starts_with("caps.max_tracked_ips: "));
+    }
+
+    #[test]
+    fn durations_are_shown_as_the_file_would_write_them() {
+        let shown = |ms: u64| show_duration(Duration::from_millis(ms));
+        assert_eq!(shown(1), "1ms");
+        assert_eq!(shown(500), "500ms");
+        assert_eq!(shown(1_000), "1s");
+        assert_eq!(shown(1_500), "1.5s");
+        assert_eq!(shown(90_000), "90s");
+        assert_eq!(shown(120_000), "2m");
+        assert_eq!(shown(86_400_000), "24h");
+        assert_eq!(show_duration(Duration::ZERO), "0s");
     }
 
     #[test]

@@ -135,7 +135,8 @@ impl Engine {
                 max_macs_per_ip,
             ),
             stats: EngineStats::default(),
-            scratch_macs: Vec::with_capacity(max_macs_per_ip),
+            // Grows to the largest multi-responder seen, never to a configured size.
+            scratch_macs: Vec::new(),
         }
     }
 

@@ -1006,3 +1006,20 @@ fn claimants_are_the_macs_that_claimed_within_the_concurrency_window() {
     h.tick(12.0);
     assert_eq!(h.engine.claimants(vip), 0);
 }
+
+#[test]
+fn the_caps_bound_what_is_kept_and_allocate_nothing_up_front() {
+    // `validate` refuses caps this large, but an engine built from any configuration must not
+    // reserve memory by them (this once aborted with a capacity overflow).
+    let caps = Caps {
+        max_tracked_ips: usize::MAX,
+        max_macs_per_ip: usize::MAX,
+        max_tracked_senders: usize::MAX,
+        max_interfaces: usize::MAX,
+    };
+    let mut h = Harness::with(EngineConfig { caps, ..EngineConfig::default() });
+    h.feed(frame(0.0).reply(A, VIP).to(CLIENT, CLIENT_IP));
+    let events = h.feed(frame(0.1).reply(B, VIP).to(CLIENT, CLIENT_IP));
+    assert!(events.iter().any(|e| e.kind() == EventKind::MultiResponder), "{events:?}");
+    assert_eq!(h.engine.stats().tracked_macs, 2);
+}
