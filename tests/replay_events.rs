@@ -701,3 +701,39 @@ fn a_cap_out_of_its_range_exits_2_naming_the_key_never_crashes() {
         );
     }
 }
+
+#[test]
+fn every_config_error_is_one_short_sentence_naming_the_file_and_the_key() {
+    let long = "x".repeat(1_000_000);
+    let cases: Vec<(String, &str)> = vec![
+        (format!("[[pools]]\nname = \"{long}\"\ncidrs = [\"192.0.2.1\"]\n"), "pools[0].name"),
+        (format!("[[pools]]\nname = \"a\"\ncidrs = [\"{long}\"]\n"), "pools[0].cidrs[0]"),
+        (
+            format!("[[pools]]\nname = \"a\"\ncidrs = [\"192.0.2.1\"]\nmacs = [\"{long}\"]\n"),
+            "pools[0].macs[0]",
+        ),
+        (format!("[thresholds]\nreply_window = \"{long}\"\n"), "thresholds.reply_window"),
+        (
+            format!("[thresholds]\nstorm_rate_per_mac = \"{long}\"\n"),
+            "thresholds.storm_rate_per_mac",
+        ),
+        (format!("[caps]\n{long} = 1\n"), "caps"),
+        ("[[pools]]\nname = \"a\"\n".to_owned(), "pools[0]"),
+        ("[thresholds]\nflap_count = 1000\n".to_owned(), "thresholds.flap_count"),
+        ("[caps]\nmax_tracked_ips = -1\n".to_owned(), "caps.max_tracked_ips"),
+        ("[thresholds\n".to_owned(), "line 1"),
+        ("full_view = true\nfull_view = false\n".to_owned(), "line 2"),
+        (format!("# {long}\n").repeat(3), "file"),
+    ];
+    for (text, key) in cases {
+        let config = TempFile::new("arpwatch.toml", text.as_bytes());
+        let run =
+            arpwatch(&[Path::new("replay"), &capture(ARPSPOOF), "--config".as_ref(), &config.0]);
+        let stderr = run.stderr.trim_end();
+        assert_eq!(run.code, Some(2), "{key}: {stderr}");
+        assert_eq!(stderr.lines().count(), 1, "{key}: {stderr}");
+        let prefix = format!("arpwatch: config {}: {key}", config.0.display());
+        assert!(stderr.starts_with(&prefix), "{key}: {stderr}");
+        assert!(stderr.len() < prefix.len() + 500, "{key}: {} bytes: {stderr}", stderr.len());
+    }
+}

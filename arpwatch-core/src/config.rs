@@ -226,13 +226,54 @@ impl InvalidKey {
     }
 }
 
+/// The most a configuration file may be. Parsing holds the whole document in memory, up to about
+/// a hundred times the text, so this bounds what loading a file can cost.
+pub const MAX_FILE_BYTES: usize = 1 << 20;
+/// The most pools a configuration may declare (the file and `--pool` together).
+pub const MAX_POOLS: usize = 10_000;
+/// The most CIDRs all pools together may list.
+pub const MAX_CIDRS: usize = 65_536;
+/// The longest a pool name may be: it is carried in events and metric labels.
+pub const MAX_POOL_NAME_BYTES: usize = 256;
+
 impl Config {
     /// Parses and validates configuration text; the error names the key, not the file.
     pub fn from_toml(text: &str) -> Result<Config, InvalidKey> {
+        if text.len() > MAX_FILE_BYTES {
+            return Err(too_large());
+        }
         let engine: EngineConfig = parse_toml(text)?;
         engine.validate()?;
         Ok(Config { engine })
     }
+
+    /// [`from_toml`](Self::from_toml) for the bytes of a file, which must be UTF-8 text. A reader
+    /// need not read more than [`MAX_FILE_BYTES`] + 1 bytes: anything longer is refused.
+    pub fn from_file_bytes(bytes: &[u8]) -> Result<Config, InvalidKey> {
+        if bytes.len() > MAX_FILE_BYTES {
+            return Err(too_large());
+        }
+        let text = std::str::from_utf8(bytes).map_err(|err| {
+            let at = err.valid_up_to();
+            let line_start = bytes[..at].iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
+            InvalidKey::new(
+                format!("line {}", line_of_bytes(bytes, at)),
+                format!(
+                    "byte {:#04x} at column {} is not UTF-8 text (a configuration is UTF-8)",
+                    bytes[at],
+                    at - line_start + 1
+                ),
+            )
+        })?;
+        Config::from_toml(text)
+    }
+}
+
+fn too_large() -> InvalidKey {
+    InvalidKey::new(
+        "file",
+        format!("larger than {} MiB, the most a configuration may be", MAX_FILE_BYTES >> 20),
+    )
 }
 
 /// The shortest and the longest every duration in `[thresholds]` may be.
@@ -331,16 +372,39 @@ impl EngineConfig {
                 return Err(InvalidKey::new(key, problem));
             }
         }
+        if self.pools.len() > MAX_POOLS {
+            return Err(InvalidKey::new(
+                "pools",
+                format!("{} pools are too many (at most {MAX_POOLS})", self.pools.len()),
+            ));
+        }
         // Thousands of pools must load fast: names are checked against a map, not each other.
         let mut names: HashMap<&str, usize> = HashMap::with_capacity(self.pools.len());
+        let mut cidrs = 0;
         for (i, pool) in self.pools.iter().enumerate() {
             if pool.name.is_empty() {
                 return Err(InvalidKey::new(format!("pools[{i}].name"), "must not be empty"));
+            }
+            if pool.name.len() > MAX_POOL_NAME_BYTES {
+                return Err(InvalidKey::new(
+                    format!("pools[{i}].name"),
+                    format!(
+                        "{} is too long (at most {MAX_POOL_NAME_BYTES} bytes)",
+                        quoted(&pool.name)
+                    ),
+                ));
             }
             if pool.cidrs.is_empty() {
                 return Err(InvalidKey::new(
                     format!("pools[{i}].cidrs"),
                     "must list at least one CIDR",
+                ));
+            }
+            cidrs += pool.cidrs.len();
+            if cidrs > MAX_CIDRS {
+                return Err(InvalidKey::new(
+                    format!("pools[{i}].cidrs"),
+                    format!("brings the CIDRs of all pools to {cidrs}, too many (at most {MAX_CIDRS} in all)"),
                 ));
             }
             if let Some(j) = pool.interfaces.iter().position(String::is_empty) {
@@ -352,7 +416,7 @@ impl EngineConfig {
             if let Some(j) = names.insert(&pool.name, i) {
                 return Err(InvalidKey::new(
                     format!("pools[{i}].name"),
-                    format!("\"{}\" is already the name of pools[{j}]", pool.name),
+                    format!("{} is already the name of pools[{j}]", quoted(&pool.name)),
                 ));
             }
         }
@@ -365,7 +429,10 @@ fn parse_toml<T: for<'de> Deserialize<'de>>(text: &str) -> Result<T, InvalidKey>
     serde_path_to_error::deserialize(de).map_err(|err| {
         let key = err.path().to_string();
         let inner = err.into_inner();
-        let message = inner.message().replace('\n', " ").trim().to_owned();
+        // The parser's messages come in lines ("invalid table header", "expected `.`, `]`").
+        let lines: Vec<&str> =
+            inner.message().lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+        let message = shorten_quotes(&lines.join("; "));
         let key = if key == "." || key.is_empty() {
             match inner.span() {
                 Some(span) => format!("line {}", line_of(text, span.start)),
@@ -374,12 +441,74 @@ fn parse_toml<T: for<'de> Deserialize<'de>>(text: &str) -> Result<T, InvalidKey>
         } else {
             key
         };
-        InvalidKey { key, message }
+        InvalidKey { key: shorten(&key, MAX_SHOWN_KEY_CHARS), message }
     })
 }
 
 fn line_of(text: &str, offset: usize) -> usize {
-    text.as_bytes()[..offset.min(text.len())].iter().filter(|b| **b == b'\n').count() + 1
+    line_of_bytes(text.as_bytes(), offset)
+}
+
+fn line_of_bytes(bytes: &[u8], offset: usize) -> usize {
+    bytes[..offset.min(bytes.len())].iter().filter(|b| **b == b'\n').count() + 1
+}
+
+/// How much of a value from the file an error shows: a 1 MB string is not echoed back.
+const MAX_SHOWN_VALUE_CHARS: usize = 40;
+/// How much of a key path an error shows.
+const MAX_SHOWN_KEY_CHARS: usize = 60;
+/// How long a whole message from the TOML parser may be.
+const MAX_MESSAGE_CHARS: usize = 400;
+
+/// The first `max` characters of `s`, and `…` when there was more.
+fn shorten(s: &str, max: usize) -> String {
+    match s.char_indices().nth(max) {
+        Some((cut, _)) => format!("{}…", &s[..cut]),
+        None => s.to_owned(),
+    }
+}
+
+/// A value from the file as an error quotes it: in double quotes with escapes, so that it stays on
+/// one line, and cut short (saying how long it was) when it is long.
+fn quoted(s: &str) -> String {
+    if s.chars().count() <= MAX_SHOWN_VALUE_CHARS {
+        format!("{s:?}")
+    } else {
+        format!("{:?} ({} bytes)", shorten(s, MAX_SHOWN_VALUE_CHARS), s.len())
+    }
+}
+
+/// A message from serde or the TOML parser with every long quoted part (`"..."`, which may hold
+/// backslash escapes, or `` `...` ``: where they echo values and keys from the file) cut short,
+/// and the whole bounded.
+fn shorten_quotes(message: &str) -> String {
+    let mut out = String::with_capacity(message.len().min(MAX_MESSAGE_CHARS + 8));
+    let mut chars = message.chars();
+    while let Some(c) = chars.next() {
+        out.push(c);
+        if c != '"' && c != '`' {
+            continue;
+        }
+        // The quoted part, up to its closing quote or the end of the message.
+        let (mut inside, mut escaped, mut closed) = (0, false, false);
+        for q in chars.by_ref() {
+            if q == c && !escaped {
+                closed = true;
+                break;
+            }
+            escaped = c == '"' && q == '\\' && !escaped;
+            inside += 1;
+            if inside <= MAX_SHOWN_VALUE_CHARS {
+                out.push(q);
+            } else if inside == MAX_SHOWN_VALUE_CHARS + 1 {
+                out.push('…');
+            }
+        }
+        if closed {
+            out.push(c);
+        }
+    }
+    shorten(&out, MAX_MESSAGE_CHARS)
 }
 
 /// An IPv4 network such as `192.0.2.240/28`; a bare address is a /32. Host bits are cleared
@@ -396,7 +525,7 @@ pub fn parse_cidr(s: &str) -> Result<Ipv4Net, NotACidr> {
 
 /// Text that [`parse_cidr`] refused; the command line words its own message around it.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("\"{0}\" is not an IPv4 CIDR (write e.g. 192.0.2.240/28)")]
+#[error("{} is not an IPv4 CIDR (write e.g. 192.0.2.240/28)", quoted(.0))]
 pub struct NotACidr(pub String);
 
 /// A value the file writes as a string, with the sentence that says what is wrong with it. The
@@ -414,7 +543,10 @@ impl FromFileText for Ipv4Net {
 impl FromFileText for MacAddr {
     fn from_file_text(s: &str) -> Result<Self, String> {
         s.parse().map_err(|_| {
-            format!("\"{s}\" is not a MAC address (write six hex octets such as 02:00:5e:00:01:0a)")
+            format!(
+                "{} is not a MAC address (write six hex octets such as 02:00:5e:00:01:0a)",
+                quoted(s)
+            )
         })
     }
 }
@@ -423,7 +555,8 @@ impl FromFileText for MacPrefix {
     fn from_file_text(s: &str) -> Result<Self, String> {
         s.parse().map_err(|_| {
             format!(
-                "\"{s}\" is not a MAC prefix (write one to six hex octets such as 00:00:5e:00:01)"
+                "{} is not a MAC prefix (write one to six hex octets such as 00:00:5e:00:01)",
+                quoted(s)
             )
         })
     }
@@ -451,12 +584,36 @@ fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
 
 /// A duration as written in the file: a string with a unit (`"500ms"`, `"1.1s"`, `"2m"`, `"1h"`)
 /// or a number of seconds (`10`, `1.5`). Not a shadow of a config struct but the two written
-/// forms of one value; a value of neither form is refused with serde's message naming this enum.
-#[derive(Deserialize)]
-#[serde(untagged)]
+/// forms of one value; a value of neither form (a list, a table, a boolean) is refused saying
+/// what a duration looks like.
 enum RawDuration {
     Seconds(f64),
     Text(String),
+}
+
+impl<'de> Deserialize<'de> for RawDuration {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Written;
+        impl serde::de::Visitor<'_> for Written {
+            type Value = RawDuration;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a duration such as \"500ms\", \"1.1s\", \"2m\" or a number of seconds")
+            }
+            fn visit_f64<E>(self, v: f64) -> Result<RawDuration, E> {
+                Ok(RawDuration::Seconds(v))
+            }
+            fn visit_i64<E>(self, v: i64) -> Result<RawDuration, E> {
+                Ok(RawDuration::Seconds(v as f64))
+            }
+            fn visit_u64<E>(self, v: u64) -> Result<RawDuration, E> {
+                Ok(RawDuration::Seconds(v as f64))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<RawDuration, E> {
+                Ok(RawDuration::Text(v.to_owned()))
+            }
+        }
+        d.deserialize_any(Written)
+    }
 }
 
 impl RawDuration {
@@ -475,10 +632,10 @@ impl RawDuration {
                     "s" | "" => 1.0,
                     "m" => 60.0,
                     "h" => 3600.0,
-                    _ => return Err(bad(&format!("\"{s}\""))),
+                    _ => return Err(bad(&quoted(s))),
                 };
-                let number = num.parse::<f64>().map_err(|_| bad(&format!("\"{s}\"")))?;
-                (number, unit_secs, format!("\"{s}\""))
+                let number = num.parse::<f64>().map_err(|_| bad(&quoted(s)))?;
+                (number, unit_secs, quoted(s))
             }
         };
         let secs = number * unit_secs;
@@ -667,6 +824,98 @@ mod tests {
         assert!(engine.validate().unwrap_err().to_string().starts_with("caps.max_tracked_ips: "));
     }
 
+    /// `n` pools of one /32 each, `[[pools]]` tables as an operator writes them.
+    fn pools_file(n: u32) -> String {
+        (0..n)
+            .map(|i| {
+                let ip = Ipv4Addr::from(0x0a00_0000 + i);
+                format!("[[pools]]\nname = \"pool-{i}\"\ncidrs = [\"{ip}\"]\n")
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_file_may_declare_at_most_10000_pools_and_65536_cidrs() {
+        let config = Config::from_toml(&pools_file(10_000)).unwrap();
+        assert_eq!(config.engine.pools.len(), MAX_POOLS);
+        assert_eq!(err(&pools_file(10_001)), "pools: 10001 pools are too many (at most 10000)");
+
+        let cidrs = |n: u32| -> String {
+            let list: Vec<String> =
+                (0..n).map(|i| format!("\"{}\"", Ipv4Addr::from(0x0a00_0000 + i))).collect();
+            format!("[[pools]]\nname = \"a\"\ncidrs = [{}]\n", list.join(","))
+        };
+        assert!(Config::from_toml(&cidrs(65_536)).is_ok());
+        assert_eq!(
+            err(&format!("{}{}", pools_file(1), cidrs(65_536))),
+            "pools[1].cidrs: brings the CIDRs of all pools to 65537, too many (at most 65536 in all)"
+        );
+
+        // Past the size a file may have, nothing is parsed.
+        let comment = format!("# {}\n", "x".repeat(1000));
+        let huge = comment.repeat(MAX_FILE_BYTES / comment.len() + 1);
+        assert_eq!(err(&huge), "file: larger than 1 MiB, the most a configuration may be");
+        assert_eq!(
+            Config::from_file_bytes(huge.as_bytes()).unwrap_err().to_string(),
+            "file: larger than 1 MiB, the most a configuration may be"
+        );
+    }
+
+    #[test]
+    fn a_long_value_is_shown_cut_short_on_one_line() {
+        let long = "9".repeat(1_000_000);
+        let cases = [
+            (format!("[[pools]]\nname = \"{long}\"\ncidrs = [\"192.0.2.1\"]\n"), "pools[0].name: "),
+            (format!("[[pools]]\nname = \"a\"\ncidrs = [\"{long}\"]\n"), "pools[0].cidrs[0]: "),
+            (
+                format!("[[pools]]\nname = \"a\"\ncidrs = [\"192.0.2.1\"]\nmacs = [\"{long}\"]\n"),
+                "pools[0].macs[0]: ",
+            ),
+            (
+                format!("[exemptions]\nha_mac_prefixes = [\"{long}\"]\n"),
+                "exemptions.ha_mac_prefixes[0]: ",
+            ),
+            (format!("[thresholds]\nquiet_window = \"{long}\"\n"), "thresholds.quiet_window: "),
+            (format!("[thresholds]\nflap_count = \"{long}\"\n"), "thresholds.flap_count: "),
+            (format!("a{long} = 1\n"), "a999"),
+            (format!("[thresholds]\nx{long} = 1\n"), "thresholds.x999"),
+            (format!("[[pools]]\nname = \"a\\n{long}\"\ncidrs = [\"x\"]\n"), "pools[0].cidrs[0]: "),
+        ];
+        for (text, starts) in cases {
+            let msg = err(&text);
+            assert!(msg.starts_with(starts), "{}", shorten(&msg, 200));
+            assert!(msg.chars().count() < 480, "{} chars: {}", msg.len(), shorten(&msg, 500));
+            assert!(!msg.contains('\n'), "{msg}");
+        }
+        assert_eq!(
+            err(&format!("[[pools]]\nname = \"{long}\"\ncidrs = [\"192.0.2.1\"]\n")),
+            format!(
+                "pools[0].name: \"{}…\" (1000000 bytes) is too long (at most 256 bytes)",
+                "9".repeat(40)
+            )
+        );
+        assert_eq!(
+            err(&format!("[[pools]]\nname = \"a\"\ncidrs = [\"{long}\"]\n")),
+            format!(
+                "pools[0].cidrs[0]: \"{}…\" (1000000 bytes) is not an IPv4 CIDR (write e.g. 192.0.2.240/28)",
+                "9".repeat(40)
+            )
+        );
+        // Quotes and escapes in serde's own messages are cut short too.
+        assert_eq!(
+            shorten_quotes(&format!("bad `{long}` and \"a\\\"{long}\" end")),
+            format!("bad `{}…` and \"a\\\"{}…\" end", "9".repeat(40), "9".repeat(37))
+        );
+    }
+
+    #[test]
+    fn a_file_that_is_not_utf8_names_the_line_and_column() {
+        assert_eq!(
+            Config::from_file_bytes(b"full_view = true\n# caf\xe9\n").unwrap_err().to_string(),
+            "line 2: byte 0xe9 at column 6 is not UTF-8 text (a configuration is UTF-8)"
+        );
+    }
+
     #[test]
     fn durations_are_shown_as_the_file_would_write_them() {
         let shown = |ms: u64| show_duration(Duration::from_millis(ms));
@@ -708,7 +957,16 @@ mod tests {
     #[test]
     fn a_syntax_error_names_the_line() {
         let msg = err("full_view = true\n[thresholds\n");
-        assert!(msg.starts_with("line 2: "), "{msg}");
-        assert!(!msg.contains('\n'));
+        assert_eq!(msg, "line 2: invalid table header; expected `.`, `]`");
+    }
+
+    #[test]
+    fn a_duration_of_the_wrong_type_says_what_a_duration_looks_like() {
+        assert_eq!(
+            err("[thresholds]\nreply_window = [1]\n"),
+            "thresholds.reply_window: invalid type: sequence, expected a duration such as \"500ms\", \"1.1s\", \"2m\" or a number of seconds"
+        );
+        assert!(err("[thresholds]\nreply_window = -1\n")
+            .starts_with("thresholds.reply_window: -1 is not a duration"));
     }
 }

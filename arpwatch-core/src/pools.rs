@@ -22,17 +22,20 @@ pub struct PoolRule {
     pub name: Arc<str>,
     /// Interfaces on which claims are expected; empty means any.
     pub interfaces: Vec<Arc<str>>,
-    /// MACs allowed to claim; empty means any.
+    /// MACs allowed to claim, sorted (a pool may list thousands); empty means any.
     pub macs: Vec<MacAddr>,
 }
 
 impl PoolRule {
     fn new(index: usize, pool: &Pool) -> Self {
+        let mut macs = pool.macs.clone();
+        macs.sort_unstable();
+        macs.dedup();
         PoolRule {
             index,
             name: pool.name.as_str().into(),
             interfaces: pool.interfaces.iter().map(|s| Arc::from(s.as_str())).collect(),
-            macs: pool.macs.clone(),
+            macs,
         }
     }
 
@@ -41,7 +44,7 @@ impl PoolRule {
     }
 
     pub fn allows_mac(&self, mac: MacAddr) -> bool {
-        self.macs.is_empty() || self.macs.contains(&mac)
+        self.macs.is_empty() || self.macs.binary_search(&mac).is_ok()
     }
 }
 
@@ -219,6 +222,25 @@ mod tests {
                 let found = pools.find(ip).map(|p| &*p.name);
                 assert_eq!(found, first_containing(&config, ip), "{ip} in {config:?}");
             }
+        }
+    }
+
+    #[test]
+    fn allowed_macs_are_found_in_any_order_they_were_listed() {
+        let mut vips = pool("vips", &["192.0.2.0/28"]);
+        vips.macs = ["02:00:00:00:00:09", "02:00:00:00:00:01", "02:00:00:00:00:05"]
+            .iter()
+            .map(|m| m.parse().unwrap())
+            .collect();
+        let pools = Pools::new(&[vips]);
+        let rule = pools.find(Ipv4Addr::new(192, 0, 2, 1)).unwrap();
+        for (mac, allowed) in [
+            ("02:00:00:00:00:01", true),
+            ("02:00:00:00:00:05", true),
+            ("02:00:00:00:00:09", true),
+            ("02:00:00:00:00:02", false),
+        ] {
+            assert_eq!(rule.allows_mac(mac.parse().unwrap()), allowed, "{mac}");
         }
     }
 

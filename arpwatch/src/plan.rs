@@ -4,11 +4,12 @@
 //! [`Cli`] and hands the commands plain structs; every problem found here is a
 //! usage problem (exit status 2), named in one sentence.
 
+use std::io::Read;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use arpwatch_core::config::{Config, InvalidKey, Pool};
+use arpwatch_core::config::{Config, InvalidKey, Pool, MAX_FILE_BYTES};
 
 use crate::cli::{Cli, Command, CommonArgs, ReplayArgs, WatchArgs};
 use crate::kernel::AttachOptions;
@@ -133,11 +134,14 @@ pub enum ConfigError {
     Invalid { path: PathBuf, problem: InvalidKey },
 }
 
-/// Reads and validates a configuration file.
+/// Reads and validates a configuration file. Reads no more than a configuration may be, so a
+/// huge file (or `/dev/zero`) is refused without being read whole.
 pub fn load_config(path: &Path) -> Result<Config, ConfigError> {
-    let text = std::fs::read_to_string(path)
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|file| file.take(MAX_FILE_BYTES as u64 + 1).read_to_end(&mut bytes))
         .map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
-    Config::from_toml(&text)
+    Config::from_file_bytes(&bytes)
         .map_err(|problem| ConfigError::Invalid { path: path.to_owned(), problem })
 }
 
@@ -305,5 +309,30 @@ mod tests {
         );
         let msg = plan(&["replay", "x.pcap", "--config", missing.to_str().unwrap()]).unwrap_err();
         assert!(msg.starts_with(&format!("config {}: cannot read the file: ", missing.display())));
+    }
+
+    #[test]
+    fn a_file_too_large_or_not_text_is_refused_naming_the_file() {
+        let dir = TempDir::new("size");
+        // Valid TOML, but more than a configuration may be: refused, and not read whole.
+        let comment = format!("# {}\n", "x".repeat(1000));
+        let huge = dir.file("huge.toml", &comment.repeat(3 * 1024));
+        assert_eq!(
+            load_config(&huge).unwrap_err().to_string(),
+            format!(
+                "config {}: file: larger than 1 MiB, the most a configuration may be",
+                huge.display()
+            )
+        );
+        let latin1 = dir.0.join("latin1.toml");
+        std::fs::write(&latin1, b"[[pools]]\nname = \"caf\xe9\"\ncidrs = [\"192.0.2.1\"]\n")
+            .unwrap();
+        assert_eq!(
+            load_config(&latin1).unwrap_err().to_string(),
+            format!(
+                "config {}: line 2: byte 0xe9 at column 12 is not UTF-8 text (a configuration is UTF-8)",
+                latin1.display()
+            )
+        );
     }
 }
