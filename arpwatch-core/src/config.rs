@@ -320,11 +320,11 @@ impl Caps {
 
 /// A duration as the file could write it: `500ms`, `30s`, `1.5s`.
 fn show_duration(d: Duration) -> String {
-    if d >= Duration::from_secs(3600) && d.as_nanos() % 3_600_000_000_000 == 0 {
+    if d >= Duration::from_secs(3600) && d.as_nanos().is_multiple_of(3_600_000_000_000) {
         format!("{}h", d.as_secs() / 3600)
-    } else if d >= Duration::from_secs(60) && d.as_nanos() % 60_000_000_000 == 0 {
+    } else if d >= Duration::from_secs(60) && d.as_nanos().is_multiple_of(60_000_000_000) {
         format!("{}m", d.as_secs() / 60)
-    } else if d < Duration::from_secs(1) && d.as_nanos() % 1_000_000 == 0 && !d.is_zero() {
+    } else if d < Duration::from_secs(1) && d.as_nanos().is_multiple_of(1_000_000) && !d.is_zero() {
         format!("{}ms", d.as_millis())
     } else {
         format!("{}s", d.as_secs_f64())
