@@ -482,6 +482,33 @@ fn random_bytes_are_not_a_capture() {
 }
 
 #[test]
+fn a_damaged_file_is_one_error_and_the_files_after_it_are_still_read() {
+    let scratch = ScratchDir::new("damaged");
+    let storm = fs::read(captures_dir().join("wireshark_arp-storm.pcap")).unwrap();
+    let cut = scratch.0.join("cut.pcap");
+    fs::write(&cut, &storm[..3000]).unwrap();
+    let noise = scratch.0.join("noise.pcapng");
+    fs::write(&noise, b"\x0a\x0d\x0d\x0a garbage").unwrap();
+    let (first, last) = (
+        captures_dir().join("packetlife_gratuitous_arp_hsrp.pcap"),
+        captures_dir().join("zeek_linuxsll-arp.pcap"),
+    );
+    let mut replay =
+        arpwatch::Replay::open([first.clone(), cut.clone(), noise.clone(), last.clone()]).unwrap();
+    let items: Vec<Result<String, ReplayError>> =
+        replay.by_ref().map(|item| item.map(|obs| obs.iface.to_string())).collect();
+    let errors: Vec<&ReplayError> = items.iter().filter_map(|i| i.as_ref().err()).collect();
+    assert!(matches!(errors[..], [ReplayError::Truncated { .. }, ReplayError::Damaged { .. }]));
+    assert_eq!((errors[0].path(), errors[1].path()), (cut.as_path(), noise.as_path()));
+    let ifaces: Vec<&str> = items.iter().filter_map(|i| i.as_deref().ok()).collect();
+    assert_eq!(ifaces.len(), 6 + 39 + 12);
+    assert_eq!(ifaces.last(), Some(&"zeek_linuxsll-arp"));
+    let read: Vec<&Path> = replay.summaries().iter().map(|s| s.path.as_path()).collect();
+    assert_eq!(read, [first.as_path(), last.as_path()]);
+    assert_eq!(replay.failed(), [cut, noise]);
+}
+
+#[test]
 fn a_missing_file_is_named_in_the_error() {
     let path = captures_dir().join("no-such-capture.pcap");
     let error = arpwatch::Replay::open([captures_dir().join("zeek_arp-leak.pcap"), path.clone()])
@@ -489,4 +516,10 @@ fn a_missing_file_is_named_in_the_error() {
         .expect("a missing file must fail before the replay starts");
     assert!(matches!(error, ReplayError::Open { .. }));
     assert!(error.to_string().starts_with(&format!("cannot open {}: ", path.display())));
+    // So must a directory.
+    let error = arpwatch::Replay::open([captures_dir()]).err().expect("a directory is no capture");
+    assert_eq!(
+        error.to_string(),
+        format!("cannot open {}: it is a directory", captures_dir().display())
+    );
 }

@@ -7,9 +7,11 @@
 
 use std::collections::BTreeSet;
 use std::fs;
+use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc;
 use std::time::Duration;
 
 use serde_json::Value;
@@ -87,6 +89,30 @@ fn arpwatch(args: &[&Path]) -> Run {
         .env_remove("RUST_LOG")
         .output()
         .expect("the arpwatch binary runs");
+    let run = Run {
+        code: out.status.code(),
+        stdout: String::from_utf8(out.stdout).expect("stdout is UTF-8"),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    };
+    assert!(!run.stderr.contains("panicked"), "{args:?}: {}", run.stderr);
+    run
+}
+
+/// A run of the binary with `input` written to its standard input through a pipe.
+fn arpwatch_fed(args: &[&Path], input: Vec<u8>) -> Run {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_arpwatch"))
+        .args(args)
+        .env("NODE_NAME", NODE)
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the arpwatch binary runs");
+    let mut stdin = child.stdin.take().unwrap();
+    let writer = std::thread::spawn(move || stdin.write_all(&input));
+    let out = child.wait_with_output().expect("arpwatch ends");
+    writer.join().unwrap().expect("arpwatch reads all of its input");
     let run = Run {
         code: out.status.code(),
         stdout: String::from_utf8(out.stdout).expect("stdout is UTF-8"),
@@ -506,9 +532,11 @@ fn windows_probes_are_17_probes_and_5_announcements_without_conflict() {
     assert_eq!(events.count("probe_conflict"), 0);
 }
 
+const HSRP: &str = "packetlife_gratuitous_arp_hsrp.pcap";
+
 #[test]
 fn hsrp_virtual_mac_announcements_are_gratuitous_only() {
-    let events = replay("packetlife_gratuitous_arp_hsrp.pcap");
+    let events = replay(HSRP);
     assert_eq!(events.ip_macs("gratuitous"), [("10.0.0.6", "00:00:0c:07:ac:01"); 6]);
     assert_eq!(events.ip_macs("new_binding"), [("10.0.0.6", "00:00:0c:07:ac:01")]);
     assert_eq!(events.0.len(), 7);
@@ -654,10 +682,68 @@ fn a_truncated_capture_exits_1_with_one_sentence_naming_the_file() {
     let cut = TempFile::new(STORM, &bytes[..bytes.len() - 7]);
     let run = arpwatch(&[Path::new("replay"), &cut.0]);
     assert_eq!(run.code, Some(1), "{}", run.stderr);
-    let stderr = run.stderr.trim_end();
-    assert_eq!(stderr.lines().count(), 1, "{stderr}");
-    assert!(stderr.contains(&cut.0.display().to_string()), "{stderr}");
-    assert!(stderr.contains("truncated"), "{stderr}");
+    let named: Vec<&str> =
+        run.stderr.lines().filter(|l| l.contains(&cut.0.display().to_string())).collect();
+    assert_eq!(named.len(), 1, "{}", run.stderr);
+    assert!(named[0].contains("truncated"), "{}", run.stderr);
+    // What the file held up to the damage went through the engine.
+    assert!(run.stdout.contains("new_binding"), "{}", run.stdout);
+    assert_eq!(
+        run.stderr.lines().last(),
+        Some("arpwatch: 1 of 1 captures could not be read to their end (named above)")
+    );
+}
+
+#[test]
+fn a_damaged_capture_in_the_middle_is_named_and_the_captures_after_it_are_replayed() {
+    let storm = fs::read(capture(STORM)).unwrap();
+    let cut = TempFile::new("cut.pcap", &storm[..3000]);
+    let noise = TempFile::new("noise.pcap", b"this is not a capture");
+    let (first, last) = (capture(HSRP), capture(LINUX_SLL));
+    let args = [
+        Path::new("replay"),
+        &first,
+        &cut.0,
+        &noise.0,
+        &last,
+        "--raw".as_ref(),
+        "--format".as_ref(),
+        "json".as_ref(),
+    ];
+    let run = arpwatch(&args);
+    assert_eq!(run.code, Some(1), "{}", run.stderr);
+    // Every observation of every readable file, those of the damaged one up to the damage.
+    let ifaces: Vec<String> = run.lines().iter().map(|o| str_of(&o["iface"]).to_owned()).collect();
+    let count = |iface: &str| ifaces.iter().filter(|i| *i == iface).count();
+    assert_eq!(
+        (count("packetlife_gratuitous_arp_hsrp"), count("cut"), count("zeek_linuxsll-arp")),
+        (6, 39, 12),
+        "{ifaces:?}"
+    );
+    assert_eq!(ifaces.len(), 6 + 39 + 12);
+    let lines: Vec<&str> = run.stderr.lines().collect();
+    assert_eq!(
+        lines,
+        [
+            format!(
+                "arpwatch: {} is truncated or damaged: it ends inside the record after frame 39",
+                cut.0.display()
+            ),
+            format!(
+                "arpwatch: {} is not a pcap or pcapng capture: it starts with 74 68 69 73",
+                noise.0.display()
+            ),
+            format!(
+                "arpwatch: {}: frames=6 arp=6 non_arp=0 malformed=0 unsupported_link_type=0",
+                first.display()
+            ),
+            format!(
+                "arpwatch: {}: frames=12 arp=12 non_arp=0 malformed=0 unsupported_link_type=0",
+                last.display()
+            ),
+            "arpwatch: 2 of 4 captures could not be read to their end (named above)".to_owned(),
+        ]
+    );
 }
 
 #[test]
@@ -736,4 +822,82 @@ fn every_config_error_is_one_short_sentence_naming_the_file_and_the_key() {
         assert!(stderr.starts_with(&prefix), "{key}: {stderr}");
         assert!(stderr.len() < prefix.len() + 500, "{key}: {} bytes: {stderr}", stderr.len());
     }
+}
+
+// ------------------------------------------------------------ standard input
+
+#[test]
+fn a_capture_from_a_pipe_replays_as_from_its_file() {
+    for name in [HSRP, WINDOWS, SANDERS] {
+        let bytes = fs::read(capture(name)).unwrap();
+        // Standard input is called `stdin`; a copy of that name gives the same interfaces.
+        let extension = Path::new(name).extension().unwrap().to_str().unwrap();
+        let copy = TempFile::new(&format!("stdin.{extension}"), &bytes);
+        for raw in [false, true] {
+            let mut args = vec![Path::new("replay"), &copy.0, "--format".as_ref(), "json".as_ref()];
+            if raw {
+                args.push("--raw".as_ref());
+            }
+            let from_file = arpwatch(&args);
+            assert_eq!(from_file.code, Some(0), "{name}: {}", from_file.stderr);
+            assert!(!from_file.stdout.is_empty(), "{name}");
+            let copy_name = copy.0.display().to_string();
+            for (stdin_arg, shown) in [("-", "stdin"), ("/dev/stdin", "/dev/stdin")] {
+                args[1] = Path::new(stdin_arg);
+                let from_pipe = arpwatch_fed(&args, bytes.clone());
+                assert_eq!(from_pipe.code, Some(0), "{name} {stdin_arg}: {}", from_pipe.stderr);
+                assert_eq!(from_pipe.stdout, from_file.stdout, "{name} {stdin_arg} raw={raw}");
+                assert_eq!(
+                    from_pipe.stderr,
+                    from_file.stderr.replace(&copy_name, shown),
+                    "{name} {stdin_arg}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn a_pipe_is_replayed_as_it_arrives() {
+    let bytes = fs::read(capture(HSRP)).unwrap();
+    // The pcap header and the first record (its length at bytes 8..12 of the record header).
+    let first_len = 24 + 16 + u32::from_le_bytes(bytes[32..36].try_into().unwrap()) as usize;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_arpwatch"))
+        .args(["replay", "-", "--raw", "--format", "json"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the arpwatch binary runs");
+    let mut stdin = child.stdin.take().unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (lines, line) = mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        for l in BufReader::new(stdout).lines() {
+            if lines.send(l.unwrap()).is_err() {
+                break;
+            }
+        }
+    });
+    stdin.write_all(&bytes[..first_len]).unwrap();
+    stdin.flush().unwrap();
+    let first = line.recv_timeout(Duration::from_secs(20));
+    // Whatever happened, let the process finish before judging.
+    stdin.write_all(&bytes[first_len..]).unwrap();
+    drop(stdin);
+    let status = child.wait().unwrap();
+    let mut stderr = String::new();
+    child.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
+    reader.join().unwrap();
+    let first = first.unwrap_or_else(|e| panic!("no line for the first frame ({e}): {stderr}"));
+    assert!(first.contains("\"ts\":\"2012-05-16T14:21:03.222329Z\""), "{first}");
+    assert!(status.success(), "{stderr}");
+    assert_eq!(line.iter().count(), 5, "the other five frames");
+}
+
+#[test]
+fn standard_input_is_read_once() {
+    let run = arpwatch(&[Path::new("replay"), Path::new("-"), Path::new("-")]);
+    assert_eq!(run.code, Some(2), "{}", run.stderr);
+    assert_eq!(run.stderr.trim_end(), "arpwatch: replay can read standard input (-) only once");
 }

@@ -95,6 +95,20 @@ pub enum ReplayError {
     UnsupportedLinkType { path: PathBuf, code: u32 },
 }
 
+impl ReplayError {
+    /// The capture the error is about.
+    pub fn path(&self) -> &Path {
+        match self {
+            ReplayError::Open { path, .. }
+            | ReplayError::Read { path, .. }
+            | ReplayError::NotACapture { path, .. }
+            | ReplayError::Truncated { path, .. }
+            | ReplayError::Damaged { path, .. }
+            | ReplayError::UnsupportedLinkType { path, .. } => path,
+        }
+    }
+}
+
 fn record_after(frames: u64) -> String {
     if frames == 0 {
         "its header or first record".to_owned()

@@ -113,10 +113,20 @@ async fn run(plan: Plan) -> Result<()> {
             let mut pipeline = pipeline(&plan.pipeline, None);
             let mut replay = Replay::open(&plan.files)?;
             let mut last_ts = None;
-            for observation in &mut replay {
-                let observation = observation?;
-                last_ts = Some(observation.ts);
-                pipeline.observe(&observation)?;
+            // What arrives through a pipe is passed on as it comes.
+            let streams = replay.streams();
+            // A damaged capture is named and skipped; the others are still replayed.
+            for item in &mut replay {
+                match item {
+                    Ok(observation) => {
+                        last_ts = Some(observation.ts);
+                        pipeline.observe(&observation)?;
+                        if streams {
+                            pipeline.flush()?;
+                        }
+                    }
+                    Err(err) => eprintln!("arpwatch: {err}"),
+                }
             }
             let engine = pipeline.finish(last_ts)?;
             for summary in replay.summaries() {
@@ -132,7 +142,13 @@ async fn run(plan: Plan) -> Result<()> {
                 );
             }
             report_engine(engine);
-            Ok(())
+            match replay.failed().len() {
+                0 => Ok(()),
+                failed => Err(anyhow::anyhow!(
+                    "{failed} of {} captures could not be read to their end (named above)",
+                    plan.files.len()
+                )),
+            }
         }
     }
 }

@@ -145,7 +145,8 @@ pub struct WatchArgs {
 
 #[derive(Debug, Args)]
 pub struct ReplayArgs {
-    /// Capture files (pcap or pcapng), replayed in the order given.
+    /// Capture files (pcap or pcapng), replayed in the order given; - reads one from standard
+    /// input (e.g. from tcpdump -U -w -).
     #[arg(value_name = "FILE", required = true)]
     pub files: Vec<PathBuf>,
     #[command(flatten)]

@@ -63,7 +63,7 @@ pub struct WatchPlan {
 #[derive(Debug)]
 pub struct ReplayPlan {
     pub pipeline: PipelinePlan,
-    /// Capture files, in the order given.
+    /// Capture files, in the order given; `-` is standard input.
     pub files: Vec<PathBuf>,
 }
 
@@ -96,6 +96,9 @@ impl ReplayPlan {
     fn new(args: ReplayArgs) -> Result<ReplayPlan, UsageError> {
         // A capture shows every reply on the segment, so unanswered requests can be judged.
         let pipeline = PipelinePlan::new(&args.common, true)?;
+        if args.files.iter().filter(|f| f.as_os_str() == crate::replay::STDIN_ARG).count() > 1 {
+            return Err(UsageError("replay can read standard input (-) only once".into()));
+        }
         Ok(ReplayPlan { pipeline, files: args.files })
     }
 }

@@ -1,11 +1,27 @@
-//! `arpwatch replay`: the capture files named on the command line, opened and read one after the
-//! other by the core's [`CaptureReader`] as one stream of observations.
+//! `arpwatch replay`: the capture files named on the command line, read one after the other by
+//! the core's [`CaptureReader`] as one stream of observations.
+//!
+//! - `-` is standard input, so a capture can come from a pipe (`tcpdump -U -w - | arpwatch replay
+//!   -`); `/dev/stdin` works too. A capture is read as it arrives, never whole into memory; it is
+//!   named `stdin` (in errors, summaries and, for a pcap file, as the interface).
+//! - Names are checked before anything is read: a name that does not exist, or is a directory, is
+//!   an error at once (a typo in the last name must not cost a long replay of the others).
+//!   Nothing is opened or read ahead, so a pipe or FIFO is read only once, in its turn.
+//! - A file that cannot be read to its end (it cannot be opened, is not a capture, is truncated or
+//!   damaged) is one error in the stream, naming it and what is wrong; the observations before
+//!   the damage have been given, and the replay goes on with the next file.
 
 use std::fs::File;
+use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
 use arpwatch_core::capture_file::{CaptureReader, ReplayCounters, ReplayError};
 use arpwatch_core::observation::Observation;
+
+/// The name that means standard input.
+pub const STDIN_ARG: &str = "-";
+/// What standard input is called in errors, summaries and interface names.
+const STDIN_NAME: &str = "stdin";
 
 /// A capture file that was read to its end, and what it held.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -22,34 +38,92 @@ pub fn open_capture(path: impl AsRef<Path>) -> Result<CaptureReader<File>, Repla
     CaptureReader::new(file, path)
 }
 
-/// Several capture files replayed one after the other, in the order given, as one stream of
-/// observations. Iteration ends after the last file or after the first error.
+/// Where one capture comes from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Source {
+    Stdin,
+    File(PathBuf),
+}
+
+impl Source {
+    fn of(arg: PathBuf) -> Source {
+        if arg.as_os_str() == STDIN_ARG {
+            Source::Stdin
+        } else {
+            Source::File(arg)
+        }
+    }
+
+    fn open(&self) -> Result<CaptureReader<Box<dyn Read>>, ReplayError> {
+        match self {
+            Source::Stdin => CaptureReader::new(Box::new(io::stdin().lock()), STDIN_NAME),
+            Source::File(path) => {
+                let file = File::open(path)
+                    .map_err(|source| ReplayError::Open { path: path.clone(), source })?;
+                CaptureReader::new(Box::new(file), path)
+            }
+        }
+    }
+
+    /// Data that arrives over time (a pipe, a FIFO, a terminal) rather than a file on disk.
+    fn is_stream(&self) -> bool {
+        match self {
+            Source::Stdin => true,
+            Source::File(path) => std::fs::metadata(path).is_ok_and(|m| !m.is_file()),
+        }
+    }
+}
+
+/// Several captures replayed one after the other, in the order given, as one stream of
+/// observations. An `Err` item is a capture that could not be read to its end; iteration goes on
+/// with the next one and ends after the last.
 pub struct Replay {
-    pending: std::vec::IntoIter<PathBuf>,
-    current: Option<CaptureReader<File>>,
+    pending: std::vec::IntoIter<Source>,
+    current: Option<CaptureReader<Box<dyn Read>>>,
     summaries: Vec<FileSummary>,
-    failed: bool,
+    failed: Vec<PathBuf>,
+    streams: bool,
 }
 
 impl Replay {
-    /// Checks that every file opens and starts like a capture of a supported link type, so that a
-    /// typo in the last name fails before anything is reported, then reads them lazily.
+    /// Checks that every name exists and is not a directory, then reads them lazily. `-` is
+    /// standard input (see the module documentation).
     pub fn open(paths: impl IntoIterator<Item = impl Into<PathBuf>>) -> Result<Self, ReplayError> {
-        let paths: Vec<PathBuf> = paths.into_iter().map(Into::into).collect();
-        for path in &paths {
-            open_capture(path)?;
+        let sources: Vec<Source> = paths.into_iter().map(|p| Source::of(p.into())).collect();
+        for source in &sources {
+            if let Source::File(path) = source {
+                let metadata = std::fs::metadata(path)
+                    .map_err(|source| ReplayError::Open { path: path.clone(), source })?;
+                if metadata.is_dir() {
+                    let source = io::Error::new(io::ErrorKind::IsADirectory, "it is a directory");
+                    return Err(ReplayError::Open { path: path.clone(), source });
+                }
+            }
         }
+        let streams = sources.iter().any(Source::is_stream);
         Ok(Replay {
-            pending: paths.into_iter(),
+            pending: sources.into_iter(),
             current: None,
             summaries: Vec::new(),
-            failed: false,
+            failed: Vec::new(),
+            streams,
         })
     }
 
-    /// The files read to their end so far, with what each held.
+    /// The captures read to their end so far, with what each held.
     pub fn summaries(&self) -> &[FileSummary] {
         &self.summaries
+    }
+
+    /// The captures that could not be read to their end so far.
+    pub fn failed(&self) -> &[PathBuf] {
+        &self.failed
+    }
+
+    /// Some capture arrives over time (standard input, a pipe): what it yields should be passed
+    /// on at once rather than when an output buffer fills.
+    pub fn streams(&self) -> bool {
+        self.streams
     }
 }
 
@@ -57,15 +131,15 @@ impl Iterator for Replay {
     type Item = Result<Observation, ReplayError>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        while !self.failed {
+        loop {
             let reader = match &mut self.current {
                 Some(reader) => reader,
                 None => {
-                    let path = self.pending.next()?;
-                    match open_capture(&path) {
+                    let source = self.pending.next()?;
+                    match source.open() {
                         Ok(reader) => self.current.insert(reader),
                         Err(e) => {
-                            self.failed = true;
+                            self.failed.push(e.path().to_owned());
                             return Some(Err(e));
                         }
                     }
@@ -74,7 +148,8 @@ impl Iterator for Replay {
             match reader.next() {
                 Some(Ok(observation)) => return Some(Ok(observation)),
                 Some(Err(e)) => {
-                    self.failed = true;
+                    self.failed.push(reader.path().to_owned());
+                    self.current = None;
                     return Some(Err(e));
                 }
                 None => {
@@ -84,6 +159,5 @@ impl Iterator for Replay {
                 }
             }
         }
-        None
     }
 }
