@@ -391,3 +391,65 @@ fn apply(model: &mut BTreeMap<u32, String>, change: LinkChange) {
         }
     }
 }
+
+/// `ip -n NS ARGS...` with arguments that need not be UTF-8 (interface names).
+fn ip_bytes(ns: &Netns, args: &[&[u8]]) {
+    use std::os::unix::ffi::OsStrExt;
+    let out = std::process::Command::new("ip")
+        .args(["-n", &ns.name])
+        .args(args.iter().map(|a| std::ffi::OsStr::from_bytes(a)))
+        .output()
+        .expect("run ip");
+    assert!(out.status.success(), "ip {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// The namespace's links by ifindex, their names as `ip -j` prints them, any byte that is not
+/// UTF-8 replaced by U+FFFD.
+fn kernel_names_lossy(ns: &Netns) -> BTreeMap<u32, String> {
+    let out = ns.ip(&["-j", "link", "show"]);
+    let links: serde_json::Value =
+        serde_json::from_str(&String::from_utf8_lossy(&out.stdout)).expect("ip -j output");
+    links
+        .as_array()
+        .expect("a list of links")
+        .iter()
+        .map(|link| {
+            let ifindex = link["ifindex"].as_u64().expect("ifindex") as u32;
+            (ifindex, link["ifname"].as_str().expect("ifname").to_owned())
+        })
+        .collect()
+}
+
+/// Names that are not UTF-8 (which the rtnetlink crate refuses: such a link used to be dropped
+/// with a hex dump in the log) are listed, followed and written escaped.
+#[test]
+fn a_name_that_is_not_utf8_is_listed_and_followed_escaped() {
+    use arpwatch_core::ifname;
+    let ns = Netns::new("links");
+    ip_bytes(&ns, &[b"link", b"add", b"w\xff", b"type", b"veth", b"peer", b"name", b"w1"]);
+    let (watcher, links, local_macs) = WatcherThread::start(&ns, false);
+    let kernel = kernel_names_lossy(&ns);
+    let lossy = |written: &str| {
+        String::from_utf8_lossy(&ifname::unescape(written).expect("a written name")).into_owned()
+    };
+    let seen: BTreeMap<u32, String> =
+        links.iter().map(|link| (link.ifindex, lossy(&link.name))).collect();
+    assert_eq!(seen, kernel);
+    let weird = links.iter().find(|link| link.name == r"w\xff").expect("the link is listed");
+    assert_eq!(local_macs.owners(&weird.mac.expect("a veth has a MAC")), [r"w\xff"]);
+
+    let w1 = links.iter().find(|link| link.name == "w1").expect("its peer").ifindex;
+    ip_bytes(&ns, &[b"link", b"set", b"w1", b"name", b"\xfe\\z"]);
+    match watcher.next().0 {
+        LinkChange::Renamed { ifindex, old, new } => {
+            assert_eq!((ifindex, old.as_str(), new.name.as_str()), (w1, "w1", r"\xfe\\z"));
+        }
+        other => panic!("expected the rename, got {other:?}"),
+    }
+    ip_bytes(&ns, &[b"link", b"del", b"w\xff"]);
+    let (changes, _) = watcher.changes(2);
+    assert_eq!(
+        removed(&changes),
+        [(weird.ifindex, r"w\xff".to_owned()), (w1, r"\xfe\\z".to_owned())].into()
+    );
+}

@@ -230,3 +230,67 @@ fn identical_frames_are_folded_unless_dedup_is_off() {
         "(interval, replies printed, 2 suppressed)"
     );
 }
+
+/// An interface whose name is not UTF-8 is watched under `--all`, named with its bytes escaped
+/// (`ob\xff`) in the raw lines and logs, and never as a hex dump. aya attaches TC by name only, so
+/// its egress is not watched, and the log says so.
+#[test]
+fn an_interface_whose_name_is_not_utf8_is_watched_under_all_and_named_escaped() {
+    use std::os::unix::ffi::OsStrExt;
+    let observer = Netns::new("nutfo");
+    let peer = Netns::new("nutfp");
+    let name: &[u8] = b"ob\xff";
+    let ip = |args: &[&[u8]]| {
+        let out = std::process::Command::new("ip")
+            .args(["-n", &observer.name])
+            .args(args.iter().map(|a| std::ffi::OsStr::from_bytes(a)))
+            .output()
+            .expect("run ip");
+        assert!(out.status.success(), "ip {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    };
+    ip(&[
+        b"link",
+        b"add",
+        name,
+        b"type",
+        b"veth",
+        b"peer",
+        b"name",
+        b"eth0",
+        b"netns",
+        peer.name.as_bytes(),
+    ]);
+    ip(&[b"link", b"set", name, b"up"]);
+    ip(&[b"addr", b"add", b"192.0.2.1/24", b"dev", name]);
+    peer.ip(&["link", "set", "eth0", "up"]);
+    peer.add_addr("eth0", "192.0.2.2/24");
+    let ifindex = observer.run_inside(|| {
+        let name = std::ffi::CString::new(&b"ob\xff"[..]).unwrap();
+        // SAFETY: a NUL-terminated name.
+        unsafe { libc::if_nametoindex(name.as_ptr()) }
+    });
+    assert!(ifindex > 0);
+
+    let mut watch =
+        Arpwatch::start(Some(&observer), &["watch", "--all", "--raw", "--duration", "4"]);
+    watch.wait_attached(&[r"ob\xff"]);
+    // The peer resolves the observer: its broadcast request arrives on `ob\xff`.
+    peer.udp_to("192.0.2.1");
+    let done = watch.finish(Duration::from_secs(20));
+    assert!(done.status.success(), "exit {}; stderr:\n{}", done.status, done.stderr);
+
+    let lines = done.json_lines();
+    let request = find(&lines, "request", "192.0.2.2", "192.0.2.1");
+    assert_eq!(request["iface"], r"ob\xff");
+    assert_eq!(request["ifindex"], ifindex);
+    assert_eq!(request["direction"], "ingress");
+    let stderr = &done.stderr;
+    assert!(stderr.lines().all(|l| l.len() < 300), "a long log line:\n{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "interface {ifindex} has a name that is not plain text; arpwatch writes it ob\\xff"
+        )),
+        "{stderr}"
+    );
+    assert!(stderr.contains("egress not watched"), "{stderr}");
+}

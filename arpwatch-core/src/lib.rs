@@ -8,6 +8,7 @@ pub mod decode;
 pub mod engine;
 pub mod enrich;
 pub mod event;
+pub mod ifname;
 pub mod observation;
 pub mod pools;
 #[cfg(any(test, feature = "testkit"))]

@@ -16,6 +16,7 @@ use std::fmt;
 use arpwatch_common::{
     direction, globals, maps, programs, Counter, COUNTER_SLOTS, DEFAULT_DEDUP_INTERVAL_NS,
 };
+use arpwatch_core::ifname;
 use std::time::Duration;
 
 use crate::privileges;
@@ -69,9 +70,11 @@ pub struct AttachOptions {
 pub struct Attachment {
     pub name: String,
     pub xdp_mode: AttachedMode,
-    pub tc_mode: TcMode,
+    /// `None` when the egress program could not be attached because the interface's name is not
+    /// UTF-8: aya attaches TC programs only by name (XDP goes by ifindex).
+    pub tc_mode: Option<TcMode>,
     xdp_link: XdpLinkId,
-    tc_link: SchedClassifierLinkId,
+    tc_link: Option<SchedClassifierLinkId>,
 }
 
 /// The loaded kernel programs, their maps, and where they are attached.
@@ -115,8 +118,10 @@ impl KernelProbe {
         Ok(KernelProbe { ebpf, attached: HashMap::new() })
     }
 
-    /// Attaches XDP (ingress) and the TC classifier (egress) to interface `iface`, `ifindex`.
-    /// Either both are attached or neither is.
+    /// Attaches XDP (ingress) and the TC classifier (egress) to interface `iface`, `ifindex`,
+    /// `iface` being the name as arpwatch writes it ([`ifname`]). Either both are attached or
+    /// neither is, except for a name that is not UTF-8, which gets XDP only (see
+    /// [`Attachment::tc_mode`]).
     pub fn attach(
         &mut self,
         ifindex: u32,
@@ -127,8 +132,11 @@ impl KernelProbe {
             self.detach(ifindex);
         }
         let (xdp_link, xdp_mode) = self.attach_xdp(ifindex, iface, options.xdp)?;
-        let (tc_link, tc_mode) = match self.attach_tc_egress(iface, options.tc) {
-            Ok(attached) => attached,
+        // TC goes by name: the kernel's, never the written form, which could be another's name.
+        let tc = ifname::kernel_name(iface)
+            .map(|kernel_name| self.attach_tc_egress(iface, &kernel_name, options.tc));
+        let (tc_link, tc_mode) = match tc.transpose() {
+            Ok(attached) => attached.unzip(),
             Err(err) => {
                 let _ = self.xdp_mut().detach(xdp_link);
                 return Err(err);
@@ -147,7 +155,7 @@ impl KernelProbe {
         if let Err(err) = self.xdp_mut().detach(xdp_link) {
             log::debug!("{name}: XDP detach: {err}");
         }
-        if let Err(err) = self.classifier_mut().detach(tc_link) {
+        if let Some(Err(err)) = tc_link.map(|link| self.classifier_mut().detach(link)) {
             log::debug!("{name}: TC detach: {err}");
         }
         Some(name)
@@ -197,6 +205,7 @@ impl KernelProbe {
     fn attach_tc_egress(
         &mut self,
         iface: &str,
+        kernel_name: &str,
         choice: TcModeChoice,
     ) -> Result<(SchedClassifierLinkId, TcMode)> {
         let mode = match choice {
@@ -207,8 +216,8 @@ impl KernelProbe {
         let options = match mode {
             TcMode::Tcx => TcAttachOptions::TcxOrder(LinkOrder::default()),
             TcMode::Netlink => {
-                remove_stale_netlink_filters(iface)?;
-                if let Err(err) = tc::qdisc_add_clsact(iface) {
+                remove_stale_netlink_filters(kernel_name)?;
+                if let Err(err) = tc::qdisc_add_clsact(kernel_name) {
                     // EEXIST: the interface already has a clsact qdisc, which is what we need.
                     if !is_errno(&err, libc::EEXIST) {
                         return Err(anyhow!(err))
@@ -220,7 +229,7 @@ impl KernelProbe {
         };
         let link = self
             .classifier_mut()
-            .attach_with_options(iface, TcAttachType::Egress, options)
+            .attach_with_options(kernel_name, TcAttachType::Egress, options)
             .map_err(|err| anyhow!(err))
             .with_context(|| {
                 format!("could not attach the TC egress program to {iface} ({mode} mode)")

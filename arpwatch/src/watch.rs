@@ -135,13 +135,17 @@ fn drain_pending<W: Write>(
 
 fn attach(probe: &mut KernelProbe, link: &LinkInfo, options: AttachOptions) -> Result<()> {
     let attached = probe.attach(link.ifindex, &link.name, options)?;
-    log::info!(
-        "watching {} (ifindex {}): XDP ingress in {} mode, TC egress by {}",
-        link.name,
-        link.ifindex,
-        attached.xdp_mode,
-        attached.tc_mode
-    );
+    let (name, ifindex, xdp_mode) = (&link.name, link.ifindex, attached.xdp_mode);
+    match attached.tc_mode {
+        Some(tc_mode) => log::info!(
+            "watching {name} (ifindex {ifindex}): XDP ingress in {xdp_mode} mode, TC egress by \
+             {tc_mode}"
+        ),
+        None => log::warn!(
+            "watching {name} (ifindex {ifindex}): XDP ingress in {xdp_mode} mode, egress not \
+             watched: TC programs attach by name, and this name is not UTF-8"
+        ),
+    }
     Ok(())
 }
 

@@ -6,19 +6,21 @@
 //! - included means: some `--iface` value matches its name, or `--all` is given and it is not the
 //!   loopback device. `--all` with `--iface` is their union, so `--all --iface lo` adds loopback;
 //! - globs are shell globs (`*`, `?`, `[abc]`, `[!abc]`, `[a-z]`), matched against the whole name,
-//!   case-sensitively like the kernel's names; a value without `*`, `?` or `[` is an exact name.
+//!   case-sensitively like the kernel's names; a value without `*`, `?` or `[` is an exact name;
+//! - names and globs are matched against the name as arpwatch writes it
+//!   ([`arpwatch_core::ifname`]): a byte that is not UTF-8 is `\xNN` and a backslash `\\`, so
+//!   `--iface 'veth\xff'` selects the interface whose name is `veth` and the byte 0xff, and
+//!   `--exclude 'veth\x*'` every name with such a byte after `veth`.
 //!
 //! Globs use the `glob` crate (rust-lang, no dependencies): it rejects malformed patterns such as
 //! an unclosed `[`, which libc's fnmatch would quietly treat as literal text, and it needs no regex
 //! engine the way globset does.
 
+use arpwatch_core::ifname::{self, MAX_NAME_BYTES};
 use glob::{MatchOptions, Pattern};
 
 use super::LinkInfo;
 use crate::UsageError;
-
-/// The longest name Linux gives an interface (IFNAMSIZ less the terminating NUL).
-const MAX_NAME_BYTES: usize = 15;
 
 /// Interface names contain no '/', so path rules do not apply; case matters as it does in the
 /// kernel.
@@ -82,9 +84,10 @@ fn parse(flag: &str, value: &str) -> Result<Pattern, UsageError> {
             "--{flag} needs an interface name or glob, not an empty value"
         )));
     }
-    if is_exact(value) && value.len() > MAX_NAME_BYTES {
+    if is_exact(value) && !ifname::could_exist(value) {
         return Err(UsageError(format!(
-            "--{flag} {value:?} can never match: interface names are at most {MAX_NAME_BYTES} bytes long"
+            "--{flag} {value:?} can never match: interface names are at most {MAX_NAME_BYTES} \
+             bytes long, written with \\xNN for a byte that is not UTF-8 and \\\\ for a backslash"
         )));
     }
     Pattern::new(value)
@@ -190,11 +193,27 @@ mod tests {
         assert!(unclosed.starts_with("--exclude \"veth[a-\" is not a valid glob: "), "{unclosed}");
         assert_eq!(
             usage_error(&["a-very-long-interface"], &[], false),
-            "--iface \"a-very-long-interface\" can never match: interface names are at most 15 bytes long"
+            "--iface \"a-very-long-interface\" can never match: interface names are at most 15 \
+             bytes long, written with \\xNN for a byte that is not UTF-8 and \\\\ for a backslash"
         );
+        assert!(usage_error(&[r"a\b"], &[], false).starts_with("--iface \"a\\\\b\" can never"));
         assert_eq!(
             usage_error(&[], &[], false),
             "watch needs --iface NAME_OR_GLOB or --all to know which interfaces to observe"
+        );
+    }
+
+    #[test]
+    fn names_that_are_not_text_are_matched_as_written() {
+        let weird = link(r"veth\xff");
+        assert!(selector(&[r"veth\xff"], &[], false).selects(&weird), "an exact name");
+        assert!(selector(&["veth*"], &[], false).selects(&weird));
+        assert!(!selector(&[], &[r"veth\x*"], true).selects(&weird), "excluded by a glob");
+        assert!(selector(&[], &[], true).selects(&weird), "--all");
+        let fifteen = r"\xff".repeat(15);
+        assert!(
+            selector(&[&fifteen], &[], false).selects(&link(&fifteen)),
+            "15 bytes, written long"
         );
     }
 

@@ -1,16 +1,30 @@
 //! The table of links by ifindex, and the changes it reports as rtnetlink messages and dumps are
 //! applied to it. No I/O here: the watcher feeds it.
 
+use arpwatch_core::ifname;
 use arpwatch_core::observation::MacAddr;
-use rtnetlink::packet_route::link::{LinkAttribute, LinkFlags, LinkMessage};
+use rtnetlink::packet_core::{
+    DecodeError, DefaultNla, NetlinkDeserializable, NetlinkHeader, NetlinkSerializable, Nla,
+    NlaBuffer, NlasIterator, Parseable, ParseableParametrized,
+};
+use rtnetlink::packet_route::link::{LinkAttribute, LinkFlags, LinkHeader, LinkMessage};
 use rtnetlink::packet_route::{AddressFamily, RouteNetlinkMessage};
 use std::collections::BTreeMap;
 use std::sync::Arc;
+
+const RTM_NEWLINK: u16 = 16;
+const RTM_DELLINK: u16 = 17;
+const IFLA_IFNAME: u16 = 3;
+/// The size of `struct ifinfomsg`, before a link message's attributes.
+const LINK_HEADER_LEN: usize = 16;
 
 /// One network interface of this host (of the network namespace arpwatch runs in).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LinkInfo {
     pub ifindex: u32,
+    /// The name as arpwatch writes it ([`ifname::escape`]): the kernel's name unless that has
+    /// bytes that are not UTF-8, control characters or backslashes. Selection, events, logs and
+    /// metrics use this form; [`ifname::kernel_name`] gives the kernel's name back.
     pub name: String,
     /// The link-layer address (IFLA_ADDRESS) when it is six bytes long, as on Ethernet.
     pub mac: Option<[u8; 6]>,
@@ -32,7 +46,14 @@ impl LinkInfo {
         let mut mac = None;
         for attribute in &message.attributes {
             match attribute {
-                LinkAttribute::IfName(n) => name = Some(n.clone()),
+                LinkAttribute::IfName(n) => name = Some(ifname::escape(n.as_bytes())),
+                // A name that is not UTF-8, as `RouteMessage` reads it.
+                LinkAttribute::Other(nla) if nla.kind() == IFLA_IFNAME => {
+                    let mut bytes = vec![0; nla.value_len()];
+                    nla.emit_value(&mut bytes);
+                    let end = bytes.iter().position(|b| *b == 0).unwrap_or(bytes.len());
+                    name = Some(ifname::escape(&bytes[..end]));
+                }
                 LinkAttribute::Address(bytes) => mac = <[u8; 6]>::try_from(bytes.as_slice()).ok(),
                 _ => {}
             }
@@ -45,6 +66,58 @@ impl LinkInfo {
             loopback: message.header.flags.contains(LinkFlags::Loopback),
         })
     }
+}
+
+/// An rtnetlink message as the watcher reads it: the `rtnetlink` crate's own, except that a link
+/// message it cannot read (it refuses a name that is not UTF-8, and the message would be dropped
+/// with a hex dump in the log) is read attribute by attribute, keeping any attribute it cannot
+/// parse, the name included, as raw bytes ([`LinkAttribute::Other`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct RouteMessage(pub RouteNetlinkMessage);
+
+impl NetlinkSerializable for RouteMessage {
+    fn message_type(&self) -> u16 {
+        self.0.message_type()
+    }
+
+    fn buffer_len(&self) -> usize {
+        NetlinkSerializable::buffer_len(&self.0)
+    }
+
+    fn serialize(&self, buffer: &mut [u8]) {
+        self.0.serialize(buffer)
+    }
+}
+
+impl NetlinkDeserializable for RouteMessage {
+    type Error = DecodeError;
+
+    fn deserialize(header: &NetlinkHeader, payload: &[u8]) -> Result<Self, DecodeError> {
+        let err = match RouteNetlinkMessage::deserialize(header, payload) {
+            Ok(message) => return Ok(RouteMessage(message)),
+            Err(err) => err,
+        };
+        let message = match header.message_type {
+            RTM_NEWLINK => RouteNetlinkMessage::NewLink(link_message_leniently(payload)?),
+            RTM_DELLINK => RouteNetlinkMessage::DelLink(link_message_leniently(payload)?),
+            _ => return Err(err),
+        };
+        Ok(RouteMessage(message))
+    }
+}
+
+/// A link message whose attributes are parsed one by one, those that fail kept raw.
+fn link_message_leniently(payload: &[u8]) -> Result<LinkMessage, DecodeError> {
+    let mut message = LinkMessage::default();
+    message.header = LinkHeader::parse(payload)?;
+    let family = message.header.interface_family;
+    for nla in NlasIterator::new(payload.get(LINK_HEADER_LEN..).unwrap_or_default()) {
+        let nla: NlaBuffer<&[u8]> = nla?;
+        let attribute = LinkAttribute::parse_with_param(&nla, family)
+            .or_else(|_| DefaultNla::parse(&nla).map(LinkAttribute::Other))?;
+        message.attributes.push(attribute);
+    }
+    Ok(message)
 }
 
 /// A change to the set of links or to their names. Flag, state and address changes are not
@@ -263,6 +336,50 @@ mod tests {
         let mut nameless = message(AddressFamily::Unspec, &eth);
         nameless.attributes.retain(|a| !matches!(a, LinkAttribute::IfName(_)));
         assert_eq!(LinkInfo::from_message(&nameless), None);
+    }
+
+    /// The bytes of an RTM_NEWLINK message for `link` named `name` (any bytes), as the kernel
+    /// sends them, read back the way the watcher reads them.
+    fn read_back(link: &LinkInfo, name: &[u8]) -> Result<RouteMessage, DecodeError> {
+        use rtnetlink::packet_core::Emitable;
+        let mut message = self::message(AddressFamily::Unspec, link);
+        message.attributes.retain(|a| !matches!(a, LinkAttribute::IfName(_)));
+        let mut nul_terminated = name.to_vec();
+        nul_terminated.push(0);
+        message
+            .attributes
+            .insert(0, LinkAttribute::Other(DefaultNla::new(IFLA_IFNAME, nul_terminated)));
+        let mut payload = vec![0; message.buffer_len()];
+        message.emit(&mut payload);
+        let mut header = NetlinkHeader::default();
+        header.message_type = RTM_NEWLINK;
+        RouteMessage::deserialize(&header, &payload)
+    }
+
+    #[test]
+    fn a_name_that_is_not_utf8_is_read_and_written_escaped() {
+        let veth = link(7, "placeholder", mac(7));
+        let RouteMessage(RouteNetlinkMessage::NewLink(message)) =
+            read_back(&veth, b"veth\xff").expect("read leniently")
+        else {
+            panic!("not a new link");
+        };
+        let info = LinkInfo::from_message(&message).unwrap();
+        assert_eq!(info, LinkInfo { name: r"veth\xff".into(), ..veth.clone() });
+        // Ordinary names take the crate's own path, and a backslash is doubled.
+        for (name, written) in [(&b"eth0"[..], "eth0"), (br"a\b", r"a\\b")] {
+            let RouteMessage(RouteNetlinkMessage::NewLink(message)) =
+                read_back(&veth, name).unwrap()
+            else {
+                panic!("not a new link");
+            };
+            assert!(message.attributes.iter().any(|a| matches!(a, LinkAttribute::IfName(_))));
+            assert_eq!(LinkInfo::from_message(&message).unwrap().name, written);
+        }
+        // A deletion is read the same way; other messages are not.
+        let mut header = NetlinkHeader::default();
+        header.message_type = RTM_DELLINK;
+        assert!(RouteMessage::deserialize(&header, &[0; 3]).is_err(), "too short for a link");
     }
 
     #[test]

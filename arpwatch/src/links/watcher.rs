@@ -14,17 +14,24 @@
 
 use anyhow::{anyhow, Context, Result};
 use futures::channel::mpsc::UnboundedReceiver;
-use futures::{StreamExt, TryStreamExt};
-use rtnetlink::packet_core::{NetlinkMessage, NetlinkPayload};
+use futures::StreamExt;
+use rtnetlink::packet_core::{
+    NetlinkHeader, NetlinkMessage, NetlinkPayload, NLM_F_DUMP, NLM_F_REQUEST,
+};
+use rtnetlink::packet_route::link::LinkMessage;
 use rtnetlink::packet_route::RouteNetlinkMessage;
-use rtnetlink::sys::SocketAddr;
-use rtnetlink::{Handle, MulticastGroup};
+use rtnetlink::proto::ConnectionHandle;
+use rtnetlink::sys::protocols::NETLINK_ROUTE;
+use rtnetlink::sys::{AsyncSocket, SocketAddr};
 use std::collections::VecDeque;
 use std::sync::Arc;
 use tokio::task::JoinHandle;
 
-use super::table::LinkTable;
+use super::table::{LinkTable, RouteMessage};
 use super::{LinkChange, LinkInfo, LocalMacs};
+
+/// The rtnetlink multicast group of link notifications (RTNLGRP_LINK).
+const RTNLGRP_LINK: u32 = 1;
 
 /// The links of the network namespace this watcher was started in, kept current.
 ///
@@ -33,8 +40,8 @@ use super::{LinkChange, LinkInfo, LocalMacs};
 /// interrupted by another branch starts over on the next call.
 #[derive(Debug)]
 pub struct LinkWatcher {
-    handle: Handle,
-    notifications: UnboundedReceiver<(NetlinkMessage<RouteNetlinkMessage>, SocketAddr)>,
+    handle: ConnectionHandle<RouteMessage>,
+    notifications: UnboundedReceiver<(NetlinkMessage<RouteMessage>, SocketAddr)>,
     /// Reads the socket and hands notifications and replies over; aborted on drop.
     connection: JoinHandle<()>,
     table: LinkTable,
@@ -50,9 +57,15 @@ impl LinkWatcher {
     /// `ip netns exec` chose). Must run inside a tokio runtime, which runs the socket's task.
     pub async fn start() -> Result<LinkWatcher> {
         // Subscribing first: a link created between the dump and the subscription would be missed.
-        let (connection, handle, notifications) =
-            rtnetlink::new_multicast_connection(&[MulticastGroup::Link])
+        // The messages are read as `RouteMessage`, so a link whose name is not UTF-8 is seen too.
+        let (mut connection, handle, notifications) =
+            rtnetlink::proto::new_connection::<RouteMessage>(NETLINK_ROUTE)
                 .context("could not open an rtnetlink socket to follow network interfaces")?;
+        connection
+            .socket_mut()
+            .socket_mut()
+            .bind(&SocketAddr::new(0, 1 << (RTNLGRP_LINK - 1)))
+            .context("could not subscribe to rtnetlink link notifications")?;
         let connection = tokio::spawn(connection);
         let mut watcher = LinkWatcher {
             handle,
@@ -64,6 +77,7 @@ impl LinkWatcher {
             resyncs: 0,
         };
         watcher.table = LinkTable::new(dump_links(&watcher.handle).await?);
+        watcher.links().for_each(note_written_name);
         Ok(watcher)
     }
 
@@ -91,6 +105,9 @@ impl LinkWatcher {
     pub async fn next_change(&mut self) -> Result<LinkChange> {
         loop {
             if let Some(change) = self.pending.pop_front() {
+                if let LinkChange::Added(link) | LinkChange::Renamed { new: link, .. } = &change {
+                    note_written_name(link);
+                }
                 return Ok(change);
             }
             if self.resync_due {
@@ -101,7 +118,7 @@ impl LinkWatcher {
                 anyhow!("the rtnetlink socket closed: network interfaces can no longer be followed")
             })?;
             match message.payload {
-                NetlinkPayload::InnerMessage(message) => {
+                NetlinkPayload::InnerMessage(RouteMessage(message)) => {
                     self.pending.extend(self.table.apply(&message))
                 }
                 NetlinkPayload::Overrun(_) => {
@@ -124,6 +141,18 @@ impl LinkWatcher {
     }
 }
 
+/// Says once, when a link appears or takes the name, that its name is written escaped
+/// ([`arpwatch_core::ifname`]): events, logs and selection globs use that form.
+fn note_written_name(link: &LinkInfo) {
+    if link.name.contains('\\') {
+        log::info!(
+            "interface {} has a name that is not plain text; arpwatch writes it {}",
+            link.ifindex,
+            link.name
+        );
+    }
+}
+
 impl Drop for LinkWatcher {
     fn drop(&mut self) {
         // The task owns the socket: ending it closes the socket.
@@ -131,14 +160,25 @@ impl Drop for LinkWatcher {
     }
 }
 
-async fn dump_links(handle: &Handle) -> Result<Vec<LinkInfo>> {
-    handle
-        .link()
-        .get()
-        .execute()
-        .try_filter_map(|message| std::future::ready(Ok(LinkInfo::from_message(&message))))
-        .try_collect()
-        .await
-        .map_err(|err| anyhow!(err))
-        .context("could not list the network interfaces over rtnetlink")
+async fn dump_links(handle: &ConnectionHandle<RouteMessage>) -> Result<Vec<LinkInfo>> {
+    let failed = "could not list the network interfaces over rtnetlink";
+    let request = RouteMessage(RouteNetlinkMessage::GetLink(LinkMessage::default()));
+    let mut header = NetlinkHeader::default();
+    header.flags = NLM_F_REQUEST | NLM_F_DUMP;
+    let request = NetlinkMessage::new(header, NetlinkPayload::InnerMessage(request));
+    let mut replies = handle
+        .request(request, SocketAddr::new(0, 0))
+        .map_err(|err| anyhow!("{err}"))
+        .context(failed)?;
+    let mut links = Vec::new();
+    while let Some(reply) = replies.next().await {
+        match reply.payload {
+            NetlinkPayload::InnerMessage(RouteMessage(RouteNetlinkMessage::NewLink(link))) => {
+                links.extend(LinkInfo::from_message(&link))
+            }
+            NetlinkPayload::Error(err) => return Err(anyhow!("{err}")).context(failed),
+            _ => {}
+        }
+    }
+    Ok(links)
 }
