@@ -67,10 +67,11 @@ impl Source {
 
     /// Data that arrives over time (a pipe, a FIFO, a terminal) rather than a file on disk.
     fn is_stream(&self) -> bool {
-        match self {
-            Source::Stdin => true,
-            Source::File(path) => std::fs::metadata(path).is_ok_and(|m| !m.is_file()),
-        }
+        let path = match self {
+            Source::Stdin => Path::new("/dev/stdin"),
+            Source::File(path) => path,
+        };
+        std::fs::metadata(path).is_ok_and(|m| !m.is_file())
     }
 }
 
