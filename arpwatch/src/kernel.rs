@@ -121,7 +121,7 @@ impl KernelProbe {
     /// Attaches XDP (ingress) and the TC classifier (egress) to interface `iface`, `ifindex`,
     /// `iface` being the name as arpwatch writes it ([`ifname`]). Either both are attached or
     /// neither is, except for a name that is not UTF-8, which gets XDP only (see
-    /// [`Attachment::tc_mode`]).
+    /// `Attachment::tc_mode`).
     pub fn attach(
         &mut self,
         ifindex: u32,
