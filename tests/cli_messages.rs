@@ -34,7 +34,10 @@ fn a_full_stdout_is_named() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
-    assert_eq!(sentences(&out.stderr), ["arpwatch: cannot write to stdout: No space left on device"]);
+    assert_eq!(
+        sentences(&out.stderr),
+        ["arpwatch: cannot write to stdout: No space left on device"]
+    );
 }
 
 #[test]

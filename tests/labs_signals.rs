@@ -22,7 +22,8 @@ fn get_within(ns: &Netns, path: &str, timeout: Duration) -> Option<(u16, String)
     ns.run_inside(move || {
         let mut stream = TcpStream::connect(METRICS).ok()?;
         stream.set_read_timeout(Some(timeout)).unwrap();
-        write!(stream, "GET {path} HTTP/1.1\r\nHost: arpwatch\r\nConnection: close\r\n\r\n").ok()?;
+        write!(stream, "GET {path} HTTP/1.1\r\nHost: arpwatch\r\nConnection: close\r\n\r\n")
+            .ok()?;
         let mut response = String::new();
         stream.read_to_string(&mut response).ok()?;
         let status = response.split(' ').nth(1)?.parse().ok()?;
@@ -195,10 +196,8 @@ fn sighup_and_a_changed_file_reload_the_configuration_and_the_engine_keeps_its_s
     // A file that does not validate: the previous configuration stays, and the metric says so.
     config.replace(&format!("[[pools]]\nname = \"vips\"\ncidrs = [\"{VIP}/33\"]\n"));
     watch.signal(libc::SIGHUP);
-    let line = watch.wait_for_stderr(
-        "keeping the previous configuration (SIGHUP)",
-        Duration::from_secs(10),
-    );
+    let line = watch
+        .wait_for_stderr("keeping the previous configuration (SIGHUP)", Duration::from_secs(10));
     assert!(line.contains("pools[0].cidrs[0]"), "the sentence names the key: {line}");
     scrape_until(client, Duration::from_secs(5), "the failed reload", |b| {
         sample(b, reload_ok) == Some(0.0)

@@ -130,8 +130,9 @@ async fn run(plan: Plan) -> Result<()> {
         }
         Plan::Replay(plan) => {
             // A replay has no ring to protect: it waits for stdout and loses nothing.
-            let (out, drain) = stdout::spawn(io::stdout(), stdout::DEFAULT_CAPACITY, WhenFull::Wait)
-                .context("could not start the stdout writer")?;
+            let (out, drain) =
+                stdout::spawn(io::stdout(), stdout::DEFAULT_CAPACITY, WhenFull::Wait)
+                    .context("could not start the stdout writer")?;
             let mut pipeline = pipeline(&plan.pipeline, None, out);
             let mut replay = Replay::open(&plan.files)?;
             let mut last_ts = None;

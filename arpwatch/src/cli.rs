@@ -288,8 +288,8 @@ mod tests {
         let cli = Cli::try_parse_from(["arpwatch", "watch", "--all"]).unwrap();
         let Command::Watch(w) = cli.command else { panic!("not watch") };
         assert_eq!(w.output_buffer, 8 << 20);
-        let cli =
-            Cli::try_parse_from(["arpwatch", "watch", "--all", "--output-buffer", "65536"]).unwrap();
+        let cli = Cli::try_parse_from(["arpwatch", "watch", "--all", "--output-buffer", "65536"])
+            .unwrap();
         let Command::Watch(w) = cli.command else { panic!("not watch") };
         assert_eq!(w.output_buffer, 65536);
     }

@@ -141,8 +141,8 @@ impl Reloader {
             Ok(text) => Seen::Text(text.clone()),
             Err(err) => Seen::Unreadable(err.kind()),
         });
-        let text = text
-            .map_err(|source| ConfigError::Read { path: path.to_owned(), source }.to_string())?;
+        let text =
+            text.map_err(|source| ConfigError::Read { path: path.to_owned(), source }.to_string())?;
         let config = parse_config(path, &text).map_err(|err| err.to_string())?;
         self.source.apply_flags(Some(config)).map_err(|err| err.to_string())
     }

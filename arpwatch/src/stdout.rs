@@ -269,9 +269,7 @@ impl Lines {
         match self.when_full {
             WhenFull::Wait => {
                 // A chunk larger than the whole queue goes in alone.
-                while state.bytes > 0
-                    && state.bytes + bytes.len() > shared.capacity
-                    && !state.done
+                while state.bytes > 0 && state.bytes + bytes.len() > shared.capacity && !state.done
                 {
                     state = shared.wait(state);
                 }
