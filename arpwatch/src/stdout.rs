@@ -324,12 +324,20 @@ fn count_lines(bytes: &[u8]) -> u64 {
 }
 
 impl Write for Lines {
+    #[inline]
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.write_all(buf)?;
+        Ok(buf.len())
+    }
+
+    /// The encoders write a line in many small pieces: this is their hot path.
+    #[inline]
+    fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
         self.pending.extend_from_slice(buf);
         if self.pending.len() >= self.chunk {
             self.push()?;
         }
-        Ok(buf.len())
+        Ok(())
     }
 
     /// Pushes the whole lines written so far; never waits for the sink (except with
