@@ -2,19 +2,26 @@
 //! into an exit status (0 success, 2 bad usage or configuration, 1 a failure at run time) with
 //! one clear sentence on stderr.
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use clap::Parser;
-use std::io::{self, BufWriter};
+use std::io;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use crate::cli::Cli;
-use crate::metrics::{Metrics, MetricsOptions, MetricsServer};
+use crate::metrics::{wall_clock_now, Metrics, MetricsOptions, MetricsServer};
 use crate::output::{Mode, Pipeline};
 use crate::plan::{PipelinePlan, Plan, Processing};
 use crate::replay::Replay;
+use crate::stdout::{self, Lines, WhenFull};
 use crate::{node, watch, UsageError};
 use arpwatch_core::engine::{Engine, EngineStats};
 use arpwatch_core::enrich::Annotator;
+
+/// How long the lines still queued at the end of a watch may take to reach stdout. With the
+/// rest of the stop (a last drain, detaching) a stop stays well within two seconds, whatever
+/// stdout does.
+const EXIT_FLUSH: Duration = Duration::from_secs(1);
 
 /// Runs arpwatch with the process's arguments.
 pub fn main() -> ExitCode {
@@ -90,6 +97,7 @@ async fn run(plan: Plan) -> Result<()> {
                 .transpose()?;
             let metrics = server.map(|server| {
                 let metrics = Metrics::new(&plan.pipeline.config, &MetricsOptions::default());
+                metrics.health().config_loaded(true, wall_clock_now());
                 log::info!("serving metrics on http://{}/metrics", server.local_addr());
                 let exporter = metrics.exporter();
                 tokio::spawn(async move {
@@ -100,17 +108,32 @@ async fn run(plan: Plan) -> Result<()> {
                 metrics
             });
             let health = metrics.as_ref().map(Metrics::health);
-            let mut pipeline = pipeline(&plan.pipeline, metrics);
-            let summary = watch::run(&plan, &mut pipeline, health.as_ref()).await?;
+            // Never wait for stdout: lines that do not fit are dropped and counted.
+            let (out, drain) = stdout::spawn(io::stdout(), plan.output_buffer, WhenFull::Drop)
+                .context("could not start the stdout writer")?;
+            if let Some(health) = &health {
+                health.watch_output(drain.stats());
+            }
+            let mut pipeline = pipeline(&plan.pipeline, metrics, out);
+            let watched = watch::run(&plan, &mut pipeline, health.as_ref()).await;
+            // Whatever ended the watch, the queued lines get a bounded time to reach stdout.
+            let output = drain.finish(Some(EXIT_FLUSH));
+            let summary = watched?;
+            let output = output?;
             eprintln!("arpwatch: kernel counters: {}", summary.counters);
             if summary.short_records > 0 {
                 eprintln!("arpwatch: {} ring items were not whole records", summary.short_records);
             }
             report_engine(summary.engine);
+            eprintln!("arpwatch: output: {output}");
             Ok(())
         }
         Plan::Replay(plan) => {
-            let mut pipeline = pipeline(&plan.pipeline, None);
+            // A replay has no ring to protect: it waits for stdout and loses nothing.
+            let (out, drain) =
+                stdout::spawn(io::stdout(), stdout::DEFAULT_CAPACITY, WhenFull::Wait)
+                    .context("could not start the stdout writer")?;
+            let mut pipeline = pipeline(&plan.pipeline, None, out);
             let mut replay = Replay::open(&plan.files)?;
             let mut last_ts = None;
             // What arrives through a pipe is passed on as it comes.
@@ -129,6 +152,8 @@ async fn run(plan: Plan) -> Result<()> {
                 }
             }
             let engine = pipeline.finish(last_ts)?;
+            // Every line is out before the summaries, which follow them on a shared terminal.
+            drain.finish(None)?;
             for summary in replay.summaries() {
                 let c = summary.counters;
                 eprintln!(
@@ -154,11 +179,7 @@ async fn run(plan: Plan) -> Result<()> {
 }
 
 /// The pipeline both commands share: raw observations, or the engine with the configuration.
-fn pipeline(
-    plan: &PipelinePlan,
-    metrics: Option<Metrics>,
-) -> Pipeline<BufWriter<io::StdoutLock<'static>>> {
-    let out = BufWriter::new(io::stdout().lock());
+fn pipeline(plan: &PipelinePlan, metrics: Option<Metrics>, out: Lines) -> Pipeline<Lines> {
     let mode = match plan.processing {
         Processing::Raw => Mode::Raw,
         Processing::Detect => Mode::Detect {

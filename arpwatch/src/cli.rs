@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use crate::kernel::{TcModeChoice, XdpModeChoice, DEFAULT_DEDUP_INTERVAL, DEFAULT_RING_BYTES};
 use crate::output::Format;
+use crate::stdout;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -122,7 +123,8 @@ pub struct WatchArgs {
     #[command(flatten)]
     pub common: CommonArgs,
     /// Stop by itself after this many seconds (fractions allowed).
-    #[arg(long, value_name = "SECONDS", value_parser = parse_seconds)]
+    // A negative value reaches the parser, which names the flag, instead of looking like a flag.
+    #[arg(long, value_name = "SECONDS", value_parser = parse_seconds, allow_negative_numbers = true)]
     pub duration: Option<Duration>,
     /// How to attach XDP.
     #[arg(long, value_enum, default_value = "auto")]
@@ -141,6 +143,11 @@ pub struct WatchArgs {
     /// Size of the kernel-to-user ring buffer in bytes (a power of two, at least one page).
     #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_RING_BYTES, value_parser = parse_ring_bytes)]
     pub ring_bytes: u32,
+    /// Lines waiting for stdout are held in a queue of at most this many bytes; when stdout does
+    /// not keep up, the lines that do not fit are dropped and counted, so the watch never waits
+    /// for the reader of stdout.
+    #[arg(long, value_name = "BYTES", default_value_t = stdout::DEFAULT_CAPACITY, value_parser = parse_output_buffer)]
+    pub output_buffer: usize,
 }
 
 #[derive(Debug, Args)]
@@ -166,6 +173,14 @@ fn parse_seconds(s: &str) -> Result<Duration, String> {
         return Err(format!("'{s}' must be a positive number of seconds"));
     }
     Duration::try_from_secs_f64(secs).map_err(|_| format!("'{s}' is too long"))
+}
+
+fn parse_output_buffer(s: &str) -> Result<usize, String> {
+    let bytes: usize = s.parse().map_err(|_| format!("'{s}' is not a number of bytes"))?;
+    if bytes < stdout::MIN_CAPACITY {
+        return Err(format!("'{s}' must be at least {}", stdout::MIN_CAPACITY));
+    }
+    Ok(bytes)
 }
 
 fn parse_ring_bytes(s: &str) -> Result<u32, String> {
@@ -241,11 +256,42 @@ mod tests {
             &["arpwatch", "watch", "--iface", "eth0", "--duration", "-1"],
             &["arpwatch", "watch", "--iface", "eth0", "--xdp-mode", "hw"],
             &["arpwatch", "watch", "--iface", "eth0", "--ring-bytes", "5000"],
+            &["arpwatch", "watch", "--iface", "eth0", "--output-buffer", "100"],
             &["arpwatch", "replay"],
             &["arpwatch", "replay", "x.pcap", "--pool", "192.0.2.0/33"],
         ] {
             let err = Cli::try_parse_from(args).unwrap_err();
             assert_eq!(err.exit_code(), 2, "{args:?}");
         }
+    }
+
+    #[test]
+    fn a_bad_duration_names_the_flag() {
+        for value in ["-1", "0", "-0.5", "soon"] {
+            let err = Cli::try_parse_from(["arpwatch", "watch", "--all", "--duration", value])
+                .unwrap_err();
+            assert_eq!(err.exit_code(), 2, "{value}");
+            let message = err.to_string();
+            let first = message.lines().next().unwrap();
+            assert!(
+                first.contains(&format!("invalid value '{value}' for '--duration <SECONDS>'")),
+                "{first}"
+            );
+        }
+        let err = Cli::try_parse_from(["arpwatch", "watch", "--all", "--duration", "-1"])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("'-1' must be a positive number of seconds"), "{err}");
+    }
+
+    #[test]
+    fn the_output_buffer_has_a_documented_default_and_a_floor() {
+        let cli = Cli::try_parse_from(["arpwatch", "watch", "--all"]).unwrap();
+        let Command::Watch(w) = cli.command else { panic!("not watch") };
+        assert_eq!(w.output_buffer, 8 << 20);
+        let cli = Cli::try_parse_from(["arpwatch", "watch", "--all", "--output-buffer", "65536"])
+            .unwrap();
+        let Command::Watch(w) = cli.command else { panic!("not watch") };
+        assert_eq!(w.output_buffer, 65536);
     }
 }

@@ -1,8 +1,8 @@
 //! arpwatch's shell around the pure `arpwatch-core`: the kernel programs' loader (`kernel`), the
 //! ring-buffer reader (`capture`), rtnetlink links (`links`), the watch loop (`watch`), metrics
-//! and their HTTP server (`metrics`), the output pipeline (`output`), the command line (`cli`,
-//! `plan`) and capture files (`replay`). The binary calls [`main`]; `docs/architecture.md` is
-//! the map.
+//! and their HTTP server (`metrics`), the output pipeline (`output`) and its queue to stdout
+//! (`stdout`), configuration reloads (`reload`), the command line (`cli`, `plan`) and capture
+//! files (`replay`). The binary calls [`main`]; `docs/architecture.md` is the map.
 
 mod app;
 mod capture;
@@ -14,7 +14,9 @@ mod node;
 mod output;
 mod plan;
 mod privileges;
+mod reload;
 mod replay;
+mod stdout;
 mod watch;
 
 pub use app::main;

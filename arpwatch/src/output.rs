@@ -6,6 +6,7 @@
 use std::io::{self, Write};
 use std::sync::Arc;
 
+use arpwatch_core::config::Config;
 use arpwatch_core::engine::{Engine, EngineStats};
 use arpwatch_core::enrich::{Annotator, LocalMacs};
 use arpwatch_core::event::Event;
@@ -82,6 +83,17 @@ impl<W: Write> Pipeline<W> {
         }
         self.read_engine();
         Ok(())
+    }
+
+    /// A reloaded configuration: the engine keeps its state and judges by the new settings from
+    /// now on (`Engine::reconfigure`), and the metrics' pool series follow.
+    pub fn reconfigure(&mut self, config: &Config) {
+        if let Mode::Detect { engine, .. } = &mut self.mode {
+            engine.reconfigure(&config.engine);
+        }
+        if let Some(metrics) = &mut self.metrics {
+            metrics.reconfigure(config);
+        }
     }
 
     /// Lets events say when their MAC is this host's own, and on which interface.

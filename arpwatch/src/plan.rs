@@ -29,6 +29,8 @@ pub enum Plan {
 pub struct PipelinePlan {
     /// The file, if any, with `--pool` and `--full-view` applied, validated.
     pub config: Config,
+    /// Where `config` came from, to build it again the same way on a reload.
+    pub source: ConfigSource,
     pub format: Format,
     pub processing: Processing,
 }
@@ -57,6 +59,8 @@ pub struct WatchPlan {
     pub duration: Option<Duration>,
     /// Where to serve metrics.
     pub metrics_addr: Option<SocketAddr>,
+    /// Bytes of lines that may wait for stdout (`--output-buffer`).
+    pub output_buffer: usize,
 }
 
 /// `arpwatch replay`.
@@ -88,6 +92,7 @@ impl WatchPlan {
             dedup_interval: Duration::from_millis(args.dedup_interval),
             duration: args.duration,
             metrics_addr: args.metrics_addr,
+            output_buffer: args.output_buffer,
         })
     }
 }
@@ -105,25 +110,48 @@ impl ReplayPlan {
 
 impl PipelinePlan {
     fn new(args: &CommonArgs, full_view: bool) -> Result<PipelinePlan, UsageError> {
-        let mut config = match &args.config {
-            Some(path) => load_config(path).map_err(|err| UsageError(err.to_string()))?,
-            None => Config::default(),
+        let source = ConfigSource {
+            path: args.config.clone(),
+            pools: args.pools.clone(),
+            full_view: full_view || args.full_view,
         };
-        config.engine.full_view |= full_view || args.full_view;
-        if !args.pools.is_empty() {
+        let file = match &source.path {
+            Some(path) => Some(load_config(path).map_err(|err| UsageError(err.to_string()))?),
+            None => None,
+        };
+        Ok(PipelinePlan {
+            config: source.apply_flags(file)?,
+            source,
+            format: default_format(args.format.map(Format::from)),
+            processing: if args.raw { Processing::Raw } else { Processing::Detect },
+        })
+    }
+}
+
+/// The configuration's origin: the file (`--config`) and the flags that add to it (`--pool`,
+/// `--full-view`), kept so that a reload builds the configuration again the same way.
+#[derive(Clone, Debug)]
+pub struct ConfigSource {
+    pub path: Option<PathBuf>,
+    pools: Vec<ipnet::Ipv4Net>,
+    full_view: bool,
+}
+
+impl ConfigSource {
+    /// The file's configuration (the defaults without a file) with the flags applied, validated.
+    pub fn apply_flags(&self, file: Option<Config>) -> Result<Config, UsageError> {
+        let mut config = file.unwrap_or_default();
+        config.engine.full_view |= self.full_view;
+        if !self.pools.is_empty() {
             config.engine.pools.push(Pool {
                 name: "cli".to_owned(),
-                cidrs: args.pools.clone(),
+                cidrs: self.pools.clone(),
                 interfaces: Vec::new(),
                 macs: Vec::new(),
             });
         }
         config.engine.validate().map_err(|err| UsageError(format!("--pool: {err}")))?;
-        Ok(PipelinePlan {
-            config,
-            format: default_format(args.format.map(Format::from)),
-            processing: if args.raw { Processing::Raw } else { Processing::Detect },
-        })
+        Ok(config)
     }
 }
 
@@ -145,6 +173,12 @@ pub fn load_config(path: &Path) -> Result<Config, ConfigError> {
         .and_then(|file| file.take(MAX_FILE_BYTES as u64 + 1).read_to_end(&mut bytes))
         .map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
     Config::from_file_bytes(&bytes)
+        .map_err(|problem| ConfigError::Invalid { path: path.to_owned(), problem })
+}
+
+/// Parses and validates the text of the configuration file at `path`.
+pub fn parse_config(path: &Path, text: &str) -> Result<Config, ConfigError> {
+    Config::from_toml(text)
         .map_err(|problem| ConfigError::Invalid { path: path.to_owned(), problem })
 }
 

@@ -1,6 +1,7 @@
 //! `arpwatch watch`: attach to the selected interfaces and keep following them (interfaces that
 //! appear, vanish or are renamed), drain the ring buffer into the pipeline until a signal or the
-//! duration ends the run, then report the kernel counters and detach.
+//! duration ends the run, then report the kernel counters and detach. SIGHUP or a change of the
+//! configuration file reloads the configuration (`reload`).
 
 use anyhow::{Context, Result};
 use std::io::Write;
@@ -15,6 +16,7 @@ use crate::links::{IfaceSelector, LinkChange, LinkInfo, LinkWatcher};
 use crate::metrics::Health;
 use crate::output::Pipeline;
 use crate::plan::WatchPlan;
+use crate::reload::Reloader;
 use crate::UsageError;
 
 /// How often the wall-clock offset is re-measured and the engine is given the time.
@@ -43,6 +45,9 @@ pub async fn run<W: Write>(
     pipeline: &mut Pipeline<W>,
     health: Option<&Health>,
 ) -> Result<WatchSummary> {
+    // First, so that a SIGHUP while attaching does not end the process.
+    let mut reloader =
+        Reloader::new(plan.pipeline.source.clone(), plan.pipeline.config.clone(), health.cloned())?;
     let selector = &plan.interfaces;
     let mut links = LinkWatcher::start().await?;
     if let Some(missing) =
@@ -107,6 +112,7 @@ pub async fn run<W: Write>(
                 pipeline.tick(now)?;
                 pipeline.flush()?;
             }
+            trigger = reloader.requested() => reloader.reload(trigger, pipeline),
             _ = &mut deadline, if plan.duration.is_some() => break StopReason::Duration,
             _ = sigint.recv() => break StopReason::Interrupt,
             _ = sigterm.recv() => break StopReason::Terminate,

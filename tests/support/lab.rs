@@ -22,6 +22,8 @@ pub struct Arpwatch {
     stderr_seen: Vec<String>,
     /// Reads stdout from the start, so a busy arpwatch never blocks on a full pipe.
     stdout: Option<std::thread::JoinHandle<String>>,
+    /// Or holds a pipe nobody reads ([`Arpwatch::start_unread`]).
+    unread: Option<std::process::ChildStdout>,
 }
 
 pub fn arpwatch_bin() -> &'static str {
@@ -31,6 +33,16 @@ pub fn arpwatch_bin() -> &'static str {
 impl Arpwatch {
     /// Starts arpwatch with `args` inside `ns` (or in this namespace when `None`).
     pub fn start(ns: Option<&Netns>, args: &[&str]) -> Arpwatch {
+        Self::start_with(ns, args, true)
+    }
+
+    /// Starts arpwatch with its stdout on a pipe nobody reads: once the pipe is full, every write
+    /// to it blocks. [`Arpwatch::finish`] returns an empty stdout.
+    pub fn start_unread(ns: Option<&Netns>, args: &[&str]) -> Arpwatch {
+        Self::start_with(ns, args, false)
+    }
+
+    fn start_with(ns: Option<&Netns>, args: &[&str], read_stdout: bool) -> Arpwatch {
         let mut cmd = match ns {
             Some(ns) => ns.command(arpwatch_bin()),
             None => Command::new(arpwatch_bin()),
@@ -47,12 +59,17 @@ impl Arpwatch {
             }
         });
         let mut stdout = child.stdout.take().unwrap();
-        let stdout = std::thread::spawn(move || {
-            let mut s = String::new();
-            let _ = stdout.read_to_string(&mut s);
-            s
-        });
-        Arpwatch { child, stderr_lines: rx, stderr_seen: Vec::new(), stdout: Some(stdout) }
+        let (stdout, unread) = if read_stdout {
+            let reader = std::thread::spawn(move || {
+                let mut s = String::new();
+                let _ = stdout.read_to_string(&mut s);
+                s
+            });
+            (Some(reader), None)
+        } else {
+            (None, Some(stdout))
+        };
+        Arpwatch { child, stderr_lines: rx, stderr_seen: Vec::new(), stdout, unread }
     }
 
     pub fn pid(&self) -> u32 {
@@ -97,7 +114,7 @@ impl Arpwatch {
     /// Waits for the process to exit (killing it after `timeout`) and returns its status, its
     /// whole stdout and its whole stderr.
     pub fn finish(mut self, timeout: Duration) -> Finished {
-        let reader = self.stdout.take().unwrap();
+        let reader = self.stdout.take();
         let deadline = Instant::now() + timeout;
         let status = loop {
             if let Some(status) = self.child.try_wait().expect("wait") {
@@ -113,7 +130,8 @@ impl Arpwatch {
             }
             std::thread::sleep(Duration::from_millis(20));
         };
-        let stdout = reader.join().unwrap();
+        drop(self.unread.take());
+        let stdout = reader.map(|r| r.join().unwrap()).unwrap_or_default();
         let mut stderr = std::mem::take(&mut self.stderr_seen);
         while let Ok(line) = self.stderr_lines.recv_timeout(Duration::from_millis(500)) {
             stderr.push(line);
@@ -262,6 +280,14 @@ impl TempConfig {
 
     pub fn arg(&self) -> &str {
         self.path.to_str().expect("utf-8 temp path")
+    }
+
+    /// Replaces the file the way a Kubernetes ConfigMap update or an editor does: a new file
+    /// renamed over the old one, so a reader never sees it half written.
+    pub fn replace(&self, toml: &str) {
+        let next = self.path.with_extension("next");
+        std::fs::write(&next, toml).expect("write config");
+        std::fs::rename(&next, &self.path).expect("replace config");
     }
 }
 

@@ -440,6 +440,22 @@ impl Engine {
             self.stats.evictions.pending_requests += 1;
         }
     }
+
+    /// Takes a new configuration (a reload) and keeps everything learnt: bindings, owners,
+    /// pending requests, open conditions, rate meters, statistics.
+    ///
+    /// Thresholds, exemptions, `full_view` and pools apply from the next observation or tick:
+    /// state already held is judged by the new values from then on (a pending request expires
+    /// after the new reply timeout, an open condition ends after the new quiet window), and an
+    /// open condition keeps the pool name it started with until it ends. Caps stay as they were
+    /// at start, since shrinking a cap would evict state without evidence that it is stale; a
+    /// new cap takes effect at the next start.
+    pub fn reconfigure(&mut self, config: &EngineConfig) {
+        self.thresholds = config.thresholds.clone();
+        self.exemptions = config.exemptions.clone();
+        self.full_view = config.full_view;
+        self.pools = Pools::new(&config.pools);
+    }
 }
 
 /// One frame's sender (SHA, SPA) claiming its IP, computed once per frame and read by every

@@ -1,13 +1,22 @@
 //! The HTTP side: `/metrics`, `/healthz` and `/readyz` on `--metrics-addr`.
 //!
-//! The agent runs with `hostNetwork: true`, so the port is reachable from the node's network:
-//! connections are capped, each serves one request (no idle keep-alive holding a slot) and must
-//! send its headers within a few seconds.
+//! The agent runs with `hostNetwork: true`, so the port is reachable from the node's network, and
+//! the kubelet restarts the pod when `/healthz` goes unanswered. Slow or stuck clients must not
+//! starve the probes and the scrapes:
+//!
+//! - every connection is accepted at once, and at most [`MAX_CONNECTIONS`] are kept: above it,
+//!   the oldest is closed. A probe or a scrape sends its request as soon as it connects and is
+//!   answered in milliseconds, so the oldest connection is the slowest client, and the newest
+//!   (the probe) is served;
+//! - each connection serves one request (no idle keep-alive), must send its headers within
+//!   [`HEADER_READ_TIMEOUT`] and is closed after [`CONNECTION_DEADLINE`] whatever it does (a
+//!   client that does not read its answer).
 
+use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::io;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use http_body_util::Full;
@@ -17,14 +26,43 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
-use tokio::sync::Semaphore;
+use tokio::sync::oneshot;
 
 use super::{Exporter, CONTENT_TYPE as METRICS_CONTENT_TYPE};
 use arpwatch_core::observation::Timestamp;
 
-/// Connections served at once; Prometheus and the kubelet's probes need a handful.
-const MAX_CONNECTIONS: usize = 16;
+/// Connections kept open at once; above it the oldest is closed. Prometheus and the kubelet's
+/// probes need a handful.
+const MAX_CONNECTIONS: usize = 64;
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(5);
+/// The longest a connection lives, answer included.
+const CONNECTION_DEADLINE: Duration = Duration::from_secs(20);
+
+/// The open connections, oldest first, each with the means to close it.
+#[derive(Default)]
+struct Open {
+    connections: Mutex<BTreeMap<u64, oneshot::Sender<()>>>,
+}
+
+impl Open {
+    /// Registers connection `id`; closes the oldest when there are too many. Returns what tells
+    /// `id` to close.
+    fn admit(&self, id: u64) -> oneshot::Receiver<()> {
+        let (close, closed) = oneshot::channel();
+        let mut connections = self.connections.lock().unwrap_or_else(PoisonError::into_inner);
+        connections.insert(id, close);
+        if connections.len() > MAX_CONNECTIONS {
+            if let Some((_, oldest)) = connections.pop_first() {
+                let _ = oldest.send(());
+            }
+        }
+        closed
+    }
+
+    fn leave(&self, id: u64) {
+        self.connections.lock().unwrap_or_else(PoisonError::into_inner).remove(&id);
+    }
+}
 
 /// A bound listener: binding first makes a bad or busy `--metrics-addr` an error at start, before
 /// anything is attached.
@@ -50,9 +88,8 @@ impl MetricsServer {
     /// with the runtime. Needs a tokio runtime with I/O and time enabled.
     pub async fn run(self, exporter: Exporter) -> io::Result<()> {
         let listener = tokio::net::TcpListener::from_std(self.listener)?;
-        let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
-        loop {
-            let slot = slots.clone().acquire_owned().await.expect("the semaphore is never closed");
+        let open = Arc::new(Open::default());
+        for id in 0u64.. {
             let stream = match listener.accept().await {
                 Ok((stream, _)) => stream,
                 Err(err) => {
@@ -62,6 +99,8 @@ impl MetricsServer {
                     continue;
                 }
             };
+            let closed = open.admit(id);
+            let open = open.clone();
             let exporter = exporter.clone();
             tokio::spawn(async move {
                 let service = service_fn(move |request| {
@@ -72,14 +111,22 @@ impl MetricsServer {
                     .timer(TokioTimer::new())
                     .header_read_timeout(HEADER_READ_TIMEOUT)
                     .keep_alive(false)
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await;
-                if let Err(err) = served {
-                    log::debug!("metrics: connection ended with an error: {err}");
+                    .serve_connection(TokioIo::new(stream), service);
+                tokio::select! {
+                    served = served => {
+                        if let Err(err) = served {
+                            log::debug!("metrics: connection ended with an error: {err}");
+                        }
+                    }
+                    _ = closed => log::debug!("metrics: closed the oldest connection to make room"),
+                    () = tokio::time::sleep(CONNECTION_DEADLINE) => {
+                        log::debug!("metrics: closed a connection open for too long");
+                    }
                 }
-                drop(slot);
+                open.leave(id);
             });
         }
+        Ok(())
     }
 }
 
@@ -118,7 +165,8 @@ fn text(status: StatusCode, body: impl Into<Bytes>) -> Response<Full<Bytes>> {
     response
 }
 
-fn wall_clock_now() -> Timestamp {
+/// Now, as the wall clock says.
+pub(crate) fn wall_clock_now() -> Timestamp {
     let since_epoch = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
     Timestamp::from_nanos(u64::try_from(since_epoch.as_nanos()).unwrap_or(u64::MAX))
 }

@@ -30,11 +30,13 @@ use prometheus_client::metrics::info::Info;
 use prometheus_client::registry::Registry;
 
 use crate::kernel::CounterTotals;
+use crate::stdout::OutputStats;
 use arpwatch_core::config::Config;
 use arpwatch_core::engine::Engine;
 use arpwatch_core::event::Event;
 use arpwatch_core::observation::{ArpOp, Direction, Observation, Timestamp};
 
+pub(crate) use http::wall_clock_now;
 pub use http::MetricsServer;
 
 use pools::PoolSeries;
@@ -112,6 +114,8 @@ pub struct Health {
 struct Shared {
     registry: Registry,
     readings: Arc<Readings>,
+    reload_successful: Gauge,
+    reload_success_seconds: Gauge<f64, AtomicU64>,
     attached: Gauge,
     last_drain_seconds: Gauge<f64, AtomicU64>,
     /// The same instant as `last_drain_seconds` in nanoseconds, 0 before the first drain.
@@ -156,10 +160,25 @@ impl Metrics {
             last_drain_seconds.clone(),
         );
 
+        let reload_successful = Gauge::default();
+        registry.register(
+            "arpwatch_config_last_reload_successful",
+            "1 when the last load of the configuration file (at start, on SIGHUP or when it changed) succeeded, 0 when it was rejected and the previous configuration kept",
+            reload_successful.clone(),
+        );
+        let reload_success_seconds = Gauge::<f64, AtomicU64>::default();
+        registry.register(
+            "arpwatch_config_last_reload_success_timestamp_seconds",
+            "Unix time of the last successful load of the configuration (0: not yet told)",
+            reload_success_seconds.clone(),
+        );
+
         Metrics {
             shared: Arc::new(Shared {
                 registry,
                 readings,
+                reload_successful,
+                reload_success_seconds,
                 attached,
                 last_drain_seconds,
                 last_drain_ns: AtomicU64::new(0),
@@ -241,6 +260,13 @@ impl Metrics {
     pub fn refresh_claimants(&mut self, engine: &Engine) {
         self.pools.refresh(engine);
     }
+
+    /// A reloaded configuration: the per-IP series follow its pools. Series of a pool that
+    /// keeps its name stay (with their counts) for its IPs that are still in it; the others are
+    /// removed from the exposition.
+    pub fn reconfigure(&mut self, config: &Config) {
+        self.pools.reconfigure(&config.engine);
+    }
 }
 
 impl Health {
@@ -252,6 +278,19 @@ impl Health {
     /// How many interfaces have the XDP program attached right now.
     pub fn set_attached(&self, interfaces: usize) {
         self.shared.attached.set(i64::try_from(interfaces).unwrap_or(i64::MAX));
+    }
+
+    /// The configuration file was loaded (`ok`) or rejected at `now` (wall-clock time).
+    pub fn config_loaded(&self, ok: bool, now: Timestamp) {
+        self.shared.reload_successful.set(i64::from(ok));
+        if ok {
+            self.shared.reload_success_seconds.set(now.as_nanos() as f64 / 1e9);
+        }
+    }
+
+    /// The output queue's totals, exported from now on.
+    pub fn watch_output(&self, stats: Arc<OutputStats>) {
+        self.shared.readings.set_output(stats);
     }
 
     /// User space emptied the ring buffer at `now` (wall-clock time).

@@ -5,7 +5,8 @@
 //! (`Observation::claim`) and the pool is the core's lookup (`Pools::find`).
 //!
 //! A pool gets series for at most `max_ips` distinct IPs, kept for the life of the process (a
-//! counter that vanished and came back would look like a reset to Prometheus); every update
+//! counter that vanished and came back would look like a reset to Prometheus) unless a reloaded
+//! configuration takes the IP out of the pool or the pool away; every update
 //! refused by that cap is counted in `arpwatch_pool_ip_series_dropped_total`. A series is made on
 //! the first claim of the IP or the first event about it, never for a request alone, so a scan of
 //! a large pool does not use the cap up.
@@ -167,6 +168,36 @@ impl PoolSeries {
         }
     }
 
+    /// A reloaded configuration. A pool that keeps its name keeps the series of its IPs that
+    /// are still in it (by the new lookup); the series of every other IP, and of pools that are
+    /// gone, are removed from the families, so the exposition shows only configured pools.
+    pub(super) fn reconfigure(&mut self, config: &EngineConfig) {
+        let lookup = Pools::new(&config.pools);
+        let mut old: HashMap<String, PoolIps> =
+            self.pools.drain(..).map(|pool| (pool.name.clone(), pool)).collect();
+        let families = &self.families;
+        self.pools = config
+            .pools
+            .iter()
+            .enumerate()
+            .map(|(index, pool)| {
+                let mut ips = old.remove(&pool.name).map(|p| p.ips).unwrap_or_default();
+                ips.retain(|ip, series| {
+                    let stays = lookup.find(*ip).is_some_and(|rule| rule.index == index);
+                    if !stays {
+                        series.remove(families);
+                    }
+                    stays
+                });
+                PoolIps { name: pool.name.clone(), ips }
+            })
+            .collect();
+        for series in old.values().flat_map(|pool| pool.ips.values()) {
+            series.remove(families);
+        }
+        self.lookup = lookup;
+    }
+
     /// Time passed for `engine`: claims that left its concurrency window stop counting.
     pub(super) fn refresh(&mut self, engine: &Engine) {
         for pool in &mut self.pools {
@@ -216,6 +247,26 @@ impl IpSeries {
             conditions,
             local_replies: Vec::new(),
             labels,
+        }
+    }
+
+    /// Takes every series of this IP out of the exposition.
+    fn remove(&self, families: &Families) {
+        families.claimants.remove(&self.labels);
+        families.owner_changes.remove(&self.labels);
+        for kind in CONDITIONS {
+            families.conditions.remove(&ConditionLabels {
+                pool: self.labels.pool.clone(),
+                ip: self.labels.ip.clone(),
+                condition: kind.as_str(),
+            });
+        }
+        for (iface, _) in &self.local_replies {
+            families.local_replies.remove(&ReplyLabels {
+                pool: self.labels.pool.clone(),
+                ip: self.labels.ip.clone(),
+                iface: iface.to_string(),
+            });
         }
     }
 

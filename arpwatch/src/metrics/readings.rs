@@ -3,7 +3,7 @@
 //! re-counting them here as increments would only add a place for the two to disagree.
 
 use std::fmt;
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use arpwatch_common::{direction, Counter};
 use prometheus_client::collector::Collector;
@@ -13,6 +13,7 @@ use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::MetricType;
 
 use crate::kernel::CounterTotals;
+use crate::stdout::OutputStats;
 use arpwatch_core::engine::{EngineStats, Evictions};
 use arpwatch_core::event::EventKind;
 
@@ -63,6 +64,8 @@ struct EngineReading {
 pub(super) struct Readings {
     kernel: Mutex<Option<CounterTotals>>,
     engine: Mutex<Option<EngineReading>>,
+    /// The output queue's own totals, read live at each scrape.
+    output: Mutex<Option<Arc<OutputStats>>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -73,6 +76,10 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 impl Readings {
     pub(super) fn set_kernel(&self, totals: CounterTotals) {
         *lock(&self.kernel) = Some(totals);
+    }
+
+    pub(super) fn set_output(&self, stats: Arc<OutputStats>) {
+        *lock(&self.output) = Some(stats);
     }
 
     pub(super) fn set_engine(&self, stats: &EngineStats) {
@@ -98,6 +105,33 @@ impl Collector for Readings {
                         .encode(metric.encode_family(&labels)?)?;
                 }
             }
+        }
+
+        let output = lock(&self.output).clone();
+        if let Some(output) = output {
+            for (name, help, value) in [
+                (
+                    "arpwatch_output_lines",
+                    "Lines (events or raw observations) written to stdout.",
+                    output.written_lines(),
+                ),
+                (
+                    "arpwatch_output_dropped_lines",
+                    "Lines not written because stdout did not keep up: the output queue was full, or still held them when the process stopped.",
+                    output.dropped_lines(),
+                ),
+            ] {
+                let metric = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;
+                ConstCounter::new(value).encode(metric)?;
+            }
+            let metric = encoder.encode_descriptor(
+                "arpwatch_output_queued_bytes",
+                "Bytes of lines waiting in the output queue for stdout.",
+                None,
+                MetricType::Gauge,
+            )?;
+            ConstGauge::new(i64::try_from(output.queued_bytes()).unwrap_or(i64::MAX))
+                .encode(metric)?;
         }
 
         let engine = lock(&self.engine).clone();

@@ -265,3 +265,56 @@ fn a_busy_address_is_an_error_at_bind() {
     let err = MetricsServer::bind(first.local_addr()).err().expect("the port is taken");
     assert_eq!(err.kind(), std::io::ErrorKind::AddrInUse);
 }
+
+/// Connections that send nothing, or a byte at a time, the way a slowloris client (or a stuck
+/// scanner) does.
+fn slow_connections(addr: SocketAddr, n: usize) -> Vec<TcpStream> {
+    (0..n)
+        .map(|i| {
+            let mut stream = TcpStream::connect(addr).expect("open a slow connection");
+            if i % 2 == 0 {
+                // Half of them start a request and never finish it.
+                stream.write_all(b"G").unwrap();
+            }
+            stream
+        })
+        .collect()
+}
+
+/// One GET with a deadline: the status, or `None` if no answer came in time.
+fn get_within(addr: SocketAddr, path: &str, deadline: Duration) -> Option<u16> {
+    let mut stream = TcpStream::connect_timeout(&addr, deadline).ok()?;
+    stream.set_read_timeout(Some(deadline)).unwrap();
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").ok()?;
+    let mut raw = String::new();
+    stream.read_to_string(&mut raw).ok()?;
+    raw.split(' ').nth(1)?.parse().ok()
+}
+
+#[test]
+fn probes_and_scrapes_are_answered_under_200_slow_connections() {
+    let lab = Lab::detect(CONFIG);
+    let addr = serve(&lab);
+    let mut slow = slow_connections(addr, 200);
+    let mut worst = Duration::ZERO;
+    for round in 0..10 {
+        for path in ["/healthz", "/metrics", "/readyz"] {
+            let started = std::time::Instant::now();
+            let status = get_within(addr, path, Duration::from_secs(1));
+            let took = started.elapsed();
+            assert!(
+                status.is_some(),
+                "{path} unanswered within 1 s under 200 slow connections (round {round})"
+            );
+            worst = worst.max(took);
+        }
+        // The slow clients keep going: one more byte on each connection still open, and new
+        // connections for those the server closed.
+        for stream in &mut slow {
+            if stream.write_all(b"E").is_err() {
+                *stream = TcpStream::connect(addr).expect("reopen a slow connection");
+            }
+        }
+    }
+    eprintln!("slowest answer under 200 slow connections: {worst:?}");
+}
