@@ -291,6 +291,9 @@ fn get_within(addr: SocketAddr, path: &str, deadline: Duration) -> Option<u16> {
     raw.split(' ').nth(1)?.parse().ok()
 }
 
+/// How soon a probe or scrape must be answered while slow clients hold connections.
+const ANSWER_WITHIN: Duration = Duration::from_secs(2);
+
 #[test]
 fn probes_and_scrapes_are_answered_under_200_slow_connections() {
     let lab = Lab::detect(CONFIG);
@@ -300,11 +303,13 @@ fn probes_and_scrapes_are_answered_under_200_slow_connections() {
     for round in 0..10 {
         for path in ["/healthz", "/metrics", "/readyz"] {
             let started = std::time::Instant::now();
-            let status = get_within(addr, path, Duration::from_secs(1));
+            // Answers take milliseconds; the bound leaves room for a loaded 2-core machine running
+            // the other tests at once, and is still far below the > 10 s the slow clients caused.
+            let status = get_within(addr, path, ANSWER_WITHIN);
             let took = started.elapsed();
             assert!(
                 status.is_some(),
-                "{path} unanswered within 1 s under 200 slow connections (round {round})"
+                "{path} unanswered within {ANSWER_WITHIN:?} under 200 slow connections (round {round})"
             );
             worst = worst.max(took);
         }
