@@ -168,17 +168,21 @@ pub enum ConfigError {
 /// Reads and validates a configuration file. Reads no more than a configuration may be, so a
 /// huge file (or `/dev/zero`) is refused without being read whole.
 pub fn load_config(path: &Path) -> Result<Config, ConfigError> {
-    let mut bytes = Vec::new();
-    std::fs::File::open(path)
-        .and_then(|file| file.take(MAX_FILE_BYTES as u64 + 1).read_to_end(&mut bytes))
-        .map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
-    Config::from_file_bytes(&bytes)
-        .map_err(|problem| ConfigError::Invalid { path: path.to_owned(), problem })
+    let bytes =
+        read_config(path).map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
+    parse_config(path, &bytes)
 }
 
-/// Parses and validates the text of the configuration file at `path`.
-pub fn parse_config(path: &Path, text: &str) -> Result<Config, ConfigError> {
-    Config::from_toml(text)
+/// The bytes of the configuration file, at most one more than a configuration may be.
+pub fn read_config(path: &Path) -> std::io::Result<Vec<u8>> {
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)?.take(MAX_FILE_BYTES as u64 + 1).read_to_end(&mut bytes)?;
+    Ok(bytes)
+}
+
+/// Parses and validates the bytes of the configuration file at `path`.
+pub fn parse_config(path: &Path, bytes: &[u8]) -> Result<Config, ConfigError> {
+    Config::from_file_bytes(bytes)
         .map_err(|problem| ConfigError::Invalid { path: path.to_owned(), problem })
 }
 

@@ -23,7 +23,7 @@ use arpwatch_core::config::Config;
 
 use crate::metrics::{wall_clock_now, Health};
 use crate::output::Pipeline;
-use crate::plan::{parse_config, ConfigError, ConfigSource};
+use crate::plan::{parse_config, read_config, ConfigError, ConfigSource};
 
 /// How often the configuration file is read to see whether it changed.
 pub const POLL: Duration = Duration::from_secs(2);
@@ -47,7 +47,7 @@ impl fmt::Display for Trigger {
 /// The file as last read: its text, or why it could not be read.
 #[derive(Debug, PartialEq, Eq)]
 enum Seen {
-    Text(String),
+    Bytes(Vec<u8>),
     Unreadable(std::io::ErrorKind),
 }
 
@@ -136,14 +136,14 @@ impl Reloader {
     }
 
     fn load(&mut self, path: &Path) -> Result<Config, String> {
-        let text = std::fs::read_to_string(path);
-        self.seen = Some(match &text {
-            Ok(text) => Seen::Text(text.clone()),
+        let bytes = read_config(path);
+        self.seen = Some(match &bytes {
+            Ok(bytes) => Seen::Bytes(bytes.clone()),
             Err(err) => Seen::Unreadable(err.kind()),
         });
-        let text =
-            text.map_err(|source| ConfigError::Read { path: path.to_owned(), source }.to_string())?;
-        let config = parse_config(path, &text).map_err(|err| err.to_string())?;
+        let bytes = bytes
+            .map_err(|source| ConfigError::Read { path: path.to_owned(), source }.to_string())?;
+        let config = parse_config(path, &bytes).map_err(|err| err.to_string())?;
         self.source.apply_flags(Some(config)).map_err(|err| err.to_string())
     }
 
@@ -155,8 +155,8 @@ impl Reloader {
 }
 
 fn read(path: &Path) -> Seen {
-    match std::fs::read_to_string(path) {
-        Ok(text) => Seen::Text(text),
+    match read_config(path) {
+        Ok(bytes) => Seen::Bytes(bytes),
         Err(err) => Seen::Unreadable(err.kind()),
     }
 }
