@@ -281,7 +281,7 @@ fn every_run_passes_and_counts_accumulate_per_program() {
 
 #[test]
 fn full_ring_drops_are_counted_not_silent() {
-    // The smallest ring the kernel allows is one page: 4096 / (56 + 8) = 64 records.
+    // The smallest ring the kernel allows is one page: 4096 / (64 + 8) = 56 records.
     let page = 4096u32;
     // One frame repeated: with de-duplication on, all but the first would be suppressed before
     // reaching the ring, so it is off here.

@@ -6,7 +6,8 @@
 //!
 //! In a storm most frames are exact repeats. A frame whose tuple ([`DedupKey`]) was emitted less
 //! than `DEDUP_INTERVAL_NS` ago, by the MAC that last spoke for its sender IP, is counted as
-//! suppressed instead of crossing the ring; the next record of that tuple carries the count.
+//! suppressed instead of crossing the ring; the next record of that tuple carries the count and
+//! when the latest of them was seen.
 //! Gratuitous ARP, probes, a new MAC for an IP, a new interface or an opcode change always go
 //! through.
 #![no_std]
@@ -31,8 +32,8 @@ use core::intrinsics::{atomic_xadd, atomic_xsub, AtomicOrdering};
 use core::mem::size_of;
 use network_types::{eth::EthHdr, vlan::VlanHdr};
 
-/// Default ring size; user space may resize it at load time. 2 MiB holds about 32 000 records
-/// (56 bytes plus the ring's 8-byte header each), a few milliseconds of a line-rate storm.
+/// Default ring size; user space may resize it at load time. 2 MiB holds about 29 000 records
+/// (64 bytes plus the ring's 8-byte header each), a few milliseconds of a line-rate storm.
 const DEFAULT_RING_BYTES: u32 = 2 << 20;
 
 #[map(name = "EVENTS")]
@@ -257,7 +258,7 @@ fn observe(
         count(Counter::RingFull, dir);
         return;
     };
-    let suppressed = dedup.commit(arp, now);
+    let (suppressed, last_suppressed_ns) = dedup.commit(arp, now);
     entry.write(ArpRecord {
         ts_boot_ns: now,
         ifindex,
@@ -273,6 +274,7 @@ fn observe(
         spa: arp.spa,
         tpa: arp.tpa,
         suppressed,
+        last_suppressed_ns,
     });
     entry.submit(0);
 }
@@ -321,8 +323,12 @@ impl Dedup {
         // SAFETY: a map value pointer from a successful lookup; the entry is 8-byte aligned.
         let last = unsafe { (*entry).last_emit_ns };
         if !sender_changed && now.wrapping_sub(last) < interval {
-            // SAFETY: as above; another CPU may count the same tuple, hence the atomic add.
+            // SAFETY: as above; another CPU may count the same tuple, hence the atomic add. The
+            // time is stored first, so a commit that reads the count also finds a time at least
+            // as late as the repeats it hands over (on one CPU exactly; across CPUs any of the
+            // racing repeats' times).
             unsafe {
+                (*entry).last_suppressed_ns = now;
                 atomic_xadd::<u64, u64, { AtomicOrdering::Relaxed }>(
                     &raw mut (*entry).suppressed,
                     1,
@@ -333,29 +339,35 @@ impl Dedup {
         Some(Dedup::Known { entry, key, sender_changed })
     }
 
-    /// Records that the frame was emitted at `now`; returns the repeats its record carries.
+    /// Records that the frame was emitted at `now`; returns the repeats its record carries and
+    /// when the latest of them was seen (0 when it carries none).
     #[inline(always)]
-    fn commit(self, arp: &ArpEthIpv4, now: u64) -> u32 {
-        let (carried, key, sender_changed) = match self {
-            Dedup::Untracked => return 0,
+    fn commit(self, arp: &ArpEthIpv4, now: u64) -> (u32, u64) {
+        let (carried, last_suppressed_ns, key, sender_changed) = match self {
+            Dedup::Untracked => return (0, 0),
             Dedup::New { key, sender_changed } => {
-                let fresh = DedupEntry { last_emit_ns: now, suppressed: 0 };
+                let fresh = DedupEntry { last_emit_ns: now, suppressed: 0, last_suppressed_ns: 0 };
                 let _ = DEDUP.insert(key, fresh, BPF_ANY as u64);
-                (0, key, sender_changed)
+                (0, 0, key, sender_changed)
             }
             Dedup::Known { entry, key, sender_changed } => {
                 // Subtract what was read rather than zeroing, so a repeat counted meanwhile on
                 // another CPU is kept for the next record.
                 // SAFETY: the lookup's value pointer stays valid for the program's run (RCU) and
                 // is 8-byte aligned.
-                let carried = unsafe {
+                let (carried, last_suppressed_ns) = unsafe {
                     let suppressed = &raw mut (*entry).suppressed;
                     let carried = core::ptr::read_volatile(suppressed);
+                    let last_suppressed_ns = if carried == 0 {
+                        0
+                    } else {
+                        core::ptr::read_volatile(&raw const (*entry).last_suppressed_ns)
+                    };
                     atomic_xsub::<u64, u64, { AtomicOrdering::Relaxed }>(suppressed, carried);
                     (*entry).last_emit_ns = now;
-                    carried
+                    (carried, last_suppressed_ns)
                 };
-                (carried.min(u32::MAX as u64) as u32, key, sender_changed)
+                (carried.min(u32::MAX as u64) as u32, last_suppressed_ns, key, sender_changed)
             }
         };
         if sender_changed {
@@ -367,7 +379,7 @@ impl Dedup {
             };
             let _ = LAST_SENDER.insert(sender, arp.sha, BPF_ANY as u64);
         }
-        carried
+        (carried, last_suppressed_ns)
     }
 }
 
