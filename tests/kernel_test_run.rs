@@ -314,6 +314,28 @@ fn egress_reply_is_recorded_as_egress_and_never_changes_the_verdict() {
 }
 
 #[test]
+fn tc_ingress_records_what_arrives_as_ingress_and_never_changes_the_verdict() {
+    // Where another program holds the XDP slot, this classifier watches ingress: the same records
+    // as XDP, in the ingress block, and UNSPEC so the programs after it decide.
+    let reply = ArpFrame::reply(NODE_A, VIP, NODE_B, CLIENT_IP);
+    assert_single_record(&run_once(Hook::TcIngress, &reply.bytes(), None), &reply);
+    let qinq =
+        ArpFrame::request(NODE_A, CLIENT_IP, VIP).tagged(&[(TPID_8021AD, 300), (TPID_8021Q, 4094)]);
+    assert_single_record(&run_once(Hook::TcIngress, &qinq.bytes(), None), &qinq);
+
+    let mut bad = ArpFrame::request(NODE_A, CLIENT_IP, VIP);
+    bad.op = 3;
+    let outcome = run_once(Hook::TcIngress, &bad.bytes(), None);
+    assert_eq!(outcome.verdict, TC_ACT_UNSPEC);
+    assert!(outcome.records.is_empty());
+    assert_counters(&outcome, 1, 0, 1);
+
+    let outcome = run_once(Hook::TcIngress, &ipv4_tcp_frame(NODE_A, NODE_B), None);
+    assert_eq!(outcome.verdict, TC_ACT_UNSPEC);
+    assert_counters(&outcome, 1, 0, 0);
+}
+
+#[test]
 fn egress_malformed_and_non_arp_are_counted_in_the_egress_block() {
     let mut bad = ArpFrame::request(NODE_A, CLIENT_IP, VIP);
     bad.hlen = 0;

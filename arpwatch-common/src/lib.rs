@@ -232,6 +232,8 @@ pub mod globals {
 pub mod programs {
     pub const XDP: &str = "arpwatch_xdp";
     pub const TC_EGRESS: &str = "arpwatch_tc_egress";
+    /// The same classifier for ingress, attached where the XDP slot is taken by another program.
+    pub const TC_INGRESS: &str = "arpwatch_tc_ingress";
     /// An XDP program that only returns `XDP_PASS`: the floor the per-packet cost of
     /// [`XDP`] is compared with in the benchmarks. Never attached.
     pub const XDP_FLOOR: &str = "arpwatch_xdp_floor";

@@ -1,8 +1,9 @@
 //! arpwatch kernel programs. The XDP program runs on ingress of each watched interface and the TC
-//! classifier on its egress (what this host itself sends, such as its own ARP replies). Both turn
-//! every valid Ethernet/IPv4 ARP frame into one [`ArpRecord`] in the `EVENTS` ring buffer, count
-//! what they see in the per-CPU `COUNTERS` array, and always let the frame go on unchanged:
-//! arpwatch never drops, changes or sends a packet.
+//! classifier on its egress (what this host itself sends, such as its own ARP replies); where
+//! another program holds the interface's XDP slot, a second classifier watches ingress instead.
+//! All of them turn every valid Ethernet/IPv4 ARP frame into one [`ArpRecord`] in the `EVENTS`
+//! ring buffer, count what they see in the per-CPU `COUNTERS` array, and always let the frame go
+//! on unchanged: arpwatch never drops, changes or sends a packet.
 //!
 //! In a storm most frames are exact repeats. A frame whose tuple ([`DedupKey`]) was emitted less
 //! than `DEDUP_INTERVAL_NS` ago, by the MAC that last spoke for its sender IP, is counted as
@@ -79,20 +80,37 @@ pub fn arpwatch_xdp(ctx: XdpContext) -> u32 {
     xdp_action::XDP_PASS
 }
 
+/// What this host sends.
 #[classifier]
 pub fn arpwatch_tc_egress(ctx: TcContext) -> i32 {
+    classify(&ctx, direction::EGRESS)
+}
+
+/// What arrives, on an interface whose XDP slot another program holds. A program of its own
+/// rather than one classifier reading the direction from the packet: the direction is where the
+/// program is attached, known at build time, so the shared parser is specialised per direction
+/// like the XDP one, and a BPF_PROG_TEST_RUN of either gives the same records as live traffic
+/// (`__sk_buff.ingress_ifindex` is also set on egress, for forwarded frames).
+#[classifier]
+pub fn arpwatch_tc_ingress(ctx: TcContext) -> i32 {
+    classify(&ctx, direction::INGRESS)
+}
+
+#[inline(always)]
+fn classify(ctx: &TcContext, dir: u8) -> i32 {
     // SAFETY: the context pointer is the kernel's `__sk_buff`, valid for the program's run.
     let (ifindex, offloaded) = unsafe {
         let skb = &*ctx.skb.skb;
         (skb.ifindex, if skb.vlan_present != 0 { Some(skb.vlan_tci as u16) } else { None })
     };
-    // A frame sent through a VLAN device usually carries its tag as skb metadata, to be inserted
-    // by the driver, not in the bytes the classifier sees: that tag is the outermost one.
+    // The outermost tag is often skb metadata, not bytes the classifier sees: on egress a VLAN
+    // device leaves it for the driver to insert, on ingress the stack has already taken it out
+    // of the frame (or the NIC did) before TC runs.
     let mut tags = VlanTags::EMPTY;
     if let Some(tci) = offloaded {
         tags.push(tci);
     }
-    observe(ctx.data(), ctx.data_end(), || ifindex, direction::EGRESS, tags);
+    observe(ctx.data(), ctx.data_end(), || ifindex, dir, tags);
     // UNSPEC, not OK: an observer must not cut short the programs and filters that follow it.
     TC_ACT_UNSPEC
 }

@@ -1,7 +1,10 @@
-//! The kernel side as user space sees it: the embedded eBPF object, loading it, attaching the XDP
-//! program to interfaces, and reading the per-CPU counters. Dropping a [`KernelProbe`] detaches
-//! everything it attached (the links are bpf_links owned by this process, so the kernel also
-//! detaches them if the process is killed).
+//! The kernel side as user space sees it: the embedded eBPF object, loading it, attaching the
+//! programs to interfaces (XDP, or TC where another program holds the XDP slot, on ingress; TC on
+//! egress), and reading the per-CPU counters. Dropping a [`KernelProbe`] detaches everything it
+//! attached (the links are bpf_links owned by this process, so the kernel also detaches them if
+//! the process is killed; netlink filters, before Linux 6.6, are the exception).
+
+mod netlink;
 
 use anyhow::{anyhow, Context, Result};
 use aya::maps::{MapData, PerCpuArray, RingBuf};
@@ -57,24 +60,88 @@ impl fmt::Display for AttachedMode {
     }
 }
 
+/// Which hook watches what arrives on an interface.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum IngressHookChoice {
+    /// XDP where the interface's XDP slot is free; where another program holds it (or XDP is
+    /// refused for any other reason), the TC ingress classifier.
+    #[default]
+    Auto,
+    /// XDP only: an interface whose slot is taken cannot be watched.
+    Xdp,
+    /// The TC ingress classifier only; XDP is never touched.
+    Tc,
+}
+
+/// The hook that watches what arrives on an interface, and its mode.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IngressHook {
+    Xdp(AttachedMode),
+    Tc(TcMode),
+}
+
+impl IngressHook {
+    /// `xdp` or `tc`: the metric label.
+    pub fn hook(self) -> &'static str {
+        match self {
+            IngressHook::Xdp(_) => "xdp",
+            IngressHook::Tc(_) => "tc",
+        }
+    }
+
+    /// `native`, `skb`, `tcx` or `netlink`: the metric label.
+    pub fn mode(self) -> &'static str {
+        match self {
+            IngressHook::Xdp(AttachedMode::Native) => "native",
+            IngressHook::Xdp(AttachedMode::Skb) => "skb",
+            IngressHook::Tc(TcMode::Tcx) => "tcx",
+            IngressHook::Tc(TcMode::Netlink) => "netlink",
+        }
+    }
+}
+
+impl fmt::Display for IngressHook {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            IngressHook::Xdp(mode) => write!(f, "XDP in {mode} mode"),
+            IngressHook::Tc(mode) => write!(f, "TC ({mode})"),
+        }
+    }
+}
+
 /// How to attach the programs to an interface.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct AttachOptions {
+    pub ingress: IngressHookChoice,
     pub xdp: XdpModeChoice,
     pub tc: TcModeChoice,
+}
+
+/// The program attached to ingress.
+#[derive(Debug)]
+enum IngressLink {
+    Xdp(XdpLinkId),
+    Tc(SchedClassifierLinkId),
 }
 
 /// The programs attached to one interface.
 #[derive(Debug)]
 pub struct Attachment {
     pub name: String,
-    pub xdp_mode: AttachedMode,
+    pub ingress: IngressHook,
+    /// Why `auto` watches ingress by TC: what XDP answered.
+    pub xdp_refused: Option<String>,
+    /// How the egress classifier is attached.
     pub tc_mode: TcMode,
-    xdp_link: XdpLinkId,
-    tc_link: SchedClassifierLinkId,
+    ingress_link: IngressLink,
+    egress_link: SchedClassifierLinkId,
+    /// arpwatch added the interface's `clsact` qdisc (netlink mode): it goes when arpwatch
+    /// detaches, unless someone else's filters use it by then.
+    clsact_added: bool,
 }
 
-/// The loaded kernel programs, their maps, and where they are attached.
+/// The loaded kernel programs, their maps, and where they are attached. Dropping it detaches
+/// everything (and removes a `clsact` qdisc it added).
 pub struct KernelProbe {
     ebpf: Ebpf,
     attached: HashMap<u32, Attachment>,
@@ -104,19 +171,22 @@ impl KernelProbe {
             .with_context(|| format!("the kernel object has no program {}", programs::XDP))?
             .try_into()?;
         xdp.load().map_err(explain_load_error).context("the kernel refused the XDP program")?;
-        let classifier: &mut SchedClassifier = ebpf
-            .program_mut(programs::TC_EGRESS)
-            .with_context(|| format!("the kernel object has no program {}", programs::TC_EGRESS))?
-            .try_into()?;
-        classifier
-            .load()
-            .map_err(explain_load_error)
-            .context("the kernel refused the TC egress program")?;
+        for name in [programs::TC_EGRESS, programs::TC_INGRESS] {
+            let classifier: &mut SchedClassifier = ebpf
+                .program_mut(name)
+                .with_context(|| format!("the kernel object has no program {name}"))?
+                .try_into()?;
+            classifier
+                .load()
+                .map_err(explain_load_error)
+                .with_context(|| format!("the kernel refused the TC program {name}"))?;
+        }
         Ok(KernelProbe { ebpf, attached: HashMap::new() })
     }
 
-    /// Attaches XDP (ingress) and the TC classifier (egress) to interface `iface`, `ifindex`.
-    /// Either both are attached or neither is.
+    /// Attaches the ingress hook (XDP, or the TC ingress classifier, as `options.ingress` says)
+    /// and the TC egress classifier to interface `iface`, `ifindex`. Either both are attached or
+    /// neither is. Another program's XDP is never replaced.
     pub fn attach(
         &mut self,
         ifindex: u32,
@@ -126,31 +196,128 @@ impl KernelProbe {
         if self.attached.contains_key(&ifindex) {
             self.detach(ifindex);
         }
-        let (xdp_link, xdp_mode) = self.attach_xdp(ifindex, iface, options.xdp)?;
-        let (tc_link, tc_mode) = match self.attach_tc_egress(iface, options.tc) {
+        let mut clsact_added = false;
+        let ingress = self.attach_ingress(ifindex, iface, options, &mut clsact_added);
+        let (ingress_link, ingress, xdp_refused) = match ingress {
             Ok(attached) => attached,
             Err(err) => {
-                let _ = self.xdp_mut().detach(xdp_link);
+                self.release(ifindex, iface, None, None, clsact_added);
                 return Err(err);
             }
         };
-        let attachment =
-            Attachment { name: iface.to_owned(), xdp_mode, tc_mode, xdp_link, tc_link };
+        let (egress_link, tc_mode) =
+            match self.attach_tc(iface, TcAttachType::Egress, options.tc, &mut clsact_added) {
+                Ok(attached) => attached,
+                Err(err) => {
+                    self.release(ifindex, iface, Some(ingress_link), None, clsact_added);
+                    return Err(err);
+                }
+            };
+        let attachment = Attachment {
+            name: iface.to_owned(),
+            ingress,
+            xdp_refused,
+            tc_mode,
+            ingress_link,
+            egress_link,
+            clsact_added,
+        };
         Ok(self.attached.entry(ifindex).insert_entry(attachment).into_mut())
+    }
+
+    /// The ingress hook of [`KernelProbe::attach`], and why XDP was not used when `auto` chose TC.
+    fn attach_ingress(
+        &mut self,
+        ifindex: u32,
+        iface: &str,
+        options: AttachOptions,
+        clsact_added: &mut bool,
+    ) -> Result<(IngressLink, IngressHook, Option<String>)> {
+        let tc = |probe: &mut Self, clsact_added: &mut bool| {
+            probe
+                .attach_tc(iface, TcAttachType::Ingress, options.tc, clsact_added)
+                .map(|(link, mode)| (IngressLink::Tc(link), IngressHook::Tc(mode)))
+        };
+        let xdp = |probe: &mut Self| {
+            probe
+                .attach_xdp(ifindex, iface, options.xdp)
+                .map(|(link, mode)| (IngressLink::Xdp(link), IngressHook::Xdp(mode)))
+        };
+        match options.ingress {
+            IngressHookChoice::Xdp => xdp(self).map(|(link, hook)| (link, hook, None)),
+            IngressHookChoice::Tc => tc(self, clsact_added).map(|(link, hook)| (link, hook, None)),
+            IngressHookChoice::Auto => match xdp(self) {
+                Ok((link, hook)) => Ok((link, hook, None)),
+                Err(xdp_err) => {
+                    let refused = match netlink::xdp_program(ifindex) {
+                        Ok(Some(id)) => format!("the XDP slot is held by program id {id}"),
+                        _ => format!("{xdp_err:#}"),
+                    };
+                    let (link, hook) = tc(self, clsact_added).with_context(|| {
+                        format!("XDP was refused on {iface} ({refused}), and TC ingress too")
+                    })?;
+                    Ok((link, hook, Some(refused)))
+                }
+            },
+        }
     }
 
     /// Detaches both programs from `ifindex`. Works for an interface that is already gone too:
     /// the kernel has then detached the links itself, and this closes their descriptors.
     /// Returns the name the interface had.
     pub fn detach(&mut self, ifindex: u32) -> Option<String> {
-        let Attachment { name, xdp_link, tc_link, .. } = self.attached.remove(&ifindex)?;
-        if let Err(err) = self.xdp_mut().detach(xdp_link) {
-            log::debug!("{name}: XDP detach: {err}");
-        }
-        if let Err(err) = self.classifier_mut().detach(tc_link) {
-            log::debug!("{name}: TC detach: {err}");
-        }
+        let Attachment { name, ingress_link, egress_link, clsact_added, .. } =
+            self.attached.remove(&ifindex)?;
+        self.release(ifindex, &name, Some(ingress_link), Some(egress_link), clsact_added);
         Some(name)
+    }
+
+    /// Detaches what is given, then removes the `clsact` qdisc if arpwatch added it and nobody
+    /// else's filters use it.
+    fn release(
+        &mut self,
+        ifindex: u32,
+        name: &str,
+        ingress: Option<IngressLink>,
+        egress: Option<SchedClassifierLinkId>,
+        clsact_added: bool,
+    ) {
+        match ingress {
+            Some(IngressLink::Xdp(link)) => {
+                if let Err(err) = self.xdp_mut().detach(link) {
+                    log::debug!("{name}: XDP detach: {err}");
+                }
+            }
+            Some(IngressLink::Tc(link)) => {
+                if let Err(err) = self.classifier_mut(programs::TC_INGRESS).detach(link) {
+                    log::debug!("{name}: TC ingress detach: {err}");
+                }
+            }
+            None => {}
+        }
+        if let Some(link) = egress {
+            if let Err(err) = self.classifier_mut(programs::TC_EGRESS).detach(link) {
+                log::debug!("{name}: TC egress detach: {err}");
+            }
+        }
+        if clsact_added {
+            match netlink::remove_clsact_if_unused(ifindex) {
+                Ok(netlink::Clsact::Removed) => {
+                    log::debug!("{name}: removed the clsact qdisc arpwatch had added");
+                }
+                Ok(netlink::Clsact::KeptInUse(filters)) => log::info!(
+                    "{name}: kept the clsact qdisc arpwatch had added: {filters} filters of \
+                     others use it now"
+                ),
+                // The interface is gone, and its qdisc with it.
+                Err(err) if matches!(err.raw_os_error(), Some(libc::ENODEV | libc::EINVAL)) => {
+                    log::debug!("{name}: clsact qdisc: {err}");
+                }
+                Err(err) => log::warn!(
+                    "{name}: could not remove the clsact qdisc arpwatch had added: {err}"
+                ),
+            }
+        }
     }
 
     /// Interfaces with programs attached, by ifindex.
@@ -186,61 +353,85 @@ impl KernelProbe {
                 }
             },
         }
-        .map_err(explain_attach_error)
+        .map_err(|err| explain_attach_error(err, ifindex))
         .with_context(|| format!("could not attach XDP to interface {iface} ({choice:?} mode)"))
     }
 
-    /// Attaches the classifier to egress of `iface`, so arpwatch sees what this host sends. TCX
-    /// links (Linux 6.6+) are owned by this process and vanish with it, even on SIGKILL. Older
-    /// kernels get a netlink filter on a clsact qdisc, which outlives a killed process: a filter of
-    /// ours left behind that way is removed first.
-    fn attach_tc_egress(
+    /// Attaches a classifier to `iface`: the egress one, so arpwatch sees what this host sends,
+    /// or the ingress one where XDP is not used. TCX links (Linux 6.6+) are owned by this process
+    /// and vanish with it, even on SIGKILL; the ingress one goes first, so that a program which
+    /// answers or drops ARP itself cannot hide a request from arpwatch (the egress one goes last
+    /// and sees what is really sent). Older kernels get a netlink filter on a clsact qdisc, which
+    /// outlives a killed process: a filter of ours left behind that way is removed first, and a
+    /// qdisc arpwatch adds is recorded in `clsact_added`, to be removed at detach.
+    fn attach_tc(
         &mut self,
         iface: &str,
+        attach_type: TcAttachType,
         choice: TcModeChoice,
+        clsact_added: &mut bool,
     ) -> Result<(SchedClassifierLinkId, TcMode)> {
+        let (program, direction) = match attach_type {
+            TcAttachType::Ingress => (programs::TC_INGRESS, "ingress"),
+            _ => (programs::TC_EGRESS, "egress"),
+        };
         let mode = match choice {
             TcModeChoice::Auto if privileges::kernel_at_least(6, 6) => TcMode::Tcx,
             TcModeChoice::Auto | TcModeChoice::Netlink => TcMode::Netlink,
             TcModeChoice::Tcx => TcMode::Tcx,
         };
         let options = match mode {
+            TcMode::Tcx if attach_type == TcAttachType::Ingress => {
+                TcAttachOptions::TcxOrder(LinkOrder::first())
+            }
             TcMode::Tcx => TcAttachOptions::TcxOrder(LinkOrder::default()),
             TcMode::Netlink => {
-                remove_stale_netlink_filters(iface)?;
-                if let Err(err) = tc::qdisc_add_clsact(iface) {
+                remove_stale_netlink_filters(iface, attach_type, program)?;
+                match tc::qdisc_add_clsact(iface) {
+                    Ok(()) => *clsact_added = true,
                     // EEXIST: the interface already has a clsact qdisc, which is what we need.
-                    if !is_errno(&err, libc::EEXIST) {
+                    Err(err) if is_errno(&err, libc::EEXIST) => {}
+                    Err(err) => {
                         return Err(anyhow!(err))
                             .with_context(|| format!("could not add a clsact qdisc to {iface}"));
                     }
                 }
+                // Priority 0: the kernel picks one ahead of the filters it numbered itself.
                 TcAttachOptions::Netlink(NlOptions::default())
             }
         };
         let link = self
-            .classifier_mut()
-            .attach_with_options(iface, TcAttachType::Egress, options)
+            .classifier_mut(program)
+            .attach_with_options(iface, attach_type, options)
             .map_err(|err| anyhow!(err))
             .with_context(|| {
-                format!("could not attach the TC egress program to {iface} ({mode} mode)")
+                format!("could not attach the TC {direction} program to {iface} ({mode} mode)")
             })?;
         Ok((link, mode))
     }
 
-    fn classifier_mut(&mut self) -> &mut SchedClassifier {
+    fn classifier_mut(&mut self, name: &str) -> &mut SchedClassifier {
         self.ebpf
-            .program_mut(programs::TC_EGRESS)
+            .program_mut(name)
             .and_then(|p| <&mut SchedClassifier>::try_from(p).ok())
+            .expect("checked at load")
+    }
+
+    fn classifier(&self, name: &str) -> &SchedClassifier {
+        self.ebpf
+            .program(name)
+            .and_then(|p| <&SchedClassifier>::try_from(p).ok())
             .expect("checked at load")
     }
 
     /// The TC egress program, for BPF_PROG_TEST_RUN in tests.
     pub fn tc_egress(&self) -> &SchedClassifier {
-        self.ebpf
-            .program(programs::TC_EGRESS)
-            .and_then(|p| <&SchedClassifier>::try_from(p).ok())
-            .expect("checked at load")
+        self.classifier(programs::TC_EGRESS)
+    }
+
+    /// The TC ingress program, for BPF_PROG_TEST_RUN in tests.
+    pub fn tc_ingress(&self) -> &SchedClassifier {
+        self.classifier(programs::TC_INGRESS)
     }
 
     /// The XDP program, for BPF_PROG_TEST_RUN in tests and benchmarks.
@@ -306,12 +497,27 @@ impl fmt::Display for TcMode {
     }
 }
 
-/// Removes egress filters named after our classifier from `iface`: only a killed arpwatch on the
-/// netlink path leaves them behind.
-pub fn remove_stale_netlink_filters(iface: &str) -> Result<bool> {
-    match tc::qdisc_detach_program(iface, TcAttachType::Egress, programs::TC_EGRESS) {
+impl Drop for KernelProbe {
+    fn drop(&mut self) {
+        let attached: Vec<u32> = self.attached.keys().copied().collect();
+        for ifindex in attached {
+            self.detach(ifindex);
+        }
+    }
+}
+
+/// Removes filters named `program` (one of our classifiers) from `attach_type` of `iface`: only a
+/// killed arpwatch on the netlink path leaves them behind.
+fn remove_stale_netlink_filters(
+    iface: &str,
+    attach_type: TcAttachType,
+    program: &str,
+) -> Result<bool> {
+    match tc::qdisc_detach_program(iface, attach_type, program) {
         Ok(()) => {
-            log::warn!("{iface}: removed an egress filter left behind by an earlier arpwatch");
+            let direction =
+                if attach_type == TcAttachType::Ingress { "an ingress" } else { "an egress" };
+            log::warn!("{iface}: removed {direction} filter left behind by an earlier arpwatch");
             Ok(true)
         }
         // Nothing of ours there: aya says NotFound; a missing clsact qdisc may give ENOENT.
@@ -373,9 +579,18 @@ fn explain_load_error(err: ProgramError) -> anyhow::Error {
     anyhow!(err)
 }
 
-fn explain_attach_error(err: ProgramError) -> anyhow::Error {
+/// An XDP attach error in words; when the slot is taken, with the other program's id, which
+/// `bpftool prog show id N` names.
+fn explain_attach_error(err: ProgramError, ifindex: u32) -> anyhow::Error {
     if is_errno(&err, libc::EBUSY) || is_errno(&err, libc::EEXIST) {
-        return anyhow!("another XDP program is already attached ({err})");
+        let holder = match netlink::xdp_program(ifindex) {
+            Ok(Some(id)) => format!("program id {id}"),
+            _ => "another program".to_owned(),
+        };
+        return anyhow!(
+            "the XDP slot is held by {holder}, which arpwatch never replaces; --ingress-hook \
+             auto or tc watches ingress with TC instead ({err})"
+        );
     }
     anyhow!(err)
 }

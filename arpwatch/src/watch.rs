@@ -61,9 +61,7 @@ pub async fn run<W: Write>(
         log::warn!("no interface matches the selection yet; waiting for one to appear");
     }
     pipeline.set_local_macs(links.local_macs());
-    if let Some(health) = health {
-        health.set_attached(probe.attachments().len());
-    }
+    report_attached(health, &probe);
     let mut reader = RingReader::new(probe.take_ring()?)?;
     let mut sigterm = signal(SignalKind::terminate()).context("could not handle SIGTERM")?;
     let mut sigint = signal(SignalKind::interrupt()).context("could not handle SIGINT")?;
@@ -90,9 +88,7 @@ pub async fn run<W: Write>(
                 decoder.follow(&change);
                 follow(&mut probe, selector, options, change);
                 pipeline.set_local_macs(links.local_macs());
-                if let Some(health) = health {
-                    health.set_attached(probe.attachments().len());
-                }
+                report_attached(health, &probe);
                 pipeline.flush()?;
             }
             _ = tick.tick() => {
@@ -135,14 +131,28 @@ fn drain_pending<W: Write>(
 
 fn attach(probe: &mut KernelProbe, link: &LinkInfo, options: AttachOptions) -> Result<()> {
     let attached = probe.attach(link.ifindex, &link.name, options)?;
+    if let Some(refused) = &attached.xdp_refused {
+        log::info!("{}: {refused}; its ingress is watched by TC instead", link.name);
+    }
     log::info!(
-        "watching {} (ifindex {}): XDP ingress in {} mode, TC egress by {}",
+        "watching {} (ifindex {}): ingress by {}, egress by TC ({})",
         link.name,
         link.ifindex,
-        attached.xdp_mode,
+        attached.ingress,
         attached.tc_mode
     );
     Ok(())
+}
+
+/// Tells the metrics which interfaces are attached, and by which ingress hook.
+fn report_attached(health: Option<&Health>, probe: &KernelProbe) {
+    if let Some(health) = health {
+        let attached = probe.attachments().values();
+        health.set_attached(attached.len());
+        health.set_ingress_hooks(
+            attached.map(|a| (a.name.as_str(), a.ingress.hook(), a.ingress.mode())),
+        );
+    }
 }
 
 /// Applies one interface change to the attachments. Failures are logged, not fatal: a link can
