@@ -223,7 +223,22 @@ fn kernel() -> Result<Value> {
             })
         })
         .collect();
+    // The programs as the kernel holds them after verification (dead branches removed: what a
+    // read-only global turns off at load is not counted) and as JIT-compiled.
+    let mut sizes = Vec::new();
+    for (name, info) in [
+        ("arpwatch_xdp", suppressing.xdp().info()?),
+        ("arpwatch_tc_egress", suppressing.tc_egress().info()?),
+        ("arpwatch_tc_ingress", suppressing.tc_ingress().info()?),
+    ] {
+        sizes.push(json!({
+            "program": name,
+            "xlated_insns": info.size_translated().map(|bytes| bytes / 8),
+            "jited_bytes": info.size_jitted(),
+        }));
+    }
     Ok(json!({
+        "programs": sizes,
         "method": format!(
             "BPF_PROG_TEST_RUN on XDP, {KERNEL_ROUNDS} interleaved rounds after one warm-up, median; \
              ns/frame = wall-clock time of the test-run syscall / repeat (fractional ns), \
