@@ -220,6 +220,8 @@ pub mod maps {
     pub const COUNTERS: &str = "COUNTERS";
     pub const DEDUP: &str = "DEDUP";
     pub const LAST_SENDER: &str = "LAST_SENDER";
+    /// aya-log's ring of the programs' diagnostics (defined by aya-log-ebpf).
+    pub const AYA_LOGS: &str = "AYA_LOGS";
 }
 
 /// Names of the globals user space may set when loading the kernel object.

@@ -11,6 +11,11 @@
 //! when the latest of them was seen.
 //! Gratuitous ARP, probes, a new MAC for an IP, a new interface or an opcode change always go
 //! through.
+//!
+//! Diagnostics (why a frame was counted malformed) go through aya-log at debug level, at most one
+//! a second, and only on the malformed paths: no valid or non-ARP frame ever reaches a log call.
+//! User space loads the object with aya-log's level at 0 unless its own logger wants the
+//! `arpwatch_ebpf` target at debug; the verifier then removes the logging code altogether.
 #![no_std]
 #![no_main]
 // The BPF target has no atomic read-modify-write types in `core::sync::atomic`; the intrinsics
@@ -26,9 +31,14 @@ use aya_ebpf::{
     bindings::{xdp_action, BPF_ANY, BPF_F_NO_COMMON_LRU, TC_ACT_UNSPEC},
     helpers::bpf_ktime_get_boot_ns,
     macros::{classifier, map, xdp},
-    maps::{LruHashMap, PerCpuArray, RingBuf},
+    maps::{Array, LruHashMap, PerCpuArray, RingBuf},
     programs::{TcContext, XdpContext},
 };
+use aya_log_ebpf::debug;
+// The check the log macros make themselves, made first here so that the rate limit is not paid
+// when user space loaded the object with the kernel's log off (the verifier then drops the whole
+// branch: the level is a read-only global). Hidden in aya-log-ebpf, whose version is pinned.
+use aya_log_ebpf::macro_support::{level_enabled, Level};
 use core::intrinsics::{atomic_xadd, atomic_xsub, AtomicOrdering};
 use core::mem::size_of;
 use network_types::{eth::EthHdr, vlan::VlanHdr};
@@ -60,6 +70,13 @@ static DEDUP: LruHashMap<DedupKey, DedupEntry> =
 #[map(name = "LAST_SENDER")]
 static LAST_SENDER: LruHashMap<SenderKey, [u8; 6]> =
     LruHashMap::with_max_entries(LAST_SENDER_ENTRIES, LRU_FLAGS);
+
+/// When the last diagnostic about a malformed frame was logged (boot time), for all CPUs: at most
+/// one a second. Racing CPUs may let a second one through; nothing depends on it. The log itself
+/// goes through aya-log's `AYA_LOGS` ring, forwarded by user space to its logger.
+#[map(name = "LOG_RATE")]
+static LOG_RATE: Array<u64> = Array::with_max_entries(1, 0);
+const LOG_INTERVAL_NS: u64 = 1_000_000_000;
 
 /// The de-duplication interval in nanoseconds, set by user space at load time (a read-only
 /// global the verifier sees as a constant); 0 turns de-duplication off.
@@ -165,14 +182,100 @@ impl VlanTags {
     }
 }
 
+/// Why a frame with the ARP ethertype was counted malformed.
+#[derive(Clone, Copy)]
+enum Malformed {
+    /// More VLAN tags before the ARP ethertype than arpwatch decodes.
+    TooManyTags,
+    /// Too short for an Ethernet/IPv4 ARP body.
+    Truncated,
+    /// The fixed header (htype, ptype, hlen, plen, op) is not that of an Ethernet/IPv4 request or
+    /// reply. The pointer, into the packet and bounds-checked, is read only if the log is on.
+    Unsupported(*const [u8; ARP_FIXED_HEADER_LEN]),
+}
+
+/// Counts a malformed frame and, when user space turned the kernel's debug log on, says why.
+#[inline(always)]
+fn malformed(dir: u8, ifindex: impl FnOnce() -> u32, why: Malformed) {
+    count(Counter::Malformed, dir);
+    if level_enabled(Level::Debug) {
+        // Plain integers across the call: the verifier refuses a callee that reads a register
+        // the caller left unset, such as the payload of an enum variant without one.
+        let (reason, header) = match why {
+            Malformed::TooManyTags => (0, 0),
+            Malformed::Truncated => (1, 0),
+            // Read again here, volatile, so that no copy of the header made for this log is kept
+            // (in registers or on the stack) along the path valid frames take.
+            // SAFETY: a pointer into the packet, within bounds checked by the caller.
+            Malformed::Unsupported(header) => {
+                (2, u64::from_be_bytes(unsafe { core::ptr::read_volatile(header) }))
+            }
+        };
+        log_malformed(dir, ifindex(), reason, header);
+    }
+}
+
+/// The diagnostic itself, at most once a second (the counter has every frame). Not inlined: one
+/// copy per program however many places find a malformed frame. `reason` is a [`Malformed`]
+/// variant's index, `header` the fixed header of an unsupported one, big-endian.
+#[inline(never)]
+fn log_malformed(dir: u8, ifindex: u32, reason: u8, header: u64) {
+    // SAFETY: a helper without arguments or side effects.
+    let now = unsafe { bpf_ktime_get_boot_ns() };
+    let Some(last) = LOG_RATE.get_ptr_mut(0) else {
+        return;
+    };
+    // SAFETY: a map value pointer from a successful lookup, 8-byte aligned.
+    unsafe {
+        if *last != 0 && now.wrapping_sub(*last) < LOG_INTERVAL_NS {
+            return;
+        }
+        *last = now;
+    }
+    let dir = if dir == direction::INGRESS { "ingress" } else { "egress" };
+    let h = header.to_be_bytes();
+    match reason {
+        0 => debug!(
+            &(),
+            "malformed ARP frame ({} ifindex {}): more than {} VLAN tags",
+            dir,
+            ifindex,
+            MAX_VLAN_TAGS
+        ),
+        1 => debug!(
+            &(),
+            "malformed ARP frame ({} ifindex {}): shorter than an Ethernet/IPv4 ARP body",
+            dir,
+            ifindex
+        ),
+        _ => debug!(
+            &(),
+            "unsupported ARP frame ({} ifindex {}): htype {} ptype {:x} hlen {} plen {} op {}",
+            dir,
+            ifindex,
+            u16::from_be_bytes([h[0], h[1]]),
+            u16::from_be_bytes([h[2], h[3]]),
+            h[4],
+            h[5],
+            u16::from_be_bytes([h[6], h[7]])
+        ),
+    }
+}
+
 /// Counts an ARP frame behind more VLAN tags than arpwatch decodes as malformed, by peeking at the
 /// ethertype the undecoded tag at `offset` carries.
 #[inline(always)]
-fn count_if_arp_behind_tag(data: usize, data_end: usize, offset: usize, dir: u8) {
+fn count_if_arp_behind_tag(
+    data: usize,
+    data_end: usize,
+    offset: usize,
+    dir: u8,
+    ifindex: impl FnOnce() -> u32,
+) {
     if let Some(tag) = ptr_at::<VlanHdr>(data, data_end, offset) {
         // SAFETY: bounds checked by `ptr_at`.
         if unsafe { (*tag).ether_type } == ARP_BE {
-            count(Counter::Malformed, dir);
+            malformed(dir, ifindex, Malformed::TooManyTags);
         }
     }
 }
@@ -186,12 +289,13 @@ fn step_over_tag(
     offset: usize,
     tags: &mut VlanTags,
     dir: u8,
+    ifindex: impl FnOnce() -> u32,
 ) -> Option<u16> {
     let tag = ptr_at::<VlanHdr>(data, data_end, offset)?;
     // SAFETY: bounds checked by `ptr_at`.
     let tag = unsafe { &*tag };
     if !tags.push(u16::from_be_bytes(tag.tci)) {
-        count_if_arp_behind_tag(data, data_end, offset, dir);
+        count_if_arp_behind_tag(data, data_end, offset, dir, ifindex);
         return None;
     }
     Some(tag.ether_type)
@@ -203,7 +307,7 @@ fn step_over_tag(
 fn observe(
     data: usize,
     data_end: usize,
-    ifindex: impl FnOnce() -> u32,
+    ifindex: impl Fn() -> u32 + Copy,
     dir: u8,
     mut tags: VlanTags,
 ) {
@@ -222,20 +326,20 @@ fn observe(
     let mut offset = EthHdr::LEN;
     // Two tags, unrolled by hand: the verifier must see a bounded walk.
     if is_vlan(ether_type) {
-        let Some(inner) = step_over_tag(data, data_end, offset, &mut tags, dir) else {
+        let Some(inner) = step_over_tag(data, data_end, offset, &mut tags, dir, ifindex) else {
             return;
         };
         ether_type = inner;
         offset += VlanHdr::LEN;
         if is_vlan(ether_type) {
-            let Some(inner) = step_over_tag(data, data_end, offset, &mut tags, dir) else {
+            let Some(inner) = step_over_tag(data, data_end, offset, &mut tags, dir, ifindex) else {
                 return;
             };
             ether_type = inner;
             offset += VlanHdr::LEN;
             if is_vlan(ether_type) {
                 // A third tag is beyond what arpwatch decodes.
-                count_if_arp_behind_tag(data, data_end, offset, dir);
+                count_if_arp_behind_tag(data, data_end, offset, dir, ifindex);
                 return;
             }
         }
@@ -246,7 +350,7 @@ fn observe(
 
     let Some(arp) = ptr_at::<ArpEthIpv4>(data, data_end, offset) else {
         // Claims to be ARP but is too short for an Ethernet/IPv4 ARP body.
-        count(Counter::Malformed, dir);
+        malformed(dir, ifindex, Malformed::Truncated);
         return;
     };
     // SAFETY: the whole 28-byte body is inside the packet; the struct has alignment 1.
@@ -254,7 +358,7 @@ fn observe(
     // SAFETY: the fixed header is the first 8 bytes of the body checked above.
     let header = unsafe { &*(arp as *const ArpEthIpv4 as *const [u8; ARP_FIXED_HEADER_LEN]) };
     if !ArpEthIpv4::is_supported(header) {
-        count(Counter::Malformed, dir);
+        malformed(dir, ifindex, Malformed::Unsupported(header));
         return;
     }
     count(Counter::Arp, dir);

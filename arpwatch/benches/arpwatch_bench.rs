@@ -224,19 +224,31 @@ fn kernel() -> Result<Value> {
         })
         .collect();
     // The programs as the kernel holds them after verification (dead branches removed: what a
-    // read-only global turns off at load is not counted) and as JIT-compiled.
+    // read-only global turns off at load is not counted) and as JIT-compiled: as measured above,
+    // with the kernel's debug log off (no logger here), then loaded again with it on.
     let mut sizes = Vec::new();
-    for (name, info) in [
-        ("arpwatch_xdp", suppressing.xdp().info()?),
-        ("arpwatch_tc_egress", suppressing.tc_egress().info()?),
-        ("arpwatch_tc_ingress", suppressing.tc_ingress().info()?),
-    ] {
-        sizes.push(json!({
-            "program": name,
-            "xlated_insns": info.size_translated().map(|bytes| bytes / 8),
-            "jited_bytes": info.size_jitted(),
-        }));
-    }
+    let sizes_of = |probe: &KernelProbe, log: &str, sizes: &mut Vec<Value>| -> Result<()> {
+        for (name, info) in [
+            ("arpwatch_xdp", probe.xdp().info()?),
+            ("arpwatch_tc_egress", probe.tc_egress().info()?),
+            ("arpwatch_tc_ingress", probe.tc_ingress().info()?),
+        ] {
+            sizes.push(json!({
+                "program": name,
+                "kernel_log": log,
+                "xlated_insns": info.size_translated().map(|bytes| bytes / 8),
+                "jited_bytes": info.size_jitted(),
+            }));
+        }
+        Ok(())
+    };
+    sizes_of(&suppressing, "off", &mut sizes)?;
+    env_logger::Builder::new()
+        .filter_module(arpwatch::KERNEL_LOG_TARGET, log::LevelFilter::Debug)
+        .try_init()
+        .context("a logger for the kernel's debug log")?;
+    let logging = KernelProbe::load_with_dedup(EMIT_RING_BYTES, DEFAULT_DEDUP_INTERVAL)?;
+    sizes_of(&logging, "debug", &mut sizes)?;
     Ok(json!({
         "programs": sizes,
         "method": format!(

@@ -1,6 +1,7 @@
 //! The kernel side as user space sees it: the embedded eBPF object, loading it, attaching the
 //! programs to interfaces (XDP, or TC where another program holds the XDP slot, on ingress; TC on
-//! egress), and reading the per-CPU counters. Dropping a [`KernelProbe`] detaches everything it
+//! egress), reading the per-CPU counters, and forwarding the programs' diagnostics (aya-log) to
+//! this process's logger. Dropping a [`KernelProbe`] detaches everything it
 //! attached (the links are bpf_links owned by this process, so the kernel also detaches them if
 //! the process is killed; netlink filters, before Linux 6.6, are the exception).
 
@@ -13,6 +14,7 @@ use aya::programs::tc::{self, NlOptions, TcAttachOptions};
 use aya::programs::xdp::XdpLinkId;
 use aya::programs::{LinkOrder, ProgramError, SchedClassifier, TcAttachType, Xdp, XdpMode};
 use aya::{Ebpf, EbpfLoader};
+use aya_log::EbpfLogger;
 use std::collections::HashMap;
 use std::fmt;
 
@@ -145,6 +147,22 @@ pub struct Attachment {
 pub struct KernelProbe {
     ebpf: Ebpf,
     attached: HashMap<u32, Attachment>,
+    /// Forwards the programs' diagnostics (aya-log) to this process's logger; `None` when the
+    /// logger wants none of them, and the programs were loaded with their log off.
+    kernel_log: Option<EbpfLogger<&'static dyn log::Log>>,
+}
+
+/// The `log` target of the kernel programs' diagnostics (the kernel crate's module path).
+pub const KERNEL_LOG_TARGET: &str = "arpwatch_ebpf";
+
+/// The most detailed level this process logs for [`KERNEL_LOG_TARGET`], as the kernel programs'
+/// `AYA_LOG_LEVEL` (0: none). The programs log at debug level only, on paths no valid frame
+/// takes; below debug the verifier removes that code from the loaded programs.
+fn kernel_log_level() -> u8 {
+    [log::Level::Trace, log::Level::Debug, log::Level::Info, log::Level::Warn, log::Level::Error]
+        .into_iter()
+        .find(|level| log::log_enabled!(target: KERNEL_LOG_TARGET, *level))
+        .map_or(0, |level| level as u8)
 }
 
 impl KernelProbe {
@@ -160,9 +178,16 @@ impl KernelProbe {
         privileges::check_kernel_has_ring_buffers()?;
         privileges::check_capabilities()?;
         let interval_ns = u64::try_from(dedup_interval.as_nanos()).unwrap_or(u64::MAX);
+        let log_level = kernel_log_level();
+        // SAFETY: sysconf has no preconditions.
+        let page = u32::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).unwrap_or(4096);
         let mut ebpf = EbpfLoader::new()
             .map_max_entries(maps::EVENTS, ring_bytes)
+            // The programs' diagnostics are rate-limited to about one a second: one page holds
+            // many, and aya-log's default of 128 KiB would be locked kernel memory for nothing.
+            .map_max_entries(maps::AYA_LOGS, page)
             .override_global(globals::DEDUP_INTERVAL_NS, &interval_ns, true)
+            .override_global(aya_log::LEVEL, &log_level, true)
             .load(EBPF_OBJECT)
             .map_err(|err| anyhow!(err))
             .context("could not load the arpwatch kernel object")?;
@@ -181,7 +206,24 @@ impl KernelProbe {
                 .map_err(explain_load_error)
                 .with_context(|| format!("the kernel refused the TC program {name}"))?;
         }
-        Ok(KernelProbe { ebpf, attached: HashMap::new() })
+        let kernel_log = if log_level > 0 {
+            Some(
+                EbpfLogger::init(&mut ebpf)
+                    .map_err(|err| anyhow!(err))
+                    .context("could not read the kernel programs' log")?,
+            )
+        } else {
+            None
+        };
+        Ok(KernelProbe { ebpf, attached: HashMap::new(), kernel_log })
+    }
+
+    /// Logs what the programs said since the last call (their diagnostics, rate-limited in the
+    /// kernel), through this process's logger.
+    pub fn flush_log(&mut self) {
+        if let Some(logger) = &mut self.kernel_log {
+            logger.flush();
+        }
     }
 
     /// Attaches the ingress hook (XDP, or the TC ingress classifier, as `options.ingress` says)
@@ -567,7 +609,16 @@ impl fmt::Display for CounterTotals {
 }
 
 fn explain_load_error(err: ProgramError) -> anyhow::Error {
-    if let ProgramError::LoadError { io_error, .. } = &err {
+    if let ProgramError::LoadError { io_error, verifier_log } = &err {
+        let verifier_log = verifier_log.to_string();
+        log::debug!("the verifier's log:\n{verifier_log}");
+        // The verifier refuses a program with EACCES and says why in its log; missing
+        // capabilities give EPERM (or EACCES without a log).
+        if io_error.raw_os_error() == Some(libc::EACCES) && !verifier_log.trim().is_empty() {
+            return anyhow!(
+                "the verifier rejected the program (RUST_LOG=arpwatch::kernel=debug prints its log)"
+            );
+        }
         if io_error.raw_os_error() == Some(libc::EPERM)
             || io_error.raw_os_error() == Some(libc::EACCES)
         {

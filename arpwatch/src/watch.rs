@@ -92,6 +92,7 @@ pub async fn run<W: Write>(
                 pipeline.flush()?;
             }
             _ = tick.tick() => {
+                probe.flush_log();
                 decoder.refresh_clock();
                 // A quiet network still counts as drained: readiness means the reader is alive.
                 short_records += drain_pending(&mut reader, pipeline, &mut decoder)?;
@@ -112,6 +113,7 @@ pub async fn run<W: Write>(
     // Records the kernel submitted before the stop still belong to this run.
     short_records += drain_pending(&mut reader, pipeline, &mut decoder)?;
     let engine = pipeline.finish(Some(decoder.now()))?;
+    probe.flush_log();
     let counters = probe.counters()?;
     // Dropping the probe closes the bpf_link fds, which detaches every program.
     drop(reader);

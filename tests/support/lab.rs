@@ -31,10 +31,16 @@ pub fn arpwatch_bin() -> &'static str {
 impl Arpwatch {
     /// Starts arpwatch with `args` inside `ns` (or in this namespace when `None`).
     pub fn start(ns: Option<&Netns>, args: &[&str]) -> Arpwatch {
+        Self::start_with_env(ns, args, &[])
+    }
+
+    /// [`Arpwatch::start`] with environment variables set for arpwatch (e.g. `RUST_LOG`).
+    pub fn start_with_env(ns: Option<&Netns>, args: &[&str], env: &[(&str, &str)]) -> Arpwatch {
         let mut cmd = match ns {
             Some(ns) => ns.command(arpwatch_bin()),
             None => Command::new(arpwatch_bin()),
         };
+        cmd.envs(env.iter().copied());
         cmd.args(args).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
         let mut child = cmd.spawn().expect("start arpwatch");
         let stderr = child.stderr.take().unwrap();

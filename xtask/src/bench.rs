@@ -169,11 +169,14 @@ fn render(r: &Value) -> String {
     }
 
     md += "\nThe programs as loaded (after the verifier, which drops branches a read-only global \
-           turns off) and JIT-compiled:\n\n| program | instructions | JIT bytes |\n|---|---:|---:|\n";
+           turns off) and JIT-compiled, with the kernel's debug log off (as measured above, and \
+           the default) and on (`RUST_LOG=arpwatch_ebpf=debug`):\n\n\
+           | program | kernel log | instructions | JIT bytes |\n|---|---|---:|---:|\n";
     for p in r["kernel"]["programs"].as_array().into_iter().flatten() {
         md += &format!(
-            "| `{}` | {} | {} |\n",
+            "| `{}` | {} | {} | {} |\n",
             p["program"].as_str().unwrap_or(""),
+            p["kernel_log"].as_str().unwrap_or(""),
             n(&p["xlated_insns"]),
             n(&p["jited_bytes"])
         );
