@@ -272,6 +272,22 @@ fn ingress_hook_tc_with_netlink_filters_watches_and_removes_the_clsact_qdisc_it_
 }
 
 #[test]
+fn a_clsact_qdisc_arpwatch_added_is_removed_after_a_clean_exit() {
+    let lab = pair("tcnlgone");
+    assert!(!lab.observer.qdiscs("eth0").contains("clsact"));
+    let mut watch = Arpwatch::start(
+        Some(&lab.observer),
+        &["watch", "--iface", "eth0", "--raw", "--tc-mode", "netlink", "--duration", "1"],
+    );
+    watch.wait_attached(&["eth0"]);
+    assert!(lab.observer.qdiscs("eth0").contains("clsact"), "arpwatch added it");
+    let done = watch.finish(Duration::from_secs(20));
+    assert!(done.status.success(), "{}", done.stderr);
+    let qdiscs = lab.observer.qdiscs("eth0");
+    assert!(!qdiscs.contains("clsact"), "the qdisc arpwatch added is gone: {qdiscs}");
+}
+
+#[test]
 fn a_clsact_qdisc_that_was_there_before_is_kept_with_its_filters() {
     let lab = pair("tcnlkeep");
     lab.observer.exec(&["tc", "qdisc", "add", "dev", "eth0", "clsact"]);
