@@ -1,6 +1,6 @@
 //! In-kernel de-duplication, on the real programs with BPF_PROG_TEST_RUN: exact repeats within the
-//! interval are suppressed and counted, the next record of the tuple carries the count, the
-//! interval expires on the kernel's own clock, and the frames that matter are never suppressed
+//! interval are suppressed and counted, the next record of the tuple carries the count and the
+//! time of the latest repeat, the interval expires on the kernel's own clock, and the frames that matter are never suppressed
 //! (a new MAC for an IP, a new interface, another opcode, gratuitous ARP, probes).
 //! Needs root (CAP_BPF, CAP_NET_ADMIN, CAP_PERFMON); without it these tests fail, never skip.
 
@@ -140,6 +140,45 @@ fn the_next_record_after_the_interval_carries_the_suppressed_count() {
     std::thread::sleep(Duration::from_nanos(after.saturating_sub(boot_ns())));
     assert!(boot_ns() >= after);
     assert_eq!(carried(&h.ingress(&frame, 1)), [3]);
+}
+
+#[test]
+fn the_next_record_carries_when_the_latest_folded_repeat_was_seen() {
+    // `arping` retransmits 999.6 to 999.98 ms apart: a requester's second request falls inside
+    // the interval and is folded. Its time must still reach user space, on the next record.
+    let interval = Duration::from_millis(200);
+    let mut h = Harness::new(interval);
+    let request = ArpFrame::request(CLIENT, CLIENT_IP, VIP);
+    let first = h.ingress(&request, 1);
+    assert_eq!(first.len(), 1);
+    assert_eq!(first[0].last_suppressed_ns, 0, "a record that carries no repeat has no time");
+    let expires = first[0].ts_boot_ns + interval.as_nanos() as u64;
+
+    std::thread::sleep(Duration::from_millis(50));
+    let before_repeats = boot_ns();
+    assert!(h.ingress(&request, 3).is_empty(), "the retransmissions are folded");
+    let after_repeats = boot_ns();
+    assert!(after_repeats < expires, "the repeats must run inside the interval to be judged");
+
+    std::thread::sleep(Duration::from_nanos(expires.saturating_sub(boot_ns())));
+    let next = h.ingress(&request, 1);
+    assert_eq!(carried(&next), [3]);
+    let last = next[0].last_suppressed_ns;
+    assert!(
+        (before_repeats..=after_repeats).contains(&last),
+        "the latest repeat was seen at {last}, within the repeats' run \
+         [{before_repeats}, {after_repeats}], not at the first record ({}) nor at this one ({})",
+        first[0].ts_boot_ns,
+        next[0].ts_boot_ns
+    );
+    assert!(last > first[0].ts_boot_ns && last < next[0].ts_boot_ns);
+
+    // The time is handed over with the count: a window without repeats carries neither.
+    let after = next[0].ts_boot_ns + interval.as_nanos() as u64;
+    std::thread::sleep(Duration::from_nanos(after.saturating_sub(boot_ns())));
+    let quiet = h.ingress(&request, 1);
+    assert_eq!(carried(&quiet), [0]);
+    assert_eq!(quiet[0].last_suppressed_ns, 0);
 }
 
 #[test]

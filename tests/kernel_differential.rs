@@ -1,7 +1,8 @@
 //! The kernel parser and the user-space decoder on the same bytes. Every frame of the testkit's
 //! catalogue (`arpwatch_core::testkit::catalogue`: valid requests and replies, tags, padding,
 //! every malformed kind, non-ARP frames and frames cut where a parser could stumble) runs through
-//! the real XDP program and TC egress classifier with BPF_PROG_TEST_RUN and through
+//! the real XDP program and both TC classifiers (egress, and ingress where the XDP slot is taken)
+//! with BPF_PROG_TEST_RUN and through
 //! `decode_ethernet`, and both must give the same outcome: a valid frame the same record
 //! (timestamp, ifindex and direction aside), a malformed one the kernel's `malformed` counter and
 //! `Decoded::Malformed`, anything else neither. Where they differ by design (802.3 LLC/SNAP) the
@@ -136,7 +137,7 @@ fn kernel_programs_and_decoder_agree_on_every_catalogue_frame() {
                 case.name, case.decoded
             ));
         }
-        for hook in [Hook::XdpIngress, Hook::TcEgress] {
+        for hook in Hook::ALL {
             let outcome = kernel.run(hook, &case.bytes, case.name);
             if outcome.class() != case.kernel_class() {
                 disagreements.push(format!(

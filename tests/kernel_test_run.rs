@@ -281,7 +281,7 @@ fn every_run_passes_and_counts_accumulate_per_program() {
 
 #[test]
 fn full_ring_drops_are_counted_not_silent() {
-    // The smallest ring the kernel allows is one page: 4096 / (56 + 8) = 64 records.
+    // The smallest ring the kernel allows is one page: 4096 / (64 + 8) = 56 records.
     let page = 4096u32;
     // One frame repeated: with de-duplication on, all but the first would be suppressed before
     // reaching the ring, so it is off here.
@@ -311,6 +311,28 @@ fn egress_reply_is_recorded_as_egress_and_never_changes_the_verdict() {
     assert_single_record(&run_once(Hook::TcEgress, &frame.bytes(), None), &frame);
     let tagged = ArpFrame::gratuitous(2, NODE_A, VIP).tagged(&[(TPID_8021Q, 42)]);
     assert_single_record(&run_once(Hook::TcEgress, &tagged.bytes(), None), &tagged);
+}
+
+#[test]
+fn tc_ingress_records_what_arrives_as_ingress_and_never_changes_the_verdict() {
+    // Where another program holds the XDP slot, this classifier watches ingress: the same records
+    // as XDP, in the ingress block, and UNSPEC so the programs after it decide.
+    let reply = ArpFrame::reply(NODE_A, VIP, NODE_B, CLIENT_IP);
+    assert_single_record(&run_once(Hook::TcIngress, &reply.bytes(), None), &reply);
+    let qinq =
+        ArpFrame::request(NODE_A, CLIENT_IP, VIP).tagged(&[(TPID_8021AD, 300), (TPID_8021Q, 4094)]);
+    assert_single_record(&run_once(Hook::TcIngress, &qinq.bytes(), None), &qinq);
+
+    let mut bad = ArpFrame::request(NODE_A, CLIENT_IP, VIP);
+    bad.op = 3;
+    let outcome = run_once(Hook::TcIngress, &bad.bytes(), None);
+    assert_eq!(outcome.verdict, TC_ACT_UNSPEC);
+    assert!(outcome.records.is_empty());
+    assert_counters(&outcome, 1, 0, 1);
+
+    let outcome = run_once(Hook::TcIngress, &ipv4_tcp_frame(NODE_A, NODE_B), None);
+    assert_eq!(outcome.verdict, TC_ACT_UNSPEC);
+    assert_counters(&outcome, 1, 0, 0);
 }
 
 #[test]

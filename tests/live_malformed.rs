@@ -1,11 +1,14 @@
 //! Malformed and truncated ARP frames written into a veth while `arpwatch watch --raw` watches the
 //! other end: none becomes an observation, the ingress malformed counter is exact, nothing
-//! crashes, and the run ends with status 0. Needs root; without it this test fails, never skips.
+//! crashes, and the run ends with status 0; with the kernel's debug log on, the programs say why
+//! a frame was malformed, at most once a second. Needs root; without it this test fails, never
+//! skips.
 
 mod support;
 
 use arpwatch_core::testkit::frames::*;
-use support::lab::{watch_during, Netns};
+use std::time::Duration;
+use support::lab::{watch_during, Arpwatch, Netns};
 
 const NODE_A: [u8; 6] = [0x02, 0x00, 0x00, 0x00, 0x00, 0x0a];
 const NODE_B: [u8; 6] = [0x02, 0x00, 0x00, 0x00, 0x00, 0x0b];
@@ -101,4 +104,74 @@ fn malformed_arp_frames_are_counted_exactly_and_never_observed() {
     assert_eq!(field("arp"), 1, "only the sentinel is valid ARP");
     assert_eq!(field("ring_full_drops"), 0);
     assert!(!done.stderr.contains("panicked"), "{}", done.stderr);
+}
+
+/// The kernel programs' diagnostics in arpwatch's stderr (aya-log records, target
+/// `arpwatch_ebpf`).
+fn kernel_lines(stderr: &str) -> Vec<&str> {
+    stderr.lines().filter(|l| l.contains(" arpwatch_ebpf]")).collect()
+}
+
+fn hlen_8() -> Vec<u8> {
+    let mut frame = ArpFrame::request(NODE_A, CLIENT_IP, VIP);
+    frame.hlen = 8;
+    frame.bytes()
+}
+
+#[test]
+fn with_the_kernel_debug_log_on_a_malformed_frame_is_explained_at_most_once_a_second() {
+    let observer = Netns::new("mallog");
+    let sender = Netns::new("mallogs");
+    observer.veth_to("eth0", &sender, "peer0");
+    let ifindex = observer.ifindex("eth0");
+    let mut watch = Arpwatch::start_with_env(
+        Some(&observer),
+        &["watch", "--iface", "eth0", "--raw", "--duration", "4"],
+        &[("RUST_LOG", "info,arpwatch_ebpf=debug")],
+    );
+    watch.wait_attached(&["eth0"]);
+    let mut truncated = ArpFrame::request(NODE_A, CLIENT_IP, VIP);
+    truncated.truncate = Some(14 + 27);
+    // Six malformed frames at once: one line says why, the others are only counted.
+    let burst = [vec![hlen_8(); 5], vec![truncated.bytes()]].concat();
+    sender.send_frames("peer0", &burst);
+    let first = watch.wait_for_stderr("arpwatch_ebpf]", Duration::from_secs(5));
+    assert!(
+        first.contains("DEBUG")
+            && first.ends_with(&format!(
+                "unsupported ARP frame (ingress ifindex {ifindex}): htype 1 ptype 800 hlen 8 \
+                 plen 4 op 1"
+            )),
+        "{first}"
+    );
+    // A second later the next one is explained again.
+    std::thread::sleep(Duration::from_millis(1200));
+    let tags = ArpFrame::request(NODE_A, CLIENT_IP, VIP).tagged(&[
+        (TPID_8021AD, 10),
+        (TPID_8021Q, 20),
+        (TPID_8021Q, 30),
+    ]);
+    sender.send_frames("peer0", &[tags.bytes()]);
+    watch.wait_for_stderr("more than 2 VLAN tags", Duration::from_secs(5));
+    let done = watch.finish(Duration::from_secs(20));
+    assert!(done.status.success(), "{}", done.stderr);
+    let lines = kernel_lines(&done.stderr);
+    assert_eq!(lines.len(), 2, "one line per second, not per frame: {lines:#?}");
+    assert!(
+        done.stderr.contains("ingress: frames=") && done.stderr.contains("malformed=7 "),
+        "every malformed frame is still counted: {}",
+        done.stderr
+    );
+}
+
+#[test]
+fn by_default_the_kernel_programs_log_nothing() {
+    let observer = Netns::new("malquiet");
+    let sender = Netns::new("malquiets");
+    observer.veth_to("eth0", &sender, "peer0");
+    let done = watch_during(&observer, &["eth0"], &["--raw"], "2", || {
+        sender.send_frames("peer0", &[hlen_8()]);
+    });
+    assert_eq!(kernel_lines(&done.stderr), Vec::<&str>::new(), "{}", done.stderr);
+    assert!(done.stderr.contains("malformed=1 "), "{}", done.stderr);
 }

@@ -75,7 +75,7 @@ impl ArpEthIpv4 {
 
 /// One ARP frame as seen by a kernel program, pushed through the ring buffer to user space.
 ///
-/// Layout (56 bytes, alignment 8): every byte is a named field, the padding included, and the kernel
+/// Layout (64 bytes, alignment 8): every byte is a named field, the padding included, and the kernel
 /// writes every field, so nothing uninitialised crosses the boundary.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -102,9 +102,13 @@ pub struct ArpRecord {
     /// How many identical frames (same [`DedupKey`]) the kernel suppressed since it last emitted
     /// a record for this tuple: this record stands for `1 + suppressed` frames.
     pub suppressed: u32,
+    /// `bpf_ktime_get_boot_ns()` when the latest of those `suppressed` repeats was seen; 0 when
+    /// `suppressed` is 0. A folded retransmission of a request is a request of its own (with its
+    /// own reply deadline), and its time would otherwise be lost.
+    pub last_suppressed_ns: u64,
 }
 
-pub const ARP_RECORD_SIZE: usize = 56;
+pub const ARP_RECORD_SIZE: usize = 64;
 const _: () = assert!(core::mem::size_of::<ArpRecord>() == ARP_RECORD_SIZE);
 const _: () = assert!(core::mem::align_of::<ArpRecord>() == 8);
 
@@ -176,8 +180,8 @@ pub struct DedupKey {
 
 const _: () = assert!(core::mem::size_of::<DedupKey>() == 20);
 
-/// The state of one [`DedupKey`]: when its last record was emitted and how many repeats were
-/// suppressed since.
+/// The state of one [`DedupKey`]: when its last record was emitted, how many repeats were
+/// suppressed since, and when the latest of them was seen.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub struct DedupEntry {
@@ -185,9 +189,11 @@ pub struct DedupEntry {
     /// 64 bits because the BPF target has 64-bit atomics only; records carry it saturated to
     /// `u32`.
     pub suppressed: u64,
+    /// When the latest suppressed repeat was seen; meaningful while `suppressed` is above 0.
+    pub last_suppressed_ns: u64,
 }
 
-const _: () = assert!(core::mem::size_of::<DedupEntry>() == 16);
+const _: () = assert!(core::mem::size_of::<DedupEntry>() == 24);
 
 /// Who last sent an emitted frame with a given sender IP on one interface and direction. A frame
 /// from another MAC for that IP is never suppressed, so an A, B, A interleave (the evidence of a
@@ -214,6 +220,8 @@ pub mod maps {
     pub const COUNTERS: &str = "COUNTERS";
     pub const DEDUP: &str = "DEDUP";
     pub const LAST_SENDER: &str = "LAST_SENDER";
+    /// aya-log's ring of the programs' diagnostics (defined by aya-log-ebpf).
+    pub const AYA_LOGS: &str = "AYA_LOGS";
 }
 
 /// Names of the globals user space may set when loading the kernel object.
@@ -226,6 +234,8 @@ pub mod globals {
 pub mod programs {
     pub const XDP: &str = "arpwatch_xdp";
     pub const TC_EGRESS: &str = "arpwatch_tc_egress";
+    /// The same classifier for ingress, attached where the XDP slot is taken by another program.
+    pub const TC_INGRESS: &str = "arpwatch_tc_ingress";
     /// An XDP program that only returns `XDP_PASS`: the floor the per-packet cost of
     /// [`XDP`] is compared with in the benchmarks. Never attached.
     pub const XDP_FLOOR: &str = "arpwatch_xdp_floor";

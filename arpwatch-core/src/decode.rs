@@ -295,6 +295,7 @@ fn decode_payload(mut ether_type: u16, mut payload: &[u8], link: LinkHeader) -> 
             spa: arp.spa,
             tpa: arp.tpa,
             suppressed: 0,
+            last_suppressed_ns: 0,
         },
         link_direction: link.direction,
     })

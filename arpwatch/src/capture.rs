@@ -180,7 +180,12 @@ impl RecordDecoder {
 
     pub fn observation(&mut self, record: &ArpRecord) -> Observation {
         let iface = self.names.name(record.ifindex);
-        Observation::from_record(record, self.clock.wall(record.ts_boot_ns), iface)
+        let mut obs = Observation::from_record(record, self.clock.wall(record.ts_boot_ns), iface);
+        // The kernel writes 0 when the record carries no repeat.
+        if record.suppressed > 0 && record.last_suppressed_ns != 0 {
+            obs.last_repeat = Some(self.clock.wall(record.last_suppressed_ns));
+        }
+        obs
     }
 
     /// Follows a link change; call it once the records made before it have been decoded.
@@ -226,6 +231,26 @@ mod tests {
         let wall_now = clock_ns(libc::CLOCK_REALTIME) as u64;
         let converted = clock.wall(boot_now).as_nanos();
         assert!(converted.abs_diff(wall_now) < 50_000_000, "{converted} vs {wall_now}");
+    }
+
+    #[test]
+    fn a_folded_repeat_keeps_its_own_time_on_the_same_scale_as_the_record() {
+        let mut decoder = RecordDecoder::new(std::iter::empty());
+        let record = ArpRecord {
+            ts_boot_ns: 5_000_000_000,
+            ifindex: 1,
+            suppressed: 2,
+            last_suppressed_ns: 4_600_000_000,
+            ..Default::default()
+        };
+        let obs = decoder.observation(&record);
+        assert_eq!(obs.repeats, 2);
+        let last = obs.last_repeat.expect("the time of the latest repeat");
+        assert_eq!(obs.ts.as_nanos() - last.as_nanos(), 400_000_000, "0.4 s before the record");
+
+        let alone =
+            decoder.observation(&ArpRecord { suppressed: 0, last_suppressed_ns: 0, ..record });
+        assert_eq!(alone.last_repeat, None, "a record that carries no repeat has no repeat time");
     }
 
     #[test]

@@ -5,7 +5,9 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::kernel::{TcModeChoice, XdpModeChoice, DEFAULT_DEDUP_INTERVAL, DEFAULT_RING_BYTES};
+use crate::kernel::{
+    IngressHookChoice, TcModeChoice, XdpModeChoice, DEFAULT_DEDUP_INTERVAL, DEFAULT_RING_BYTES,
+};
 use crate::output::Format;
 use crate::stdout;
 
@@ -62,6 +64,27 @@ impl From<XdpModeArg> for XdpModeChoice {
             XdpModeArg::Auto => XdpModeChoice::Auto,
             XdpModeArg::Native => XdpModeChoice::Native,
             XdpModeArg::Skb => XdpModeChoice::Skb,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum IngressHookArg {
+    /// XDP where the interface's XDP slot is free, the TC ingress classifier where another
+    /// program holds it.
+    Auto,
+    /// XDP only (an interface whose XDP slot is taken cannot be watched).
+    Xdp,
+    /// The TC ingress classifier only (XDP is never touched).
+    Tc,
+}
+
+impl From<IngressHookArg> for IngressHookChoice {
+    fn from(arg: IngressHookArg) -> Self {
+        match arg {
+            IngressHookArg::Auto => IngressHookChoice::Auto,
+            IngressHookArg::Xdp => IngressHookChoice::Xdp,
+            IngressHookArg::Tc => IngressHookChoice::Tc,
         }
     }
 }
@@ -126,13 +149,16 @@ pub struct WatchArgs {
     // A negative value reaches the parser, which names the flag, instead of looking like a flag.
     #[arg(long, value_name = "SECONDS", value_parser = parse_seconds, allow_negative_numbers = true)]
     pub duration: Option<Duration>,
+    /// What watches ingress: XDP, or the TC classifier (never replacing another XDP program).
+    #[arg(long, value_enum, default_value = "auto")]
+    pub ingress_hook: IngressHookArg,
     /// How to attach XDP.
     #[arg(long, value_enum, default_value = "auto")]
     pub xdp_mode: XdpModeArg,
     /// Serve Prometheus metrics, /healthz and /readyz on this address (e.g. 0.0.0.0:9851).
     #[arg(long, value_name = "ADDR:PORT")]
     pub metrics_addr: Option<std::net::SocketAddr>,
-    /// How to attach the egress (TC) program.
+    /// How to attach the TC programs (egress, and ingress where TC watches it).
     #[arg(long, value_enum, default_value = "auto")]
     pub tc_mode: TcModeArg,
     /// Identical frames (same sender, target, op, interface, direction) within this many
@@ -214,6 +240,7 @@ mod tests {
         ])
         .unwrap();
         let Command::Watch(w) = cli.command else { panic!("not watch") };
+        assert_eq!(w.ingress_hook, IngressHookArg::Auto, "auto by default");
         assert_eq!(w.ifaces, ["eth0", "eth1"]);
         assert!(w.common.raw);
         assert_eq!(w.duration, Some(Duration::from_millis(1500)));
@@ -255,6 +282,7 @@ mod tests {
             &["arpwatch", "watch", "--duration", "1"][..], // neither --iface nor --all
             &["arpwatch", "watch", "--iface", "eth0", "--duration", "-1"],
             &["arpwatch", "watch", "--iface", "eth0", "--xdp-mode", "hw"],
+            &["arpwatch", "watch", "--iface", "eth0", "--ingress-hook", "skb"],
             &["arpwatch", "watch", "--iface", "eth0", "--ring-bytes", "5000"],
             &["arpwatch", "watch", "--iface", "eth0", "--output-buffer", "100"],
             &["arpwatch", "replay"],

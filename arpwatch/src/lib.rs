@@ -26,6 +26,7 @@ pub use app::main;
 pub use capture::drain_ring;
 pub use kernel::{
     CounterTotals, KernelProbe, DEFAULT_DEDUP_INTERVAL, DEFAULT_RING_BYTES, EBPF_OBJECT,
+    KERNEL_LOG_TARGET,
 };
 pub use links::{LinkChange, LinkInfo, LinkWatcher, LocalMacs};
 pub use replay::{open_capture, Replay};

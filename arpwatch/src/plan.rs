@@ -87,7 +87,11 @@ impl WatchPlan {
         Ok(WatchPlan {
             pipeline,
             interfaces: IfaceSelector::new(&args.ifaces, &args.excludes, args.all)?,
-            attach: AttachOptions { xdp: args.xdp_mode.into(), tc: args.tc_mode.into() },
+            attach: AttachOptions {
+                ingress: args.ingress_hook.into(),
+                xdp: args.xdp_mode.into(),
+                tc: args.tc_mode.into(),
+            },
             ring_bytes: args.ring_bytes,
             dedup_interval: Duration::from_millis(args.dedup_interval),
             duration: args.duration,
@@ -270,6 +274,8 @@ mod tests {
             "eth9",
             "--dedup-interval",
             "250",
+            "--ingress-hook",
+            "tc",
             "--xdp-mode",
             "skb",
             "--tc-mode",
@@ -291,6 +297,7 @@ mod tests {
         assert_eq!(
             p.attach,
             AttachOptions {
+                ingress: crate::kernel::IngressHookChoice::Tc,
                 xdp: crate::kernel::XdpModeChoice::Skb,
                 tc: crate::kernel::TcModeChoice::Netlink
             }

@@ -66,9 +66,7 @@ pub async fn run<W: Write>(
         log::warn!("no interface matches the selection yet; waiting for one to appear");
     }
     pipeline.set_local_macs(links.local_macs());
-    if let Some(health) = health {
-        health.set_attached(probe.attachments().len());
-    }
+    report_attached(health, &probe);
     let mut reader = RingReader::new(probe.take_ring()?)?;
     let mut sigterm = signal(SignalKind::terminate()).context("could not handle SIGTERM")?;
     let mut sigint = signal(SignalKind::interrupt()).context("could not handle SIGINT")?;
@@ -95,12 +93,11 @@ pub async fn run<W: Write>(
                 decoder.follow(&change);
                 follow(&mut probe, selector, options, change);
                 pipeline.set_local_macs(links.local_macs());
-                if let Some(health) = health {
-                    health.set_attached(probe.attachments().len());
-                }
+                report_attached(health, &probe);
                 pipeline.flush()?;
             }
             _ = tick.tick() => {
+                probe.flush_log();
                 decoder.refresh_clock();
                 // A quiet network still counts as drained: readiness means the reader is alive.
                 short_records += drain_pending(&mut reader, pipeline, &mut decoder)?;
@@ -122,6 +119,7 @@ pub async fn run<W: Write>(
     // Records the kernel submitted before the stop still belong to this run.
     short_records += drain_pending(&mut reader, pipeline, &mut decoder)?;
     let engine = pipeline.finish(Some(decoder.now()))?;
+    probe.flush_log();
     let counters = probe.counters()?;
     // Dropping the probe closes the bpf_link fds, which detaches every program.
     drop(reader);
@@ -141,18 +139,31 @@ fn drain_pending<W: Write>(
 
 fn attach(probe: &mut KernelProbe, link: &LinkInfo, options: AttachOptions) -> Result<()> {
     let attached = probe.attach(link.ifindex, &link.name, options)?;
-    let (name, ifindex, xdp_mode) = (&link.name, link.ifindex, attached.xdp_mode);
+    if let Some(refused) = &attached.xdp_refused {
+        log::info!("{}: {refused}; its ingress is watched by TC instead", link.name);
+    }
+    let (name, ifindex, ingress) = (&link.name, link.ifindex, attached.ingress);
     match attached.tc_mode {
-        Some(tc_mode) => log::info!(
-            "watching {name} (ifindex {ifindex}): XDP ingress in {xdp_mode} mode, TC egress by \
-             {tc_mode}"
-        ),
+        Some(tc_mode) => {
+            log::info!("watching {name} (ifindex {ifindex}): ingress by {ingress}, egress by TC ({tc_mode})")
+        }
         None => log::warn!(
-            "watching {name} (ifindex {ifindex}): XDP ingress in {xdp_mode} mode, egress not \
-             watched: TC programs attach by name, and this name is not UTF-8"
+            "watching {name} (ifindex {ifindex}): ingress by {ingress}, egress not watched: TC \
+             programs attach by name, and this name is not UTF-8"
         ),
     }
     Ok(())
+}
+
+/// Tells the metrics which interfaces are attached, and by which ingress hook.
+fn report_attached(health: Option<&Health>, probe: &KernelProbe) {
+    if let Some(health) = health {
+        let attached = probe.attachments().values();
+        health.set_attached(attached.len());
+        health.set_ingress_hooks(
+            attached.map(|a| (a.name.as_str(), a.ingress.hook(), a.ingress.mode())),
+        );
+    }
 }
 
 /// Applies one interface change to the attachments. Failures are logged, not fatal: a link can

@@ -15,13 +15,17 @@ pub const TC_ACT_UNSPEC: u32 = u32::MAX;
 pub enum Hook {
     XdpIngress,
     TcEgress,
+    /// The classifier that watches ingress where another program holds the XDP slot.
+    TcIngress,
 }
 
 impl Hook {
+    pub const ALL: [Hook; 3] = [Hook::XdpIngress, Hook::TcEgress, Hook::TcIngress];
+
     /// The direction its records and counters carry.
     pub fn direction(self) -> u8 {
         match self {
-            Hook::XdpIngress => direction::INGRESS,
+            Hook::XdpIngress | Hook::TcIngress => direction::INGRESS,
             Hook::TcEgress => direction::EGRESS,
         }
     }
@@ -30,7 +34,7 @@ impl Hook {
     pub fn pass_verdict(self) -> u32 {
         match self {
             Hook::XdpIngress => XDP_PASS,
-            Hook::TcEgress => TC_ACT_UNSPEC,
+            Hook::TcEgress | Hook::TcIngress => TC_ACT_UNSPEC,
         }
     }
 
@@ -43,6 +47,7 @@ impl Hook {
         match self {
             Hook::XdpIngress => probe.xdp().test_run(opts),
             Hook::TcEgress => probe.tc_egress().test_run(opts),
+            Hook::TcIngress => probe.tc_ingress().test_run(opts),
         }
     }
 }

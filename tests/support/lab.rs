@@ -33,20 +33,31 @@ pub fn arpwatch_bin() -> &'static str {
 impl Arpwatch {
     /// Starts arpwatch with `args` inside `ns` (or in this namespace when `None`).
     pub fn start(ns: Option<&Netns>, args: &[&str]) -> Arpwatch {
-        Self::start_with(ns, args, true)
+        Self::start_with(ns, args, &[], true)
     }
 
     /// Starts arpwatch with its stdout on a pipe nobody reads: once the pipe is full, every write
     /// to it blocks. [`Arpwatch::finish`] returns an empty stdout.
     pub fn start_unread(ns: Option<&Netns>, args: &[&str]) -> Arpwatch {
-        Self::start_with(ns, args, false)
+        Self::start_with(ns, args, &[], false)
     }
 
-    fn start_with(ns: Option<&Netns>, args: &[&str], read_stdout: bool) -> Arpwatch {
+    /// [`Arpwatch::start`] with environment variables set for arpwatch (e.g. `RUST_LOG`).
+    pub fn start_with_env(ns: Option<&Netns>, args: &[&str], env: &[(&str, &str)]) -> Arpwatch {
+        Self::start_with(ns, args, env, true)
+    }
+
+    fn start_with(
+        ns: Option<&Netns>,
+        args: &[&str],
+        env: &[(&str, &str)],
+        read_stdout: bool,
+    ) -> Arpwatch {
         let mut cmd = match ns {
             Some(ns) => ns.command(arpwatch_bin()),
             None => Command::new(arpwatch_bin()),
         };
+        cmd.envs(env.iter().copied());
         cmd.args(args).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
         let mut child = cmd.spawn().expect("start arpwatch");
         let stderr = child.stderr.take().unwrap();
@@ -170,24 +181,58 @@ impl Finished {
 pub trait ProgramsOn {
     /// Programs attached to egress of `iface` by TCX.
     fn tcx_egress_programs(&self, iface: &str) -> usize;
-    /// Whether anything arpwatch attaches is on `iface`: XDP, a TCX egress program, or an egress
-    /// netlink filter.
+    /// Programs attached to ingress of `iface` by TCX.
+    fn tcx_ingress_programs(&self, iface: &str) -> usize;
+    /// `tc filter show dev IFACE ingress|egress`: netlink filters, one line each (and one per
+    /// chain).
+    fn tc_filters(&self, iface: &str, direction: &str) -> String;
+    /// `tc qdisc show dev IFACE`.
+    fn qdiscs(&self, iface: &str) -> String;
+    /// The id of the XDP program on `iface`, if one is attached.
+    fn xdp_program_id(&self, iface: &str) -> Option<u64>;
+    /// Whether anything arpwatch attaches is on `iface`: XDP, a TCX program, or a netlink filter
+    /// (ingress or egress).
     fn has_arpwatch_programs(&self, iface: &str) -> bool;
+}
+
+fn tcx_programs(ns: &Netns, iface: &str, attach_type: aya::programs::TcAttachType) -> usize {
+    let iface = iface.to_owned();
+    ns.run_inside(move || {
+        aya::programs::SchedClassifier::query_tcx(&iface, attach_type)
+            .map(|(_, programs)| programs.len())
+            .unwrap_or_else(|e| panic!("query TCX {attach_type:?} of {iface}: {e}"))
+    })
 }
 
 impl ProgramsOn for Netns {
     fn tcx_egress_programs(&self, iface: &str) -> usize {
-        let iface = iface.to_owned();
-        self.run_inside(move || {
-            aya::programs::SchedClassifier::query_tcx(&iface, aya::programs::TcAttachType::Egress)
-                .map(|(_, programs)| programs.len())
-                .unwrap_or_else(|e| panic!("query TCX egress of {iface}: {e}"))
-        })
+        tcx_programs(self, iface, aya::programs::TcAttachType::Egress)
+    }
+
+    fn tcx_ingress_programs(&self, iface: &str) -> usize {
+        tcx_programs(self, iface, aya::programs::TcAttachType::Ingress)
+    }
+
+    fn tc_filters(&self, iface: &str, direction: &str) -> String {
+        let out = self.exec(&["tc", "filter", "show", "dev", iface, direction]);
+        String::from_utf8(out.stdout).expect("tc output")
+    }
+
+    fn qdiscs(&self, iface: &str) -> String {
+        String::from_utf8(self.exec(&["tc", "qdisc", "show", "dev", iface]).stdout)
+            .expect("tc output")
+    }
+
+    fn xdp_program_id(&self, iface: &str) -> Option<u64> {
+        self.link_json(iface).get("xdp")?.get("prog")?.get("id")?.as_u64()
     }
 
     fn has_arpwatch_programs(&self, iface: &str) -> bool {
-        let filters = self.exec(&["tc", "filter", "show", "dev", iface, "egress"]);
-        self.has_xdp(iface) || self.tcx_egress_programs(iface) > 0 || !filters.stdout.is_empty()
+        self.has_xdp(iface)
+            || self.tcx_egress_programs(iface) > 0
+            || self.tcx_ingress_programs(iface) > 0
+            || !self.tc_filters(iface, "egress").is_empty()
+            || !self.tc_filters(iface, "ingress").is_empty()
     }
 }
 

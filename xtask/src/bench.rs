@@ -168,6 +168,20 @@ fn render(r: &Value) -> String {
         );
     }
 
+    md += "\nThe programs as loaded (after the verifier, which drops branches a read-only global \
+           turns off) and JIT-compiled, with the kernel's debug log off (as measured above, and \
+           the default) and on (`RUST_LOG=arpwatch_ebpf=debug`):\n\n\
+           | program | kernel log | instructions | JIT bytes |\n|---|---|---:|---:|\n";
+    for p in r["kernel"]["programs"].as_array().into_iter().flatten() {
+        md += &format!(
+            "| `{}` | {} | {} | {} |\n",
+            p["program"].as_str().unwrap_or(""),
+            p["kernel_log"].as_str().unwrap_or(""),
+            n(&p["xlated_insns"]),
+            n(&p["jited_bytes"])
+        );
+    }
+
     md += "\n### Storm: flood through a veth pair into a watched namespace\n\n";
     md += &format!(
         "Method: our own generator (AF_PACKET, `sendmmsg` batches of 256, `PACKET_QDISC_BYPASS`) sends \

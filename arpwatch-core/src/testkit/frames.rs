@@ -231,6 +231,7 @@ impl ArpFrame {
             spa: self.spa,
             tpa: self.tpa,
             suppressed: 0,
+            last_suppressed_ns: 0,
         }
     }
 }

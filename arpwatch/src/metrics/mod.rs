@@ -19,7 +19,7 @@ mod readings;
 use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -73,6 +73,14 @@ struct FrameLabels {
     op: &'static str,
 }
 
+/// One attached interface and what watches its ingress (`xdp` or `tc`, and the mode).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct IngressHookLabels {
+    iface: String,
+    hook: &'static str,
+    mode: &'static str,
+}
+
 /// The frame counters of one interface, indexed by [`frame_slot`].
 type IfaceFrames = [Counter; 4];
 
@@ -117,6 +125,9 @@ struct Shared {
     reload_successful: Gauge,
     reload_success_seconds: Gauge<f64, AtomicU64>,
     attached: Gauge,
+    ingress_hooks: Family<IngressHookLabels, Gauge>,
+    /// The series of `ingress_hooks` now exported, so a detached interface's goes.
+    ingress_hook_series: Mutex<Vec<IngressHookLabels>>,
     last_drain_seconds: Gauge<f64, AtomicU64>,
     /// The same instant as `last_drain_seconds` in nanoseconds, 0 before the first drain.
     last_drain_ns: AtomicU64,
@@ -150,8 +161,14 @@ impl Metrics {
         let attached = Gauge::default();
         registry.register(
             "arpwatch_attached_interfaces",
-            "Interfaces with the arpwatch XDP program attached",
+            "Interfaces with the arpwatch programs attached (ingress by XDP or TC, egress by TC)",
             attached.clone(),
+        );
+        let ingress_hooks = Family::<IngressHookLabels, Gauge>::default();
+        registry.register(
+            "arpwatch_ingress_hook",
+            "1 for each watched interface, labelled with what observes its ingress: hook xdp (mode native or skb) or tc (mode tcx or netlink)",
+            ingress_hooks.clone(),
         );
         let last_drain_seconds = Gauge::<f64, AtomicU64>::default();
         registry.register(
@@ -180,6 +197,8 @@ impl Metrics {
                 reload_successful,
                 reload_success_seconds,
                 attached,
+                ingress_hooks,
+                ingress_hook_series: Mutex::new(Vec::new()),
                 last_drain_seconds,
                 last_drain_ns: AtomicU64::new(0),
                 ready_staleness: options.ready_staleness,
@@ -291,6 +310,27 @@ impl Health {
     /// The output queue's totals, exported from now on.
     pub fn watch_output(&self, stats: Arc<OutputStats>) {
         self.shared.readings.set_output(stats);
+    }
+
+    /// What watches the ingress of each attached interface, as (interface, hook, mode): the
+    /// series of the interfaces given are set to 1, those of interfaces no longer given go.
+    pub fn set_ingress_hooks<'a>(
+        &self,
+        attached: impl IntoIterator<Item = (&'a str, &'static str, &'static str)>,
+    ) {
+        let now: Vec<IngressHookLabels> = attached
+            .into_iter()
+            .map(|(iface, hook, mode)| IngressHookLabels { iface: iface.to_owned(), hook, mode })
+            .collect();
+        let mut exported =
+            self.shared.ingress_hook_series.lock().unwrap_or_else(PoisonError::into_inner);
+        for gone in exported.iter().filter(|labels| !now.contains(labels)) {
+            self.shared.ingress_hooks.remove(gone);
+        }
+        for labels in &now {
+            self.shared.ingress_hooks.get_or_create(labels).set(1);
+        }
+        *exported = now;
     }
 
     /// User space emptied the ring buffer at `now` (wall-clock time).
