@@ -342,8 +342,9 @@ impl Engine {
             return;
         };
         let ip = if obs.spa.is_unspecified() { obs.tpa } else { obs.spa };
+        let pool = self.pools.find(ip).map(|p| p.name.clone());
         let detail = Detail::SenderMismatch { mac: obs.sha, eth_src: obs.eth_src, count };
-        out.push(Event::new(ts, ip, Seen::of(obs), None, detail));
+        out.push(Event::new(ts, ip, Seen::of(obs), pool, detail));
     }
 
     /// An RFC 5227 probe: harmless unless the IP is bound to another MAC.

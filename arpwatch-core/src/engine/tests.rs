@@ -722,6 +722,22 @@ fn sender_mismatch_is_reported_once_per_interval_and_is_exemptable() {
 }
 
 #[test]
+fn sender_mismatch_about_a_pool_ip_names_the_pool_like_the_other_events_about_it() {
+    let mut h = Harness::with(pool_config(vip_pool()));
+    let events = h.feed(frame(0.0).reply(C, VIP).to(CLIENT, CLIENT_IP).eth_src(B));
+    let mm = of(&events, EventKind::SenderMismatch);
+    assert_eq!(mm.len(), 1);
+    assert_eq!(mm[0].pool, Some("vips"));
+    assert_eq!(of(&events, EventKind::UnknownResponder)[0].pool, Some("vips"));
+    // A probe names its target, and so does its mismatch.
+    let probe = h.feed(frame(61.0).probe(C, "192.0.2.11").eth_src(B));
+    assert_eq!(of(&probe, EventKind::SenderMismatch)[0].pool, Some("vips"));
+    // Outside every pool there is no pool to name.
+    let outside = h.feed(frame(0.0).reply(A, "198.51.100.1").to(CLIENT, CLIENT_IP).eth_src(B));
+    assert_eq!(of(&outside, EventKind::SenderMismatch)[0].pool, None);
+}
+
+#[test]
 fn storm_per_sender_mac_has_a_lifecycle() {
     let mut h = Harness::new();
     // 200 requests a second from one MAC for 3 s (a scan or a loop), default threshold 50/s.
