@@ -32,8 +32,8 @@ use crate::pools::{PoolRule, Pools};
 
 use lifecycle::{ConditionKey, Conditions, Evidence, Report};
 use state::{
-    Binding, EgressClaim, EgressClaims, IfaceState, IpState, IpTable, OwnerChange, SenderState,
-    StrongClaim, UnansweredStreak, MAX_EGRESS_IFACES,
+    Binding, EgressClaim, EgressClaims, IfaceState, IpState, IpTable, OwnerChange, PendingRequests,
+    PendingTable, SenderState, StrongClaim, UnansweredStreak, MAX_EGRESS_IFACES,
 };
 
 /// Counters for a metrics exporter. Gauges (`tracked_*`, `pending_requests`,
@@ -76,19 +76,6 @@ pub struct Evictions {
     pub conditions: u64,
 }
 
-/// Requests for one watched IP that no claim has answered yet.
-struct PendingRequests {
-    first: Timestamp,
-    /// Every request for the IP since `first`.
-    count: u64,
-    /// The first requester, and how many of the requests it sent.
-    requester: Requester,
-    from_requester: u64,
-    iface: Arc<str>,
-    vlan: VlanTags,
-    direction: Direction,
-}
-
 pub struct Engine {
     thresholds: Thresholds,
     exemptions: Exemptions,
@@ -100,8 +87,7 @@ pub struct Engine {
     senders: LruCache<MacAddr, SenderState>,
     ifaces: LruCache<Arc<str>, IfaceState>,
     next_iface_id: u32,
-    /// Oldest first: entries are never promoted, so the front has the earliest deadline.
-    pending: LruCache<Ipv4Addr, PendingRequests>,
+    pending: PendingTable,
     conditions: Conditions,
     stats: EngineStats,
     /// Reused for the MACs of a multi-responder, so the hot path does not allocate.
@@ -127,7 +113,7 @@ impl Engine {
             senders: LruCache::sparse(cap(caps.max_tracked_senders)),
             ifaces: LruCache::sparse(cap(caps.max_interfaces)),
             next_iface_id: 0,
-            pending: LruCache::sparse(cap(caps.max_tracked_ips)),
+            pending: PendingTable::new(cap(caps.max_tracked_ips)),
             conditions: Conditions::new(
                 caps.max_tracked_ips
                     .saturating_add(caps.max_tracked_senders)
@@ -162,13 +148,27 @@ impl Engine {
     }
 
     /// Advances time to `now` without an observation: reports requests that went unanswered and
-    /// conditions that ended. Call it periodically (e.g. every second) in a live run and once at
-    /// the end of a replay with the time the replay should be judged at.
+    /// conditions that ended. Call it at [`Engine::next_deadline`] in a live run (and whenever
+    /// else is convenient: early calls do nothing), and once at the end of a replay with the time
+    /// the replay should be judged at.
     pub fn tick(&mut self, now: Timestamp, out: &mut Vec<Event>) {
         let first_new = out.len();
         let now = now.max(self.now);
         self.advance(now, out);
         self.count_events(&out[first_new..]);
+    }
+
+    /// When the engine next needs to be given the time (a [`Engine::tick`]) if no observation
+    /// comes first: the earliest reply deadline of a waiting request or end of a quiet
+    /// condition. Every event a timer makes is dated at such a deadline, so a caller that ticks
+    /// at it reports `unanswered` and `end` when they happen. `None` when no timer is running.
+    pub fn next_deadline(&self) -> Option<Timestamp> {
+        let request = self.pending.next_deadline();
+        let end = self.conditions.next_end(self.thresholds.quiet_window);
+        match (request, end) {
+            (Some(r), Some(e)) => Some(r.min(e)),
+            (r, e) => r.or(e),
+        }
     }
 
     /// How many MACs claimed `ip` (a reply or an announcement) within the concurrency window
@@ -202,28 +202,26 @@ impl Engine {
     /// Runs the timers due by `now` in time order: unanswered requests and quiet conditions.
     fn advance(&mut self, now: Timestamp, out: &mut Vec<Event>) {
         self.now = now;
-        let timeout = self.thresholds.reply_timeout;
         let quiet = self.thresholds.quiet_window;
         loop {
-            let request_due = self
-                .pending
-                .peek_lru()
-                .map(|(_, p)| p.first.saturating_add(timeout))
-                .filter(|d| *d <= now);
+            let request_due = self.pending.next_deadline().filter(|d| *d <= now);
             let end_due = self.conditions.next_end(quiet).filter(|d| *d <= now);
             match (request_due, end_due) {
                 (Some(r), Some(e)) if e < r => self.conditions.end_stalest(quiet, out),
-                (Some(r), _) => self.expire_request(r, out),
+                (Some(_), _) => {
+                    if let Some((ip, pending)) = self.pending.pop_due(now) {
+                        self.expire_request(ip, pending, out);
+                    }
+                }
                 (None, Some(_)) => self.conditions.end_stalest(quiet, out),
                 (None, None) => break,
             }
         }
     }
 
-    fn expire_request(&mut self, deadline: Timestamp, out: &mut Vec<Event>) {
-        let Some((ip, pending)) = self.pending.pop_lru() else {
-            return;
-        };
+    /// Requests for `ip` that got no claim by their deadline.
+    fn expire_request(&mut self, ip: Ipv4Addr, pending: PendingRequests, out: &mut Vec<Event>) {
+        let deadline = pending.deadline;
         let Some(st) = self.ips.peek_mut(&ip) else {
             return;
         };
@@ -422,13 +420,14 @@ impl Engine {
             self.ips.track(target);
         }
         let requester = Requester { mac: obs.sha, ip: obs.spa };
-        if let Some(pending) = self.pending.peek_mut(&target) {
+        if let Some(pending) = self.pending.get_mut(&target) {
             pending.count += 1;
             pending.from_requester += u64::from(pending.requester == requester);
             return;
         }
         let pending = PendingRequests {
             first: ts,
+            deadline: ts.saturating_add(self.thresholds.reply_timeout),
             count: 1,
             requester,
             from_requester: 1,
@@ -436,7 +435,7 @@ impl Engine {
             vlan: obs.vlan,
             direction: obs.direction,
         };
-        if self.pending.push(target, pending).is_some() {
+        if self.pending.insert(target, pending) {
             self.stats.evictions.pending_requests += 1;
         }
     }
@@ -628,12 +627,12 @@ impl<'a> ClaimContext<'a> {
     fn answer_pending_requests(
         &self,
         unanswered: &mut UnansweredStreak,
-        pending: &mut LruCache<Ipv4Addr, PendingRequests>,
+        pending: &mut PendingTable,
         conditions: &mut Conditions,
         out: &mut Vec<Event>,
     ) {
         unanswered.reset();
-        pending.pop(&self.ip);
+        pending.remove(&self.ip);
         conditions.end(
             &ConditionKey::Unanswered(self.ip),
             self.ts,

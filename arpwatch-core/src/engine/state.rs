@@ -1,6 +1,7 @@
 //! What the engine remembers per IP, per Ethernet source and per interface, and the small
 //! counters the detectors share. Everything here is bounded by the caps in `config::Caps`.
 
+use std::collections::BTreeSet;
 use std::net::Ipv4Addr;
 use std::num::NonZeroUsize;
 use std::sync::Arc;
@@ -10,7 +11,7 @@ use lru::LruCache;
 
 use crate::config::Thresholds;
 use crate::event::Requester;
-use crate::observation::{MacAddr, Timestamp};
+use crate::observation::{Direction, MacAddr, Timestamp, VlanTags};
 
 /// The IPs the engine tracks, least recently seen first, with the counters their bookkeeping
 /// moves. Every insertion goes through here, so that forgetting an IP to make room is counted
@@ -107,6 +108,79 @@ fn insert_absent<V: Default>(
     let (_, forgotten) = map.push(ip, V::default())?;
     *evicted += 1;
     Some(forgotten)
+}
+
+/// Requests for one watched IP that no claim has answered yet.
+pub(super) struct PendingRequests {
+    /// When the first of them was sent.
+    pub first: Timestamp,
+    /// When they time out: the first one's reply deadline.
+    pub deadline: Timestamp,
+    /// Every request for the IP since `first`.
+    pub count: u64,
+    /// The first requester, and how many of the requests it sent.
+    pub requester: Requester,
+    pub from_requester: u64,
+    pub iface: Arc<str>,
+    pub vlan: VlanTags,
+    pub direction: Direction,
+}
+
+/// The watched IPs with requests waiting for a claim, bounded by a cap (the oldest is forgotten
+/// first), with their deadlines in order, so that the next one to run out is known without a
+/// scan ([`PendingTable::next_deadline`]).
+pub(super) struct PendingTable {
+    by_ip: LruCache<Ipv4Addr, PendingRequests>,
+    by_deadline: BTreeSet<(Timestamp, Ipv4Addr)>,
+}
+
+impl PendingTable {
+    pub fn new(cap: NonZeroUsize) -> Self {
+        PendingTable { by_ip: LruCache::sparse(cap), by_deadline: BTreeSet::new() }
+    }
+
+    pub fn len(&self) -> usize {
+        self.by_ip.len()
+    }
+
+    /// The requests waiting for `ip`; their deadline is not to be changed through this.
+    pub fn get_mut(&mut self, ip: &Ipv4Addr) -> Option<&mut PendingRequests> {
+        self.by_ip.peek_mut(ip)
+    }
+
+    /// Starts waiting for a claim of `ip`, which has no requests waiting. Returns whether
+    /// another IP's requests were forgotten to make room.
+    pub fn insert(&mut self, ip: Ipv4Addr, pending: PendingRequests) -> bool {
+        self.by_deadline.insert((pending.deadline, ip));
+        match self.by_ip.push(ip, pending) {
+            Some((forgotten, old)) if forgotten != ip => {
+                self.by_deadline.remove(&(old.deadline, forgotten));
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// The requests for `ip` are answered (or are being judged).
+    pub fn remove(&mut self, ip: &Ipv4Addr) -> Option<PendingRequests> {
+        let pending = self.by_ip.pop(ip)?;
+        self.by_deadline.remove(&(pending.deadline, *ip));
+        Some(pending)
+    }
+
+    /// The earliest deadline.
+    pub fn next_deadline(&self) -> Option<Timestamp> {
+        self.by_deadline.first().map(|(deadline, _)| *deadline)
+    }
+
+    /// Takes out the requests with the earliest deadline, if it is `now` or earlier.
+    pub fn pop_due(&mut self, now: Timestamp) -> Option<(Ipv4Addr, PendingRequests)> {
+        let &(deadline, ip) = self.by_deadline.first()?;
+        if deadline > now {
+            return None;
+        }
+        self.remove(&ip).map(|pending| (ip, pending))
+    }
 }
 
 /// One MAC seen as the sender of an IP.

@@ -841,6 +841,47 @@ fn the_same_input_gives_the_same_events() {
 }
 
 #[test]
+fn next_deadline_says_when_each_timer_runs_out_so_a_tick_then_reports_it_on_time() {
+    let mut h = Harness::new();
+    assert_eq!(h.engine.next_deadline(), None, "nothing is waiting");
+    h.feed(frame(0.0).reply(A, VIP).to(CLIENT, CLIENT_IP));
+    assert_eq!(h.engine.next_deadline(), None, "a claim starts no timer");
+    // The owner dies; this host asks at 10.0 and again at 11.2.
+    let ask = |t: f64| frame(t).request(CLIENT, CLIENT_IP).asking(VIP).egress();
+    h.feed(ask(10.0));
+    assert_eq!(h.engine.next_deadline(), Some(at(11.0)), "the request's reply deadline");
+    assert!(h.tick(10.999).is_empty(), "an early tick does nothing");
+    assert!(h.tick(11.0).is_empty(), "one request timed out");
+    assert_eq!(h.engine.next_deadline(), None);
+    h.feed(ask(11.2));
+    assert_eq!(h.engine.next_deadline(), Some(at(12.2)));
+    // Ticked exactly at the deadline (as the watch loop does), the start is reported then.
+    let un = h.tick(12.2);
+    assert_eq!(states(&un, EventKind::Unanswered), [ConditionState::Start]);
+    assert_eq!(of(&un, EventKind::Unanswered)[0].ts, at(12.2));
+    // Then the quiet window of the open condition.
+    assert_eq!(h.engine.next_deadline(), Some(at(12.2 + 30.0)));
+    let end = h.tick(12.2 + 30.0);
+    assert_eq!(states(&end, EventKind::Unanswered), [ConditionState::End]);
+    assert_eq!(of(&end, EventKind::Unanswered)[0].ts, at(42.2));
+    assert_eq!(h.engine.next_deadline(), None);
+
+    // Requests for several IPs and conditions of several kinds: always the earliest.
+    let mut h = Harness::with(pool_config(vip_pool()));
+    let ask_for =
+        |t: f64, target: &str| frame(t).request(CLIENT, CLIENT_IP).asking(target).egress();
+    h.feed(ask_for(0.0, "192.0.2.1"));
+    h.feed(frame(0.2).reply(A, VIP).to(CLIENT, CLIENT_IP));
+    h.feed(frame(0.3).reply(B, VIP).to(CLIENT, CLIENT_IP)); // a strong multi-responder
+    h.feed(ask_for(0.5, "192.0.2.2"));
+    assert_eq!(h.engine.next_deadline(), Some(at(1.0)));
+    h.tick(1.0);
+    assert_eq!(h.engine.next_deadline(), Some(at(1.5)));
+    h.tick(1.5);
+    assert_eq!(h.engine.next_deadline(), Some(at(30.3)), "the multi-responder goes quiet");
+}
+
+#[test]
 fn observations_from_the_past_are_taken_as_now() {
     let mut h = Harness::new();
     h.feed(frame(10.0).reply(A, VIP).to(CLIENT, CLIENT_IP));
