@@ -130,6 +130,12 @@ impl Engine {
     pub fn observe(&mut self, obs: &Observation, out: &mut Vec<Event>) {
         let first_new = out.len();
         let ts = obs.ts.max(self.now);
+        if let Some(repeat) = self.folded_request_time(obs) {
+            // Requests the kernel folded into this one were sent before it, the latest at
+            // `repeat`: they wait for their own reply from then, among the other timers.
+            self.advance(repeat.max(self.now), out);
+            self.on_folded_requests(obs, repeat);
+        }
         self.advance(ts, out);
         self.stats.observations += 1;
 
@@ -141,7 +147,9 @@ impl Engine {
         } else if let Some(kind) = obs.claim() {
             self.on_sender(obs, ts, kind, iface_id, out);
             if kind == ClaimKind::Request {
-                self.on_request(obs, ts);
+                // Folded repeats of unknown time count with this request.
+                let folded = if obs.last_repeat.is_some() { 0 } else { u64::from(obs.repeats) };
+                self.on_request(obs, ts, 1 + folded);
             }
         }
         self.count_events(&out[first_new..]);
@@ -405,8 +413,32 @@ impl Engine {
         }
     }
 
-    /// A plain request: if the target is watched and the reply would be visible, wait for it.
-    fn on_request(&mut self, obs: &Observation, ts: Timestamp) {
+    /// When the latest request the kernel folded into `obs` was sent, if `obs` is a plain
+    /// request that stands for folded ones and the source says when.
+    fn folded_request_time(&self, obs: &Observation) -> Option<Timestamp> {
+        if obs.repeats == 0 || obs.claim() != Some(ClaimKind::Request) {
+            return None;
+        }
+        obs.last_repeat.map(|t| t.min(obs.ts))
+    }
+
+    /// The requests folded into `obs`, the latest sent at `sent`: waiting for a reply as if seen
+    /// then, unless a claim of the target came after them (it answered them).
+    fn on_folded_requests(&mut self, obs: &Observation, sent: Timestamp) {
+        let answered = self
+            .ips
+            .peek(&obs.tpa)
+            .and_then(|st| st.bindings.iter().filter_map(|b| b.last_claim).max())
+            .is_some_and(|claimed| claimed >= sent);
+        if !answered {
+            self.on_request(obs, sent, u64::from(obs.repeats));
+        }
+    }
+
+    /// `requests` identical plain requests, the latest sent at `sent`: if the target is watched
+    /// and the reply would be visible, wait for it. Requests sent while earlier ones for the
+    /// target wait time out with them.
+    fn on_request(&mut self, obs: &Observation, sent: Timestamp, requests: u64) {
         if !(self.full_view || obs.direction == Direction::Egress) || obs.tpa.is_unspecified() {
             return;
         }
@@ -421,16 +453,18 @@ impl Engine {
         }
         let requester = Requester { mac: obs.sha, ip: obs.spa };
         if let Some(pending) = self.pending.get_mut(&target) {
-            pending.count += 1;
-            pending.from_requester += u64::from(pending.requester == requester);
+            pending.count += requests;
+            if pending.requester == requester {
+                pending.from_requester += requests;
+            }
             return;
         }
         let pending = PendingRequests {
-            first: ts,
-            deadline: ts.saturating_add(self.thresholds.reply_timeout),
-            count: 1,
+            first: sent,
+            deadline: sent.saturating_add(self.thresholds.reply_timeout),
+            count: requests,
             requester,
-            from_requester: 1,
+            from_requester: requests,
             iface: obs.iface.clone(),
             vlan: obs.vlan,
             direction: obs.direction,

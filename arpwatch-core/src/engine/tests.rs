@@ -702,6 +702,93 @@ fn unanswered_needs_one_requester_asking_again_not_many_hosts_asking_once() {
     );
 }
 
+/// `arping -c 5` for a dead VIP from this host: requests 0.9998 s apart (iputils waits a
+/// little under a second between them), the first at 10 s. The kernel folds a request identical
+/// to one it emitted less than 1 s before into the next record of that tuple: the records are
+/// 10.0 (alone), 11.9996 (carrying the fold of 10.9998) and 13.9992 (carrying 12.9994).
+fn arping_five_requests_as_the_kernel_folds_them(last_repeat_known: bool) -> Vec<Frame> {
+    let ask = |t: f64| frame(t).request(CLIENT, CLIENT_IP).asking(VIP).egress();
+    let folded = |t: f64, repeat: f64| {
+        let f = ask(t).repeats(1);
+        if last_repeat_known {
+            f.last_repeat(repeat)
+        } else {
+            f
+        }
+    };
+    vec![ask(10.0), folded(11.9996, 10.9998), folded(13.9992, 12.9994)]
+}
+
+#[test]
+fn arping_retransmissions_folded_by_the_kernel_count_and_time_out_on_their_own() {
+    let run = |last_repeat_known: bool| {
+        let mut h = Harness::new();
+        h.feed(frame(0.0).reply(A, VIP).to(CLIENT, CLIENT_IP));
+        let mut events = Vec::new();
+        for f in arping_five_requests_as_the_kernel_folds_them(last_repeat_known) {
+            // Ticked at every deadline, as the watch loop does.
+            while let Some(d) = h.engine.next_deadline().filter(|d| *d < f.ts) {
+                events.extend(h.tick(d.saturating_since(at(0.0)).as_secs_f64()));
+            }
+            events.extend(h.feed(f));
+        }
+        events.extend(h.tick(100.0));
+        let un: Vec<(ConditionState, Timestamp, u64)> = of(&events, EventKind::Unanswered)
+            .iter()
+            .map(|e| (e.state.unwrap(), e.ts, e.count.unwrap()))
+            .collect();
+        un
+    };
+    // The second request (folded at 10.9998) has its own deadline, 11.9998: `unanswered` starts
+    // there, 2 s after the first request, with the three requests sent by then (the third, at
+    // 11.9996, was sent while the second waited). All five are counted by the end.
+    let un = run(true);
+    assert_eq!(un.len(), 2, "{un:?}");
+    assert_eq!((un[0].0, un[0].1), (ConditionState::Start, at(11.9998)));
+    assert_eq!(un[0].2, 3);
+    assert_eq!((un[1].0, un[1].2), (ConditionState::End, 5));
+    // Without the time of the fold, the folded requests still count, with the record that
+    // carried them: no time is invented for them.
+    let un = run(false);
+    assert_eq!((un[0].0, un[0].1, un[0].2), (ConditionState::Start, at(12.9996), 3));
+    assert_eq!((un[1].0, un[1].2), (ConditionState::End, 5));
+}
+
+#[test]
+fn a_requester_asking_twice_within_a_second_is_not_missed_when_the_kernel_folds_the_second() {
+    // Requests at 10.0 and 10.6 (folded), then one more at 11.5 that carries the fold.
+    let mut h = Harness::new();
+    h.feed(frame(0.0).reply(A, VIP).to(CLIENT, CLIENT_IP));
+    let ask = |t: f64| frame(t).request(CLIENT, CLIENT_IP).asking(VIP).egress();
+    let mut events = h.feed(ask(10.0));
+    events.extend(h.tick(11.0));
+    events.extend(h.feed(ask(11.5).repeats(1).last_repeat(10.6)));
+    events.extend(h.tick(11.6));
+    let un = of(&events, EventKind::Unanswered);
+    assert_eq!(un.len(), 1, "{events:?}");
+    assert_eq!((un[0].ts, un[0].count), (at(11.6), Some(3)));
+
+    // Two requests within a second, both in one record (the second folded, carried by the
+    // record of a third): without its time, the fold still makes the count.
+    let mut h = Harness::new();
+    h.feed(frame(0.0).reply(A, VIP).to(CLIENT, CLIENT_IP));
+    let mut events = h.feed(ask(10.0).repeats(1));
+    events.extend(h.tick(11.0));
+    let un = of(&events, EventKind::Unanswered);
+    assert_eq!((un[0].ts, un[0].count), (at(11.0), Some(2)), "{events:?}");
+
+    // A folded request that a claim answered after it was sent is no unanswered request.
+    let mut h = Harness::new();
+    h.feed(frame(0.0).reply(A, VIP).to(CLIENT, CLIENT_IP));
+    let mut events = h.feed(ask(10.0));
+    events.extend(h.feed(frame(10.5).reply(A, VIP).to(CLIENT, CLIENT_IP)));
+    events.extend(h.feed(ask(20.0)));
+    events.extend(h.feed(frame(20.7).reply(A, VIP).to(CLIENT, CLIENT_IP)));
+    events.extend(h.feed(ask(21.0).repeats(1).last_repeat(20.5)));
+    events.extend(h.tick(30.0));
+    assert!(of(&events, EventKind::Unanswered).is_empty(), "{events:?}");
+}
+
 // ---------------------------------------------------------------- sender mismatch and storms
 
 #[test]
