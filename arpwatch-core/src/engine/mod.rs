@@ -32,8 +32,8 @@ use crate::pools::{PoolRule, Pools};
 
 use lifecycle::{ConditionKey, Conditions, Evidence, Report};
 use state::{
-    Binding, EgressClaim, EgressClaims, IfaceState, IpState, IpTable, OwnerChange, PendingRequests,
-    PendingTable, SenderState, StrongClaim, UnansweredStreak, MAX_EGRESS_IFACES,
+    Binding, EgressClaim, EgressClaims, IfaceState, Interleave, IpState, IpTable, OwnerChange,
+    PendingRequests, PendingTable, SenderState, StrongClaim, UnansweredStreak, MAX_EGRESS_IFACES,
 };
 
 /// Counters for a metrics exporter. Gauges (`tracked_*`, `pending_requests`,
@@ -399,8 +399,8 @@ impl Engine {
         let outcome = st.claim(claim.strong(binding.index, follower), claim.thresholds);
 
         claim.report_owner_change(outcome.owner_change.as_ref(), &mut self.conditions, out);
-        let interleaved_with = outcome.interleaved_with;
-        claim.detect_multi_responder(co_responders, interleaved_with, &mut self.conditions, out);
+        let interleave = outcome.interleave.as_ref();
+        claim.detect_multi_responder(co_responders, interleave, &mut self.conditions, out);
         claim.check_pool_rules(&mut st.bindings[binding.index], out);
         claim.answer_pending_requests(
             &mut st.unanswered,
@@ -551,7 +551,8 @@ impl<'a> ClaimContext<'a> {
     /// This claim as the IP's state applies it, by the binding at `binding`; a `follower`
     /// answers a requester another MAC has just answered.
     fn strong(&self, binding: usize, follower: bool) -> StrongClaim {
-        StrongClaim { binding, ts: self.ts, reply_to: self.reply_to, follower }
+        let announced = self.kind == ClaimKind::Gratuitous;
+        StrongClaim { binding, ts: self.ts, reply_to: self.reply_to, follower, announced }
     }
 
     /// `owner_change` when the claim took the IP over, and `flapping` evidence when that
@@ -593,19 +594,20 @@ impl<'a> ClaimContext<'a> {
     }
 
     /// `multi_responder` evidence: the strong form when `co_responders` (found before the claim
-    /// was applied) is not empty, else the sustained form when the claim completed an A, B, A
-    /// interleaving with `interleaved_with`. `co_responders` becomes the MACs involved.
+    /// was applied) is not empty, else the sustained form when the claim completed an
+    /// interleaving that shows both MACs holding the IP (not one hand-back). `co_responders`
+    /// becomes the MACs involved.
     fn detect_multi_responder(
         &self,
         co_responders: &mut Vec<MacAddr>,
-        interleaved_with: Option<MacAddr>,
+        interleave: Option<&Interleave>,
         conditions: &mut Conditions,
         out: &mut Vec<Event>,
     ) {
         let form = if !co_responders.is_empty() {
             ResponderForm::Strong
-        } else if let Some(other) = interleaved_with {
-            co_responders.push(other);
+        } else if let Some(interleave) = interleave.filter(|i| i.is_concurrent()) {
+            co_responders.push(interleave.with);
             ResponderForm::Sustained
         } else {
             return;

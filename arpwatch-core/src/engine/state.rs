@@ -233,14 +233,38 @@ pub(super) struct StrongClaim {
     /// The claim is a reply to a requester another MAC has just answered: it does not take the
     /// IP over.
     pub follower: bool,
+    /// The claim is an announcement (gratuitous ARP), as a takeover is.
+    pub announced: bool,
+}
+
+/// A claim that completed an A, B, A interleaving within the concurrency window: A claims again
+/// after B's claim. On its own that is one hand-back (a failover and a failback); it shows two
+/// MACs holding the IP at once when the claims keep alternating, or when B never announced a
+/// takeover and only answered.
+pub(super) struct Interleave {
+    /// B: the MAC that claimed in between.
+    pub with: MacAddr,
+    /// Another MAC claimed again after this one's claims shortly before (A, B, A, B): both keep
+    /// claiming.
+    pub alternating: bool,
+    /// B's claims in between were plain replies only: B answered while A held the IP, nothing
+    /// was handed over (every failover implementation announces its takeover).
+    pub unannounced: bool,
+}
+
+impl Interleave {
+    /// Whether this interleaving is evidence that both MACs hold the IP.
+    pub fn is_concurrent(&self) -> bool {
+        self.alternating || self.unannounced
+    }
 }
 
 /// What a strong claim meant for the IP.
 #[derive(Default)]
 pub(super) struct ClaimOutcome {
     pub owner_change: Option<OwnerChange>,
-    /// The claim completed an A, B, A interleaving; holds the MAC claiming in between.
-    pub interleaved_with: Option<MacAddr>,
+    /// The claim completed an A, B, A interleaving.
+    pub interleave: Option<Interleave>,
 }
 
 #[derive(Default)]
@@ -251,6 +275,11 @@ pub(super) struct IpState {
     /// `locktime`, 1 s, and so do most stacks).
     pub owner: Option<MacAddr>,
     pub last_claimant: Option<MacAddr>,
+    /// Whether the claims of `last_claimant` since the previous claimant's included an
+    /// announcement.
+    pub run_announced: bool,
+    /// The latest claim that completed an interleaving: who claimed again, and when.
+    pub resumed: Option<(MacAddr, Timestamp)>,
     /// Times of the latest owner changes, oldest first, at most `flap_count`.
     pub owner_changes: Vec<Timestamp>,
     /// Requests for this IP that timed out in a row since its last claim.
@@ -361,16 +390,30 @@ impl IpState {
     /// Applies a strong claim: the claimant's binding remembers it, and it may make or change
     /// the owner and complete an interleaving.
     pub fn claim(&mut self, claim: StrongClaim, t: &Thresholds) -> ClaimOutcome {
-        let StrongClaim { binding: idx, ts, reply_to, follower } = claim;
+        let StrongClaim { binding: idx, ts, reply_to, follower, announced } = claim;
         let mac = self.bindings[idx].mac;
         let mut outcome = ClaimOutcome::default();
+        let window = t.concurrency_window;
 
         if let (Some(previous), Some(own_last)) =
             (self.last_claimant, self.bindings[idx].last_claim)
         {
-            if previous != mac && ts.saturating_since(own_last) <= t.concurrency_window {
-                outcome.interleaved_with = Some(previous);
+            if previous != mac && ts.saturating_since(own_last) <= window {
+                let alternating = self
+                    .resumed
+                    .is_some_and(|(other, at)| other != mac && ts.saturating_since(at) <= window);
+                outcome.interleave = Some(Interleave {
+                    with: previous,
+                    alternating,
+                    unannounced: !self.run_announced,
+                });
+                self.resumed = Some((mac, ts));
             }
+        }
+        if self.last_claimant == Some(mac) {
+            self.run_announced |= announced;
+        } else {
+            self.run_announced = announced;
         }
 
         match self.owner {

@@ -325,26 +325,124 @@ fn replies_to_different_requesters_or_outside_the_reply_window_are_not_the_stron
 }
 
 #[test]
-fn sustained_multi_responder_needs_a_b_a_within_the_concurrency_window() {
+fn sustained_multi_responder_needs_claims_that_keep_alternating_within_the_window() {
+    // A, B, A: one failover and one failback, both announced. At no moment did two MACs hold
+    // the IP: two owner changes, no multi-responder.
     let mut h = Harness::new();
     let events = h.feed_all([
         frame(0.0).announce(ArpOp::Reply, A, VIP),
         frame(4.0).announce(ArpOp::Reply, B, VIP),
         frame(9.0).announce(ArpOp::Reply, A, VIP),
     ]);
+    assert_eq!(alarms(&events), ["owner_change", "owner_change"], "{events:?}");
+    // B claims again after A's return: both keep claiming (A, B, A, B).
+    let events = h.feed(frame(12.0).announce(ArpOp::Reply, B, VIP));
     let mr = of(&events, EventKind::MultiResponder);
-    assert_eq!(mr.len(), 1);
-    assert_eq!(mr[0].ts, at(9.0));
+    assert_eq!(mr.len(), 1, "{events:?}");
+    assert_eq!((mr[0].ts, mr[0].state), (at(12.0), Some(ConditionState::Start)));
     assert_eq!(mr[0].form, Some(ResponderForm::Sustained));
-    assert_eq!(mr[0].macs, macs(&[B, A]));
+    assert_eq!(mr[0].macs, macs(&[A, B]));
 
+    // Each MAC's claims must be within the concurrency window of its own previous one.
     let mut h = Harness::new();
     let events = h.feed_all([
         frame(0.0).announce(ArpOp::Reply, A, VIP),
         frame(4.0).announce(ArpOp::Reply, B, VIP),
-        frame(10.5).announce(ArpOp::Reply, A, VIP),
+        frame(9.0).announce(ArpOp::Reply, A, VIP),
+        frame(14.5).announce(ArpOp::Reply, B, VIP),
     ]);
-    assert!(of(&events, EventKind::MultiResponder).is_empty(), "A's claims are 10.5 s apart");
+    assert!(of(&events, EventKind::MultiResponder).is_empty(), "B's claims are 10.5 s apart");
+
+    // A MAC that only answered in between (plain replies, no takeover announced) was answering
+    // while the other held the IP: A's next claim shows both, the first time.
+    let mut h = Harness::new();
+    let events = h.feed_all([
+        frame(0.0).announce(ArpOp::Reply, A, VIP),
+        frame(4.0).reply(B, VIP).to(CLIENT, CLIENT_IP),
+        frame(5.0).announce(ArpOp::Reply, A, VIP),
+    ]);
+    let mr = of(&events, EventKind::MultiResponder);
+    assert_eq!(mr.len(), 1, "{events:?}");
+    assert_eq!((mr[0].ts, mr[0].form), (at(5.0), Some(ResponderForm::Sustained)));
+}
+
+/// keepalived's announcements when `by` becomes MASTER at `at` s (with the default settings).
+fn keepalived_takeover(at: f64, by: &str) -> Vec<Frame> {
+    // garp_master_repeat 5, back to back; garp_master_delay 5 s: a second burst 5 s later. A
+    // master that loses the VIP before then removes it and sends no second burst.
+    let burst = |t: f64| (0..5).map(move |i| frame(t + 0.001 * f64::from(i)));
+    burst(at).chain(burst(at + 5.0)).map(|f| f.announce(ArpOp::Request, by, VIP)).collect()
+}
+
+#[test]
+fn keepalived_restart_failover_and_preemptive_failback_is_two_owner_changes() {
+    // The master (A) answers the client, then restarts at 1.0: the backup (B) takes the VIP
+    // 0.7 s later (a burst; its second burst would come at 6.7) and answers the client; A comes
+    // back and preempts 4 s after B's takeover (a burst, and its second one 5 s later). B's
+    // second burst is never sent: it left MASTER and removed the VIP. Claims A, B, A within the
+    // concurrency window, but one hand-back each way.
+    let mut h = Harness::new();
+    let mut frames = vec![frame(0.0).reply(A, VIP).to(CLIENT, CLIENT_IP)];
+    frames.extend(keepalived_takeover(1.7, B).into_iter().take(5));
+    frames.push(frame(3.0).reply(B, VIP).to(CLIENT, CLIENT_IP));
+    frames.extend(keepalived_takeover(5.7, A));
+    frames.push(frame(12.0).reply(A, VIP).to(CLIENT, CLIENT_IP));
+    frames.sort_by_key(|f| f.ts);
+    let mut events = h.feed_all(frames);
+    events.extend(h.tick(100.0));
+    assert_eq!(alarms(&events), ["owner_change", "owner_change"], "{events:?}");
+    let changes = of(&events, EventKind::OwnerChange);
+    assert_eq!((changes[0].new_mac, changes[0].ts), (Some(mac(B)), at(1.7)));
+    assert_eq!((changes[1].new_mac, changes[1].ts), (Some(mac(A)), at(5.7)));
+    assert!(changes.iter().all(|c| c.announced == Some(Announced::Gratuitous)));
+}
+
+#[test]
+fn keepalived_takeover_and_its_garp_master_delay_burst_are_one_owner_change() {
+    let mut h = Harness::new();
+    let mut frames = vec![frame(0.0).reply(A, VIP).to(CLIENT, CLIENT_IP)];
+    frames.extend(keepalived_takeover(3.0, B));
+    let mut events = h.feed_all(frames);
+    events.extend(h.tick(100.0));
+    assert_eq!(alarms(&events), ["owner_change"], "{events:?}");
+    assert_eq!(of(&events, EventKind::Gratuitous).len(), 10);
+}
+
+#[test]
+fn metallb_failover_and_failback_are_two_owner_changes() {
+    // Each new leader announces at once and every 1.1 s for 5 s (a request and a reply each
+    // time). B leads from 3 s, A again from 9 s: A's claims at 0 and 9 bracket B's, within the
+    // concurrency window, but B stopped when A took over.
+    let mut h = Harness::new();
+    let lead = |start: f64, who: &'static str| {
+        (0..=4).flat_map(move |i| {
+            let t = start + 1.1 * f64::from(i);
+            [ArpOp::Request, ArpOp::Reply].map(|op| frame(t).announce(op, who, VIP))
+        })
+    };
+    let mut frames = vec![frame(0.0).reply(A, VIP).to(CLIENT, CLIENT_IP)];
+    frames.extend(lead(3.0, B));
+    frames.extend(lead(9.0, A));
+    let mut events = h.feed_all(frames);
+    events.extend(h.tick(100.0));
+    assert_eq!(alarms(&events), ["owner_change", "owner_change"], "{events:?}");
+}
+
+#[test]
+fn kube_vip_failover_and_failback_are_two_owner_changes() {
+    // The leader renews every 3 s, alternating request and reply; B leads 8-11 s, A again from
+    // 13 s, 7 s after its last renewal before.
+    let mut h = Harness::new();
+    let renew = |times: &[f64], who: &'static str| -> Vec<Frame> {
+        let op = |i: usize| if i.is_multiple_of(2) { ArpOp::Request } else { ArpOp::Reply };
+        times.iter().enumerate().map(|(i, t)| frame(*t).announce(op(i), who, VIP)).collect()
+    };
+    let mut frames = renew(&[0.0, 3.0, 6.0], A);
+    frames.extend(renew(&[8.0, 11.0], B));
+    frames.extend(renew(&[13.0, 16.0, 19.0, 22.0, 25.0], A));
+    let mut events = h.feed_all(frames);
+    events.extend(h.tick(100.0));
+    assert_eq!(alarms(&events), ["owner_change", "owner_change"], "{events:?}");
 }
 
 #[test]
@@ -438,10 +536,10 @@ fn multi_responder_lifecycle_start_ongoing_rate_limited_end_after_quiet() {
         states(&events, EventKind::MultiResponder),
         [ConditionState::Start, ConditionState::Ongoing, ConditionState::Ongoing]
     );
-    assert_eq!(mr[0].ts, at(2.0));
-    assert_eq!(mr[1].ts, at(62.0), "ongoing once the report interval has passed");
-    assert_eq!(mr[2].ts, at(122.0));
-    assert_eq!(mr[1].first_seen, Some(at(2.0)));
+    assert_eq!(mr[0].ts, at(3.0), "A, B, A, B: B claims again after A's return");
+    assert_eq!(mr[1].ts, at(63.0), "ongoing once the report interval has passed");
+    assert_eq!(mr[2].ts, at(123.0));
+    assert_eq!(mr[1].first_seen, Some(at(3.0)));
     assert_eq!(mr[2].count, Some(121));
 
     assert!(h.tick(149.0 + 29.9).is_empty(), "not quiet for the whole window yet");
@@ -450,16 +548,17 @@ fn multi_responder_lifecycle_start_ongoing_rate_limited_end_after_quiet() {
     assert_eq!(ended.len(), 1);
     assert_eq!(ended[0].state, Some(ConditionState::End));
     assert_eq!(ended[0].ts, at(179.0), "end is dated when the quiet window elapsed");
-    assert_eq!((ended[0].first_seen, ended[0].last_seen), (Some(at(2.0)), Some(at(149.0))));
-    assert_eq!(ended[0].count, Some(148));
-    assert_eq!(ended[0].macs, macs(&[B, A]));
+    assert_eq!((ended[0].first_seen, ended[0].last_seen), (Some(at(3.0)), Some(at(149.0))));
+    assert_eq!(ended[0].count, Some(147));
+    assert_eq!(ended[0].macs, macs(&[A, B]));
     assert_eq!(h.engine.stats().active_conditions, 0);
 
-    // A new interleaving after the end is a new start.
+    // Alternating again after the end is a new start.
     let again = h.feed_all([
         frame(300.0).announce(ArpOp::Reply, A, VIP),
         frame(301.0).announce(ArpOp::Reply, B, VIP),
         frame(302.0).announce(ArpOp::Reply, A, VIP),
+        frame(303.0).announce(ArpOp::Reply, B, VIP),
     ]);
     assert_eq!(states(&again, EventKind::MultiResponder), [ConditionState::Start]);
 }
