@@ -398,9 +398,11 @@ impl Engine {
         let follower = !co_responders.is_empty();
         let outcome = st.claim(claim.strong(binding.index, follower), claim.thresholds);
 
-        claim.report_owner_change(outcome.owner_change.as_ref(), &mut self.conditions, out);
         let interleave = outcome.interleave.as_ref();
-        claim.detect_multi_responder(co_responders, interleave, &mut self.conditions, out);
+        let conflict =
+            claim.detect_multi_responder(st, co_responders, interleave, &mut self.conditions, out);
+        let change = outcome.owner_change.as_ref();
+        claim.report_owner_change(st, change, conflict, &mut self.conditions, out);
         claim.check_pool_rules(&mut st.bindings[binding.index], out);
         claim.answer_pending_requests(
             &mut st.unanswered,
@@ -556,10 +558,14 @@ impl<'a> ClaimContext<'a> {
     }
 
     /// `owner_change` when the claim took the IP over, and `flapping` evidence when that
-    /// completes enough changes within the flap window or the IP is flapping already.
+    /// completes enough changes within the flap window or the IP is flapping already. A move
+    /// between two MACs of the IP's open multi-responder incident is that incident's evidence
+    /// instead (counted once with the claim's own, `counted`), not an alarm of its own.
     fn report_owner_change(
         &self,
+        st: &mut IpState,
         change: Option<&OwnerChange>,
+        counted: bool,
         conditions: &mut Conditions,
         out: &mut Vec<Event>,
     ) {
@@ -567,6 +573,15 @@ impl<'a> ClaimContext<'a> {
             return;
         };
         let (ip, mac) = (self.ip, self.mac);
+        let in_incident = conditions
+            .peek(&ConditionKey::MultiResponder(ip))
+            .is_some_and(|(_, macs)| macs.contains(&change.old) && macs.contains(&mac));
+        if in_incident {
+            if !counted {
+                self.multi_responder_evidence(ResponderForm::Sustained, &[], conditions, out);
+            }
+            return;
+        }
         let detail = Detail::OwnerChange {
             old_mac: change.old,
             new_mac: mac,
@@ -574,13 +589,14 @@ impl<'a> ClaimContext<'a> {
             gap_ms: change.gap.map(|g| g.as_millis() as u64),
         };
         out.push(self.event(self.pool_name(), detail));
+        let flaps = st.count_owner_change(self.ts, self.thresholds);
         let key = ConditionKey::Flapping(ip);
         let active = conditions.is_active(&key);
-        if !(change.flapping || active) {
+        if !(flaps.flapping || active) {
             return;
         }
         // Once flapping, each change adds one; the start counts the changes that made it.
-        let count = if active { 1 } else { change.recent_changes };
+        let count = if active { 1 } else { flaps.recent_changes };
         conditions.evidence(
             Evidence { key, ip, ts: self.ts, count, macs: &[change.old, mac] },
             self.thresholds.report_interval,
@@ -593,39 +609,56 @@ impl<'a> ClaimContext<'a> {
         );
     }
 
-    /// `multi_responder` evidence: the strong form when `co_responders` (found before the claim
-    /// was applied) is not empty, else the sustained form when the claim completed an
-    /// interleaving that shows both MACs holding the IP (not one hand-back). `co_responders`
-    /// becomes the MACs involved.
+    /// `multi_responder` evidence from this claim: the strong form when `macs` (the
+    /// co-responders, found before the claim was applied) is not empty, else the sustained
+    /// form when the claim completed an interleaving that shows both MACs holding the IP (not
+    /// one hand-back). `macs` becomes the MACs involved, in the order they were first seen with
+    /// the IP. Returns whether there was evidence.
     fn detect_multi_responder(
         &self,
-        co_responders: &mut Vec<MacAddr>,
+        st: &IpState,
+        macs: &mut Vec<MacAddr>,
         interleave: Option<&Interleave>,
         conditions: &mut Conditions,
         out: &mut Vec<Event>,
-    ) {
-        let form = if !co_responders.is_empty() {
+    ) -> bool {
+        let form = if !macs.is_empty() {
             ResponderForm::Strong
         } else if let Some(interleave) = interleave.filter(|i| i.is_concurrent()) {
-            co_responders.push(interleave.with);
+            macs.push(interleave.with);
             ResponderForm::Sustained
         } else {
-            return;
+            return false;
         };
-        co_responders.push(self.mac);
+        macs.push(self.mac);
+        st.order_by_first_seen(macs);
+        self.multi_responder_evidence(form, macs, conditions, out);
+        true
+    }
+
+    /// One piece of evidence for the IP's multi-responder incident, involving `macs`: it starts
+    /// the incident as `form`, or counts in the open one, which keeps the form (and requester)
+    /// it started with: one incident, one story.
+    fn multi_responder_evidence(
+        &self,
+        form: ResponderForm,
+        macs: &[MacAddr],
+        conditions: &mut Conditions,
+        out: &mut Vec<Event>,
+    ) {
+        let key = ConditionKey::MultiResponder(self.ip);
+        let requester = if form == ResponderForm::Strong { self.reply_to } else { None };
+        let (form, requester) = match conditions.peek(&key) {
+            Some((Condition::MultiResponder { form, requester }, _)) => (*form, *requester),
+            _ => (form, requester),
+        };
         conditions.evidence(
-            Evidence {
-                key: ConditionKey::MultiResponder(self.ip),
-                ip: self.ip,
-                ts: self.ts,
-                count: 1,
-                macs: co_responders,
-            },
+            Evidence { key, ip: self.ip, ts: self.ts, count: 1, macs },
             self.thresholds.report_interval,
             || Report {
                 seen: Seen::of(self.obs),
                 pool: self.pool_name(),
-                condition: Condition::MultiResponder { form, requester: self.reply_to },
+                condition: Condition::MultiResponder { form, requester },
             },
             out,
         );

@@ -217,7 +217,11 @@ pub(super) struct OwnerChange {
     /// Time from the old owner's last claim to this one, when the old owner's binding is still
     /// remembered.
     pub gap: Option<Duration>,
-    /// This change completes `flap_count` changes within the flap window.
+}
+
+/// Where the owner changes of an IP stand towards `flapping`.
+pub(super) struct FlapCount {
+    /// The latest change completes `flap_count` changes within the flap window.
     pub flapping: bool,
     /// Owner changes remembered for flapping (at most `flap_count`).
     pub recent_changes: u64,
@@ -280,7 +284,7 @@ pub(super) struct IpState {
     pub run_announced: bool,
     /// The latest claim that completed an interleaving: who claimed again, and when.
     pub resumed: Option<(MacAddr, Timestamp)>,
-    /// Times of the latest owner changes, oldest first, at most `flap_count`.
+    /// Times of the latest owner changes reported as such, oldest first, at most `flap_count`.
     pub owner_changes: Vec<Timestamp>,
     /// Requests for this IP that timed out in a row since its last claim.
     pub unanswered: UnansweredStreak,
@@ -348,7 +352,9 @@ impl IpState {
                 .min_by_key(|(_, b)| b.last_seen)
                 .map(|(i, _)| i);
             if let Some(i) = stalest {
-                self.bindings.swap_remove(i);
+                // Not `swap_remove`: the order of the bindings is the order they were first
+                // seen in, which `macs` lists follow.
+                self.bindings.remove(i);
                 evicted = true;
             }
         }
@@ -358,6 +364,12 @@ impl IpState {
         }
         self.bindings.push(Binding::new(mac, ts));
         (self.bindings.len() - 1, true, evicted)
+    }
+
+    /// Puts `macs` in the order they were first seen as senders of the IP (for a claimant: its
+    /// first claim); MACs no longer remembered go last.
+    pub fn order_by_first_seen(&self, macs: &mut [MacAddr]) {
+        macs.sort_by_key(|m| self.bindings.iter().position(|b| b.mac == *m).unwrap_or(usize::MAX));
     }
 
     /// MACs whose latest claim of the IP is at most `window` old at `now`.
@@ -425,19 +437,7 @@ impl IpState {
                     .find(|b| b.mac == old)
                     .and_then(|b| b.last_claim)
                     .map(|last| ts.saturating_since(last));
-                let flap_count = t.flap_count as usize;
-                if self.owner_changes.len() >= flap_count {
-                    self.owner_changes.remove(0);
-                }
-                self.owner_changes.push(ts);
-                let flapping = self.owner_changes.len() >= flap_count
-                    && ts.saturating_since(self.owner_changes[0]) <= t.flap_window;
-                outcome.owner_change = Some(OwnerChange {
-                    old,
-                    gap,
-                    flapping,
-                    recent_changes: self.owner_changes.len() as u64,
-                });
+                outcome.owner_change = Some(OwnerChange { old, gap });
                 self.owner = Some(mac);
             }
             Some(_) => {}
@@ -450,6 +450,19 @@ impl IpState {
         }
         self.last_claimant = Some(mac);
         outcome
+    }
+
+    /// Counts an owner change at `ts` towards `flapping` (a change that belongs to an open
+    /// multi-responder incident is not counted).
+    pub fn count_owner_change(&mut self, ts: Timestamp, t: &Thresholds) -> FlapCount {
+        let flap_count = t.flap_count as usize;
+        if self.owner_changes.len() >= flap_count {
+            self.owner_changes.remove(0);
+        }
+        self.owner_changes.push(ts);
+        let flapping = self.owner_changes.len() >= flap_count
+            && ts.saturating_since(self.owner_changes[0]) <= t.flap_window;
+        FlapCount { flapping, recent_changes: self.owner_changes.len() as u64 }
     }
 
     /// The MAC other than `mac` that this IP is bound to: its owner, else the sender seen last.
