@@ -5,9 +5,9 @@
 //! The detections are those of SPEC §3, described for operators in `docs/events.md`. A *claim* of
 //! IP X by MAC M is a reply with SPA = X, SHA = M, or a gratuitous ARP (SPA = TPA = X) from M; the
 //! sender of a plain request claims its SPA only weakly: that makes a binding (`new_binding`) but
-//! never an owner change or a multi-responder, since every host puts its own address in the
-//! requests it sends and a scanner or a host with secondary addresses would otherwise look like a
-//! conflict.
+//! never an owner change, since every host puts its own address in the requests it sends and a
+//! scanner or a host with secondary addresses would otherwise look like a conflict. It is a
+//! conflict (a multi-responder of the `sender` form) only against another MAC's recent claim.
 //!
 //! What a frame's sender claims is worked out once per frame (`ClaimContext`); each detector is a
 //! small method over it that reports its own events, and `Engine::on_sender` runs them in the
@@ -383,10 +383,22 @@ impl Engine {
         iface_id: u32,
         out: &mut Vec<Event>,
     ) {
+        if kind == ClaimKind::Reply {
+            self.sender_state(obs.sha).answered.note(obs.spa);
+        }
         let claim = ClaimContext::new(obs, ts, kind, iface_id, &self.pools, &self.thresholds);
         let (st, binding) = self.ips.bind(claim.ip, claim.mac, ts);
         claim.report_binding(binding.is_new, out);
         if !kind.is_strong() {
+            let proxy =
+                |owner: MacAddr| self.senders.peek(&owner).is_some_and(|s| s.answered.many());
+            let exempt = |owner: MacAddr| {
+                proxy(owner)
+                    || self.exemptions.is_ha_mac(owner)
+                    || self.exemptions.is_ha_mac(claim.mac)
+            };
+            let macs = &mut self.scratch_macs;
+            claim.detect_contradicted_owner(st, exempt, macs, &mut self.conditions, out);
             return;
         }
         self.stats.claims += 1;
@@ -636,9 +648,42 @@ impl<'a> ClaimContext<'a> {
         true
     }
 
+    /// A plain request from the IP by another MAC than the one that claimed it within the
+    /// concurrency window: its target takes this MAC for the IP (a request's sender updates the
+    /// receiver's cache), while the owner's claims told others the opposite. Two MACs hold the
+    /// IP: `multi_responder` evidence of the `sender` form (the half of a man-in-the-middle that
+    /// poisons a gateway about a victim that keeps talking). Not when `exempt(owner)` says the
+    /// owner answers for many IPs (proxy ARP) or either MAC is an HA virtual MAC.
+    fn detect_contradicted_owner(
+        &self,
+        st: &IpState,
+        exempt: impl FnOnce(MacAddr) -> bool,
+        macs: &mut Vec<MacAddr>,
+        conditions: &mut Conditions,
+        out: &mut Vec<Event>,
+    ) {
+        let Some(owner) = st.owner.filter(|o| *o != self.mac) else {
+            return;
+        };
+        let window = self.thresholds.concurrency_window;
+        let claimed_lately = st
+            .bindings
+            .iter()
+            .find(|b| b.mac == owner)
+            .and_then(|b| b.last_claim)
+            .is_some_and(|t| self.ts.saturating_since(t) <= window);
+        if !claimed_lately || exempt(owner) {
+            return;
+        }
+        macs.clear();
+        macs.extend([owner, self.mac]);
+        st.order_by_first_seen(macs);
+        self.multi_responder_evidence(ResponderForm::Sender, macs, conditions, out);
+    }
+
     /// One piece of evidence for the IP's multi-responder incident, involving `macs`: it starts
-    /// the incident as `form`, or counts in the open one, which keeps the form (and requester)
-    /// it started with: one incident, one story.
+    /// the incident as `form`, or counts in the open one, which keeps the form (and requester,
+    /// sender) it started with: one incident, one story.
     fn multi_responder_evidence(
         &self,
         form: ResponderForm,
@@ -648,9 +693,12 @@ impl<'a> ClaimContext<'a> {
     ) {
         let key = ConditionKey::MultiResponder(self.ip);
         let requester = if form == ResponderForm::Strong { self.reply_to } else { None };
-        let (form, requester) = match conditions.peek(&key) {
-            Some((Condition::MultiResponder { form, requester }, _)) => (*form, *requester),
-            _ => (form, requester),
+        let sender = (form == ResponderForm::Sender).then_some(self.mac);
+        let (form, requester, sender) = match conditions.peek(&key) {
+            Some((Condition::MultiResponder { form, requester, sender }, _)) => {
+                (*form, *requester, *sender)
+            }
+            _ => (form, requester, sender),
         };
         conditions.evidence(
             Evidence { key, ip: self.ip, ts: self.ts, count: 1, macs },
@@ -658,7 +706,7 @@ impl<'a> ClaimContext<'a> {
             || Report {
                 seen: Seen::of(self.obs),
                 pool: self.pool_name(),
-                condition: Condition::MultiResponder { form, requester },
+                condition: Condition::MultiResponder { form, requester, sender },
             },
             out,
         );

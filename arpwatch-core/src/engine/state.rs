@@ -536,10 +536,47 @@ impl RateMeter {
     }
 }
 
-/// Per Ethernet source.
+/// The IPs one MAC answered for (plain replies), as far as telling a proxy-ARP router (one MAC
+/// answering for many IPs) from a host goes: the first few distinct ones, then only "many".
+#[derive(Clone, Copy, Debug)]
+pub(super) struct AnsweredIps {
+    /// Distinct IPs answered for; unused slots are 0.0.0.0, which no claim has.
+    ips: [Ipv4Addr; PROXY_IPS - 1],
+    many: bool,
+}
+
+/// A MAC seen answering for this many IPs is taken for a proxy-ARP router.
+pub(super) const PROXY_IPS: usize = 4;
+
+impl Default for AnsweredIps {
+    fn default() -> Self {
+        AnsweredIps { ips: [Ipv4Addr::UNSPECIFIED; PROXY_IPS - 1], many: false }
+    }
+}
+
+impl AnsweredIps {
+    pub fn note(&mut self, ip: Ipv4Addr) {
+        if self.many || self.ips.contains(&ip) {
+            return;
+        }
+        match self.ips.iter_mut().find(|slot| slot.is_unspecified()) {
+            Some(slot) => *slot = ip,
+            None => self.many = true,
+        }
+    }
+
+    /// At least [`PROXY_IPS`] different IPs.
+    pub fn many(&self) -> bool {
+        self.many
+    }
+}
+
+/// Per MAC, as Ethernet source or as ARP sender.
 #[derive(Default)]
 pub(super) struct SenderState {
     pub rate: RateMeter,
+    /// The IPs it answered for, as the ARP sender of plain replies.
+    pub answered: AnsweredIps,
     /// The Ethernet source last reported as differing from this MAC as ARP sender.
     pub mismatch_eth_src: Option<MacAddr>,
     pub mismatch: Throttle,

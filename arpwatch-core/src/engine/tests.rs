@@ -630,6 +630,138 @@ fn a_multi_responder_incident_keeps_the_form_it_started_with() {
     assert_eq!(mr[3].count, Some(83), "the second reply, 80 moves, the attacker's and C's");
 }
 
+const GW: &str = "02:00:00:00:00:01";
+const GW_IP: &str = "192.0.2.1";
+const VICTIM: &str = "02:00:00:00:00:20";
+const VICTIM_IP: &str = "192.0.2.20";
+const ATTACKER: &str = "02:00:00:00:00:66";
+
+#[test]
+fn a_claim_contradicting_the_requests_its_ip_keeps_sending_is_a_multi_responder() {
+    // Half a man-in-the-middle: the attacker tells the gateway, every 2 s, that the victim's IP
+    // is at the attacker's MAC, while the victim keeps sending requests from that IP with its
+    // own MAC. The gateway takes either for the victim's IP by turns.
+    let mut h = Harness::new();
+    let mut events = h.feed_all([
+        frame(0.0).request(VICTIM, VICTIM_IP).asking(GW_IP),
+        frame(0.001).reply(GW, GW_IP).to(VICTIM, VICTIM_IP),
+    ]);
+    let poison = |t: f64| frame(t).reply(ATTACKER, VICTIM_IP).to(GW, GW_IP);
+    events.extend(h.feed_all([poison(1.0), poison(3.0)]));
+    assert!(alarms(&events).is_empty(), "one claim of the victim's IP so far: {events:?}");
+    let contradiction = h.feed(frame(4.0).request(VICTIM, VICTIM_IP).asking(GW_IP));
+    let mr = of(&contradiction, EventKind::MultiResponder);
+    assert_eq!(mr.len(), 1, "{contradiction:?}");
+    let e = mr[0];
+    assert_eq!((e.state, e.ts, e.ip), (Some(ConditionState::Start), at(4.0), ip(VICTIM_IP)));
+    assert_eq!(e.form, Some(ResponderForm::Sender));
+    assert_eq!(e.mac, Some(mac(VICTIM)), "the MAC whose requests contradict the claims");
+    assert_eq!(e.macs, macs(&[VICTIM, ATTACKER]), "the victim was seen with the IP first");
+    assert_eq!(e.severity, crate::event::Severity::Critical);
+    assert_eq!((e.requester_mac, e.requester_ip), (None, None));
+
+    // The rest of the incident: more poison, more requests, the victim answering the gateway
+    // (the IP moves to it) and the poison taking it back. One story.
+    let mut rest = Vec::new();
+    for i in 0..5 {
+        let t = 5.0 + 2.0 * f64::from(i);
+        rest.extend(h.feed(poison(t)));
+        rest.extend(h.feed(frame(t + 0.5).request(VICTIM, VICTIM_IP).asking(GW_IP)));
+    }
+    rest.extend(h.feed(frame(15.0).request(GW, GW_IP).asking(VICTIM_IP)));
+    rest.extend(h.feed(frame(15.001).reply(VICTIM, VICTIM_IP).to(GW, GW_IP)));
+    rest.extend(h.feed(poison(16.0)));
+    rest.extend(h.tick(100.0));
+    assert_eq!(alarms(&rest), ["multi_responder"], "only the end: {rest:?}");
+    let end = of(&rest, EventKind::MultiResponder);
+    assert_eq!((end[0].state, end[0].count), (Some(ConditionState::End), Some(1 + 5 + 2)));
+    assert_eq!(end[0].form, Some(ResponderForm::Sender));
+}
+
+#[test]
+fn a_request_contradicts_only_a_claim_within_the_concurrency_window() {
+    // A recycled address: its previous holder answered for it a minute before; the new holder
+    // (a DHCP client that does not probe) sends requests from it.
+    let run = |asked: f64| {
+        let mut h = Harness::new();
+        let mut events = h.feed(frame(0.0).reply(A, "192.0.2.50").to(CLIENT, CLIENT_IP));
+        events.extend(h.feed(frame(asked).request(C, "192.0.2.50").asking(GW_IP)));
+        events.extend(h.tick(200.0));
+        alarms(&events)
+    };
+    assert!(run(60.0).is_empty());
+    assert!(run(10.5).is_empty(), "the default concurrency window is 10 s");
+    assert_eq!(run(9.5), ["multi_responder", "multi_responder"], "start and end");
+}
+
+#[test]
+fn dhcp_clients_announcing_then_asking_raise_no_conflict() {
+    // RFC 5227: three probes a second apart, two announcements two seconds apart, then the
+    // host talks: its requests carry the address it just announced, with its own MAC.
+    let mut h = Harness::with(EngineConfig { full_view: true, ..EngineConfig::default() });
+    let mut frames: Vec<Frame> = (0..3).map(|i| frame(i as f64).probe(C, "192.0.2.50")).collect();
+    frames.push(frame(3.0).announce(ArpOp::Request, C, "192.0.2.50"));
+    frames.push(frame(5.0).announce(ArpOp::Request, C, "192.0.2.50"));
+    frames.push(frame(5.5).request(C, "192.0.2.50").asking(GW_IP));
+    frames.push(frame(5.501).reply(GW, GW_IP).to(C, "192.0.2.50"));
+    frames.push(frame(7.0).request(GW, GW_IP).asking("192.0.2.50"));
+    frames.push(frame(7.001).reply(C, "192.0.2.50").to(GW, GW_IP));
+    let mut events = h.feed_all(frames);
+    events.extend(h.tick(100.0));
+    assert!(alarms(&events).is_empty(), "{events:?}");
+}
+
+#[test]
+fn vrrp_and_hsrp_routers_asking_from_their_virtual_ip_raise_no_conflict() {
+    // The virtual MAC owns the virtual IP (its announcements); the master router asks for hosts
+    // from the virtual IP with its own MAC, as some implementations do.
+    const VRRP: &str = "00:00:5e:00:01:07";
+    const HSRP: &str = "00:00:0c:07:ac:01";
+    const R1: &str = "02:00:00:00:01:01";
+    let mut h = Harness::new();
+    let mut events = Vec::new();
+    for (vmac, vip) in [(VRRP, "192.0.2.1"), (HSRP, "192.0.2.2")] {
+        events.extend(h.feed(frame(0.0).announce(ArpOp::Request, vmac, vip).eth_src(R1)));
+        events.extend(h.feed(frame(1.0).reply(vmac, vip).to(CLIENT, CLIENT_IP).eth_src(R1)));
+        events.extend(h.feed(frame(2.0).request(R1, vip).asking(CLIENT_IP)));
+    }
+    events.extend(h.tick(100.0));
+    assert!(alarms(&events).is_empty(), "{events:?}");
+}
+
+#[test]
+fn a_proxy_arp_router_answering_for_hosts_that_ask_themselves_is_no_conflict() {
+    // One MAC answering for many IPs (local proxy ARP between isolated ports): the router
+    // answers the client for each host, and each host asks the router with its own MAC.
+    const ROUTER: &str = "02:00:00:00:00:fe";
+    let host = |i: u32| (format!("02:00:00:00:02:{i:02x}"), format!("192.0.2.{}", 100 + i));
+    let mut h = Harness::new();
+    let mut events = Vec::new();
+    for i in 0..8 {
+        let (_, host_ip) = host(i);
+        let t = f64::from(i) * 0.1;
+        events.extend(h.feed(frame(t).request(CLIENT, CLIENT_IP).asking(&host_ip)));
+        events.extend(h.feed(frame(t + 0.001).reply(ROUTER, &host_ip).to(CLIENT, CLIENT_IP)));
+    }
+    for i in 0..8 {
+        let (host_mac, host_ip) = host(i);
+        events.extend(
+            h.feed(frame(1.0 + f64::from(i) * 0.1).request(&host_mac, &host_ip).asking(GW_IP)),
+        );
+    }
+    events.extend(h.tick(100.0));
+    assert!(alarms(&events).is_empty(), "{:?}", alarms(&events));
+    // A MAC answering for a few IPs is no proxy: a man-in-the-middle poisoning both ends.
+    let mut h = Harness::new();
+    let events = h.feed_all([
+        frame(0.0).reply(ATTACKER, "192.0.2.66").to(CLIENT, CLIENT_IP),
+        frame(0.1).reply(ATTACKER, VICTIM_IP).to(GW, GW_IP),
+        frame(0.2).reply(ATTACKER, GW_IP).to(VICTIM, VICTIM_IP),
+        frame(1.0).request(GW, GW_IP).asking(VICTIM_IP),
+    ]);
+    assert_eq!(alarms(&events), ["multi_responder"]);
+}
+
 // ---------------------------------------------------------------- flapping
 
 #[test]
@@ -1197,6 +1329,11 @@ fn emitted_events_and_raw_observations_match_the_schema_file() {
             }),
         ),
     );
+    // A request from an IP another MAC has just claimed: the sender form, naming the sender.
+    events.extend(h.feed_all([
+        frame(30.0).reply(A, "192.0.2.7").to(CLIENT, CLIENT_IP),
+        frame(31.0).request(B, "192.0.2.7").asking(CLIENT_IP),
+    ]));
     // Owner changes 11 s apart (no multi-responder): flapping at the third.
     events.extend(h.feed_all([
         frame(40.0).announce(ArpOp::Request, A, "192.0.2.6"),
@@ -1222,6 +1359,12 @@ fn emitted_events_and_raw_observations_match_the_schema_file() {
         annotator.annotate(e);
     }
     assert!(events.iter().any(|e| e.context.local_iface.is_some()));
+    let forms: std::collections::BTreeSet<_> = of(&events, EventKind::MultiResponder)
+        .iter()
+        .filter_map(|e| e.form)
+        .map(|f| f.as_str())
+        .collect();
+    assert_eq!(forms, ["sender", "strong"].into());
     for e in &events {
         check_against(&serde_json::to_value(Record::of(e)).unwrap(), &defs["event"], defs);
     }
