@@ -282,8 +282,10 @@ pub(super) struct IpState {
     /// Whether the claims of `last_claimant` since the previous claimant's included an
     /// announcement.
     pub run_announced: bool,
-    /// The latest claim that completed an interleaving: who claimed again, and when.
-    pub resumed: Option<(MacAddr, Timestamp)>,
+    /// The latest claim that completed an interleaving: who claimed again, and when (apart, so
+    /// that the MAC fits in the padding beside the other small fields).
+    pub resumed_by: Option<MacAddr>,
+    pub resumed_at: Timestamp,
     /// Times of the latest owner changes reported as such, oldest first, at most `flap_count`.
     pub owner_changes: Vec<Timestamp>,
     /// Requests for this IP that timed out in a row since its last claim.
@@ -411,15 +413,16 @@ impl IpState {
             (self.last_claimant, self.bindings[idx].last_claim)
         {
             if previous != mac && ts.saturating_since(own_last) <= window {
-                let alternating = self
-                    .resumed
-                    .is_some_and(|(other, at)| other != mac && ts.saturating_since(at) <= window);
+                let alternating = self.resumed_by.is_some_and(|other| {
+                    other != mac && ts.saturating_since(self.resumed_at) <= window
+                });
                 outcome.interleave = Some(Interleave {
                     with: previous,
                     alternating,
                     unannounced: !self.run_announced,
                 });
-                self.resumed = Some((mac, ts));
+                self.resumed_by = Some(mac);
+                self.resumed_at = ts;
             }
         }
         if self.last_claimant == Some(mac) {
