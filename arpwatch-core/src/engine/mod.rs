@@ -475,7 +475,9 @@ impl Engine {
         }
         let pending = PendingRequests {
             first: sent,
-            deadline: sent.saturating_add(self.thresholds.reply_timeout),
+            // A folded request learned of after its deadline times out when the record that
+            // carried it came: timer events stay in time order.
+            deadline: sent.saturating_add(self.thresholds.reply_timeout).max(obs.ts.max(self.now)),
             count: requests,
             requester,
             from_requester: requests,

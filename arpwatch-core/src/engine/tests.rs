@@ -1075,6 +1075,16 @@ fn a_requester_asking_twice_within_a_second_is_not_missed_when_the_kernel_folds_
     let un = of(&events, EventKind::Unanswered);
     assert_eq!((un[0].ts, un[0].count), (at(11.0), Some(2)), "{events:?}");
 
+    // A fold handed over long after (the requester asked again only much later) times out
+    // when the record carrying it comes, and still makes the second of the streak.
+    let mut h = Harness::new();
+    h.feed(frame(0.0).reply(A, VIP).to(CLIENT, CLIENT_IP));
+    let mut events = h.feed(ask(10.0));
+    events.extend(h.tick(39.0));
+    events.extend(h.feed(ask(40.0).repeats(1).last_repeat(10.6)));
+    let un = of(&events, EventKind::Unanswered);
+    assert_eq!((un[0].ts, un[0].count), (at(40.0), Some(2)), "{events:?}");
+
     // A folded request that a claim answered after it was sent is no unanswered request.
     let mut h = Harness::new();
     h.feed(frame(0.0).reply(A, VIP).to(CLIENT, CLIENT_IP));
