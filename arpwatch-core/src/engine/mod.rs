@@ -592,6 +592,7 @@ impl<'a> ClaimContext<'a> {
             .is_some_and(|(_, macs)| macs.contains(&change.old) && macs.contains(&mac));
         if in_incident {
             if !counted {
+                // The open incident keeps its own form; no MAC joins.
                 self.multi_responder_evidence(ResponderForm::Sustained, &[], conditions, out);
             }
             return;
