@@ -216,11 +216,10 @@ impl Engine {
             let end_due = self.conditions.next_end(quiet).filter(|d| *d <= now);
             match (request_due, end_due) {
                 (Some(r), Some(e)) if e < r => self.conditions.end_stalest(quiet, out),
-                (Some(_), _) => {
-                    if let Some((ip, pending)) = self.pending.pop_due(now) {
-                        self.expire_request(ip, pending, out);
-                    }
-                }
+                (Some(_), _) => match self.pending.pop_due(now) {
+                    Some((ip, pending)) => self.expire_request(ip, pending, out),
+                    None => continue,
+                },
                 (None, Some(_)) => self.conditions.end_stalest(quiet, out),
                 (None, None) => break,
             }

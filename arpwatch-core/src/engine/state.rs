@@ -152,12 +152,15 @@ impl PendingTable {
     /// another IP's requests were forgotten to make room.
     pub fn insert(&mut self, ip: Ipv4Addr, pending: PendingRequests) -> bool {
         self.by_deadline.insert((pending.deadline, ip));
+        let deadline = pending.deadline;
         match self.by_ip.push(ip, pending) {
-            Some((forgotten, old)) if forgotten != ip => {
-                self.by_deadline.remove(&(old.deadline, forgotten));
-                true
+            Some((forgotten, old)) => {
+                if (old.deadline, forgotten) != (deadline, ip) {
+                    self.by_deadline.remove(&(old.deadline, forgotten));
+                }
+                forgotten != ip
             }
-            _ => false,
+            None => false,
         }
     }
 
@@ -173,13 +176,19 @@ impl PendingTable {
         self.by_deadline.first().map(|(deadline, _)| *deadline)
     }
 
-    /// Takes out the requests with the earliest deadline, if it is `now` or earlier.
+    /// Takes out the requests with the earliest deadline, if it is `now` or earlier. Each call
+    /// takes at least one deadline out of the index while any is due, so a loop over it ends.
     pub fn pop_due(&mut self, now: Timestamp) -> Option<(Ipv4Addr, PendingRequests)> {
-        let &(deadline, ip) = self.by_deadline.first()?;
-        if deadline > now {
-            return None;
+        while let Some(&(deadline, ip)) = self.by_deadline.first() {
+            if deadline > now {
+                return None;
+            }
+            self.by_deadline.pop_first();
+            if self.by_ip.peek(&ip).is_some_and(|p| p.deadline == deadline) {
+                return self.by_ip.pop(&ip).map(|pending| (ip, pending));
+            }
         }
-        self.remove(&ip).map(|pending| (ip, pending))
+        None
     }
 }
 
@@ -636,6 +645,38 @@ mod tests {
         // One record standing for 600 frames is a storm's worth, not one frame.
         assert_eq!(meter.record(Timestamp::from_secs(10), 600), 600);
         assert_eq!(meter.record(Timestamp::from_nanos(10 * SECOND_NS + 1), 1), 601);
+    }
+
+    #[test]
+    fn pending_table_gives_deadlines_in_order_whatever_the_insertion_order_and_forgets_the_oldest()
+    {
+        let at = |s: u64| Timestamp::from_secs(s);
+        let ip = |n: u8| Ipv4Addr::new(192, 0, 2, n);
+        let pending = |deadline: u64| PendingRequests {
+            first: at(deadline - 1),
+            deadline: at(deadline),
+            count: 1,
+            requester: Requester { mac: MacAddr([2, 0, 0, 0, 0, 1]), ip: ip(99) },
+            from_requester: 1,
+            iface: "eth0".into(),
+            vlan: VlanTags::NONE,
+            direction: Direction::Egress,
+        };
+        let mut table = PendingTable::new(NonZeroUsize::new(3).unwrap());
+        // A folded retransmission is learned of after a later request: inserted out of order.
+        assert!(!table.insert(ip(1), pending(12)));
+        assert!(!table.insert(ip(2), pending(11)));
+        assert!(!table.insert(ip(3), pending(13)));
+        assert_eq!(table.next_deadline(), Some(at(11)));
+        // Full: the IP inserted first is forgotten, deadline and all.
+        assert!(table.insert(ip(4), pending(14)));
+        assert_eq!(table.len(), 3);
+        assert_eq!(table.pop_due(at(10)).map(|(ip, _)| ip), None);
+        assert_eq!(table.pop_due(at(20)).map(|(ip, _)| ip), Some(ip(2)));
+        assert!(table.remove(&ip(3)).is_some(), "answered");
+        assert_eq!(table.next_deadline(), Some(at(14)));
+        assert_eq!(table.pop_due(at(20)).map(|(ip, _)| ip), Some(ip(4)));
+        assert_eq!((table.pop_due(at(20)).map(|(ip, _)| ip), table.next_deadline()), (None, None));
     }
 
     #[test]
