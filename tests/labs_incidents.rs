@@ -106,6 +106,34 @@ fn failover_is_an_owner_change_with_its_gap_and_not_a_multi_responder() {
 }
 
 #[test]
+fn a_failover_and_a_failback_within_seconds_are_two_owner_changes_not_a_multi_responder() {
+    // A keepalived master restarting: the backup takes the VIP, the master takes it back 4 s
+    // later (preemption), each move announced. Claims A, B, A within the 10 s concurrency
+    // window, but at no moment did both hold the VIP.
+    let lan = cluster("fofb", 2);
+    let (client, a, b) = (&lan.hosts[0], &lan.hosts[1], &lan.hosts[2]);
+    a.add_addr("eth0", &format!("{VIP}/32"));
+    let (mac_a, mac_b) = (a.mac("eth0"), b.mac("eth0"));
+
+    let done = watch_during(client, &["eth0"], &[], "7", || {
+        client.udp_to(VIP); // the master answers the client: A's claim
+        std::thread::sleep(Duration::from_millis(700));
+        fail_over(a, b);
+        std::thread::sleep(Duration::from_secs(4));
+        fail_over(b, a);
+    });
+
+    let changes = done.events("owner_change", VIP);
+    let moves: Vec<(&str, &str)> = changes
+        .iter()
+        .map(|c| (c["old_mac"].as_str().unwrap(), c["new_mac"].as_str().unwrap()))
+        .collect();
+    assert_eq!(moves, [(mac_a.as_str(), mac_b.as_str()), (mac_b.as_str(), mac_a.as_str())]);
+    assert!(changes.iter().all(|c| c["announced"] == "gratuitous"), "{}", done.stdout);
+    assert!(done.events("multi_responder", VIP).is_empty(), "a hand-back: {}", done.stdout);
+}
+
+#[test]
 fn a_vip_moved_back_and_forth_is_flapping() {
     let lan = cluster("flap", 2);
     let (client, a, b) = (&lan.hosts[0], &lan.hosts[1], &lan.hosts[2]);

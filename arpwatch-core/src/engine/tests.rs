@@ -212,6 +212,11 @@ fn clean_handover_is_an_owner_change_and_never_a_multi_responder() {
     events.extend(h.tick(100.0));
     assert_eq!(alarms(&events), ["owner_change"]);
     assert_eq!(of(&events, EventKind::OwnerChange)[0].gap_ms, Some(1500));
+    // And a clean failback: A answers again once B has stopped.
+    let back = (0..10).map(|i| frame(101.0 + f64::from(i)).reply(A, VIP).to(CLIENT, CLIENT_IP));
+    let mut events = h.feed_all(back);
+    events.extend(h.tick(200.0));
+    assert_eq!(alarms(&events), ["owner_change"]);
 }
 
 #[test]
