@@ -106,6 +106,34 @@ fn failover_is_an_owner_change_with_its_gap_and_not_a_multi_responder() {
 }
 
 #[test]
+fn a_failover_and_a_failback_within_seconds_are_two_owner_changes_not_a_multi_responder() {
+    // A keepalived master restarting: the backup takes the VIP, the master takes it back 4 s
+    // later (preemption), each move announced. Claims A, B, A within the 10 s concurrency
+    // window, but at no moment did both hold the VIP.
+    let lan = cluster("fofb", 2);
+    let (client, a, b) = (&lan.hosts[0], &lan.hosts[1], &lan.hosts[2]);
+    a.add_addr("eth0", &format!("{VIP}/32"));
+    let (mac_a, mac_b) = (a.mac("eth0"), b.mac("eth0"));
+
+    let done = watch_during(client, &["eth0"], &[], "7", || {
+        client.udp_to(VIP); // the master answers the client: A's claim
+        std::thread::sleep(Duration::from_millis(700));
+        fail_over(a, b);
+        std::thread::sleep(Duration::from_secs(4));
+        fail_over(b, a);
+    });
+
+    let changes = done.events("owner_change", VIP);
+    let moves: Vec<(&str, &str)> = changes
+        .iter()
+        .map(|c| (c["old_mac"].as_str().unwrap(), c["new_mac"].as_str().unwrap()))
+        .collect();
+    assert_eq!(moves, [(mac_a.as_str(), mac_b.as_str()), (mac_b.as_str(), mac_a.as_str())]);
+    assert!(changes.iter().all(|c| c["announced"] == "gratuitous"), "{}", done.stdout);
+    assert!(done.events("multi_responder", VIP).is_empty(), "a hand-back: {}", done.stdout);
+}
+
+#[test]
 fn a_vip_moved_back_and_forth_is_flapping() {
     let lan = cluster("flap", 2);
     let (client, a, b) = (&lan.hosts[0], &lan.hosts[1], &lan.hosts[2]);
@@ -173,4 +201,94 @@ fn foreign_device_answering_for_a_vip_is_an_unknown_responder() {
     assert_eq!(unknown[0]["mac"], intruder.as_str());
     assert_eq!(unknown[0]["severity"], "critical");
     assert_eq!(unknown[0]["pool"], "metallb");
+}
+
+/// Seconds since the Unix epoch of an event's RFC 3339 `ts`.
+fn epoch_secs(ts: &Value) -> f64 {
+    let ts = ts.as_str().expect("ts is a string");
+    let t = time::OffsetDateTime::parse(ts, &time::format_description::well_known::Rfc3339)
+        .unwrap_or_else(|e| panic!("{ts}: {e}"));
+    t.unix_timestamp_nanos() as f64 / 1e9
+}
+
+fn now_epoch_secs() -> f64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs_f64()
+}
+
+#[test]
+fn arping_to_a_dead_vip_is_unanswered_when_its_retransmission_times_out_and_printed_then() {
+    // The node held the VIP and answered the client, then died. On the client, `arping -c 5`
+    // (iputils, needs the `iputils-arping` package) asks five times a little under a second
+    // apart; the kernel folds the 2nd and 4th requests (identical, less than 1 s after the one
+    // it sent up) into the records of the 3rd and 5th. arpwatch watches the client itself, so
+    // the requests are its own (egress) and any reply would be seen.
+    let lan = cluster("arping", 1);
+    let (client, node) = (&lan.hosts[0], &lan.hosts[1]);
+    node.add_addr("eth0", &format!("{VIP}/32"));
+
+    // A short quiet window, so the run also shows the `end`, with the whole count.
+    let config = TempConfig::new("[thresholds]\nquiet_window = \"3s\"\n");
+    let mut cmd = client.command(support::lab::arpwatch_bin());
+    cmd.args(["watch", "--format", "json", "--iface", "eth0", "--duration", "14"])
+        .args(["--config", config.arg()])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut watch = cmd.spawn().expect("start arpwatch");
+    // Each stdout line with the wall-clock time it was read, to see when it was printed.
+    let stdout = watch.stdout.take().unwrap();
+    let lines = std::thread::spawn(move || {
+        use std::io::BufRead;
+        let lines = std::io::BufReader::new(stdout).lines().map_while(Result::ok);
+        lines.map(|l| (now_epoch_secs(), l)).collect::<Vec<_>>()
+    });
+    let stderr = watch.stderr.take().unwrap();
+    let attached = std::thread::spawn(move || {
+        use std::io::BufRead;
+        let mut lines = std::io::BufReader::new(stderr).lines().map_while(Result::ok);
+        let attached = lines.any(|l| l.contains("watching eth0 "));
+        lines.for_each(drop);
+        attached
+    });
+    std::thread::sleep(Duration::from_secs(2)); // attached by then (the labs take < 1 s)
+
+    client.udp_to(VIP); // the node answers: the VIP has an owner
+    std::thread::sleep(Duration::from_millis(300));
+    node.ip(&["addr", "del", &format!("{VIP}/32"), "dev", "eth0"]);
+    let first_request = now_epoch_secs();
+    let arping = client
+        .command("arping")
+        .args(["-c", "5", "-I", "eth0", VIP])
+        .output()
+        .expect("arping runs (apt-get install iputils-arping)");
+    assert!(!arping.status.success(), "nobody answers: {arping:?}");
+
+    let status = watch.wait().expect("arpwatch exits by --duration");
+    assert!(status.success(), "{status}");
+    assert!(attached.join().unwrap(), "arpwatch attached to eth0");
+    let lines = lines.join().unwrap();
+    let unanswered: Vec<(f64, Value)> = lines
+        .iter()
+        .map(|(read, l)| (*read, serde_json::from_str::<Value>(l).expect("JSON line")))
+        .filter(|(_, e)| e["event"] == "unanswered" && e["ip"] == VIP)
+        .collect();
+    let all: Vec<&str> = lines.iter().map(|(_, l)| l.as_str()).collect();
+    let (printed, start) = unanswered.first().unwrap_or_else(|| panic!("no unanswered: {all:#?}"));
+    assert_eq!(start["state"], "start", "{all:#?}");
+    // Its second request timed out: 2 s after the first when the kernel says when it folded
+    // it, 3 s (the record that carried it, plus the reply timeout) until it does.
+    let after_first = epoch_secs(&start["ts"]) - first_request;
+    assert!((1.8..3.3).contains(&after_first), "started {after_first:.3} s after: {start}");
+    // Printed when its timer ran out, not at the next once-a-second tick.
+    let late = printed - epoch_secs(&start["ts"]);
+    assert!(late < 0.25, "printed {late:.3} s after its ts: {start}");
+    // Every request the kernel reported counts, the folded ones too: all 5, or 4 when arping's
+    // last request was folded (the kernel hands a fold over with the tuple's next record, and
+    // there is none). The end is printed when the quiet window ran out.
+    assert!(start["count"].as_u64().unwrap() >= 2, "{start}");
+    let (printed, end) = unanswered.last().unwrap();
+    assert_eq!(end["state"], "end", "{all:#?}");
+    assert!([4, 5].contains(&end["count"].as_u64().unwrap()), "{all:#?}");
+    let late = printed - epoch_secs(&end["ts"]);
+    assert!(late < 0.25, "printed {late:.3} s after its ts: {end}");
 }

@@ -159,8 +159,12 @@ impl From<ClaimKind> for Announced {
 pub enum ResponderForm {
     /// Two or more MACs replied to the same requester within the reply window.
     Strong,
-    /// Claims from two or more MACs interleaved (A, B, A) within the concurrency window.
+    /// Claims from two or more MACs kept alternating (A, B, A, B) within the concurrency window,
+    /// or one MAC claimed again after another only answered.
     Sustained,
+    /// A MAC sent requests from the IP (its own address, as far as its requests go) while
+    /// another MAC claimed it within the concurrency window.
+    Sender,
 }
 
 impl ResponderForm {
@@ -168,6 +172,7 @@ impl ResponderForm {
         match self {
             ResponderForm::Strong => "strong",
             ResponderForm::Sustained => "sustained",
+            ResponderForm::Sender => "sender",
         }
     }
 }
@@ -242,7 +247,8 @@ impl Event {
     }
 
     /// The MAC the event is about, the one that may be this host's own: the sender, the prober,
-    /// the storming source, the last (or answering) owner of an unanswered IP, else the new owner.
+    /// the storming source, the last (or answering) owner of an unanswered IP, the sender of the
+    /// requests that contradict a multi-responder's claims, else the new owner.
     pub fn subject_mac(&self) -> Option<MacAddr> {
         self.detail.subject_mac()
     }
@@ -339,7 +345,7 @@ impl Detail {
             | Detail::SenderMismatch { mac, .. } => Some(*mac),
             Detail::OwnerChange { new_mac, .. } => Some(*new_mac),
             Detail::Lasting { condition, .. } => match condition {
-                Condition::MultiResponder { .. } => None,
+                Condition::MultiResponder { sender, .. } => *sender,
                 Condition::Flapping { new_mac, .. } => Some(*new_mac),
                 Condition::Unanswered { mac, .. } | Condition::Storm { mac, .. } => *mac,
             },
@@ -375,8 +381,8 @@ pub struct Lifecycle {
 #[derive(Clone, Debug, PartialEq)]
 pub enum Condition {
     /// Two or more MACs claim the IP at once; `requester` is whom the replies went to (strong
-    /// form).
-    MultiResponder { form: ResponderForm, requester: Option<Requester> },
+    /// form), `sender` the MAC whose requests from the IP contradicted the claims (sender form).
+    MultiResponder { form: ResponderForm, requester: Option<Requester>, sender: Option<MacAddr> },
     /// Owner changes in quick succession; the latest went from `old_mac` to `new_mac`.
     Flapping { old_mac: MacAddr, new_mac: MacAddr },
     /// Requests from `requester` for the IP get no claim; `mac` is the IP's last owner, or on

@@ -211,8 +211,9 @@ impl<'a> Record<'a> {
                 r.last_seen = Some(lifecycle.last_seen);
                 r.macs = &lifecycle.macs;
                 match condition {
-                    Condition::MultiResponder { form, requester } => {
+                    Condition::MultiResponder { form, requester, sender } => {
                         r.form = Some(*form);
+                        r.mac = *sender;
                         r.requester_mac = requester.map(|q| q.mac);
                         r.requester_ip = requester.map(|q| q.ip);
                     }
@@ -409,6 +410,7 @@ mod tests {
             condition: Condition::MultiResponder {
                 form: ResponderForm::Strong,
                 requester: Some(Requester { mac: mac(0x99), ip: Ipv4Addr::new(192, 0, 2, 99) }),
+                sender: None,
             },
         };
         let mut e = Event::new(at, Ipv4Addr::new(192, 0, 2, 10), seen, None, detail);

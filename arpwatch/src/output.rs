@@ -71,8 +71,9 @@ impl<W: Write> Pipeline<W> {
         }
     }
 
-    /// Lets time pass for the engine when no frame arrives (live capture ticks once a second), so
-    /// timeouts fire and lasting conditions end.
+    /// Lets time pass for the engine when no frame arrives (live capture ticks at
+    /// [`next_deadline`](Self::next_deadline) and once a second), so timeouts fire and lasting
+    /// conditions end.
     pub fn tick(&mut self, now: Timestamp) -> io::Result<()> {
         if let Mode::Detect { engine, .. } = &mut self.mode {
             engine.tick(now, &mut self.events);
@@ -93,6 +94,15 @@ impl<W: Write> Pipeline<W> {
         }
         if let Some(metrics) = &mut self.metrics {
             metrics.reconfigure(config);
+        }
+    }
+
+    /// When the engine next needs a [`tick`](Self::tick) to report a timer's event on time (see
+    /// `Engine::next_deadline`); `None` when nothing is waiting or the pipeline prints raw.
+    pub fn next_deadline(&self) -> Option<Timestamp> {
+        match &self.mode {
+            Mode::Detect { engine, .. } => engine.next_deadline(),
+            Mode::Raw => None,
         }
     }
 

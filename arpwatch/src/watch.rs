@@ -7,6 +7,7 @@ use anyhow::{Context, Result};
 use std::io::Write;
 use std::time::Duration;
 use tokio::signal::unix::{signal, SignalKind};
+use tokio::time::Instant;
 
 use arpwatch_core::engine::EngineStats;
 
@@ -19,7 +20,8 @@ use crate::plan::WatchPlan;
 use crate::reload::Reloader;
 use crate::UsageError;
 
-/// How often the wall-clock offset is re-measured and the engine is given the time.
+/// How often the wall-clock offset is re-measured, readiness and the kernel counters are
+/// reported and the engine is given the time (besides its own deadlines).
 const TICK: Duration = Duration::from_secs(1);
 
 /// Why a watch ended.
@@ -77,6 +79,10 @@ pub async fn run<W: Write>(
     let mut short_records = 0;
 
     let stop = loop {
+        // The engine's next timer (an unanswered request, a condition going quiet), on tokio's
+        // clock: woken then, its event is reported at its `ts`, not at the next tick.
+        let timer = pipeline.next_deadline();
+        let wake = timer.map(|at| Instant::now() + at.saturating_since(decoder.now()));
         tokio::select! {
             drained = reader.drain(|record| pipeline.observe(&decoder.observation(record))) => {
                 short_records += drained?.short;
@@ -110,6 +116,13 @@ pub async fn run<W: Write>(
                 pipeline.flush()?;
             }
             trigger = reloader.requested() => reloader.reload(trigger, pipeline),
+            _ = tokio::time::sleep_until(wake.unwrap_or_else(Instant::now)), if wake.is_some() => {
+                // Frames already in the ring come before the timer's event.
+                short_records += drain_pending(&mut reader, pipeline, &mut decoder)?;
+                // The two clocks differ by rounding: never tick short of the deadline that woke us.
+                pipeline.tick(decoder.now().max(timer.unwrap_or_default()))?;
+                pipeline.flush()?;
+            }
             _ = &mut deadline, if plan.duration.is_some() => break StopReason::Duration,
             _ = sigint.recv() => break StopReason::Interrupt,
             _ = sigterm.recv() => break StopReason::Terminate,

@@ -88,6 +88,11 @@ impl Conditions {
         self.active.contains(key)
     }
 
+    /// An active condition's details as last reported, and the MACs involved so far.
+    pub fn peek(&self, key: &ConditionKey) -> Option<(&Condition, &[MacAddr])> {
+        self.active.peek(key).map(|c| (&c.report.condition, c.macs.as_slice()))
+    }
+
     /// Records evidence; reports `start`, or `ongoing` when the report interval has passed or
     /// the set of MACs grew. `report` gives the details of a report and is called only when one
     /// is made, so that the per-frame cost of a storm stays a lookup and a counter.

@@ -5,9 +5,9 @@
 //! The detections are those of SPEC §3, described for operators in `docs/events.md`. A *claim* of
 //! IP X by MAC M is a reply with SPA = X, SHA = M, or a gratuitous ARP (SPA = TPA = X) from M; the
 //! sender of a plain request claims its SPA only weakly: that makes a binding (`new_binding`) but
-//! never an owner change or a multi-responder, since every host puts its own address in the
-//! requests it sends and a scanner or a host with secondary addresses would otherwise look like a
-//! conflict.
+//! never an owner change, since every host puts its own address in the requests it sends and a
+//! scanner or a host with secondary addresses would otherwise look like a conflict. It is a
+//! conflict (a multi-responder of the `sender` form) only against another MAC's recent claim.
 //!
 //! What a frame's sender claims is worked out once per frame (`ClaimContext`); each detector is a
 //! small method over it that reports its own events, and `Engine::on_sender` runs them in the
@@ -32,8 +32,8 @@ use crate::pools::{PoolRule, Pools};
 
 use lifecycle::{ConditionKey, Conditions, Evidence, Report};
 use state::{
-    Binding, EgressClaim, EgressClaims, IfaceState, IpState, IpTable, OwnerChange, SenderState,
-    StrongClaim, UnansweredStreak, MAX_EGRESS_IFACES,
+    Binding, EgressClaim, EgressClaims, IfaceState, Interleave, IpState, IpTable, OwnerChange,
+    PendingRequests, PendingTable, SenderState, StrongClaim, UnansweredStreak, MAX_EGRESS_IFACES,
 };
 
 /// Counters for a metrics exporter. Gauges (`tracked_*`, `pending_requests`,
@@ -76,19 +76,6 @@ pub struct Evictions {
     pub conditions: u64,
 }
 
-/// Requests for one watched IP that no claim has answered yet.
-struct PendingRequests {
-    first: Timestamp,
-    /// Every request for the IP since `first`.
-    count: u64,
-    /// The first requester, and how many of the requests it sent.
-    requester: Requester,
-    from_requester: u64,
-    iface: Arc<str>,
-    vlan: VlanTags,
-    direction: Direction,
-}
-
 pub struct Engine {
     thresholds: Thresholds,
     exemptions: Exemptions,
@@ -100,8 +87,7 @@ pub struct Engine {
     senders: LruCache<MacAddr, SenderState>,
     ifaces: LruCache<Arc<str>, IfaceState>,
     next_iface_id: u32,
-    /// Oldest first: entries are never promoted, so the front has the earliest deadline.
-    pending: LruCache<Ipv4Addr, PendingRequests>,
+    pending: PendingTable,
     conditions: Conditions,
     stats: EngineStats,
     /// Reused for the MACs of a multi-responder, so the hot path does not allocate.
@@ -127,7 +113,7 @@ impl Engine {
             senders: LruCache::sparse(cap(caps.max_tracked_senders)),
             ifaces: LruCache::sparse(cap(caps.max_interfaces)),
             next_iface_id: 0,
-            pending: LruCache::sparse(cap(caps.max_tracked_ips)),
+            pending: PendingTable::new(cap(caps.max_tracked_ips)),
             conditions: Conditions::new(
                 caps.max_tracked_ips
                     .saturating_add(caps.max_tracked_senders)
@@ -145,6 +131,12 @@ impl Engine {
     pub fn observe(&mut self, obs: &Observation, out: &mut Vec<Event>) {
         let first_new = out.len();
         let ts = obs.ts.max(self.now);
+        if let Some(repeat) = self.folded_request_time(obs) {
+            // Requests the kernel folded into this one were sent before it, the latest at
+            // `repeat`: they wait for their own reply from then, among the other timers.
+            self.advance(repeat.max(self.now), out);
+            self.on_folded_requests(obs, repeat);
+        }
         self.advance(ts, out);
         self.stats.observations += 1;
 
@@ -156,20 +148,36 @@ impl Engine {
         } else if let Some(kind) = obs.claim() {
             self.on_sender(obs, ts, kind, iface_id, out);
             if kind == ClaimKind::Request {
-                self.on_request(obs, ts);
+                // Folded repeats of unknown time count with this request.
+                let folded = if obs.last_repeat.is_some() { 0 } else { u64::from(obs.repeats) };
+                self.on_request(obs, ts, 1 + folded);
             }
         }
         self.count_events(&out[first_new..]);
     }
 
     /// Advances time to `now` without an observation: reports requests that went unanswered and
-    /// conditions that ended. Call it periodically (e.g. every second) in a live run and once at
-    /// the end of a replay with the time the replay should be judged at.
+    /// conditions that ended. Call it at [`Engine::next_deadline`] in a live run (and whenever
+    /// else is convenient: early calls do nothing), and once at the end of a replay with the time
+    /// the replay should be judged at.
     pub fn tick(&mut self, now: Timestamp, out: &mut Vec<Event>) {
         let first_new = out.len();
         let now = now.max(self.now);
         self.advance(now, out);
         self.count_events(&out[first_new..]);
+    }
+
+    /// When the engine next needs to be given the time (a [`Engine::tick`]) if no observation
+    /// comes first: the earliest reply deadline of a waiting request or end of a quiet
+    /// condition. Every event a timer makes is dated at such a deadline, so a caller that ticks
+    /// at it reports `unanswered` and `end` when they happen. `None` when no timer is running.
+    pub fn next_deadline(&self) -> Option<Timestamp> {
+        let request = self.pending.next_deadline();
+        let end = self.conditions.next_end(self.thresholds.quiet_window);
+        match (request, end) {
+            (Some(r), Some(e)) => Some(r.min(e)),
+            (r, e) => r.or(e),
+        }
     }
 
     /// How many MACs claimed `ip` (a reply or an announcement) within the concurrency window
@@ -203,28 +211,25 @@ impl Engine {
     /// Runs the timers due by `now` in time order: unanswered requests and quiet conditions.
     fn advance(&mut self, now: Timestamp, out: &mut Vec<Event>) {
         self.now = now;
-        let timeout = self.thresholds.reply_timeout;
         let quiet = self.thresholds.quiet_window;
         loop {
-            let request_due = self
-                .pending
-                .peek_lru()
-                .map(|(_, p)| p.first.saturating_add(timeout))
-                .filter(|d| *d <= now);
+            let request_due = self.pending.next_deadline().filter(|d| *d <= now);
             let end_due = self.conditions.next_end(quiet).filter(|d| *d <= now);
             match (request_due, end_due) {
                 (Some(r), Some(e)) if e < r => self.conditions.end_stalest(quiet, out),
-                (Some(r), _) => self.expire_request(r, out),
+                (Some(_), _) => match self.pending.pop_due(now) {
+                    Some((ip, pending)) => self.expire_request(ip, pending, out),
+                    None => continue,
+                },
                 (None, Some(_)) => self.conditions.end_stalest(quiet, out),
                 (None, None) => break,
             }
         }
     }
 
-    fn expire_request(&mut self, deadline: Timestamp, out: &mut Vec<Event>) {
-        let Some((ip, pending)) = self.pending.pop_lru() else {
-            return;
-        };
+    /// Requests for `ip` that got no claim by their deadline.
+    fn expire_request(&mut self, ip: Ipv4Addr, pending: PendingRequests, out: &mut Vec<Event>) {
+        let deadline = pending.deadline;
         let Some(st) = self.ips.peek_mut(&ip) else {
             return;
         };
@@ -343,8 +348,9 @@ impl Engine {
             return;
         };
         let ip = if obs.spa.is_unspecified() { obs.tpa } else { obs.spa };
+        let pool = self.pools.find(ip).map(|p| p.name.clone());
         let detail = Detail::SenderMismatch { mac: obs.sha, eth_src: obs.eth_src, count };
-        out.push(Event::new(ts, ip, Seen::of(obs), None, detail));
+        out.push(Event::new(ts, ip, Seen::of(obs), pool, detail));
     }
 
     /// An RFC 5227 probe: harmless unless the IP is bound to another MAC.
@@ -377,10 +383,22 @@ impl Engine {
         iface_id: u32,
         out: &mut Vec<Event>,
     ) {
+        if kind == ClaimKind::Reply {
+            self.sender_state(obs.sha).answered.note(obs.spa);
+        }
         let claim = ClaimContext::new(obs, ts, kind, iface_id, &self.pools, &self.thresholds);
         let (st, binding) = self.ips.bind(claim.ip, claim.mac, ts);
         claim.report_binding(binding.is_new, out);
         if !kind.is_strong() {
+            let proxy =
+                |owner: MacAddr| self.senders.peek(&owner).is_some_and(|s| s.answered.many());
+            let exempt = |owner: MacAddr| {
+                proxy(owner)
+                    || self.exemptions.is_ha_mac(owner)
+                    || self.exemptions.is_ha_mac(claim.mac)
+            };
+            let macs = &mut self.scratch_macs;
+            claim.detect_contradicted_owner(st, exempt, macs, &mut self.conditions, out);
             return;
         }
         self.stats.claims += 1;
@@ -392,9 +410,11 @@ impl Engine {
         let follower = !co_responders.is_empty();
         let outcome = st.claim(claim.strong(binding.index, follower), claim.thresholds);
 
-        claim.report_owner_change(outcome.owner_change.as_ref(), &mut self.conditions, out);
-        let interleaved_with = outcome.interleaved_with;
-        claim.detect_multi_responder(co_responders, interleaved_with, &mut self.conditions, out);
+        let interleave = outcome.interleave.as_ref();
+        let conflict =
+            claim.detect_multi_responder(st, co_responders, interleave, &mut self.conditions, out);
+        let change = outcome.owner_change.as_ref();
+        claim.report_owner_change(st, change, conflict, &mut self.conditions, out);
         claim.check_pool_rules(&mut st.bindings[binding.index], out);
         claim.answer_pending_requests(
             &mut st.unanswered,
@@ -407,8 +427,32 @@ impl Engine {
         }
     }
 
-    /// A plain request: if the target is watched and the reply would be visible, wait for it.
-    fn on_request(&mut self, obs: &Observation, ts: Timestamp) {
+    /// When the latest request the kernel folded into `obs` was sent, if `obs` is a plain
+    /// request that stands for folded ones and the source says when.
+    fn folded_request_time(&self, obs: &Observation) -> Option<Timestamp> {
+        if obs.repeats == 0 || obs.claim() != Some(ClaimKind::Request) {
+            return None;
+        }
+        obs.last_repeat.map(|t| t.min(obs.ts))
+    }
+
+    /// The requests folded into `obs`, the latest sent at `sent`: waiting for a reply as if seen
+    /// then, unless a claim of the target came after them (it answered them).
+    fn on_folded_requests(&mut self, obs: &Observation, sent: Timestamp) {
+        let answered = self
+            .ips
+            .peek(&obs.tpa)
+            .and_then(|st| st.bindings.iter().filter_map(|b| b.last_claim).max())
+            .is_some_and(|claimed| claimed >= sent);
+        if !answered {
+            self.on_request(obs, sent, u64::from(obs.repeats));
+        }
+    }
+
+    /// `requests` identical plain requests, the latest sent at `sent`: if the target is watched
+    /// and the reply would be visible, wait for it. Requests sent while earlier ones for the
+    /// target wait time out with them.
+    fn on_request(&mut self, obs: &Observation, sent: Timestamp, requests: u64) {
         if !(self.full_view || obs.direction == Direction::Egress) || obs.tpa.is_unspecified() {
             return;
         }
@@ -422,21 +466,26 @@ impl Engine {
             self.ips.track(target);
         }
         let requester = Requester { mac: obs.sha, ip: obs.spa };
-        if let Some(pending) = self.pending.peek_mut(&target) {
-            pending.count += 1;
-            pending.from_requester += u64::from(pending.requester == requester);
+        if let Some(pending) = self.pending.get_mut(&target) {
+            pending.count += requests;
+            if pending.requester == requester {
+                pending.from_requester += requests;
+            }
             return;
         }
         let pending = PendingRequests {
-            first: ts,
-            count: 1,
+            first: sent,
+            // A folded request learned of after its deadline times out when the record that
+            // carried it came: timer events stay in time order.
+            deadline: sent.saturating_add(self.thresholds.reply_timeout).max(obs.ts.max(self.now)),
+            count: requests,
             requester,
-            from_requester: 1,
+            from_requester: requests,
             iface: obs.iface.clone(),
             vlan: obs.vlan,
             direction: obs.direction,
         };
-        if self.pending.push(target, pending).is_some() {
+        if self.pending.insert(target, pending) {
             self.stats.evictions.pending_requests += 1;
         }
     }
@@ -534,14 +583,19 @@ impl<'a> ClaimContext<'a> {
     /// This claim as the IP's state applies it, by the binding at `binding`; a `follower`
     /// answers a requester another MAC has just answered.
     fn strong(&self, binding: usize, follower: bool) -> StrongClaim {
-        StrongClaim { binding, ts: self.ts, reply_to: self.reply_to, follower }
+        let announced = self.kind == ClaimKind::Gratuitous;
+        StrongClaim { binding, ts: self.ts, reply_to: self.reply_to, follower, announced }
     }
 
     /// `owner_change` when the claim took the IP over, and `flapping` evidence when that
-    /// completes enough changes within the flap window or the IP is flapping already.
+    /// completes enough changes within the flap window or the IP is flapping already. A move
+    /// between two MACs of the IP's open multi-responder incident is that incident's evidence
+    /// instead (counted once with the claim's own, `counted`), not an alarm of its own.
     fn report_owner_change(
         &self,
+        st: &mut IpState,
         change: Option<&OwnerChange>,
+        counted: bool,
         conditions: &mut Conditions,
         out: &mut Vec<Event>,
     ) {
@@ -549,6 +603,16 @@ impl<'a> ClaimContext<'a> {
             return;
         };
         let (ip, mac) = (self.ip, self.mac);
+        let in_incident = conditions
+            .peek(&ConditionKey::MultiResponder(ip))
+            .is_some_and(|(_, macs)| macs.contains(&change.old) && macs.contains(&mac));
+        if in_incident {
+            if !counted {
+                // The open incident keeps its own form; no MAC joins.
+                self.multi_responder_evidence(ResponderForm::Sustained, &[], conditions, out);
+            }
+            return;
+        }
         let detail = Detail::OwnerChange {
             old_mac: change.old,
             new_mac: mac,
@@ -556,13 +620,14 @@ impl<'a> ClaimContext<'a> {
             gap_ms: change.gap.map(|g| g.as_millis() as u64),
         };
         out.push(self.event(self.pool_name(), detail));
+        let flaps = st.count_owner_change(self.ts, self.thresholds);
         let key = ConditionKey::Flapping(ip);
         let active = conditions.is_active(&key);
-        if !(change.flapping || active) {
+        if !(flaps.flapping || active) {
             return;
         }
         // Once flapping, each change adds one; the start counts the changes that made it.
-        let count = if active { 1 } else { change.recent_changes };
+        let count = if active { 1 } else { flaps.recent_changes };
         conditions.evidence(
             Evidence { key, ip, ts: self.ts, count, macs: &[change.old, mac] },
             self.thresholds.report_interval,
@@ -575,38 +640,92 @@ impl<'a> ClaimContext<'a> {
         );
     }
 
-    /// `multi_responder` evidence: the strong form when `co_responders` (found before the claim
-    /// was applied) is not empty, else the sustained form when the claim completed an A, B, A
-    /// interleaving with `interleaved_with`. `co_responders` becomes the MACs involved.
+    /// `multi_responder` evidence from this claim: the strong form when `macs` (the
+    /// co-responders, found before the claim was applied) is not empty, else the sustained
+    /// form when the claim completed an interleaving that shows both MACs holding the IP (not
+    /// one hand-back). `macs` becomes the MACs involved, in the order they were first seen with
+    /// the IP. Returns whether there was evidence.
     fn detect_multi_responder(
         &self,
-        co_responders: &mut Vec<MacAddr>,
-        interleaved_with: Option<MacAddr>,
+        st: &IpState,
+        macs: &mut Vec<MacAddr>,
+        interleave: Option<&Interleave>,
+        conditions: &mut Conditions,
+        out: &mut Vec<Event>,
+    ) -> bool {
+        let form = if !macs.is_empty() {
+            ResponderForm::Strong
+        } else if let Some(interleave) = interleave.filter(|i| i.is_concurrent()) {
+            macs.push(interleave.with);
+            ResponderForm::Sustained
+        } else {
+            return false;
+        };
+        macs.push(self.mac);
+        st.order_by_first_seen(macs);
+        self.multi_responder_evidence(form, macs, conditions, out);
+        true
+    }
+
+    /// A plain request from the IP by another MAC than the one that claimed it within the
+    /// concurrency window: its target takes this MAC for the IP (a request's sender updates the
+    /// receiver's cache), while the owner's claims told others the opposite. Two MACs hold the
+    /// IP: `multi_responder` evidence of the `sender` form (the half of a man-in-the-middle that
+    /// poisons a gateway about a victim that keeps talking). Not when `exempt(owner)` says the
+    /// owner answers for many IPs (proxy ARP) or either MAC is an HA virtual MAC.
+    fn detect_contradicted_owner(
+        &self,
+        st: &IpState,
+        exempt: impl FnOnce(MacAddr) -> bool,
+        macs: &mut Vec<MacAddr>,
         conditions: &mut Conditions,
         out: &mut Vec<Event>,
     ) {
-        let form = if !co_responders.is_empty() {
-            ResponderForm::Strong
-        } else if let Some(other) = interleaved_with {
-            co_responders.push(other);
-            ResponderForm::Sustained
-        } else {
+        let Some(owner) = st.owner.filter(|o| *o != self.mac) else {
             return;
         };
-        co_responders.push(self.mac);
+        let window = self.thresholds.concurrency_window;
+        let claimed_lately = st
+            .bindings
+            .iter()
+            .find(|b| b.mac == owner)
+            .and_then(|b| b.last_claim)
+            .is_some_and(|t| self.ts.saturating_since(t) <= window);
+        if !claimed_lately || exempt(owner) {
+            return;
+        }
+        macs.clear();
+        macs.extend([owner, self.mac]);
+        st.order_by_first_seen(macs);
+        self.multi_responder_evidence(ResponderForm::Sender, macs, conditions, out);
+    }
+
+    /// One piece of evidence for the IP's multi-responder incident, involving `macs`: it starts
+    /// the incident as `form`, or counts in the open one, which keeps the form (and requester,
+    /// sender) it started with: one incident, one story.
+    fn multi_responder_evidence(
+        &self,
+        form: ResponderForm,
+        macs: &[MacAddr],
+        conditions: &mut Conditions,
+        out: &mut Vec<Event>,
+    ) {
+        let key = ConditionKey::MultiResponder(self.ip);
+        let requester = if form == ResponderForm::Strong { self.reply_to } else { None };
+        let sender = (form == ResponderForm::Sender).then_some(self.mac);
+        let (form, requester, sender) = match conditions.peek(&key) {
+            Some((Condition::MultiResponder { form, requester, sender }, _)) => {
+                (*form, *requester, *sender)
+            }
+            _ => (form, requester, sender),
+        };
         conditions.evidence(
-            Evidence {
-                key: ConditionKey::MultiResponder(self.ip),
-                ip: self.ip,
-                ts: self.ts,
-                count: 1,
-                macs: co_responders,
-            },
+            Evidence { key, ip: self.ip, ts: self.ts, count: 1, macs },
             self.thresholds.report_interval,
             || Report {
                 seen: Seen::of(self.obs),
                 pool: self.pool_name(),
-                condition: Condition::MultiResponder { form, requester: self.reply_to },
+                condition: Condition::MultiResponder { form, requester, sender },
             },
             out,
         );
@@ -644,12 +763,12 @@ impl<'a> ClaimContext<'a> {
     fn answer_pending_requests(
         &self,
         unanswered: &mut UnansweredStreak,
-        pending: &mut LruCache<Ipv4Addr, PendingRequests>,
+        pending: &mut PendingTable,
         conditions: &mut Conditions,
         out: &mut Vec<Event>,
     ) {
         unanswered.reset();
-        pending.pop(&self.ip);
+        pending.remove(&self.ip);
         conditions.end(
             &ConditionKey::Unanswered(self.ip),
             self.ts,

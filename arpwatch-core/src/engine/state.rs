@@ -1,6 +1,7 @@
 //! What the engine remembers per IP, per Ethernet source and per interface, and the small
 //! counters the detectors share. Everything here is bounded by the caps in `config::Caps`.
 
+use std::collections::BTreeSet;
 use std::net::Ipv4Addr;
 use std::num::NonZeroUsize;
 use std::sync::Arc;
@@ -10,7 +11,7 @@ use lru::LruCache;
 
 use crate::config::Thresholds;
 use crate::event::Requester;
-use crate::observation::{MacAddr, Timestamp};
+use crate::observation::{Direction, MacAddr, Timestamp, VlanTags};
 
 /// The IPs the engine tracks, least recently seen first, with the counters their bookkeeping
 /// moves. Every insertion goes through here, so that forgetting an IP to make room is counted
@@ -109,6 +110,88 @@ fn insert_absent<V: Default>(
     Some(forgotten)
 }
 
+/// Requests for one watched IP that no claim has answered yet.
+pub(super) struct PendingRequests {
+    /// When the first of them was sent.
+    pub first: Timestamp,
+    /// When they time out: the first one's reply deadline.
+    pub deadline: Timestamp,
+    /// Every request for the IP since `first`.
+    pub count: u64,
+    /// The first requester, and how many of the requests it sent.
+    pub requester: Requester,
+    pub from_requester: u64,
+    pub iface: Arc<str>,
+    pub vlan: VlanTags,
+    pub direction: Direction,
+}
+
+/// The watched IPs with requests waiting for a claim, bounded by a cap (the oldest is forgotten
+/// first), with their deadlines in order, so that the next one to run out is known without a
+/// scan ([`PendingTable::next_deadline`]).
+pub(super) struct PendingTable {
+    by_ip: LruCache<Ipv4Addr, PendingRequests>,
+    by_deadline: BTreeSet<(Timestamp, Ipv4Addr)>,
+}
+
+impl PendingTable {
+    pub fn new(cap: NonZeroUsize) -> Self {
+        PendingTable { by_ip: LruCache::sparse(cap), by_deadline: BTreeSet::new() }
+    }
+
+    pub fn len(&self) -> usize {
+        self.by_ip.len()
+    }
+
+    /// The requests waiting for `ip`; their deadline is not to be changed through this.
+    pub fn get_mut(&mut self, ip: &Ipv4Addr) -> Option<&mut PendingRequests> {
+        self.by_ip.peek_mut(ip)
+    }
+
+    /// Starts waiting for a claim of `ip`, which has no requests waiting. Returns whether
+    /// another IP's requests were forgotten to make room.
+    pub fn insert(&mut self, ip: Ipv4Addr, pending: PendingRequests) -> bool {
+        self.by_deadline.insert((pending.deadline, ip));
+        let deadline = pending.deadline;
+        match self.by_ip.push(ip, pending) {
+            Some((forgotten, old)) => {
+                if (old.deadline, forgotten) != (deadline, ip) {
+                    self.by_deadline.remove(&(old.deadline, forgotten));
+                }
+                forgotten != ip
+            }
+            None => false,
+        }
+    }
+
+    /// The requests for `ip` are answered (or are being judged).
+    pub fn remove(&mut self, ip: &Ipv4Addr) -> Option<PendingRequests> {
+        let pending = self.by_ip.pop(ip)?;
+        self.by_deadline.remove(&(pending.deadline, *ip));
+        Some(pending)
+    }
+
+    /// The earliest deadline.
+    pub fn next_deadline(&self) -> Option<Timestamp> {
+        self.by_deadline.first().map(|(deadline, _)| *deadline)
+    }
+
+    /// Takes out the requests with the earliest deadline, if it is `now` or earlier. Each call
+    /// takes at least one deadline out of the index while any is due, so a loop over it ends.
+    pub fn pop_due(&mut self, now: Timestamp) -> Option<(Ipv4Addr, PendingRequests)> {
+        while let Some(&(deadline, ip)) = self.by_deadline.first() {
+            if deadline > now {
+                return None;
+            }
+            self.by_deadline.pop_first();
+            if self.by_ip.peek(&ip).is_some_and(|p| p.deadline == deadline) {
+                return self.by_ip.pop(&ip).map(|pending| (ip, pending));
+            }
+        }
+        None
+    }
+}
+
 /// One MAC seen as the sender of an IP.
 pub(super) struct Binding {
     pub mac: MacAddr,
@@ -143,7 +226,11 @@ pub(super) struct OwnerChange {
     /// Time from the old owner's last claim to this one, when the old owner's binding is still
     /// remembered.
     pub gap: Option<Duration>,
-    /// This change completes `flap_count` changes within the flap window.
+}
+
+/// Where the owner changes of an IP stand towards `flapping`.
+pub(super) struct FlapCount {
+    /// The latest change completes `flap_count` changes within the flap window.
     pub flapping: bool,
     /// Owner changes remembered for flapping (at most `flap_count`).
     pub recent_changes: u64,
@@ -159,14 +246,38 @@ pub(super) struct StrongClaim {
     /// The claim is a reply to a requester another MAC has just answered: it does not take the
     /// IP over.
     pub follower: bool,
+    /// The claim is an announcement (gratuitous ARP), as a takeover is.
+    pub announced: bool,
+}
+
+/// A claim that completed an A, B, A interleaving within the concurrency window: A claims again
+/// after B's claim. On its own that is one hand-back (a failover and a failback); it shows two
+/// MACs holding the IP at once when the claims keep alternating, or when B never announced a
+/// takeover and only answered.
+pub(super) struct Interleave {
+    /// B: the MAC that claimed in between.
+    pub with: MacAddr,
+    /// Another MAC claimed again after this one's claims shortly before (A, B, A, B): both keep
+    /// claiming.
+    pub alternating: bool,
+    /// B's claims in between were plain replies only: B answered while A held the IP, nothing
+    /// was handed over (every failover implementation announces its takeover).
+    pub unannounced: bool,
+}
+
+impl Interleave {
+    /// Whether this interleaving is evidence that both MACs hold the IP.
+    pub fn is_concurrent(&self) -> bool {
+        self.alternating || self.unannounced
+    }
 }
 
 /// What a strong claim meant for the IP.
 #[derive(Default)]
 pub(super) struct ClaimOutcome {
     pub owner_change: Option<OwnerChange>,
-    /// The claim completed an A, B, A interleaving; holds the MAC claiming in between.
-    pub interleaved_with: Option<MacAddr>,
+    /// The claim completed an A, B, A interleaving.
+    pub interleave: Option<Interleave>,
 }
 
 #[derive(Default)]
@@ -177,7 +288,14 @@ pub(super) struct IpState {
     /// `locktime`, 1 s, and so do most stacks).
     pub owner: Option<MacAddr>,
     pub last_claimant: Option<MacAddr>,
-    /// Times of the latest owner changes, oldest first, at most `flap_count`.
+    /// Whether the claims of `last_claimant` since the previous claimant's included an
+    /// announcement.
+    pub run_announced: bool,
+    /// The latest claim that completed an interleaving: who claimed again, and when (apart, so
+    /// that the MAC fits in the padding beside the other small fields).
+    pub resumed_by: Option<MacAddr>,
+    pub resumed_at: Timestamp,
+    /// Times of the latest owner changes reported as such, oldest first, at most `flap_count`.
     pub owner_changes: Vec<Timestamp>,
     /// Requests for this IP that timed out in a row since its last claim.
     pub unanswered: UnansweredStreak,
@@ -245,7 +363,9 @@ impl IpState {
                 .min_by_key(|(_, b)| b.last_seen)
                 .map(|(i, _)| i);
             if let Some(i) = stalest {
-                self.bindings.swap_remove(i);
+                // Not `swap_remove`: the order of the bindings is the order they were first
+                // seen in, which `macs` lists follow.
+                self.bindings.remove(i);
                 evicted = true;
             }
         }
@@ -255,6 +375,12 @@ impl IpState {
         }
         self.bindings.push(Binding::new(mac, ts));
         (self.bindings.len() - 1, true, evicted)
+    }
+
+    /// Puts `macs` in the order they were first seen as senders of the IP (for a claimant: its
+    /// first claim); MACs no longer remembered go last.
+    pub fn order_by_first_seen(&self, macs: &mut [MacAddr]) {
+        macs.sort_by_key(|m| self.bindings.iter().position(|b| b.mac == *m).unwrap_or(usize::MAX));
     }
 
     /// MACs whose latest claim of the IP is at most `window` old at `now`.
@@ -287,16 +413,31 @@ impl IpState {
     /// Applies a strong claim: the claimant's binding remembers it, and it may make or change
     /// the owner and complete an interleaving.
     pub fn claim(&mut self, claim: StrongClaim, t: &Thresholds) -> ClaimOutcome {
-        let StrongClaim { binding: idx, ts, reply_to, follower } = claim;
+        let StrongClaim { binding: idx, ts, reply_to, follower, announced } = claim;
         let mac = self.bindings[idx].mac;
         let mut outcome = ClaimOutcome::default();
+        let window = t.concurrency_window;
 
         if let (Some(previous), Some(own_last)) =
             (self.last_claimant, self.bindings[idx].last_claim)
         {
-            if previous != mac && ts.saturating_since(own_last) <= t.concurrency_window {
-                outcome.interleaved_with = Some(previous);
+            if previous != mac && ts.saturating_since(own_last) <= window {
+                let alternating = self.resumed_by.is_some_and(|other| {
+                    other != mac && ts.saturating_since(self.resumed_at) <= window
+                });
+                outcome.interleave = Some(Interleave {
+                    with: previous,
+                    alternating,
+                    unannounced: !self.run_announced,
+                });
+                self.resumed_by = Some(mac);
+                self.resumed_at = ts;
             }
+        }
+        if self.last_claimant == Some(mac) {
+            self.run_announced |= announced;
+        } else {
+            self.run_announced = announced;
         }
 
         match self.owner {
@@ -308,19 +449,7 @@ impl IpState {
                     .find(|b| b.mac == old)
                     .and_then(|b| b.last_claim)
                     .map(|last| ts.saturating_since(last));
-                let flap_count = t.flap_count as usize;
-                if self.owner_changes.len() >= flap_count {
-                    self.owner_changes.remove(0);
-                }
-                self.owner_changes.push(ts);
-                let flapping = self.owner_changes.len() >= flap_count
-                    && ts.saturating_since(self.owner_changes[0]) <= t.flap_window;
-                outcome.owner_change = Some(OwnerChange {
-                    old,
-                    gap,
-                    flapping,
-                    recent_changes: self.owner_changes.len() as u64,
-                });
+                outcome.owner_change = Some(OwnerChange { old, gap });
                 self.owner = Some(mac);
             }
             Some(_) => {}
@@ -333,6 +462,19 @@ impl IpState {
         }
         self.last_claimant = Some(mac);
         outcome
+    }
+
+    /// Counts an owner change at `ts` towards `flapping` (a change that belongs to an open
+    /// multi-responder incident is not counted).
+    pub fn count_owner_change(&mut self, ts: Timestamp, t: &Thresholds) -> FlapCount {
+        let flap_count = t.flap_count as usize;
+        if self.owner_changes.len() >= flap_count {
+            self.owner_changes.remove(0);
+        }
+        self.owner_changes.push(ts);
+        let flapping = self.owner_changes.len() >= flap_count
+            && ts.saturating_since(self.owner_changes[0]) <= t.flap_window;
+        FlapCount { flapping, recent_changes: self.owner_changes.len() as u64 }
     }
 
     /// The MAC other than `mac` that this IP is bound to: its owner, else the sender seen last.
@@ -406,10 +548,47 @@ impl RateMeter {
     }
 }
 
-/// Per Ethernet source.
+/// The IPs one MAC answered for (plain replies), as far as telling a proxy-ARP router (one MAC
+/// answering for many IPs) from a host goes: the first few distinct ones, then only "many".
+#[derive(Clone, Copy, Debug)]
+pub(super) struct AnsweredIps {
+    /// Distinct IPs answered for; unused slots are 0.0.0.0, which no claim has.
+    ips: [Ipv4Addr; PROXY_IPS - 1],
+    many: bool,
+}
+
+/// A MAC seen answering for this many IPs is taken for a proxy-ARP router.
+pub(super) const PROXY_IPS: usize = 4;
+
+impl Default for AnsweredIps {
+    fn default() -> Self {
+        AnsweredIps { ips: [Ipv4Addr::UNSPECIFIED; PROXY_IPS - 1], many: false }
+    }
+}
+
+impl AnsweredIps {
+    pub fn note(&mut self, ip: Ipv4Addr) {
+        if self.many || self.ips.contains(&ip) {
+            return;
+        }
+        match self.ips.iter_mut().find(|slot| slot.is_unspecified()) {
+            Some(slot) => *slot = ip,
+            None => self.many = true,
+        }
+    }
+
+    /// At least [`PROXY_IPS`] different IPs.
+    pub fn many(&self) -> bool {
+        self.many
+    }
+}
+
+/// Per MAC, as Ethernet source or as ARP sender.
 #[derive(Default)]
 pub(super) struct SenderState {
     pub rate: RateMeter,
+    /// The IPs it answered for, as the ARP sender of plain replies.
+    pub answered: AnsweredIps,
     /// The Ethernet source last reported as differing from this MAC as ARP sender.
     pub mismatch_eth_src: Option<MacAddr>,
     pub mismatch: Throttle,
@@ -466,6 +645,38 @@ mod tests {
         // One record standing for 600 frames is a storm's worth, not one frame.
         assert_eq!(meter.record(Timestamp::from_secs(10), 600), 600);
         assert_eq!(meter.record(Timestamp::from_nanos(10 * SECOND_NS + 1), 1), 601);
+    }
+
+    #[test]
+    fn pending_table_gives_deadlines_in_order_whatever_the_insertion_order_and_forgets_the_oldest()
+    {
+        let at = |s: u64| Timestamp::from_secs(s);
+        let ip = |n: u8| Ipv4Addr::new(192, 0, 2, n);
+        let pending = |deadline: u64| PendingRequests {
+            first: at(deadline - 1),
+            deadline: at(deadline),
+            count: 1,
+            requester: Requester { mac: MacAddr([2, 0, 0, 0, 0, 1]), ip: ip(99) },
+            from_requester: 1,
+            iface: "eth0".into(),
+            vlan: VlanTags::NONE,
+            direction: Direction::Egress,
+        };
+        let mut table = PendingTable::new(NonZeroUsize::new(3).unwrap());
+        // A folded retransmission is learned of after a later request: inserted out of order.
+        assert!(!table.insert(ip(1), pending(12)));
+        assert!(!table.insert(ip(2), pending(11)));
+        assert!(!table.insert(ip(3), pending(13)));
+        assert_eq!(table.next_deadline(), Some(at(11)));
+        // Full: the IP inserted first is forgotten, deadline and all.
+        assert!(table.insert(ip(4), pending(14)));
+        assert_eq!(table.len(), 3);
+        assert_eq!(table.pop_due(at(10)).map(|(ip, _)| ip), None);
+        assert_eq!(table.pop_due(at(20)).map(|(ip, _)| ip), Some(ip(2)));
+        assert!(table.remove(&ip(3)).is_some(), "answered");
+        assert_eq!(table.next_deadline(), Some(at(14)));
+        assert_eq!(table.pop_due(at(20)).map(|(ip, _)| ip), Some(ip(4)));
+        assert_eq!((table.pop_due(at(20)).map(|(ip, _)| ip), table.next_deadline()), (None, None));
     }
 
     #[test]

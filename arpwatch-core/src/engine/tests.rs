@@ -212,6 +212,11 @@ fn clean_handover_is_an_owner_change_and_never_a_multi_responder() {
     events.extend(h.tick(100.0));
     assert_eq!(alarms(&events), ["owner_change"]);
     assert_eq!(of(&events, EventKind::OwnerChange)[0].gap_ms, Some(1500));
+    // And a clean failback: A answers again once B has stopped.
+    let back = (0..10).map(|i| frame(101.0 + f64::from(i)).reply(A, VIP).to(CLIENT, CLIENT_IP));
+    let mut events = h.feed_all(back);
+    events.extend(h.tick(200.0));
+    assert_eq!(alarms(&events), ["owner_change"]);
 }
 
 #[test]
@@ -325,38 +330,139 @@ fn replies_to_different_requesters_or_outside_the_reply_window_are_not_the_stron
 }
 
 #[test]
-fn sustained_multi_responder_needs_a_b_a_within_the_concurrency_window() {
+fn sustained_multi_responder_needs_claims_that_keep_alternating_within_the_window() {
+    // A, B, A: one failover and one failback, both announced. At no moment did two MACs hold
+    // the IP: two owner changes, no multi-responder.
     let mut h = Harness::new();
     let events = h.feed_all([
         frame(0.0).announce(ArpOp::Reply, A, VIP),
         frame(4.0).announce(ArpOp::Reply, B, VIP),
         frame(9.0).announce(ArpOp::Reply, A, VIP),
     ]);
+    assert_eq!(alarms(&events), ["owner_change", "owner_change"], "{events:?}");
+    // B claims again after A's return: both keep claiming (A, B, A, B).
+    let events = h.feed(frame(12.0).announce(ArpOp::Reply, B, VIP));
     let mr = of(&events, EventKind::MultiResponder);
-    assert_eq!(mr.len(), 1);
-    assert_eq!(mr[0].ts, at(9.0));
+    assert_eq!(mr.len(), 1, "{events:?}");
+    assert_eq!((mr[0].ts, mr[0].state), (at(12.0), Some(ConditionState::Start)));
     assert_eq!(mr[0].form, Some(ResponderForm::Sustained));
-    assert_eq!(mr[0].macs, macs(&[B, A]));
+    assert_eq!(mr[0].macs, macs(&[A, B]));
 
+    // Each MAC's claims must be within the concurrency window of its own previous one.
     let mut h = Harness::new();
     let events = h.feed_all([
         frame(0.0).announce(ArpOp::Reply, A, VIP),
         frame(4.0).announce(ArpOp::Reply, B, VIP),
-        frame(10.5).announce(ArpOp::Reply, A, VIP),
+        frame(9.0).announce(ArpOp::Reply, A, VIP),
+        frame(14.5).announce(ArpOp::Reply, B, VIP),
     ]);
-    assert!(of(&events, EventKind::MultiResponder).is_empty(), "A's claims are 10.5 s apart");
+    assert!(of(&events, EventKind::MultiResponder).is_empty(), "B's claims are 10.5 s apart");
+
+    // A MAC that only answered in between (plain replies, no takeover announced) was answering
+    // while the other held the IP: A's next claim shows both, the first time.
+    let mut h = Harness::new();
+    let events = h.feed_all([
+        frame(0.0).announce(ArpOp::Reply, A, VIP),
+        frame(4.0).reply(B, VIP).to(CLIENT, CLIENT_IP),
+        frame(5.0).announce(ArpOp::Reply, A, VIP),
+    ]);
+    let mr = of(&events, EventKind::MultiResponder);
+    assert_eq!(mr.len(), 1, "{events:?}");
+    assert_eq!((mr[0].ts, mr[0].form), (at(5.0), Some(ResponderForm::Sustained)));
+    assert_eq!(mr[0].macs, macs(&[A, B]), "A claimed first");
+}
+
+/// keepalived's announcements when `by` becomes MASTER at `at` s (with the default settings).
+fn keepalived_takeover(at: f64, by: &str) -> Vec<Frame> {
+    // garp_master_repeat 5, back to back; garp_master_delay 5 s: a second burst 5 s later. A
+    // master that loses the VIP before then removes it and sends no second burst.
+    let burst = |t: f64| (0..5).map(move |i| frame(t + 0.001 * f64::from(i)));
+    burst(at).chain(burst(at + 5.0)).map(|f| f.announce(ArpOp::Request, by, VIP)).collect()
+}
+
+#[test]
+fn keepalived_restart_failover_and_preemptive_failback_is_two_owner_changes() {
+    // The master (A) answers the client, then restarts at 1.0: the backup (B) takes the VIP
+    // 0.7 s later (a burst; its second burst would come at 6.7) and answers the client; A comes
+    // back and preempts 4 s after B's takeover (a burst, and its second one 5 s later). B's
+    // second burst is never sent: it left MASTER and removed the VIP. Claims A, B, A within the
+    // concurrency window, but one hand-back each way.
+    let mut h = Harness::new();
+    let mut frames = vec![frame(0.0).reply(A, VIP).to(CLIENT, CLIENT_IP)];
+    frames.extend(keepalived_takeover(1.7, B).into_iter().take(5));
+    frames.push(frame(3.0).reply(B, VIP).to(CLIENT, CLIENT_IP));
+    frames.extend(keepalived_takeover(5.7, A));
+    frames.push(frame(12.0).reply(A, VIP).to(CLIENT, CLIENT_IP));
+    frames.sort_by_key(|f| f.ts);
+    let mut events = h.feed_all(frames);
+    events.extend(h.tick(100.0));
+    assert_eq!(alarms(&events), ["owner_change", "owner_change"], "{events:?}");
+    let changes = of(&events, EventKind::OwnerChange);
+    assert_eq!((changes[0].new_mac, changes[0].ts), (Some(mac(B)), at(1.7)));
+    assert_eq!((changes[1].new_mac, changes[1].ts), (Some(mac(A)), at(5.7)));
+    assert!(changes.iter().all(|c| c.announced == Some(Announced::Gratuitous)));
+}
+
+#[test]
+fn keepalived_takeover_and_its_garp_master_delay_burst_are_one_owner_change() {
+    let mut h = Harness::new();
+    let mut frames = vec![frame(0.0).reply(A, VIP).to(CLIENT, CLIENT_IP)];
+    frames.extend(keepalived_takeover(3.0, B));
+    let mut events = h.feed_all(frames);
+    events.extend(h.tick(100.0));
+    assert_eq!(alarms(&events), ["owner_change"], "{events:?}");
+    assert_eq!(of(&events, EventKind::Gratuitous).len(), 10);
+}
+
+#[test]
+fn metallb_failover_and_failback_are_two_owner_changes() {
+    // Each new leader announces at once and every 1.1 s for 5 s (a request and a reply each
+    // time). B leads from 3 s, A again from 9 s: A's claims at 0 and 9 bracket B's, within the
+    // concurrency window, but B stopped when A took over.
+    let mut h = Harness::new();
+    let lead = |start: f64, who: &'static str| {
+        (0..=4).flat_map(move |i| {
+            let t = start + 1.1 * f64::from(i);
+            [ArpOp::Request, ArpOp::Reply].map(|op| frame(t).announce(op, who, VIP))
+        })
+    };
+    let mut frames = vec![frame(0.0).reply(A, VIP).to(CLIENT, CLIENT_IP)];
+    frames.extend(lead(3.0, B));
+    frames.extend(lead(9.0, A));
+    let mut events = h.feed_all(frames);
+    events.extend(h.tick(100.0));
+    assert_eq!(alarms(&events), ["owner_change", "owner_change"], "{events:?}");
+}
+
+#[test]
+fn kube_vip_failover_and_failback_are_two_owner_changes() {
+    // The leader renews every 3 s, alternating request and reply; B leads 8-11 s, A again from
+    // 13 s, 7 s after its last renewal before.
+    let mut h = Harness::new();
+    let renew = |times: &[f64], who: &'static str| -> Vec<Frame> {
+        let op = |i: usize| if i.is_multiple_of(2) { ArpOp::Request } else { ArpOp::Reply };
+        times.iter().enumerate().map(|(i, t)| frame(*t).announce(op(i), who, VIP)).collect()
+    };
+    let mut frames = renew(&[0.0, 3.0, 6.0], A);
+    frames.extend(renew(&[8.0, 11.0], B));
+    frames.extend(renew(&[13.0, 16.0, 19.0, 22.0, 25.0], A));
+    let mut events = h.feed_all(frames);
+    events.extend(h.tick(100.0));
+    assert_eq!(alarms(&events), ["owner_change", "owner_change"], "{events:?}");
 }
 
 #[test]
 fn arpspoof_gateway_oneway_capture() {
     // arpspoof_gateway_oneway.pcap, times relative to frame 1 (1512101660.629169).
     // The attacker (60:67:…) claims 192.168.6.1 to .117 every 2 s; the real gateway (bc:d1:…)
-    // answers the attacker's own request once, at 1.709 s. Owner changes: frame 4 (attacker to
-    // gateway, a plain reply, 1709 ms after the attacker's claim) and frame 5 (back, 293 ms
-    // after the gateway's). Frames 1, 4, 5 are claims A, B, A within 2.003 s, inside the 10 s
-    // concurrency window: a genuine sustained multi-responder, reported on frame 5. The replies
-    // went to different requesters, so there is no strong form; the attacker alone claims after
-    // frame 5, so nothing more interleaves and the condition ends 30 s (quiet window) after it.
+    // answers the attacker's own request once, at 1.709 s. The IP moves at frame 4 (attacker to
+    // gateway, a plain reply, 1709 ms after the attacker's claim: an owner change) and back at
+    // frame 5 (293 ms after the gateway's). Frames 1, 4, 5 are claims A, B, A within 2.003 s,
+    // inside the 10 s concurrency window, and B never announced a takeover, it answered while A
+    // held the IP: a genuine sustained multi-responder, reported on frame 5, whose move back to
+    // the attacker is that incident's first evidence rather than a second owner change. The
+    // replies went to different requesters, so there is no strong form; the attacker alone
+    // claims after frame 5, so the condition ends 30 s (quiet window) after it.
     const ATK: &str = "60:67:20:77:15:22";
     const GW: &str = "bc:d1:77:09:14:15";
     const VICTIM: &str = "00:1f:16:2d:98:49";
@@ -390,27 +496,26 @@ fn arpspoof_gateway_oneway_capture() {
         .enumerate()
         .flat_map(|(i, evs)| of(evs, EventKind::OwnerChange).into_iter().map(move |e| (i + 1, e)))
         .collect();
-    assert_eq!(changes.len(), 2);
+    assert_eq!(changes.len(), 1, "{changes:?}");
     let (frame4, e4) = changes[0];
     assert_eq!(frame4, 4);
     assert_eq!((e4.old_mac, e4.new_mac), (Some(mac(ATK)), Some(mac(GW))));
     assert_eq!((e4.announced, e4.gap_ms), (Some(Announced::Reply), Some(1709)));
-    let (frame5, e5) = changes[1];
-    assert_eq!(frame5, 5);
-    assert_eq!((e5.old_mac, e5.new_mac), (Some(mac(GW)), Some(mac(ATK))));
-    assert_eq!(e5.gap_ms, Some(293));
 
+    // Frame 5 moves the IP back to the attacker, and that move is the incident's first
+    // evidence: one story, a multi-responder, not another owner change beside it.
     let mr = of(&per_frame[4], EventKind::MultiResponder);
-    assert_eq!(mr.len(), 1, "frame 5 completes A, B, A");
+    assert_eq!(mr.len(), 1, "frame 5 completes A, B, A with B only answering");
     assert_eq!(
         (mr[0].state, mr[0].form),
         (Some(ConditionState::Start), Some(ResponderForm::Sustained))
     );
-    assert_eq!(mr[0].macs, macs(&[GW, ATK]));
+    assert_eq!(mr[0].macs, macs(&[ATK, GW]), "in the order of their first claims");
+    assert!(of(&per_frame[4], EventKind::OwnerChange).is_empty());
     let all: Vec<Event> = per_frame.concat();
     // The attacker's unicast requests to itself (frames 2, 8, 10, 11) are answered by the next
     // claim or never time out twice in a row before the capture ends: no `unanswered`.
-    assert_eq!(alarms(&all), ["owner_change", "owner_change", "multi_responder"]);
+    assert_eq!(alarms(&all), ["owner_change", "multi_responder"]);
     assert!(of(&all, EventKind::Flapping).is_empty(), "two owner changes are not a flap");
     // The attacker's MAC holds two IPs: two bindings, no conflict between them.
     let atk_bindings: Vec<Ipv4Addr> = of(&all, EventKind::NewBinding)
@@ -438,10 +543,10 @@ fn multi_responder_lifecycle_start_ongoing_rate_limited_end_after_quiet() {
         states(&events, EventKind::MultiResponder),
         [ConditionState::Start, ConditionState::Ongoing, ConditionState::Ongoing]
     );
-    assert_eq!(mr[0].ts, at(2.0));
-    assert_eq!(mr[1].ts, at(62.0), "ongoing once the report interval has passed");
-    assert_eq!(mr[2].ts, at(122.0));
-    assert_eq!(mr[1].first_seen, Some(at(2.0)));
+    assert_eq!(mr[0].ts, at(3.0), "A, B, A, B: B claims again after A's return");
+    assert_eq!(mr[1].ts, at(63.0), "ongoing once the report interval has passed");
+    assert_eq!(mr[2].ts, at(123.0));
+    assert_eq!(mr[1].first_seen, Some(at(3.0)));
     assert_eq!(mr[2].count, Some(121));
 
     assert!(h.tick(149.0 + 29.9).is_empty(), "not quiet for the whole window yet");
@@ -450,18 +555,216 @@ fn multi_responder_lifecycle_start_ongoing_rate_limited_end_after_quiet() {
     assert_eq!(ended.len(), 1);
     assert_eq!(ended[0].state, Some(ConditionState::End));
     assert_eq!(ended[0].ts, at(179.0), "end is dated when the quiet window elapsed");
-    assert_eq!((ended[0].first_seen, ended[0].last_seen), (Some(at(2.0)), Some(at(149.0))));
-    assert_eq!(ended[0].count, Some(148));
-    assert_eq!(ended[0].macs, macs(&[B, A]));
+    assert_eq!((ended[0].first_seen, ended[0].last_seen), (Some(at(3.0)), Some(at(149.0))));
+    assert_eq!(ended[0].count, Some(147));
+    assert_eq!(ended[0].macs, macs(&[A, B]));
     assert_eq!(h.engine.stats().active_conditions, 0);
 
-    // A new interleaving after the end is a new start.
+    // Alternating again after the end is a new start.
     let again = h.feed_all([
         frame(300.0).announce(ArpOp::Reply, A, VIP),
         frame(301.0).announce(ArpOp::Reply, B, VIP),
         frame(302.0).announce(ArpOp::Reply, A, VIP),
+        frame(303.0).announce(ArpOp::Reply, B, VIP),
     ]);
     assert_eq!(states(&again, EventKind::MultiResponder), [ConditionState::Start]);
+}
+
+#[test]
+fn moves_among_the_macs_of_an_open_multi_responder_are_that_incident_not_new_alarms() {
+    // `arping -c 5` meets two responders: both answer the broadcast request (strong form), then
+    // the follow-up requests are answered by one or the other. The IP moves between them each
+    // time; those moves are the incident's evidence, not owner changes piling up into flapping.
+    let mut h = Harness::new();
+    let answer = |t: f64, who: &str| frame(t).reply(who, VIP).to(CLIENT, CLIENT_IP);
+    let mut events = h.feed_all([answer(0.0003, A), answer(0.0005, B)]);
+    // Each follow-up reply more than the reply window after the previous one.
+    for (i, who) in [B, A, B, A].into_iter().enumerate() {
+        events.extend(h.feed(answer(1.05 * (1 + i) as f64, who)));
+    }
+    assert_eq!(alarms(&events), ["multi_responder"], "{events:?}");
+    // Someone else taking the IP over is news, incident or not.
+    let takeover = h.feed(frame(6.0).announce(ArpOp::Request, C, VIP));
+    assert_eq!(alarms(&takeover), ["owner_change"]);
+    assert_eq!(of(&takeover, EventKind::OwnerChange)[0].old_mac, Some(mac(A)));
+    let end = h.tick(100.0);
+    let ended = of(&end, EventKind::MultiResponder);
+    assert_eq!(ended[0].state, Some(ConditionState::End));
+    assert_eq!(ended[0].count, Some(5), "the second reply and the four moves");
+    assert_eq!(ended[0].macs, macs(&[A, B]));
+    assert!(of(&end, EventKind::Flapping).is_empty());
+}
+
+#[test]
+fn a_multi_responder_incident_keeps_the_form_it_started_with() {
+    // Spoofing the gateway: the attacker (B) and the gateway (A) both answer the victim's
+    // request (strong), then the attacker keeps re-ARPing (gratuitous) and the gateway keeps
+    // answering its clients: further evidence of other forms, one incident, one story.
+    let mut h = Harness::new();
+    let mut events = h.feed_all([
+        frame(0.0).reply(A, VIP).to(CLIENT, CLIENT_IP),
+        frame(0.0002).reply(B, VIP).to(CLIENT, CLIENT_IP),
+    ]);
+    for i in 0..40 {
+        let t = 2.0 + 2.0 * f64::from(i);
+        events.extend(h.feed(frame(t).announce(ArpOp::Reply, B, VIP)));
+        events.extend(h.feed(frame(t + 1.0).reply(A, VIP).to("02:00:00:00:00:98", "192.0.2.98")));
+    }
+    // A third MAC answering with the attacker is reported at once, as the incident it joins.
+    events.extend(h.feed(frame(82.5).reply(B, VIP).to(CLIENT, CLIENT_IP)));
+    events.extend(h.feed(frame(82.5002).reply(C, VIP).to(CLIENT, CLIENT_IP)));
+    events.extend(h.tick(200.0));
+    let mr = of(&events, EventKind::MultiResponder);
+    assert_eq!(
+        states(&events, EventKind::MultiResponder),
+        [
+            ConditionState::Start,
+            ConditionState::Ongoing,
+            ConditionState::Ongoing,
+            ConditionState::End
+        ],
+        "{mr:?}"
+    );
+    for e in &mr {
+        assert_eq!(e.form, Some(ResponderForm::Strong), "{e:?}");
+        assert_eq!((e.requester_mac, e.requester_ip), (Some(mac(CLIENT)), Some(ip(CLIENT_IP))));
+    }
+    assert_eq!(mr[2].macs, macs(&[A, B, C]));
+    let others: Vec<_> = alarms(&events).into_iter().filter(|k| *k != "multi_responder").collect();
+    assert!(others.is_empty(), "{others:?}");
+    assert_eq!(mr[3].count, Some(83), "the second reply, 80 moves, the attacker's and C's");
+}
+
+const GW: &str = "02:00:00:00:00:01";
+const GW_IP: &str = "192.0.2.1";
+const VICTIM: &str = "02:00:00:00:00:20";
+const VICTIM_IP: &str = "192.0.2.20";
+const ATTACKER: &str = "02:00:00:00:00:66";
+
+#[test]
+fn a_claim_contradicting_the_requests_its_ip_keeps_sending_is_a_multi_responder() {
+    // Half a man-in-the-middle: the attacker tells the gateway, every 2 s, that the victim's IP
+    // is at the attacker's MAC, while the victim keeps sending requests from that IP with its
+    // own MAC. The gateway takes either for the victim's IP by turns.
+    let mut h = Harness::new();
+    let mut events = h.feed_all([
+        frame(0.0).request(VICTIM, VICTIM_IP).asking(GW_IP),
+        frame(0.001).reply(GW, GW_IP).to(VICTIM, VICTIM_IP),
+    ]);
+    let poison = |t: f64| frame(t).reply(ATTACKER, VICTIM_IP).to(GW, GW_IP);
+    events.extend(h.feed_all([poison(1.0), poison(3.0)]));
+    assert!(alarms(&events).is_empty(), "one claim of the victim's IP so far: {events:?}");
+    let contradiction = h.feed(frame(4.0).request(VICTIM, VICTIM_IP).asking(GW_IP));
+    let mr = of(&contradiction, EventKind::MultiResponder);
+    assert_eq!(mr.len(), 1, "{contradiction:?}");
+    let e = mr[0];
+    assert_eq!((e.state, e.ts, e.ip), (Some(ConditionState::Start), at(4.0), ip(VICTIM_IP)));
+    assert_eq!(e.form, Some(ResponderForm::Sender));
+    assert_eq!(e.mac, Some(mac(VICTIM)), "the MAC whose requests contradict the claims");
+    assert_eq!(e.macs, macs(&[VICTIM, ATTACKER]), "the victim was seen with the IP first");
+    assert_eq!(e.severity, crate::event::Severity::Critical);
+    assert_eq!((e.requester_mac, e.requester_ip), (None, None));
+
+    // The rest of the incident: more poison, more requests, the victim answering the gateway
+    // (the IP moves to it) and the poison taking it back. One story.
+    let mut rest = Vec::new();
+    for i in 0..5 {
+        let t = 5.0 + 2.0 * f64::from(i);
+        rest.extend(h.feed(poison(t)));
+        rest.extend(h.feed(frame(t + 0.5).request(VICTIM, VICTIM_IP).asking(GW_IP)));
+    }
+    rest.extend(h.feed(frame(15.0).request(GW, GW_IP).asking(VICTIM_IP)));
+    rest.extend(h.feed(frame(15.001).reply(VICTIM, VICTIM_IP).to(GW, GW_IP)));
+    rest.extend(h.feed(poison(16.0)));
+    rest.extend(h.tick(100.0));
+    assert_eq!(alarms(&rest), ["multi_responder"], "only the end: {rest:?}");
+    let end = of(&rest, EventKind::MultiResponder);
+    assert_eq!((end[0].state, end[0].count), (Some(ConditionState::End), Some(1 + 5 + 2)));
+    assert_eq!(end[0].form, Some(ResponderForm::Sender));
+}
+
+#[test]
+fn a_request_contradicts_only_a_claim_within_the_concurrency_window() {
+    // A recycled address: its previous holder answered for it a minute before; the new holder
+    // (a DHCP client that does not probe) sends requests from it.
+    let run = |asked: f64| {
+        let mut h = Harness::new();
+        let mut events = h.feed(frame(0.0).reply(A, "192.0.2.50").to(CLIENT, CLIENT_IP));
+        events.extend(h.feed(frame(asked).request(C, "192.0.2.50").asking(GW_IP)));
+        events.extend(h.tick(200.0));
+        alarms(&events)
+    };
+    assert!(run(60.0).is_empty());
+    assert!(run(10.5).is_empty(), "the default concurrency window is 10 s");
+    assert_eq!(run(9.5), ["multi_responder", "multi_responder"], "start and end");
+}
+
+#[test]
+fn dhcp_clients_announcing_then_asking_raise_no_conflict() {
+    // RFC 5227: three probes a second apart, two announcements two seconds apart, then the
+    // host talks: its requests carry the address it just announced, with its own MAC.
+    let mut h = Harness::with(EngineConfig { full_view: true, ..EngineConfig::default() });
+    let mut frames: Vec<Frame> = (0..3).map(|i| frame(i as f64).probe(C, "192.0.2.50")).collect();
+    frames.push(frame(3.0).announce(ArpOp::Request, C, "192.0.2.50"));
+    frames.push(frame(5.0).announce(ArpOp::Request, C, "192.0.2.50"));
+    frames.push(frame(5.5).request(C, "192.0.2.50").asking(GW_IP));
+    frames.push(frame(5.501).reply(GW, GW_IP).to(C, "192.0.2.50"));
+    frames.push(frame(7.0).request(GW, GW_IP).asking("192.0.2.50"));
+    frames.push(frame(7.001).reply(C, "192.0.2.50").to(GW, GW_IP));
+    let mut events = h.feed_all(frames);
+    events.extend(h.tick(100.0));
+    assert!(alarms(&events).is_empty(), "{events:?}");
+}
+
+#[test]
+fn vrrp_and_hsrp_routers_asking_from_their_virtual_ip_raise_no_conflict() {
+    // The virtual MAC owns the virtual IP (its announcements); the master router asks for hosts
+    // from the virtual IP with its own MAC, as some implementations do.
+    const VRRP: &str = "00:00:5e:00:01:07";
+    const HSRP: &str = "00:00:0c:07:ac:01";
+    const R1: &str = "02:00:00:00:01:01";
+    let mut h = Harness::new();
+    let mut events = Vec::new();
+    for (vmac, vip) in [(VRRP, "192.0.2.1"), (HSRP, "192.0.2.2")] {
+        events.extend(h.feed(frame(0.0).announce(ArpOp::Request, vmac, vip).eth_src(R1)));
+        events.extend(h.feed(frame(1.0).reply(vmac, vip).to(CLIENT, CLIENT_IP).eth_src(R1)));
+        events.extend(h.feed(frame(2.0).request(R1, vip).asking(CLIENT_IP)));
+    }
+    events.extend(h.tick(100.0));
+    assert!(alarms(&events).is_empty(), "{events:?}");
+}
+
+#[test]
+fn a_proxy_arp_router_answering_for_hosts_that_ask_themselves_is_no_conflict() {
+    // One MAC answering for many IPs (local proxy ARP between isolated ports): the router
+    // answers the client for each host, and each host asks the router with its own MAC.
+    const ROUTER: &str = "02:00:00:00:00:fe";
+    let host = |i: u32| (format!("02:00:00:00:02:{i:02x}"), format!("192.0.2.{}", 100 + i));
+    let mut h = Harness::new();
+    let mut events = Vec::new();
+    for i in 0..8 {
+        let (_, host_ip) = host(i);
+        let t = f64::from(i) * 0.1;
+        events.extend(h.feed(frame(t).request(CLIENT, CLIENT_IP).asking(&host_ip)));
+        events.extend(h.feed(frame(t + 0.001).reply(ROUTER, &host_ip).to(CLIENT, CLIENT_IP)));
+    }
+    for i in 0..8 {
+        let (host_mac, host_ip) = host(i);
+        events.extend(
+            h.feed(frame(1.0 + f64::from(i) * 0.1).request(&host_mac, &host_ip).asking(GW_IP)),
+        );
+    }
+    events.extend(h.tick(100.0));
+    assert!(alarms(&events).is_empty(), "{:?}", alarms(&events));
+    // A MAC answering for a few IPs is no proxy: a man-in-the-middle poisoning both ends.
+    let mut h = Harness::new();
+    let events = h.feed_all([
+        frame(0.0).reply(ATTACKER, "192.0.2.66").to(CLIENT, CLIENT_IP),
+        frame(0.1).reply(ATTACKER, VICTIM_IP).to(GW, GW_IP),
+        frame(0.2).reply(ATTACKER, GW_IP).to(VICTIM, VICTIM_IP),
+        frame(1.0).request(GW, GW_IP).asking(VICTIM_IP),
+    ]);
+    assert_eq!(alarms(&events), ["multi_responder"]);
 }
 
 // ---------------------------------------------------------------- flapping
@@ -702,6 +1005,103 @@ fn unanswered_needs_one_requester_asking_again_not_many_hosts_asking_once() {
     );
 }
 
+/// `arping -c 5` for a dead VIP from this host: requests 0.9998 s apart (iputils waits a
+/// little under a second between them), the first at 10 s. The kernel folds a request identical
+/// to one it emitted less than 1 s before into the next record of that tuple: the records are
+/// 10.0 (alone), 11.9996 (carrying the fold of 10.9998) and 13.9992 (carrying 12.9994).
+fn arping_five_requests_as_the_kernel_folds_them(last_repeat_known: bool) -> Vec<Frame> {
+    let ask = |t: f64| frame(t).request(CLIENT, CLIENT_IP).asking(VIP).egress();
+    let folded = |t: f64, repeat: f64| {
+        let f = ask(t).repeats(1);
+        if last_repeat_known {
+            f.last_repeat(repeat)
+        } else {
+            f
+        }
+    };
+    vec![ask(10.0), folded(11.9996, 10.9998), folded(13.9992, 12.9994)]
+}
+
+#[test]
+fn arping_retransmissions_folded_by_the_kernel_count_and_time_out_on_their_own() {
+    let run = |last_repeat_known: bool| {
+        let mut h = Harness::new();
+        h.feed(frame(0.0).reply(A, VIP).to(CLIENT, CLIENT_IP));
+        let mut events = Vec::new();
+        for f in arping_five_requests_as_the_kernel_folds_them(last_repeat_known) {
+            // Ticked at every deadline, as the watch loop does.
+            while let Some(d) = h.engine.next_deadline().filter(|d| *d < f.ts) {
+                events.extend(h.tick(d.saturating_since(at(0.0)).as_secs_f64()));
+            }
+            events.extend(h.feed(f));
+        }
+        events.extend(h.tick(100.0));
+        let un: Vec<(ConditionState, Timestamp, u64)> = of(&events, EventKind::Unanswered)
+            .iter()
+            .map(|e| (e.state.unwrap(), e.ts, e.count.unwrap()))
+            .collect();
+        un
+    };
+    // The second request (folded at 10.9998) has its own deadline, 11.9998: `unanswered` starts
+    // there, 2 s after the first request, with the three requests sent by then (the third, at
+    // 11.9996, was sent while the second waited). All five are counted by the end.
+    let un = run(true);
+    assert_eq!(un.len(), 2, "{un:?}");
+    assert_eq!((un[0].0, un[0].1), (ConditionState::Start, at(11.9998)));
+    assert_eq!(un[0].2, 3);
+    assert_eq!((un[1].0, un[1].2), (ConditionState::End, 5));
+    // Without the time of the fold, the folded requests still count, with the record that
+    // carried them: no time is invented for them.
+    let un = run(false);
+    assert_eq!((un[0].0, un[0].1, un[0].2), (ConditionState::Start, at(12.9996), 3));
+    assert_eq!((un[1].0, un[1].2), (ConditionState::End, 5));
+}
+
+#[test]
+fn a_requester_asking_twice_within_a_second_is_not_missed_when_the_kernel_folds_the_second() {
+    // Requests at 10.0 and 10.6 (folded), then one more at 11.5 that carries the fold.
+    let mut h = Harness::new();
+    h.feed(frame(0.0).reply(A, VIP).to(CLIENT, CLIENT_IP));
+    let ask = |t: f64| frame(t).request(CLIENT, CLIENT_IP).asking(VIP).egress();
+    let mut events = h.feed(ask(10.0));
+    events.extend(h.tick(11.0));
+    events.extend(h.feed(ask(11.5).repeats(1).last_repeat(10.6)));
+    events.extend(h.tick(11.6));
+    let un = of(&events, EventKind::Unanswered);
+    assert_eq!(un.len(), 1, "{events:?}");
+    assert_eq!((un[0].ts, un[0].count), (at(11.6), Some(3)));
+
+    // Two requests within a second, both in one record (the second folded, carried by the
+    // record of a third): without its time, the fold still makes the count.
+    let mut h = Harness::new();
+    h.feed(frame(0.0).reply(A, VIP).to(CLIENT, CLIENT_IP));
+    let mut events = h.feed(ask(10.0).repeats(1));
+    events.extend(h.tick(11.0));
+    let un = of(&events, EventKind::Unanswered);
+    assert_eq!((un[0].ts, un[0].count), (at(11.0), Some(2)), "{events:?}");
+
+    // A fold handed over long after (the requester asked again only much later) times out
+    // when the record carrying it comes, and still makes the second of the streak.
+    let mut h = Harness::new();
+    h.feed(frame(0.0).reply(A, VIP).to(CLIENT, CLIENT_IP));
+    let mut events = h.feed(ask(10.0));
+    events.extend(h.tick(39.0));
+    events.extend(h.feed(ask(40.0).repeats(1).last_repeat(10.6)));
+    let un = of(&events, EventKind::Unanswered);
+    assert_eq!((un[0].ts, un[0].count), (at(40.0), Some(2)), "{events:?}");
+
+    // A folded request that a claim answered after it was sent is no unanswered request.
+    let mut h = Harness::new();
+    h.feed(frame(0.0).reply(A, VIP).to(CLIENT, CLIENT_IP));
+    let mut events = h.feed(ask(10.0));
+    events.extend(h.feed(frame(10.5).reply(A, VIP).to(CLIENT, CLIENT_IP)));
+    events.extend(h.feed(ask(20.0)));
+    events.extend(h.feed(frame(20.7).reply(A, VIP).to(CLIENT, CLIENT_IP)));
+    events.extend(h.feed(ask(21.0).repeats(1).last_repeat(20.5)));
+    events.extend(h.tick(30.0));
+    assert!(of(&events, EventKind::Unanswered).is_empty(), "{events:?}");
+}
+
 // ---------------------------------------------------------------- sender mismatch and storms
 
 #[test]
@@ -719,6 +1119,22 @@ fn sender_mismatch_is_reported_once_per_interval_and_is_exemptable() {
     cfg.exemptions.sender_mismatch_macs = vec![mac(A)];
     let mut h = Harness::with(cfg);
     assert!(of(&h.feed(spoofed(0.0)), EventKind::SenderMismatch).is_empty());
+}
+
+#[test]
+fn sender_mismatch_about_a_pool_ip_names_the_pool_like_the_other_events_about_it() {
+    let mut h = Harness::with(pool_config(vip_pool()));
+    let events = h.feed(frame(0.0).reply(C, VIP).to(CLIENT, CLIENT_IP).eth_src(B));
+    let mm = of(&events, EventKind::SenderMismatch);
+    assert_eq!(mm.len(), 1);
+    assert_eq!(mm[0].pool, Some("vips"));
+    assert_eq!(of(&events, EventKind::UnknownResponder)[0].pool, Some("vips"));
+    // A probe names its target, and so does its mismatch.
+    let probe = h.feed(frame(61.0).probe(C, "192.0.2.11").eth_src(B));
+    assert_eq!(of(&probe, EventKind::SenderMismatch)[0].pool, Some("vips"));
+    // Outside every pool there is no pool to name.
+    let outside = h.feed(frame(0.0).reply(A, "198.51.100.1").to(CLIENT, CLIENT_IP).eth_src(B));
+    assert_eq!(of(&outside, EventKind::SenderMismatch)[0].pool, None);
 }
 
 #[test]
@@ -825,6 +1241,47 @@ fn the_same_input_gives_the_same_events() {
 }
 
 #[test]
+fn next_deadline_says_when_each_timer_runs_out_so_a_tick_then_reports_it_on_time() {
+    let mut h = Harness::new();
+    assert_eq!(h.engine.next_deadline(), None, "nothing is waiting");
+    h.feed(frame(0.0).reply(A, VIP).to(CLIENT, CLIENT_IP));
+    assert_eq!(h.engine.next_deadline(), None, "a claim starts no timer");
+    // The owner dies; this host asks at 10.0 and again at 11.2.
+    let ask = |t: f64| frame(t).request(CLIENT, CLIENT_IP).asking(VIP).egress();
+    h.feed(ask(10.0));
+    assert_eq!(h.engine.next_deadline(), Some(at(11.0)), "the request's reply deadline");
+    assert!(h.tick(10.999).is_empty(), "an early tick does nothing");
+    assert!(h.tick(11.0).is_empty(), "one request timed out");
+    assert_eq!(h.engine.next_deadline(), None);
+    h.feed(ask(11.2));
+    assert_eq!(h.engine.next_deadline(), Some(at(12.2)));
+    // Ticked exactly at the deadline (as the watch loop does), the start is reported then.
+    let un = h.tick(12.2);
+    assert_eq!(states(&un, EventKind::Unanswered), [ConditionState::Start]);
+    assert_eq!(of(&un, EventKind::Unanswered)[0].ts, at(12.2));
+    // Then the quiet window of the open condition.
+    assert_eq!(h.engine.next_deadline(), Some(at(12.2 + 30.0)));
+    let end = h.tick(12.2 + 30.0);
+    assert_eq!(states(&end, EventKind::Unanswered), [ConditionState::End]);
+    assert_eq!(of(&end, EventKind::Unanswered)[0].ts, at(42.2));
+    assert_eq!(h.engine.next_deadline(), None);
+
+    // Requests for several IPs and conditions of several kinds: always the earliest.
+    let mut h = Harness::with(pool_config(vip_pool()));
+    let ask_for =
+        |t: f64, target: &str| frame(t).request(CLIENT, CLIENT_IP).asking(target).egress();
+    h.feed(ask_for(0.0, "192.0.2.1"));
+    h.feed(frame(0.2).reply(A, VIP).to(CLIENT, CLIENT_IP));
+    h.feed(frame(0.3).reply(B, VIP).to(CLIENT, CLIENT_IP)); // a strong multi-responder
+    h.feed(ask_for(0.5, "192.0.2.2"));
+    assert_eq!(h.engine.next_deadline(), Some(at(1.0)));
+    h.tick(1.0);
+    assert_eq!(h.engine.next_deadline(), Some(at(1.5)));
+    h.tick(1.5);
+    assert_eq!(h.engine.next_deadline(), Some(at(30.3)), "the multi-responder goes quiet");
+}
+
+#[test]
 fn observations_from_the_past_are_taken_as_now() {
     let mut h = Harness::new();
     h.feed(frame(10.0).reply(A, VIP).to(CLIENT, CLIENT_IP));
@@ -887,7 +1344,19 @@ fn emitted_events_and_raw_observations_match_the_schema_file() {
             }),
         ),
     );
-    events.extend(h.tick(100.0));
+    // A request from an IP another MAC has just claimed: the sender form, naming the sender.
+    events.extend(h.feed_all([
+        frame(30.0).reply(A, "192.0.2.7").to(CLIENT, CLIENT_IP),
+        frame(31.0).request(B, "192.0.2.7").asking(CLIENT_IP),
+    ]));
+    // Owner changes 11 s apart (no multi-responder): flapping at the third.
+    events.extend(h.feed_all([
+        frame(40.0).announce(ArpOp::Request, A, "192.0.2.6"),
+        frame(51.0).announce(ArpOp::Request, B, "192.0.2.6"),
+        frame(62.0).announce(ArpOp::Request, A, "192.0.2.6"),
+        frame(73.0).announce(ArpOp::Request, B, "192.0.2.6"),
+    ]));
+    events.extend(h.tick(200.0));
     let kinds: std::collections::BTreeSet<&str> =
         events.iter().map(|e| e.kind().as_str()).collect();
     assert_eq!(kinds.len(), EventKind::ALL.len(), "every kind is exercised: {kinds:?}");
@@ -905,6 +1374,12 @@ fn emitted_events_and_raw_observations_match_the_schema_file() {
         annotator.annotate(e);
     }
     assert!(events.iter().any(|e| e.context.local_iface.is_some()));
+    let forms: std::collections::BTreeSet<_> = of(&events, EventKind::MultiResponder)
+        .iter()
+        .filter_map(|e| e.form)
+        .map(|f| f.as_str())
+        .collect();
+    assert_eq!(forms, ["sender", "strong"].into());
     for e in &events {
         check_against(&serde_json::to_value(Record::of(e)).unwrap(), &defs["event"], defs);
     }
