@@ -9,30 +9,10 @@ mod support;
 use arpwatch::EBPF_OBJECT;
 use arpwatch_common::programs;
 use arpwatch_core::testkit::frames::{mac_bytes, ArpFrame, TPID_8021Q};
-use serde_json::{json, Value};
-use std::io::{Read, Write};
-use std::net::TcpStream;
+use serde_json::json;
 use std::sync::mpsc;
 use std::time::Duration;
-use support::lab::{Arpwatch, Netns, ProgramsOn};
-
-const METRICS: &str = "127.0.0.1:9851";
-
-/// Two namespaces joined by one veth pair: `observer` (192.0.2.1, where arpwatch runs) and
-/// `peer` (192.0.2.2).
-struct Pair {
-    observer: Netns,
-    peer: Netns,
-}
-
-fn pair(tag: &str) -> Pair {
-    let observer = Netns::new(&format!("{tag}o"));
-    let peer = Netns::new(&format!("{tag}p"));
-    observer.veth_to("eth0", &peer, "eth0");
-    observer.add_addr("eth0", "192.0.2.1/24");
-    peer.add_addr("eth0", "192.0.2.2/24");
-    Pair { observer, peer }
-}
+use support::lab::{find_raw, get, pair, Arpwatch, Netns, ProgramsOn, METRICS};
 
 /// Another XDP program on an interface, as Cilium or an XDP firewall would hold it: the object's
 /// `arpwatch_xdp_floor` (it only returns XDP_PASS), loaded and attached in driver mode by a
@@ -107,26 +87,6 @@ fn tcx_ingress_ids(ns: &Netns, iface: &str) -> Vec<u32> {
     })
 }
 
-/// GET /metrics from the arpwatch inside `ns`.
-fn scrape(ns: &Netns) -> String {
-    ns.run_inside(|| {
-        let mut stream = TcpStream::connect(METRICS).expect("connect to the metrics server");
-        stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-        write!(stream, "GET /metrics HTTP/1.1\r\nHost: arpwatch\r\nConnection: close\r\n\r\n")
-            .unwrap();
-        let mut response = String::new();
-        stream.read_to_string(&mut response).expect("read the response");
-        response
-    })
-}
-
-fn find<'a>(lines: &'a [Value], op: &str, spa: &str, tpa: &str) -> &'a Value {
-    lines
-        .iter()
-        .find(|l| l["op"] == op && l["spa"] == spa && l["tpa"] == tpa)
-        .unwrap_or_else(|| panic!("no {op} {spa} -> {tpa} among {lines:#?}"))
-}
-
 #[test]
 fn beside_a_foreign_xdp_program_ingress_is_watched_by_tc_and_the_program_is_untouched() {
     let lab = pair("fxdp");
@@ -151,7 +111,7 @@ fn beside_a_foreign_xdp_program_ingress_is_watched_by_tc_and_the_program_is_unto
     let order = tcx_ingress_ids(&lab.observer, "eth0");
     assert_eq!(order.len(), 2, "arpwatch's TC ingress program and the foreign one: {order:?}");
     assert_eq!(order[1], foreign_tc, "arpwatch runs first, before the program that was there");
-    let metrics = scrape(&lab.observer);
+    let metrics = get(&lab.observer, "/metrics").1;
     assert!(
         metrics.contains("arpwatch_ingress_hook{iface=\"eth0\",hook=\"tc\",mode=\"tcx\"} 1\n"),
         "{metrics}"
@@ -176,7 +136,7 @@ fn beside_a_foreign_xdp_program_ingress_is_watched_by_tc_and_the_program_is_unto
         ("request", "192.0.2.2", "192.0.2.1", json!([])),
         ("reply", "192.0.2.42", "192.0.2.42", json!([42])),
     ] {
-        let line = find(&lines, op, spa, tpa);
+        let line = find_raw(&lines, op, spa, tpa);
         assert_eq!(line["direction"], "ingress", "{line}");
         assert_eq!(line["iface"], "eth0", "{line}");
         assert_eq!(line["sha"], peer_mac.as_str(), "{line}");
@@ -263,7 +223,7 @@ fn ingress_hook_tc_with_netlink_filters_watches_and_removes_the_clsact_qdisc_it_
     lab.peer.udp_to("192.0.2.1");
     let done = watch.finish(Duration::from_secs(20));
     assert!(done.status.success(), "{}", done.stderr);
-    let request = find(&done.json_lines(), "request", "192.0.2.2", "192.0.2.1").clone();
+    let request = find_raw(&done.json_lines(), "request", "192.0.2.2", "192.0.2.1").clone();
     assert_eq!(request["direction"], "ingress");
 
     assert!(!lab.observer.has_arpwatch_programs("eth0"));

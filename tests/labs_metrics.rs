@@ -6,50 +6,12 @@
 mod support;
 
 use arpwatch_core::testkit::frames::ArpFrame;
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::time::{Duration, Instant};
-use support::lab::{cluster, hold_vip_like_ipvs, Arpwatch, Netns, TempConfig};
+use support::lab::{
+    cluster, get, hold_vip_like_ipvs, sample, scrape_until, Arpwatch, Netns, TempConfig, METRICS,
+};
 
 const VIP: &str = "192.0.2.100";
-const METRICS: &str = "127.0.0.1:9851";
-
-/// GET `path` from the metrics server inside `ns`: (status, body).
-fn get(ns: &Netns, path: &str) -> (u16, String) {
-    let path = path.to_owned();
-    ns.run_inside(move || {
-        let mut stream = TcpStream::connect(METRICS).expect("connect to the metrics server");
-        stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-        write!(stream, "GET {path} HTTP/1.1\r\nHost: arpwatch\r\nConnection: close\r\n\r\n")
-            .unwrap();
-        let mut response = String::new();
-        stream.read_to_string(&mut response).expect("read the response");
-        let status =
-            response.split(' ').nth(1).and_then(|s| s.parse().ok()).expect("a status line");
-        let body = response.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
-        (status, body)
-    })
-}
-
-/// The value of the sample whose name and labels are exactly `series`.
-fn sample(body: &str, series: &str) -> Option<f64> {
-    body.lines()
-        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.split(' ').next()?.parse().ok())
-}
-
-/// Scrapes until `done(body)` holds; panics with the last body after `timeout`.
-fn scrape_until(ns: &Netns, timeout: Duration, what: &str, done: impl Fn(&str) -> bool) -> String {
-    let deadline = Instant::now() + timeout;
-    loop {
-        let (status, body) = get(ns, "/metrics");
-        assert_eq!(status, 200);
-        if done(&body) {
-            return body;
-        }
-        assert!(Instant::now() < deadline, "{what} not seen within {timeout:?}:\n{body}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
 
 #[test]
 fn metrics_follow_a_multi_responder_and_stay_bounded_under_random_addresses() {

@@ -7,66 +7,17 @@
 mod support;
 
 use arpwatch_core::testkit::frames::ArpFrame;
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::time::{Duration, Instant};
-use support::lab::{cluster, hold_vip_like_ipvs, Arpwatch, Netns, TempConfig};
+use support::lab::{
+    cluster, get_within, hold_vip_like_ipvs, pair, sample, scrape_until, Arpwatch, Pair,
+    TempConfig, METRICS,
+};
 
 const VIP: &str = "192.0.2.100";
-const METRICS: &str = "127.0.0.1:9851";
-
-/// GET `path` from the metrics server inside `ns`, waiting at most `timeout` for the answer:
-/// (status, body), or `None` when no answer came in time.
-fn get_within(ns: &Netns, path: &str, timeout: Duration) -> Option<(u16, String)> {
-    let path = path.to_owned();
-    ns.run_inside(move || {
-        let mut stream = TcpStream::connect(METRICS).ok()?;
-        stream.set_read_timeout(Some(timeout)).unwrap();
-        write!(stream, "GET {path} HTTP/1.1\r\nHost: arpwatch\r\nConnection: close\r\n\r\n")
-            .ok()?;
-        let mut response = String::new();
-        stream.read_to_string(&mut response).ok()?;
-        let status = response.split(' ').nth(1)?.parse().ok()?;
-        let body = response.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
-        Some((status, body))
-    })
-}
-
-/// The value of the sample whose name and labels are exactly `series`.
-fn sample(body: &str, series: &str) -> Option<f64> {
-    body.lines()
-        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.split(' ').next()?.parse().ok())
-}
-
-/// Scrapes until `done(body)` holds; panics with the last body after `timeout`.
-fn scrape_until(ns: &Netns, timeout: Duration, what: &str, done: impl Fn(&str) -> bool) -> String {
-    let deadline = Instant::now() + timeout;
-    loop {
-        let (status, body) =
-            get_within(ns, "/metrics", Duration::from_secs(2)).expect("/metrics answered");
-        assert_eq!(status, 200);
-        if done(&body) {
-            return body;
-        }
-        assert!(Instant::now() < deadline, "{what} not seen within {timeout:?}:\n{body}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-/// Two namespaces joined by one veth pair: `observer` (192.0.2.1, where arpwatch runs) and
-/// `peer` (192.0.2.2).
-fn pair(tag: &str) -> (Netns, Netns) {
-    let observer = Netns::new(&format!("{tag}o"));
-    let peer = Netns::new(&format!("{tag}p"));
-    observer.veth_to("eth0", &peer, "eth0");
-    observer.add_addr("eth0", "192.0.2.1/24");
-    peer.add_addr("eth0", "192.0.2.2/24");
-    (observer, peer)
-}
 
 #[test]
 fn a_stalled_stdout_stalls_neither_the_probes_nor_sigterm_and_drops_are_counted() {
-    let (observer, peer) = pair("stall");
+    let Pair { observer, peer } = pair("stall");
     let mut watch = Arpwatch::start_unread(
         Some(&observer),
         &[

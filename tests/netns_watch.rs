@@ -5,30 +5,7 @@ mod support;
 
 use serde_json::{json, Value};
 use std::time::Duration;
-use support::lab::{Arpwatch, Netns, ProgramsOn};
-
-/// Two namespaces joined by one veth pair: `observer` (192.0.2.1, where arpwatch runs) and
-/// `peer` (192.0.2.2).
-struct Pair {
-    observer: Netns,
-    peer: Netns,
-}
-
-fn pair(tag: &str) -> Pair {
-    let observer = Netns::new(&format!("{tag}o"));
-    let peer = Netns::new(&format!("{tag}p"));
-    observer.veth_to("eth0", &peer, "eth0");
-    observer.add_addr("eth0", "192.0.2.1/24");
-    peer.add_addr("eth0", "192.0.2.2/24");
-    Pair { observer, peer }
-}
-
-fn find<'a>(lines: &'a [Value], op: &str, spa: &str, tpa: &str) -> &'a Value {
-    lines
-        .iter()
-        .find(|l| l["op"] == op && l["spa"] == spa && l["tpa"] == tpa)
-        .unwrap_or_else(|| panic!("no {op} {spa} -> {tpa} among {lines:#?}"))
-}
+use support::lab::{find_raw, pair, Arpwatch, Netns, ProgramsOn};
 
 #[test]
 fn raw_lines_describe_the_kernels_own_arp_exchange() {
@@ -52,11 +29,11 @@ fn raw_lines_describe_the_kernels_own_arp_exchange() {
 
     let lines = done.json_lines();
     // Ingress (XDP): the peer's reply to us, then the peer's broadcast request.
-    let reply = find(&lines, "reply", "192.0.2.2", "192.0.2.1");
-    let request = find(&lines, "request", "192.0.2.2", "192.0.2.1");
+    let reply = find_raw(&lines, "reply", "192.0.2.2", "192.0.2.1");
+    let request = find_raw(&lines, "request", "192.0.2.2", "192.0.2.1");
     // Egress (TC): our own request, then our own reply to the peer.
-    let own_request = find(&lines, "request", "192.0.2.1", "192.0.2.2");
-    let own_reply = find(&lines, "reply", "192.0.2.1", "192.0.2.2");
+    let own_request = find_raw(&lines, "request", "192.0.2.1", "192.0.2.2");
+    let own_reply = find_raw(&lines, "reply", "192.0.2.1", "192.0.2.2");
     let common = |line: &Value, direction: &str, sender: &str| {
         assert_eq!(line["iface"], "eth0");
         assert_eq!(line["ifindex"], ifindex);
@@ -280,7 +257,7 @@ fn an_interface_whose_name_is_not_utf8_is_watched_under_all_and_named_escaped() 
     assert!(done.status.success(), "exit {}; stderr:\n{}", done.status, done.stderr);
 
     let lines = done.json_lines();
-    let request = find(&lines, "request", "192.0.2.2", "192.0.2.1");
+    let request = find_raw(&lines, "request", "192.0.2.2", "192.0.2.1");
     assert_eq!(request["iface"], r"ob\xff");
     assert_eq!(request["ifindex"], ifindex);
     assert_eq!(request["direction"], "ingress");

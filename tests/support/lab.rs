@@ -7,7 +7,8 @@
 
 pub use arpwatch_core::testkit::netns::Netns;
 use serde_json::Value;
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::mpsc::{channel, Receiver, RecvTimeoutError};
@@ -379,4 +380,79 @@ pub fn cluster(tag: &str, nodes: usize) -> Lan {
         lan.add_host(&format!("{tag}n{n}"), &format!("192.0.2.{}/24", 11 + n));
     }
     lan
+}
+
+/// Two namespaces joined by one veth pair: `observer` (192.0.2.1, where arpwatch runs) and
+/// `peer` (192.0.2.2).
+pub struct Pair {
+    pub observer: Netns,
+    pub peer: Netns,
+}
+
+pub fn pair(tag: &str) -> Pair {
+    let observer = Netns::new(&format!("{tag}o"));
+    let peer = Netns::new(&format!("{tag}p"));
+    observer.veth_to("eth0", &peer, "eth0");
+    observer.add_addr("eth0", "192.0.2.1/24");
+    peer.add_addr("eth0", "192.0.2.2/24");
+    Pair { observer, peer }
+}
+
+/// The raw line (`--raw`) of the `op` from `spa` about `tpa`.
+pub fn find_raw<'a>(lines: &'a [Value], op: &str, spa: &str, tpa: &str) -> &'a Value {
+    lines
+        .iter()
+        .find(|l| l["op"] == op && l["spa"] == spa && l["tpa"] == tpa)
+        .unwrap_or_else(|| panic!("no {op} {spa} -> {tpa} among {lines:#?}"))
+}
+
+/// Where the labs' arpwatch serves its metrics, inside its namespace.
+pub const METRICS: &str = "127.0.0.1:9851";
+
+/// GET `path` from the metrics server inside `ns`, waiting at most `timeout` for the answer:
+/// (status, body), or `None` when no answer came in time.
+pub fn get_within(ns: &Netns, path: &str, timeout: Duration) -> Option<(u16, String)> {
+    let path = path.to_owned();
+    ns.run_inside(move || {
+        let mut stream = TcpStream::connect(METRICS).ok()?;
+        stream.set_read_timeout(Some(timeout)).unwrap();
+        write!(stream, "GET {path} HTTP/1.1\r\nHost: arpwatch\r\nConnection: close\r\n\r\n")
+            .ok()?;
+        let mut response = String::new();
+        stream.read_to_string(&mut response).ok()?;
+        let status = response.split(' ').nth(1)?.parse().ok()?;
+        let body = response.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
+        Some((status, body))
+    })
+}
+
+/// GET `path` from the metrics server inside `ns`: (status, body); it must answer within 5 s.
+pub fn get(ns: &Netns, path: &str) -> (u16, String) {
+    get_within(ns, path, Duration::from_secs(5))
+        .unwrap_or_else(|| panic!("{path} unanswered within 5 s"))
+}
+
+/// The value of the sample whose name and labels are exactly `series`.
+pub fn sample(body: &str, series: &str) -> Option<f64> {
+    body.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.split(' ').next()?.parse().ok())
+}
+
+/// Scrapes until `done(body)` holds; panics with the last body after `timeout`.
+pub fn scrape_until(
+    ns: &Netns,
+    timeout: Duration,
+    what: &str,
+    done: impl Fn(&str) -> bool,
+) -> String {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let (status, body) = get(ns, "/metrics");
+        assert_eq!(status, 200);
+        if done(&body) {
+            return body;
+        }
+        assert!(Instant::now() < deadline, "{what} not seen within {timeout:?}:\n{body}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
