@@ -180,12 +180,21 @@ pub struct DedupKey {
 
 const _: () = assert!(core::mem::size_of::<DedupKey>() == 20);
 
-/// The state of one [`DedupKey`]: when its last record was emitted, how many repeats were
-/// suppressed since, and when the latest of them was seen.
+/// How many records one [`DedupKey`] may emit per de-duplication interval; the repeats beyond are
+/// suppressed. Two, so that a requester's retransmission within the interval (`arping` sends one
+/// every 999.6-999.98 ms) still crosses the ring at once, even when nothing follows it, while a
+/// storm of identical frames costs two records per tuple and interval.
+pub const DEDUP_EMITS_PER_INTERVAL: u64 = 2;
+
+/// The state of one [`DedupKey`]: when its current interval started (with its first emitted
+/// record) and how many records it emitted since, how many repeats were suppressed since the last
+/// record, and when the latest of them was seen.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub struct DedupEntry {
-    pub last_emit_ns: u64,
+    pub window_start_ns: u64,
+    /// Records emitted since `window_start_ns`, at most [`DEDUP_EMITS_PER_INTERVAL`].
+    pub window_emits: u64,
     /// 64 bits because the BPF target has 64-bit atomics only; records carry it saturated to
     /// `u32`.
     pub suppressed: u64,
@@ -193,7 +202,7 @@ pub struct DedupEntry {
     pub last_suppressed_ns: u64,
 }
 
-const _: () = assert!(core::mem::size_of::<DedupEntry>() == 24);
+const _: () = assert!(core::mem::size_of::<DedupEntry>() == 32);
 
 /// Who last sent an emitted frame with a given sender IP on one interface and direction. A frame
 /// from another MAC for that IP is never suppressed, so an A, B, A interleave (the evidence of a

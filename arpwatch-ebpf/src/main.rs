@@ -5,10 +5,10 @@
 //! ring buffer, count what they see in the per-CPU `COUNTERS` array, and always let the frame go
 //! on unchanged: arpwatch never drops, changes or sends a packet.
 //!
-//! In a storm most frames are exact repeats. A frame whose tuple ([`DedupKey`]) was emitted less
-//! than `DEDUP_INTERVAL_NS` ago, by the MAC that last spoke for its sender IP, is counted as
-//! suppressed instead of crossing the ring; the next record of that tuple carries the count and
-//! when the latest of them was seen.
+//! In a storm most frames are exact repeats. A tuple ([`DedupKey`]) crosses the ring at most
+//! [`DEDUP_EMITS_PER_INTERVAL`] times per `DEDUP_INTERVAL_NS`; a further repeat within the
+//! interval, from the MAC that last spoke for its sender IP, is counted as suppressed instead; the
+//! next record of that tuple carries the count and when the latest of them was seen.
 //! Gratuitous ARP, probes, a new MAC for an IP, a new interface or an opcode change always go
 //! through.
 //!
@@ -25,7 +25,8 @@
 
 use arpwatch_common::{
     direction, ethertype, ArpEthIpv4, ArpRecord, Counter, DedupEntry, DedupKey, SenderKey,
-    ARP_FIXED_HEADER_LEN, COUNTER_SLOTS, DEFAULT_DEDUP_INTERVAL_NS, MAX_VLAN_TAGS,
+    ARP_FIXED_HEADER_LEN, COUNTER_SLOTS, DEDUP_EMITS_PER_INTERVAL, DEFAULT_DEDUP_INTERVAL_NS,
+    MAX_VLAN_TAGS,
 };
 use aya_ebpf::{
     bindings::{xdp_action, BPF_ANY, BPF_F_NO_COMMON_LRU, TC_ACT_UNSPEC},
@@ -402,6 +403,14 @@ fn observe(
 }
 
 /// A frame that de-duplication lets through, with what to update once its record is reserved.
+/// The de-duplication interval user space set at load (0: off).
+#[inline(always)]
+fn dedup_interval() -> u64 {
+    // SAFETY: a read-only global; the volatile read keeps the compiler from folding in the
+    // default the object was built with, so the value user space set at load is used.
+    unsafe { core::ptr::read_volatile(&DEDUP_INTERVAL_NS) }
+}
+
 #[derive(Clone, Copy)]
 enum Dedup {
     /// Gratuitous ARP, a probe, or de-duplication turned off: no state kept.
@@ -417,9 +426,7 @@ impl Dedup {
     /// to commit if the record is emitted.
     #[inline(always)]
     fn check(arp: &ArpEthIpv4, ifindex: u32, dir: u8, now: u64) -> Option<Dedup> {
-        // SAFETY: a read-only global; the volatile read keeps the compiler from folding in the
-        // default the object was built with, so the value user space set at load is used.
-        let interval = unsafe { core::ptr::read_volatile(&DEDUP_INTERVAL_NS) };
+        let interval = dedup_interval();
         // Announcements and probes are rare and each one matters (failover, address conflict).
         let announcement = arp.spa == arp.tpa || arp.spa == [0; 4];
         if interval == 0 || announcement {
@@ -443,8 +450,11 @@ impl Dedup {
             return Some(Dedup::New { key, sender_changed });
         };
         // SAFETY: a map value pointer from a successful lookup; the entry is 8-byte aligned.
-        let last = unsafe { (*entry).last_emit_ns };
-        if !sender_changed && now.wrapping_sub(last) < interval {
+        let (start, emits) = unsafe { ((*entry).window_start_ns, (*entry).window_emits) };
+        if !sender_changed
+            && now.wrapping_sub(start) < interval
+            && emits >= DEDUP_EMITS_PER_INTERVAL
+        {
             // SAFETY: as above; another CPU may count the same tuple, hence the atomic add. The
             // time is stored first, so a commit that reads the count also finds a time at least
             // as late as the repeats it hands over (on one CPU exactly; across CPUs any of the
@@ -468,7 +478,12 @@ impl Dedup {
         let (carried, last_suppressed_ns, key, sender_changed) = match self {
             Dedup::Untracked => return (0, 0),
             Dedup::New { key, sender_changed } => {
-                let fresh = DedupEntry { last_emit_ns: now, suppressed: 0, last_suppressed_ns: 0 };
+                let fresh = DedupEntry {
+                    window_start_ns: now,
+                    window_emits: 1,
+                    suppressed: 0,
+                    last_suppressed_ns: 0,
+                };
                 let _ = DEDUP.insert(key, fresh, BPF_ANY as u64);
                 (0, 0, key, sender_changed)
             }
@@ -486,7 +501,14 @@ impl Dedup {
                         core::ptr::read_volatile(&raw const (*entry).last_suppressed_ns)
                     };
                     atomic_xsub::<u64, u64, { AtomicOrdering::Relaxed }>(suppressed, carried);
-                    (*entry).last_emit_ns = now;
+                    // A new interval starts with this record, unless it is the second of the
+                    // current one (racing CPUs may let a third through: harmless).
+                    if now.wrapping_sub((*entry).window_start_ns) >= dedup_interval() {
+                        (*entry).window_start_ns = now;
+                        (*entry).window_emits = 1;
+                    } else {
+                        (*entry).window_emits += 1;
+                    }
                     (carried, last_suppressed_ns)
                 };
                 (carried.min(u32::MAX as u64) as u32, last_suppressed_ns, key, sender_changed)

@@ -162,8 +162,9 @@ pub struct WatchArgs {
     #[arg(long, value_enum, default_value = "auto")]
     pub tc_mode: TcModeArg,
     /// Identical frames (same sender, target, op, interface, direction) within this many
-    /// milliseconds are folded in the kernel into one observation that counts them; 0 sends every
-    /// frame up. A new MAC, gratuitous ARP and probes are never folded.
+    /// milliseconds, beyond the first two, are folded in the kernel into the next observation,
+    /// which counts them; 0 sends every frame up. A new MAC, gratuitous ARP and probes are never
+    /// folded.
     #[arg(long, value_name = "MS", default_value_t = DEFAULT_DEDUP_INTERVAL.as_millis() as u64)]
     pub dedup_interval: u64,
     /// Size of the kernel-to-user ring buffer in bytes (a power of two, at least one page).
