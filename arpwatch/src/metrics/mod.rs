@@ -294,7 +294,7 @@ impl Health {
         self.shared.readings.set_kernel(*totals);
     }
 
-    /// How many interfaces have the XDP program attached right now.
+    /// How many interfaces are watched right now (ingress by XDP or TC, egress by TC).
     pub fn set_attached(&self, interfaces: usize) {
         self.shared.attached.set(i64::try_from(interfaces).unwrap_or(i64::MAX));
     }
@@ -364,7 +364,7 @@ impl Shared {
 
     fn readiness(&self, now: Timestamp) -> Result<(), String> {
         if self.attached.get() <= 0 {
-            return Err("no XDP program is attached to any interface".to_owned());
+            return Err("no arpwatch program is attached to any interface".to_owned());
         }
         let last = self.last_drain_ns.load(Ordering::Relaxed);
         if last == 0 {

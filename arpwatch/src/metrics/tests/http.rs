@@ -96,7 +96,7 @@ fn health_readiness_and_metrics_are_served() {
 
     let ready = get(addr, "/readyz");
     assert_eq!(ready.status, 503);
-    assert_eq!(ready.body, "not ready: no XDP program is attached to any interface\n");
+    assert_eq!(ready.body, "not ready: no arpwatch program is attached to any interface\n");
     lab.health.set_attached(2);
     let ready = get(addr, "/readyz");
     assert_eq!(

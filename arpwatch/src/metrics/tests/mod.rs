@@ -358,7 +358,7 @@ fn readiness_needs_an_attached_program_and_a_recent_drain() {
     let (health, exporter) = (&lab.health, &lab.exporter);
     let staleness = MetricsOptions::default().ready_staleness;
     let err = exporter.readiness(at(100)).unwrap_err();
-    assert!(err.contains("no XDP program"), "{err}");
+    assert!(err.contains("no arpwatch program"), "{err}");
     health.set_attached(2);
     let err = exporter.readiness(at(100)).unwrap_err();
     assert!(err.contains("not been drained"), "{err}");
