@@ -82,28 +82,33 @@ impl Run {
     }
 }
 
+/// The binary with `args`, as the tests run it: a fixed node name, no log filter.
+fn arpwatch_command(args: &[&Path]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_arpwatch"));
+    command.args(args).env("NODE_NAME", NODE).env_remove("RUST_LOG");
+    command
+}
+
+impl Run {
+    /// What a run of the binary with `args` left; a panic fails the test.
+    fn of(args: &[&Path], out: std::process::Output) -> Run {
+        let run = Run {
+            code: out.status.code(),
+            stdout: String::from_utf8(out.stdout).expect("stdout is UTF-8"),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        };
+        assert!(!run.stderr.contains("panicked"), "{args:?}: {}", run.stderr);
+        run
+    }
+}
+
 fn arpwatch(args: &[&Path]) -> Run {
-    let out = Command::new(env!("CARGO_BIN_EXE_arpwatch"))
-        .args(args)
-        .env("NODE_NAME", NODE)
-        .env_remove("RUST_LOG")
-        .output()
-        .expect("the arpwatch binary runs");
-    let run = Run {
-        code: out.status.code(),
-        stdout: String::from_utf8(out.stdout).expect("stdout is UTF-8"),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    };
-    assert!(!run.stderr.contains("panicked"), "{args:?}: {}", run.stderr);
-    run
+    Run::of(args, arpwatch_command(args).output().expect("the arpwatch binary runs"))
 }
 
 /// A run of the binary with `input` written to its standard input through a pipe.
 fn arpwatch_fed(args: &[&Path], input: Vec<u8>) -> Run {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_arpwatch"))
-        .args(args)
-        .env("NODE_NAME", NODE)
-        .env_remove("RUST_LOG")
+    let mut child = arpwatch_command(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -113,13 +118,7 @@ fn arpwatch_fed(args: &[&Path], input: Vec<u8>) -> Run {
     let writer = std::thread::spawn(move || stdin.write_all(&input));
     let out = child.wait_with_output().expect("arpwatch ends");
     writer.join().unwrap().expect("arpwatch reads all of its input");
-    let run = Run {
-        code: out.status.code(),
-        stdout: String::from_utf8(out.stdout).expect("stdout is UTF-8"),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    };
-    assert!(!run.stderr.contains("panicked"), "{args:?}: {}", run.stderr);
-    run
+    Run::of(args, out)
 }
 
 /// `arpwatch replay CAPTURE --format json [--config FILE] [--raw]`, which must succeed.
