@@ -247,22 +247,16 @@ fn a_clsact_qdisc_arpwatch_added_is_removed_after_a_clean_exit() {
     assert!(!qdiscs.contains("clsact"), "the qdisc arpwatch added is gone: {qdiscs}");
 }
 
+/// Someone else's filter on eth0's clsact ingress: a classic BPF program that matches nothing.
+fn add_foreign_filter(ns: &Netns) {
+    ns.exec(&["tc", "filter", "add", "dev", "eth0", "ingress", "bpf", "bytecode", "1,6 0 0 0,"]);
+}
+
 #[test]
 fn a_clsact_qdisc_that_was_there_before_is_kept_with_its_filters() {
     let lab = pair("tcnlkeep");
     lab.observer.exec(&["tc", "qdisc", "add", "dev", "eth0", "clsact"]);
-    // Someone else's filter: a classic BPF program that matches nothing.
-    lab.observer.exec(&[
-        "tc",
-        "filter",
-        "add",
-        "dev",
-        "eth0",
-        "ingress",
-        "bpf",
-        "bytecode",
-        "1,6 0 0 0,",
-    ]);
+    add_foreign_filter(&lab.observer);
     let foreign_filter = lab.observer.tc_filters("eth0", "ingress");
     let watch = Arpwatch::start(
         Some(&lab.observer),
@@ -286,17 +280,7 @@ fn a_clsact_qdisc_arpwatch_added_is_kept_while_others_filters_use_it() {
     watch.wait_attached(&["eth0"]);
     assert!(lab.observer.qdiscs("eth0").contains("clsact"), "arpwatch added it");
     // Another tool puts its filter on the qdisc arpwatch added.
-    lab.observer.exec(&[
-        "tc",
-        "filter",
-        "add",
-        "dev",
-        "eth0",
-        "ingress",
-        "bpf",
-        "bytecode",
-        "1,6 0 0 0,",
-    ]);
+    add_foreign_filter(&lab.observer);
     let done = watch.finish(Duration::from_secs(20));
     assert!(done.status.success(), "{}", done.stderr);
     assert!(done.stderr.contains("kept the clsact qdisc arpwatch had added"), "{}", done.stderr);

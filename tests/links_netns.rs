@@ -5,6 +5,7 @@
 mod support;
 
 use arpwatch::{LinkChange, LinkInfo, LinkWatcher, LocalMacs};
+use arpwatch_core::testkit::frames::mac_bytes;
 use std::collections::{BTreeMap, BTreeSet};
 use std::os::fd::AsRawFd;
 use std::sync::mpsc::{channel, Receiver, RecvTimeoutError, Sender};
@@ -154,15 +155,12 @@ fn mac_text(mac: [u8; 6]) -> String {
     mac.map(|b| format!("{b:02x}")).join(":")
 }
 
-fn mac_bytes(text: &str) -> [u8; 6] {
-    let bytes: Vec<u8> = text.split(':').map(|b| u8::from_str_radix(b, 16).expect("hex")).collect();
-    bytes.try_into().expect("six bytes")
-}
-
-/// The namespace's links as `ip` sees them: ifindex -> (name, MAC).
+/// The namespace's links as `ip` sees them: ifindex -> (name, MAC), any byte of a name that is
+/// not UTF-8 replaced by U+FFFD.
 fn kernel_links(ns: &Netns) -> BTreeMap<u32, (String, String)> {
     let out = ns.ip(&["-j", "link", "show"]);
-    let links: serde_json::Value = serde_json::from_slice(&out.stdout).expect("ip -j output");
+    let links: serde_json::Value =
+        serde_json::from_str(&String::from_utf8_lossy(&out.stdout)).expect("ip -j output");
     links
         .as_array()
         .expect("a list of links")
@@ -403,23 +401,6 @@ fn ip_bytes(ns: &Netns, args: &[&[u8]]) {
     assert!(out.status.success(), "ip {args:?}: {}", String::from_utf8_lossy(&out.stderr));
 }
 
-/// The namespace's links by ifindex, their names as `ip -j` prints them, any byte that is not
-/// UTF-8 replaced by U+FFFD.
-fn kernel_names_lossy(ns: &Netns) -> BTreeMap<u32, String> {
-    let out = ns.ip(&["-j", "link", "show"]);
-    let links: serde_json::Value =
-        serde_json::from_str(&String::from_utf8_lossy(&out.stdout)).expect("ip -j output");
-    links
-        .as_array()
-        .expect("a list of links")
-        .iter()
-        .map(|link| {
-            let ifindex = link["ifindex"].as_u64().expect("ifindex") as u32;
-            (ifindex, link["ifname"].as_str().expect("ifname").to_owned())
-        })
-        .collect()
-}
-
 /// Names that are not UTF-8 (which the rtnetlink crate refuses: such a link used to be dropped
 /// with a hex dump in the log) are listed, followed and written escaped.
 #[test]
@@ -428,7 +409,8 @@ fn a_name_that_is_not_utf8_is_listed_and_followed_escaped() {
     let ns = Netns::new("links");
     ip_bytes(&ns, &[b"link", b"add", b"w\xff", b"type", b"veth", b"peer", b"name", b"w1"]);
     let (watcher, links, local_macs) = WatcherThread::start(&ns, false);
-    let kernel = kernel_names_lossy(&ns);
+    let kernel: BTreeMap<u32, String> =
+        kernel_links(&ns).into_iter().map(|(i, (name, _))| (i, name)).collect();
     let lossy = |written: &str| {
         String::from_utf8_lossy(&ifname::unescape(written).expect("a written name")).into_owned()
     };

@@ -855,8 +855,8 @@ fn a_pipe_is_replayed_as_it_arrives() {
     let bytes = fs::read(capture(HSRP)).unwrap();
     // The pcap header and the first record (its length at bytes 8..12 of the record header).
     let first_len = 24 + 16 + u32::from_le_bytes(bytes[32..36].try_into().unwrap()) as usize;
-    let mut child = Command::new(env!("CARGO_BIN_EXE_arpwatch"))
-        .args(["replay", "-", "--raw", "--format", "json"])
+    let args = ["replay", "-", "--raw", "--format", "json"].map(Path::new);
+    let mut child = arpwatch_command(&args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
