@@ -12,7 +12,7 @@ use arpwatch_core::testkit::frames::*;
 use aya::maps::{MapData, RingBuf};
 use aya::programs::{TestRun, TestRunOptions};
 use std::time::Duration;
-use support::kernel::drain_records;
+use support::kernel::{boot_ns, drain_records};
 use support::lab::Netns;
 
 const NODE_A: [u8; 6] = [0x02, 0x00, 0x00, 0x00, 0x00, 0x0a];
@@ -25,13 +25,6 @@ const CLIENT_IP: [u8; 4] = [192, 0, 2, 99];
 /// Byte offset of `ifindex` in `struct __sk_buff` (uapi/linux/bpf.h): the test run looks the
 /// device up by it, so the classifier sees that interface.
 const SKB_IFINDEX_OFFSET: usize = 40;
-
-fn boot_ns() -> u64 {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
-    // SAFETY: a valid out-pointer.
-    unsafe { libc::clock_gettime(libc::CLOCK_BOOTTIME, &mut ts) };
-    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
-}
 
 /// A loaded probe with its ring, running frames through either program.
 struct Harness {

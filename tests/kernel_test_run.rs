@@ -9,7 +9,7 @@ use arpwatch_common::{direction, ArpRecord, Counter};
 use arpwatch_core::testkit::frames::*;
 use aya::programs::{TestRun, TestRunOptions};
 use std::time::Duration;
-use support::kernel::{drain_records, Hook, TC_ACT_UNSPEC, XDP_PASS};
+use support::kernel::{boot_ns, drain_records, Hook, TC_ACT_UNSPEC, XDP_PASS};
 
 const NODE_A: [u8; 6] = [0x02, 0x00, 0x00, 0x00, 0x00, 0x0a];
 const NODE_B: [u8; 6] = [0x02, 0x00, 0x00, 0x00, 0x00, 0x0b];
@@ -24,12 +24,6 @@ struct RunOutcome {
     counters: CounterTotals,
     boot_ns_before: u64,
     boot_ns_after: u64,
-}
-
-fn boot_ns() -> u64 {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
-    unsafe { libc::clock_gettime(libc::CLOCK_BOOTTIME, &mut ts) };
-    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
 /// Runs a freshly loaded program (its own ring and counters) once on `data`, with `ctx` as the

@@ -63,3 +63,11 @@ pub fn drain_records(ring: &mut RingBuf<MapData>) -> Vec<ArpRecord> {
     assert_eq!(drained.short, 0, "the ring held an item that is not a whole record");
     records
 }
+
+/// `CLOCK_BOOTTIME` now, in nanoseconds: the clock the programs stamp records with.
+pub fn boot_ns() -> u64 {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: a valid out-pointer.
+    unsafe { libc::clock_gettime(libc::CLOCK_BOOTTIME, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}

@@ -685,12 +685,8 @@ impl<'a> ClaimContext<'a> {
             return;
         };
         let window = self.thresholds.concurrency_window;
-        let claimed_lately = st
-            .bindings
-            .iter()
-            .find(|b| b.mac == owner)
-            .and_then(|b| b.last_claim)
-            .is_some_and(|t| self.ts.saturating_since(t) <= window);
+        let claimed_lately =
+            st.last_claim_of(owner).is_some_and(|t| self.ts.saturating_since(t) <= window);
         if !claimed_lately || exempt(owner) {
             return;
         }

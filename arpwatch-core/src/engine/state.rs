@@ -345,6 +345,16 @@ impl UnansweredStreak {
 }
 
 impl IpState {
+    /// The binding of `mac`, if this IP has one.
+    pub fn binding(&self, mac: MacAddr) -> Option<&Binding> {
+        self.bindings.iter().find(|b| b.mac == mac)
+    }
+
+    /// When `mac` last claimed this IP (a reply or an announcement), if it did.
+    pub fn last_claim_of(&self, mac: MacAddr) -> Option<Timestamp> {
+        self.binding(mac).and_then(|b| b.last_claim)
+    }
+
     /// Finds or adds the binding of `mac`; returns its index, whether it is new, and whether an
     /// older binding had to be forgotten to make room.
     pub fn touch(&mut self, mac: MacAddr, ts: Timestamp, max_macs: usize) -> (usize, bool, bool) {
@@ -443,12 +453,7 @@ impl IpState {
         match self.owner {
             None => self.owner = Some(mac),
             Some(old) if old != mac && !follower => {
-                let gap = self
-                    .bindings
-                    .iter()
-                    .find(|b| b.mac == old)
-                    .and_then(|b| b.last_claim)
-                    .map(|last| ts.saturating_since(last));
+                let gap = self.last_claim_of(old).map(|last| ts.saturating_since(last));
                 outcome.owner_change = Some(OwnerChange { old, gap });
                 self.owner = Some(mac);
             }
@@ -480,7 +485,7 @@ impl IpState {
     /// The MAC other than `mac` that this IP is bound to: its owner, else the sender seen last.
     pub fn holder_other_than(&self, mac: MacAddr) -> Option<&Binding> {
         if let Some(owner) = self.owner.filter(|o| *o != mac) {
-            if let Some(b) = self.bindings.iter().find(|b| b.mac == owner) {
+            if let Some(b) = self.binding(owner) {
                 return Some(b);
             }
         }

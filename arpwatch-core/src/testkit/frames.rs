@@ -319,7 +319,7 @@ pub fn ipv4_tcp_frame(src: [u8; 6], dst: [u8; 6]) -> Vec<u8> {
 /// # Panics
 /// On anything but six hex octets.
 pub fn mac_bytes(mac: &str) -> [u8; 6] {
-    mac.parse::<crate::observation::MacAddr>().expect("a MAC address").0
+    super::observations::mac(mac).0
 }
 
 /// `"192.0.2.10"` as bytes.
@@ -327,7 +327,7 @@ pub fn mac_bytes(mac: &str) -> [u8; 6] {
 /// # Panics
 /// On anything but an IPv4 address.
 pub fn ip_bytes(ip: &str) -> [u8; 4] {
-    ip.parse::<std::net::Ipv4Addr>().expect("an IPv4 address").octets()
+    super::observations::ip(ip).octets()
 }
 
 #[cfg(test)]
