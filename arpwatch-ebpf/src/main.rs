@@ -402,7 +402,6 @@ fn observe(
     entry.submit(0);
 }
 
-/// A frame that de-duplication lets through, with what to update once its record is reserved.
 /// The de-duplication interval user space set at load (0: off).
 #[inline(always)]
 fn dedup_interval() -> u64 {
@@ -411,6 +410,7 @@ fn dedup_interval() -> u64 {
     unsafe { core::ptr::read_volatile(&DEDUP_INTERVAL_NS) }
 }
 
+/// A frame that de-duplication lets through, with what to update once its record is reserved.
 #[derive(Clone, Copy)]
 enum Dedup {
     /// Gratuitous ARP, a probe, or de-duplication turned off: no state kept.

@@ -182,7 +182,7 @@ impl RecordDecoder {
         let iface = self.names.name(record.ifindex);
         let mut obs = Observation::from_record(record, self.clock.wall(record.ts_boot_ns), iface);
         // The kernel writes 0 when the record carries no repeat.
-        if record.suppressed > 0 && record.last_suppressed_ns != 0 {
+        if record.last_suppressed_ns != 0 {
             obs.last_repeat = Some(self.clock.wall(record.last_suppressed_ns));
         }
         obs

@@ -208,7 +208,8 @@ impl KernelProbe {
                 .map_err(explain_load_error)
                 .with_context(|| format!("the kernel refused the TC program {name}"))?;
         }
-        let kernel_log = if log_level > 0 {
+        // The programs log at debug level only: below it they never say anything.
+        let kernel_log = if log_level >= log::Level::Debug as u8 {
             Some(
                 EbpfLogger::init(&mut ebpf)
                     .map_err(|err| anyhow!(err))

@@ -82,7 +82,7 @@ impl<W: Write> Pipeline<W> {
             }
             self.write_events()?;
         }
-        self.read_engine();
+        // The totals are read at the flush that follows every tick.
         Ok(())
     }
 

@@ -23,6 +23,9 @@ use crate::UsageError;
 /// How often the wall-clock offset is re-measured, readiness and the kernel counters are
 /// reported and the engine is given the time (besides its own deadlines).
 const TICK: Duration = Duration::from_secs(1);
+/// How late past its deadline a timer's event may be printed, so that many deadlines close
+/// together (a scan's requests) cost one wake-up, not one each.
+const TIMER_SLACK: Duration = Duration::from_millis(10);
 
 /// Why a watch ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -82,7 +85,10 @@ pub async fn run<W: Write>(
         // The engine's next timer (an unanswered request, a condition going quiet), on tokio's
         // clock: woken then, its event is reported at its `ts`, not at the next tick.
         let timer = pipeline.next_deadline();
-        let wake = timer.map(|at| Instant::now() + at.saturating_since(decoder.now()));
+        // At most one such wake-up per TIMER_SLACK: a scan makes one deadline per requested IP,
+        // and an event is dated at its deadline however late it is printed.
+        let wake =
+            timer.map(|at| Instant::now() + at.saturating_since(decoder.now()).max(TIMER_SLACK));
         tokio::select! {
             drained = reader.drain(|record| pipeline.observe(&decoder.observation(record))) => {
                 short_records += drained?.short;
