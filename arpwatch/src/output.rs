@@ -89,11 +89,12 @@ impl<W: Write> Pipeline<W> {
     /// A reloaded configuration: the engine keeps its state and judges by the new settings from
     /// now on (`Engine::reconfigure`), and the metrics' pool series follow.
     pub fn reconfigure(&mut self, config: &Config) {
+        // Raw mode has no engine, and so no pool series to follow.
         if let Mode::Detect { engine, .. } = &mut self.mode {
             engine.reconfigure(&config.engine);
-        }
-        if let Some(metrics) = &mut self.metrics {
-            metrics.reconfigure(config);
+            if let Some(metrics) = &mut self.metrics {
+                metrics.reconfigure(config, engine);
+            }
         }
     }
 
@@ -114,13 +115,13 @@ impl<W: Write> Pipeline<W> {
     }
 
     fn write_events(&mut self) -> io::Result<()> {
-        let Mode::Detect { annotator, .. } = &self.mode else {
+        let Mode::Detect { engine, annotator } = &self.mode else {
             return Ok(());
         };
         for mut event in self.events.drain(..) {
             annotator.annotate(&mut event);
             if let Some(metrics) = &mut self.metrics {
-                metrics.event(&event);
+                metrics.event(&event, engine);
             }
             match self.format {
                 Format::Json => wire::write_json_line(&mut self.out, &event)?,

@@ -499,6 +499,11 @@ impl Engine {
     /// open condition keeps the pool name it started with until it ends. Caps stay as they were
     /// at start, since shrinking a cap would evict state without evidence that it is stale; a
     /// new cap takes effect at the next start.
+    /// The pools as the engine looks IPs up in them, for readers that must agree with it.
+    pub fn pools(&self) -> &Pools {
+        &self.pools
+    }
+
     pub fn reconfigure(&mut self, config: &EngineConfig) {
         self.thresholds = config.thresholds.clone();
         self.exemptions = config.exemptions.clone();

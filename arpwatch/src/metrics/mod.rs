@@ -264,8 +264,8 @@ impl Metrics {
     }
 
     /// An event the engine reported, for the per-IP series of pool IPs.
-    pub fn event(&mut self, event: &Event) {
-        self.pools.event(event);
+    pub fn event(&mut self, event: &Event, engine: &Engine) {
+        self.pools.event(event, engine);
     }
 
     /// Reads the engine's totals: events per kind, sizes, evictions. The pipeline calls it after
@@ -283,8 +283,8 @@ impl Metrics {
     /// A reloaded configuration: the per-IP series follow its pools. Series of a pool that
     /// keeps its name stay (with their counts) for its IPs that are still in it; the others are
     /// removed from the exposition.
-    pub fn reconfigure(&mut self, config: &Config) {
-        self.pools.reconfigure(&config.engine);
+    pub fn reconfigure(&mut self, config: &Config, engine: &Engine) {
+        self.pools.reconfigure(&config.engine, engine.pools());
     }
 }
 

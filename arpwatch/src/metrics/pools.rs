@@ -2,7 +2,7 @@
 //! own replies per interface, and the lasting conditions. Nothing here decides anything: the
 //! claimants are the engine's (`Engine::claimants`, read after each claim and on each tick), owner
 //! changes and conditions are its events, the claim is the core's definition
-//! (`Observation::claim`) and the pool is the core's lookup (`Pools::find`).
+//! (`Observation::claim`) and the pool is the engine's own lookup (`Engine::pools`).
 //!
 //! A pool gets series for at most `max_ips` distinct IPs, kept for the life of the process (a
 //! counter that vanished and came back would look like a reset to Prometheus) unless a reloaded
@@ -77,7 +77,6 @@ struct PoolIps {
 
 pub(super) struct PoolSeries {
     /// Which pool an IP is in, as the engine decides it.
-    lookup: Pools,
     /// By the pool's index in the configuration.
     pools: Vec<PoolIps>,
     families: Families,
@@ -119,7 +118,6 @@ impl PoolSeries {
             families.dropped.clone(),
         );
         PoolSeries {
-            lookup: Pools::new(&config.pools),
             pools: config
                 .pools
                 .iter()
@@ -137,7 +135,7 @@ impl PoolSeries {
             return;
         }
         let Some(series) =
-            series(&self.lookup, &mut self.pools, &self.families, self.max_ips, obs.spa)
+            series(engine.pools(), &mut self.pools, &self.families, self.max_ips, obs.spa)
         else {
             return;
         };
@@ -148,7 +146,7 @@ impl PoolSeries {
     }
 
     /// Owner changes and the lifecycle of lasting conditions of pool IPs.
-    pub(super) fn event(&mut self, event: &Event) {
+    pub(super) fn event(&mut self, event: &Event, engine: &Engine) {
         let kind = event.kind();
         let condition = CONDITIONS.iter().position(|k| *k == kind);
         let owner_change = kind == EventKind::OwnerChange;
@@ -156,7 +154,7 @@ impl PoolSeries {
             return;
         }
         let Some(series) =
-            series(&self.lookup, &mut self.pools, &self.families, self.max_ips, event.ip)
+            series(engine.pools(), &mut self.pools, &self.families, self.max_ips, event.ip)
         else {
             return;
         };
@@ -169,10 +167,10 @@ impl PoolSeries {
     }
 
     /// A reloaded configuration. A pool that keeps its name keeps the series of its IPs that
-    /// are still in it (by the new lookup); the series of every other IP, and of pools that are
-    /// gone, are removed from the families, so the exposition shows only configured pools.
-    pub(super) fn reconfigure(&mut self, config: &EngineConfig) {
-        let lookup = Pools::new(&config.pools);
+    /// are still in it (by `lookup`, the reconfigured engine's); the series of every other IP,
+    /// and of pools that are gone, are removed from the families, so the exposition shows only
+    /// configured pools.
+    pub(super) fn reconfigure(&mut self, config: &EngineConfig, lookup: &Pools) {
         let mut old: HashMap<String, PoolIps> =
             self.pools.drain(..).map(|pool| (pool.name.clone(), pool)).collect();
         let families = &self.families;
@@ -195,7 +193,6 @@ impl PoolSeries {
         for series in old.values().flat_map(|pool| pool.ips.values()) {
             series.remove(families);
         }
-        self.lookup = lookup;
     }
 
     /// Time passed for `engine`: claims that left its concurrency window stop counting.
