@@ -271,7 +271,7 @@ impl Metrics {
     /// Reads the engine's totals: events per kind, sizes, evictions. The pipeline calls it after
     /// each batch of observations.
     pub fn read_engine(&self, engine: &Engine) {
-        self.shared.readings.set_engine(&engine.stats());
+        self.shared.readings.set_engine(engine.stats());
     }
 
     /// Time passed for `engine`: reads the claimants of the pool IPs anew, since claims age out

@@ -48,22 +48,12 @@ fn kernel_metric(counter: Counter) -> (&'static str, &'static str) {
 const DIRECTIONS: [(&str, u8); 2] =
     [("ingress", direction::INGRESS), ("egress", direction::EGRESS)];
 
-/// What the engine reports about its size and what it reported.
-#[derive(Clone, Debug)]
-struct EngineReading {
-    tracked_ips: usize,
-    tracked_macs: usize,
-    evictions: Evictions,
-    /// Events emitted, indexed by [`EventKind::index`].
-    events: [u64; EventKind::ALL.len()],
-}
-
 /// The latest readings; a metric family stays absent until its source has been read once (no
 /// kernel in a replay, no engine with `--raw`).
 #[derive(Debug, Default)]
 pub(super) struct Readings {
     kernel: Mutex<Option<CounterTotals>>,
-    engine: Mutex<Option<EngineReading>>,
+    engine: Mutex<Option<EngineStats>>,
     /// The output queue's own totals, read live at each scrape.
     output: Mutex<Option<Arc<OutputStats>>>,
 }
@@ -82,13 +72,8 @@ impl Readings {
         *lock(&self.output) = Some(stats);
     }
 
-    pub(super) fn set_engine(&self, stats: &EngineStats) {
-        *lock(&self.engine) = Some(EngineReading {
-            tracked_ips: stats.tracked_ips,
-            tracked_macs: stats.tracked_macs,
-            evictions: stats.evictions.clone(),
-            events: stats.events,
-        });
+    pub(super) fn set_engine(&self, stats: EngineStats) {
+        *lock(&self.engine) = Some(stats);
     }
 }
 
