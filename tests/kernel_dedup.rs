@@ -7,7 +7,7 @@
 mod support;
 
 use arpwatch::{CounterTotals, KernelProbe, DEFAULT_DEDUP_INTERVAL, DEFAULT_RING_BYTES};
-use arpwatch_common::{direction, ArpRecord, Counter};
+use arpwatch_common::{direction, NeighRecord, Counter};
 use arpwatch_core::testkit::frames::*;
 use aya::maps::{MapData, RingBuf};
 use aya::programs::{TestRun, TestRunOptions};
@@ -41,7 +41,7 @@ impl Harness {
     }
 
     /// Runs the XDP program `repeat` times on `frame` and returns the records it emitted.
-    fn ingress(&mut self, frame: &ArpFrame, repeat: u32) -> Vec<ArpRecord> {
+    fn ingress(&mut self, frame: &ArpFrame, repeat: u32) -> Vec<NeighRecord> {
         let data = frame.bytes();
         let opts = TestRunOptions { data_in: Some(&data), repeat, ..Default::default() };
         self.probe.xdp().test_run(opts).expect("BPF_PROG_TEST_RUN");
@@ -49,7 +49,7 @@ impl Harness {
     }
 
     /// Runs the TC egress program once on `frame` as if leaving by interface `ifindex`.
-    fn egress(&mut self, frame: &ArpFrame, ifindex: u32) -> Vec<ArpRecord> {
+    fn egress(&mut self, frame: &ArpFrame, ifindex: u32) -> Vec<NeighRecord> {
         let data = frame.bytes();
         let mut ctx = [0u8; SKB_IFINDEX_OFFSET + 4];
         ctx[SKB_IFINDEX_OFFSET..].copy_from_slice(&ifindex.to_ne_bytes());
@@ -59,7 +59,7 @@ impl Harness {
         self.drain()
     }
 
-    fn drain(&mut self) -> Vec<ArpRecord> {
+    fn drain(&mut self) -> Vec<NeighRecord> {
         drain_records(&mut self.ring)
     }
 
@@ -73,7 +73,7 @@ fn vip_reply(from: [u8; 6]) -> ArpFrame {
 }
 
 /// The records' carried counts, in order.
-fn carried(records: &[ArpRecord]) -> Vec<u32> {
+fn carried(records: &[NeighRecord]) -> Vec<u32> {
     records.iter().map(|r| r.suppressed).collect()
 }
 

@@ -13,7 +13,7 @@
 mod support;
 
 use arpwatch::{CounterTotals, KernelProbe, DEFAULT_RING_BYTES};
-use arpwatch_common::{direction, ArpRecord, Counter};
+use arpwatch_common::{direction, NeighRecord, Counter};
 use arpwatch_core::decode::{decode_ethernet, Decoded};
 use arpwatch_core::testkit::catalogue::{self, Class, Expected};
 use aya::maps::{MapData, RingBuf};
@@ -26,7 +26,7 @@ use support::kernel::{drain_records, Hook};
 enum KernelOutcome {
     /// The record, with the parts that do not come from the frame zeroed as the decoder leaves
     /// them: `ts_boot_ns`, `ifindex`, and `direction` (ingress).
-    Arp(ArpRecord),
+    Arp(NeighRecord),
     Malformed,
     NotArp,
 }
@@ -43,9 +43,9 @@ impl KernelOutcome {
 
 fn decoded_class(decoded: &Decoded) -> Class {
     match decoded {
-        Decoded::Arp(_) => Class::Arp,
+        Decoded::Neigh(_) => Class::Arp,
         Decoded::Malformed(_) => Class::Malformed,
-        Decoded::NotArp => Class::NotArp,
+        Decoded::Other => Class::NotArp,
     }
 }
 
@@ -84,7 +84,7 @@ impl Kernel {
             (1, 0, [record]) => {
                 assert_eq!(record.direction, dir, "{name}: {hook:?} record direction");
                 assert_ne!(record.ts_boot_ns, 0, "{name}: {hook:?} record timestamp");
-                KernelOutcome::Arp(ArpRecord {
+                KernelOutcome::Arp(NeighRecord {
                     ts_boot_ns: 0,
                     ifindex: 0,
                     direction: direction::INGRESS,
@@ -126,9 +126,9 @@ fn kernel_programs_and_decoder_agree_on_every_catalogue_frame() {
     for case in &cases {
         let decoded = decode_ethernet(&case.bytes);
         let decoder_as_table = match (case.decoded, decoded) {
-            (Expected::Arp(want), Decoded::Arp(frame)) => *frame.record() == want,
+            (Expected::Arp(want), Decoded::Neigh(frame)) => *frame.record() == want,
             (Expected::Malformed(want), Decoded::Malformed(got)) => got == want,
-            (Expected::NotArp, Decoded::NotArp) => true,
+            (Expected::NotArp, Decoded::Other) => true,
             _ => false,
         };
         if !decoder_as_table {
@@ -149,7 +149,7 @@ fn kernel_programs_and_decoder_agree_on_every_catalogue_frame() {
             }
             match (outcome, decoded) {
                 // The same frame fields on both sides, and the ones the frame was built with.
-                (KernelOutcome::Arp(kernel_record), Decoded::Arp(frame)) => {
+                (KernelOutcome::Arp(kernel_record), Decoded::Neigh(frame)) => {
                     if kernel_record != *frame.record() {
                         disagreements.push(format!(
                             "{}: {hook:?} records {kernel_record:?}, the decoder {:?}",

@@ -5,7 +5,7 @@
 mod support;
 
 use arpwatch::{CounterTotals, KernelProbe, DEFAULT_RING_BYTES};
-use arpwatch_common::{direction, ArpRecord, Counter};
+use arpwatch_common::{direction, NeighRecord, Counter};
 use arpwatch_core::testkit::frames::*;
 use aya::programs::{TestRun, TestRunOptions};
 use std::time::Duration;
@@ -20,7 +20,7 @@ const CLIENT_IP: [u8; 4] = [192, 0, 2, 1];
 struct RunOutcome {
     hook: Hook,
     verdict: u32,
-    records: Vec<ArpRecord>,
+    records: Vec<NeighRecord>,
     counters: CounterTotals,
     boot_ns_before: u64,
     boot_ns_after: u64,
@@ -83,7 +83,7 @@ fn assert_single_record(outcome: &RunOutcome, frame: &ArpFrame) {
         outcome.boot_ns_before,
         outcome.boot_ns_after
     );
-    let expected = ArpRecord {
+    let expected = NeighRecord {
         ts_boot_ns: r.ts_boot_ns,
         // BPF_PROG_TEST_RUN runs both programs as if on loopback.
         ifindex: 1,

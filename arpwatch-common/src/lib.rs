@@ -1,6 +1,7 @@
-//! What the arpwatch kernel programs and user space agree on: the ARP record that crosses the ring
-//! buffer, the wire layout of an Ethernet/IPv4 ARP body, the validity rule both parsers apply, and
-//! the indices of the per-CPU counters.
+//! What the arpwatch kernel programs and user space agree on: the record that crosses the ring
+//! buffer (one per ARP frame or IPv6 Neighbor Discovery message), the wire layouts of an
+//! Ethernet/IPv4 ARP body and of the ND messages, the validity rules both parsers apply, and the
+//! indices of the per-CPU counters.
 //!
 //! Everything here is `#[repr(C)]` with explicit padding so that no uninitialised kernel byte can
 //! reach user space, and every layout is pinned by a compile-time size assertion.
@@ -9,6 +10,7 @@
 /// Ethertypes the parsers care about (host byte order).
 pub mod ethertype {
     pub const ARP: u16 = 0x0806;
+    pub const IPV6: u16 = 0x86dd;
     pub const VLAN_8021Q: u16 = 0x8100;
     pub const VLAN_8021AD: u16 = 0x88a8;
 }
@@ -16,10 +18,33 @@ pub mod ethertype {
 /// The most VLAN tags a frame may carry before its ethertype (802.1ad outer, 802.1Q inner).
 pub const MAX_VLAN_TAGS: usize = 2;
 
-/// ARP operation codes arpwatch accepts.
+/// Which protocol a [`NeighRecord`] carries.
+pub mod proto {
+    /// Ethernet/IPv4 ARP.
+    pub const ARP: u8 = 0;
+    /// IPv6 Neighbor Discovery (RFC 4861): a Neighbor Solicitation or Advertisement.
+    pub const NDP: u8 = 1;
+}
+
+/// Message codes a [`NeighRecord`] carries in `op`: the ARP operation for [`proto::ARP`], the
+/// ICMPv6 type for [`proto::NDP`].
 pub mod op {
     pub const REQUEST: u8 = 1;
     pub const REPLY: u8 = 2;
+    pub const NEIGHBOR_SOLICITATION: u8 = 135;
+    pub const NEIGHBOR_ADVERTISEMENT: u8 = 136;
+}
+
+/// The flags of a Neighbor Advertisement, as the first byte of its message body has them.
+pub mod na_flag {
+    /// R: the sender is a router.
+    pub const ROUTER: u8 = 0x80;
+    /// S: sent in response to a Neighbor Solicitation.
+    pub const SOLICITED: u8 = 0x40;
+    /// O: should override an existing cache entry. Without it a neighbour that cached another
+    /// MAC keeps it (RFC 4861 §7.2.5).
+    pub const OVERRIDE: u8 = 0x20;
+    pub const ALL: u8 = ROUTER | SOLICITED | OVERRIDE;
 }
 
 /// Where the frame was seen, from the watching host's point of view.
@@ -73,49 +98,74 @@ impl ArpEthIpv4 {
     }
 }
 
-/// One ARP frame as seen by a kernel program, pushed through the ring buffer to user space.
+/// One ARP frame or Neighbor Discovery message as seen by a kernel program, pushed through the
+/// ring buffer to user space.
 ///
-/// Layout (64 bytes, alignment 8): every byte is a named field, the padding included, and the kernel
-/// writes every field, so nothing uninitialised crosses the boundary.
+/// The fields mean what the wire says, per protocol:
+///
+/// | field | ARP | NDP |
+/// |---|---|---|
+/// | `op` | [`op::REQUEST`], [`op::REPLY`] | [`op::NEIGHBOR_SOLICITATION`], [`op::NEIGHBOR_ADVERTISEMENT`] |
+/// | `sha` | sender hardware address | the link-layer address option (source for an NS, target for an NA); zero when absent |
+/// | `tha` | target hardware address | zero |
+/// | `spa` | sender IP (first 4 bytes; the rest zero) | IPv6 source |
+/// | `tpa` | target IP (first 4 bytes; the rest zero) | IPv6 destination |
+/// | `nd_target` | zero | the target address |
+/// | `nd_flags` | zero | an NA's R, S, O flags ([`na_flag`]), zero for an NS |
+/// | `lladdr_present` | zero | 1 when the message carried its link-layer address option |
+///
+/// Layout (112 bytes, alignment 8): every byte is a named field, the padding included, and the
+/// kernel writes every field, so nothing uninitialised crosses the boundary.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
-pub struct ArpRecord {
+pub struct NeighRecord {
     /// `bpf_ktime_get_boot_ns()` when the program saw the frame (CLOCK_BOOTTIME).
     pub ts_boot_ns: u64,
+    /// `bpf_ktime_get_boot_ns()` when the latest of the `suppressed` repeats was seen; 0 when
+    /// `suppressed` is 0. A folded retransmission of a request is a request of its own (with its
+    /// own reply deadline), and its time would otherwise be lost.
+    pub last_suppressed_ns: u64,
     /// The interface the frame arrived on (ingress) or left by (egress).
     pub ifindex: u32,
+    /// How many identical frames (same [`DedupKey`]) the kernel suppressed since it last emitted
+    /// a record for this tuple: this record stands for `1 + suppressed` frames.
+    pub suppressed: u32,
     /// [`direction::INGRESS`] or [`direction::EGRESS`].
     pub direction: u8,
-    /// [`op::REQUEST`] or [`op::REPLY`].
+    /// [`proto::ARP`] or [`proto::NDP`].
+    pub proto: u8,
+    /// See the table above.
     pub op: u8,
     /// How many entries of `vlan` are meaningful (0 to [`MAX_VLAN_TAGS`]), outermost first.
     pub vlan_count: u8,
-    pub _pad0: u8,
     /// VLAN ids (the low 12 bits of each tag's TCI), outermost first; unused entries are 0.
     pub vlan: [u16; MAX_VLAN_TAGS],
     pub eth_src: [u8; 6],
     pub eth_dst: [u8; 6],
     pub sha: [u8; 6],
     pub tha: [u8; 6],
-    pub spa: [u8; 4],
-    pub tpa: [u8; 4],
-    /// How many identical frames (same [`DedupKey`]) the kernel suppressed since it last emitted
-    /// a record for this tuple: this record stands for `1 + suppressed` frames.
-    pub suppressed: u32,
-    /// `bpf_ktime_get_boot_ns()` when the latest of those `suppressed` repeats was seen; 0 when
-    /// `suppressed` is 0. A folded retransmission of a request is a request of its own (with its
-    /// own reply deadline), and its time would otherwise be lost.
-    pub last_suppressed_ns: u64,
+    pub nd_flags: u8,
+    pub lladdr_present: u8,
+    pub _pad0: [u8; 6],
+    pub spa: [u8; 16],
+    pub tpa: [u8; 16],
+    pub nd_target: [u8; 16],
 }
 
-pub const ARP_RECORD_SIZE: usize = 64;
-const _: () = assert!(core::mem::size_of::<ArpRecord>() == ARP_RECORD_SIZE);
-const _: () = assert!(core::mem::align_of::<ArpRecord>() == 8);
+/// An IPv4 address in a record's 16-byte address field: its four bytes first, the rest zero.
+#[inline(always)]
+pub const fn ipv4_field(ip: [u8; 4]) -> [u8; 16] {
+    [ip[0], ip[1], ip[2], ip[3], 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]
+}
+
+pub const NEIGH_RECORD_SIZE: usize = 112;
+const _: () = assert!(core::mem::size_of::<NeighRecord>() == NEIGH_RECORD_SIZE);
+const _: () = assert!(core::mem::align_of::<NeighRecord>() == 8);
 
 #[cfg(feature = "user")]
-// SAFETY: `ArpRecord` is `repr(C)`, has no implicit padding (asserted above) and every bit pattern
+// SAFETY: `NeighRecord` is `repr(C)`, has no implicit padding (asserted above) and every bit pattern
 // is a valid value of each of its integer and byte-array fields.
-unsafe impl aya::Pod for ArpRecord {}
+unsafe impl aya::Pod for NeighRecord {}
 
 /// Indices into the per-CPU `COUNTERS` array. Each direction has its own block of
 /// [`Counter::COUNT`] slots: the slot of counter `c` for direction `d` is
@@ -129,19 +179,29 @@ pub enum Counter {
     /// recorded, suppressed as a repeat, or lost to a full ring.
     Arp = 1,
     /// Frames with ethertype 0x0806 that failed validation (truncated, wrong htype, ptype, hlen,
-    /// plen or op) or carried more VLAN tags than supported: never emitted.
+    /// plen or op) or carried more VLAN tags than supported, and ICMPv6 Neighbor Solicitations
+    /// and Advertisements that failed the RFC 4861 §7.1 checks: never emitted.
     Malformed = 2,
     /// Valid ARP frames lost because the ring buffer was full.
     RingFull = 3,
     /// Valid ARP frames not emitted because the same tuple was emitted less than the de-duplication
-    /// interval ago; the next record of that tuple carries them in [`ArpRecord::suppressed`].
+    /// interval ago; the next record of that tuple carries them in [`NeighRecord::suppressed`].
     Suppressed = 4,
+    /// Valid IPv6 Neighbor Solicitations and Advertisements: like [`Counter::Arp`], each one was
+    /// recorded, suppressed as a repeat, or lost to a full ring.
+    Ndp = 5,
 }
 
 impl Counter {
-    pub const COUNT: u32 = 5;
-    pub const ALL: [Counter; Counter::COUNT as usize] =
-        [Counter::Frames, Counter::Arp, Counter::Malformed, Counter::RingFull, Counter::Suppressed];
+    pub const COUNT: u32 = 6;
+    pub const ALL: [Counter; Counter::COUNT as usize] = [
+        Counter::Frames,
+        Counter::Arp,
+        Counter::Malformed,
+        Counter::RingFull,
+        Counter::Suppressed,
+        Counter::Ndp,
+    ];
 
     /// The slot of this counter for `direction`.
     #[inline(always)]
@@ -156,6 +216,7 @@ impl Counter {
             Counter::Malformed => "malformed",
             Counter::RingFull => "ring_full_drops",
             Counter::Suppressed => "suppressed",
+            Counter::Ndp => "ndp",
         }
     }
 }

@@ -246,12 +246,12 @@ fn observe(
     ifindex: u32,
 ) -> Option<Observation> {
     match decoded {
-        Decoded::Arp(frame) => {
+        Decoded::Neigh(frame) => {
             counters.arp += 1;
             let direction = frame.link_direction().unwrap_or(Direction::Ingress);
             Some(frame.into_observation(ts, Arc::clone(iface), ifindex, direction))
         }
-        Decoded::NotArp => {
+        Decoded::Other => {
             counters.non_arp += 1;
             None
         }

@@ -3,7 +3,7 @@
 //! capture and a live run agree on what is ARP, what is malformed and what is ignored.
 //!
 //! The decoder is pure: no allocation, no panic, any byte slice in. It fills the very
-//! [`ArpRecord`] the kernel writes, and [`ArpFrame::into_observation`] goes through
+//! [`NeighRecord`] the kernel writes, and [`NeighFrame::into_observation`] goes through
 //! [`Observation::from_record`], so there is one conversion from wire fields to an observation.
 //!
 //! Link layers ([`LinkType`]):
@@ -14,18 +14,19 @@
 //!   follow it as on Ethernet). They record no Ethernet header, so: `eth_src` is the recorded
 //!   link-layer address when it is six bytes long (the sender's MAC), else zero; `eth_dst` is the
 //!   broadcast address for `PACKET_BROADCAST` frames and zero otherwise (the capture does not say
-//!   which MAC a unicast or multicast frame was sent to); and [`ArpFrame::link_direction`] is
+//!   which MAC a unicast or multicast frame was sent to); and [`NeighFrame::link_direction`] is
 //!   egress for `PACKET_OUTGOING` (sent by the capturing host), ingress for every other packet type.
 //!
-//! Outcomes: [`Decoded::Arp`] for a valid Ethernet/IPv4 request or reply
+//! Outcomes: [`Decoded::Neigh`] for a valid Ethernet/IPv4 request or reply
 //! ([`ArpEthIpv4::is_supported`]), [`Decoded::Malformed`] for a frame that claims ARP but is not
-//! one arpwatch decodes, [`Decoded::NotArp`] for everything else (RARP 0x8035 included, and frames
+//! one arpwatch decodes, [`Decoded::Other`] for everything else (RARP 0x8035 included, and frames
 //! too short to carry a link header, which the kernel counts as frames only).
 
 use std::sync::Arc;
 
 use arpwatch_common::{
-    direction, ethertype, ArpEthIpv4, ArpRecord, ARP_FIXED_HEADER_LEN, MAX_VLAN_TAGS,
+    direction, ethertype, ipv4_field, proto, ArpEthIpv4, NeighRecord, ARP_FIXED_HEADER_LEN,
+    MAX_VLAN_TAGS,
 };
 
 use crate::observation::{Direction, Observation, Timestamp};
@@ -77,9 +78,9 @@ impl LinkType {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Decoded {
     /// A valid Ethernet/IPv4 ARP request or reply.
-    Arp(ArpFrame),
+    Neigh(NeighFrame),
     /// Not ARP at all; the kernel counts such a frame only in `frames`.
-    NotArp,
+    Other,
     /// Claims to be ARP but is not one arpwatch decodes; never becomes an observation.
     Malformed(MalformedReason),
 }
@@ -113,15 +114,15 @@ impl MalformedReason {
 
 /// A valid ARP frame, as the record the kernel program would have written for it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct ArpFrame {
-    record: ArpRecord,
+pub struct NeighFrame {
+    record: NeighRecord,
     link_direction: Option<Direction>,
 }
 
-impl ArpFrame {
+impl NeighFrame {
     /// The fields of the frame in the kernel's record layout. The parts that do not come from
     /// the frame are zero: `ts_boot_ns`, `ifindex`, and `direction` (ingress).
-    pub fn record(&self) -> &ArpRecord {
+    pub fn record(&self) -> &NeighRecord {
         &self.record
     }
 
@@ -139,7 +140,7 @@ impl ArpFrame {
         ifindex: u32,
         direction: Direction,
     ) -> Observation {
-        let record = ArpRecord {
+        let record = NeighRecord {
             ifindex,
             direction: match direction {
                 Direction::Ingress => direction::INGRESS,
@@ -163,13 +164,13 @@ struct LinkHeader {
 /// `LINKTYPE_ETHERNET` capture).
 pub fn decode_ethernet(frame: &[u8]) -> Decoded {
     let Some((eth_dst, rest)) = frame.split_first_chunk::<6>() else {
-        return Decoded::NotArp;
+        return Decoded::Other;
     };
     let Some((eth_src, rest)) = rest.split_first_chunk::<6>() else {
-        return Decoded::NotArp;
+        return Decoded::Other;
     };
     let Some((ether_type, payload)) = rest.split_first_chunk::<2>() else {
-        return Decoded::NotArp;
+        return Decoded::Other;
     };
     let link = LinkHeader { eth_src: *eth_src, eth_dst: *eth_dst, direction: None };
     decode_payload(u16::from_be_bytes(*ether_type), payload, link)
@@ -179,19 +180,19 @@ pub fn decode_ethernet(frame: &[u8]) -> Decoded {
 /// length (2), link-layer address (8, zero-padded), protocol (2).
 pub fn decode_linux_sll(frame: &[u8]) -> Decoded {
     let Some((packet_type, rest)) = frame.split_first_chunk::<2>() else {
-        return Decoded::NotArp;
+        return Decoded::Other;
     };
     let Some((_arphrd_type, rest)) = rest.split_first_chunk::<2>() else {
-        return Decoded::NotArp;
+        return Decoded::Other;
     };
     let Some((address_len, rest)) = rest.split_first_chunk::<2>() else {
-        return Decoded::NotArp;
+        return Decoded::Other;
     };
     let Some((address, rest)) = rest.split_first_chunk::<8>() else {
-        return Decoded::NotArp;
+        return Decoded::Other;
     };
     let Some((protocol, payload)) = rest.split_first_chunk::<2>() else {
-        return Decoded::NotArp;
+        return Decoded::Other;
     };
     let link = cooked_link_header(
         u16::from_be_bytes(*packet_type),
@@ -205,22 +206,22 @@ pub fn decode_linux_sll(frame: &[u8]) -> Decoded {
 /// ARPHRD type (2), packet type (1), link-layer address length (1), link-layer address (8).
 pub fn decode_linux_sll2(frame: &[u8]) -> Decoded {
     let Some((protocol, rest)) = frame.split_first_chunk::<2>() else {
-        return Decoded::NotArp;
+        return Decoded::Other;
     };
     let Some((_reserved_and_ifindex, rest)) = rest.split_first_chunk::<6>() else {
-        return Decoded::NotArp;
+        return Decoded::Other;
     };
     let Some((_arphrd_type, rest)) = rest.split_first_chunk::<2>() else {
-        return Decoded::NotArp;
+        return Decoded::Other;
     };
     let Some((&packet_type, rest)) = rest.split_first() else {
-        return Decoded::NotArp;
+        return Decoded::Other;
     };
     let Some((&address_len, rest)) = rest.split_first() else {
-        return Decoded::NotArp;
+        return Decoded::Other;
     };
     let Some((address, payload)) = rest.split_first_chunk::<8>() else {
-        return Decoded::NotArp;
+        return Decoded::Other;
     };
     let link = cooked_link_header(u16::from(packet_type), u16::from(address_len), address);
     decode_payload(u16::from_be_bytes(*protocol), payload, link)
@@ -249,7 +250,7 @@ fn decode_payload(mut ether_type: u16, mut payload: &[u8], link: LinkHeader) -> 
     while is_vlan(ether_type) {
         // A tag cut short ends the frame as non-ARP, as in the kernel.
         let Some((tag, rest)) = payload.split_first_chunk::<4>() else {
-            return Decoded::NotArp;
+            return Decoded::Other;
         };
         let inner_type = u16::from_be_bytes([tag[2], tag[3]]);
         if vlan_count == MAX_VLAN_TAGS {
@@ -258,7 +259,7 @@ fn decode_payload(mut ether_type: u16, mut payload: &[u8], link: LinkHeader) -> 
             return if inner_type == ethertype::ARP {
                 Decoded::Malformed(MalformedReason::TooManyVlanTags)
             } else {
-                Decoded::NotArp
+                Decoded::Other
             };
         }
         vlan[vlan_count] = u16::from_be_bytes([tag[0], tag[1]]) & VLAN_ID_MASK;
@@ -271,7 +272,7 @@ fn decode_payload(mut ether_type: u16, mut payload: &[u8], link: LinkHeader) -> 
         if ether_type < FIRST_ETHERTYPE && payload.starts_with(&LLC_SNAP_ARP) {
             return Decoded::Malformed(MalformedReason::LlcSnap);
         }
-        return Decoded::NotArp;
+        return Decoded::Other;
     }
     let Some(arp) = arp_body(payload) else {
         return Decoded::Malformed(MalformedReason::Truncated);
@@ -279,23 +280,22 @@ fn decode_payload(mut ether_type: u16, mut payload: &[u8], link: LinkHeader) -> 
     if !ArpEthIpv4::is_supported(&fixed_header(&arp)) {
         return Decoded::Malformed(MalformedReason::Unsupported);
     }
-    Decoded::Arp(ArpFrame {
-        record: ArpRecord {
+    Decoded::Neigh(NeighFrame {
+        record: NeighRecord {
             ts_boot_ns: 0,
             ifindex: 0,
             direction: direction::INGRESS,
+            proto: proto::ARP,
             op: arp.op_code(),
             vlan_count: vlan_count as u8,
-            _pad0: 0,
             vlan,
             eth_src: link.eth_src,
             eth_dst: link.eth_dst,
             sha: arp.sha,
             tha: arp.tha,
-            spa: arp.spa,
-            tpa: arp.tpa,
-            suppressed: 0,
-            last_suppressed_ns: 0,
+            spa: ipv4_field(arp.spa),
+            tpa: ipv4_field(arp.tpa),
+            ..NeighRecord::default()
         },
         link_direction: link.direction,
     })
@@ -358,15 +358,15 @@ mod tests {
         Wire::request(MAC_A, IP_A, IP_B)
     }
 
-    fn arp_frame(decoded: Decoded) -> ArpFrame {
+    fn arp_frame(decoded: Decoded) -> NeighFrame {
         match decoded {
-            Decoded::Arp(frame) => frame,
+            Decoded::Neigh(frame) => frame,
             other => panic!("expected ARP, got {other:?}"),
         }
     }
 
-    /// The frame's fields as an observation; `ArpFrame` has no second conversion to test.
-    fn observe(frame: ArpFrame) -> Observation {
+    /// The frame's fields as an observation; `NeighFrame` has no second conversion to test.
+    fn observe(frame: NeighFrame) -> Observation {
         frame.into_observation(Timestamp(0), "test".into(), 0, Direction::Ingress)
     }
 
@@ -384,14 +384,14 @@ mod tests {
         for case in catalogue::cases() {
             let decoded = decode_ethernet(&case.bytes);
             match (case.decoded, decoded) {
-                (Expected::Arp(record), Decoded::Arp(frame)) => {
+                (Expected::Arp(record), Decoded::Neigh(frame)) => {
                     assert_eq!(*frame.record(), record, "{}", case.name);
                     assert_eq!(frame.link_direction(), None, "{}", case.name);
                 }
                 (Expected::Malformed(want), Decoded::Malformed(got)) => {
                     assert_eq!(got, want, "{}", case.name)
                 }
-                (Expected::NotArp, Decoded::NotArp) => {}
+                (Expected::NotArp, Decoded::Other) => {}
                 (want, got) => panic!("{}: expected {want:?}, decoded {got:?}", case.name),
             }
         }
@@ -462,7 +462,7 @@ mod tests {
         let tags = [(0x88a8, 1), (0x8100, 2), (0x8100, 3)];
         assert_eq!(malformed(&request().tagged(&tags).bytes()), MalformedReason::TooManyVlanTags);
         let ipv4 = frames::ethernet(BROADCAST, MAC_A, &tags, 0x0800, &[0; 40]);
-        assert_eq!(decode_ethernet(&ipv4), Decoded::NotArp);
+        assert_eq!(decode_ethernet(&ipv4), Decoded::Other);
     }
 
     #[test]
@@ -478,7 +478,7 @@ mod tests {
     #[test]
     fn truncated_vlan_tag_is_not_arp() {
         let frame = frames::ethernet(BROADCAST, MAC_A, &[], 0x8100, &[0x00, 0x05, 0x08]);
-        assert_eq!(decode_ethernet(&frame), Decoded::NotArp);
+        assert_eq!(decode_ethernet(&frame), Decoded::Other);
     }
 
     #[test]
@@ -501,11 +501,11 @@ mod tests {
     #[test]
     fn rarp_ipv4_and_runts_are_not_arp() {
         let rarp = request().with(|f| f.ethertype = 0x8035).bytes();
-        assert_eq!(decode_ethernet(&rarp), Decoded::NotArp);
-        assert_eq!(decode_ethernet(&frames::ipv4_tcp_frame(MAC_A, MAC_B)), Decoded::NotArp);
+        assert_eq!(decode_ethernet(&rarp), Decoded::Other);
+        assert_eq!(decode_ethernet(&frames::ipv4_tcp_frame(MAC_A, MAC_B)), Decoded::Other);
         let full = request().bytes();
         for len in 0..14 {
-            assert_eq!(decode_ethernet(&full[..len]), Decoded::NotArp, "runt of {len} bytes");
+            assert_eq!(decode_ethernet(&full[..len]), Decoded::Other, "runt of {len} bytes");
         }
     }
 
@@ -515,7 +515,7 @@ mod tests {
         let stp = [0x42, 0x42, 0x03, 0, 0, 0, 0, 0];
         assert_eq!(
             decode_ethernet(&frames::ethernet(BROADCAST, MAC_A, &[], 38, &stp)),
-            Decoded::NotArp
+            Decoded::Other
         );
     }
 
@@ -556,7 +556,7 @@ mod tests {
         let bad = request().with(|f| f.hlen = 14).linux_sll(frames::PACKET_HOST);
         assert_eq!(decode_linux_sll(&bad), Decoded::Malformed(MalformedReason::Unsupported));
         let ipv4 = frames::linux_sll(frames::PACKET_HOST, &MAC_A, 0x0800, &[0; 28]);
-        assert_eq!(decode_linux_sll(&ipv4), Decoded::NotArp);
+        assert_eq!(decode_linux_sll(&ipv4), Decoded::Other);
         // ETH_P_802_2 (4): an 802.2 LLC header follows, here with SNAP and ARP.
         let snap = [&LLC_SNAP_ARP[..], &request().body()].concat();
         assert_eq!(
@@ -565,7 +565,7 @@ mod tests {
         );
         let full = request().linux_sll(frames::PACKET_HOST);
         for len in 0..16 {
-            assert_eq!(decode_linux_sll(&full[..len]), Decoded::NotArp, "runt of {len} bytes");
+            assert_eq!(decode_linux_sll(&full[..len]), Decoded::Other, "runt of {len} bytes");
         }
     }
 
@@ -586,7 +586,7 @@ mod tests {
         assert_eq!(decode_linux_sll2(&truncated), Decoded::Malformed(MalformedReason::Truncated));
         let full = request().linux_sll2(frames::PACKET_HOST);
         for len in 0..20 {
-            assert_eq!(decode_linux_sll2(&full[..len]), Decoded::NotArp, "runt of {len} bytes");
+            assert_eq!(decode_linux_sll2(&full[..len]), Decoded::Other, "runt of {len} bytes");
         }
     }
 

@@ -1,14 +1,29 @@
-//! One ARP frame as user space sees it, whatever its source (the kernel ring buffer or a capture
-//! file). The engine, the raw output and the tests all speak this type.
+//! One ARP frame or IPv6 Neighbor Discovery message as user space sees it, whatever its source
+//! (the kernel ring buffer or a capture file). The engine, the raw output and the tests all speak
+//! this type.
+//!
+//! Neighbor Discovery is ARP for IPv6 (RFC 4861), and an observation puts an NS or NA in ARP's
+//! terms, so that every detection has one definition for both protocols (SPEC §3):
+//!
+//! | field | ARP | Neighbor Solicitation | Neighbor Advertisement |
+//! |---|---|---|---|
+//! | `op` | request, reply | request | reply |
+//! | `sha` | sender MAC | source link-layer option, else the Ethernet source | target link-layer option, else the Ethernet source |
+//! | `spa` | sender IP | IPv6 source (`::` for DAD) | the target: the address it claims |
+//! | `tha` | target MAC | zero | Ethernet destination |
+//! | `tpa` | target IP | the target: the address asked for | IPv6 destination: the solicitor |
+//!
+//! What only ND has (addresses as on the wire, whether the option was there, the NA flags) is in
+//! [`Observation::nd`], which the raw output writes.
 
 use serde::{Serialize, Serializer};
 use std::fmt;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use arpwatch_common::{direction, op, ArpRecord, MAX_VLAN_TAGS};
+use arpwatch_common::{direction, na_flag, op, proto, NeighRecord, MAX_VLAN_TAGS};
 
 /// Wall-clock time in nanoseconds since the Unix epoch (UTC). The engine never reads a clock: its
 /// notion of "now" is the timestamp of the last observation or tick it was given.
@@ -134,11 +149,76 @@ impl Direction {
     }
 }
 
+/// The protocol a frame spoke.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Proto {
+    Arp,
+    Ndp,
+}
+
+impl Proto {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Proto::Arp => "arp",
+            Proto::Ndp => "ndp",
+        }
+    }
+
+    /// The protocol that resolves `ip`: ARP for IPv4, Neighbor Discovery for IPv6.
+    pub const fn of(ip: IpAddr) -> Proto {
+        match ip {
+            IpAddr::V4(_) => Proto::Arp,
+            IpAddr::V6(_) => Proto::Ndp,
+        }
+    }
+}
+
+/// What a frame does: asks (an ARP request, a Neighbor Solicitation) or answers and announces (an
+/// ARP reply, a Neighbor Advertisement).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ArpOp {
     Request,
     Reply,
+}
+
+/// The flags of a Neighbor Advertisement (RFC 4861 §4.4).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize)]
+pub struct NaFlags {
+    /// R: the sender is a router.
+    pub router: bool,
+    /// S: an answer to a solicitation; an advertisement without it is an announcement.
+    pub solicited: bool,
+    /// O: replaces a neighbour's cached MAC. Without it a host that cached another MAC keeps it
+    /// (only marks it stale), so a takeover announced with O clear does not move the clients.
+    #[serde(rename = "override")]
+    pub override_: bool,
+}
+
+impl NaFlags {
+    pub const fn from_bits(bits: u8) -> NaFlags {
+        NaFlags {
+            router: bits & na_flag::ROUTER != 0,
+            solicited: bits & na_flag::SOLICITED != 0,
+            override_: bits & na_flag::OVERRIDE != 0,
+        }
+    }
+}
+
+/// What a Neighbor Discovery message carries beyond ARP's terms, as on the wire.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct NdFields {
+    /// IPv6 source (`::` for a duplicate address detection probe).
+    pub src: Ipv6Addr,
+    /// IPv6 destination.
+    pub dst: Ipv6Addr,
+    /// The address solicited or advertised.
+    pub target: Ipv6Addr,
+    /// The source (NS) or target (NA) link-layer address option, when present.
+    pub lladdr: Option<MacAddr>,
+    /// An advertisement's flags; all clear for a solicitation.
+    pub flags: NaFlags,
 }
 
 /// The VLAN ids a frame carried, outermost first (at most two).
@@ -178,9 +258,9 @@ impl Serialize for VlanTags {
     }
 }
 
-/// One valid Ethernet/IPv4 ARP frame. Serialises to the raw observation line of the output
-/// contract (`--raw`).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+/// One valid ARP frame or Neighbor Discovery message, in ARP's terms (see the module doc). Its
+/// raw line (`--raw`) is written by [`crate::wire`].
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Observation {
     pub ts: Timestamp,
     /// Interface name at the time of the observation (for a capture file: the capture's interface
@@ -193,25 +273,47 @@ pub struct Observation {
     pub eth_src: MacAddr,
     pub eth_dst: MacAddr,
     pub sha: MacAddr,
-    pub spa: Ipv4Addr,
+    pub spa: IpAddr,
     pub tha: MacAddr,
-    pub tpa: Ipv4Addr,
+    pub tpa: IpAddr,
+    /// The message as Neighbor Discovery has it; `None` for ARP.
+    pub nd: Option<NdFields>,
     /// Identical frames the kernel folded into this one (same sender, target, op, interface and
     /// direction within the de-duplication interval): this observation stands for `1 + repeats`
     /// frames. Not part of the raw line, which shows one frame as seen.
-    #[serde(skip)]
     pub repeats: u32,
     /// When the latest of those repeats was seen, when `repeats > 0` and the source knows it: a
     /// folded retransmission of a request has its own reply deadline.
-    #[serde(skip)]
     pub last_repeat: Option<Timestamp>,
 }
 
 impl Observation {
     /// Builds an observation from a kernel record. `ts` is the record's boot-time stamp already
     /// converted to wall-clock time by the caller, which owns the clock.
-    pub fn from_record(record: &ArpRecord, ts: Timestamp, iface: Arc<str>) -> Self {
+    pub fn from_record(record: &NeighRecord, ts: Timestamp, iface: Arc<str>) -> Self {
         let vlan_len = (record.vlan_count as usize).min(MAX_VLAN_TAGS);
+        let eth_src = MacAddr(record.eth_src);
+        let eth_dst = MacAddr(record.eth_dst);
+        let (op, sha, spa, tha, tpa, nd) = if record.proto == proto::NDP {
+            let nd = NdFields {
+                src: Ipv6Addr::from(record.spa),
+                dst: Ipv6Addr::from(record.tpa),
+                target: Ipv6Addr::from(record.nd_target),
+                lladdr: (record.lladdr_present != 0).then_some(MacAddr(record.sha)),
+                flags: NaFlags::from_bits(record.nd_flags),
+            };
+            let sha = nd.lladdr.unwrap_or(eth_src);
+            if record.op == op::NEIGHBOR_ADVERTISEMENT {
+                (ArpOp::Reply, sha, nd.target.into(), eth_dst, nd.dst.into(), Some(nd))
+            } else {
+                (ArpOp::Request, sha, nd.src.into(), MacAddr::ZERO, nd.target.into(), Some(nd))
+            }
+        } else {
+            let ipv4 =
+                |field: [u8; 16]| IpAddr::V4(Ipv4Addr::new(field[0], field[1], field[2], field[3]));
+            let op = if record.op == op::REPLY { ArpOp::Reply } else { ArpOp::Request };
+            (op, MacAddr(record.sha), ipv4(record.spa), MacAddr(record.tha), ipv4(record.tpa), None)
+        };
         Observation {
             ts,
             iface,
@@ -222,22 +324,35 @@ impl Observation {
                 Direction::Ingress
             },
             vlan: VlanTags::from_slice(&record.vlan[..vlan_len]).unwrap_or_default(),
-            op: if record.op == op::REPLY { ArpOp::Reply } else { ArpOp::Request },
-            eth_src: MacAddr(record.eth_src),
-            eth_dst: MacAddr(record.eth_dst),
-            sha: MacAddr(record.sha),
-            spa: Ipv4Addr::from(record.spa),
-            tha: MacAddr(record.tha),
-            tpa: Ipv4Addr::from(record.tpa),
+            op,
+            eth_src,
+            eth_dst,
+            sha,
+            spa,
+            tha,
+            tpa,
+            nd,
             repeats: record.suppressed,
             last_repeat: None,
         }
     }
 
-    /// An announcement: a request or reply whose sender and target protocol addresses are the
-    /// same non-zero IP (RFC 5227 §2.3, MetalLB and kube-vip failover, keepalived).
+    pub fn proto(&self) -> Proto {
+        if self.nd.is_some() {
+            Proto::Ndp
+        } else {
+            Proto::Arp
+        }
+    }
+
+    /// An announcement: an ARP request or reply whose sender and target protocol addresses are
+    /// the same non-zero IP (RFC 5227 §2.3, MetalLB and kube-vip failover, keepalived), or an
+    /// unsolicited Neighbor Advertisement.
     pub fn is_gratuitous(&self) -> bool {
-        self.spa == self.tpa && !self.spa.is_unspecified()
+        match &self.nd {
+            Some(nd) => self.op == ArpOp::Reply && !nd.flags.solicited,
+            None => self.spa == self.tpa && !self.spa.is_unspecified(),
+        }
     }
 
     /// How many frames this observation stands for.
@@ -245,9 +360,15 @@ impl Observation {
         1 + u64::from(self.repeats)
     }
 
-    /// An RFC 5227 address probe: a request with sender IP 0.0.0.0.
+    /// An address probe: an RFC 5227 ARP probe (sender IP 0.0.0.0) or a duplicate address
+    /// detection Neighbor Solicitation (source `::`, RFC 4862 §5.4).
     pub fn is_probe(&self) -> bool {
         self.op == ArpOp::Request && self.spa.is_unspecified()
+    }
+
+    /// The Override flag of a Neighbor Advertisement; `None` for anything else.
+    pub fn override_flag(&self) -> Option<bool> {
+        self.nd.filter(|_| self.op == ArpOp::Reply).map(|nd| nd.flags.override_)
     }
 
     /// How this frame's sender (SHA, SPA) claims its IP, if it does. The one definition of a
@@ -309,7 +430,7 @@ mod tests {
 
     #[test]
     fn record_becomes_observation_with_only_the_meaningful_vlan_ids() {
-        let record = ArpRecord {
+        let record = NeighRecord {
             ts_boot_ns: 5,
             ifindex: 7,
             direction: direction::INGRESS,

@@ -1,7 +1,7 @@
 //! arpwatch kernel programs. The XDP program runs on ingress of each watched interface and the TC
 //! classifier on its egress (what this host itself sends, such as its own ARP replies); where
 //! another program holds the interface's XDP slot, a second classifier watches ingress instead.
-//! All of them turn every valid Ethernet/IPv4 ARP frame into one [`ArpRecord`] in the `EVENTS`
+//! All of them turn every valid Ethernet/IPv4 ARP frame into one [`NeighRecord`] in the `EVENTS`
 //! ring buffer, count what they see in the per-CPU `COUNTERS` array, and always let the frame go
 //! on unchanged: arpwatch never drops, changes or sends a packet.
 //!
@@ -24,7 +24,7 @@
 #![allow(internal_features)]
 
 use arpwatch_common::{
-    direction, ethertype, ArpEthIpv4, ArpRecord, Counter, DedupEntry, DedupKey, SenderKey,
+    direction, ethertype, ArpEthIpv4, NeighRecord, Counter, DedupEntry, DedupKey, SenderKey,
     ARP_FIXED_HEADER_LEN, COUNTER_SLOTS, DEDUP_EMITS_PER_INTERVAL, DEFAULT_DEDUP_INTERVAL_NS,
     MAX_VLAN_TAGS,
 };
@@ -375,14 +375,14 @@ fn observe(
         }
     };
 
-    let Some(mut entry) = EVENTS.reserve::<ArpRecord>(0) else {
+    let Some(mut entry) = EVENTS.reserve::<NeighRecord>(0) else {
         // The de-duplication state is left as it was: the next repeat is emitted, not suppressed
         // behind a record that never reached user space.
         count(Counter::RingFull, dir);
         return;
     };
     let (suppressed, last_suppressed_ns) = dedup.commit(arp, now);
-    entry.write(ArpRecord {
+    entry.write(NeighRecord {
         ts_boot_ns: now,
         ifindex,
         direction: dir,

@@ -8,19 +8,19 @@ use std::io;
 use std::sync::Arc;
 use tokio::io::unix::AsyncFd;
 
-use arpwatch_common::{ArpRecord, ARP_RECORD_SIZE};
+use arpwatch_common::{NeighRecord, NEIGH_RECORD_SIZE};
 
 use crate::links::{LinkChange, LinkInfo};
 use arpwatch_core::observation::{Observation, Timestamp};
 
 /// Reads one record out of a ring-buffer item; `None` if the item is not a whole record (which the
 /// kernel program never submits).
-pub fn record_from_bytes(bytes: &[u8]) -> Option<ArpRecord> {
-    if bytes.len() < ARP_RECORD_SIZE {
+pub fn record_from_bytes(bytes: &[u8]) -> Option<NeighRecord> {
+    if bytes.len() < NEIGH_RECORD_SIZE {
         return None;
     }
-    // SAFETY: the length was checked, `ArpRecord` is plain old data, and the read is unaligned.
-    Some(unsafe { std::ptr::read_unaligned(bytes.as_ptr().cast::<ArpRecord>()) })
+    // SAFETY: the length was checked, `NeighRecord` is plain old data, and the read is unaligned.
+    Some(unsafe { std::ptr::read_unaligned(bytes.as_ptr().cast::<NeighRecord>()) })
 }
 
 /// What one drain of the ring took out of it.
@@ -35,7 +35,7 @@ pub struct Drained {
 /// fails (its error is returned; the records after it stay in the ring).
 pub fn drain_ring<E>(
     ring: &mut RingBuf<MapData>,
-    mut f: impl FnMut(&ArpRecord) -> Result<(), E>,
+    mut f: impl FnMut(&NeighRecord) -> Result<(), E>,
 ) -> Result<Drained, E> {
     let mut drained = Drained::default();
     // Each item is released back to the kernel as soon as it is dropped, at the end of the body.
@@ -69,7 +69,7 @@ impl RingReader {
     /// caller awaits again, so no ring item is ever held across an `.await`.
     pub async fn drain(
         &mut self,
-        f: impl FnMut(&ArpRecord) -> io::Result<()>,
+        f: impl FnMut(&NeighRecord) -> io::Result<()>,
     ) -> io::Result<Drained> {
         let mut guard = self.ring.readable_mut().await?;
         let drained = drain_ring(guard.get_inner_mut(), f)?;
@@ -80,7 +80,7 @@ impl RingReader {
     /// Drains what is in the ring now, without waiting (the last drain at the end of a run).
     pub fn drain_now(
         &mut self,
-        f: impl FnMut(&ArpRecord) -> io::Result<()>,
+        f: impl FnMut(&NeighRecord) -> io::Result<()>,
     ) -> io::Result<Drained> {
         drain_ring(self.ring.get_mut(), f)
     }
@@ -178,7 +178,7 @@ impl RecordDecoder {
         RecordDecoder { clock: BootClock::new(), names }
     }
 
-    pub fn observation(&mut self, record: &ArpRecord) -> Observation {
+    pub fn observation(&mut self, record: &NeighRecord) -> Observation {
         let iface = self.names.name(record.ifindex);
         let mut obs = Observation::from_record(record, self.clock.wall(record.ts_boot_ns), iface);
         // The kernel writes 0 when the record carries no repeat.
@@ -218,8 +218,8 @@ mod tests {
 
     #[test]
     fn short_items_are_not_records() {
-        assert!(record_from_bytes(&[0u8; ARP_RECORD_SIZE - 1]).is_none());
-        let mut bytes = [0u8; ARP_RECORD_SIZE];
+        assert!(record_from_bytes(&[0u8; NEIGH_RECORD_SIZE - 1]).is_none());
+        let mut bytes = [0u8; NEIGH_RECORD_SIZE];
         bytes[8] = 7; // ifindex, little-endian
         assert_eq!(record_from_bytes(&bytes).unwrap().ifindex, 7);
     }
@@ -236,7 +236,7 @@ mod tests {
     #[test]
     fn a_folded_repeat_keeps_its_own_time_on_the_same_scale_as_the_record() {
         let mut decoder = RecordDecoder::new(std::iter::empty());
-        let record = ArpRecord {
+        let record = NeighRecord {
             ts_boot_ns: 5_000_000_000,
             ifindex: 1,
             suppressed: 2,
@@ -249,7 +249,7 @@ mod tests {
         assert_eq!(obs.ts.as_nanos() - last.as_nanos(), 400_000_000, "0.4 s before the record");
 
         let alone =
-            decoder.observation(&ArpRecord { suppressed: 0, last_suppressed_ns: 0, ..record });
+            decoder.observation(&NeighRecord { suppressed: 0, last_suppressed_ns: 0, ..record });
         assert_eq!(alone.last_repeat, None, "a record that carries no repeat has no repeat time");
     }
 

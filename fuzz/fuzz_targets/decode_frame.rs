@@ -15,7 +15,7 @@ fuzz_target!(|data: &[u8]| {
         1 => LinkType::LinuxSll,
         _ => LinkType::LinuxSll2,
     };
-    if let Decoded::Arp(arp) = link.decode(frame) {
+    if let Decoded::Neigh(arp) = link.decode(frame) {
         // Whatever was accepted must make a well-formed observation with at most two VLAN tags.
         let obs =
             arp.into_observation(Timestamp::from_secs(1), "fuzz".into(), 1, Direction::Ingress);

@@ -2,7 +2,7 @@
 //! they wrote to the ring: shared by the kernel tests.
 
 use arpwatch::{drain_ring, KernelProbe};
-use arpwatch_common::{direction, ArpRecord};
+use arpwatch_common::{direction, NeighRecord};
 use aya::maps::{MapData, RingBuf};
 use aya::programs::{ProgramError, TestRun, TestRunOptions, TestRunResult};
 
@@ -53,7 +53,7 @@ impl Hook {
 }
 
 /// Every record now in the ring; an item that is not a whole record fails the test.
-pub fn drain_records(ring: &mut RingBuf<MapData>) -> Vec<ArpRecord> {
+pub fn drain_records(ring: &mut RingBuf<MapData>) -> Vec<NeighRecord> {
     let mut records = Vec::new();
     let drained = drain_ring(ring, |r| {
         records.push(*r);

@@ -10,7 +10,7 @@
 //! or IPv6 frame at least as long as that protocol's header (the skb test run refuses less with
 //! EINVAL before the classifier runs).
 
-use arpwatch_common::ArpRecord;
+use arpwatch_common::NeighRecord;
 
 use super::frames::*;
 use crate::decode::MalformedReason;
@@ -33,7 +33,7 @@ pub enum Class {
 pub enum Expected {
     /// A valid frame, with the record both parsers must produce for it (`ts_boot_ns` and
     /// `ifindex` 0, ingress).
-    Arp(ArpRecord),
+    Arp(NeighRecord),
     Malformed(MalformedReason),
     NotArp,
 }

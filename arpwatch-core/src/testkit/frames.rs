@@ -3,7 +3,7 @@
 //! the common non-ARP frame ([`ipv4_tcp_frame`]). The kernel tests, the decoder and replay tests,
 //! the benches, the storm generator and the fuzz seeds all build their frames here.
 
-use arpwatch_common::{direction, ArpRecord, MAX_VLAN_TAGS};
+use arpwatch_common::{direction, NeighRecord, MAX_VLAN_TAGS};
 
 pub const ETH_P_ARP: u16 = 0x0806;
 pub const ETH_P_RARP: u16 = 0x8035;
@@ -211,12 +211,12 @@ impl ArpFrame {
     /// The record a kernel program writes for this frame, and the decoder returns for it, if it
     /// is valid: the frame's fields with `ts_boot_ns` and `ifindex` 0, ingress. VLAN ids are the
     /// low 12 bits of each TCI.
-    pub fn expected_record(&self) -> ArpRecord {
+    pub fn expected_record(&self) -> NeighRecord {
         let mut vlan = [0u16; MAX_VLAN_TAGS];
         for (slot, (_, tci)) in vlan.iter_mut().zip(&self.tags) {
             *slot = tci & 0x0fff;
         }
-        ArpRecord {
+        NeighRecord {
             ts_boot_ns: 0,
             ifindex: 0,
             direction: direction::INGRESS,
