@@ -124,7 +124,7 @@ pub struct CommonArgs {
     /// Add these floating IPs (a CIDR or a single IP, repeatable) as a pool named "cli", with no
     /// interface or MAC restriction: they are watched for `unanswered` and get per-pool metrics.
     #[arg(long = "pool", value_name = "CIDR", value_parser = parse_cidr)]
-    pub pools: Vec<ipnet::Ipv4Net>,
+    pub pools: Vec<ipnet::IpNet>,
     /// The observer sees the whole segment (a SPAN or mirror port): requests nobody answers are
     /// reported (`full_view = true` in the file). Replay always assumes it.
     #[arg(long)]
@@ -189,9 +189,12 @@ pub struct ReplayArgs {
 
 /// `--pool`: the configuration's parser (a bare address is a /32, host bits are cleared), in
 /// clap's wording.
-fn parse_cidr(s: &str) -> Result<ipnet::Ipv4Net, String> {
-    arpwatch_core::config::parse_cidr(s)
-        .map_err(|_| format!("'{s}' is not an IPv4 CIDR or address (e.g. 192.0.2.240/28)"))
+fn parse_cidr(s: &str) -> Result<ipnet::IpNet, String> {
+    arpwatch_core::config::parse_cidr(s).map_err(|_| {
+        format!(
+            "'{s}' is not an IPv4 or IPv6 CIDR or address (e.g. 192.0.2.240/28, 2001:db8::/120)"
+        )
+    })
 }
 
 fn parse_seconds(s: &str) -> Result<Duration, String> {
