@@ -583,4 +583,51 @@ mod tests {
         let body: Vec<&str> = names.0.iter().copied().filter(|n| !TEXT_HEAD.contains(n)).collect();
         assert_eq!(keys, body);
     }
+
+    #[test]
+    fn a_neighbor_discovery_message_has_its_own_raw_line() {
+        use crate::observation::NaFlags;
+        use crate::testkit::observations::frame;
+        let flags = NaFlags { router: false, solicited: true, override_: false };
+        let na = frame(0.0)
+            .advertise("02:00:00:00:00:0a", "2001:db8::100", flags)
+            .to("02:00:00:00:00:99", "2001:db8::99")
+            .build();
+        let mut line = Vec::new();
+        write_observation_json_line(&mut line, &na).unwrap();
+        assert_eq!(
+            String::from_utf8(line).unwrap(),
+            concat!(
+                r#"{"ts":"2026-11-21T10:00:00Z","iface":"eth0","ifindex":2,"direction":"ingress","#,
+                r#""vlan":[],"proto":"ndp","op":"neighbor_advertisement","#,
+                r#""eth_src":"02:00:00:00:00:0a","eth_dst":"02:00:00:00:00:99","#,
+                r#""src":"2001:db8::100","dst":"2001:db8::99","target":"2001:db8::100","#,
+                r#""lladdr":"02:00:00:00:00:0a","#,
+                r#""flags":{"router":false,"solicited":true,"override":false}}"#,
+                "\n"
+            )
+        );
+        assert_eq!(
+            observation_text(&na),
+            "2026-11-21T10:00:00Z eth0 ingress ndp 2001:db8::100 is-at 02:00:00:00:00:0a to \
+             2001:db8::99 (02:00:00:00:00:99) solicited [eth 02:00:00:00:00:0a > 02:00:00:00:00:99]"
+        );
+
+        let dad = frame(1.0).dad("02:00:00:00:00:0c", "2001:db8::100").build();
+        let json = serde_json::to_value(RawLine(&dad)).unwrap();
+        assert_eq!(
+            (json["op"].as_str(), json["src"].as_str()),
+            (Some("neighbor_solicitation"), Some("::"))
+        );
+        assert_eq!(
+            (json["dst"].as_str(), json["eth_dst"].as_str()),
+            (Some("ff02::1:ff00:100"), Some("33:33:ff:00:01:00"))
+        );
+        assert!(json["lladdr"].is_null() && json.get("flags").is_none(), "{json}");
+        assert_eq!(
+            observation_text(&dad),
+            "2026-11-21T10:00:01Z eth0 ingress ndp probe who-has 2001:db8::100 from \
+             02:00:00:00:00:0c no-lladdr [eth 02:00:00:00:00:0c > 33:33:ff:00:01:00]"
+        );
+    }
 }

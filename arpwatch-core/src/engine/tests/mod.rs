@@ -1320,7 +1320,7 @@ fn stats_count_events_by_kind() {
 #[test]
 fn emitted_events_and_raw_observations_match_the_schema_file() {
     let schema: serde_json::Value =
-        serde_json::from_str(include_str!("../../../docs/schema/arpwatch-events.schema.json"))
+        serde_json::from_str(include_str!("../../../../docs/schema/arpwatch-events.schema.json"))
             .unwrap();
     let defs = &schema["$defs"];
     assert_eq!(defs["event"]["properties"]["schema"]["const"], crate::wire::SCHEMA_VERSION);
@@ -1506,3 +1506,5 @@ fn the_caps_bound_what_is_kept_and_allocate_nothing_up_front() {
     assert!(events.iter().any(|e| e.kind() == EventKind::MultiResponder), "{events:?}");
     assert_eq!(h.engine.stats().tracked_macs, 2);
 }
+
+mod ndp;
