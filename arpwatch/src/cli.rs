@@ -25,7 +25,7 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Watch live ARP traffic on network interfaces (needs CAP_BPF, CAP_NET_ADMIN, CAP_PERFMON).
+    /// Watch live ARP and Neighbor Discovery traffic on network interfaces (needs CAP_BPF, CAP_NET_ADMIN, CAP_PERFMON).
     Watch(WatchArgs),
     /// Run the same detection engine over pcap or pcapng capture files.
     Replay(ReplayArgs),
@@ -118,7 +118,7 @@ pub struct CommonArgs {
     /// Output format; defaults to json when stdout is not a terminal, text otherwise.
     #[arg(long, value_enum)]
     pub format: Option<FormatArg>,
-    /// Print every ARP observation instead of events.
+    /// Print every observation (ARP frame or Neighbor Discovery message) instead of events.
     #[arg(long)]
     pub raw: bool,
     /// Add these floating IPs (a CIDR or a single IP, repeatable) as a pool named "cli", with no
@@ -163,8 +163,8 @@ pub struct WatchArgs {
     pub tc_mode: TcModeArg,
     /// Identical frames (same sender, target, op, interface, direction) within this many
     /// milliseconds, beyond the first two, are folded in the kernel into the next observation,
-    /// which counts them; 0 sends every frame up. A new MAC, gratuitous ARP and probes are never
-    /// folded.
+    /// which counts them; 0 sends every frame up. A new MAC, gratuitous ARP, unsolicited NAs and
+    /// probes (ARP and DAD) are never folded.
     #[arg(long, value_name = "MS", default_value_t = DEFAULT_DEDUP_INTERVAL.as_millis() as u64)]
     pub dedup_interval: u64,
     /// Size of the kernel-to-user ring buffer in bytes (a power of two, at least one page).
