@@ -15,8 +15,8 @@ use crate::stdout;
 #[command(
     name = "arpwatch",
     version,
-    about = "Passive ARP observer: finds IPs answered by several MACs, owner changes, flapping, \
-             foreign and missing responders. It never sends a packet."
+    about = "Passive ARP and IPv6 Neighbor Discovery observer: finds IPs answered by several MACs, \
+             owner changes, flapping, foreign and missing responders. It never sends a packet."
 )]
 pub struct Cli {
     #[command(subcommand)]
