@@ -720,7 +720,10 @@ pub fn mac_bytes(mac: &str) -> [u8; 6] {
 /// # Panics
 /// On anything but an IPv4 address.
 pub fn ip_bytes(ip: &str) -> [u8; 4] {
-    super::observations::ip(ip).octets()
+    match super::observations::ip(ip) {
+        std::net::IpAddr::V4(ip) => ip.octets(),
+        std::net::IpAddr::V6(ip) => panic!("{ip} is not an IPv4 address"),
+    }
 }
 
 #[cfg(test)]
