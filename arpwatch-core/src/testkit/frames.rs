@@ -794,7 +794,8 @@ mod tests {
         assert_eq!(&b[12..14], &[0x86, 0xdd]);
         assert_eq!(&b[14..22], &[0x60, 0, 0, 0, 0, 32, 58, 255]);
         assert_eq!(&b[38..54], &ipv6_bytes("ff02::1:ff00:10"));
-        assert_eq!(&b[54..58], &[135, 0, 0x2f, 0x0b]);
+        // The checksum as computed independently (Python, RFC 8200 §8.1 pseudo-header).
+        assert_eq!(&b[54..58], &[135, 0, 0x4b, 0x31]);
         assert_eq!(&b[62..78], &target);
         assert_eq!(&b[78..], &[1, 1, 2, 0, 0, 0, 0, 0x0a]);
         assert_eq!(b.len(), 14 + 40 + 32);
