@@ -24,6 +24,7 @@ pub const LLC_SNAP_ARP: [u8; 8] = [0xaa, 0xaa, 0x03, 0x00, 0x00, 0x00, 0x08, 0x0
 /// `sll_pkttype` values of Linux cooked captures (`<linux/if_packet.h>`).
 pub const PACKET_HOST: u8 = 0;
 pub const PACKET_BROADCAST: u8 = 1;
+pub const PACKET_MULTICAST: u8 = 2;
 pub const PACKET_OUTGOING: u8 = 4;
 /// `ARPHRD_ETHER`, the device type a cooked capture records for Ethernet.
 const ARPHRD_ETHER: u16 = 1;
