@@ -8,7 +8,9 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
 use arpwatch_core::capture_file::{ReplayCounters, ReplayError};
-use arpwatch_core::observation::{ArpOp, Direction, MacAddr, Observation, Timestamp};
+use arpwatch_core::observation::{
+    ArpOp, ClaimKind, Direction, MacAddr, Observation, Proto, Timestamp,
+};
 
 fn captures_dir() -> PathBuf {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/pcaps");
@@ -58,10 +60,18 @@ fn replay(name: &str) -> Replayed {
     let counters = reader.counters();
     assert_eq!(
         counters.frames,
-        counters.arp + counters.non_arp + counters.malformed + counters.unsupported_link_type,
+        counters.arp
+            + counters.ndp
+            + counters.other
+            + counters.malformed
+            + counters.unsupported_link_type,
         "{name}: every frame lands in exactly one counter"
     );
-    assert_eq!(counters.arp, frames.len() as u64, "{name}: one observation per ARP frame");
+    assert_eq!(
+        counters.arp + counters.ndp,
+        frames.len() as u64,
+        "{name}: one observation per ARP frame or ND message"
+    );
     Replayed { frames, counters }
 }
 
@@ -122,7 +132,7 @@ fn arpspoof_gateway_oneway_has_two_macs_for_the_gateway() {
 fn sanders_arppoison_has_four_arp_frames_among_165() {
     let r = replay("sanders_arppoison.pcapng");
     assert_eq!(r.counters.frames, 165);
-    assert_eq!(r.counters.non_arp, 161);
+    assert_eq!(r.counters.other, 161);
     assert_eq!(r.counters.malformed, 0);
     assert_eq!(r.frame_numbers(|_| true), [54, 55, 56, 165]);
     let attacker = mac("00:25:b3:bf:91:ee");
@@ -196,7 +206,8 @@ fn sgr_hs_arp_scan_is_509_requests_across_a_slash_24() {
 fn windows_probes_has_17_probes_and_5_announcements() {
     let r = replay("wireshark_smb-on-windows-10_probes.pcapng");
     assert_eq!(r.counters.frames, 1000);
-    assert_eq!(r.frames.len(), 90);
+    assert_eq!((r.counters.arp, r.counters.ndp), (90, 14));
+    let arp = |keep: fn(&Observation) -> bool| move |o: &Observation| o.nd.is_none() && keep(o);
     let first_vm = mac("00:0c:29:61:f5:5f");
     let second_vm = mac("00:0c:29:03:df:ad");
     let probes = |m: MacAddr, target: &str| {
@@ -206,8 +217,8 @@ fn windows_probes_has_17_probes_and_5_announcements() {
     assert_eq!(probes(first_vm, "192.168.199.133"), [27, 44, 62]);
     assert_eq!(probes(second_vm, "169.254.195.103"), [311, 331, 458, 460, 463]);
     assert_eq!(probes(second_vm, "192.168.199.132"), [358, 377, 386, 492, 513, 528]);
-    assert_eq!(r.count(Observation::is_probe), 17);
-    assert_eq!(r.frame_numbers(Observation::is_gratuitous), [18, 72, 392, 465, 534]);
+    assert_eq!(r.count(arp(Observation::is_probe)), 17);
+    assert_eq!(r.frame_numbers(arp(Observation::is_gratuitous)), [18, 72, 392, 465, 534]);
     let interface = r"\Device\NPF_{6E513D91-54C1-4F9E-8CC8-6078DB1E7B55}";
     assert!(r.observations().all(|o| &*o.iface == interface && o.ifindex == 0));
     // No IP is claimed by two MACs.
@@ -215,8 +226,31 @@ fn windows_probes_has_17_probes_and_5_announcements() {
         r.observations().filter(|o| !o.spa.is_unspecified()).map(|o| (o.spa, o.sha)).collect();
     let ips: BTreeSet<_> = bindings.iter().map(|(ip, _)| *ip).collect();
     assert_eq!(bindings.len(), ips.len(), "{bindings:?}");
-    assert_eq!(r.count(is_request), 56);
-    assert_eq!(r.count(is_reply), 34);
+    assert_eq!(r.count(arp(is_request)), 56);
+    assert_eq!(r.count(arp(is_reply)), 34);
+}
+
+/// GROUND_TRUTH.md: each Windows VM probes its link-local address (DAD) and announces it a second
+/// later itself; two link-local addresses resolve each other.
+#[test]
+fn windows_probes_has_5_dad_probes_and_5_unsolicited_advertisements() {
+    let r = replay("wireshark_smb-on-windows-10_probes.pcapng");
+    let nd = |keep: fn(&Observation) -> bool| move |o: &Observation| o.nd.is_some() && keep(o);
+    assert_eq!(r.frame_numbers(nd(Observation::is_probe)), [8, 28, 312, 452, 494]);
+    assert_eq!(r.frame_numbers(nd(Observation::is_gratuitous)), [12, 46, 333, 456, 515]);
+    let first_ll = ip("fe80::65b5:3a97:92d1:9199");
+    for n in [8, 28] {
+        let probe = r.frame(n);
+        assert_eq!((probe.tpa, probe.sha), (first_ll, mac("00:0c:29:61:f5:5f")), "frame {n}");
+        assert_eq!(probe.nd.unwrap().lladdr, None, "a DAD probe carries no source option");
+    }
+    let announcement = r.frame(12).nd.unwrap();
+    assert_eq!(
+        (announcement.target, announcement.dst),
+        (first_ll.to_string().parse().unwrap(), "ff02::1".parse().unwrap())
+    );
+    assert!(!announcement.flags.solicited && announcement.flags.override_);
+    assert_eq!(r.frame_numbers(nd(|o| o.claim() == Some(ClaimKind::Reply))), [185, 254]);
 }
 
 #[test]
@@ -318,18 +352,64 @@ fn tcpdump_arp_oobr_fuzzed_does_not_crash() {
     assert!(r.counters.malformed > 0);
 }
 
-/// The IPv6 captures hold Neighbor Discovery and no ARP: until ND is decoded (issue 11) every
-/// frame of theirs is counted as not ARP, and nothing is made of it.
+/// GROUND_TRUTH.md, IPv6 Neighbor Discovery: what each IPv6 capture holds, frame by frame.
 #[test]
-fn ipv6_only_captures_hold_no_arp() {
-    for (name, frames) in [
-        ("realjimmy_ipv6_dad_conflict.pcap", 3),
-        ("wireshark_c1222_over_ipv6_sll.pcap", 11),
-        ("wireshark_eigrp-for-ipv6-updates.pcap", 421),
+fn ipv6_captures_hold_neighbor_discovery_and_no_arp() {
+    for (name, frames, nd) in [
+        ("realjimmy_ipv6_dad_conflict.pcap", 3, 3),
+        ("wireshark_c1222_over_ipv6_sll.pcap", 11, 2),
+        ("wireshark_eigrp-for-ipv6-updates.pcap", 421, 40),
     ] {
         let r = replay(name);
-        assert_eq!((r.counters.frames, r.counters.non_arp), (frames, frames), "{name}");
-        assert!(r.frames.is_empty(), "{name}");
+        let c = r.counters;
+        assert_eq!(
+            (c.frames, c.arp, c.ndp, c.other, c.malformed),
+            (frames, 0, nd, frames - nd, 0),
+            "{name}"
+        );
+        assert!(r.observations().all(|o| o.proto() == Proto::Ndp), "{name}");
+    }
+}
+
+#[test]
+fn realjimmy_dad_probes_and_the_holders_answer() {
+    let r = replay("realjimmy_ipv6_dad_conflict.pcap");
+    let prober = mac("00:e0:fc:4b:07:95");
+    assert_eq!(r.frame_numbers(Observation::is_probe), [1, 2]);
+    assert_eq!((r.frame(1).tpa, r.frame(1).sha), (ip("fe80::2e0:fcff:fe4b:795"), prober));
+    assert_eq!((r.frame(2).tpa, r.frame(2).sha), (ip("2001::1"), prober));
+    let answer = r.frame(3);
+    assert_eq!((answer.spa, answer.sha), (ip("2001::1"), mac("00:e0:fc:71:45:d6")));
+    assert_eq!(answer.claim(), Some(ClaimKind::Gratuitous), "S=0: unsolicited");
+    let nd = answer.nd.unwrap();
+    assert!(nd.flags.router && !nd.flags.solicited && nd.flags.override_);
+    assert_eq!(nd.dst, "ff02::1".parse::<std::net::Ipv6Addr>().unwrap());
+    assert_eq!(answer.ts.saturating_since(r.frame(2).ts).as_millis(), 16);
+}
+
+#[test]
+fn eigrp_routers_answer_without_target_link_layer_option() {
+    let r = replay("wireshark_eigrp-for-ipv6-updates.pcap");
+    let claimed_by = |frame: u64| (r.frame(frame).spa, r.frame(frame).sha);
+    let router =
+        |n: u8| (ip(&format!("fe80::c60{n}:3aff:fe44:0")), mac(&format!("c4:0{n}:3a:44:00:00")));
+    for n in [67, 69, 127, 129, 227, 231, 291, 293, 376, 378] {
+        assert_eq!(claimed_by(n), router(0), "frame {n}");
+    }
+    for n in [74, 133, 233, 302, 385] {
+        assert_eq!(claimed_by(n), router(1), "frame {n}");
+    }
+    for n in [73, 132, 234, 301, 384] {
+        assert_eq!(claimed_by(n), router(2), "frame {n}");
+    }
+    let answers: Vec<&Observation> =
+        r.observations().filter(|o| o.claim() == Some(ClaimKind::Reply)).collect();
+    assert_eq!(answers.len(), 20);
+    for a in answers {
+        let nd = a.nd.unwrap();
+        assert_eq!(nd.lladdr, None);
+        assert_eq!(a.sha, a.eth_src, "the claim is the Ethernet source");
+        assert!(nd.flags.router && nd.flags.solicited && !nd.flags.override_);
     }
 }
 

@@ -753,7 +753,7 @@ fn malformed_only_captures_give_no_events_no_observations_and_count_the_frames()
         assert_eq!(run.stdout, "", "{name}: no events");
         let raw = replay_run(name, None, true);
         assert_eq!(raw.stdout, "", "{name}: no observations");
-        let summary = format!("arp=0 non_arp=0 malformed={malformed} ");
+        let summary = format!("arp=0 ndp=0 other=0 malformed={malformed} ");
         for stderr in [&run.stderr, &raw.stderr] {
             assert!(stderr.contains(&summary), "{name}: {stderr}");
         }
@@ -853,11 +853,11 @@ fn a_damaged_capture_in_the_middle_is_named_and_the_captures_after_it_are_replay
                 noise.0.display()
             ),
             format!(
-                "arpwatch: {}: frames=6 arp=6 non_arp=0 malformed=0 unsupported_link_type=0",
+                "arpwatch: {}: frames=6 arp=6 ndp=0 other=0 malformed=0 unsupported_link_type=0",
                 first.display()
             ),
             format!(
-                "arpwatch: {}: frames=12 arp=12 non_arp=0 malformed=0 unsupported_link_type=0",
+                "arpwatch: {}: frames=12 arp=12 ndp=0 other=0 malformed=0 unsupported_link_type=0",
                 last.display()
             ),
             "arpwatch: 2 of 4 captures could not be read to their end (named above)".to_owned(),

@@ -39,7 +39,7 @@ use pcap_file::pcapng::{Block, PcapNgReader, RawBlock};
 use pcap_file::{DataLink, Endianness, PcapError, TsResolution};
 
 use crate::decode::{Decoded, LinkType};
-use crate::observation::{Direction, Observation, Timestamp};
+use crate::observation::{Direction, Observation, Proto, Timestamp};
 
 const NANOS_PER_SEC: u64 = 1_000_000_000;
 /// The largest frame libpcap accepts whatever the header's snapshot length says; a record longer
@@ -55,9 +55,11 @@ pub struct ReplayCounters {
     pub frames: u64,
     /// Valid Ethernet/IPv4 ARP frames: one observation each.
     pub arp: u64,
-    /// Frames of a supported link type that are not ARP.
-    pub non_arp: u64,
-    /// Frames that claim ARP but are not one arpwatch decodes (see
+    /// Valid IPv6 Neighbor Solicitations and Advertisements: one observation each.
+    pub ndp: u64,
+    /// Frames of a supported link type that are neither (other IPv6 and ICMPv6 included).
+    pub other: u64,
+    /// Frames that claim ARP, or ICMPv6 NS/NA, but are not one arpwatch decodes (see
     /// [`crate::decode::MalformedReason`], 802.3 LLC/SNAP ARP included).
     pub malformed: u64,
     /// Frames on a pcapng interface whose link type arpwatch does not decode, skipped.
@@ -68,8 +70,8 @@ impl fmt::Display for ReplayCounters {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "{} frames: {} ARP, {} not ARP, {} malformed, {} on unsupported link types",
-            self.frames, self.arp, self.non_arp, self.malformed, self.unsupported_link_type
+            "{} frames: {} ARP, {} ND, {} other, {} malformed, {} on unsupported link types",
+            self.frames, self.arp, self.ndp, self.other, self.malformed, self.unsupported_link_type
         )
     }
 }
@@ -247,12 +249,16 @@ fn observe(
 ) -> Option<Observation> {
     match decoded {
         Decoded::Neigh(frame) => {
-            counters.arp += 1;
             let direction = frame.link_direction().unwrap_or(Direction::Ingress);
-            Some(frame.into_observation(ts, Arc::clone(iface), ifindex, direction))
+            let obs = frame.into_observation(ts, Arc::clone(iface), ifindex, direction);
+            match obs.proto() {
+                Proto::Arp => counters.arp += 1,
+                Proto::Ndp => counters.ndp += 1,
+            }
+            Some(obs)
         }
         Decoded::Other => {
-            counters.non_arp += 1;
+            counters.other += 1;
             None
         }
         Decoded::Malformed(_) => {
@@ -572,10 +578,7 @@ mod tests {
         assert_eq!(obs[0].ts, Timestamp::from_nanos(1_700_000_000_123_456_789));
         assert_eq!(&*obs[0].iface, "lab-1");
         assert_eq!((obs[0].ifindex, obs[0].direction), (0, Direction::Ingress));
-        assert_eq!(
-            counters,
-            ReplayCounters { frames: 2, arp: 1, non_arp: 1, ..Default::default() }
-        );
+        assert_eq!(counters, ReplayCounters { frames: 2, arp: 1, other: 1, ..Default::default() });
     }
 
     #[test]

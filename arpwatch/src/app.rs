@@ -157,11 +157,13 @@ async fn run(plan: Plan) -> Result<()> {
             for summary in replay.summaries() {
                 let c = summary.counters;
                 eprintln!(
-                    "arpwatch: {}: frames={} arp={} non_arp={} malformed={} unsupported_link_type={}",
+                    "arpwatch: {}: frames={} arp={} ndp={} other={} malformed={} \
+                     unsupported_link_type={}",
                     summary.path.display(),
                     c.frames,
                     c.arp,
-                    c.non_arp,
+                    c.ndp,
+                    c.other,
                     c.malformed,
                     c.unsupported_link_type
                 );
