@@ -7,7 +7,7 @@
 mod support;
 
 use arpwatch::{CounterTotals, KernelProbe, DEFAULT_DEDUP_INTERVAL, DEFAULT_RING_BYTES};
-use arpwatch_common::{direction, NeighRecord, Counter};
+use arpwatch_common::{direction, Counter, NeighRecord};
 use arpwatch_core::testkit::frames::*;
 use aya::maps::{MapData, RingBuf};
 use aya::programs::{TestRun, TestRunOptions};

@@ -13,7 +13,7 @@
 mod support;
 
 use arpwatch::{CounterTotals, KernelProbe, DEFAULT_RING_BYTES};
-use arpwatch_common::{direction, NeighRecord, Counter};
+use arpwatch_common::{direction, Counter, NeighRecord};
 use arpwatch_core::decode::{decode_ethernet, Decoded};
 use arpwatch_core::testkit::catalogue::{self, Class, Expected};
 use aya::maps::{MapData, RingBuf};

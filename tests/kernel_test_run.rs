@@ -5,7 +5,7 @@
 mod support;
 
 use arpwatch::{CounterTotals, KernelProbe, DEFAULT_RING_BYTES};
-use arpwatch_common::{direction, NeighRecord, Counter};
+use arpwatch_common::{direction, Counter, NeighRecord};
 use arpwatch_core::testkit::frames::*;
 use aya::programs::{TestRun, TestRunOptions};
 use std::time::Duration;

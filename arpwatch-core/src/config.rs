@@ -8,12 +8,12 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 use std::ops::RangeInclusive;
 use std::str::FromStr;
 use std::time::Duration;
 
-use ipnet::Ipv4Net;
+use ipnet::IpNet;
 use serde::{Deserialize, Deserializer};
 
 use crate::observation::MacAddr;
@@ -46,7 +46,7 @@ pub struct Pool {
     pub name: String,
     /// Networks, host bits cleared (see [`parse_cidr`]).
     #[serde(deserialize_with = "list")]
-    pub cidrs: Vec<Ipv4Net>,
+    pub cidrs: Vec<IpNet>,
     /// Interfaces on which claims for the pool are expected; empty means any.
     #[serde(default)]
     pub interfaces: Vec<String>,
@@ -56,7 +56,7 @@ pub struct Pool {
 }
 
 impl Pool {
-    pub fn contains(&self, ip: Ipv4Addr) -> bool {
+    pub fn contains(&self, ip: IpAddr) -> bool {
         self.cidrs.iter().any(|net| net.contains(&ip))
     }
 }
@@ -511,21 +511,21 @@ fn shorten_quotes(message: &str) -> String {
     shorten(&out, MAX_MESSAGE_CHARS)
 }
 
-/// An IPv4 network such as `192.0.2.240/28`; a bare address is a /32. Host bits are cleared
-/// (`192.0.2.10/24` is `192.0.2.0/24`). The one parser for pools, in the file and on the command
-/// line.
-pub fn parse_cidr(s: &str) -> Result<Ipv4Net, NotACidr> {
+/// An IPv4 or IPv6 network such as `192.0.2.240/28` or `2001:db8::/120`; a bare address is a
+/// /32 or /128. Host bits are cleared (`192.0.2.10/24` is `192.0.2.0/24`). The one parser for
+/// pools, in the file and on the command line.
+pub fn parse_cidr(s: &str) -> Result<IpNet, NotACidr> {
     let parsed = if s.contains('/') {
-        s.parse::<Ipv4Net>().ok()
+        s.parse::<IpNet>().ok()
     } else {
-        s.parse::<Ipv4Addr>().ok().map(Ipv4Net::from)
+        s.parse::<IpAddr>().ok().map(IpNet::from)
     };
     parsed.map(|net| net.trunc()).ok_or_else(|| NotACidr(s.to_owned()))
 }
 
 /// Text that [`parse_cidr`] refused; the command line words its own message around it.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("{} is not an IPv4 CIDR (write e.g. 192.0.2.240/28)", quoted(.0))]
+#[error("{} is not an IPv4 or IPv6 CIDR (write e.g. 192.0.2.240/28 or 2001:db8::/120)", quoted(.0))]
 pub struct NotACidr(pub String);
 
 /// A value the file writes as a string, with the sentence that says what is wrong with it. The
@@ -534,7 +534,7 @@ trait FromFileText: Sized {
     fn from_file_text(s: &str) -> Result<Self, String>;
 }
 
-impl FromFileText for Ipv4Net {
+impl FromFileText for IpNet {
     fn from_file_text(s: &str) -> Result<Self, String> {
         parse_cidr(s).map_err(|err| err.to_string())
     }
@@ -717,16 +717,16 @@ mod tests {
         assert_eq!(e.thresholds.flap_count, 4);
         assert_eq!(e.caps.max_tracked_ips, 1000);
         assert_eq!(e.exemptions.ha_mac_prefixes.len(), 1);
-        assert!(e.pools[0].contains(Ipv4Addr::new(192, 0, 2, 250)));
-        assert!(e.pools[0].contains(Ipv4Addr::new(198, 51, 100, 7)));
-        assert!(!e.pools[0].contains(Ipv4Addr::new(198, 51, 100, 8)));
+        assert!(e.pools[0].contains([192, 0, 2, 250].into()));
+        assert!(e.pools[0].contains([198, 51, 100, 7].into()));
+        assert!(!e.pools[0].contains([198, 51, 100, 8].into()));
     }
 
     #[test]
     fn a_bad_cidr_names_its_index() {
         assert_eq!(
             err("[[pools]]\nname = \"a\"\ncidrs = [\"192.0.2.0/24\", \"198.51.100.0/33\"]\n"),
-            "pools[0].cidrs[1]: \"198.51.100.0/33\" is not an IPv4 CIDR (write e.g. 192.0.2.240/28)"
+            "pools[0].cidrs[1]: \"198.51.100.0/33\" is not an IPv4 or IPv6 CIDR (write e.g. 192.0.2.240/28 or 2001:db8::/120)"
         );
     }
 
@@ -828,7 +828,7 @@ mod tests {
     fn pools_file(n: u32) -> String {
         (0..n)
             .map(|i| {
-                let ip = Ipv4Addr::from(0x0a00_0000 + i);
+                let ip = std::net::Ipv4Addr::from(0x0a00_0000 + i);
                 format!("[[pools]]\nname = \"pool-{i}\"\ncidrs = [\"{ip}\"]\n")
             })
             .collect()
@@ -841,8 +841,9 @@ mod tests {
         assert_eq!(err(&pools_file(10_001)), "pools: 10001 pools are too many (at most 10000)");
 
         let cidrs = |n: u32| -> String {
-            let list: Vec<String> =
-                (0..n).map(|i| format!("\"{}\"", Ipv4Addr::from(0x0a00_0000 + i))).collect();
+            let list: Vec<String> = (0..n)
+                .map(|i| format!("\"{}\"", std::net::Ipv4Addr::from(0x0a00_0000 + i)))
+                .collect();
             format!("[[pools]]\nname = \"a\"\ncidrs = [{}]\n", list.join(","))
         };
         assert!(Config::from_toml(&cidrs(65_536)).is_ok());
@@ -897,7 +898,7 @@ mod tests {
         assert_eq!(
             err(&format!("[[pools]]\nname = \"a\"\ncidrs = [\"{long}\"]\n")),
             format!(
-                "pools[0].cidrs[0]: \"{}…\" (1000000 bytes) is not an IPv4 CIDR (write e.g. 192.0.2.240/28)",
+                "pools[0].cidrs[0]: \"{}…\" (1000000 bytes) is not an IPv4 or IPv6 CIDR (write e.g. 192.0.2.240/28 or 2001:db8::/120)",
                 "9".repeat(40)
             )
         );
@@ -935,7 +936,11 @@ mod tests {
         assert_eq!(net("192.0.2.10"), Ok("192.0.2.10/32".to_owned()));
         assert_eq!(net("192.0.2.10/24"), Ok("192.0.2.0/24".to_owned()));
         assert_eq!(net("198.51.100.0/28"), Ok("198.51.100.0/28".to_owned()));
-        for bad in ["192.0.2.0/33", "192.0.2", "2001:db8::/64", "", "/24", "192.0.2.1/"] {
+        assert_eq!(net("2001:db8::10/64"), Ok("2001:db8::/64".to_owned()));
+        assert_eq!(net("2001:DB8::100"), Ok("2001:db8::100/128".to_owned()));
+        for bad in
+            ["192.0.2.0/33", "192.0.2", "2001:db8::/129", "2001:db8:::1", "", "/24", "192.0.2.1/"]
+        {
             assert_eq!(parse_cidr(bad), Err(NotACidr(bad.to_owned())), "{bad}");
         }
         let config = Config::from_toml("[[pools]]\nname = \"a\"\ncidrs = [\"192.0.2.77/24\"]\n");

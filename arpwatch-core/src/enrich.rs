@@ -46,7 +46,7 @@ mod tests {
     use super::*;
     use crate::event::{Detail, Seen};
     use crate::observation::{Direction, Timestamp, VlanTags};
-    use std::net::Ipv4Addr;
+    use std::net::IpAddr;
 
     struct OneNic(MacAddr);
 
@@ -64,8 +64,9 @@ mod tests {
             new_mac,
             announced: crate::event::Announced::Gratuitous,
             gap_ms: None,
+            override_: None,
         };
-        Event::new(Timestamp::from_secs(1), Ipv4Addr::new(192, 0, 2, 1), seen, None, detail)
+        Event::new(Timestamp::from_secs(1), IpAddr::from([192, 0, 2, 1]), seen, None, detail)
     }
 
     #[test]

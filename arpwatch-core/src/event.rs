@@ -5,7 +5,7 @@
 //! line, is [`crate::wire`]'s business; what each field means for an operator is in
 //! `docs/events.md` and `docs/schema/arpwatch-events.schema.json`.
 
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use serde::Serialize;
@@ -202,7 +202,7 @@ pub struct Event {
     /// When it happened: the observation's time, or the moment a timer ran out.
     pub ts: Timestamp,
     /// The IP the event is about; for a storm, see `docs/events.md`.
-    pub ip: Ipv4Addr,
+    pub ip: IpAddr,
     /// Where the evidence was seen.
     pub seen: Seen,
     /// The configured pool the IP belongs to, for the kinds that name it.
@@ -217,7 +217,7 @@ impl Event {
     /// An event as the engine reports it, with an empty [`Context`].
     pub fn new(
         ts: Timestamp,
-        ip: Ipv4Addr,
+        ip: IpAddr,
         seen: Seen,
         pool: Option<Arc<str>>,
         detail: Detail,
@@ -288,7 +288,7 @@ pub struct Context {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Requester {
     pub mac: MacAddr,
-    pub ip: Ipv4Addr,
+    pub ip: IpAddr,
 }
 
 /// What happened, per kind.
@@ -296,18 +296,27 @@ pub struct Requester {
 pub enum Detail {
     /// An (IP, MAC) pair seen for the first time as the sender of a frame.
     NewBinding { mac: MacAddr, announced: Announced },
-    /// A gratuitous ARP frame from `mac`.
-    Gratuitous { mac: MacAddr },
+    /// An announcement from `mac`: a gratuitous ARP frame or an unsolicited Neighbor
+    /// Advertisement (with its Override flag, `override_`).
+    Gratuitous { mac: MacAddr, override_: Option<bool> },
     /// An RFC 5227 probe from `mac` for the IP.
     Probe { mac: MacAddr },
     /// A probe from `mac` for an IP bound to `holder`, last seen at `holder_last_seen`.
     ProbeConflict { mac: MacAddr, holder: MacAddr, holder_last_seen: Timestamp },
     /// The owner of the IP changed; `gap_ms` from the old owner's last claim to this one, when
     /// the old owner's binding is still remembered.
-    OwnerChange { old_mac: MacAddr, new_mac: MacAddr, announced: Announced, gap_ms: Option<u64> },
+    /// `override_` is the Override flag of the Neighbor Advertisement that made the change: a
+    /// change announced without it does not move neighbours that cached the old MAC.
+    OwnerChange {
+        old_mac: MacAddr,
+        new_mac: MacAddr,
+        announced: Announced,
+        gap_ms: Option<u64>,
+        override_: Option<bool>,
+    },
     /// A claim for a pool IP from a MAC outside the pool; `count` occurrences since the previous
     /// report.
-    UnknownResponder { mac: MacAddr, announced: Announced, count: u64 },
+    UnknownResponder { mac: MacAddr, announced: Announced, count: u64, override_: Option<bool> },
     /// A claim by `mac` on an interface it should not be on; `count` occurrences since the
     /// previous report.
     UnexpectedInterface { mac: MacAddr, count: u64, misplaced: Misplaced },
@@ -337,7 +346,7 @@ impl Detail {
     pub fn subject_mac(&self) -> Option<MacAddr> {
         match self {
             Detail::NewBinding { mac, .. }
-            | Detail::Gratuitous { mac }
+            | Detail::Gratuitous { mac, .. }
             | Detail::Probe { mac }
             | Detail::ProbeConflict { mac, .. }
             | Detail::UnknownResponder { mac, .. }

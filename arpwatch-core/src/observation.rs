@@ -441,20 +441,82 @@ mod tests {
             eth_dst: [2, 0, 0, 0, 0, 2],
             sha: [2, 0, 0, 0, 0, 1],
             tha: [2, 0, 0, 0, 0, 2],
-            spa: [192, 0, 2, 10],
-            tpa: [192, 0, 2, 1],
+            spa: arpwatch_common::ipv4_field([192, 0, 2, 10]),
+            tpa: arpwatch_common::ipv4_field([192, 0, 2, 1]),
             ..Default::default()
         };
         let obs = Observation::from_record(&record, Timestamp::from_secs(1), "eth0".into());
         assert_eq!(obs.vlan.as_slice(), &[123]);
         assert_eq!(obs.op, ArpOp::Reply);
-        assert_eq!(obs.spa, Ipv4Addr::new(192, 0, 2, 10));
-        let json = serde_json::to_value(&obs).unwrap();
+        assert_eq!(obs.spa, IpAddr::from([192, 0, 2, 10]));
+        let json = serde_json::to_value(crate::wire::RawLine(&obs)).unwrap();
+        assert_eq!(json["proto"], "arp");
         assert_eq!(json["vlan"], serde_json::json!([123]));
         assert_eq!(json["direction"], "ingress");
         assert_eq!(json["op"], "reply");
         assert_eq!(json["sha"], "02:00:00:00:00:01");
         assert_eq!(json["tpa"], "192.0.2.1");
         assert_eq!(json["ts"], "1970-01-01T00:00:01Z");
+    }
+
+    /// An ND record as the kernel writes it: IPv6 source and destination in `spa`/`tpa`, the
+    /// target in `nd_target`, the link-layer option in `sha`.
+    fn nd_record(op: u8, lladdr: Option<[u8; 6]>, flags: u8) -> NeighRecord {
+        NeighRecord {
+            proto: proto::NDP,
+            op,
+            eth_src: [2, 0, 0, 0, 0, 0x0b],
+            eth_dst: [2, 0, 0, 0, 0, 0x99],
+            sha: lladdr.unwrap_or_default(),
+            lladdr_present: u8::from(lladdr.is_some()),
+            nd_flags: flags,
+            spa: "2001:db8::b".parse::<Ipv6Addr>().unwrap().octets(),
+            tpa: "2001:db8::99".parse::<Ipv6Addr>().unwrap().octets(),
+            nd_target: "2001:db8::100".parse::<Ipv6Addr>().unwrap().octets(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn an_advertisement_claims_its_target_for_its_target_link_layer_address() {
+        let flags = na_flag::SOLICITED | na_flag::OVERRIDE;
+        let record = nd_record(op::NEIGHBOR_ADVERTISEMENT, Some([2, 0, 0, 0, 0, 0x0a]), flags);
+        let obs = Observation::from_record(&record, Timestamp::from_secs(1), "eth0".into());
+        assert_eq!(obs.proto(), Proto::Ndp);
+        assert_eq!(obs.op, ArpOp::Reply);
+        assert_eq!(obs.spa, "2001:db8::100".parse::<IpAddr>().unwrap(), "claims the target");
+        assert_eq!(obs.sha, MacAddr([2, 0, 0, 0, 0, 0x0a]), "by the target link-layer option");
+        assert_eq!(obs.tpa, "2001:db8::99".parse::<IpAddr>().unwrap(), "to the solicitor");
+        assert_eq!(obs.tha, MacAddr([2, 0, 0, 0, 0, 0x99]));
+        assert_eq!(obs.claim(), Some(ClaimKind::Reply));
+        assert_eq!(obs.override_flag(), Some(true));
+        let nd = obs.nd.unwrap();
+        assert_eq!(nd.src, "2001:db8::b".parse::<Ipv6Addr>().unwrap());
+        assert!(nd.flags.solicited && nd.flags.override_ && !nd.flags.router);
+
+        // Without the option, the Ethernet source is the claimant; without S, an announcement.
+        let record = nd_record(op::NEIGHBOR_ADVERTISEMENT, None, na_flag::OVERRIDE);
+        let obs = Observation::from_record(&record, Timestamp::from_secs(1), "eth0".into());
+        assert_eq!(obs.sha, MacAddr([2, 0, 0, 0, 0, 0x0b]));
+        assert_eq!(obs.nd.unwrap().lladdr, None);
+        assert_eq!(obs.claim(), Some(ClaimKind::Gratuitous));
+    }
+
+    #[test]
+    fn a_solicitation_is_a_request_from_its_source_and_dad_is_a_probe() {
+        let record = nd_record(op::NEIGHBOR_SOLICITATION, Some([2, 0, 0, 0, 0, 0x0c]), 0);
+        let obs = Observation::from_record(&record, Timestamp::from_secs(1), "eth0".into());
+        assert_eq!((obs.op, obs.sha), (ArpOp::Request, MacAddr([2, 0, 0, 0, 0, 0x0c])));
+        assert_eq!(obs.spa, "2001:db8::b".parse::<IpAddr>().unwrap());
+        assert_eq!(obs.tpa, "2001:db8::100".parse::<IpAddr>().unwrap(), "asks for the target");
+        assert_eq!(obs.claim(), Some(ClaimKind::Request));
+        assert_eq!(obs.override_flag(), None);
+
+        let mut dad = nd_record(op::NEIGHBOR_SOLICITATION, None, 0);
+        dad.spa = [0; 16];
+        let obs = Observation::from_record(&dad, Timestamp::from_secs(1), "eth0".into());
+        assert!(obs.is_probe());
+        assert_eq!(obs.claim(), None);
+        assert_eq!(obs.sha, MacAddr([2, 0, 0, 0, 0, 0x0b]), "the prober is the Ethernet source");
     }
 }

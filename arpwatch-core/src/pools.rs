@@ -2,14 +2,17 @@
 //! [`EngineConfig::pools`](crate::config::EngineConfig::pools); the engine and the per-pool
 //! metrics both ask it.
 //!
-//! The CIDRs of all pools are flattened into sorted, disjoint address ranges, each naming the pool
-//! that owns it, so a lookup is one binary search however many pools and CIDRs there are. Where
+//! The CIDRs of all pools are flattened into sorted, disjoint address ranges (one table for IPv4,
+//! one for IPv6), each naming the pool that owns it, so a lookup is one binary search however many
+//! pools and CIDRs there are. Where
 //! CIDRs overlap, the pool listed first owns the overlap, as in the file's order.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 use std::sync::Arc;
+
+use ipnet::IpNet;
 
 use crate::config::Pool;
 use crate::observation::MacAddr;
@@ -48,11 +51,12 @@ impl PoolRule {
     }
 }
 
-/// Addresses `start..=end` belong to `rules[rule]`.
+/// Addresses `start..=end` belong to `rules[rule]`. IPv4 addresses are stored as `u128` too, in a
+/// table of their own.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Range {
-    start: u32,
-    end: u32,
+    start: u128,
+    end: u128,
     rule: u32,
 }
 
@@ -60,8 +64,58 @@ struct Range {
 #[derive(Clone, Debug, Default)]
 pub struct Pools {
     rules: Vec<PoolRule>,
-    /// Sorted by `start`, disjoint; adjacent ranges of one pool are merged.
-    ranges: Vec<Range>,
+    /// Sorted by `start`, disjoint; adjacent ranges of one pool are merged. One table per address
+    /// family, so that an IPv6 pool never contains an IPv4 address, whatever its prefix.
+    v4: Vec<Range>,
+    v6: Vec<Range>,
+}
+
+/// An address as the range tables key it.
+fn key(ip: IpAddr) -> u128 {
+    match ip {
+        IpAddr::V4(ip) => u128::from(u32::from(ip)),
+        IpAddr::V6(ip) => u128::from(ip),
+    }
+}
+
+/// Flattens CIDRs, each an inclusive range with its pool, into sorted disjoint ranges where the
+/// lowest pool index owns an overlap.
+fn compile(mut nets: Vec<(u128, u128, u32)>) -> Vec<Range> {
+    nets.sort_unstable();
+    // The elementary intervals start at every CIDR's start and one past every CIDR's end (none
+    // past the family's last address).
+    let mut bounds: Vec<u128> = nets
+        .iter()
+        .flat_map(|&(start, end, _)| [Some(start), end.checked_add(1)])
+        .flatten()
+        .collect();
+    bounds.sort_unstable();
+    bounds.dedup();
+    // Sweep: the CIDRs covering the current interval, lowest pool first; a CIDR that ended is
+    // dropped once it reaches the top.
+    let mut covering: BinaryHeap<Reverse<(u32, u128)>> = BinaryHeap::new();
+    let mut next = 0;
+    let mut ranges: Vec<Range> = Vec::new();
+    for (i, &lo) in bounds.iter().enumerate() {
+        let end = bounds.get(i + 1).map_or(u128::MAX, |hi| hi - 1);
+        while let Some(&(_, end, rule)) = nets.get(next).filter(|n| n.0 == lo) {
+            covering.push(Reverse((rule, end)));
+            next += 1;
+        }
+        while covering.peek().is_some_and(|Reverse((_, end))| *end < lo) {
+            covering.pop();
+        }
+        let Some(&Reverse((rule, _))) = covering.peek() else {
+            continue;
+        };
+        match ranges.last_mut() {
+            Some(last) if last.rule == rule && last.end.checked_add(1) == Some(lo) => {
+                last.end = end
+            }
+            _ => ranges.push(Range { start: lo, end, rule }),
+        }
+    }
+    ranges
 }
 
 impl Pools {
@@ -70,63 +124,30 @@ impl Pools {
     pub fn new(pools: &[Pool]) -> Pools {
         let rules: Vec<PoolRule> =
             pools.iter().enumerate().map(|(i, p)| PoolRule::new(i, p)).collect();
-        // Every CIDR as an inclusive range with its pool, by start.
-        let mut nets: Vec<(u64, u64, u32)> = pools
-            .iter()
-            .enumerate()
-            .flat_map(|(i, p)| {
-                p.cidrs.iter().map(move |n| {
-                    (
-                        u64::from(u32::from(n.network())),
-                        u64::from(u32::from(n.broadcast())),
-                        i as u32,
-                    )
-                })
-            })
-            .collect();
-        nets.sort_unstable();
-        // The elementary intervals are those between consecutive starts and ends + 1.
-        let mut bounds: Vec<u64> =
-            nets.iter().flat_map(|&(start, end, _)| [start, end + 1]).collect();
-        bounds.sort_unstable();
-        bounds.dedup();
-        // Sweep: the CIDRs covering the current interval, lowest pool first; a CIDR that ended
-        // is dropped once it reaches the top.
-        let mut covering: BinaryHeap<Reverse<(u32, u64)>> = BinaryHeap::new();
-        let mut next = 0;
-        let mut ranges: Vec<Range> = Vec::new();
-        for pair in bounds.windows(2) {
-            let (lo, hi) = (pair[0], pair[1]);
-            while let Some(&(_, end, rule)) = nets.get(next).filter(|n| n.0 == lo) {
-                covering.push(Reverse((rule, end)));
-                next += 1;
-            }
-            while covering.peek().is_some_and(|Reverse((_, end))| *end < lo) {
-                covering.pop();
-            }
-            let Some(&Reverse((rule, _))) = covering.peek() else {
-                continue;
-            };
-            // Bounds are addresses or one past 255.255.255.255, which only ever ends a range.
-            let (start, end) = (lo as u32, (hi - 1) as u32);
-            match ranges.last_mut() {
-                Some(last) if last.rule == rule && u64::from(last.end) + 1 == lo => last.end = end,
-                _ => ranges.push(Range { start, end, rule }),
+        let (mut v4, mut v6) = (Vec::new(), Vec::new());
+        for (i, pool) in pools.iter().enumerate() {
+            for net in &pool.cidrs {
+                let range = (key(net.network()), key(net.broadcast()), i as u32);
+                match net {
+                    IpNet::V4(_) => v4.push(range),
+                    IpNet::V6(_) => v6.push(range),
+                }
             }
         }
-        Pools { rules, ranges }
+        Pools { rules, v4: compile(v4), v6: compile(v6) }
     }
 
     /// The pool `ip` belongs to: the first in the configuration that contains it.
-    pub fn find(&self, ip: Ipv4Addr) -> Option<&PoolRule> {
-        let ip = u32::from(ip);
-        let after = self.ranges.partition_point(|r| r.start <= ip);
-        let range = self.ranges[..after].last().filter(|r| ip <= r.end)?;
+    pub fn find(&self, ip: IpAddr) -> Option<&PoolRule> {
+        let ranges = if ip.is_ipv4() { &self.v4 } else { &self.v6 };
+        let ip = key(ip);
+        let after = ranges.partition_point(|r| r.start <= ip);
+        let range = ranges[..after].last().filter(|r| ip <= r.end)?;
         self.rules.get(range.rule as usize)
     }
 
     /// Whether `ip` is in any pool.
-    pub fn contains(&self, ip: Ipv4Addr) -> bool {
+    pub fn contains(&self, ip: IpAddr) -> bool {
         self.find(ip).is_some()
     }
 
@@ -144,6 +165,7 @@ impl Pools {
 mod tests {
     use super::*;
     use crate::config::parse_cidr;
+    use std::net::{Ipv4Addr, Ipv6Addr};
 
     fn pool(name: &str, cidrs: &[&str]) -> Pool {
         Pool {
@@ -159,7 +181,7 @@ mod tests {
     }
 
     /// The rule of the configuration: the first pool with a CIDR containing the IP.
-    fn first_containing(pools: &[Pool], ip: Ipv4Addr) -> Option<&str> {
+    fn first_containing(pools: &[Pool], ip: IpAddr) -> Option<&str> {
         pools.iter().find(|p| p.contains(ip)).map(|p| p.name.as_str())
     }
 
@@ -187,10 +209,13 @@ mod tests {
     fn no_pools_contain_nothing() {
         let pools = Pools::new(&[]);
         assert!(pools.is_empty());
-        assert!(!pools.contains(Ipv4Addr::new(192, 0, 2, 1)));
+        assert!(!pools.contains(Ipv4Addr::new(192, 0, 2, 1).into()));
         let pools = Pools::new(&[pool("top", &["255.255.255.255"])]);
-        assert!(pools.contains(Ipv4Addr::BROADCAST));
-        assert!(!pools.contains(Ipv4Addr::new(255, 255, 255, 254)));
+        assert!(pools.contains(Ipv4Addr::BROADCAST.into()));
+        assert!(!pools.contains(Ipv4Addr::new(255, 255, 255, 254).into()));
+        let pools = Pools::new(&[pool("top6", &["ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff"])]);
+        assert!(pools.contains(Ipv6Addr::from(u128::MAX).into()));
+        assert!(!pools.contains(Ipv6Addr::from(u128::MAX - 1).into()));
     }
 
     #[test]
@@ -219,10 +244,28 @@ mod tests {
             let pools = Pools::new(&config);
             for host in 0..=256u32 {
                 let ip = Ipv4Addr::from(u32::from(Ipv4Addr::new(10, 0, 0, 0)) + host);
-                let found = pools.find(ip).map(|p| &*p.name);
-                assert_eq!(found, first_containing(&config, ip), "{ip} in {config:?}");
+                let found = pools.find(ip.into()).map(|p| &*p.name);
+                assert_eq!(found, first_containing(&config, ip.into()), "{ip} in {config:?}");
             }
         }
+    }
+
+    #[test]
+    fn ipv4_and_ipv6_pools_never_contain_the_other_family() {
+        let pools = Pools::new(&[
+            pool("every-v6", &["::/0"]),
+            pool("vips6", &["2001:db8::100/120"]),
+            pool("every-v4", &["0.0.0.0/0"]),
+        ]);
+        assert_eq!(owner(&pools, "2001:db8::1ff"), Some("every-v6"));
+        assert_eq!(owner(&pools, "::ffff:192.0.2.1"), Some("every-v6"));
+        assert_eq!(owner(&pools, "192.0.2.1"), Some("every-v4"));
+        let pools = Pools::new(&[pool("vips6", &["2001:db8::100/120", "2001:db8:1::7"])]);
+        assert_eq!(owner(&pools, "2001:db8::100"), Some("vips6"));
+        assert_eq!(owner(&pools, "2001:db8::1ff"), Some("vips6"));
+        assert_eq!(owner(&pools, "2001:db8::200"), None);
+        assert_eq!(owner(&pools, "2001:db8:1::7"), Some("vips6"));
+        assert_eq!(owner(&pools, "0.0.1.0"), None);
     }
 
     #[test]
@@ -233,7 +276,7 @@ mod tests {
             .map(|m| m.parse().unwrap())
             .collect();
         let pools = Pools::new(&[vips]);
-        let rule = pools.find(Ipv4Addr::new(192, 0, 2, 1)).unwrap();
+        let rule = pools.find(Ipv4Addr::new(192, 0, 2, 1).into()).unwrap();
         for (mac, allowed) in [
             ("02:00:00:00:00:01", true),
             ("02:00:00:00:00:05", true),

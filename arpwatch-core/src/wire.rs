@@ -10,7 +10,7 @@
 
 use std::fmt;
 use std::io::{self, Write};
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use serde::ser::SerializeMap;
@@ -20,7 +20,7 @@ use crate::event::{
     Announced, Condition, ConditionState, Detail, Event, EventKind, Misplaced, ResponderForm,
     Severity, StormScope,
 };
-use crate::observation::{ArpOp, Direction, MacAddr, Observation, Timestamp};
+use crate::observation::{ArpOp, Direction, MacAddr, Observation, Proto, Timestamp};
 
 /// Version of the event schema, carried in every event as `"schema"`. Raised when a field changes
 /// meaning or disappears; adding an optional field does not raise it.
@@ -44,8 +44,58 @@ pub fn text_line(event: &Event) -> String {
 
 /// Writes a raw observation as one JSON line.
 pub fn write_observation_json_line(out: &mut impl Write, obs: &Observation) -> io::Result<()> {
-    serde_json::to_writer(&mut *out, obs)?;
+    serde_json::to_writer(&mut *out, &RawLine(obs))?;
     out.write_all(b"\n")
+}
+
+/// The raw line of an observation (`--raw`): the frame as the wire had it, in the terms of its
+/// own protocol. Fields every line has, then ARP's `op`, `sha`, `spa`, `tha`, `tpa`, or ND's
+/// `op`, `src`, `dst`, `target`, `lladdr` and (for an advertisement) `flags`.
+pub struct RawLine<'a>(pub &'a Observation);
+
+impl Serialize for RawLine<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let obs = self.0;
+        let mut map = s.serialize_map(None)?;
+        map.serialize_entry("ts", &obs.ts)?;
+        map.serialize_entry("iface", &*obs.iface)?;
+        map.serialize_entry("ifindex", &obs.ifindex)?;
+        map.serialize_entry("direction", &obs.direction)?;
+        map.serialize_entry("vlan", &obs.vlan)?;
+        map.serialize_entry("proto", &obs.proto())?;
+        match &obs.nd {
+            None => {
+                map.serialize_entry("op", &obs.op)?;
+                map.serialize_entry("eth_src", &obs.eth_src)?;
+                map.serialize_entry("eth_dst", &obs.eth_dst)?;
+                map.serialize_entry("sha", &obs.sha)?;
+                map.serialize_entry("spa", &obs.spa)?;
+                map.serialize_entry("tha", &obs.tha)?;
+                map.serialize_entry("tpa", &obs.tpa)?;
+            }
+            Some(nd) => {
+                map.serialize_entry("op", nd_op(obs.op))?;
+                map.serialize_entry("eth_src", &obs.eth_src)?;
+                map.serialize_entry("eth_dst", &obs.eth_dst)?;
+                map.serialize_entry("src", &nd.src)?;
+                map.serialize_entry("dst", &nd.dst)?;
+                map.serialize_entry("target", &nd.target)?;
+                map.serialize_entry("lladdr", &nd.lladdr)?;
+                if obs.op == ArpOp::Reply {
+                    map.serialize_entry("flags", &nd.flags)?;
+                }
+            }
+        }
+        map.end()
+    }
+}
+
+/// The name of a Neighbor Discovery message in the raw line.
+fn nd_op(op: ArpOp) -> &'static str {
+    match op {
+        ArpOp::Request => "neighbor_solicitation",
+        ArpOp::Reply => "neighbor_advertisement",
+    }
 }
 
 /// Writes a raw observation as one text line.
@@ -55,12 +105,30 @@ pub fn write_observation_text_line(out: &mut impl Write, obs: &Observation) -> i
 
 /// One readable line for a person at a terminal, e.g.
 /// `2026-11-21T10:00:00Z eth0 ingress 192.0.2.240 is-at 02:00:00:00:0a:01 to 192.0.2.99 (02:00:00:00:00:99) [eth 02:00:00:00:0a:01 > 02:00:00:00:00:99]`.
+/// An ND message reads the same way, e.g.
+/// `... eth0 ingress ndp 2001:db8::100 is-at 02:00:00:00:0a:01 to 2001:db8::99 (02:00:00:00:00:99) solicited override [eth ...]`.
 pub fn observation_text(obs: &Observation) -> String {
-    let what = match obs.op {
+    let mut what = match obs.op {
         ArpOp::Request if obs.is_probe() => format!("probe who-has {} from {}", obs.tpa, obs.sha),
         ArpOp::Request => format!("who-has {} tell {} ({})", obs.tpa, obs.spa, obs.sha),
         ArpOp::Reply => format!("{} is-at {} to {} ({})", obs.spa, obs.sha, obs.tpa, obs.tha),
     };
+    if let Some(nd) = &obs.nd {
+        what.insert_str(0, "ndp ");
+        if nd.lladdr.is_none() {
+            what.push_str(" no-lladdr");
+        }
+        for (set, name) in [
+            (nd.flags.router, "router"),
+            (nd.flags.solicited, "solicited"),
+            (nd.flags.override_, "override"),
+        ] {
+            if set {
+                what.push(' ');
+                what.push_str(name);
+            }
+        }
+    }
     let gratuitous = if obs.is_gratuitous() { " gratuitous" } else { "" };
     let vlan = match obs.vlan.as_slice() {
         [] => String::new(),
@@ -83,7 +151,7 @@ pub enum Value<'a> {
     Bool(bool),
     Str(&'a str),
     Mac(MacAddr),
-    Ip(Ipv4Addr),
+    Ip(IpAddr),
     Time(Timestamp),
     Macs(&'a [MacAddr]),
     Names(&'a [Arc<str>]),
@@ -107,7 +175,8 @@ pub struct Record<'a> {
     pub ts: Timestamp,
     pub event: EventKind,
     pub severity: Severity,
-    pub ip: Ipv4Addr,
+    pub ip: IpAddr,
+    pub proto: Option<Proto>,
     pub state: Option<ConditionState>,
     pub mac: Option<MacAddr>,
     pub macs: &'a [MacAddr],
@@ -123,11 +192,12 @@ pub struct Record<'a> {
     pub first_seen: Option<Timestamp>,
     pub last_seen: Option<Timestamp>,
     pub announced: Option<Announced>,
+    pub override_: Option<bool>,
     pub gap_ms: Option<u64>,
     pub form: Option<ResponderForm>,
     pub pool: Option<&'a str>,
     pub requester_mac: Option<MacAddr>,
-    pub requester_ip: Option<Ipv4Addr>,
+    pub requester_ip: Option<IpAddr>,
     pub rate: Option<u64>,
     pub scope: Option<StormScope>,
     pub local_iface: Option<&'a str>,
@@ -141,6 +211,7 @@ impl<'a> Record<'a> {
             event: event.kind(),
             severity: event.severity(),
             ip: event.ip,
+            proto: Some(Proto::of(event.ip)),
             state: None,
             mac: None,
             macs: &[],
@@ -156,6 +227,7 @@ impl<'a> Record<'a> {
             first_seen: None,
             last_seen: None,
             announced: None,
+            override_: None,
             gap_ms: None,
             form: None,
             pool: event.pool.as_deref(),
@@ -171,22 +243,28 @@ impl<'a> Record<'a> {
                 r.mac = Some(*mac);
                 r.announced = Some(*announced);
             }
-            Detail::Gratuitous { mac } | Detail::Probe { mac } => r.mac = Some(*mac),
+            Detail::Gratuitous { mac, override_ } => {
+                r.mac = Some(*mac);
+                r.override_ = *override_;
+            }
+            Detail::Probe { mac } => r.mac = Some(*mac),
             Detail::ProbeConflict { mac, holder, holder_last_seen } => {
                 r.mac = Some(*mac);
                 r.old_mac = Some(*holder);
                 r.last_seen = Some(*holder_last_seen);
             }
-            Detail::OwnerChange { old_mac, new_mac, announced, gap_ms } => {
+            Detail::OwnerChange { old_mac, new_mac, announced, gap_ms, override_ } => {
                 r.old_mac = Some(*old_mac);
                 r.new_mac = Some(*new_mac);
                 r.announced = Some(*announced);
                 r.gap_ms = *gap_ms;
+                r.override_ = *override_;
             }
-            Detail::UnknownResponder { mac, announced, count } => {
+            Detail::UnknownResponder { mac, announced, count, override_ } => {
                 r.mac = Some(*mac);
                 r.announced = Some(*announced);
                 r.count = Some(*count);
+                r.override_ = *override_;
             }
             Detail::UnexpectedInterface { mac, count, misplaced } => {
                 r.mac = Some(*mac);
@@ -227,6 +305,10 @@ impl<'a> Record<'a> {
                         r.requester_ip = Some(requester.ip);
                     }
                     Condition::Storm { scope, mac, rate } => {
+                        if *scope == StormScope::Iface {
+                            // Counts the interface's frames of both protocols.
+                            r.proto = None;
+                        }
                         r.scope = Some(*scope);
                         r.mac = *mac;
                         r.rate = Some(*rate);
@@ -253,6 +335,7 @@ impl<'a> Record<'a> {
         field("event", Some(Str(self.event.as_str())));
         field("severity", Some(Str(self.severity.as_str())));
         field("ip", Some(Ip(self.ip)));
+        field("proto", self.proto.map(|v| Str(v.as_str())));
         field("state", self.state.map(|v| Str(v.as_str())));
         field("mac", self.mac.map(Mac));
         field("macs", list(Macs(self.macs), self.macs.is_empty()));
@@ -268,6 +351,7 @@ impl<'a> Record<'a> {
         field("first_seen", self.first_seen.map(Time));
         field("last_seen", self.last_seen.map(Time));
         field("announced", self.announced.map(|v| Str(v.as_str())));
+        field("override", self.override_.map(Bool));
         field("gap_ms", self.gap_ms.map(U64));
         field("form", self.form.map(|v| Str(v.as_str())));
         field("pool", self.pool.map(Str));
@@ -348,9 +432,9 @@ fn write_list<T: fmt::Display>(f: &mut fmt::Formatter<'_>, items: &[T]) -> fmt::
     f.write_str("]")
 }
 
-/// Fields the text line shows in its head (`schema` and `local` it leaves out: the version is
-/// the program's, and `local_iface` says it).
-const TEXT_HEAD: [&str; 6] = ["schema", "ts", "event", "severity", "ip", "local"];
+/// Fields the text line shows in its head (`schema`, `proto` and `local` it leaves out: the
+/// version is the program's, the address says its protocol, and `local_iface` says it).
+const TEXT_HEAD: [&str; 7] = ["schema", "ts", "event", "severity", "ip", "proto", "local"];
 
 /// The text line, for a person at a terminal: time, severity in capitals, event, IP, then the
 /// other present fields as `key=value` in [`Record::visit`] order, e.g.
@@ -409,11 +493,11 @@ mod tests {
             },
             condition: Condition::MultiResponder {
                 form: ResponderForm::Strong,
-                requester: Some(Requester { mac: mac(0x99), ip: Ipv4Addr::new(192, 0, 2, 99) }),
+                requester: Some(Requester { mac: mac(0x99), ip: [192, 0, 2, 99].into() }),
                 sender: None,
             },
         };
-        let mut e = Event::new(at, Ipv4Addr::new(192, 0, 2, 10), seen, None, detail);
+        let mut e = Event::new(at, [192, 0, 2, 10].into(), seen, None, detail);
         e.context.node = Some("node-a".into());
         e
     }
@@ -453,7 +537,7 @@ mod tests {
             json_line(&e),
             concat!(
                 r#"{"schema":1,"ts":"2026-11-21T10:00:01Z","event":"multi_responder","#,
-                r#""severity":"critical","ip":"192.0.2.10","state":"start","#,
+                r#""severity":"critical","ip":"192.0.2.10","proto":"arp","state":"start","#,
                 r#""macs":["02:00:00:00:00:01","02:00:00:00:00:02"],"iface":"eth0","vlan":[123],"#,
                 r#""direction":"ingress","count":1,"first_seen":"2026-11-21T10:00:01Z","#,
                 r#""last_seen":"2026-11-21T10:00:01Z","form":"strong","pool":"vips","#,
@@ -498,5 +582,52 @@ mod tests {
         assert_eq!(json.len(), names.0.len());
         let body: Vec<&str> = names.0.iter().copied().filter(|n| !TEXT_HEAD.contains(n)).collect();
         assert_eq!(keys, body);
+    }
+
+    #[test]
+    fn a_neighbor_discovery_message_has_its_own_raw_line() {
+        use crate::observation::NaFlags;
+        use crate::testkit::observations::frame;
+        let flags = NaFlags { router: false, solicited: true, override_: false };
+        let na = frame(0.0)
+            .advertise("02:00:00:00:00:0a", "2001:db8::100", flags)
+            .to("02:00:00:00:00:99", "2001:db8::99")
+            .build();
+        let mut line = Vec::new();
+        write_observation_json_line(&mut line, &na).unwrap();
+        assert_eq!(
+            String::from_utf8(line).unwrap(),
+            concat!(
+                r#"{"ts":"2026-11-21T10:00:00Z","iface":"eth0","ifindex":2,"direction":"ingress","#,
+                r#""vlan":[],"proto":"ndp","op":"neighbor_advertisement","#,
+                r#""eth_src":"02:00:00:00:00:0a","eth_dst":"02:00:00:00:00:99","#,
+                r#""src":"2001:db8::100","dst":"2001:db8::99","target":"2001:db8::100","#,
+                r#""lladdr":"02:00:00:00:00:0a","#,
+                r#""flags":{"router":false,"solicited":true,"override":false}}"#,
+                "\n"
+            )
+        );
+        assert_eq!(
+            observation_text(&na),
+            "2026-11-21T10:00:00Z eth0 ingress ndp 2001:db8::100 is-at 02:00:00:00:00:0a to \
+             2001:db8::99 (02:00:00:00:00:99) solicited [eth 02:00:00:00:00:0a > 02:00:00:00:00:99]"
+        );
+
+        let dad = frame(1.0).dad("02:00:00:00:00:0c", "2001:db8::100").build();
+        let json = serde_json::to_value(RawLine(&dad)).unwrap();
+        assert_eq!(
+            (json["op"].as_str(), json["src"].as_str()),
+            (Some("neighbor_solicitation"), Some("::"))
+        );
+        assert_eq!(
+            (json["dst"].as_str(), json["eth_dst"].as_str()),
+            (Some("ff02::1:ff00:100"), Some("33:33:ff:00:01:00"))
+        );
+        assert!(json["lladdr"].is_null() && json.get("flags").is_none(), "{json}");
+        assert_eq!(
+            observation_text(&dad),
+            "2026-11-21T10:00:01Z eth0 ingress ndp probe who-has 2001:db8::100 from \
+             02:00:00:00:00:0c no-lladdr [eth 02:00:00:00:00:0c > 33:33:ff:00:01:00]"
+        );
     }
 }

@@ -24,7 +24,7 @@
 #![allow(internal_features)]
 
 use arpwatch_common::{
-    direction, ethertype, ArpEthIpv4, NeighRecord, Counter, DedupEntry, DedupKey, SenderKey,
+    direction, ethertype, ArpEthIpv4, Counter, DedupEntry, DedupKey, NeighRecord, SenderKey,
     ARP_FIXED_HEADER_LEN, COUNTER_SLOTS, DEDUP_EMITS_PER_INTERVAL, DEFAULT_DEDUP_INTERVAL_NS,
     MAX_VLAN_TAGS,
 };

@@ -220,7 +220,7 @@ mod tests {
     fn short_items_are_not_records() {
         assert!(record_from_bytes(&[0u8; NEIGH_RECORD_SIZE - 1]).is_none());
         let mut bytes = [0u8; NEIGH_RECORD_SIZE];
-        bytes[8] = 7; // ifindex, little-endian
+        bytes[std::mem::offset_of!(NeighRecord, ifindex)] = 7; // little-endian
         assert_eq!(record_from_bytes(&bytes).unwrap().ifindex, 7);
     }
 

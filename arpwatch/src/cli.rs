@@ -15,8 +15,8 @@ use crate::stdout;
 #[command(
     name = "arpwatch",
     version,
-    about = "Passive ARP observer: finds IPs answered by several MACs, owner changes, flapping, \
-             foreign and missing responders. It never sends a packet."
+    about = "Passive ARP and IPv6 Neighbor Discovery observer: finds IPs answered by several MACs, \
+             owner changes, flapping, foreign and missing responders. It never sends a packet."
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -25,7 +25,7 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Watch live ARP traffic on network interfaces (needs CAP_BPF, CAP_NET_ADMIN, CAP_PERFMON).
+    /// Watch live ARP and Neighbor Discovery traffic on network interfaces (needs CAP_BPF, CAP_NET_ADMIN, CAP_PERFMON).
     Watch(WatchArgs),
     /// Run the same detection engine over pcap or pcapng capture files.
     Replay(ReplayArgs),
@@ -118,13 +118,13 @@ pub struct CommonArgs {
     /// Output format; defaults to json when stdout is not a terminal, text otherwise.
     #[arg(long, value_enum)]
     pub format: Option<FormatArg>,
-    /// Print every ARP observation instead of events.
+    /// Print every observation (ARP frame or Neighbor Discovery message) instead of events.
     #[arg(long)]
     pub raw: bool,
     /// Add these floating IPs (a CIDR or a single IP, repeatable) as a pool named "cli", with no
     /// interface or MAC restriction: they are watched for `unanswered` and get per-pool metrics.
     #[arg(long = "pool", value_name = "CIDR", value_parser = parse_cidr)]
-    pub pools: Vec<ipnet::Ipv4Net>,
+    pub pools: Vec<ipnet::IpNet>,
     /// The observer sees the whole segment (a SPAN or mirror port): requests nobody answers are
     /// reported (`full_view = true` in the file). Replay always assumes it.
     #[arg(long)]
@@ -163,8 +163,8 @@ pub struct WatchArgs {
     pub tc_mode: TcModeArg,
     /// Identical frames (same sender, target, op, interface, direction) within this many
     /// milliseconds, beyond the first two, are folded in the kernel into the next observation,
-    /// which counts them; 0 sends every frame up. A new MAC, gratuitous ARP and probes are never
-    /// folded.
+    /// which counts them; 0 sends every frame up. A new MAC, gratuitous ARP, unsolicited NAs and
+    /// probes (ARP and DAD) are never folded.
     #[arg(long, value_name = "MS", default_value_t = DEFAULT_DEDUP_INTERVAL.as_millis() as u64)]
     pub dedup_interval: u64,
     /// Size of the kernel-to-user ring buffer in bytes (a power of two, at least one page).
@@ -189,9 +189,12 @@ pub struct ReplayArgs {
 
 /// `--pool`: the configuration's parser (a bare address is a /32, host bits are cleared), in
 /// clap's wording.
-fn parse_cidr(s: &str) -> Result<ipnet::Ipv4Net, String> {
-    arpwatch_core::config::parse_cidr(s)
-        .map_err(|_| format!("'{s}' is not an IPv4 CIDR or address (e.g. 192.0.2.240/28)"))
+fn parse_cidr(s: &str) -> Result<ipnet::IpNet, String> {
+    arpwatch_core::config::parse_cidr(s).map_err(|_| {
+        format!(
+            "'{s}' is not an IPv4 or IPv6 CIDR or address (e.g. 192.0.2.240/28, 2001:db8::/120)"
+        )
+    })
 }
 
 fn parse_seconds(s: &str) -> Result<Duration, String> {

@@ -137,7 +137,7 @@ impl PipelinePlan {
 #[derive(Clone, Debug)]
 pub struct ConfigSource {
     pub path: Option<PathBuf>,
-    pools: Vec<ipnet::Ipv4Net>,
+    pools: Vec<ipnet::IpNet>,
     full_view: bool,
 }
 
@@ -345,7 +345,7 @@ mod tests {
         assert_eq!(
             msg,
             format!(
-                "config {}: pools[0].cidrs[0]: \"198.51.100.0/33\" is not an IPv4 CIDR (write e.g. 192.0.2.240/28)",
+                "config {}: pools[0].cidrs[0]: \"198.51.100.0/33\" is not an IPv4 or IPv6 CIDR (write e.g. 192.0.2.240/28 or 2001:db8::/120)",
                 path.display()
             )
         );

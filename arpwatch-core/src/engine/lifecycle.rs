@@ -3,7 +3,7 @@
 //! operator should not wait for), then `end` once the condition has had no evidence for the quiet
 //! window.
 
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,9 +15,9 @@ use crate::observation::{MacAddr, Timestamp};
 /// What a lasting condition is about.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub(super) enum ConditionKey {
-    MultiResponder(Ipv4Addr),
-    Flapping(Ipv4Addr),
-    Unanswered(Ipv4Addr),
+    MultiResponder(IpAddr),
+    Flapping(IpAddr),
+    Unanswered(IpAddr),
     StormIface(Arc<str>),
     StormMac(MacAddr),
 }
@@ -32,7 +32,7 @@ pub(super) struct Report {
 
 struct Active {
     /// The IP of the `start`; later evidence does not change it.
-    ip: Ipv4Addr,
+    ip: IpAddr,
     started: Timestamp,
     last_evidence: Timestamp,
     last_report: Timestamp,
@@ -59,7 +59,7 @@ impl Active {
 /// Evidence for one condition, as the detectors see it.
 pub(super) struct Evidence<'a> {
     pub key: ConditionKey,
-    pub ip: Ipv4Addr,
+    pub ip: IpAddr,
     pub ts: Timestamp,
     /// How much to add to `count`; on a start, the whole count so far.
     pub count: u64,

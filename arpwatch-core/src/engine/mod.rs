@@ -16,7 +16,7 @@
 mod lifecycle;
 mod state;
 
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::num::NonZeroUsize;
 use std::sync::Arc;
 
@@ -33,7 +33,8 @@ use crate::pools::{PoolRule, Pools};
 use lifecycle::{ConditionKey, Conditions, Evidence, Report};
 use state::{
     Binding, EgressClaim, EgressClaims, IfaceState, Interleave, IpState, IpTable, OwnerChange,
-    PendingRequests, PendingTable, SenderState, StrongClaim, UnansweredStreak, MAX_EGRESS_IFACES,
+    PendingRequests, PendingTable, Probe, SenderState, StrongClaim, UnansweredStreak,
+    MAX_EGRESS_IFACES,
 };
 
 /// Counters for a metrics exporter. Gauges (`tracked_*`, `pending_requests`,
@@ -183,7 +184,7 @@ impl Engine {
     /// How many MACs claimed `ip` (a reply or an announcement) within the concurrency window
     /// before the latest time the engine was given: more than one is what a multi-responder is
     /// made of. Read by the per-IP metrics, so they count claimants the engine's way.
-    pub fn claimants(&self, ip: Ipv4Addr) -> usize {
+    pub fn claimants(&self, ip: IpAddr) -> usize {
         let window = self.thresholds.concurrency_window;
         self.ips.peek(&ip).map_or(0, |st| st.claimants(self.now, window))
     }
@@ -228,7 +229,7 @@ impl Engine {
     }
 
     /// Requests for `ip` that got no claim by their deadline.
-    fn expire_request(&mut self, ip: Ipv4Addr, pending: PendingRequests, out: &mut Vec<Event>) {
+    fn expire_request(&mut self, ip: IpAddr, pending: PendingRequests, out: &mut Vec<Event>) {
         let deadline = pending.deadline;
         let Some(st) = self.ips.peek_mut(&ip) else {
             return;
@@ -284,7 +285,7 @@ impl Engine {
             self.conditions.evidence(
                 Evidence {
                     key: ConditionKey::StormIface(obs.iface.clone()),
-                    ip: Ipv4Addr::UNSPECIFIED,
+                    ip: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
                     ts,
                     count: 1,
                     macs: &[],
@@ -353,24 +354,36 @@ impl Engine {
         out.push(Event::new(ts, ip, Seen::of(obs), pool, detail));
     }
 
-    /// An RFC 5227 probe: harmless unless the IP is bound to another MAC.
+    /// An address probe (RFC 5227 ARP probe, RFC 4862 duplicate address detection): harmless
+    /// unless the IP is bound to another MAC or another host probes it at the same time. A clean
+    /// probe is remembered for the reply timeout: a claim from another MAC within it answers the
+    /// probe (a host defending its address), which is the conflict too.
     fn on_probe(&mut self, obs: &Observation, ts: Timestamp, out: &mut Vec<Event>) {
-        if obs.tpa.is_unspecified() {
+        let target = obs.tpa;
+        if target.is_unspecified() {
             return;
         }
-        let holder = self
-            .ips
-            .peek(&obs.tpa)
-            .and_then(|st| st.holder_other_than(obs.sha))
-            .map(|b| (b.mac, b.last_seen));
         let mac = obs.sha;
-        let detail = match holder {
+        let window = self.thresholds.reply_timeout;
+        let st = self.ips.peek(&target);
+        let holder = st.and_then(|st| st.holder_other_than(mac)).map(|b| (b.mac, b.last_seen));
+        let rival = st
+            .and_then(|st| st.probe)
+            .filter(|p| p.mac != mac && ts.saturating_since(p.at) <= window)
+            .map(|p| (p.mac, p.at));
+        let detail = match holder.or(rival) {
             Some((holder, holder_last_seen)) => {
                 Detail::ProbeConflict { mac, holder, holder_last_seen }
             }
-            None => Detail::Probe { mac },
+            None => {
+                self.ips.track(target);
+                if let Some(st) = self.ips.peek_mut(&target) {
+                    st.probe = Some(Probe { mac, at: ts });
+                }
+                Detail::Probe { mac }
+            }
         };
-        out.push(Event::new(ts, obs.tpa, Seen::of(obs), None, detail));
+        out.push(Event::new(ts, target, Seen::of(obs), None, detail));
     }
 
     /// The sender of a frame (SHA, SPA): its binding, and for a strong claim the detectors, in
@@ -402,6 +415,7 @@ impl Engine {
             return;
         }
         self.stats.claims += 1;
+        claim.answer_probe(st, out);
 
         // Before the claim is applied: whether this reply follows another MAC's reply to the
         // same requester decides whether it can take the IP over.
@@ -519,10 +533,12 @@ struct ClaimContext<'a> {
     obs: &'a Observation,
     /// The observation's time, or the engine's if the observation is older.
     ts: Timestamp,
-    ip: Ipv4Addr,
+    ip: IpAddr,
     mac: MacAddr,
     kind: ClaimKind,
     announced: Announced,
+    /// The Override flag of a Neighbor Advertisement.
+    override_: Option<bool>,
     /// Whom a plain reply answered.
     reply_to: Option<Requester>,
     /// The pool the IP belongs to.
@@ -548,6 +564,7 @@ impl<'a> ClaimContext<'a> {
             mac: obs.sha,
             kind,
             announced: Announced::from(kind),
+            override_: obs.override_flag(),
             reply_to: (kind == ClaimKind::Reply).then_some(Requester { mac: obs.tha, ip: obs.tpa }),
             pool: pools.find(obs.spa),
             iface_id,
@@ -572,8 +589,25 @@ impl<'a> ClaimContext<'a> {
             out.push(self.event(None, Detail::NewBinding { mac, announced: self.announced }));
         }
         if self.kind == ClaimKind::Gratuitous {
-            out.push(self.event(None, Detail::Gratuitous { mac }));
+            out.push(self.event(None, Detail::Gratuitous { mac, override_: self.override_ }));
         }
+    }
+
+    /// A claim within the reply timeout of another MAC's address probe answers it: the address
+    /// is taken (a host defending it, or an NA answering duplicate address detection), a
+    /// `probe_conflict` naming the prober. The prober's own announcement ends its probe quietly.
+    fn answer_probe(&self, st: &mut IpState, out: &mut Vec<Event>) {
+        let Some(probe) = st.probe.take() else {
+            return;
+        };
+        if probe.mac == self.mac
+            || self.ts.saturating_since(probe.at) > self.thresholds.reply_timeout
+        {
+            return;
+        }
+        let detail =
+            Detail::ProbeConflict { mac: probe.mac, holder: self.mac, holder_last_seen: self.ts };
+        out.push(self.event(None, detail));
     }
 
     /// Fills `macs` with the other MACs that replied to the same requester within the reply
@@ -623,6 +657,7 @@ impl<'a> ClaimContext<'a> {
             new_mac: mac,
             announced: self.announced,
             gap_ms: change.gap.map(|g| g.as_millis() as u64),
+            override_: self.override_,
         };
         out.push(self.event(self.pool_name(), detail));
         let flaps = st.count_owner_change(self.ts, self.thresholds);
@@ -741,7 +776,12 @@ impl<'a> ClaimContext<'a> {
         let (mac, interval) = (self.mac, self.thresholds.report_interval);
         if !pool.allows_mac(mac) {
             if let Some(count) = binding.unknown_responder.admit(self.ts, interval) {
-                let detail = Detail::UnknownResponder { mac, announced: self.announced, count };
+                let detail = Detail::UnknownResponder {
+                    mac,
+                    announced: self.announced,
+                    count,
+                    override_: self.override_,
+                };
                 out.push(self.event(Some(pool.name.clone()), detail));
             }
         }

@@ -2,7 +2,7 @@
 //! counters the detectors share. Everything here is bounded by the caps in `config::Caps`.
 
 use std::collections::BTreeSet;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::num::NonZeroUsize;
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,9 +17,9 @@ use crate::observation::{Direction, MacAddr, Timestamp, VlanTags};
 /// moves. Every insertion goes through here, so that forgetting an IP to make room is counted
 /// once, together with the bindings it takes with it.
 pub(super) struct IpTable {
-    states: LruCache<Ipv4Addr, IpState>,
+    states: LruCache<IpAddr, IpState>,
     /// This host's own claims, only ever made by egress frames, so apart from `states`.
-    egress: LruCache<Ipv4Addr, EgressClaims>,
+    egress: LruCache<IpAddr, EgressClaims>,
     max_macs: usize,
     /// (IP, MAC) bindings over all tracked IPs.
     pub bindings: usize,
@@ -54,17 +54,17 @@ impl IpTable {
         self.states.len()
     }
 
-    pub fn peek(&self, ip: &Ipv4Addr) -> Option<&IpState> {
+    pub fn peek(&self, ip: &IpAddr) -> Option<&IpState> {
         self.states.peek(ip)
     }
 
-    pub fn peek_mut(&mut self, ip: &Ipv4Addr) -> Option<&mut IpState> {
+    pub fn peek_mut(&mut self, ip: &IpAddr) -> Option<&mut IpState> {
         self.states.peek_mut(ip)
     }
 
     /// Tracks `ip` from now on, if it is not tracked already. An IP that is does not become more
     /// recently seen: only its own frames make it so.
-    pub fn track(&mut self, ip: Ipv4Addr) {
+    pub fn track(&mut self, ip: IpAddr) {
         if let Some(forgotten) = insert_absent(&mut self.states, ip, &mut self.evicted) {
             self.bindings -= forgotten.bindings.len();
         }
@@ -72,7 +72,7 @@ impl IpTable {
 
     /// Records `mac` as the sender of `ip` at `ts`: the IP becomes the most recently seen, and
     /// the binding is found or made. Returns the IP's state and the binding.
-    pub fn bind(&mut self, ip: Ipv4Addr, mac: MacAddr, ts: Timestamp) -> (&mut IpState, Bound) {
+    pub fn bind(&mut self, ip: IpAddr, mac: MacAddr, ts: Timestamp) -> (&mut IpState, Bound) {
         self.track(ip);
         // Present since `track`: this only makes it the most recently seen, never inserts.
         let st = self.states.get_or_insert_mut(ip, IpState::default);
@@ -88,7 +88,7 @@ impl IpTable {
     }
 
     /// This host's claims of `ip`, which become the most recently seen.
-    pub fn egress(&mut self, ip: Ipv4Addr) -> &mut EgressClaims {
+    pub fn egress(&mut self, ip: IpAddr) -> &mut EgressClaims {
         insert_absent(&mut self.egress, ip, &mut self.evicted);
         // Present since `insert_absent`: this only makes it the most recently seen.
         self.egress.get_or_insert_mut(ip, EgressClaims::default)
@@ -98,8 +98,8 @@ impl IpTable {
 /// Inserts a fresh entry for `ip` unless `map` has one; when the map is full, the least recently
 /// used IP is forgotten, counted in `evicted` and returned.
 fn insert_absent<V: Default>(
-    map: &mut LruCache<Ipv4Addr, V>,
-    ip: Ipv4Addr,
+    map: &mut LruCache<IpAddr, V>,
+    ip: IpAddr,
     evicted: &mut u64,
 ) -> Option<V> {
     if map.contains(&ip) {
@@ -130,8 +130,8 @@ pub(super) struct PendingRequests {
 /// first), with their deadlines in order, so that the next one to run out is known without a
 /// scan ([`PendingTable::next_deadline`]).
 pub(super) struct PendingTable {
-    by_ip: LruCache<Ipv4Addr, PendingRequests>,
-    by_deadline: BTreeSet<(Timestamp, Ipv4Addr)>,
+    by_ip: LruCache<IpAddr, PendingRequests>,
+    by_deadline: BTreeSet<(Timestamp, IpAddr)>,
 }
 
 impl PendingTable {
@@ -144,13 +144,13 @@ impl PendingTable {
     }
 
     /// The requests waiting for `ip`; their deadline is not to be changed through this.
-    pub fn get_mut(&mut self, ip: &Ipv4Addr) -> Option<&mut PendingRequests> {
+    pub fn get_mut(&mut self, ip: &IpAddr) -> Option<&mut PendingRequests> {
         self.by_ip.peek_mut(ip)
     }
 
     /// Starts waiting for a claim of `ip`, which has no requests waiting. Returns whether
     /// another IP's requests were forgotten to make room.
-    pub fn insert(&mut self, ip: Ipv4Addr, pending: PendingRequests) -> bool {
+    pub fn insert(&mut self, ip: IpAddr, pending: PendingRequests) -> bool {
         self.by_deadline.insert((pending.deadline, ip));
         let deadline = pending.deadline;
         match self.by_ip.push(ip, pending) {
@@ -165,7 +165,7 @@ impl PendingTable {
     }
 
     /// The requests for `ip` are answered (or are being judged).
-    pub fn remove(&mut self, ip: &Ipv4Addr) -> Option<PendingRequests> {
+    pub fn remove(&mut self, ip: &IpAddr) -> Option<PendingRequests> {
         let pending = self.by_ip.pop(ip)?;
         self.by_deadline.remove(&(pending.deadline, *ip));
         Some(pending)
@@ -178,7 +178,7 @@ impl PendingTable {
 
     /// Takes out the requests with the earliest deadline, if it is `now` or earlier. Each call
     /// takes at least one deadline out of the index while any is due, so a loop over it ends.
-    pub fn pop_due(&mut self, now: Timestamp) -> Option<(Ipv4Addr, PendingRequests)> {
+    pub fn pop_due(&mut self, now: Timestamp) -> Option<(IpAddr, PendingRequests)> {
         while let Some(&(deadline, ip)) = self.by_deadline.first() {
             if deadline > now {
                 return None;
@@ -299,6 +299,16 @@ pub(super) struct IpState {
     pub owner_changes: Vec<Timestamp>,
     /// Requests for this IP that timed out in a row since its last claim.
     pub unanswered: UnansweredStreak,
+    /// The latest address probe for this IP that raised no conflict, until a claim answers it.
+    pub probe: Option<Probe>,
+}
+
+/// An address probe (an RFC 5227 ARP probe, a duplicate address detection NS): who wants the IP,
+/// and since when.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Probe {
+    pub mac: MacAddr,
+    pub at: Timestamp,
 }
 
 /// Timed-out requests for one IP that count towards `unanswered`: the retransmissions of one
@@ -558,7 +568,7 @@ impl RateMeter {
 #[derive(Clone, Copy, Debug)]
 pub(super) struct AnsweredIps {
     /// Distinct IPs answered for; unused slots are 0.0.0.0, which no claim has.
-    ips: [Ipv4Addr; PROXY_IPS - 1],
+    ips: [IpAddr; PROXY_IPS - 1],
     many: bool,
 }
 
@@ -567,12 +577,12 @@ pub(super) const PROXY_IPS: usize = 4;
 
 impl Default for AnsweredIps {
     fn default() -> Self {
-        AnsweredIps { ips: [Ipv4Addr::UNSPECIFIED; PROXY_IPS - 1], many: false }
+        AnsweredIps { ips: [IpAddr::V4(Ipv4Addr::UNSPECIFIED); PROXY_IPS - 1], many: false }
     }
 }
 
 impl AnsweredIps {
-    pub fn note(&mut self, ip: Ipv4Addr) {
+    pub fn note(&mut self, ip: IpAddr) {
         if self.many || self.ips.contains(&ip) {
             return;
         }
@@ -656,7 +666,7 @@ mod tests {
     fn pending_table_gives_deadlines_in_order_whatever_the_insertion_order_and_forgets_the_oldest()
     {
         let at = |s: u64| Timestamp::from_secs(s);
-        let ip = |n: u8| Ipv4Addr::new(192, 0, 2, n);
+        let ip = |n: u8| IpAddr::from([192, 0, 2, n]);
         let pending = |deadline: u64| PendingRequests {
             first: at(deadline - 1),
             deadline: at(deadline),

@@ -3,7 +3,7 @@
 //! the common non-ARP frame ([`ipv4_tcp_frame`]). The kernel tests, the decoder and replay tests,
 //! the benches, the storm generator and the fuzz seeds all build their frames here.
 
-use arpwatch_common::{direction, NeighRecord, MAX_VLAN_TAGS};
+use arpwatch_common::{direction, ipv4_field, proto, NeighRecord, MAX_VLAN_TAGS};
 
 pub const ETH_P_ARP: u16 = 0x0806;
 pub const ETH_P_RARP: u16 = 0x8035;
@@ -220,18 +220,17 @@ impl ArpFrame {
             ts_boot_ns: 0,
             ifindex: 0,
             direction: direction::INGRESS,
+            proto: proto::ARP,
             op: self.op as u8,
             vlan_count: self.tags.len().min(MAX_VLAN_TAGS) as u8,
-            _pad0: 0,
             vlan,
             eth_src: self.eth_src,
             eth_dst: self.eth_dst,
             sha: self.sha,
             tha: self.tha,
-            spa: self.spa,
-            tpa: self.tpa,
-            suppressed: 0,
-            last_suppressed_ns: 0,
+            spa: ipv4_field(self.spa),
+            tpa: ipv4_field(self.tpa),
+            ..NeighRecord::default()
         }
     }
 }
@@ -327,7 +326,10 @@ pub fn mac_bytes(mac: &str) -> [u8; 6] {
 /// # Panics
 /// On anything but an IPv4 address.
 pub fn ip_bytes(ip: &str) -> [u8; 4] {
-    super::observations::ip(ip).octets()
+    match super::observations::ip(ip) {
+        std::net::IpAddr::V4(ip) => ip.octets(),
+        std::net::IpAddr::V6(ip) => panic!("{ip} is not an IPv4 address"),
+    }
 }
 
 #[cfg(test)]

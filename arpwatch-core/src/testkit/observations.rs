@@ -1,12 +1,16 @@
 //! Observations built fluently: `frame(secs).reply(A, VIP).to(CLIENT, CLIENT_IP)` is a reply from
 //! `A` for `VIP` to the client, seen `secs` after [`T0`] on ingress of `eth0` (ifindex 2). Addresses
-//! are given as text (`"02:00:00:00:00:0a"`, `"192.0.2.10"`), as [`MacAddr`]/[`Ipv4Addr`] or as
-//! bytes. The engine, metrics and bench inputs are built here.
+//! are given as text (`"02:00:00:00:00:0a"`, `"192.0.2.10"`, `"2001:db8::10"`), as
+//! [`MacAddr`]/[`IpAddr`] or as bytes. Neighbor Discovery messages are built the same way
+//! ([`Frame::solicit`], [`Frame::advertise`], [`Frame::dad`]) and read like ARP (see
+//! [`crate::observation`]). The engine, metrics and bench inputs are built here.
 
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::{Arc, OnceLock};
 
-use crate::observation::{ArpOp, Direction, MacAddr, Observation, Timestamp, VlanTags};
+use crate::observation::{
+    ArpOp, Direction, MacAddr, NaFlags, NdFields, Observation, Timestamp, VlanTags,
+};
 
 /// 2026-11-21T10:00:00Z, in seconds since the Unix epoch: the fake clock's zero.
 pub const T0_SECS: u64 = 1_795_255_200;
@@ -24,11 +28,11 @@ pub fn mac(s: &str) -> MacAddr {
     s.parse().unwrap_or_else(|e| panic!("{e}"))
 }
 
-/// An IPv4 address from its text.
+/// An IPv4 or IPv6 address from its text.
 ///
 /// # Panics
-/// On anything but an IPv4 address.
-pub fn ip(s: &str) -> Ipv4Addr {
+/// On anything but an IP address.
+pub fn ip(s: &str) -> IpAddr {
     s.parse().unwrap_or_else(|e| panic!("{s:?}: {e}"))
 }
 
@@ -61,34 +65,74 @@ impl IntoMac for &String {
     }
 }
 
-/// Anything a test names an IPv4 address with.
+/// Anything a test names an IP address with.
 pub trait IntoIp {
-    fn into_ip(self) -> Ipv4Addr;
+    fn into_ip(self) -> IpAddr;
 }
 
-impl IntoIp for Ipv4Addr {
-    fn into_ip(self) -> Ipv4Addr {
+impl IntoIp for IpAddr {
+    fn into_ip(self) -> IpAddr {
         self
     }
 }
 
+impl IntoIp for Ipv4Addr {
+    fn into_ip(self) -> IpAddr {
+        self.into()
+    }
+}
+
+impl IntoIp for Ipv6Addr {
+    fn into_ip(self) -> IpAddr {
+        self.into()
+    }
+}
+
 impl IntoIp for [u8; 4] {
-    fn into_ip(self) -> Ipv4Addr {
-        Ipv4Addr::from(self)
+    fn into_ip(self) -> IpAddr {
+        Ipv4Addr::from(self).into()
     }
 }
 
 impl IntoIp for &str {
-    fn into_ip(self) -> Ipv4Addr {
+    fn into_ip(self) -> IpAddr {
         ip(self)
     }
 }
 
 impl IntoIp for &String {
-    fn into_ip(self) -> Ipv4Addr {
+    fn into_ip(self) -> IpAddr {
         ip(self)
     }
 }
+
+fn ipv6(ip: IpAddr) -> Ipv6Addr {
+    match ip {
+        IpAddr::V6(ip) => ip,
+        IpAddr::V4(ip) => panic!("{ip} is not an IPv6 address"),
+    }
+}
+
+/// The solicited-node multicast address of `target` (`ff02::1:ffXX:XXXX`, RFC 4291 §2.7.1) and
+/// its Ethernet group address (`33:33:ff:XX:XX:XX`), where solicitations for it are sent.
+pub fn solicited_node(target: Ipv6Addr) -> (Ipv6Addr, MacAddr) {
+    let t = target.octets();
+    let ip = Ipv6Addr::new(
+        0xff02,
+        0,
+        0,
+        0,
+        0,
+        1,
+        0xff00 | u16::from(t[13]),
+        u16::from_be_bytes([t[14], t[15]]),
+    );
+    (ip, MacAddr([0x33, 0x33, 0xff, t[13], t[14], t[15]]))
+}
+
+/// `ff02::1`, where unsolicited advertisements go, and its Ethernet group address.
+pub const ALL_NODES: (Ipv6Addr, MacAddr) =
+    (Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 1), MacAddr([0x33, 0x33, 0, 0, 0, 1]));
 
 /// An observation under construction; `.0` is the observation itself. Starts as a broadcast
 /// request with every address zero, at ingress of `eth0` (ifindex 2), no VLAN tag, no repeats.
@@ -115,9 +159,10 @@ impl Frame {
             eth_src: MacAddr::ZERO,
             eth_dst: MacAddr::BROADCAST,
             sha: MacAddr::ZERO,
-            spa: Ipv4Addr::UNSPECIFIED,
+            spa: Ipv4Addr::UNSPECIFIED.into(),
             tha: MacAddr::ZERO,
-            tpa: Ipv4Addr::UNSPECIFIED,
+            tpa: Ipv4Addr::UNSPECIFIED.into(),
+            nd: None,
             repeats: 0,
             last_repeat: None,
         })
@@ -143,9 +188,14 @@ impl Frame {
         self.sender(ArpOp::Request, sha, spa)
     }
 
-    /// The address a request asks for.
+    /// The address a request asks for (a solicitation's target, sent to its solicited-node
+    /// address).
     pub fn asking(mut self, tpa: impl IntoIp) -> Self {
         self.0.tpa = tpa.into_ip();
+        if let Some(nd) = &mut self.0.nd {
+            nd.target = ipv6(self.0.tpa);
+            (nd.dst, self.0.eth_dst) = solicited_node(nd.target);
+        }
         self
     }
 
@@ -155,6 +205,50 @@ impl Frame {
         self.0.tha = tha;
         self.0.eth_dst = tha;
         self.0.tpa = tpa.into_ip();
+        if let Some(nd) = &mut self.0.nd {
+            nd.dst = ipv6(self.0.tpa);
+        }
+        self
+    }
+
+    /// A Neighbor Solicitation from `mac` (with its source link-layer option) at `src`; the
+    /// target is given with [`asking`](Self::asking).
+    pub fn solicit(self, mac: impl IntoMac, src: impl IntoIp) -> Self {
+        let mut f = self.sender(ArpOp::Request, mac, src);
+        f.0.nd = Some(NdFields {
+            src: ipv6(f.0.spa),
+            dst: Ipv6Addr::UNSPECIFIED,
+            target: Ipv6Addr::UNSPECIFIED,
+            lladdr: Some(f.0.sha),
+            flags: NaFlags::default(),
+        });
+        f
+    }
+
+    /// A duplicate address detection probe from `mac` for `target`: an NS from `::` without a
+    /// link-layer option.
+    pub fn dad(self, mac: impl IntoMac, target: impl IntoIp) -> Self {
+        self.solicit(mac, Ipv6Addr::UNSPECIFIED).asking(target).without_lladdr()
+    }
+
+    /// A Neighbor Advertisement from `mac` (with its target link-layer option) for `target`,
+    /// with R, S, O as in `flags`. Unsolicited ones go to all nodes; a solicited one is
+    /// addressed with [`to`](Self::to).
+    pub fn advertise(self, mac: impl IntoMac, target: impl IntoIp, flags: NaFlags) -> Self {
+        let mut f = self.sender(ArpOp::Reply, mac, target);
+        let target = ipv6(f.0.spa);
+        f.0.nd =
+            Some(NdFields { src: target, dst: ALL_NODES.0, target, lladdr: Some(f.0.sha), flags });
+        f.0.tpa = ALL_NODES.0.into();
+        f.0.eth_dst = ALL_NODES.1;
+        f
+    }
+
+    /// Without the link-layer address option: the sender is known by its Ethernet source only.
+    pub fn without_lladdr(mut self) -> Self {
+        if let Some(nd) = &mut self.0.nd {
+            nd.lladdr = None;
+        }
         self
     }
 
@@ -191,9 +285,13 @@ impl Frame {
         self
     }
 
-    /// An Ethernet source other than the sender hardware address.
+    /// An Ethernet source other than the sender hardware address (for an ND message without
+    /// its link-layer option, also the sender's MAC as arpwatch reads it).
     pub fn eth_src(mut self, src: impl IntoMac) -> Self {
         self.0.eth_src = src.into_mac();
+        if self.0.nd.is_some_and(|nd| nd.lladdr.is_none()) {
+            self.0.sha = self.0.eth_src;
+        }
         self
     }
 

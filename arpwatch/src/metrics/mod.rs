@@ -34,7 +34,7 @@ use crate::stdout::OutputStats;
 use arpwatch_core::config::Config;
 use arpwatch_core::engine::Engine;
 use arpwatch_core::event::Event;
-use arpwatch_core::observation::{ArpOp, Direction, Observation, Timestamp};
+use arpwatch_core::observation::{ArpOp, Direction, Observation, Proto, Timestamp};
 
 pub(crate) use http::wall_clock_now;
 pub use http::MetricsServer;
@@ -82,9 +82,30 @@ struct IngressHookLabels {
 }
 
 /// The frame counters of one interface, indexed by [`frame_slot`].
-type IfaceFrames = [Counter; 4];
+type IfaceFrames = [Counter; 8];
 
-fn frame_slot(direction: Direction, op: ArpOp) -> usize {
+const SLOTS: [(Proto, Direction, ArpOp); 8] = {
+    use ArpOp::*;
+    use Direction::*;
+    use Proto::*;
+    [
+        (Arp, Ingress, Request),
+        (Arp, Ingress, Reply),
+        (Arp, Egress, Request),
+        (Arp, Egress, Reply),
+        (Ndp, Ingress, Request),
+        (Ndp, Ingress, Reply),
+        (Ndp, Egress, Request),
+        (Ndp, Egress, Reply),
+    ]
+};
+
+/// The index of `(proto, direction, op)` in [`SLOTS`].
+fn frame_slot(proto: Proto, direction: Direction, op: ArpOp) -> usize {
+    let p = match proto {
+        Proto::Arp => 0,
+        Proto::Ndp => 1,
+    };
     let d = match direction {
         Direction::Ingress => 0,
         Direction::Egress => 1,
@@ -93,13 +114,14 @@ fn frame_slot(direction: Direction, op: ArpOp) -> usize {
         ArpOp::Request => 0,
         ArpOp::Reply => 1,
     };
-    d * 2 + o
+    p * 4 + d * 2 + o
 }
 
 /// The pipeline's side: counts frames and reads the engine.
 pub struct Metrics {
     shared: Arc<Shared>,
     frames: Family<FrameLabels, Counter>,
+    nd_messages: Family<FrameLabels, Counter>,
     /// Frame counters per interface name, so the hot path formats no label and takes no lock.
     frames_by_iface: HashMap<Arc<str>, IfaceFrames>,
     /// The interface of the previous observation: storms come from one interface at a time.
@@ -151,6 +173,12 @@ impl Metrics {
             "arpwatch_arp_frames",
             "Valid ARP frames observed by user space, per interface, direction and op",
             frames.clone(),
+        );
+        let nd_messages = Family::<FrameLabels, Counter>::default();
+        registry.register(
+            "arpwatch_ndp_messages",
+            "Valid IPv6 Neighbor Solicitations and Advertisements observed by user space, per interface, direction and op",
+            nd_messages.clone(),
         );
 
         let readings = Arc::new(Readings::default());
@@ -204,6 +232,7 @@ impl Metrics {
                 ready_staleness: options.ready_staleness,
             }),
             frames,
+            nd_messages,
             frames_by_iface: HashMap::new(),
             last_iface: None,
             pools,
@@ -223,7 +252,7 @@ impl Metrics {
     /// Counts one observation (every observation the pipeline sees, raw mode included) and, when
     /// the pipeline detects, reads what `engine`, which has just been given it, made of it.
     pub fn observe(&mut self, obs: &Observation, engine: Option<&Engine>) {
-        let slot = frame_slot(obs.direction, obs.op);
+        let slot = frame_slot(obs.proto(), obs.direction, obs.op);
         match &self.last_iface {
             Some((name, counters)) if Arc::ptr_eq(name, &obs.iface) => {
                 counters[slot].inc_by(obs.frames());
@@ -243,22 +272,19 @@ impl Metrics {
         if let Some(counters) = self.frames_by_iface.get(&**iface) {
             return counters.clone();
         }
-        let series = |direction: Direction, op: ArpOp| {
-            self.frames.get_or_create_owned(&FrameLabels {
+        let counters = SLOTS.map(|(proto, direction, op)| {
+            let (family, op) = match (proto, op) {
+                (Proto::Arp, ArpOp::Request) => (&self.frames, "request"),
+                (Proto::Arp, ArpOp::Reply) => (&self.frames, "reply"),
+                (Proto::Ndp, ArpOp::Request) => (&self.nd_messages, "solicitation"),
+                (Proto::Ndp, ArpOp::Reply) => (&self.nd_messages, "advertisement"),
+            };
+            family.get_or_create_owned(&FrameLabels {
                 iface: iface.to_string(),
                 direction: direction.as_str(),
-                op: match op {
-                    ArpOp::Request => "request",
-                    ArpOp::Reply => "reply",
-                },
+                op,
             })
-        };
-        let counters = [
-            series(Direction::Ingress, ArpOp::Request),
-            series(Direction::Ingress, ArpOp::Reply),
-            series(Direction::Egress, ArpOp::Request),
-            series(Direction::Egress, ArpOp::Reply),
-        ];
+        });
         self.frames_by_iface.insert(iface.clone(), counters.clone());
         counters
     }

@@ -13,7 +13,7 @@
 
 use std::collections::hash_map::Entry;
 use std::collections::HashMap;
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -72,7 +72,7 @@ struct IpSeries {
 
 struct PoolIps {
     name: String,
-    ips: HashMap<Ipv4Addr, IpSeries>,
+    ips: HashMap<IpAddr, IpSeries>,
 }
 
 pub(super) struct PoolSeries {
@@ -214,7 +214,7 @@ fn series<'a>(
     pools: &'a mut [PoolIps],
     families: &Families,
     max_ips: usize,
-    ip: Ipv4Addr,
+    ip: IpAddr,
 ) -> Option<&'a mut IpSeries> {
     let pool = pools.get_mut(lookup.find(ip)?.index)?;
     let under_cap = pool.ips.len() < max_ips;
@@ -229,7 +229,7 @@ fn series<'a>(
 }
 
 impl IpSeries {
-    fn new(pool: &str, ip: Ipv4Addr, families: &Families) -> Self {
+    fn new(pool: &str, ip: IpAddr, families: &Families) -> Self {
         let labels = IpLabels { pool: pool.to_owned(), ip: ip.to_string() };
         let conditions = CONDITIONS.map(|kind| {
             families.conditions.get_or_create_owned(&ConditionLabels {

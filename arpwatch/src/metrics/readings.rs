@@ -32,15 +32,19 @@ fn kernel_metric(counter: Counter) -> (&'static str, &'static str) {
         ),
         Counter::Malformed => (
             "arpwatch_kernel_malformed_frames",
-            "Frames with the ARP ethertype that failed validation (never emitted), per direction.",
+            "Frames with the ARP ethertype, and ICMPv6 Neighbor Solicitations and Advertisements, that failed validation (never emitted), per direction.",
         ),
         Counter::RingFull => (
             "arpwatch_ring_full_drops",
-            "Valid ARP frames lost because the ring buffer was full, per direction.",
+            "Valid ARP frames and ND messages lost because the ring buffer was full, per direction.",
         ),
         Counter::Suppressed => (
             "arpwatch_suppressed_duplicates",
-            "Valid ARP frames the kernel did not emit because the same frame was emitted just before, per direction.",
+            "Valid ARP frames and ND messages the kernel did not emit because the same frame was emitted just before, per direction.",
+        ),
+        Counter::Ndp => (
+            "arpwatch_kernel_ndp_frames",
+            "Valid IPv6 Neighbor Solicitations and Advertisements the kernel programs recorded or lost to a full ring, per direction.",
         ),
     }
 }
