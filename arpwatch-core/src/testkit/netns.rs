@@ -370,3 +370,21 @@ impl Netns {
         }
     }
 }
+
+impl Netns {
+    /// The link-local (fe80::/64) address the kernel made for `iface`: the source of the
+    /// solicitations it sends without a packet waiting (reachability confirmation, routers).
+    pub fn link_local6(&self, iface: &str) -> String {
+        let out = self.ip(&["-j", "-6", "addr", "show", "dev", iface, "scope", "link"]);
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("ip -j output");
+        // iproute2 lists the addresses the filter left out as empty objects.
+        v[0]["addr_info"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|a| a["scope"] == "link")
+            .and_then(|a| a["local"].as_str())
+            .unwrap_or_else(|| panic!("{}: no link-local address on {iface}: {v}", self.name))
+            .to_owned()
+    }
+}
