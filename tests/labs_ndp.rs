@@ -124,6 +124,7 @@ fn failover_announced_with_an_unsolicited_na_is_an_owner_change_with_its_gap() {
     assert_eq!(change["old_mac"], mac_a.as_str(), "{change}");
     assert_eq!(change["new_mac"], mac_b.as_str(), "{change}");
     assert_eq!(change["announced"], "gratuitous", "an unsolicited NA: {change}");
+    assert_eq!(change["override"], true, "Linux announces with O=1: {change}");
     assert_eq!(change["severity"], "warning");
     assert_eq!(change["proto"], "ndp");
     assert!(change["gap_ms"].as_u64().is_some(), "the failover gap is reported: {change}");
@@ -256,7 +257,10 @@ fn holder_gone_after_resolution_leaves_the_clients_unicast_probes_unanswered() {
     assert_eq!(start["proto"], "ndp");
     assert_eq!(start["direction"], "egress", "{start}");
     assert_eq!(start["mac"], node_mac.as_str(), "the last owner: {start}");
-    assert_eq!(start["requester_ip"], CLIENT, "{start}");
+    // A reachability probe has no packet waiting to take its source from: the kernel sends it
+    // from its link-local address.
+    assert_eq!(start["requester_ip"], client.link_local6("eth0").as_str(), "{start}");
+    assert_eq!(start["requester_mac"], client.mac("eth0").as_str(), "{start}");
     assert!(start["count"].as_u64().unwrap() >= 2, "{start}");
     assert!(done.events("multi_responder", VIP).is_empty(), "{}", done.stdout);
     assert!(done.events("owner_change", VIP).is_empty(), "{}", done.stdout);
@@ -289,6 +293,8 @@ fn foreign_device_answering_for_a_vip_is_an_unknown_responder() {
     assert_eq!(unknown[0]["severity"], "critical");
     assert_eq!(unknown[0]["pool"], "metallb");
     assert_eq!(unknown[0]["proto"], "ndp");
+    assert_eq!(unknown[0]["announced"], "reply", "{}", unknown[0]);
+    assert_eq!(unknown[0]["override"], true, "Linux answers with O=1: {}", unknown[0]);
     assert_ndp(&done);
 }
 
@@ -389,6 +395,12 @@ fn client_talking_to_one_healthy_vip_holder_raises_nothing() {
     assert_eq!(bindings.len(), 1, "arpwatch saw the node's answer, once: {}", done.stdout);
     assert_eq!(bindings[0]["mac"], node_mac.as_str());
     assert_eq!(bindings[0]["proto"], "ndp");
+    // arpwatch saw the reachability probe: the client's solicitation from its link-local address
+    // (the first one, with a datagram waiting, came from 2001:db8::1).
+    let probe_sender = done.events("new_binding", &client.link_local6("eth0"));
+    assert_eq!(probe_sender.len(), 1, "{}", done.stdout);
+    assert_eq!(probe_sender[0]["direction"], "egress");
+    assert_eq!(probe_sender[0]["announced"], "request");
     assert!(alarms(&done).is_empty(), "a healthy VIP raises nothing: {}", done.stdout);
     assert_ndp(&done);
 }
