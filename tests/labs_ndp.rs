@@ -239,13 +239,7 @@ fn holder_gone_after_resolution_leaves_the_clients_unicast_probes_unanswered() {
         let before = client.nd_counters("eth0");
         // The entry goes from REACHABLE to DELAY (or to STALE, and to DELAY with the next
         // datagram), then PROBE: three unicast solicitations, then FAILED.
-        client.wait_neigh6("eth0", VIP, "reachability lost", Duration::from_secs(8), |e| {
-            let is = |state: &str| e.is_some_and(|e| e.state.iter().any(|s| s == state));
-            if is("STALE") {
-                client.udp_to(VIP);
-            }
-            e.is_none() || is("FAILED")
-        });
+        wait_reachability_lost(client);
         let sent = client.nd_counters("eth0") - before;
         assert!(sent.ns_out >= 3 && sent.na_in == 0, "three unicast probes, no answer: {sent:?}");
     });
@@ -264,6 +258,72 @@ fn holder_gone_after_resolution_leaves_the_clients_unicast_probes_unanswered() {
     assert!(start["count"].as_u64().unwrap() >= 2, "{start}");
     assert!(done.events("multi_responder", VIP).is_empty(), "{}", done.stdout);
     assert!(done.events("owner_change", VIP).is_empty(), "{}", done.stdout);
+    assert_ndp(&done);
+}
+
+/// Waits, nudging the entry out of STALE with a datagram, until the client's kernel gave up on
+/// the VIP's cached MAC after its unicast probes (FAILED, or the entry gone).
+fn wait_reachability_lost(client: &Netns) {
+    client.wait_neigh6("eth0", VIP, "reachability lost", Duration::from_secs(8), |e| {
+        let is = |state: &str| e.is_some_and(|e| e.state.iter().any(|s| s == state));
+        if is("STALE") {
+            client.udp_to(VIP);
+        }
+        e.is_none() || is("FAILED")
+    });
+}
+
+#[test]
+fn holder_replaced_by_a_proxy_answering_with_override_clear_is_an_owner_change_saying_so() {
+    // The node holding the VIP dies; another node answers for it by proxy NDP, which Linux does
+    // with the Override flag clear (as MetalLB answers solicitations): a neighbour that still
+    // caches the old MAC would keep it. The client here had given up on the old MAC (its unicast
+    // probes went unanswered), so it asks again and takes the proxy's answer.
+    let lan = cluster6("ndproxy", 2);
+    let (client, a, b) = (&lan.hosts[0], &lan.hosts[1], &lan.hosts[2]);
+    client.sysctl("net.ipv6.neigh.eth0.base_reachable_time_ms", "500");
+    client.sysctl("net.ipv6.neigh.eth0.delay_first_probe_time", "1");
+    a.add_addr_nodad("eth0", VIP128);
+    // Linux answers for a proxied address only when forwarding; the unicast solicitations that
+    // confirm reachability only with `proxy_ndp` on `all` too (else it forwards them, unanswered).
+    b.sysctl("net.ipv6.conf.all.forwarding", "1");
+    b.sysctl("net.ipv6.conf.all.proxy_ndp", "1");
+    b.sysctl("net.ipv6.conf.eth0.proxy_ndp", "1");
+    b.sysctl("net.ipv6.neigh.eth0.proxy_delay", "0");
+    let (mac_a, mac_b) = (a.mac("eth0"), b.mac("eth0"));
+
+    let done = watch_during(client, &["eth0"], &[], "11", || {
+        client.udp_to(VIP);
+        wait_vip_at(client, &mac_a, "the VIP resolved through A", EXCHANGE);
+        a.del_addr("eth0", VIP128);
+        b.ip(&["-6", "neigh", "add", "proxy", VIP, "dev", "eth0"]);
+        wait_reachability_lost(client);
+        let before = b.nd_counters("eth0");
+        client.udp_to(VIP);
+        wait_vip_at(client, &mac_b, "B's proxy answer", EXCHANGE);
+        let sent = b.nd_counters("eth0") - before;
+        assert!(sent.na_out >= 1, "{sent:?}");
+    });
+
+    let changes = done.events("owner_change", VIP);
+    assert_eq!(changes.len(), 1, "{}", done.stdout);
+    let change = &changes[0];
+    assert_eq!(change["old_mac"], mac_a.as_str(), "{change}");
+    assert_eq!(change["new_mac"], mac_b.as_str(), "{change}");
+    assert_eq!(change["announced"], "reply", "a solicited NA: {change}");
+    assert_eq!(change["override"], false, "a proxy's NA has O=0: {change}");
+    assert_eq!(change["proto"], "ndp");
+    assert!(change["gap_ms"].as_u64().is_some(), "{change}");
+    // The unicast probes to the dead node went unanswered until the proxy answered.
+    let unanswered = done.events("unanswered", VIP);
+    assert_eq!(states(&unanswered), ["start", "end"], "{}", done.stdout);
+    assert_eq!(
+        unanswered[1]["mac"],
+        mac_b.as_str(),
+        "ended by the proxy's claim: {}",
+        unanswered[1]
+    );
+    assert!(done.events("multi_responder", VIP).is_empty(), "{}", done.stdout);
     assert_ndp(&done);
 }
 
