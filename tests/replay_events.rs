@@ -156,9 +156,13 @@ fn replay_with(name: &str, config: Option<&str>) -> Events {
         assert_eq!(e["node"], NODE, "{e}");
         timestamp(&e["ts"]);
         assert!(["info", "warning", "critical"].contains(&str_of(&e["severity"])), "{e}");
-        str_of(&e["ip"])
-            .parse::<std::net::Ipv4Addr>()
-            .unwrap_or_else(|_| panic!("ip is not a dotted quad: {e}"));
+        let ip: std::net::IpAddr =
+            str_of(&e["ip"]).parse().unwrap_or_else(|_| panic!("ip is not an IP address: {e}"));
+        assert_eq!(ip.to_string(), str_of(&e["ip"]), "RFC 5952 form: {e}");
+        let proto = if ip.is_ipv4() { "arp" } else { "ndp" };
+        if !(e["event"] == "storm" && e["scope"] == "iface") {
+            assert_eq!(e["proto"], proto, "{e}");
+        }
     }
     Events(events)
 }
@@ -189,7 +193,16 @@ impl Events {
 
     /// (`ip`, `mac`) of each event of `kind`, in order.
     fn ip_macs(&self, kind: &str) -> Vec<(&str, &str)> {
-        self.of(kind).iter().map(|e| (str_of(&e["ip"]), str_of(&e["mac"]))).collect()
+        self.ip_macs_of(kind, None)
+    }
+
+    /// (`ip`, `mac`) of each event of `kind` about `proto` (`arp`, `ndp`; any when `None`).
+    fn ip_macs_of(&self, kind: &str, proto: Option<&str>) -> Vec<(&str, &str)> {
+        self.of(kind)
+            .iter()
+            .filter(|e| proto.is_none_or(|p| e["proto"] == p))
+            .map(|e| (str_of(&e["ip"]), str_of(&e["mac"])))
+            .collect()
     }
 }
 
@@ -508,9 +521,9 @@ fn windows_probes_are_17_probes_and_5_announcements_without_conflict() {
         .chain(probe("169.254.195.103", VM2, 3)) // 458, 460, 463
         .chain(probe("192.168.199.132", VM2, 3)) // 492, 513, 528
         .collect();
-    assert_eq!(events.ip_macs("probe"), expected_probes);
+    assert_eq!(events.ip_macs_of("probe", Some("arp")), expected_probes);
     assert_eq!(
-        events.ip_macs("gratuitous"),
+        events.ip_macs_of("gratuitous", Some("arp")),
         [
             ("169.254.145.153", VM1), // frame 18
             ("192.168.199.133", VM1), // 72
@@ -519,10 +532,123 @@ fn windows_probes_are_17_probes_and_5_announcements_without_conflict() {
             ("192.168.199.132", VM2), // 534
         ]
     );
-    assert_eq!(events.count("new_binding"), 5);
-    assert_eq!(events.0.len(), 17 + 5 + 5);
+    assert_eq!(events.of("new_binding").iter().filter(|e| e["proto"] == "arp").count(), 5);
     assert!(events.alarms().is_empty(), "{:?}", events.alarms());
     assert_eq!(events.count("probe_conflict"), 0);
+}
+
+#[test]
+fn windows_dad_probes_and_their_own_announcements_are_no_conflict() {
+    // GROUND_TRUTH.md: each VM probes its link-local address (DAD) and announces it itself a
+    // second later (NA to ff02::1, S=0 O=1); two addresses resolve each other (S=1).
+    const LL1: &str = "fe80::65b5:3a97:92d1:9199";
+    const LL2: &str = "fe80::31cb:26de:c5bb:c367";
+    let events = replay(WINDOWS);
+    let frames = observations(WINDOWS);
+    let nd: Vec<&Value> = frames.iter().filter(|o| o["proto"] == "ndp").collect();
+    assert_eq!(nd.len(), 14, "7 NS and 7 NA");
+    assert_eq!(
+        events.ip_macs_of("probe", Some("ndp")),
+        [(LL1, VM1), (LL1, VM1), (LL2, VM2), (LL2, VM2), (LL2, VM2)]
+    );
+    assert_eq!(
+        events.ip_macs_of("gratuitous", Some("ndp")),
+        [(LL1, VM1), (LL1, VM1), (LL2, VM2), (LL2, VM2), (LL2, VM2)]
+    );
+    for e in events.of("gratuitous").iter().filter(|e| e["proto"] == "ndp") {
+        assert_eq!(e["override"], true, "{e}");
+    }
+    let ndp_bindings: BTreeSet<(&str, &str)> =
+        events.ip_macs_of("new_binding", Some("ndp")).into_iter().collect();
+    assert_eq!(
+        ndp_bindings,
+        [(LL1, VM1), (LL2, VM2), ("fe80::78da:c04d:12da:8a08", "00:50:56:c0:00:01")].into()
+    );
+    assert_eq!(events.0.len(), 17 + 5 + 5 + 5 + 5 + 3, "ARP: probes, announcements, bindings");
+}
+
+// ------------------------------------------------------------ IPv6 Neighbor Discovery
+
+const DAD_CONFLICT: &str = "realjimmy_ipv6_dad_conflict.pcap";
+
+#[test]
+fn a_dad_probe_answered_by_the_holder_is_a_probe_conflict() {
+    // GROUND_TRUTH.md: 00:e0:fc:4b:07:95 probes its link-local address and 2001::1; 16 ms later
+    // 00:e0:fc:71:45:d6, which holds 2001::1, answers with an NA to ff02::1 (R=1 S=0 O=1).
+    const PROBER: &str = "00:e0:fc:4b:07:95";
+    const HOLDER: &str = "00:e0:fc:71:45:d6";
+    let events = replay(DAD_CONFLICT);
+    let frames = observations(DAD_CONFLICT);
+    assert_eq!(frames.len(), 3);
+    assert_eq!(events.ip_macs("probe"), [("fe80::2e0:fcff:fe4b:795", PROBER), ("2001::1", PROBER)]);
+    let conflict = events.of("probe_conflict");
+    assert_eq!(conflict.len(), 1, "{:#?}", events.0);
+    assert_eq!(
+        (conflict[0]["ip"].as_str(), conflict[0]["mac"].as_str()),
+        (Some("2001::1"), Some(PROBER))
+    );
+    assert_eq!(conflict[0]["old_mac"], HOLDER);
+    assert_eq!(conflict[0]["ts"], frames[2]["ts"], "reported on the holder's answer");
+    assert_eq!(conflict[0]["proto"], "ndp");
+    assert_eq!(events.ip_macs("gratuitous"), [("2001::1", HOLDER)]);
+    assert_eq!(events.alarms(), ["probe_conflict"]);
+}
+
+#[test]
+fn a_linux_cooked_solicitation_and_its_answer_sent_by_the_capturing_host() {
+    // GROUND_TRUTH.md: frame 1 (in) solicits fe80::203:47ff:feeb:3faf; frame 2, sent by the
+    // capturing host, answers R=0 S=1 O=1 with its TLLA.
+    let name = "wireshark_c1222_over_ipv6_sll.pcap";
+    let frames = observations(name);
+    assert_eq!(frames.len(), 2);
+    assert_eq!(frames[0]["op"], "neighbor_solicitation");
+    assert_eq!(frames[0]["src"], "fe80::21e:ecff:fe30:9474");
+    assert_eq!(frames[0]["dst"], "ff02::1:ffeb:3faf");
+    assert_eq!(frames[0]["target"], "fe80::203:47ff:feeb:3faf");
+    assert_eq!(frames[0]["lladdr"], "00:1e:ec:30:94:74");
+    assert_eq!(
+        (frames[0]["direction"].as_str(), frames[1]["direction"].as_str()),
+        (Some("ingress"), Some("egress"))
+    );
+    assert_eq!(frames[1]["op"], "neighbor_advertisement");
+    assert_eq!(frames[1]["lladdr"], "00:03:47:eb:3f:af");
+    assert_eq!(
+        frames[1]["flags"],
+        serde_json::json!({"router": false, "solicited": true, "override": true})
+    );
+    let events = replay(name);
+    assert_eq!(
+        events.ip_macs("new_binding"),
+        [
+            ("fe80::21e:ecff:fe30:9474", "00:1e:ec:30:94:74"),
+            ("fe80::203:47ff:feeb:3faf", "00:03:47:eb:3f:af")
+        ]
+    );
+    assert_eq!(events.0.len(), 2, "{:#?}", events.0);
+}
+
+#[test]
+fn routers_checking_reachability_with_answers_lacking_tlla_raise_nothing() {
+    // GROUND_TRUTH.md: 20 unicast NS, each answered within 10 ms by an NA (R=1 S=1 O=0) with no
+    // target link-layer option: the claim is the Ethernet source.
+    let name = "wireshark_eigrp-for-ipv6-updates.pcap";
+    let frames = observations(name);
+    assert_eq!(frames.len(), 40);
+    let nas: Vec<&Value> = frames.iter().filter(|o| o["op"] == "neighbor_advertisement").collect();
+    assert_eq!(nas.len(), 20);
+    assert!(nas.iter().all(|o| o["lladdr"].is_null()), "no TLLA");
+    let events = replay(name);
+    let bindings: BTreeSet<(&str, &str)> = events.ip_macs("new_binding").into_iter().collect();
+    assert_eq!(
+        bindings,
+        [
+            ("fe80::c600:3aff:fe44:0", "c4:00:3a:44:00:00"),
+            ("fe80::c601:3aff:fe44:0", "c4:01:3a:44:00:00"),
+            ("fe80::c602:3aff:fe44:0", "c4:02:3a:44:00:00"),
+        ]
+        .into()
+    );
+    assert_eq!(events.0.len(), 3, "bindings only: {:#?}", events.0);
 }
 
 const HSRP: &str = "packetlife_gratuitous_arp_hsrp.pcap";
