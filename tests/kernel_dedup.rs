@@ -1,7 +1,9 @@
 //! In-kernel de-duplication, on the real programs with BPF_PROG_TEST_RUN: exact repeats within the
 //! interval are suppressed and counted, the next record of the tuple carries the count and the
-//! time of the latest repeat, the interval expires on the kernel's own clock, and the frames that matter are never suppressed
-//! (a new MAC for an IP, a new interface, another opcode, gratuitous ARP, probes).
+//! time of the latest repeat, the interval expires on the kernel's own clock, and the frames that
+//! matter are never suppressed (a new MAC for an IP, a new interface, another opcode, gratuitous
+//! ARP, probes). Neighbor Discovery follows the same rules: repeats folded, a new MAC for a target,
+//! unsolicited advertisements and DAD probes never.
 //! Needs root (CAP_BPF, CAP_NET_ADMIN, CAP_PERFMON); without it these tests fail, never skip.
 
 mod support;
@@ -42,8 +44,16 @@ impl Harness {
 
     /// Runs the XDP program `repeat` times on `frame` and returns the records it emitted.
     fn ingress(&mut self, frame: &ArpFrame, repeat: u32) -> Vec<NeighRecord> {
-        let data = frame.bytes();
-        let opts = TestRunOptions { data_in: Some(&data), repeat, ..Default::default() };
+        self.ingress_bytes(&frame.bytes(), repeat)
+    }
+
+    /// Runs the XDP program `repeat` times on an ND frame and returns the records it emitted.
+    fn ingress_nd(&mut self, frame: &NdFrame, repeat: u32) -> Vec<NeighRecord> {
+        self.ingress_bytes(&frame.bytes(), repeat)
+    }
+
+    fn ingress_bytes(&mut self, data: &[u8], repeat: u32) -> Vec<NeighRecord> {
+        let opts = TestRunOptions { data_in: Some(data), repeat, ..Default::default() };
         self.probe.xdp().test_run(opts).expect("BPF_PROG_TEST_RUN");
         self.drain()
     }
@@ -290,4 +300,112 @@ fn zero_interval_turns_de_duplication_off() {
     let mut h = Harness::new(Duration::ZERO);
     assert_eq!(h.ingress(&vip_reply(NODE_A), 10).len(), 10);
     assert_eq!(h.counters().get(Counter::Suppressed, direction::INGRESS), 0);
+}
+
+// ---------------------------------------------------------------------------------------------
+// IPv6 Neighbor Discovery
+
+fn vip6() -> [u8; 16] {
+    ipv6_bytes("2001:db8::10")
+}
+
+fn client6() -> [u8; 16] {
+    ipv6_bytes("2001:db8::99")
+}
+
+/// `from` answers the client's solicitation for the VIP: solicited, override, with its TLLA.
+fn vip6_advertisement(from: [u8; 6]) -> NdFrame {
+    NdFrame::advertisement(from, vip6(), CLIENT, client6())
+}
+
+#[test]
+fn neighbor_discovery_repeats_are_folded_like_arp() {
+    let mut h = Harness::new(DEFAULT_DEDUP_INTERVAL);
+    let records = h.ingress_nd(&vip6_advertisement(NODE_A), 1000);
+    assert_eq!(carried(&records), [0, 0], "only the first two of 1000 identical NAs are emitted");
+    let solicitation = NdFrame::solicitation(CLIENT, client6(), vip6());
+    assert_eq!(h.ingress_nd(&solicitation, 10).len(), 2, "and two of 10 identical NSs");
+    let c = h.counters();
+    let ingress = |k| c.get(k, direction::INGRESS);
+    assert_eq!(ingress(Counter::Ndp), 1010, "a suppressed message is still a valid one");
+    assert_eq!(ingress(Counter::Arp), 0);
+    assert_eq!(ingress(Counter::Suppressed), 998 + 8);
+}
+
+#[test]
+fn a_folded_advertisement_is_carried_by_the_next_record_of_its_tuple() {
+    let interval = Duration::from_millis(200);
+    let mut h = Harness::new(interval);
+    let na = vip6_advertisement(NODE_A);
+    let first = h.ingress_nd(&na, 6);
+    assert_eq!(carried(&first), [0, 0]);
+    let expires = first[0].ts_boot_ns + interval.as_nanos() as u64;
+    assert!(boot_ns() < expires, "the repeats must run inside the interval to be judged");
+    std::thread::sleep(Duration::from_nanos(expires.saturating_sub(boot_ns())));
+    assert!(boot_ns() >= expires);
+    let next = h.ingress_nd(&na, 1);
+    assert_eq!(carried(&next), [4]);
+    assert!(next[0].last_suppressed_ns > first[1].ts_boot_ns);
+}
+
+#[test]
+fn a_new_mac_for_a_target_is_never_folded_with_or_without_the_link_layer_option() {
+    let mut h = Harness::new(DEFAULT_DEDUP_INTERVAL);
+    assert_eq!(h.ingress_nd(&vip6_advertisement(NODE_A), 5).len(), 2);
+    let b = h.ingress_nd(&vip6_advertisement(NODE_B), 1);
+    assert_eq!(b.len(), 1, "a second MAC advertising the target is emitted at once");
+    assert_eq!(b[0].sha, NODE_B);
+    let a_again = h.ingress_nd(&vip6_advertisement(NODE_A), 1);
+    assert_eq!(carried(&a_again), [3], "A, B, A: A's return is emitted with its repeats");
+
+    // Without the target link-layer option the Ethernet source is the MAC that speaks (as user
+    // space reads it): a router's NA (R, S, no option) from another MAC is a new MAC too.
+    let bare = |from| {
+        vip6_advertisement(from).options(vec![]).with(|f| {
+            f.flags = arpwatch_common::na_flag::ROUTER | arpwatch_common::na_flag::SOLICITED
+        })
+    };
+    let mut h = Harness::new(DEFAULT_DEDUP_INTERVAL);
+    assert_eq!(h.ingress_nd(&bare(NODE_A), 5).len(), 2);
+    let b = h.ingress_nd(&bare(NODE_B), 1);
+    assert_eq!(b.len(), 1, "another Ethernet source for the target is emitted at once");
+    assert_eq!((b[0].eth_src, b[0].lladdr_present), (NODE_B, 0));
+}
+
+#[test]
+fn unsolicited_advertisements_and_dad_probes_are_never_folded() {
+    let mut h = Harness::new(DEFAULT_DEDUP_INTERVAL);
+    let unsolicited = NdFrame::unsolicited(NODE_A, vip6());
+    let records = h.ingress_nd(&unsolicited, 5);
+    assert_eq!(records.len(), 5, "every unsolicited NA (S=0) is emitted");
+    let probe = NdFrame::dad_probe(NODE_B, vip6());
+    assert_eq!(h.ingress_nd(&probe, 5).len(), 5, "every DAD probe (NS from ::) is emitted");
+    let with_nonce = probe.options(vec![NdOption::Nonce([1, 2, 3, 4, 5, 6])]);
+    assert_eq!(h.ingress_nd(&with_nonce, 5).len(), 5);
+    let c = h.counters();
+    assert_eq!(c.get(Counter::Suppressed, direction::INGRESS), 0);
+    assert_eq!(c.get(Counter::Ndp, direction::INGRESS), 15);
+}
+
+#[test]
+fn an_advertisement_with_other_flags_is_another_tuple() {
+    // The Override flag decides whether neighbours take the MAC: a change of it is news.
+    let mut h = Harness::new(DEFAULT_DEDUP_INTERVAL);
+    assert_eq!(h.ingress_nd(&vip6_advertisement(NODE_A), 3).len(), 2);
+    let without_override =
+        vip6_advertisement(NODE_A).with(|f| f.flags = arpwatch_common::na_flag::SOLICITED);
+    assert_eq!(h.ingress_nd(&without_override, 1).len(), 1);
+}
+
+#[test]
+fn arp_and_neighbor_discovery_keep_their_own_last_senders() {
+    // 32.1.13.184 is 20:01:0d:b8 as bytes: in a record's 16-byte field it reads as 2001:db8::.
+    // Another MAC advertising 2001:db8:: must not count as a new sender for the IPv4 address.
+    let mut h = Harness::new(DEFAULT_DEDUP_INTERVAL);
+    let arp = ArpFrame::reply(NODE_A, [0x20, 0x01, 0x0d, 0xb8], CLIENT, CLIENT_IP);
+    assert_eq!(h.ingress(&arp, 3).len(), 2);
+    let na = NdFrame::advertisement(NODE_B, ipv6_bytes("2001:db8::"), CLIENT, client6());
+    assert_eq!(h.ingress_nd(&na, 1).len(), 1);
+    assert!(h.ingress(&arp, 1).is_empty(), "the ARP repeat is still folded");
+    assert_eq!(h.counters().get(Counter::Suppressed, direction::INGRESS), 2);
 }

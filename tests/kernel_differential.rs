@@ -1,11 +1,12 @@
 //! The kernel parser and the user-space decoder on the same bytes. Every frame of the testkit's
-//! catalogue (`arpwatch_core::testkit::catalogue`: valid requests and replies, tags, padding,
-//! every malformed kind, non-ARP frames and frames cut where a parser could stumble) runs through
+//! catalogue (`arpwatch_core::testkit::catalogue`: valid ARP requests and replies, valid Neighbor
+//! Solicitations and Advertisements, tags, padding, every malformed kind of both, frames that are
+//! neither and frames cut where a parser could stumble) runs through
 //! the real XDP program and both TC classifiers (egress, and ingress where the XDP slot is taken)
 //! with BPF_PROG_TEST_RUN and through
 //! `decode_ethernet`, and both must give the same outcome: a valid frame the same record
-//! (timestamp, ifindex and direction aside), a malformed one the kernel's `malformed` counter and
-//! `Decoded::Malformed`, anything else neither. Where they differ by design (802.3 LLC/SNAP) the
+//! (timestamp, ifindex and direction aside) and the `arp` or `ndp` counter, a malformed one the
+//! kernel's `malformed` counter and `Decoded::Malformed`, anything else none of them. Where they differ by design (802.3 LLC/SNAP) the
 //! catalogue says so, with the reason.
 //!
 //! Needs root (CAP_BPF, CAP_NET_ADMIN, CAP_PERFMON); without it this test fails, never skips.
@@ -25,27 +26,28 @@ use support::kernel::{drain_records, Hook};
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum KernelOutcome {
     /// The record, with the parts that do not come from the frame zeroed as the decoder leaves
-    /// them: `ts_boot_ns`, `ifindex`, and `direction` (ingress).
-    Arp(NeighRecord),
+    /// them: `ts_boot_ns`, `ifindex`, and `direction` (ingress); and whether `arp` or `ndp`
+    /// counted it.
+    Valid(NeighRecord, Class),
     Malformed,
-    NotArp,
+    Other,
 }
 
 impl KernelOutcome {
     fn class(self) -> Class {
         match self {
-            KernelOutcome::Arp(_) => Class::Arp,
+            KernelOutcome::Valid(_, class) => class,
             KernelOutcome::Malformed => Class::Malformed,
-            KernelOutcome::NotArp => Class::NotArp,
+            KernelOutcome::Other => Class::Other,
         }
     }
 }
 
 fn decoded_class(decoded: &Decoded) -> Class {
     match decoded {
-        Decoded::Neigh(_) => Class::Arp,
+        Decoded::Neigh(frame) => Class::of(frame.record()),
         Decoded::Malformed(_) => Class::Malformed,
-        Decoded::Other => Class::NotArp,
+        Decoded::Other => Class::Other,
     }
 }
 
@@ -80,22 +82,27 @@ impl Kernel {
         assert_eq!(delta(Counter::RingFull, dir), 0, "{name}: {hook:?} ring full");
         assert_eq!(delta(Counter::Suppressed, dir), 0, "{name}: de-duplication is off");
         assert_other_direction_untouched(&before, &after, 1 - dir, name);
-        match (delta(Counter::Arp, dir), delta(Counter::Malformed, dir), records.as_slice()) {
-            (1, 0, [record]) => {
-                assert_eq!(record.direction, dir, "{name}: {hook:?} record direction");
-                assert_ne!(record.ts_boot_ns, 0, "{name}: {hook:?} record timestamp");
-                KernelOutcome::Arp(NeighRecord {
-                    ts_boot_ns: 0,
-                    ifindex: 0,
-                    direction: direction::INGRESS,
-                    ..*record
-                })
-            }
-            (0, 1, []) => KernelOutcome::Malformed,
-            (0, 0, []) => KernelOutcome::NotArp,
-            (arp, malformed, records) => panic!(
-                "{name}: {hook:?} counted arp {arp} and malformed {malformed} and wrote {} \
-                 records: not one outcome",
+        let counted = (
+            delta(Counter::Arp, dir),
+            delta(Counter::Ndp, dir),
+            delta(Counter::Malformed, dir),
+            records.as_slice(),
+        );
+        let valid = |record: &NeighRecord, class| {
+            assert_eq!(record.direction, dir, "{name}: {hook:?} record direction");
+            assert_ne!(record.ts_boot_ns, 0, "{name}: {hook:?} record timestamp");
+            let record =
+                NeighRecord { ts_boot_ns: 0, ifindex: 0, direction: direction::INGRESS, ..*record };
+            KernelOutcome::Valid(record, class)
+        };
+        match counted {
+            (1, 0, 0, [record]) => valid(record, Class::Arp),
+            (0, 1, 0, [record]) => valid(record, Class::Ndp),
+            (0, 0, 1, []) => KernelOutcome::Malformed,
+            (0, 0, 0, []) => KernelOutcome::Other,
+            (arp, ndp, malformed, records) => panic!(
+                "{name}: {hook:?} counted arp {arp}, ndp {ndp} and malformed {malformed} and \
+                 wrote {} records: not one outcome",
                 records.len()
             ),
         }
@@ -126,9 +133,9 @@ fn kernel_programs_and_decoder_agree_on_every_catalogue_frame() {
     for case in &cases {
         let decoded = decode_ethernet(&case.bytes);
         let decoder_as_table = match (case.decoded, decoded) {
-            (Expected::Arp(want), Decoded::Neigh(frame)) => *frame.record() == want,
+            (Expected::Valid(want), Decoded::Neigh(frame)) => *frame.record() == want,
             (Expected::Malformed(want), Decoded::Malformed(got)) => got == want,
-            (Expected::NotArp, Decoded::Other) => true,
+            (Expected::Other, Decoded::Other) => true,
             _ => false,
         };
         if !decoder_as_table {
@@ -149,7 +156,7 @@ fn kernel_programs_and_decoder_agree_on_every_catalogue_frame() {
             }
             match (outcome, decoded) {
                 // The same frame fields on both sides, and the ones the frame was built with.
-                (KernelOutcome::Arp(kernel_record), Decoded::Neigh(frame)) => {
+                (KernelOutcome::Valid(kernel_record, _), Decoded::Neigh(frame)) => {
                     if kernel_record != *frame.record() {
                         disagreements.push(format!(
                             "{}: {hook:?} records {kernel_record:?}, the decoder {:?}",
@@ -179,7 +186,7 @@ fn kernel_programs_and_decoder_agree_on_every_catalogue_frame() {
         disagreements.join("\n")
     );
     // The run itself is the proof of coverage: every class was seen on the kernel side.
-    for class in [Class::Arp, Class::Malformed, Class::NotArp] {
+    for class in Class::ALL {
         assert!(cases.iter().any(|c| c.kernel_class() == class), "no {class:?} case");
     }
 }
@@ -198,6 +205,6 @@ fn documented_differences_are_the_llc_snap_cases_only() {
             matches!(decoded, Expected::Malformed(arpwatch_core::decode::MalformedReason::LlcSnap)),
             "{name}"
         );
-        assert_eq!(kernel, Class::NotArp, "{name}");
+        assert_eq!(kernel, Class::Other, "{name}");
     }
 }

@@ -1,11 +1,12 @@
-//! The real XDP and TC egress programs, loaded into this kernel and run on crafted frames with
-//! BPF_PROG_TEST_RUN: the verdict, the exact record in the ring buffer (or none), and the counters.
+//! The real XDP and TC programs, loaded into this kernel and run on crafted frames with
+//! BPF_PROG_TEST_RUN: the verdict, the exact record in the ring buffer (or none), and the counters,
+//! for ARP and for IPv6 Neighbor Discovery.
 //! Needs root (CAP_BPF, CAP_NET_ADMIN, CAP_PERFMON); without it these tests fail, never skip.
 
 mod support;
 
 use arpwatch::{CounterTotals, KernelProbe, DEFAULT_RING_BYTES};
-use arpwatch_common::{direction, Counter, NeighRecord};
+use arpwatch_common::{direction, na_flag, Counter, NeighRecord};
 use arpwatch_core::testkit::frames::*;
 use aya::programs::{TestRun, TestRunOptions};
 use std::time::Duration;
@@ -51,17 +52,33 @@ fn run(frame: &[u8]) -> RunOutcome {
     run_once(Hook::XdpIngress, frame, None)
 }
 
-/// Asserts the counters of the hook's direction (frames, arp, malformed, ring-full) and that the
-/// other direction's stayed 0.
+/// Asserts the counters of the hook's direction (frames, arp, malformed, ring-full, and ndp 0)
+/// and that the other direction's stayed 0.
 fn assert_counters(outcome: &RunOutcome, frames: u64, arp: u64, malformed: u64) {
+    assert_all_counters(outcome, frames, arp, 0, malformed);
+}
+
+/// As [`assert_counters`], for Neighbor Discovery: frames, ndp, malformed (and arp 0).
+fn assert_nd_counters(outcome: &RunOutcome, frames: u64, ndp: u64, malformed: u64) {
+    assert_all_counters(outcome, frames, 0, ndp, malformed);
+}
+
+fn assert_all_counters(outcome: &RunOutcome, frames: u64, arp: u64, ndp: u64, malformed: u64) {
     let c = &outcome.counters;
     let dir = outcome.hook.direction();
-    let got = [Counter::Frames, Counter::Arp, Counter::Malformed, Counter::RingFull]
-        .map(|k| c.get(k, dir));
+    let got = [
+        Counter::Frames,
+        Counter::Arp,
+        Counter::Ndp,
+        Counter::Malformed,
+        Counter::RingFull,
+        Counter::Suppressed,
+    ]
+    .map(|k| c.get(k, dir));
     assert_eq!(
         got,
-        [frames, arp, malformed, 0],
-        "{:?} frames/arp/malformed/ring_full",
+        [frames, arp, ndp, malformed, 0, 0],
+        "{:?} frames/arp/ndp/malformed/ring_full/suppressed",
         outcome.hook
     );
     let other = 1 - dir;
@@ -72,8 +89,20 @@ fn assert_counters(outcome: &RunOutcome, frames: u64, arp: u64, malformed: u64) 
 
 /// The one record a valid ARP frame must produce, checked field by field against the frame.
 fn assert_single_record(outcome: &RunOutcome, frame: &ArpFrame) {
-    assert_eq!(outcome.verdict, outcome.hook.pass_verdict());
     assert_counters(outcome, 1, 1, 0);
+    assert_record(outcome, frame.expected_record());
+}
+
+/// The one record a valid ND message must produce: every field, padding included.
+fn assert_single_nd_record(outcome: &RunOutcome, expected: NeighRecord) {
+    assert_nd_counters(outcome, 1, 1, 0);
+    assert_record(outcome, expected);
+}
+
+/// The run passed the frame on and wrote exactly `expected` (with the run's time, loopback and
+/// the hook's direction).
+fn assert_record(outcome: &RunOutcome, expected: NeighRecord) {
+    assert_eq!(outcome.verdict, outcome.hook.pass_verdict());
     assert_eq!(outcome.records.len(), 1, "exactly one record");
     let r = outcome.records[0];
     assert!(
@@ -88,9 +117,22 @@ fn assert_single_record(outcome: &RunOutcome, frame: &ArpFrame) {
         // BPF_PROG_TEST_RUN runs both programs as if on loopback.
         ifindex: 1,
         direction: outcome.hook.direction(),
-        ..frame.expected_record()
+        ..expected
     };
     assert_eq!(r, expected);
+    // The bytes too: nothing the struct comparison could miss, the padding included.
+    assert_eq!(bytes_of(&r), bytes_of(&expected));
+}
+
+fn bytes_of(record: &NeighRecord) -> Vec<u8> {
+    // SAFETY: `NeighRecord` is plain old data without implicit padding (asserted in its crate).
+    unsafe {
+        std::slice::from_raw_parts(
+            (record as *const NeighRecord).cast::<u8>(),
+            std::mem::size_of::<NeighRecord>(),
+        )
+    }
+    .to_vec()
 }
 
 fn assert_malformed(frame: &[u8]) {
@@ -275,7 +317,7 @@ fn every_run_passes_and_counts_accumulate_per_program() {
 
 #[test]
 fn full_ring_drops_are_counted_not_silent() {
-    // The smallest ring the kernel allows is one page: 4096 / (64 + 8) = 56 records.
+    // The smallest ring the kernel allows is one page: 4096 / (112 + 8) = 34 records.
     let page = 4096u32;
     // One frame repeated: with de-duplication on, all but the first would be suppressed before
     // reaching the ring, so it is off here.
@@ -342,4 +384,190 @@ fn egress_malformed_and_non_arp_are_counted_in_the_egress_block() {
     assert_eq!(outcome.verdict, TC_ACT_UNSPEC);
     assert!(outcome.records.is_empty());
     assert_counters(&outcome, 1, 0, 0);
+}
+
+// ---------------------------------------------------------------------------------------------
+// IPv6 Neighbor Discovery, on every hook
+
+const LINK_LOCAL_A: &str = "fe80::a";
+const VIP6: &str = "2001:db8::10";
+const CLIENT_IP6: &str = "2001:db8::1";
+
+fn ns() -> NdFrame {
+    NdFrame::solicitation(NODE_A, ipv6_bytes(LINK_LOCAL_A), ipv6_bytes(VIP6))
+}
+
+fn na() -> NdFrame {
+    NdFrame::advertisement(NODE_B, ipv6_bytes(VIP6), NODE_A, ipv6_bytes(CLIENT_IP6))
+}
+
+fn nonce() -> NdOption {
+    NdOption::Nonce([0xa1, 0xb2, 0xc3, 0xd4, 0xe5, 0xf6])
+}
+
+/// A valid ND frame on XDP, TC ingress and TC egress: one record each, exactly the expected one.
+fn assert_nd_recorded(frame: &NdFrame) -> NeighRecord {
+    let expected = frame.expected_record();
+    for hook in Hook::ALL {
+        assert_single_nd_record(&run_once(hook, &frame.bytes(), None), expected);
+    }
+    expected
+}
+
+/// An NS or NA that fails RFC 4861 §7.1: counted malformed on every hook, never recorded.
+fn assert_nd_malformed(bytes: &[u8]) {
+    for hook in Hook::ALL {
+        let outcome = run_once(hook, bytes, None);
+        assert_eq!(outcome.verdict, hook.pass_verdict());
+        assert!(outcome.records.is_empty(), "{hook:?}: a malformed message must not be emitted");
+        assert_nd_counters(&outcome, 1, 0, 1);
+    }
+}
+
+/// Not ND: a frame on every hook, nothing else.
+fn assert_not_nd(bytes: &[u8]) {
+    for hook in Hook::ALL {
+        let outcome = run_once(hook, bytes, None);
+        assert_eq!(outcome.verdict, hook.pass_verdict());
+        assert!(outcome.records.is_empty(), "{hook:?}");
+        assert_nd_counters(&outcome, 1, 0, 0);
+    }
+}
+
+#[test]
+fn neighbor_solicitation_with_source_link_layer_address_is_recorded() {
+    let r = assert_nd_recorded(&ns());
+    // Spelled out once, against the wire rather than the builder.
+    assert_eq!((r.proto, r.op, r.lladdr_present, r.nd_flags), (1, 135, 1, 0));
+    assert_eq!(r.sha, NODE_A);
+    assert_eq!(r.tha, [0; 6]);
+    assert_eq!(r.spa, ipv6_bytes(LINK_LOCAL_A));
+    assert_eq!(r.tpa, ipv6_bytes("ff02::1:ff00:10"));
+    assert_eq!(r.nd_target, ipv6_bytes(VIP6));
+    assert_eq!(r.eth_dst, [0x33, 0x33, 0xff, 0, 0, 0x10]);
+    assert_eq!(r._pad0, [0; 6]);
+}
+
+#[test]
+fn neighbor_solicitation_without_options_is_recorded_with_no_link_layer_address() {
+    let unicast = ns().options(vec![]).with(|f| (f.dst, f.eth_dst) = (ipv6_bytes(VIP6), NODE_B));
+    let r = assert_nd_recorded(&unicast);
+    assert_eq!((r.lladdr_present, r.sha), (0, [0; 6]));
+}
+
+#[test]
+fn dad_probes_with_and_without_a_nonce_are_recorded() {
+    let probe = NdFrame::dad_probe(NODE_A, ipv6_bytes(VIP6));
+    let r = assert_nd_recorded(&probe);
+    assert_eq!((r.spa, r.lladdr_present), ([0; 16], 0));
+    // Linux sends its probes with a Nonce option (enhanced DAD).
+    assert_nd_recorded(&probe.clone().options(vec![nonce()]));
+    // A nonce before the source link-layer address is stepped over.
+    let r = assert_nd_recorded(&ns().options(vec![nonce(), NdOption::source(NODE_A)]));
+    assert_eq!((r.lladdr_present, r.sha), (1, NODE_A));
+}
+
+#[test]
+fn solicited_and_unsolicited_advertisements_with_and_without_target_link_layer_address() {
+    let r = assert_nd_recorded(&na());
+    assert_eq!((r.op, r.sha, r.lladdr_present), (136, NODE_B, 1));
+    assert_eq!(r.nd_flags, na_flag::SOLICITED | na_flag::OVERRIDE);
+    assert_eq!(
+        (r.spa, r.tpa, r.nd_target),
+        (ipv6_bytes(VIP6), ipv6_bytes(CLIENT_IP6), ipv6_bytes(VIP6))
+    );
+    let r = assert_nd_recorded(&na().options(vec![]));
+    assert_eq!((r.sha, r.lladdr_present), ([0; 6], 0));
+
+    let unsolicited = NdFrame::unsolicited(NODE_B, ipv6_bytes(VIP6));
+    let r = assert_nd_recorded(&unsolicited);
+    assert_eq!((r.nd_flags, r.tpa), (na_flag::OVERRIDE, ipv6_bytes("ff02::1")));
+    assert_nd_recorded(&unsolicited.options(vec![]));
+}
+
+#[test]
+fn every_combination_of_the_advertisement_flags_is_recorded_as_sent() {
+    for bits in 0..8u8 {
+        let flags = bits << 5; // R 0x80, S 0x40, O 0x20
+        let r = assert_nd_recorded(&na().with(|f| f.flags = flags));
+        assert_eq!(r.nd_flags, flags);
+    }
+    // The five reserved bits are not part of the record.
+    let r = assert_nd_recorded(&na().with(|f| f.flags = 0xff));
+    assert_eq!(r.nd_flags, na_flag::ALL);
+}
+
+#[test]
+fn tagged_and_qinq_neighbor_discovery_is_recorded_with_its_vlan_ids() {
+    let r = assert_nd_recorded(&ns().tagged(&[(TPID_8021Q, 0xe000 | 123)]));
+    assert_eq!((r.vlan_count, r.vlan), (1, [123, 0]));
+    let r = assert_nd_recorded(&na().tagged(&[(TPID_8021AD, 0x2000 | 300), (TPID_8021Q, 4094)]));
+    assert_eq!((r.vlan_count, r.vlan), (2, [300, 4094]));
+}
+
+#[test]
+fn hop_limit_254_is_malformed() {
+    assert_nd_malformed(&ns().with(|f| f.hop_limit = 254).bytes());
+    assert_nd_malformed(&na().tagged(&[(TPID_8021Q, 5)]).with(|f| f.hop_limit = 254).bytes());
+}
+
+#[test]
+fn code_1_is_malformed() {
+    assert_nd_malformed(&ns().with(|f| f.code = 1).bytes());
+    assert_nd_malformed(&na().with(|f| f.code = 1).bytes());
+}
+
+#[test]
+fn truncated_messages_are_malformed() {
+    // Cut inside the target, and an IPv6 payload length beyond the frame.
+    assert_nd_malformed(&ns().cut(14 + 40 + 20).bytes());
+    assert_nd_malformed(&ns().with(|f| f.payload_len = Some(40)).bytes());
+    // An ICMPv6 length below 24 octets, however much the frame holds.
+    assert_nd_malformed(&na().with(|f| f.payload_len = Some(20)).bytes());
+}
+
+#[test]
+fn zero_length_option_is_malformed_not_a_loop() {
+    assert_nd_malformed(
+        &ns().options(vec![NdOption::Raw(vec![1, 0, 2, 0, 0, 0, 0, 0x0a])]).bytes(),
+    );
+    assert_nd_malformed(
+        &na().options(vec![nonce(), NdOption::Raw(vec![14, 0, 0, 0, 0, 0, 0, 0])]).bytes(),
+    );
+}
+
+#[test]
+fn option_running_past_the_end_is_malformed() {
+    assert_nd_malformed(
+        &na().options(vec![NdOption::Raw(vec![2, 2, 2, 0, 0, 0, 0, 0x0b])]).bytes(),
+    );
+    assert_nd_malformed(&ns().options(vec![NdOption::Raw(vec![1])]).bytes());
+}
+
+#[test]
+fn rfc_4861_destination_rules_are_enforced() {
+    let dad = NdFrame::dad_probe(NODE_A, ipv6_bytes(VIP6));
+    assert_nd_malformed(&dad.clone().with(|f| f.dst = ipv6_bytes("ff02::1")).bytes());
+    assert_nd_malformed(&dad.options(vec![NdOption::source(NODE_A)]).bytes());
+    let solicited_to_all =
+        NdFrame::unsolicited(NODE_B, ipv6_bytes(VIP6)).with(|f| f.flags = na_flag::SOLICITED);
+    assert_nd_malformed(&solicited_to_all.bytes());
+    assert_nd_malformed(&ns().with(|f| f.target = ipv6_bytes("ff02::1")).bytes());
+}
+
+#[test]
+fn an_extension_header_before_icmpv6_is_not_neighbor_discovery() {
+    assert_not_nd(&ns().with(|f| f.hop_by_hop = true).bytes());
+}
+
+#[test]
+fn mld_and_router_advertisements_are_not_neighbor_discovery_observations() {
+    assert_not_nd(&mld_report_frame(NODE_A, ipv6_bytes(LINK_LOCAL_A)));
+    assert_not_nd(&router_advertisement_frame(NODE_B, ipv6_bytes(LINK_LOCAL_A)));
+}
+
+#[test]
+fn ipv6_tcp_is_counted_as_a_frame_only() {
+    assert_not_nd(&ipv6_tcp_frame(NODE_A, NODE_B));
+    assert_not_nd(&ethernet(NODE_B, NODE_A, &[(TPID_8021Q, 9)], ETH_P_IPV6, &ipv6_tcp_packet()));
 }

@@ -1,6 +1,6 @@
-//! Malformed and truncated ARP frames written into a veth while `arpwatch watch --raw` watches the
-//! other end: none becomes an observation, the ingress malformed counter is exact, nothing
-//! crashes, and the run ends with status 0; with the kernel's debug log on, the programs say why
+//! Malformed and truncated ARP frames and Neighbor Discovery messages written into a veth while
+//! `arpwatch watch --raw` watches the other end: none becomes an observation, the ingress
+//! malformed counter is exact, nothing crashes, and the run ends with status 0; with the kernel's debug log on, the programs say why
 //! a frame was malformed, at most once a second. Needs root; without it this test fails, never
 //! skips.
 
@@ -55,12 +55,34 @@ fn malformed_frames() -> Vec<(&'static str, Vec<u8>)> {
     ]
 }
 
+/// Every way an NS or NA fails RFC 4861 §7.1, from the crafted nodes' MACs.
+fn malformed_nd_frames() -> Vec<(&'static str, Vec<u8>)> {
+    let vip6 = ipv6_bytes("2001:db8::10");
+    let ns = || NdFrame::solicitation(NODE_A, ipv6_bytes("2001:db8::1"), vip6);
+    let na = || NdFrame::unsolicited(NODE_B, vip6);
+    let dad = || NdFrame::dad_probe(NODE_A, vip6);
+    let raw = |bytes: &[u8]| vec![NdOption::Raw(bytes.to_vec())];
+    vec![
+        ("NS, hop limit 254", ns().with(|f| f.hop_limit = 254).bytes()),
+        ("NA, code 1", na().with(|f| f.code = 1).bytes()),
+        ("NS, ICMPv6 length 16", ns().with(|f| f.payload_len = Some(16)).bytes()),
+        ("NS, target cut", ns().cut(14 + 40 + 20).bytes()),
+        ("NS, zero-length option", ns().options(raw(&[1, 0, 0, 0, 0, 0, 0, 0])).bytes()),
+        ("NA, option past the end", na().options(raw(&[2, 3, 0, 0, 0, 0, 0, 0])).bytes()),
+        ("NS for a multicast target", ns().with(|f| f.target = ALL_NODES).bytes()),
+        ("solicited NA to all nodes", na().with(|f| f.flags = 0x40).bytes()),
+        ("DAD probe to all nodes", dad().with(|f| f.dst = ALL_NODES).bytes()),
+        ("DAD probe with SLLA", dad().options(vec![NdOption::source(NODE_A)]).bytes()),
+    ]
+}
+
 #[test]
 fn malformed_arp_frames_are_counted_exactly_and_never_observed() {
     let observer = Netns::new("malobs");
     let sender = Netns::new("malsnd");
     observer.veth_to("eth0", &sender, "peer0");
-    let frames = malformed_frames();
+    let mut frames = malformed_frames();
+    frames.extend(malformed_nd_frames());
     // One valid reply sent last: frames leave one socket in order and cross one veth queue, so once
     // it is observed, every malformed frame before it has been through the program.
     let sentinel = ArpFrame::reply(NODE_B, VIP, NODE_A, CLIENT_IP);
@@ -70,7 +92,14 @@ fn malformed_arp_frames_are_counted_exactly_and_never_observed() {
     let done =
         watch_during(&observer, &["eth0"], &["--raw"], "4", || sender.send_frames("peer0", &all));
 
-    let lines = done.json_lines();
+    // The namespaces' own kernels send valid ND of their own (DAD probes for their link-local
+    // addresses): observed, but not from the crafted nodes.
+    let crafted = [mac_text(NODE_A), mac_text(NODE_B)];
+    let lines: Vec<_> = done
+        .json_lines()
+        .into_iter()
+        .filter(|l| crafted.iter().any(|m| l["eth_src"] == m.as_str()))
+        .collect();
     assert_eq!(
         lines.len(),
         1,
@@ -104,6 +133,10 @@ fn malformed_arp_frames_are_counted_exactly_and_never_observed() {
     assert_eq!(field("arp"), 1, "only the sentinel is valid ARP");
     assert_eq!(field("ring_full_drops"), 0);
     assert!(!done.stderr.contains("panicked"), "{}", done.stderr);
+}
+
+fn mac_text(mac: [u8; 6]) -> String {
+    mac.map(|b| format!("{b:02x}")).join(":")
 }
 
 /// The kernel programs' diagnostics in arpwatch's stderr (aya-log records, target
@@ -153,12 +186,24 @@ fn with_the_kernel_debug_log_on_a_malformed_frame_is_explained_at_most_once_a_se
     ]);
     sender.send_frames("peer0", &[tags.bytes()]);
     watch.wait_for_stderr("more than 2 VLAN tags", Duration::from_secs(5));
+    // And a Neighbor Discovery message says which RFC 4861 check it failed.
+    std::thread::sleep(Duration::from_millis(1200));
+    let hop_limit_64 =
+        NdFrame::unsolicited(NODE_B, ipv6_bytes("2001:db8::10")).with(|f| f.hop_limit = 64).bytes();
+    sender.send_frames("peer0", &[hop_limit_64]);
+    let nd = watch.wait_for_stderr("Neighbor Discovery", Duration::from_secs(5));
+    assert!(
+        nd.ends_with(&format!(
+            "malformed Neighbor Discovery message (ingress ifindex {ifindex}): hop limit is not 255"
+        )),
+        "{nd}"
+    );
     let done = watch.finish(Duration::from_secs(20));
     assert!(done.status.success(), "{}", done.stderr);
     let lines = kernel_lines(&done.stderr);
-    assert_eq!(lines.len(), 2, "one line per second, not per frame: {lines:#?}");
+    assert_eq!(lines.len(), 3, "one line per second, not per frame: {lines:#?}");
     assert!(
-        done.stderr.contains("ingress: frames=") && done.stderr.contains("malformed=7 "),
+        done.stderr.contains("ingress: frames=") && done.stderr.contains("malformed=8 "),
         "every malformed frame is still counted: {}",
         done.stderr
     );

@@ -7,6 +7,11 @@
 //! reach user space, and every layout is pinned by a compile-time size assertion.
 #![no_std]
 
+#[cfg(test)]
+extern crate std;
+
+pub mod nd;
+
 /// Ethertypes the parsers care about (host byte order).
 pub mod ethertype {
     pub const ARP: u16 = 0x0806;
@@ -182,9 +187,9 @@ pub enum Counter {
     /// plen or op) or carried more VLAN tags than supported, and ICMPv6 Neighbor Solicitations
     /// and Advertisements that failed the RFC 4861 §7.1 checks: never emitted.
     Malformed = 2,
-    /// Valid ARP frames lost because the ring buffer was full.
+    /// Valid ARP frames and ND messages lost because the ring buffer was full.
     RingFull = 3,
-    /// Valid ARP frames not emitted because the same tuple was emitted less than the de-duplication
+    /// Valid ARP frames and ND messages not emitted because the same tuple was emitted less than the de-duplication
     /// interval ago; the next record of that tuple carries them in [`NeighRecord::suppressed`].
     Suppressed = 4,
     /// Valid IPv6 Neighbor Solicitations and Advertisements: like [`Counter::Arp`], each one was
@@ -224,22 +229,34 @@ impl Counter {
 /// Number of slots in the `COUNTERS` map: one block per direction.
 pub const COUNTER_SLOTS: u32 = 2 * Counter::COUNT;
 
-/// What makes two ARP frames "the same" for in-kernel de-duplication: sender and target protocol
-/// addresses, sender MAC, opcode, direction and interface. The target IP is part of the key so
-/// that requests for different IPs (a gateway resolving several VIPs) and replies to different
+/// What makes two frames "the same" for in-kernel de-duplication, in ARP's terms as an
+/// observation has them (arpwatch-core's `observation` module):
+///
+/// | field | ARP | Neighbor Solicitation | Neighbor Advertisement |
+/// |---|---|---|---|
+/// | `spa` | sender IP ([`ipv4_field`]) | IPv6 source | target |
+/// | `tpa` | target IP ([`ipv4_field`]) | target | IPv6 destination |
+/// | `sha` | sender MAC | source link-layer option, else the Ethernet source | target link-layer option, else the Ethernet source |
+/// | `nd_flags` | 0 | 0 | R, S, O |
+///
+/// plus protocol, opcode, direction and interface. The target is part of the key so that
+/// requests for different IPs (a gateway resolving several VIPs) and replies to different
 /// requesters stay distinct facts.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub struct DedupKey {
-    pub spa: [u8; 4],
-    pub tpa: [u8; 4],
+    pub spa: [u8; 16],
+    pub tpa: [u8; 16],
     pub sha: [u8; 6],
+    pub proto: u8,
     pub op: u8,
-    pub direction: u8,
     pub ifindex: u32,
+    pub direction: u8,
+    pub nd_flags: u8,
+    pub _pad: [u8; 2],
 }
 
-const _: () = assert!(core::mem::size_of::<DedupKey>() == 20);
+const _: () = assert!(core::mem::size_of::<DedupKey>() == 48);
 
 /// How many records one [`DedupKey`] may emit per de-duplication interval; the repeats beyond are
 /// suppressed. Two, so that a requester's retransmission within the interval (`arping` sends one
@@ -265,19 +282,22 @@ pub struct DedupEntry {
 
 const _: () = assert!(core::mem::size_of::<DedupEntry>() == 32);
 
-/// Who last sent an emitted frame with a given sender IP on one interface and direction. A frame
-/// from another MAC for that IP is never suppressed, so an A, B, A interleave (the evidence of a
-/// multi-responder) and an owner change back to an earlier MAC reach user space at once.
+/// Who last spoke for an address on one interface and direction: the address a frame claims
+/// (ARP sender IP, NS source, NA target: [`DedupKey::spa`]) and its protocol. A frame from
+/// another MAC ([`DedupKey::sha`]) for that address is never suppressed, so an A, B, A interleave
+/// (the evidence of a multi-responder) and an owner change back to an earlier MAC reach user
+/// space at once.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub struct SenderKey {
-    pub spa: [u8; 4],
+    pub spa: [u8; 16],
     pub ifindex: u32,
     pub direction: u8,
-    pub _pad: [u8; 3],
+    pub proto: u8,
+    pub _pad: [u8; 2],
 }
 
-const _: () = assert!(core::mem::size_of::<SenderKey>() == 12);
+const _: () = assert!(core::mem::size_of::<SenderKey>() == 24);
 
 /// Default de-duplication interval: a tuple is emitted at most once per interval, its repeats in
 /// between are counted and carried by the next record. One second keeps a switching loop or a

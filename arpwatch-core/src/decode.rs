@@ -1,6 +1,7 @@
-//! The user-space twin of the kernel parser: turns one captured frame into an ARP record, with the
-//! same rules and the same outcomes as the XDP program (`arpwatch-ebpf`), so that a replayed
-//! capture and a live run agree on what is ARP, what is malformed and what is ignored.
+//! The user-space twin of the kernel parser: turns one captured frame into the record of an ARP
+//! frame or an IPv6 Neighbor Solicitation or Advertisement, with the same rules and the same
+//! outcomes as the kernel programs (`arpwatch-ebpf`), so that a replayed capture and a live run
+//! agree on what is ARP or ND, what is malformed and what is ignored.
 //!
 //! The decoder is pure: no allocation, no panic, any byte slice in. It fills the very
 //! [`NeighRecord`] the kernel writes, and [`NeighFrame::into_observation`] goes through
@@ -8,22 +9,26 @@
 //!
 //! Link layers ([`LinkType`]):
 //! - **Ethernet** (`LINKTYPE_ETHERNET`, 1), with up to two VLAN tags (802.1Q 0x8100, 802.1ad
-//!   0x88a8) before the ARP ethertype.
+//!   0x88a8) before the ARP or IPv6 ethertype.
 //! - **Linux cooked capture** v1 (`LINKTYPE_LINUX_SLL`, 113) and v2 (`LINKTYPE_LINUX_SLL2`, 276), what
-//!   `tcpdump -i any` writes. Their protocol field takes the place of the ethertype (VLAN tags may
-//!   follow it as on Ethernet). They record no Ethernet header, so: `eth_src` is the recorded
+//!   `tcpdump -i any` writes. Their protocol field takes the place of the ethertype (0x0806 for
+//!   ARP, 0x86dd for IPv6; VLAN tags may follow it as on Ethernet). They record no Ethernet header, so: `eth_src` is the recorded
 //!   link-layer address when it is six bytes long (the sender's MAC), else zero; `eth_dst` is the
 //!   broadcast address for `PACKET_BROADCAST` frames and zero otherwise (the capture does not say
 //!   which MAC a unicast or multicast frame was sent to); and [`NeighFrame::link_direction`] is
 //!   egress for `PACKET_OUTGOING` (sent by the capturing host), ingress for every other packet type.
 //!
 //! Outcomes: [`Decoded::Neigh`] for a valid Ethernet/IPv4 request or reply
-//! ([`ArpEthIpv4::is_supported`]), [`Decoded::Malformed`] for a frame that claims ARP but is not
-//! one arpwatch decodes, [`Decoded::Other`] for everything else (RARP 0x8035 included, and frames
-//! too short to carry a link header, which the kernel counts as frames only).
+//! ([`ArpEthIpv4::is_supported`]) or a valid Neighbor Solicitation or Advertisement (the rule of
+//! `arpwatch_common::nd`: RFC 4861 §7.1 without the ICMPv6 checksum, which neither parser
+//! verifies), [`Decoded::Malformed`] for a frame that claims ARP but is not one arpwatch decodes
+//! and for an NS or NA that fails §7.1, [`Decoded::Other`] for everything else (RARP 0x8035,
+//! IPv4, other IPv6 and ICMPv6, ND behind an extension header, and frames too short to carry a
+//! link header, which the kernel counts as frames only).
 
 use std::sync::Arc;
 
+use arpwatch_common::nd::{self, Ipv6Hdr, NdInvalid, NdMessage, OptionBytes, IPV6_HEADER_LEN};
 use arpwatch_common::{
     direction, ethertype, ipv4_field, proto, ArpEthIpv4, NeighRecord, ARP_FIXED_HEADER_LEN,
     MAX_VLAN_TAGS,
@@ -77,15 +82,18 @@ impl LinkType {
 /// What one frame turned out to be.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Decoded {
-    /// A valid Ethernet/IPv4 ARP request or reply.
+    /// A valid Ethernet/IPv4 ARP request or reply, or a valid Neighbor Solicitation or
+    /// Advertisement.
     Neigh(NeighFrame),
-    /// Not ARP at all; the kernel counts such a frame only in `frames`.
+    /// Neither ARP nor ND; the kernel counts such a frame only in `frames`.
     Other,
-    /// Claims to be ARP but is not one arpwatch decodes; never becomes an observation.
+    /// Claims to be ARP but is not one arpwatch decodes, or an NS or NA that fails RFC 4861 §7.1;
+    /// never becomes an observation.
     Malformed(MalformedReason),
 }
 
-/// Why a frame that claims to be ARP was rejected. All of these land in the `malformed` counter.
+/// Why a frame that claims to be ARP, or an NS or NA, was rejected. All of these land in the
+/// `malformed` counter.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum MalformedReason {
     /// Ethertype 0x0806 with fewer than the 28 bytes of an Ethernet/IPv4 ARP body.
@@ -99,6 +107,41 @@ pub enum MalformedReason {
     /// these as non-ARP, because its non-ARP path compares the Ethernet II type and nothing more
     /// (SPEC §5); user space can afford to look, and calls them what they are.
     LlcSnap,
+    /// An NS or NA whose IPv6 hop limit is not 255 (it crossed a router).
+    NdHopLimit,
+    /// An NS or NA whose ICMPv6 length (the IPv6 payload length) is below 24 octets.
+    NdTooShort,
+    /// An NS or NA cut before the ICMPv6 length its IPv6 header gives.
+    NdTruncated,
+    /// An NS or NA whose ICMPv6 code is not 0.
+    NdCode,
+    /// An NS or NA for a multicast target.
+    NdMulticastTarget,
+    /// A solicited NA (S=1) to a multicast destination.
+    NdSolicitedToMulticast,
+    /// A DAD probe (NS from `::`) not sent to a solicited-node multicast address.
+    NdDadDestination,
+    /// An ND option of length zero, one running past the message, or a link-layer address option
+    /// that is not one Ethernet address long.
+    NdBadOption,
+    /// A DAD probe (NS from `::`) with a source link-layer address option.
+    NdDadWithLinkLayer,
+}
+
+impl From<NdInvalid> for MalformedReason {
+    fn from(why: NdInvalid) -> Self {
+        match why {
+            NdInvalid::HopLimit => MalformedReason::NdHopLimit,
+            NdInvalid::TooShort => MalformedReason::NdTooShort,
+            NdInvalid::Truncated => MalformedReason::NdTruncated,
+            NdInvalid::Code => MalformedReason::NdCode,
+            NdInvalid::MulticastTarget => MalformedReason::NdMulticastTarget,
+            NdInvalid::SolicitedToMulticast => MalformedReason::NdSolicitedToMulticast,
+            NdInvalid::DadDestination => MalformedReason::NdDadDestination,
+            NdInvalid::BadOption => MalformedReason::NdBadOption,
+            NdInvalid::DadWithLinkLayer => MalformedReason::NdDadWithLinkLayer,
+        }
+    }
 }
 
 impl MalformedReason {
@@ -108,11 +151,28 @@ impl MalformedReason {
             MalformedReason::Unsupported => "not an Ethernet/IPv4 request or reply",
             MalformedReason::TooManyVlanTags => "more than two VLAN tags",
             MalformedReason::LlcSnap => "ARP in 802.3 LLC/SNAP encapsulation",
+            MalformedReason::NdHopLimit => "Neighbor Discovery with a hop limit other than 255",
+            MalformedReason::NdTooShort => "Neighbor Discovery message shorter than 24 octets",
+            MalformedReason::NdTruncated => "Neighbor Discovery message cut short",
+            MalformedReason::NdCode => "Neighbor Discovery with an ICMPv6 code other than 0",
+            MalformedReason::NdMulticastTarget => "Neighbor Discovery for a multicast target",
+            MalformedReason::NdSolicitedToMulticast => {
+                "solicited Neighbor Advertisement to a multicast destination"
+            }
+            MalformedReason::NdDadDestination => {
+                "DAD probe not sent to a solicited-node multicast address"
+            }
+            MalformedReason::NdBadOption => {
+                "Neighbor Discovery option of length 0, past the message, or not an Ethernet address"
+            }
+            MalformedReason::NdDadWithLinkLayer => {
+                "DAD probe with a source link-layer address option"
+            }
         }
     }
 }
 
-/// A valid ARP frame, as the record the kernel program would have written for it.
+/// A valid ARP frame or ND message, as the record the kernel program would have written for it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct NeighFrame {
     record: NeighRecord,
@@ -152,7 +212,8 @@ impl NeighFrame {
     }
 }
 
-/// What the link header says besides the protocol: filled into the record once ARP is found.
+/// What the link header says besides the protocol: filled into the record once ARP or ND is
+/// found.
 #[derive(Clone, Copy)]
 struct LinkHeader {
     eth_src: [u8; 6],
@@ -242,8 +303,8 @@ fn is_vlan(ether_type: u16) -> bool {
     ether_type == ethertype::VLAN_8021Q || ether_type == ethertype::VLAN_8021AD
 }
 
-/// Everything after the link header's type field: the VLAN walk and the ARP body, step for step
-/// as in the kernel program's `observe`.
+/// Everything after the link header's type field: the VLAN walk, then the ARP body or the IPv6
+/// packet, step for step as in the kernel program's `observe`.
 fn decode_payload(mut ether_type: u16, mut payload: &[u8], link: LinkHeader) -> Decoded {
     let mut vlan = [0u16; MAX_VLAN_TAGS];
     let mut vlan_count = 0;
@@ -268,6 +329,9 @@ fn decode_payload(mut ether_type: u16, mut payload: &[u8], link: LinkHeader) -> 
         payload = rest;
     }
 
+    if ether_type == ethertype::IPV6 {
+        return decode_nd(payload, vlan, vlan_count, link);
+    }
     if ether_type != ethertype::ARP {
         if ether_type < FIRST_ETHERTYPE && payload.starts_with(&LLC_SNAP_ARP) {
             return Decoded::Malformed(MalformedReason::LlcSnap);
@@ -298,6 +362,118 @@ fn decode_payload(mut ether_type: u16, mut payload: &[u8], link: LinkHeader) -> 
             ..NeighRecord::default()
         },
         link_direction: link.direction,
+    })
+}
+
+/// The options of an ICMPv6 message, for the shared option walk.
+struct SliceOptions<'a>(&'a [u8]);
+
+impl OptionBytes for SliceOptions<'_> {
+    fn header(&self, offset: usize) -> Option<[u8; 2]> {
+        self.0.get(offset..)?.first_chunk().copied()
+    }
+
+    fn mac(&self, offset: usize) -> Option<[u8; 6]> {
+        self.0.get(offset.checked_add(2)?..)?.first_chunk().copied()
+    }
+}
+
+/// The IPv6 packet at the start of `packet`, in the steps of the kernel's `observe_nd`: not ND
+/// unless ICMPv6 follows the fixed header directly and its type is NS or NA, then the shared
+/// rule (`arpwatch_common::nd`) in its order.
+fn decode_nd(
+    packet: &[u8],
+    vlan: [u16; MAX_VLAN_TAGS],
+    vlan_count: usize,
+    link: LinkHeader,
+) -> Decoded {
+    let Some(ip) = ipv6_header(packet) else {
+        return Decoded::Other;
+    };
+    if !ip.carries_icmpv6() {
+        return Decoded::Other;
+    }
+    let icmp = packet.get(IPV6_HEADER_LEN..).unwrap_or_default();
+    if !icmp.first().is_some_and(|t| nd::is_nd_type(*t)) {
+        return Decoded::Other;
+    }
+    if let Err(why) = nd::check_ip(&ip, icmp.len()) {
+        return Decoded::Malformed(why.into());
+    }
+    let Some(msg) = nd_message(icmp) else {
+        // Not reached: `check_ip` found at least 24 bytes. The kernel has the same branch.
+        return Decoded::Malformed(MalformedReason::NdTruncated);
+    };
+    if let Err(why) = nd::check_message(&ip, &msg) {
+        return Decoded::Malformed(why.into());
+    }
+    let link_layer =
+        match nd::walk_options(&SliceOptions(icmp), ip.payload_len(), msg.link_layer_option()) {
+            Ok(found) => found,
+            Err(why) => return Decoded::Malformed(why.into()),
+        };
+    if let Err(why) = nd::check_options(&ip, &msg, &link_layer) {
+        return Decoded::Malformed(why.into());
+    }
+    Decoded::Neigh(NeighFrame {
+        record: NeighRecord {
+            ts_boot_ns: 0,
+            last_suppressed_ns: 0,
+            ifindex: 0,
+            suppressed: 0,
+            direction: direction::INGRESS,
+            proto: proto::NDP,
+            op: msg.icmp_type,
+            vlan_count: vlan_count as u8,
+            vlan,
+            eth_src: link.eth_src,
+            eth_dst: link.eth_dst,
+            sha: link_layer.mac,
+            tha: [0; 6],
+            nd_flags: msg.record_flags(),
+            lladdr_present: u8::from(link_layer.present),
+            _pad0: [0; 6],
+            spa: ip.src,
+            tpa: ip.dst,
+            nd_target: msg.target,
+        },
+        link_direction: link.direction,
+    })
+}
+
+/// The 40-byte IPv6 header at the start of `bytes`, if there are that many.
+fn ipv6_header(bytes: &[u8]) -> Option<Ipv6Hdr> {
+    let (version_class_flow, bytes) = bytes.split_first_chunk()?;
+    let (payload_len, bytes) = bytes.split_first_chunk()?;
+    let (&next_header, bytes) = bytes.split_first()?;
+    let (&hop_limit, bytes) = bytes.split_first()?;
+    let (src, bytes) = bytes.split_first_chunk()?;
+    let (dst, _) = bytes.split_first_chunk()?;
+    Some(Ipv6Hdr {
+        version_class_flow: *version_class_flow,
+        payload_len: *payload_len,
+        next_header,
+        hop_limit,
+        src: *src,
+        dst: *dst,
+    })
+}
+
+/// The 24-byte fixed part of an NS or NA at the start of `bytes`, if there are that many.
+fn nd_message(bytes: &[u8]) -> Option<NdMessage> {
+    let (&icmp_type, bytes) = bytes.split_first()?;
+    let (&code, bytes) = bytes.split_first()?;
+    let (checksum, bytes) = bytes.split_first_chunk()?;
+    let (&flags, bytes) = bytes.split_first()?;
+    let (reserved, bytes) = bytes.split_first_chunk()?;
+    let (target, _) = bytes.split_first_chunk()?;
+    Some(NdMessage {
+        icmp_type,
+        code,
+        checksum: *checksum,
+        flags,
+        reserved: *reserved,
+        target: *target,
     })
 }
 
@@ -345,8 +521,10 @@ mod tests {
     use super::*;
     use crate::observation::{ArpOp, MacAddr};
     use crate::testkit::catalogue::{self, Expected};
-    use crate::testkit::frames::{self, ArpFrame as Wire, BROADCAST, ETH_P_ARP, LLC_SNAP_ARP};
-    use std::net::Ipv4Addr;
+    use crate::testkit::frames::{
+        self, solicited_node, ArpFrame as Wire, NdFrame, BROADCAST, ETH_P_ARP, LLC_SNAP_ARP,
+    };
+    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
     const MAC_A: [u8; 6] = [0x02, 0, 0, 0, 0, 0x0a];
     const MAC_B: [u8; 6] = [0x02, 0, 0, 0, 0, 0x0b];
@@ -384,14 +562,14 @@ mod tests {
         for case in catalogue::cases() {
             let decoded = decode_ethernet(&case.bytes);
             match (case.decoded, decoded) {
-                (Expected::Arp(record), Decoded::Neigh(frame)) => {
+                (Expected::Valid(record), Decoded::Neigh(frame)) => {
                     assert_eq!(*frame.record(), record, "{}", case.name);
                     assert_eq!(frame.link_direction(), None, "{}", case.name);
                 }
                 (Expected::Malformed(want), Decoded::Malformed(got)) => {
                     assert_eq!(got, want, "{}", case.name)
                 }
-                (Expected::NotArp, Decoded::Other) => {}
+                (Expected::Other, Decoded::Other) => {}
                 (want, got) => panic!("{}: expected {want:?}, decoded {got:?}", case.name),
             }
         }
@@ -590,6 +768,91 @@ mod tests {
         }
     }
 
+    fn ns() -> NdFrame {
+        NdFrame::solicitation(MAC_A, catalogue::LINK_LOCAL_A, catalogue::VIP6)
+    }
+
+    #[test]
+    fn neighbor_solicitation_keeps_every_field_and_reads_as_a_request() {
+        let frame = arp_frame(decode_ethernet(&ns().bytes()));
+        assert_eq!(*frame.record(), ns().expected_record());
+        let obs = observe(frame);
+        assert_eq!(obs.op, ArpOp::Request);
+        assert_eq!(obs.spa, IpAddr::from(catalogue::LINK_LOCAL_A));
+        assert_eq!(obs.tpa, IpAddr::from(catalogue::VIP6));
+        assert_eq!(obs.sha, MacAddr(MAC_A));
+        let nd = obs.nd.expect("an ND observation");
+        assert_eq!(nd.lladdr, Some(MacAddr(MAC_A)));
+        assert_eq!(nd.dst, Ipv6Addr::from(solicited_node(catalogue::VIP6)));
+    }
+
+    #[test]
+    fn unsolicited_advertisement_reads_as_a_gratuitous_reply_for_its_target() {
+        let na = NdFrame::unsolicited(MAC_B, catalogue::VIP6);
+        let obs = observe(arp_frame(decode_ethernet(&na.bytes())));
+        assert_eq!(obs.op, ArpOp::Reply);
+        assert_eq!(obs.spa, IpAddr::from(catalogue::VIP6));
+        assert_eq!(obs.sha, MacAddr(MAC_B));
+        assert!(obs.is_gratuitous());
+        assert_eq!(obs.override_flag(), Some(true));
+    }
+
+    #[test]
+    fn dad_probe_reads_as_a_probe() {
+        let obs = observe(arp_frame(decode_ethernet(
+            &NdFrame::dad_probe(MAC_A, catalogue::VIP6).bytes(),
+        )));
+        assert!(obs.is_probe());
+        assert_eq!(obs.nd.and_then(|nd| nd.lladdr), None);
+    }
+
+    #[test]
+    fn nd_in_linux_cooked_captures_decodes_like_on_ethernet() {
+        let sll = ns().linux_sll(frames::PACKET_MULTICAST);
+        let frame = arp_frame(decode_linux_sll(&sll));
+        assert_eq!(frame.link_direction(), Some(Direction::Ingress));
+        let want = NeighRecord { eth_dst: [0; 6], ..ns().expected_record() };
+        assert_eq!(*frame.record(), want);
+
+        let na = NdFrame::advertisement(MAC_B, catalogue::VIP6, MAC_A, catalogue::LINK_LOCAL_A);
+        let frame = arp_frame(decode_linux_sll2(&na.linux_sll2(frames::PACKET_OUTGOING)));
+        assert_eq!(frame.link_direction(), Some(Direction::Egress));
+        assert_eq!(*frame.record(), NeighRecord { eth_dst: [0; 6], ..na.expected_record() });
+
+        let tagged = ns().tagged(&[(0x8100, 42)]).linux_sll(frames::PACKET_MULTICAST);
+        assert_eq!(observe(arp_frame(decode_linux_sll(&tagged))).vlan.as_slice(), &[42]);
+
+        let bad = ns().with(|f| f.hop_limit = 64).linux_sll2(frames::PACKET_HOST);
+        assert_eq!(decode_linux_sll2(&bad), Decoded::Malformed(MalformedReason::NdHopLimit));
+        let tcp =
+            frames::linux_sll(frames::PACKET_HOST, &MAC_A, 0x86dd, &frames::ipv6_tcp_packet());
+        assert_eq!(decode_linux_sll(&tcp), Decoded::Other);
+    }
+
+    #[test]
+    fn every_nd_reason_maps_to_its_own_malformed_reason_with_a_text() {
+        let mut seen = std::collections::HashSet::new();
+        for why in arpwatch_common::nd::NdInvalid::ALL {
+            let reason = MalformedReason::from(why);
+            assert!(seen.insert(reason), "{why:?}");
+            assert!(!reason.as_str().is_empty());
+        }
+    }
+
+    #[test]
+    fn every_prefix_of_an_nd_frame_is_other_or_malformed_never_valid() {
+        // Cut anywhere before its end, a valid NS is never recorded: the IPv6 payload length
+        // says how long the message is.
+        let full = ns().bytes();
+        for len in 0..full.len() {
+            let decoded = decode_ethernet(&full[..len]);
+            assert!(!matches!(decoded, Decoded::Neigh(_)), "cut to {len}: {decoded:?}");
+            if len > 14 + 40 {
+                assert_eq!(decoded, Decoded::Malformed(MalformedReason::NdTruncated), "{len}");
+            }
+        }
+    }
+
     #[test]
     fn link_types_map_from_their_pcap_numbers() {
         assert_eq!(LinkType::from_code(1), Some(LinkType::Ethernet));
@@ -609,6 +872,8 @@ mod tests {
             request().tagged(&[(0x88a8, 1), (0x8100, 2), (0x8100, 3)]).bytes(),
             frames::linux_sll(frames::PACKET_OUTGOING, &MAC_A, 0x8100, &[0, 1, 0x08, 0x06]),
             request().linux_sll2(frames::PACKET_BROADCAST),
+            ns().linux_sll(frames::PACKET_MULTICAST),
+            ns().tagged(&[(0x8100, 1)]).linux_sll2(frames::PACKET_HOST),
         ];
         samples.extend(catalogue::cases().into_iter().map(|case| case.bytes));
         let mut state = 0x9e37_79b9_7f4a_7c15u64;
@@ -618,10 +883,15 @@ mod tests {
                 state ^= state << 13;
                 state ^= state >> 7;
                 state ^= state << 17;
-                let byte = match state % 5 {
+                let byte = match state % 9 {
                     0 => 0x08,
                     1 => 0x06,
                     2 => 0x81,
+                    3 => 0x86,
+                    4 => 0xdd,
+                    5 => 58,
+                    6 => 135,
+                    7 => 255,
                     _ => (state >> 32) as u8,
                 };
                 frame.push(byte);

@@ -1,19 +1,23 @@
 //! arpwatch kernel programs. The XDP program runs on ingress of each watched interface and the TC
 //! classifier on its egress (what this host itself sends, such as its own ARP replies); where
 //! another program holds the interface's XDP slot, a second classifier watches ingress instead.
-//! All of them turn every valid Ethernet/IPv4 ARP frame into one [`NeighRecord`] in the `EVENTS`
-//! ring buffer, count what they see in the per-CPU `COUNTERS` array, and always let the frame go
-//! on unchanged: arpwatch never drops, changes or sends a packet.
+//! All of them turn every valid Ethernet/IPv4 ARP frame and every valid IPv6 Neighbor
+//! Solicitation and Advertisement (RFC 4861 §7.1, checked by the rule in `arpwatch_common::nd`,
+//! without the ICMPv6 checksum) into one [`NeighRecord`] in the `EVENTS` ring buffer, count what
+//! they see in the per-CPU `COUNTERS` array, and always let the frame go on unchanged: arpwatch
+//! never drops, changes or sends a packet.
 //!
 //! In a storm most frames are exact repeats. A tuple ([`DedupKey`]) crosses the ring at most
 //! [`DEDUP_EMITS_PER_INTERVAL`] times per `DEDUP_INTERVAL_NS`; a further repeat within the
-//! interval, from the MAC that last spoke for its sender IP, is counted as suppressed instead; the
+//! interval, from the MAC that last spoke for its address, is counted as suppressed instead; the
 //! next record of that tuple carries the count and when the latest of them was seen.
-//! Gratuitous ARP, probes, a new MAC for an IP, a new interface or an opcode change always go
-//! through.
+//! Gratuitous ARP, ARP probes, unsolicited Neighbor Advertisements, DAD probes (a Neighbor
+//! Solicitation from `::`), a new MAC for an address, a new interface or an opcode change always
+//! go through.
 //!
 //! Diagnostics (why a frame was counted malformed) go through aya-log at debug level, at most one
-//! a second, and only on the malformed paths: no valid or non-ARP frame ever reaches a log call.
+//! a second, and only on the malformed paths: no valid, non-ARP or non-ND frame ever reaches a log
+//! call.
 //! User space loads the object with aya-log's level at 0 unless its own logger wants the
 //! `arpwatch_ebpf` target at debug; the verifier then removes the logging code altogether.
 #![no_std]
@@ -23,10 +27,11 @@
 #![feature(core_intrinsics)]
 #![allow(internal_features)]
 
+use arpwatch_common::nd::{self, Ipv6Hdr, NdInvalid, NdMessage, OptionBytes, IPV6_HEADER_LEN};
 use arpwatch_common::{
-    direction, ethertype, ArpEthIpv4, Counter, DedupEntry, DedupKey, NeighRecord, SenderKey,
-    ARP_FIXED_HEADER_LEN, COUNTER_SLOTS, DEDUP_EMITS_PER_INTERVAL, DEFAULT_DEDUP_INTERVAL_NS,
-    MAX_VLAN_TAGS,
+    direction, ethertype, ipv4_field, proto, ArpEthIpv4, Counter, DedupEntry, DedupKey,
+    NeighRecord, SenderKey, ARP_FIXED_HEADER_LEN, COUNTER_SLOTS, DEDUP_EMITS_PER_INTERVAL,
+    DEFAULT_DEDUP_INTERVAL_NS, MAX_VLAN_TAGS,
 };
 use aya_ebpf::{
     bindings::{xdp_action, BPF_ANY, BPF_F_NO_COMMON_LRU, TC_ACT_UNSPEC},
@@ -44,8 +49,8 @@ use core::intrinsics::{atomic_xadd, atomic_xsub, AtomicOrdering};
 use core::mem::size_of;
 use network_types::{eth::EthHdr, vlan::VlanHdr};
 
-/// Default ring size; user space may resize it at load time. 2 MiB holds about 29 000 records
-/// (64 bytes plus the ring's 8-byte header each), a few milliseconds of a line-rate storm.
+/// Default ring size; user space may resize it at load time. 2 MiB holds about 17 000 records
+/// (112 bytes plus the ring's 8-byte header each), a few milliseconds of a line-rate storm.
 const DEFAULT_RING_BYTES: u32 = 2 << 20;
 
 #[map(name = "EVENTS")]
@@ -57,7 +62,7 @@ static COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(COUNTER_SLOTS,
 /// Tuples remembered for de-duplication. A storm of more distinct tuples than this evicts the
 /// oldest, which only means an evicted tuple is emitted again: nothing is lost.
 const DEDUP_ENTRIES: u32 = 32_768;
-/// Sender IPs whose last emitting MAC is remembered (per interface and direction).
+/// Claimed addresses whose last emitting MAC is remembered (per interface and direction).
 const LAST_SENDER_ENTRIES: u32 = 16_384;
 
 /// Per-CPU LRU lists: under a flood of distinct tuples every frame inserts, and the shared LRU
@@ -85,13 +90,14 @@ const LOG_INTERVAL_NS: u64 = 1_000_000_000;
 static DEDUP_INTERVAL_NS: u64 = DEFAULT_DEDUP_INTERVAL_NS;
 
 const ARP_BE: u16 = ethertype::ARP.to_be();
+const IPV6_BE: u16 = ethertype::IPV6.to_be();
 const VLAN_8021Q_BE: u16 = ethertype::VLAN_8021Q.to_be();
 const VLAN_8021AD_BE: u16 = ethertype::VLAN_8021AD.to_be();
 
 #[xdp]
 pub fn arpwatch_xdp(ctx: XdpContext) -> u32 {
-    // Read only for an ARP frame: `ingress_ifindex` is rewritten into a chain of loads
-    // (xdp->rxq->dev->ifindex) that the non-ARP path has no use for.
+    // Read only for a valid ARP frame or ND message: `ingress_ifindex` is rewritten into a chain
+    // of loads (xdp->rxq->dev->ifindex) that the other paths have no use for.
     // SAFETY: the context pointer is the kernel's `xdp_md`, valid for the program's run.
     let ifindex = || unsafe { (*ctx.ctx).ingress_ifindex };
     observe(ctx.data(), ctx.data_end(), ifindex, direction::INGRESS, VlanTags::EMPTY);
@@ -183,7 +189,7 @@ impl VlanTags {
     }
 }
 
-/// Why a frame with the ARP ethertype was counted malformed.
+/// Why a frame with the ARP ethertype, or an NS or NA, was counted malformed.
 #[derive(Clone, Copy)]
 enum Malformed {
     /// More VLAN tags before the ARP ethertype than arpwatch decodes.
@@ -193,7 +199,12 @@ enum Malformed {
     /// The fixed header (htype, ptype, hlen, plen, op) is not that of an Ethernet/IPv4 request or
     /// reply. The pointer, into the packet and bounds-checked, is read only if the log is on.
     Unsupported(*const [u8; ARP_FIXED_HEADER_LEN]),
+    /// A Neighbor Solicitation or Advertisement that fails RFC 4861 §7.1.
+    Nd(NdInvalid),
 }
+
+/// The first `reason` of [`log_malformed`] that stands for an [`NdInvalid`] (`3 + its index`).
+const ND_REASON_BASE: u8 = 3;
 
 /// Counts a malformed frame and, when user space turned the kernel's debug log on, says why.
 #[inline(always)]
@@ -211,6 +222,7 @@ fn malformed(dir: u8, ifindex: impl FnOnce() -> u32, why: Malformed) {
             Malformed::Unsupported(header) => {
                 (2, u64::from_be_bytes(unsafe { core::ptr::read_volatile(header) }))
             }
+            Malformed::Nd(why) => (ND_REASON_BASE + why as u8, 0),
         };
         log_malformed(dir, ifindex(), reason, header);
     }
@@ -218,7 +230,8 @@ fn malformed(dir: u8, ifindex: impl FnOnce() -> u32, why: Malformed) {
 
 /// The diagnostic itself, at most once a second (the counter has every frame). Not inlined: one
 /// copy per program however many places find a malformed frame. `reason` is a [`Malformed`]
-/// variant's index, `header` the fixed header of an unsupported one, big-endian.
+/// variant's index (an ND one's [`NdInvalid`] after [`ND_REASON_BASE`]), `header` the fixed
+/// header of an unsupported ARP frame, big-endian.
 #[inline(never)]
 fn log_malformed(dir: u8, ifindex: u32, reason: u8, header: u64) {
     // SAFETY: a helper without arguments or side effects.
@@ -249,7 +262,7 @@ fn log_malformed(dir: u8, ifindex: u32, reason: u8, header: u64) {
             dir,
             ifindex
         ),
-        _ => debug!(
+        2 => debug!(
             &(),
             "unsupported ARP frame ({} ifindex {}): htype {} ptype {:x} hlen {} plen {} op {}",
             dir,
@@ -260,6 +273,27 @@ fn log_malformed(dir: u8, ifindex: u32, reason: u8, header: u64) {
             h[5],
             u16::from_be_bytes([h[6], h[7]])
         ),
+        _ => {
+            // A match rather than indexing `NdInvalid::ALL`: no bounds check to prove.
+            let why = match reason - ND_REASON_BASE {
+                0 => NdInvalid::HopLimit,
+                1 => NdInvalid::TooShort,
+                2 => NdInvalid::Truncated,
+                3 => NdInvalid::Code,
+                4 => NdInvalid::MulticastTarget,
+                5 => NdInvalid::SolicitedToMulticast,
+                6 => NdInvalid::DadDestination,
+                7 => NdInvalid::BadOption,
+                _ => NdInvalid::DadWithLinkLayer,
+            };
+            debug!(
+                &(),
+                "malformed Neighbor Discovery message ({} ifindex {}): {}",
+                dir,
+                ifindex,
+                why.as_str()
+            )
+        }
     }
 }
 
@@ -302,8 +336,9 @@ fn step_over_tag(
     Some(tag.ether_type)
 }
 
-/// Parses one frame and records it if it is a valid ARP packet. Shared by both programs so that
-/// ingress and egress apply the same rules; `tags` holds a tag the stack kept out of the frame.
+/// Parses one frame and records it if it is a valid ARP packet or ND message. Shared by all
+/// programs so that ingress and egress apply the same rules; `tags` holds a tag the stack kept
+/// out of the frame.
 #[inline(always)]
 fn observe(
     data: usize,
@@ -319,8 +354,8 @@ fn observe(
     // SAFETY: `ptr_at` checked that the header lies inside the packet.
     let eth = unsafe { &*eth };
     let mut ether_type = eth.ether_type;
-    // The common non-ARP, untagged frame leaves here after one bounds check and two compares.
-    if ether_type != ARP_BE && !is_vlan(ether_type) {
+    // The common frame (IPv4, untagged) leaves here after one bounds check and four compares.
+    if ether_type != ARP_BE && ether_type != IPV6_BE && !is_vlan(ether_type) {
         return;
     }
 
@@ -345,11 +380,28 @@ fn observe(
             }
         }
     }
-    if ether_type != ARP_BE {
-        return;
+    let frame = Frame { data, data_end, eth, tags, dir };
+    if ether_type == ARP_BE {
+        observe_arp(&frame, offset, ifindex);
+    } else if ether_type == IPV6_BE {
+        observe_nd(&frame, offset, ifindex);
     }
+}
 
-    let Some(arp) = ptr_at::<ArpEthIpv4>(data, data_end, offset) else {
+/// What the link layer gave, for the record.
+struct Frame<'a> {
+    data: usize,
+    data_end: usize,
+    eth: &'a EthHdr,
+    tags: VlanTags,
+    dir: u8,
+}
+
+/// The ARP body at `offset`: validated, then recorded.
+#[inline(always)]
+fn observe_arp(frame: &Frame, offset: usize, ifindex: impl Fn() -> u32 + Copy) {
+    let dir = frame.dir;
+    let Some(arp) = ptr_at::<ArpEthIpv4>(frame.data, frame.data_end, offset) else {
         // Claims to be ARP but is too short for an Ethernet/IPv4 ARP body.
         malformed(dir, ifindex, Malformed::Truncated);
         return;
@@ -363,42 +415,187 @@ fn observe(
         return;
     }
     count(Counter::Arp, dir);
-    // SAFETY: a helper without arguments or side effects.
-    let now = unsafe { bpf_ktime_get_boot_ns() };
     let ifindex = ifindex();
+    let key = DedupKey {
+        spa: ipv4_field(arp.spa),
+        tpa: ipv4_field(arp.tpa),
+        sha: arp.sha,
+        proto: proto::ARP,
+        op: arp.op_code(),
+        ifindex,
+        direction: dir,
+        nd_flags: 0,
+        _pad: [0; 2],
+    };
+    // Announcements and probes are rare and each one matters (failover, address conflict).
+    let untracked = arp.spa == arp.tpa || arp.spa == [0; 4];
+    emit(&key, untracked, |now, suppressed, last_suppressed_ns| NeighRecord {
+        ts_boot_ns: now,
+        last_suppressed_ns,
+        ifindex,
+        suppressed,
+        direction: dir,
+        proto: proto::ARP,
+        op: arp.op_code(),
+        vlan_count: frame.tags.count,
+        vlan: frame.tags.ids,
+        eth_src: frame.eth.src_addr,
+        eth_dst: frame.eth.dst_addr,
+        sha: arp.sha,
+        tha: arp.tha,
+        nd_flags: 0,
+        lladdr_present: 0,
+        _pad0: [0; 6],
+        spa: ipv4_field(arp.spa),
+        tpa: ipv4_field(arp.tpa),
+        nd_target: [0; 16],
+    });
+}
 
-    let dedup = match Dedup::check(arp, ifindex, dir, now) {
-        Some(dedup) => dedup,
-        None => {
-            count(Counter::Suppressed, dir);
+/// The options of the ICMPv6 message that starts `start` bytes into the packet, read for the
+/// shared option walk with a bounds check before each access.
+struct PacketOptions {
+    data: usize,
+    data_end: usize,
+    start: usize,
+}
+
+impl OptionBytes for PacketOptions {
+    #[inline(always)]
+    fn header(&self, offset: usize) -> Option<[u8; 2]> {
+        let p = ptr_at::<[u8; 2]>(self.data, self.data_end, self.start + offset)?;
+        // SAFETY: bounds checked by `ptr_at`; alignment 1.
+        Some(unsafe { *p })
+    }
+
+    #[inline(always)]
+    fn mac(&self, offset: usize) -> Option<[u8; 6]> {
+        let p = ptr_at::<[u8; 6]>(self.data, self.data_end, self.start + offset + 2)?;
+        // SAFETY: bounds checked by `ptr_at`; alignment 1.
+        Some(unsafe { *p })
+    }
+}
+
+/// The IPv6 packet at `offset`: if it is a Neighbor Solicitation or Advertisement right behind
+/// the IPv6 header, validated by the shared rule (`arpwatch_common::nd`, RFC 4861 §7.1 without
+/// the checksum), then recorded. Any other IPv6 packet (extension headers, other ICMPv6 types,
+/// TCP, UDP) is counted as a frame only.
+#[inline(always)]
+fn observe_nd(frame: &Frame, offset: usize, ifindex: impl Fn() -> u32 + Copy) {
+    let (data, data_end, dir) = (frame.data, frame.data_end, frame.dir);
+    let Some(ip) = ptr_at::<Ipv6Hdr>(data, data_end, offset) else {
+        return;
+    };
+    // SAFETY: bounds checked by `ptr_at`; alignment 1.
+    let ip = unsafe { &*ip };
+    if !ip.carries_icmpv6() {
+        return;
+    }
+    let icmp = offset + IPV6_HEADER_LEN;
+    let Some(icmp_type) = ptr_at::<u8>(data, data_end, icmp) else {
+        return;
+    };
+    // SAFETY: bounds checked by `ptr_at`.
+    if !nd::is_nd_type(unsafe { *icmp_type }) {
+        return;
+    }
+    // At least the type byte is there: `data + icmp < data_end`. Read back through a volatile
+    // load so that the compiler cannot relate it to `data_end`: knowing the options end inside
+    // `captured`, it would drop the bounds checks of the option walk, which the verifier needs.
+    let captured = data_end - (data + icmp);
+    // SAFETY: a read of a local.
+    let captured = unsafe { core::ptr::read_volatile(&captured) };
+    if let Err(why) = nd::check_ip(ip, captured) {
+        malformed(dir, ifindex, Malformed::Nd(why));
+        return;
+    }
+    let Some(msg) = ptr_at::<NdMessage>(data, data_end, icmp) else {
+        // Not reached: `check_ip` found at least 24 bytes. The verifier wants the check.
+        malformed(dir, ifindex, Malformed::Nd(NdInvalid::Truncated));
+        return;
+    };
+    // SAFETY: bounds checked by `ptr_at`; alignment 1.
+    let msg = unsafe { &*msg };
+    if let Err(why) = nd::check_message(ip, msg) {
+        malformed(dir, ifindex, Malformed::Nd(why));
+        return;
+    }
+    let options = PacketOptions { data, data_end, start: icmp };
+    let link = match nd::walk_options(&options, ip.payload_len(), msg.link_layer_option()) {
+        Ok(link) => link,
+        Err(why) => {
+            malformed(dir, ifindex, Malformed::Nd(why));
             return;
         }
     };
+    if let Err(why) = nd::check_options(ip, msg, &link) {
+        malformed(dir, ifindex, Malformed::Nd(why));
+        return;
+    }
+    count(Counter::Ndp, dir);
+    let ifindex = ifindex();
+    let op = msg.icmp_type;
+    let nd_flags = msg.record_flags();
+    let advertisement = op == arpwatch_common::op::NEIGHBOR_ADVERTISEMENT;
+    // In ARP's terms (see `DedupKey`): an NS speaks for its source and asks for the target, an
+    // NA speaks for the target and answers the destination. Without the option the Ethernet
+    // source is the MAC that speaks, as user space reads it.
+    let (spa, tpa) = if advertisement { (msg.target, ip.dst) } else { (ip.src, msg.target) };
+    let key = DedupKey {
+        spa,
+        tpa,
+        sha: if link.present { link.mac } else { frame.eth.src_addr },
+        proto: proto::NDP,
+        op,
+        ifindex,
+        direction: dir,
+        nd_flags,
+        _pad: [0; 2],
+    };
+    let untracked = nd::is_announcement_or_probe(ip, msg);
+    emit(&key, untracked, |now, suppressed, last_suppressed_ns| NeighRecord {
+        ts_boot_ns: now,
+        last_suppressed_ns,
+        ifindex,
+        suppressed,
+        direction: dir,
+        proto: proto::NDP,
+        op,
+        vlan_count: frame.tags.count,
+        vlan: frame.tags.ids,
+        eth_src: frame.eth.src_addr,
+        eth_dst: frame.eth.dst_addr,
+        sha: link.mac,
+        tha: [0; 6],
+        nd_flags,
+        lladdr_present: link.present as u8,
+        _pad0: [0; 6],
+        spa: ip.src,
+        tpa: ip.dst,
+        nd_target: msg.target,
+    });
+}
 
+/// De-duplicates a valid frame by `key` (never, when `untracked`) and, unless it is a repeat to
+/// suppress, writes the record `build` makes from the time, the repeats it carries and when the
+/// latest of them was seen.
+#[inline(always)]
+fn emit(key: &DedupKey, untracked: bool, build: impl FnOnce(u64, u32, u64) -> NeighRecord) {
+    let dir = key.direction;
+    // SAFETY: a helper without arguments or side effects.
+    let now = unsafe { bpf_ktime_get_boot_ns() };
+    let Some(dedup) = Dedup::check(key, untracked, now) else {
+        count(Counter::Suppressed, dir);
+        return;
+    };
     let Some(mut entry) = EVENTS.reserve::<NeighRecord>(0) else {
         // The de-duplication state is left as it was: the next repeat is emitted, not suppressed
         // behind a record that never reached user space.
         count(Counter::RingFull, dir);
         return;
     };
-    let (suppressed, last_suppressed_ns) = dedup.commit(arp, now);
-    entry.write(NeighRecord {
-        ts_boot_ns: now,
-        ifindex,
-        direction: dir,
-        op: arp.op_code(),
-        vlan_count: tags.count,
-        _pad0: 0,
-        vlan: tags.ids,
-        eth_src: eth.src_addr,
-        eth_dst: eth.dst_addr,
-        sha: arp.sha,
-        tha: arp.tha,
-        spa: arp.spa,
-        tpa: arp.tpa,
-        suppressed,
-        last_suppressed_ns,
-    });
+    let (suppressed, last_suppressed_ns) = dedup.commit(key, now);
+    entry.write(build(now, suppressed, last_suppressed_ns));
     entry.submit(0);
 }
 
@@ -413,41 +610,30 @@ fn dedup_interval() -> u64 {
 /// A frame that de-duplication lets through, with what to update once its record is reserved.
 #[derive(Clone, Copy)]
 enum Dedup {
-    /// Gratuitous ARP, a probe, or de-duplication turned off: no state kept.
+    /// An announcement, a probe, or de-duplication turned off: no state kept.
     Untracked,
     /// A tuple seen before: its entry gets the new emit time and hands over its count.
-    Known { entry: *mut DedupEntry, key: DedupKey, sender_changed: bool },
+    Known { entry: *mut DedupEntry, sender_changed: bool },
     /// A tuple not in the map: inserted on emit.
-    New { key: DedupKey, sender_changed: bool },
+    New { sender_changed: bool },
 }
 
 impl Dedup {
     /// `None` when the frame is a repeat to suppress (and counts it on its tuple); otherwise what
     /// to commit if the record is emitted.
     #[inline(always)]
-    fn check(arp: &ArpEthIpv4, ifindex: u32, dir: u8, now: u64) -> Option<Dedup> {
+    fn check(key: &DedupKey, untracked: bool, now: u64) -> Option<Dedup> {
         let interval = dedup_interval();
-        // Announcements and probes are rare and each one matters (failover, address conflict).
-        let announcement = arp.spa == arp.tpa || arp.spa == [0; 4];
-        if interval == 0 || announcement {
+        if interval == 0 || untracked {
             return Some(Dedup::Untracked);
         }
-        let key = DedupKey {
-            spa: arp.spa,
-            tpa: arp.tpa,
-            sha: arp.sha,
-            op: arp.op_code(),
-            direction: dir,
-            ifindex,
-        };
-        let sender = SenderKey { spa: arp.spa, ifindex, direction: dir, _pad: [0; 3] };
-        let sender_changed = match LAST_SENDER.get_ptr(sender) {
+        let sender_changed = match LAST_SENDER.get_ptr(sender_of(key)) {
             // SAFETY: a map value pointer from a successful lookup, 6 bytes, read once.
-            Some(mac) => (unsafe { *mac }) != arp.sha,
+            Some(mac) => (unsafe { *mac }) != key.sha,
             None => true,
         };
         let Some(entry) = DEDUP.get_ptr_mut(key) else {
-            return Some(Dedup::New { key, sender_changed });
+            return Some(Dedup::New { sender_changed });
         };
         // SAFETY: a map value pointer from a successful lookup; the entry is 8-byte aligned.
         let (start, emits) = unsafe { ((*entry).window_start_ns, (*entry).window_emits) };
@@ -468,16 +654,16 @@ impl Dedup {
             };
             return None;
         }
-        Some(Dedup::Known { entry, key, sender_changed })
+        Some(Dedup::Known { entry, sender_changed })
     }
 
     /// Records that the frame was emitted at `now`; returns the repeats its record carries and
     /// when the latest of them was seen (0 when it carries none).
     #[inline(always)]
-    fn commit(self, arp: &ArpEthIpv4, now: u64) -> (u32, u64) {
-        let (carried, last_suppressed_ns, key, sender_changed) = match self {
+    fn commit(self, key: &DedupKey, now: u64) -> (u32, u64) {
+        let (carried, last_suppressed_ns, sender_changed) = match self {
             Dedup::Untracked => return (0, 0),
-            Dedup::New { key, sender_changed } => {
+            Dedup::New { sender_changed } => {
                 let fresh = DedupEntry {
                     window_start_ns: now,
                     window_emits: 1,
@@ -485,9 +671,9 @@ impl Dedup {
                     last_suppressed_ns: 0,
                 };
                 let _ = DEDUP.insert(key, fresh, BPF_ANY as u64);
-                (0, 0, key, sender_changed)
+                (0, 0, sender_changed)
             }
-            Dedup::Known { entry, key, sender_changed } => {
+            Dedup::Known { entry, sender_changed } => {
                 // Subtract what was read rather than zeroing, so a repeat counted meanwhile on
                 // another CPU is kept for the next record.
                 // SAFETY: the lookup's value pointer stays valid for the program's run (RCU) and
@@ -511,19 +697,25 @@ impl Dedup {
                     }
                     (carried, last_suppressed_ns)
                 };
-                (carried.min(u32::MAX as u64) as u32, last_suppressed_ns, key, sender_changed)
+                (carried.min(u32::MAX as u64) as u32, last_suppressed_ns, sender_changed)
             }
         };
         if sender_changed {
-            let sender = SenderKey {
-                spa: key.spa,
-                ifindex: key.ifindex,
-                direction: key.direction,
-                _pad: [0; 3],
-            };
-            let _ = LAST_SENDER.insert(sender, arp.sha, BPF_ANY as u64);
+            let _ = LAST_SENDER.insert(sender_of(key), key.sha, BPF_ANY as u64);
         }
         (carried, last_suppressed_ns)
+    }
+}
+
+/// Who speaks for the address a tuple claims.
+#[inline(always)]
+fn sender_of(key: &DedupKey) -> SenderKey {
+    SenderKey {
+        spa: key.spa,
+        ifindex: key.ifindex,
+        direction: key.direction,
+        proto: key.proto,
+        _pad: [0; 2],
     }
 }
 

@@ -12,7 +12,9 @@ use arpwatch_common::programs;
 use arpwatch_core::config::EngineConfig;
 use arpwatch_core::engine::Engine;
 use arpwatch_core::observation::{Observation, Timestamp};
-use arpwatch_core::testkit::frames::{ipv4_tcp_frame, padded, ArpFrame, BROADCAST, TPID_8021Q};
+use arpwatch_core::testkit::frames::{
+    ipv4_tcp_frame, ipv6_bytes, ipv6_tcp_frame, padded, ArpFrame, NdFrame, BROADCAST, TPID_8021Q,
+};
 use arpwatch_core::testkit::observations::Frame;
 use aya::programs::{TestRun, TestRunOptions, Xdp};
 use serde_json::{json, Value};
@@ -49,10 +51,10 @@ const KERNEL_ROUNDS: usize = 7;
 const REPEAT_NON_ARP: u32 = 20_000_000;
 /// Runs per call for suppressed ARP repeats (about 140 ns each here).
 const REPEAT_ARP_QUIET: u32 = 2_000_000;
-/// Runs per call for paths that emit a record each time: bounded by the ring (16 MiB holds
-/// 233 016 records of 72 bytes).
+/// Runs per call for paths that emit a record each time: bounded by the ring (32 MiB holds
+/// 279 620 records of 120 bytes: 112 and the ring's 8-byte header).
 const REPEAT_EMITTING: u32 = 200_000;
-const EMIT_RING_BYTES: u32 = 16 << 20;
+const EMIT_RING_BYTES: u32 = 32 << 20;
 
 fn mac(last: u8) -> [u8; 6] {
     [0x02, 0, 0, 0, 0, last]
@@ -63,6 +65,9 @@ struct KernelCase {
     name: &'static str,
     what: &'static str,
     program: usize,
+    /// The index of the floor case this one is compared with: the empty program on an IPv4 or an
+    /// IPv6 frame.
+    floor: usize,
     frame: Vec<u8>,
     repeat: u32,
     /// Per-round figures: wall-clock ns per run, and the kernel's own (integer) average.
@@ -101,21 +106,34 @@ fn kernel() -> Result<Value> {
     let reply = ArpFrame::reply(mac(0x0b), [192, 0, 2, 10], mac(0x0a), [192, 0, 2, 1]).padded();
     let tagged = reply.clone().tagged(&[(TPID_8021Q, 100)]).bytes();
     let reply = reply.bytes();
-    let case = |name, what, program, frame: &Vec<u8>, repeat| KernelCase {
+    let ns = NdFrame::solicitation(mac(0x0a), ipv6_bytes("fe80::a"), ipv6_bytes("2001:db8::10"));
+    let na = NdFrame::advertisement(
+        mac(0x0b),
+        ipv6_bytes("2001:db8::10"),
+        mac(0x0a),
+        ipv6_bytes("fe80::a"),
+    );
+    let (ns, na) = (ns.bytes(), na.bytes());
+    const FLOOR_IPV4: usize = 0;
+    const FLOOR_IPV6: usize = 2;
+    let case = |name, what, program, floor, frame: &Vec<u8>, repeat| KernelCase {
         name,
         what,
         program,
+        floor,
         frame: frame.clone(),
         repeat,
         wall_ns: Vec::new(),
         kernel_ns: Vec::new(),
     };
     let tcp = padded(ipv4_tcp_frame(mac(1), mac(2)));
+    let tcp6 = ipv6_tcp_frame(mac(1), mac(2));
     let mut cases = [
         case(
             "floor_ipv4_tcp",
             "empty XDP_PASS program, IPv4 TCP frame",
             FLOOR,
+            FLOOR_IPV4,
             &tcp,
             REPEAT_NON_ARP,
         ),
@@ -123,13 +141,31 @@ fn kernel() -> Result<Value> {
             "ipv4_tcp",
             "arpwatch XDP, IPv4 TCP frame (non-ARP path)",
             SUPPRESSING,
+            FLOOR_IPV4,
             &tcp,
+            REPEAT_NON_ARP,
+        ),
+        case(
+            "floor_ipv6_tcp",
+            "empty XDP_PASS program, IPv6 TCP frame",
+            FLOOR,
+            FLOOR_IPV6,
+            &tcp6,
+            REPEAT_NON_ARP,
+        ),
+        case(
+            "ipv6_tcp",
+            "arpwatch XDP, IPv6 TCP frame (IPv6 non-ND path)",
+            SUPPRESSING,
+            FLOOR_IPV6,
+            &tcp6,
             REPEAT_NON_ARP,
         ),
         case(
             "arp_request_repeat",
             "arpwatch XDP, ARP request, repeat suppressed",
             SUPPRESSING,
+            FLOOR_IPV4,
             &request,
             REPEAT_ARP_QUIET,
         ),
@@ -137,6 +173,7 @@ fn kernel() -> Result<Value> {
             "arp_reply_repeat",
             "arpwatch XDP, ARP reply, repeat suppressed",
             SUPPRESSING,
+            FLOOR_IPV4,
             &reply,
             REPEAT_ARP_QUIET,
         ),
@@ -144,6 +181,7 @@ fn kernel() -> Result<Value> {
             "arp_vlan_repeat",
             "arpwatch XDP, 802.1Q-tagged ARP reply, repeat suppressed",
             SUPPRESSING,
+            FLOOR_IPV4,
             &tagged,
             REPEAT_ARP_QUIET,
         ),
@@ -151,6 +189,7 @@ fn kernel() -> Result<Value> {
             "arp_request_emit",
             "arpwatch XDP, ARP request, emitted to the ring",
             EMITTING,
+            FLOOR_IPV4,
             &request,
             REPEAT_EMITTING,
         ),
@@ -158,6 +197,7 @@ fn kernel() -> Result<Value> {
             "arp_reply_emit",
             "arpwatch XDP, ARP reply, emitted to the ring",
             EMITTING,
+            FLOOR_IPV4,
             &reply,
             REPEAT_EMITTING,
         ),
@@ -165,7 +205,40 @@ fn kernel() -> Result<Value> {
             "arp_vlan_emit",
             "arpwatch XDP, 802.1Q-tagged ARP reply, emitted to the ring",
             EMITTING,
+            FLOOR_IPV4,
             &tagged,
+            REPEAT_EMITTING,
+        ),
+        case(
+            "nd_ns_repeat",
+            "arpwatch XDP, Neighbor Solicitation with SLLA, repeat suppressed",
+            SUPPRESSING,
+            FLOOR_IPV6,
+            &ns,
+            REPEAT_ARP_QUIET,
+        ),
+        case(
+            "nd_na_repeat",
+            "arpwatch XDP, Neighbor Advertisement with TLLA, repeat suppressed",
+            SUPPRESSING,
+            FLOOR_IPV6,
+            &na,
+            REPEAT_ARP_QUIET,
+        ),
+        case(
+            "nd_ns_emit",
+            "arpwatch XDP, Neighbor Solicitation with SLLA, emitted to the ring",
+            EMITTING,
+            FLOOR_IPV6,
+            &ns,
+            REPEAT_EMITTING,
+        ),
+        case(
+            "nd_na_emit",
+            "arpwatch XDP, Neighbor Advertisement with TLLA, emitted to the ring",
+            EMITTING,
+            FLOOR_IPV6,
+            &na,
             REPEAT_EMITTING,
         ),
     ];
@@ -204,16 +277,17 @@ fn kernel() -> Result<Value> {
             }
         }
     }
-    let floor_wall = median(&cases[0].wall_ns);
-    let floor_kernel = median(&cases[0].kernel_ns);
     let rows: Vec<Value> = cases
         .iter()
         .map(|c| {
             let wall = median(&c.wall_ns);
             let kernel = median(&c.kernel_ns);
+            let floor_wall = median(&cases[c.floor].wall_ns);
+            let floor_kernel = median(&cases[c.floor].kernel_ns);
             json!({
                 "name": c.name,
                 "what": c.what,
+                "floor": cases[c.floor].name,
                 "repeat": c.repeat,
                 "ns_per_frame": wall,
                 "ratio_to_floor": wall / floor_wall,

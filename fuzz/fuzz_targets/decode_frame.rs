@@ -15,10 +15,25 @@ fuzz_target!(|data: &[u8]| {
         1 => LinkType::LinuxSll,
         _ => LinkType::LinuxSll2,
     };
-    if let Decoded::Neigh(arp) = link.decode(frame) {
-        // Whatever was accepted must make a well-formed observation with at most two VLAN tags.
-        let obs =
-            arp.into_observation(Timestamp::from_secs(1), "fuzz".into(), 1, Direction::Ingress);
-        assert!(obs.vlan.as_slice().len() <= 2);
+    match link.decode(frame) {
+        Decoded::Neigh(neigh) => {
+            // Whatever was accepted must make a well-formed observation with at most two VLAN
+            // tags, of the protocol its record says, ND fields only for ND.
+            let record = *neigh.record();
+            let obs = neigh.into_observation(
+                Timestamp::from_secs(1),
+                "fuzz".into(),
+                1,
+                Direction::Ingress,
+            );
+            assert!(obs.vlan.as_slice().len() <= 2);
+            assert_eq!(obs.nd.is_some(), record.proto == arpwatch_common::proto::NDP);
+            if let Some(nd) = obs.nd {
+                assert_eq!(nd.lladdr.is_some(), record.lladdr_present == 1);
+                assert_eq!(record.nd_flags & !arpwatch_common::na_flag::ALL, 0);
+            }
+        }
+        Decoded::Malformed(reason) => assert!(!reason.as_str().is_empty()),
+        Decoded::Other => {}
     }
 });

@@ -1,8 +1,9 @@
 //! Writes every frame of the given captures as one corpus file for `decode_frame`: a link-type
 //! selector byte (0 Ethernet, 1 Linux cooked v1, 2 v2) followed by the frame. Run by `run.sh`, so
 //! the corpus is seeded from ../shared/pcaps at run time and nothing is copied into the repository.
-//! The crafted frames of the testkit's catalogue (every malformed kind, tags, cuts) go in too, as
-//! Ethernet frames and, for the ARP body, in both Linux cooked framings.
+//! The crafted frames of the testkit's catalogue (ARP and Neighbor Discovery: every malformed kind,
+//! tags, cuts) go in too, as Ethernet frames, and an ARP request and ND messages (an NS with
+//! options, a DAD probe, an NA) in both Linux cooked framings.
 
 use arpwatch_core::testkit::{catalogue, frames};
 use pcap_file::pcap::PcapReader;
@@ -63,12 +64,31 @@ fn main() {
     let request =
         frames::ArpFrame::request(catalogue::NODE_A, catalogue::CLIENT_IP, catalogue::VIP)
             .tagged(&[(frames::TPID_8021Q, 5)]);
-    for (selector, frame) in [
-        (1u8, request.linux_sll(frames::PACKET_BROADCAST)),
-        (2, request.linux_sll2(frames::PACKET_OUTGOING)),
-    ] {
-        std::fs::write(out.join(format!("cooked-{selector}")), [&[selector][..], &frame].concat())
-            .expect("write a seed");
+    let ns =
+        frames::NdFrame::solicitation(catalogue::NODE_A, catalogue::LINK_LOCAL_A, catalogue::VIP6)
+            .options(vec![
+                frames::NdOption::Nonce([1, 2, 3, 4, 5, 6]),
+                frames::NdOption::source(catalogue::NODE_A),
+            ]);
+    let dad = frames::NdFrame::dad_probe(catalogue::NODE_A, catalogue::VIP6)
+        .tagged(&[(frames::TPID_8021Q, 5)]);
+    let na = frames::NdFrame::advertisement(
+        catalogue::NODE_B,
+        catalogue::VIP6,
+        catalogue::NODE_A,
+        catalogue::CLIENT_IP6,
+    );
+    let cooked = [
+        ("arp", 1u8, request.linux_sll(frames::PACKET_BROADCAST)),
+        ("arp", 2, request.linux_sll2(frames::PACKET_OUTGOING)),
+        ("ns", 1, ns.linux_sll(frames::PACKET_MULTICAST)),
+        ("dad", 2, dad.linux_sll2(frames::PACKET_MULTICAST)),
+        ("na", 1, na.linux_sll(frames::PACKET_OUTGOING)),
+        ("na", 2, na.linux_sll2(frames::PACKET_HOST)),
+    ];
+    for (what, selector, frame) in cooked {
+        let name = format!("cooked-{what}-{selector}");
+        std::fs::write(out.join(name), [&[selector][..], &frame].concat()).expect("write a seed");
         written += 1;
     }
     eprintln!("seed_frames: {written} frames");
