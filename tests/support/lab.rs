@@ -456,3 +456,45 @@ pub fn scrape_until(
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+// IPv6 labs (Neighbor Discovery, the kernel's own). Addresses: only 2001:db8::/32 (and the
+// fe80::/64 link-local addresses the kernel makes), only inside the labs' namespaces.
+
+/// How long the kernel may take to finish Duplicate Address Detection of the addresses a lab
+/// starts with (a random delay of up to 1 s, then one probe and 1 s of silence).
+pub const DAD_TIMEOUT: Duration = Duration::from_secs(10);
+
+impl Lan {
+    /// Waits until every IPv6 address of every host is past DAD (none `tentative`).
+    pub fn wait_dad(&self) {
+        for host in &self.hosts {
+            host.wait_dad(DAD_TIMEOUT);
+        }
+    }
+}
+
+/// A client at 2001:db8::1 and `nodes` nodes at 2001:db8::11, ::12, ... (all /64), with every
+/// address past DAD: the IPv6 twin of [`cluster`].
+pub fn cluster6(tag: &str, nodes: usize) -> Lan {
+    let mut lan = Lan::new(tag);
+    lan.add_host(&format!("{tag}c"), "2001:db8::1/64");
+    for n in 0..nodes {
+        lan.add_host(&format!("{tag}n{n}"), &format!("2001:db8::{:x}/64", 0x11 + n));
+    }
+    lan.wait_dad();
+    lan
+}
+
+/// The raw ND lines (`--raw`) of `op` (`neighbor_solicitation`, `neighbor_advertisement`) about
+/// `target`.
+pub fn raw_nd<'a>(lines: &'a [Value], op: &str, target: &str) -> Vec<&'a Value> {
+    lines.iter().filter(|l| l["proto"] == "ndp" && l["op"] == op && l["target"] == target).collect()
+}
+
+/// The events of `done` whose severity is `warning` or `critical`.
+pub fn alarms(done: &Finished) -> Vec<Value> {
+    done.json_lines()
+        .into_iter()
+        .filter(|e| e["severity"] == "warning" || e["severity"] == "critical")
+        .collect()
+}

@@ -190,3 +190,201 @@ impl Drop for Netns {
         let _ = Command::new("ip").args(["netns", "del", &self.name]).status();
     }
 }
+
+/// A namespace's neighbour entry for one IPv6 address (`ip -6 neigh`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Neigh6 {
+    /// The cached link-layer address; `None` while unresolved (INCOMPLETE, FAILED).
+    pub lladdr: Option<String>,
+    /// The NUD states, e.g. `["REACHABLE"]`, `["STALE"]`.
+    pub state: Vec<String>,
+}
+
+/// The Neighbor Discovery messages one interface sent and received, from the kernel's own
+/// per-interface ICMPv6 statistics (`/proc/net/dev_snmp6/IFACE`): what a lab checks to tell "the
+/// kernel did not do it" from "arpwatch did not see it".
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct NdCounters {
+    pub ns_out: u64,
+    pub na_out: u64,
+    pub ns_in: u64,
+    pub na_in: u64,
+}
+
+impl std::ops::Sub for NdCounters {
+    type Output = NdCounters;
+    fn sub(self, before: NdCounters) -> NdCounters {
+        NdCounters {
+            ns_out: self.ns_out - before.ns_out,
+            na_out: self.na_out - before.na_out,
+            ns_in: self.ns_in - before.ns_in,
+            na_in: self.na_in - before.na_in,
+        }
+    }
+}
+
+/// IPv6 and the kernel's Neighbor Discovery, for the ND labs. Addresses: callers use only
+/// 2001:db8::/32 (and the fe80::/64 link-local addresses the kernel makes), only inside these
+/// namespaces. Every wait is bounded: it polls the kernel's state and panics with the last state
+/// seen when its time runs out.
+impl Netns {
+    /// Adds `cidr` to `iface` with `nodad`: usable at once, no DAD probe on the wire (how keepalived
+    /// and kube-vip add an IPv6 VIP).
+    pub fn add_addr_nodad(&self, iface: &str, cidr: &str) {
+        self.ip(&["addr", "add", cidr, "dev", iface, "nodad"]);
+    }
+
+    pub fn del_addr(&self, iface: &str, cidr: &str) {
+        self.ip(&["addr", "del", cidr, "dev", iface]);
+    }
+
+    /// The IPv6 addresses (`addr/prefix`) of the namespace whose Duplicate Address Detection has
+    /// not finished (`tentative`), and those where it failed (`dadfailed`).
+    pub fn tentative6(&self) -> (Vec<String>, Vec<String>) {
+        let list = |filter: &str| {
+            let out = self.ip(&["-j", "-6", "addr", "show", filter]);
+            let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("ip -j output");
+            let mut addrs = Vec::new();
+            for link in v.as_array().into_iter().flatten() {
+                for a in link["addr_info"].as_array().into_iter().flatten() {
+                    if let (Some(ip), Some(len)) = (a["local"].as_str(), a["prefixlen"].as_u64()) {
+                        addrs.push(format!(
+                            "{ip}/{len} on {}",
+                            link["ifname"].as_str().unwrap_or("?")
+                        ));
+                    }
+                }
+            }
+            addrs
+        };
+        (list("tentative"), list("dadfailed"))
+    }
+
+    /// Waits until no IPv6 address of the namespace is tentative (every DAD finished: link-local
+    /// addresses after a link came up, addresses added without `nodad`). Panics after `timeout`,
+    /// and at once when a DAD failed (the address is taken on the segment).
+    pub fn wait_dad(&self, timeout: std::time::Duration) {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            let (tentative, failed) = self.tentative6();
+            assert!(
+                failed.is_empty(),
+                "{}: duplicate address detection failed for {failed:?}",
+                self.name
+            );
+            if tentative.is_empty() {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{}: still tentative after {timeout:?}: {tentative:?}",
+                self.name
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+
+    /// The neighbour entry for `ip` on `iface`, if the kernel has one.
+    pub fn neigh6(&self, iface: &str, ip: &str) -> Option<Neigh6> {
+        let out = self.ip(&["-j", "-6", "neigh", "show", ip, "dev", iface]);
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("ip -j output");
+        let entry = v.as_array()?.first()?.clone();
+        Some(Neigh6 {
+            lladdr: entry["lladdr"].as_str().map(str::to_owned),
+            state: entry["state"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|s| s.as_str().map(str::to_owned))
+                .collect(),
+        })
+    }
+
+    /// Polls the neighbour entry for `ip` on `iface` until `done` holds for it (or for its
+    /// absence); panics with `what` and the last entry after `timeout`.
+    pub fn wait_neigh6(
+        &self,
+        iface: &str,
+        ip: &str,
+        what: &str,
+        timeout: std::time::Duration,
+        done: impl Fn(Option<&Neigh6>) -> bool,
+    ) -> Option<Neigh6> {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            let entry = self.neigh6(iface, ip);
+            if done(entry.as_ref()) {
+                return entry;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{}: {what} not seen within {timeout:?}; neighbour entry for {ip}: {entry:?}",
+                self.name
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+
+    /// The Neighbor Discovery counters of `iface`.
+    pub fn nd_counters(&self, iface: &str) -> NdCounters {
+        let out = self.exec(&["cat", &format!("/proc/net/dev_snmp6/{iface}")]);
+        let text = String::from_utf8(out.stdout).expect("snmp6 text");
+        let get = |name: &str| {
+            text.lines()
+                .find_map(|l| {
+                    let mut words = l.split_whitespace();
+                    (words.next() == Some(name)).then(|| words.next()?.parse().ok())?
+                })
+                .unwrap_or_else(|| panic!("no {name} in /proc/net/dev_snmp6/{iface}:\n{text}"))
+        };
+        NdCounters {
+            ns_out: get("Icmp6OutNeighborSolicits"),
+            na_out: get("Icmp6OutNeighborAdvertisements"),
+            ns_in: get("Icmp6InNeighborSolicits"),
+            na_in: get("Icmp6InNeighborAdvertisements"),
+        }
+    }
+
+    /// Polls the ND counters of `iface` until `done(now - before)` holds; panics with `what` and
+    /// the last difference after `timeout`. Returns that difference.
+    pub fn wait_nd(
+        &self,
+        iface: &str,
+        before: NdCounters,
+        what: &str,
+        timeout: std::time::Duration,
+        done: impl Fn(&NdCounters) -> bool,
+    ) -> NdCounters {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            let diff = self.nd_counters(iface) - before;
+            if done(&diff) {
+                return diff;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{}: {what} not seen within {timeout:?}; {iface} since: {diff:?}",
+                self.name
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+}
+
+impl Netns {
+    /// The link-local (fe80::/64) address the kernel made for `iface`: the source of the
+    /// solicitations it sends without a packet waiting (reachability confirmation, routers).
+    pub fn link_local6(&self, iface: &str) -> String {
+        let out = self.ip(&["-j", "-6", "addr", "show", "dev", iface, "scope", "link"]);
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("ip -j output");
+        // iproute2 lists the addresses the filter left out as empty objects.
+        v[0]["addr_info"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|a| a["scope"] == "link")
+            .and_then(|a| a["local"].as_str())
+            .unwrap_or_else(|| panic!("{}: no link-local address on {iface}: {v}", self.name))
+            .to_owned()
+    }
+}
