@@ -4,8 +4,9 @@
 
 use std::sync::Arc;
 
+use crate::cluster::ClusterSnapshot;
 use crate::event::Event;
-use crate::observation::MacAddr;
+use crate::observation::{MacAddr, Observation};
 
 /// Which of this host's interfaces owns a MAC. The live pipeline answers it from the host's
 /// links; a replay has none.
@@ -19,17 +20,29 @@ pub trait LocalMacs {
 pub struct Annotator {
     node: Arc<str>,
     local_macs: Option<Arc<dyn LocalMacs + Send + Sync>>,
+    cluster: Option<Arc<ClusterSnapshot>>,
 }
 
 impl Annotator {
     /// Events will name `node` as their observer.
     pub fn new(node: &str) -> Self {
-        Annotator { node: node.into(), local_macs: None }
+        Annotator { node: node.into(), local_macs: None, cluster: None }
     }
 
     /// This host's MACs from now on (the live pipeline replaces them when links change).
     pub fn set_local_macs(&mut self, local_macs: Arc<dyn LocalMacs + Send + Sync>) {
         self.local_macs = Some(local_macs);
+    }
+
+    /// The cluster snapshot from now on; `None` (no cluster, or not synced yet) or a stale
+    /// snapshot leaves the cluster fields of events absent.
+    pub fn set_cluster(&mut self, cluster: Option<Arc<ClusterSnapshot>>) {
+        self.cluster = cluster;
+    }
+
+    /// Passive learning: call it for every observation.
+    pub fn observe(&mut self, obs: &Observation) {
+        let _ = obs;
     }
 
     pub fn annotate(&self, event: &mut Event) {

@@ -22,6 +22,7 @@ use std::sync::Arc;
 
 use lru::LruCache;
 
+use crate::cluster::Declaration;
 use crate::config::{EngineConfig, Exemptions, Thresholds};
 use crate::event::{
     Announced, Condition, Detail, Event, EventKind, Misplaced, Requester, ResponderForm, Seen,
@@ -516,6 +517,13 @@ impl Engine {
     /// The pools as the engine looks IPs up in them, for readers that must agree with it.
     pub fn pools(&self) -> &Pools {
         &self.pools
+    }
+
+    /// The declared announcers of VIPs from now on (from
+    /// [`ClusterSnapshot::declarations`](crate::cluster::ClusterSnapshot::declarations)), for
+    /// `announcer_mismatch`.
+    pub fn set_declarations(&mut self, declarations: Vec<(IpAddr, Declaration)>) {
+        let _ = declarations;
     }
 
     pub fn reconfigure(&mut self, config: &EngineConfig) {
