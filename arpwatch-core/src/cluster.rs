@@ -527,6 +527,11 @@ impl ClusterSnapshot {
         &self.warnings
     }
 
+    /// Whether any node MAC is known (from `local` or a Lease).
+    pub fn knows_macs(&self) -> bool {
+        !self.macs.is_empty()
+    }
+
     /// Every node with a published inventory (local or Lease), with its MACs: for metrics and
     /// logs.
     pub fn inventories(&self) -> impl Iterator<Item = (&Arc<str>, &[(Arc<str>, MacAddr)])> {
