@@ -1507,4 +1507,5 @@ fn the_caps_bound_what_is_kept_and_allocate_nothing_up_front() {
     assert_eq!(h.engine.stats().tracked_macs, 2);
 }
 
+mod announcer;
 mod ndp;
