@@ -682,6 +682,16 @@ mod tests {
     }
 
     #[test]
+    fn the_announcer_grace_defaults_to_5s_and_is_checked_like_every_duration() {
+        assert_eq!(Thresholds::default().announcer_grace, Duration::from_secs(5));
+        let config = Config::from_toml("[thresholds]\nannouncer_grace = \"2s\"").unwrap();
+        assert_eq!(config.engine.thresholds.announcer_grace, Duration::from_secs(2));
+        let err = Config::from_toml("[thresholds]\nannouncer_grace = \"25h\"").unwrap_err();
+        assert_eq!(err.key, "thresholds.announcer_grace");
+        assert!(err.message.contains("too long"), "{err}");
+    }
+
+    #[test]
     fn the_example_file_in_deploy_is_valid() {
         let text = include_str!("../../deploy/arpwatch.example.toml");
         let config = Config::from_toml(text).unwrap();

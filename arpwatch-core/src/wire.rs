@@ -632,6 +632,53 @@ mod tests {
     }
 
     #[test]
+    fn an_announcer_mismatch_with_its_cluster_context_is_the_line_docs_show() {
+        use crate::cluster::{Announcer, AnnouncerSource};
+        let t = |s: u64| Timestamp::from_secs(1_795_255_200 + s);
+        let announcer = Announcer {
+            node: "node-a".into(),
+            interfaces: vec!["eth0".into()],
+            source: AnnouncerSource::MetalLb,
+        };
+        let b = MacAddr([2, 0, 0, 0, 0x0b, 1]);
+        let detail = Detail::Lasting {
+            lifecycle: Lifecycle {
+                state: ConditionState::Start,
+                count: 5,
+                first_seen: t(1),
+                last_seen: t(6),
+                macs: vec![b],
+            },
+            condition: Condition::AnnouncerMismatch { mac: Some(b), announcer: announcer.clone() },
+        };
+        let seen = Seen {
+            iface: "eth0".into(),
+            vlan: VlanTags::NONE,
+            direction: Some(Direction::Ingress),
+        };
+        let mut e =
+            Event::new(t(6), [192, 0, 2, 240].into(), seen, Some("metallb/default".into()), detail);
+        e.context.node = Some("node-c".into());
+        e.context.mac_node = Some("node-b".into());
+        e.context.mac_nodes = vec![(b, "node-b".into())];
+        e.context.mac_ifaces = vec![(b, "eth0".into())];
+        e.context.services = vec!["web/front".into()];
+        e.context.announcer = Some(announcer);
+        let line = json_line(&e);
+        let docs = include_str!("../../docs/events.md");
+        assert!(docs.contains(line.trim_end()), "docs/events.md shows {line}");
+        let text = text_line(&e);
+        assert!(
+            text.ends_with(
+                " node=node-c mac_node=node-b mac_nodes={02:00:00:00:0b:01=node-b} \
+                 mac_ifaces={02:00:00:00:0b:01=eth0} services=[web/front] \
+                 announcer={node=node-a,interfaces=[eth0],source=metallb}"
+            ),
+            "{text}"
+        );
+    }
+
+    #[test]
     fn both_formats_come_from_one_field_list() {
         struct Names(Vec<&'static str>);
         impl FieldSink for Names {
