@@ -89,6 +89,11 @@ pub struct Thresholds {
     /// A lasting condition ends after this long without new evidence.
     #[serde(deserialize_with = "duration")]
     pub quiet_window: Duration,
+    /// A VIP answered by a MAC its declared announcer does not allow (or not answered) for
+    /// longer than this is `announcer_mismatch`; a normal failover converges within a second or
+    /// two.
+    #[serde(deserialize_with = "duration")]
+    pub announcer_grace: Duration,
 }
 
 impl Default for Thresholds {
@@ -104,6 +109,7 @@ impl Default for Thresholds {
             storm_rate_per_mac: 50,
             report_interval: Duration::from_secs(60),
             quiet_window: Duration::from_secs(30),
+            announcer_grace: Duration::from_secs(5),
         }
     }
 }
@@ -282,7 +288,7 @@ pub const DURATION_RANGE: RangeInclusive<Duration> =
 
 impl Thresholds {
     /// Every duration key, with its value.
-    fn durations(&self) -> [(&'static str, Duration); 6] {
+    fn durations(&self) -> [(&'static str, Duration); 7] {
         [
             ("thresholds.reply_window", self.reply_window),
             ("thresholds.concurrency_window", self.concurrency_window),
@@ -290,6 +296,7 @@ impl Thresholds {
             ("thresholds.reply_timeout", self.reply_timeout),
             ("thresholds.report_interval", self.report_interval),
             ("thresholds.quiet_window", self.quiet_window),
+            ("thresholds.announcer_grace", self.announcer_grace),
         ]
     }
 
