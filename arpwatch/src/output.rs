@@ -333,7 +333,7 @@ mod tests {
         pipeline.set_cluster(Some(snapshot()));
         let pool = |pipeline: &Pipeline<Vec<u8>>, addr: &str| {
             let Mode::Detect { engine, .. } = &pipeline.mode else { unreachable!() };
-            engine.pools().find(ip(addr)).map(|p| p.clone())
+            engine.pools().find(ip(addr)).cloned()
         };
         assert_eq!(pool(&pipeline, "198.51.100.1").unwrap().name.as_ref(), "vips");
         let vips = pool(&pipeline, "192.0.2.240").unwrap();
