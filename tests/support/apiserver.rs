@@ -150,6 +150,8 @@ pub struct WriteRecord {
     pub namespace: Option<String>,
     /// The object's name: from the path, else (create) from the body.
     pub name: Option<String>,
+    /// Who wrote it: the client's address (each observer of a lab has its own).
+    pub peer: Option<SocketAddr>,
 }
 
 type Key = (String, String); // (namespace or "", name)
@@ -648,6 +650,7 @@ struct HttpRequest {
     query: BTreeMap<String, String>,
     headers: BTreeMap<String, String>,
     body: Vec<u8>,
+    peer: Option<SocketAddr>,
 }
 
 fn percent_decode(s: &str) -> String {
@@ -738,6 +741,7 @@ fn read_request(reader: &mut BufReader<TcpStream>) -> io::Result<Option<HttpRequ
         target: target.clone(),
         headers,
         body,
+        peer: reader.get_ref().peer_addr().ok(),
     }))
 }
 
@@ -1141,6 +1145,7 @@ fn record_write(state: &mut State, route: Option<&Route>, req: &HttpRequest, sta
         kind: route.map(|r| r.kind),
         namespace: route.and_then(|r| r.namespace.clone()),
         name,
+        peer: req.peer,
     });
 }
 
