@@ -89,6 +89,11 @@ pub struct Thresholds {
     /// A lasting condition ends after this long without new evidence.
     #[serde(deserialize_with = "duration")]
     pub quiet_window: Duration,
+    /// A VIP answered by a MAC its declared announcer does not allow (or not answered) for
+    /// longer than this is `announcer_mismatch`; a normal failover converges within a second or
+    /// two.
+    #[serde(deserialize_with = "duration")]
+    pub announcer_grace: Duration,
 }
 
 impl Default for Thresholds {
@@ -104,6 +109,7 @@ impl Default for Thresholds {
             storm_rate_per_mac: 50,
             report_interval: Duration::from_secs(60),
             quiet_window: Duration::from_secs(30),
+            announcer_grace: Duration::from_secs(5),
         }
     }
 }
@@ -282,7 +288,7 @@ pub const DURATION_RANGE: RangeInclusive<Duration> =
 
 impl Thresholds {
     /// Every duration key, with its value.
-    fn durations(&self) -> [(&'static str, Duration); 6] {
+    fn durations(&self) -> [(&'static str, Duration); 7] {
         [
             ("thresholds.reply_window", self.reply_window),
             ("thresholds.concurrency_window", self.concurrency_window),
@@ -290,6 +296,7 @@ impl Thresholds {
             ("thresholds.reply_timeout", self.reply_timeout),
             ("thresholds.report_interval", self.report_interval),
             ("thresholds.quiet_window", self.quiet_window),
+            ("thresholds.announcer_grace", self.announcer_grace),
         ]
     }
 
@@ -672,6 +679,16 @@ mod tests {
         assert!(ex.is_ha_mac("00:00:5e:00:01:07".parse().unwrap()));
         assert!(ex.is_ha_mac("00:00:0c:07:ac:01".parse().unwrap()));
         assert!(!ex.is_ha_mac("00:00:5e:00:02:07".parse().unwrap()));
+    }
+
+    #[test]
+    fn the_announcer_grace_defaults_to_5s_and_is_checked_like_every_duration() {
+        assert_eq!(Thresholds::default().announcer_grace, Duration::from_secs(5));
+        let config = Config::from_toml("[thresholds]\nannouncer_grace = \"2s\"").unwrap();
+        assert_eq!(config.engine.thresholds.announcer_grace, Duration::from_secs(2));
+        let err = Config::from_toml("[thresholds]\nannouncer_grace = \"25h\"").unwrap_err();
+        assert_eq!(err.key, "thresholds.announcer_grace");
+        assert!(err.message.contains("too long"), "{err}");
     }
 
     #[test]

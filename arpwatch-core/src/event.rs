@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
+use crate::cluster::Announcer;
 use crate::observation::{ClaimKind, Direction, MacAddr, Observation, Timestamp, VlanTags};
 
 /// The name of a kind of event, for counters, filters and the `event` field.
@@ -28,10 +29,11 @@ pub enum EventKind {
     ProbeConflict,
     SenderMismatch,
     Storm,
+    AnnouncerMismatch,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 12] = [
+    pub const ALL: [EventKind; 13] = [
         EventKind::NewBinding,
         EventKind::MultiResponder,
         EventKind::OwnerChange,
@@ -44,6 +46,7 @@ impl EventKind {
         EventKind::ProbeConflict,
         EventKind::SenderMismatch,
         EventKind::Storm,
+        EventKind::AnnouncerMismatch,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -60,6 +63,7 @@ impl EventKind {
             EventKind::ProbeConflict => "probe_conflict",
             EventKind::SenderMismatch => "sender_mismatch",
             EventKind::Storm => "storm",
+            EventKind::AnnouncerMismatch => "announcer_mismatch",
         }
     }
 
@@ -79,7 +83,8 @@ impl EventKind {
             EventKind::MultiResponder
             | EventKind::Flapping
             | EventKind::UnknownResponder
-            | EventKind::Unanswered => Severity::Critical,
+            | EventKind::Unanswered
+            | EventKind::AnnouncerMismatch => Severity::Critical,
         }
     }
 }
@@ -102,7 +107,7 @@ impl Severity {
     }
 }
 
-/// Where a lasting condition (multi_responder, flapping, unanswered, storm) is in its lifecycle.
+/// Where a lasting condition (multi_responder, flapping, unanswered, storm, announcer_mismatch) is in its lifecycle.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ConditionState {
@@ -273,8 +278,9 @@ impl Seen {
     }
 }
 
-/// What the pipeline knows about an event beyond the engine: who observed it, and whether its
-/// MAC is this host's own.
+/// What the pipeline knows about an event beyond the engine: who observed it, whether its MAC
+/// is this host's own, and the cluster context (the nodes of its MACs, the Services of its IP,
+/// the declared announcer), all absent when unknown.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Context {
     /// The observer (`NODE_NAME`, else the hostname).
@@ -282,6 +288,25 @@ pub struct Context {
     /// This host's interface that owns the event's MAC ([`Event::subject_mac`]), when that MAC
     /// is one of this host's own (known to a live pipeline only).
     pub local_iface: Option<Arc<str>>,
+    /// The node owning the event's `mac`.
+    pub mac_node: Option<Arc<str>>,
+    /// The nodes owning `old_mac` and `new_mac`.
+    pub old_node: Option<Arc<str>>,
+    pub new_node: Option<Arc<str>>,
+    /// The node of each MAC of `macs` that has one, in the order of `macs`.
+    pub mac_nodes: Vec<(MacAddr, Arc<str>)>,
+    /// The MACs of `macs` (or `mac` when there is no list) that belong to no known node.
+    pub foreign_macs: Vec<MacAddr>,
+    /// The interface name of each MAC of the event (`mac`, `macs`, `old_mac`, `new_mac`) on its
+    /// node, when its node published it.
+    pub mac_ifaces: Vec<(MacAddr, Arc<str>)>,
+    /// The LoadBalancer Services of the IP, as "namespace/name", sorted.
+    pub services: Vec<Arc<str>>,
+    /// The node declared to announce the IP.
+    pub announcer: Option<Announcer>,
+    /// The cluster snapshot is older than its freshness limit (the API unreachable): the
+    /// cluster fields above are left out.
+    pub stale: bool,
 }
 
 /// Who asked: the (SHA, SPA) of a request, the (THA, TPA) of the reply to it.
@@ -356,7 +381,9 @@ impl Detail {
             Detail::Lasting { condition, .. } => match condition {
                 Condition::MultiResponder { sender, .. } => *sender,
                 Condition::Flapping { new_mac, .. } => Some(*new_mac),
-                Condition::Unanswered { mac, .. } | Condition::Storm { mac, .. } => *mac,
+                Condition::Unanswered { mac, .. }
+                | Condition::Storm { mac, .. }
+                | Condition::AnnouncerMismatch { mac, .. } => *mac,
             },
         }
     }
@@ -400,6 +427,10 @@ pub enum Condition {
     /// ARP frames over the rate threshold, `rate` per second, on one interface or from one
     /// Ethernet source `mac`.
     Storm { scope: StormScope, mac: Option<MacAddr>, rate: u64 },
+    /// A VIP with a declared announcer (MetalLB's `ServiceL2Status`, kube-vip's `vipHost`) is
+    /// answered by `mac`, none of the MACs the declaration allows, or (`mac` absent) its
+    /// requests go unanswered, for longer than the grace period.
+    AnnouncerMismatch { mac: Option<MacAddr>, announcer: Announcer },
 }
 
 impl Condition {
@@ -409,6 +440,7 @@ impl Condition {
             Condition::Flapping { .. } => EventKind::Flapping,
             Condition::Unanswered { .. } => EventKind::Unanswered,
             Condition::Storm { .. } => EventKind::Storm,
+            Condition::AnnouncerMismatch { .. } => EventKind::AnnouncerMismatch,
         }
     }
 }
@@ -425,7 +457,9 @@ mod tests {
                 OwnerChange | UnexpectedInterface | ProbeConflict | SenderMismatch | Storm => {
                     Severity::Warning
                 }
-                MultiResponder | Flapping | UnknownResponder | Unanswered => Severity::Critical,
+                MultiResponder | Flapping | UnknownResponder | Unanswered | AnnouncerMismatch => {
+                    Severity::Critical
+                }
             };
             assert_eq!(kind.severity(), expected, "{}", kind.as_str());
             assert_eq!(EventKind::ALL[kind.index()], kind);

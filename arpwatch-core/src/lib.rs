@@ -3,6 +3,7 @@
 //! replay, tests and fuzzers drive the same code. `docs/architecture.md` is the map.
 
 pub mod capture_file;
+pub mod cluster;
 pub mod config;
 pub mod decode;
 pub mod engine;

@@ -16,6 +16,7 @@ use std::sync::Arc;
 use serde::ser::SerializeMap;
 use serde::{Serialize, Serializer};
 
+use crate::cluster::Announcer;
 use crate::event::{
     Announced, Condition, ConditionState, Detail, Event, EventKind, Misplaced, ResponderForm,
     Severity, StormScope,
@@ -156,6 +157,10 @@ pub enum Value<'a> {
     Macs(&'a [MacAddr]),
     Names(&'a [Arc<str>]),
     Vlan(&'a [u16]),
+    /// An object from MAC to a name (`mac_nodes`, `mac_ifaces`).
+    MacNames(&'a [(MacAddr, Arc<str>)]),
+    /// The object `{"node", "interfaces", "source"}`.
+    Announcer(&'a Announcer),
 }
 
 /// Receives the fields of an event, in the order of the JSON line.
@@ -202,6 +207,16 @@ pub struct Record<'a> {
     pub scope: Option<StormScope>,
     pub local_iface: Option<&'a str>,
     pub node: Option<&'a str>,
+    pub mac_node: Option<&'a str>,
+    pub old_node: Option<&'a str>,
+    pub new_node: Option<&'a str>,
+    pub mac_nodes: &'a [(MacAddr, Arc<str>)],
+    pub foreign_macs: &'a [MacAddr],
+    pub mac_ifaces: &'a [(MacAddr, Arc<str>)],
+    pub services: &'a [Arc<str>],
+    pub announcer: Option<&'a Announcer>,
+    /// `context: "stale"`.
+    pub context_stale: bool,
 }
 
 impl<'a> Record<'a> {
@@ -237,6 +252,15 @@ impl<'a> Record<'a> {
             scope: None,
             local_iface: event.context.local_iface.as_deref(),
             node: event.context.node.as_deref(),
+            mac_node: event.context.mac_node.as_deref(),
+            old_node: event.context.old_node.as_deref(),
+            new_node: event.context.new_node.as_deref(),
+            mac_nodes: &event.context.mac_nodes,
+            foreign_macs: &event.context.foreign_macs,
+            mac_ifaces: &event.context.mac_ifaces,
+            services: &event.context.services,
+            announcer: event.context.announcer.as_ref(),
+            context_stale: event.context.stale,
         };
         match &event.detail {
             Detail::NewBinding { mac, announced } => {
@@ -313,6 +337,12 @@ impl<'a> Record<'a> {
                         r.mac = *mac;
                         r.rate = Some(*rate);
                     }
+                    Condition::AnnouncerMismatch { mac, announcer } => {
+                        r.mac = *mac;
+                        // The declaration the engine judged by, even when the annotator's
+                        // snapshot has moved on (or is stale).
+                        r.announcer = Some(announcer);
+                    }
                 }
             }
         }
@@ -362,6 +392,15 @@ impl<'a> Record<'a> {
         field("local", self.local_iface.map(|_| Bool(true)));
         field("local_iface", self.local_iface.map(Str));
         field("node", self.node.map(Str));
+        field("mac_node", self.mac_node.map(Str));
+        field("old_node", self.old_node.map(Str));
+        field("new_node", self.new_node.map(Str));
+        field("mac_nodes", list(MacNames(self.mac_nodes), self.mac_nodes.is_empty()));
+        field("foreign_macs", list(Macs(self.foreign_macs), self.foreign_macs.is_empty()));
+        field("mac_ifaces", list(MacNames(self.mac_ifaces), self.mac_ifaces.is_empty()));
+        field("services", list(Names(self.services), self.services.is_empty()));
+        field("announcer", self.announcer.map(Announcer));
+        field("context", self.context_stale.then_some(Str("stale")));
     }
 }
 
@@ -377,6 +416,20 @@ impl Serialize for Value<'_> {
             Value::Macs(v) => v.serialize(s),
             Value::Names(v) => v.serialize(s),
             Value::Vlan(v) => v.serialize(s),
+            Value::MacNames(v) => {
+                let mut map = s.serialize_map(Some(v.len()))?;
+                for (mac, name) in v {
+                    map.serialize_entry(mac, &**name)?;
+                }
+                map.end()
+            }
+            Value::Announcer(v) => {
+                let mut map = s.serialize_map(Some(3))?;
+                map.serialize_entry("node", &*v.node)?;
+                map.serialize_entry("interfaces", &v.interfaces)?;
+                map.serialize_entry("source", v.source.as_str())?;
+                map.end()
+            }
         }
     }
 }
@@ -416,6 +469,21 @@ impl fmt::Display for Value<'_> {
             Value::Macs(v) => write_list(f, v),
             Value::Names(v) => write_list(f, v),
             Value::Vlan(v) => write_list(f, v),
+            Value::MacNames(v) => {
+                f.write_str("{")?;
+                for (i, (mac, name)) in v.iter().enumerate() {
+                    if i > 0 {
+                        f.write_str(",")?;
+                    }
+                    write!(f, "{mac}={name}")?;
+                }
+                f.write_str("}")
+            }
+            Value::Announcer(v) => {
+                write!(f, "{{node={},interfaces=", v.node)?;
+                write_list(f, &v.interfaces)?;
+                write!(f, ",source={}}}", v.source.as_str())
+            }
         }
     }
 }
@@ -561,6 +629,53 @@ mod tests {
         assert!(!line.contains('\n'));
         let docs = include_str!("../../docs/events.md");
         assert!(docs.contains(&line), "docs/events.md shows the text line of this event");
+    }
+
+    #[test]
+    fn an_announcer_mismatch_with_its_cluster_context_is_the_line_docs_show() {
+        use crate::cluster::{Announcer, AnnouncerSource};
+        let t = |s: u64| Timestamp::from_secs(1_795_255_200 + s);
+        let announcer = Announcer {
+            node: "node-a".into(),
+            interfaces: vec!["eth0".into()],
+            source: AnnouncerSource::MetalLb,
+        };
+        let b = MacAddr([2, 0, 0, 0, 0x0b, 1]);
+        let detail = Detail::Lasting {
+            lifecycle: Lifecycle {
+                state: ConditionState::Start,
+                count: 5,
+                first_seen: t(1),
+                last_seen: t(6),
+                macs: vec![b],
+            },
+            condition: Condition::AnnouncerMismatch { mac: Some(b), announcer: announcer.clone() },
+        };
+        let seen = Seen {
+            iface: "eth0".into(),
+            vlan: VlanTags::NONE,
+            direction: Some(Direction::Ingress),
+        };
+        let mut e =
+            Event::new(t(6), [192, 0, 2, 240].into(), seen, Some("metallb/default".into()), detail);
+        e.context.node = Some("node-c".into());
+        e.context.mac_node = Some("node-b".into());
+        e.context.mac_nodes = vec![(b, "node-b".into())];
+        e.context.mac_ifaces = vec![(b, "eth0".into())];
+        e.context.services = vec!["web/front".into()];
+        e.context.announcer = Some(announcer);
+        let line = json_line(&e);
+        let docs = include_str!("../../docs/events.md");
+        assert!(docs.contains(line.trim_end()), "docs/events.md shows {line}");
+        let text = text_line(&e);
+        assert!(
+            text.ends_with(
+                " node=node-c mac_node=node-b mac_nodes={02:00:00:00:0b:01=node-b} \
+                 mac_ifaces={02:00:00:00:0b:01=eth0} services=[web/front] \
+                 announcer={node=node-a,interfaces=[eth0],source=metallb}"
+            ),
+            "{text}"
+        );
     }
 
     #[test]

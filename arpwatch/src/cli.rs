@@ -49,6 +49,24 @@ impl From<FormatArg> for Format {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum KubernetesArg {
+    /// On when running in a pod (a service-account token and KUBERNETES_SERVICE_HOST) or when
+    /// --kubeconfig is given, off otherwise.
+    Auto,
+    /// Always: --kubeconfig, else KUBECONFIG, else the pod's service account, else
+    /// ~/.kube/config; none of them usable is an error.
+    On,
+    /// Never talk to the Kubernetes API.
+    Off,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OnOffArg {
+    On,
+    Off,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum XdpModeArg {
     /// Driver (native) mode, falling back to generic (skb) mode where the driver refuses.
     Auto,
@@ -175,6 +193,22 @@ pub struct WatchArgs {
     /// for the reader of stdout.
     #[arg(long, value_name = "BYTES", default_value_t = stdout::DEFAULT_CAPACITY, value_parser = parse_output_buffer)]
     pub output_buffer: usize,
+    /// Cluster context from the Kubernetes API: nodes, LoadBalancer Services, MetalLB's pools and
+    /// announcers, other nodes' interfaces (published in Leases). Never delays an event.
+    #[arg(long, value_enum, default_value = "auto")]
+    pub kubernetes: KubernetesArg,
+    /// The kubeconfig to reach the API with (a host agent outside the cluster); turns
+    /// --kubernetes auto on.
+    #[arg(long, value_name = "FILE")]
+    pub kubeconfig: Option<PathBuf>,
+    /// Record a Kubernetes Event on the Service when a condition about one of its VIPs starts
+    /// (default: on when the Kubernetes API is used).
+    #[arg(long, value_enum, value_name = "on|off")]
+    pub kubernetes_events: Option<OnOffArg>,
+    /// The namespace of the Leases in which each node publishes its interfaces (default: the
+    /// pod's own namespace, else arpwatch).
+    #[arg(long, value_name = "NS")]
+    pub lease_namespace: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -7,6 +7,7 @@
 mod app;
 mod capture;
 mod cli;
+mod cluster;
 mod kernel;
 mod links;
 mod metrics;

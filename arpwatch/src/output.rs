@@ -1,18 +1,23 @@
 //! Where observations go: printed raw (`--raw`) or fed to the detection engine, whose events are
 //! annotated (node, local interface) and printed. Live capture and replay both drive this one
 //! pipeline; the formats are the core's `wire` module. It flows one way: an observation goes in,
-//! lines come out, the metrics are told; nothing reaches into it from outside.
+//! lines come out, the metrics are told; nothing reaches into it from outside but the settings:
+//! a reloaded configuration, this host's MACs, and the cluster snapshot (`--kubernetes`), whose
+//! pools are merged with the file's and whose Services get a Kubernetes Event when a condition
+//! about their VIP starts.
 
 use std::io::{self, Write};
 use std::sync::Arc;
 
-use arpwatch_core::config::Config;
+use arpwatch_core::cluster::{ClusterSnapshot, Declaration};
+use arpwatch_core::config::{Config, Pool};
 use arpwatch_core::engine::{Engine, EngineStats};
 use arpwatch_core::enrich::{Annotator, LocalMacs};
 use arpwatch_core::event::Event;
 use arpwatch_core::observation::{Observation, Timestamp};
 use arpwatch_core::wire;
 
+use crate::cluster::EventSink;
 use crate::metrics::Metrics;
 
 /// How observations and events are printed.
@@ -40,11 +45,26 @@ pub struct Pipeline<W: Write> {
     events: Vec<Event>,
     /// Counts frames and reads the engine for Prometheus, when metrics are served.
     metrics: Option<Metrics>,
+    /// With `--kubernetes`: what the cluster adds to the configuration.
+    cluster: Option<ClusterSettings>,
+}
+
+/// The configuration as the file and the cluster make it, kept apart so that either can change.
+struct ClusterSettings {
+    /// The file's configuration, with the flags applied.
+    file: Config,
+    /// The cluster's pools and declarations now given to the engine.
+    pools: Vec<Pool>,
+    declarations: Vec<(std::net::IpAddr, Declaration)>,
+    snapshot: Option<Arc<ClusterSnapshot>>,
+    events: Option<EventSink>,
+    /// Why the merged pools were last refused, so it is logged once.
+    refused: Option<String>,
 }
 
 impl<W: Write> Pipeline<W> {
     pub fn new(mode: Mode, format: Format, out: W, metrics: Option<Metrics>) -> Self {
-        let pipeline = Pipeline { mode, format, out, events: Vec::new(), metrics };
+        let pipeline = Pipeline { mode, format, out, events: Vec::new(), metrics, cluster: None };
         // A scrape before the first frame already sees every event kind, at zero.
         pipeline.read_engine();
         pipeline
@@ -61,7 +81,8 @@ impl<W: Write> Pipeline<W> {
                     Format::Text => wire::write_observation_text_line(&mut self.out, obs),
                 }
             }
-            Mode::Detect { engine, .. } => {
+            Mode::Detect { engine, annotator } => {
+                annotator.observe(obs);
                 engine.observe(obs, &mut self.events);
                 if let Some(metrics) = &mut self.metrics {
                     metrics.observe(obs, Some(engine));
@@ -87,8 +108,19 @@ impl<W: Write> Pipeline<W> {
     }
 
     /// A reloaded configuration: the engine keeps its state and judges by the new settings from
-    /// now on (`Engine::reconfigure`), and the metrics' pool series follow.
+    /// now on (`Engine::reconfigure`), and the metrics' pool series follow. With a cluster, its
+    /// pools still follow the file's.
     pub fn reconfigure(&mut self, config: &Config) {
+        match &mut self.cluster {
+            Some(cluster) => {
+                cluster.file = config.clone();
+                self.apply_config();
+            }
+            None => self.apply(config),
+        }
+    }
+
+    fn apply(&mut self, config: &Config) {
         // Raw mode has no engine, and so no pool series to follow.
         if let Mode::Detect { engine, .. } = &mut self.mode {
             engine.reconfigure(&config.engine);
@@ -96,6 +128,71 @@ impl<W: Write> Pipeline<W> {
                 metrics.reconfigure(config, engine);
             }
         }
+    }
+
+    /// From now on the configuration is `file` (the one the pipeline was made with) plus what
+    /// the cluster snapshots say; `events`, when given, records Kubernetes Events.
+    pub fn follow_cluster(&mut self, file: Config, events: Option<EventSink>) {
+        self.cluster = Some(ClusterSettings {
+            file,
+            pools: Vec::new(),
+            declarations: Vec::new(),
+            snapshot: None,
+            events,
+            refused: None,
+        });
+    }
+
+    /// A new cluster snapshot (`None`: none yet): the annotator names nodes and Services with
+    /// it, and the engine watches its pools (after the file's) and checks its declarations.
+    pub fn set_cluster(&mut self, snapshot: Option<Arc<ClusterSnapshot>>) {
+        let Some(cluster) = &mut self.cluster else {
+            return;
+        };
+        let pools = snapshot.as_ref().map(|s| s.pools()).unwrap_or_default();
+        let declarations = snapshot.as_ref().map(|s| s.declarations()).unwrap_or_default();
+        cluster.snapshot = snapshot.clone();
+        let Mode::Detect { engine, annotator } = &mut self.mode else {
+            return;
+        };
+        annotator.set_cluster(snapshot);
+        if declarations != cluster.declarations {
+            cluster.declarations = declarations.clone();
+            engine.set_declarations(declarations);
+        }
+        // Lease renewals change the snapshot every few seconds; the pools seldom.
+        if pools != cluster.pools {
+            cluster.pools = pools;
+            self.apply_config();
+        }
+    }
+
+    /// Applies the file's configuration with the cluster's pools after its own; if the two
+    /// together are refused (a name used twice), the file's alone, saying why once.
+    fn apply_config(&mut self) {
+        let Some(cluster) = &mut self.cluster else {
+            return;
+        };
+        let mut merged = cluster.file.clone();
+        merged.engine.pools.extend(cluster.pools.iter().cloned());
+        let config = match merged.engine.validate() {
+            Ok(()) => {
+                cluster.refused = None;
+                merged
+            }
+            Err(err) => {
+                let problem = err.to_string();
+                if cluster.refused.as_ref() != Some(&problem) {
+                    log::warn!(
+                        "kubernetes: the cluster's pools are left out, as the configuration \
+                         refuses them: {problem}"
+                    );
+                    cluster.refused = Some(problem);
+                }
+                cluster.file.clone()
+            }
+        };
+        self.apply(&config);
     }
 
     /// When the engine next needs a [`tick`](Self::tick) to report a timer's event on time (see
@@ -118,8 +215,13 @@ impl<W: Write> Pipeline<W> {
         let Mode::Detect { engine, annotator } = &self.mode else {
             return Ok(());
         };
+        let kubernetes =
+            self.cluster.as_ref().and_then(|c| Some((c.events.as_ref()?, c.snapshot.as_ref()?)));
         for mut event in self.events.drain(..) {
             annotator.annotate(&mut event);
+            if let Some((sink, snapshot)) = kubernetes {
+                sink.offer(&event, snapshot.services(event.ip));
+            }
             if let Some(metrics) = &mut self.metrics {
                 metrics.event(&event, engine);
             }

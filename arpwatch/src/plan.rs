@@ -4,14 +4,16 @@
 //! [`Cli`] and hands the commands plain structs; every problem found here is a
 //! usage problem (exit status 2), named in one sentence.
 
+use std::ffi::OsString;
 use std::io::Read;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use arpwatch_core::config::{Config, InvalidKey, Pool, MAX_FILE_BYTES};
+use kube::config::Kubeconfig;
 
-use crate::cli::{Cli, Command, CommonArgs, ReplayArgs, WatchArgs};
+use crate::cli::{Cli, Command, CommonArgs, KubernetesArg, OnOffArg, ReplayArgs, WatchArgs};
 use crate::kernel::AttachOptions;
 use crate::links::IfaceSelector;
 use crate::output::{default_format, Format};
@@ -61,6 +63,167 @@ pub struct WatchPlan {
     pub metrics_addr: Option<SocketAddr>,
     /// Bytes of lines that may wait for stdout (`--output-buffer`).
     pub output_buffer: usize,
+    /// The Kubernetes API, when `--kubernetes` resolved to on.
+    pub kubernetes: Option<KubernetesPlan>,
+}
+
+/// How the cluster context is read and what is written back.
+#[derive(Debug)]
+pub struct KubernetesPlan {
+    pub source: ApiSource,
+    /// Record Kubernetes Events on Services (`--kubernetes-events`).
+    pub events: bool,
+    /// Where the nodes' Leases are (`--lease-namespace`).
+    pub lease_namespace: String,
+}
+
+/// Where the client's configuration comes from.
+#[derive(Debug)]
+pub enum ApiSource {
+    /// A kubeconfig, read from `origin` (a file, or the files KUBECONFIG lists).
+    Kubeconfig { origin: String, config: Box<Kubeconfig> },
+    /// The pod's service account.
+    InCluster(Box<kube::Config>),
+}
+
+/// What the choice of a Kubernetes configuration depends on outside the command line.
+#[derive(Debug, Default)]
+pub struct KubeEnvironment {
+    /// `KUBECONFIG`, when set and not empty.
+    pub kubeconfig: Option<OsString>,
+    /// A service-account token is mounted and KUBERNETES_SERVICE_HOST is set.
+    pub in_pod: bool,
+    /// `~/.kube/config`, when it exists.
+    pub home_config: Option<PathBuf>,
+    /// The pod's namespace (the service account's namespace file).
+    pub pod_namespace: Option<String>,
+}
+
+const SERVICE_ACCOUNT_DIR: &str = "/var/run/secrets/kubernetes.io/serviceaccount";
+/// The lease namespace outside a pod, without `--lease-namespace`.
+const DEFAULT_LEASE_NAMESPACE: &str = "arpwatch";
+
+impl KubeEnvironment {
+    pub fn current() -> KubeEnvironment {
+        let sa = Path::new(SERVICE_ACCOUNT_DIR);
+        let home = std::env::var_os("HOME").map(|home| Path::new(&home).join(".kube/config"));
+        KubeEnvironment {
+            kubeconfig: std::env::var_os("KUBECONFIG").filter(|v| !v.is_empty()),
+            in_pod: sa.join("token").is_file()
+                && std::env::var_os("KUBERNETES_SERVICE_HOST").is_some_and(|h| !h.is_empty()),
+            home_config: home.filter(|path| path.is_file()),
+            pod_namespace: std::fs::read_to_string(sa.join("namespace"))
+                .ok()
+                .map(|ns| ns.trim().to_owned())
+                .filter(|ns| !ns.is_empty()),
+        }
+    }
+}
+
+impl KubernetesPlan {
+    /// `--kubernetes`, `--kubeconfig`, `--kubernetes-events` and `--lease-namespace` checked
+    /// against each other and `env`; `None` when the API is not used.
+    fn new(args: &WatchArgs, env: &KubeEnvironment) -> Result<Option<KubernetesPlan>, UsageError> {
+        let explicit_events = args.kubernetes_events == Some(OnOffArg::On);
+        let source = match args.kubernetes {
+            KubernetesArg::Off => {
+                if args.kubeconfig.is_some() {
+                    return Err(UsageError("--kubeconfig has no use with --kubernetes off".into()));
+                }
+                if explicit_events {
+                    return Err(UsageError(
+                        "--kubernetes-events on needs the Kubernetes API, which --kubernetes off \
+                         turns off"
+                            .into(),
+                    ));
+                }
+                None
+            }
+            KubernetesArg::On if args.common.raw => {
+                return Err(UsageError(
+                    "--kubernetes on has no use with --raw, which prints observations without \
+                     cluster context"
+                        .into(),
+                ));
+            }
+            // Raw observations carry no context.
+            KubernetesArg::Auto if args.common.raw => None,
+            KubernetesArg::Auto => match &args.kubeconfig {
+                Some(path) => Some(read_kubeconfig_file(path)?),
+                None if env.in_pod => Some(in_cluster()?),
+                None => None,
+            },
+            KubernetesArg::On => Some(match (&args.kubeconfig, &env.kubeconfig) {
+                (Some(path), _) => read_kubeconfig_file(path)?,
+                (None, Some(paths)) => read_kubeconfig_env(paths)?,
+                (None, None) if env.in_pod => in_cluster()?,
+                (None, None) => match &env.home_config {
+                    Some(path) => read_kubeconfig_file(path)?,
+                    None => {
+                        return Err(UsageError(
+                            "--kubernetes on: no Kubernetes API configuration was found (give \
+                             --kubeconfig, set KUBECONFIG or run in a pod with a service account)"
+                                .into(),
+                        ))
+                    }
+                },
+            }),
+        };
+        let Some(source) = source else {
+            return Ok(None);
+        };
+        let lease_namespace = match &args.lease_namespace {
+            Some(ns) => {
+                if !is_dns_label(ns) {
+                    return Err(UsageError(format!(
+                        "--lease-namespace {ns:?}: not a namespace name (lowercase letters, \
+                         digits and '-', at most 63, starting and ending with a letter or digit)"
+                    )));
+                }
+                ns.clone()
+            }
+            None => env.pod_namespace.clone().unwrap_or_else(|| DEFAULT_LEASE_NAMESPACE.into()),
+        };
+        Ok(Some(KubernetesPlan {
+            source,
+            events: args.kubernetes_events != Some(OnOffArg::Off),
+            lease_namespace,
+        }))
+    }
+}
+
+/// The files `KUBECONFIG` lists, merged as kubectl merges them (the first to set a value wins).
+fn read_kubeconfig_env(paths: &OsString) -> Result<ApiSource, UsageError> {
+    let config = std::env::split_paths(paths)
+        .filter(|path| !path.as_os_str().is_empty())
+        .try_fold(Kubeconfig::default(), |merged, path| {
+            Kubeconfig::read_from(&path).and_then(|next| merged.merge(next))
+        })
+        .map_err(|err| UsageError(format!("KUBECONFIG: cannot be used: {err}")))?;
+    Ok(ApiSource::Kubeconfig { origin: "KUBECONFIG".into(), config: Box::new(config) })
+}
+
+fn read_kubeconfig_file(path: &Path) -> Result<ApiSource, UsageError> {
+    let config = Kubeconfig::read_from(path).map_err(|err| {
+        UsageError(format!("--kubeconfig {}: cannot be used: {err}", path.display()))
+    })?;
+    Ok(ApiSource::Kubeconfig { origin: path.display().to_string(), config: Box::new(config) })
+}
+
+fn in_cluster() -> Result<ApiSource, UsageError> {
+    let config = kube::Config::incluster().map_err(|err| {
+        UsageError(format!("--kubernetes: the pod's service account cannot be used: {err}"))
+    })?;
+    Ok(ApiSource::InCluster(Box::new(config)))
+}
+
+/// A Kubernetes namespace name (an RFC 1123 label).
+fn is_dns_label(name: &str) -> bool {
+    let bytes = name.as_bytes();
+    (1..=63).contains(&bytes.len())
+        && bytes.iter().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-')
+        && bytes.first() != Some(&b'-')
+        && bytes.last() != Some(&b'-')
 }
 
 /// `arpwatch replay`.
@@ -75,15 +238,16 @@ impl Plan {
     /// Reads the configuration file and checks every flag against the others and the file.
     pub fn from_cli(cli: Cli) -> Result<Plan, UsageError> {
         Ok(match cli.command {
-            Command::Watch(args) => Plan::Watch(WatchPlan::new(args)?),
+            Command::Watch(args) => Plan::Watch(WatchPlan::new(args, &KubeEnvironment::current())?),
             Command::Replay(args) => Plan::Replay(ReplayPlan::new(args)?),
         })
     }
 }
 
 impl WatchPlan {
-    fn new(args: WatchArgs) -> Result<WatchPlan, UsageError> {
+    fn new(args: WatchArgs, env: &KubeEnvironment) -> Result<WatchPlan, UsageError> {
         let pipeline = PipelinePlan::new(&args.common, false)?;
+        let kubernetes = KubernetesPlan::new(&args, env)?;
         Ok(WatchPlan {
             pipeline,
             interfaces: IfaceSelector::new(&args.ifaces, &args.excludes, args.all)?,
@@ -97,6 +261,7 @@ impl WatchPlan {
             duration: args.duration,
             metrics_addr: args.metrics_addr,
             output_buffer: args.output_buffer,
+            kubernetes,
         })
     }
 }
@@ -382,5 +547,101 @@ mod tests {
                 latin1.display()
             )
         );
+    }
+
+    /// A kubeconfig as a test writes one for its own API server: plain HTTP, no user.
+    const KUBECONFIG: &str = "apiVersion: v1\nkind: Config\nclusters:\n- name: lab\n  cluster:\n    server: http://127.0.0.1:6443\ncontexts:\n- name: lab\n  context:\n    cluster: lab\n    user: lab\nusers:\n- name: lab\n  user: {}\ncurrent-context: lab\n";
+
+    fn kubernetes(args: &[&str], env: &KubeEnvironment) -> Result<Option<KubernetesPlan>, String> {
+        let cli = Cli::try_parse_from(["arpwatch", "watch", "--all"].iter().chain(args))
+            .map_err(|e| e.to_string())?;
+        let Command::Watch(args) = cli.command else { panic!("not watch") };
+        KubernetesPlan::new(&args, env).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn kubernetes_auto_is_on_in_a_pod_or_with_a_kubeconfig_only() {
+        let dir = TempDir::new("kube-auto");
+        let file = dir.file("kubeconfig", KUBECONFIG);
+        let file = file.to_str().unwrap();
+        let outside = KubeEnvironment {
+            kubeconfig: Some("/elsewhere/config".into()),
+            home_config: Some("/root/.kube/config".into()),
+            ..KubeEnvironment::default()
+        };
+        // KUBECONFIG and ~/.kube/config alone do not turn auto on: a laptop stays off the cluster.
+        assert!(kubernetes(&[], &outside).unwrap().is_none());
+        let plan = kubernetes(&["--kubeconfig", file], &outside).unwrap().unwrap();
+        assert!(matches!(&plan.source, ApiSource::Kubeconfig { origin, .. } if origin == file));
+        assert!(plan.events, "events are on with the API");
+        assert_eq!(plan.lease_namespace, "arpwatch");
+        let plan = kubernetes(
+            &["--kubeconfig", file, "--kubernetes-events", "off", "--lease-namespace", "kube-arp"],
+            &KubeEnvironment { pod_namespace: Some("monitoring".into()), ..outside },
+        )
+        .unwrap()
+        .unwrap();
+        assert!(!plan.events);
+        assert_eq!(plan.lease_namespace, "kube-arp");
+        // Raw observations carry no context.
+        assert!(kubernetes(&["--raw", "--kubeconfig", file], &KubeEnvironment::default())
+            .unwrap()
+            .is_none());
+    }
+
+    #[test]
+    fn kubernetes_on_takes_the_first_usable_configuration() {
+        let dir = TempDir::new("kube-on");
+        let file = dir.file("kubeconfig", KUBECONFIG);
+        let env = KubeEnvironment {
+            kubeconfig: Some(file.clone().into_os_string()),
+            pod_namespace: Some("monitoring".into()),
+            ..KubeEnvironment::default()
+        };
+        let plan = kubernetes(&["--kubernetes", "on"], &env).unwrap().unwrap();
+        assert!(
+            matches!(&plan.source, ApiSource::Kubeconfig { origin, .. } if origin == "KUBECONFIG")
+        );
+        assert_eq!(plan.lease_namespace, "monitoring");
+        let env = KubeEnvironment { home_config: Some(file.clone()), ..KubeEnvironment::default() };
+        let plan = kubernetes(&["--kubernetes", "on"], &env).unwrap().unwrap();
+        assert!(
+            matches!(&plan.source, ApiSource::Kubeconfig { origin, .. } if *origin == file.display().to_string())
+        );
+    }
+
+    #[test]
+    fn kubernetes_flags_that_cannot_work_are_usage_errors() {
+        let none = KubeEnvironment::default();
+        assert_eq!(
+            kubernetes(&["--kubernetes", "on"], &none).unwrap_err(),
+            "--kubernetes on: no Kubernetes API configuration was found (give --kubeconfig, set \
+             KUBECONFIG or run in a pod with a service account)"
+        );
+        assert_eq!(
+            kubernetes(&["--kubernetes", "off", "--kubeconfig", "k"], &none).unwrap_err(),
+            "--kubeconfig has no use with --kubernetes off"
+        );
+        assert_eq!(
+            kubernetes(&["--kubernetes", "off", "--kubernetes-events", "on"], &none).unwrap_err(),
+            "--kubernetes-events on needs the Kubernetes API, which --kubernetes off turns off"
+        );
+        assert!(kubernetes(&["--kubernetes", "on", "--raw"], &none)
+            .unwrap_err()
+            .starts_with("--kubernetes on has no use with --raw"));
+        let err = kubernetes(&["--kubeconfig", "/nonexistent/kubeconfig"], &none).unwrap_err();
+        assert!(err.starts_with("--kubeconfig /nonexistent/kubeconfig: cannot be used: "), "{err}");
+        let dir = TempDir::new("kube-bad");
+        let file = dir.file("kubeconfig", KUBECONFIG);
+        let file = file.to_str().unwrap();
+        for ns in ["Kube", "a-", "a_b", ""] {
+            let err =
+                kubernetes(&["--kubeconfig", file, "--lease-namespace", ns], &none).unwrap_err();
+            assert!(
+                err.starts_with(&format!("--lease-namespace {ns:?}: not a namespace name")),
+                "{err}"
+            );
+        }
+        assert!(kubernetes(&["--kubernetes", "off"], &none).unwrap().is_none());
     }
 }

@@ -12,6 +12,7 @@ use tokio::time::Instant;
 use arpwatch_core::engine::EngineStats;
 
 use crate::capture::{RecordDecoder, RingReader};
+use crate::cluster::{self, Cluster};
 use crate::kernel::{AttachOptions, CounterTotals, KernelProbe};
 use crate::links::{IfaceSelector, LinkChange, LinkInfo, LinkWatcher};
 use crate::metrics::Health;
@@ -71,6 +72,22 @@ pub async fn run<W: Write>(
         log::warn!("no interface matches the selection yet; waiting for one to appear");
     }
     pipeline.set_local_macs(links.local_macs());
+    let mut cluster = match &plan.kubernetes {
+        Some(kubernetes) => {
+            let config = cluster::client_config(&kubernetes.source).await?;
+            let metrics = health.map(Health::kubernetes).unwrap_or_default();
+            let interfaces = cluster::interfaces(links.links());
+            let node = crate::node::node_name();
+            let started = Cluster::start(config, kubernetes, &node, interfaces, metrics)?;
+            log::info!(
+                "kubernetes: reading the cluster context as node {node}; leases in namespace {}",
+                kubernetes.lease_namespace
+            );
+            pipeline.follow_cluster(plan.pipeline.config.clone(), started.events.clone());
+            Some(started)
+        }
+        None => None,
+    };
     report_attached(health, &probe);
     let mut reader = RingReader::new(probe.take_ring()?)?;
     let mut sigterm = signal(SignalKind::terminate()).context("could not handle SIGTERM")?;
@@ -105,6 +122,9 @@ pub async fn run<W: Write>(
                 decoder.follow(&change);
                 follow(&mut probe, selector, options, change);
                 pipeline.set_local_macs(links.local_macs());
+                if let Some(cluster) = &cluster {
+                    cluster.set_interfaces(cluster::interfaces(links.links()));
+                }
                 report_attached(health, &probe);
                 pipeline.flush()?;
             }
@@ -122,6 +142,15 @@ pub async fn run<W: Write>(
                 pipeline.flush()?;
             }
             trigger = reloader.requested() => reloader.reload(trigger, pipeline),
+            changed = snapshot_changed(&mut cluster) => {
+                if changed.is_err() {
+                    // Never expected: the client's thread runs as long as the process.
+                    log::warn!("kubernetes: the client stopped; events go out without cluster context");
+                    cluster = None;
+                }
+                let snapshot = cluster.as_mut().and_then(|c| c.snapshots.borrow_and_update().clone());
+                pipeline.set_cluster(snapshot);
+            }
             _ = tokio::time::sleep_until(wake.unwrap_or_else(Instant::now)), if wake.is_some() => {
                 // Frames already in the ring come before the timer's event.
                 short_records += drain_pending(&mut reader, pipeline, &mut decoder)?;
@@ -144,6 +173,16 @@ pub async fn run<W: Write>(
     drop(reader);
     drop(probe);
     Ok(WatchSummary { counters, short_records, engine })
+}
+
+/// Resolves when the cluster publishes a new snapshot; never without a cluster.
+async fn snapshot_changed(
+    cluster: &mut Option<Cluster>,
+) -> Result<(), tokio::sync::watch::error::RecvError> {
+    match cluster {
+        Some(cluster) => cluster.snapshots.changed().await,
+        None => std::future::pending().await,
+    }
 }
 
 /// Delivers the records already in the ring, without waiting; returns how many ring items were

@@ -1,4 +1,4 @@
-//! Lasting conditions (multi_responder, flapping, unanswered, storm): one `start`, then `ongoing`
+//! Lasting conditions (multi_responder, flapping, unanswered, storm, announcer_mismatch): one `start`, then `ongoing`
 //! at most once per report interval (or at once when a MAC joins: a new responder is news the
 //! operator should not wait for), then `end` once the condition has had no evidence for the quiet
 //! window.
@@ -20,6 +20,7 @@ pub(super) enum ConditionKey {
     Unanswered(IpAddr),
     StormIface(Arc<str>),
     StormMac(MacAddr),
+    AnnouncerMismatch(IpAddr),
 }
 
 /// What a report of a condition says besides its lifecycle: where the evidence was seen, the
@@ -140,6 +141,30 @@ impl Conditions {
         };
         out.push(cond.event(ev.ts, ConditionState::Start));
         self.active.push(ev.key, cond);
+    }
+
+    /// [`evidence`](Self::evidence) for a condition reported only once it has lasted a while
+    /// (a mismatch past its grace period): a `start` says it began at `since`.
+    pub fn evidence_since(
+        &mut self,
+        ev: Evidence<'_>,
+        since: Timestamp,
+        report_interval: Duration,
+        report: impl FnOnce() -> Report,
+        out: &mut Vec<Event>,
+    ) {
+        let (key, first_new) = (ev.key.clone(), out.len());
+        self.evidence(ev, report_interval, report, out);
+        for event in &mut out[first_new..] {
+            if let Detail::Lasting { lifecycle, .. } = &mut event.detail {
+                if lifecycle.state == ConditionState::Start {
+                    lifecycle.first_seen = since;
+                    if let Some(cond) = self.active.peek_mut(&key) {
+                        cond.started = since;
+                    }
+                }
+            }
+        }
     }
 
     /// Ends a condition now (an unanswered IP was answered); `update` adds what ended it.

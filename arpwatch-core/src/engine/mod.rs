@@ -13,6 +13,7 @@
 //! small method over it that reports its own events, and `Engine::on_sender` runs them in the
 //! order their events come out.
 
+mod announcer;
 mod lifecycle;
 mod state;
 
@@ -22,6 +23,7 @@ use std::sync::Arc;
 
 use lru::LruCache;
 
+use crate::cluster::Declaration;
 use crate::config::{EngineConfig, Exemptions, Thresholds};
 use crate::event::{
     Announced, Condition, Detail, Event, EventKind, Misplaced, Requester, ResponderForm, Seen,
@@ -30,6 +32,7 @@ use crate::event::{
 use crate::observation::{ClaimKind, Direction, MacAddr, Observation, Timestamp, VlanTags};
 use crate::pools::{PoolRule, Pools};
 
+use announcer::{Announcers, Pending, Resolved};
 use lifecycle::{ConditionKey, Conditions, Evidence, Report};
 use state::{
     Binding, EgressClaim, EgressClaims, IfaceState, Interleave, IpState, IpTable, OwnerChange,
@@ -93,6 +96,8 @@ pub struct Engine {
     stats: EngineStats,
     /// Reused for the MACs of a multi-responder, so the hot path does not allocate.
     scratch_macs: Vec<MacAddr>,
+    /// The declared announcers of VIPs, for `announcer_mismatch`.
+    announcers: Announcers,
 }
 
 fn cap(n: usize) -> NonZeroUsize {
@@ -124,6 +129,7 @@ impl Engine {
             stats: EngineStats::default(),
             // Grows to the largest multi-responder seen, never to a configured size.
             scratch_macs: Vec::new(),
+            announcers: Announcers::default(),
         }
     }
 
@@ -170,15 +176,21 @@ impl Engine {
 
     /// When the engine next needs to be given the time (a [`Engine::tick`]) if no observation
     /// comes first: the earliest reply deadline of a waiting request or end of a quiet
-    /// condition. Every event a timer makes is dated at such a deadline, so a caller that ticks
-    /// at it reports `unanswered` and `end` when they happen. `None` when no timer is running.
+    /// condition, end of the grace period of a mismatch with a declared announcer (or now, when
+    /// a new declaration ends a condition). Every event a timer makes is dated at such a
+    /// deadline, so a caller that ticks at it reports `unanswered`, `announcer_mismatch` and
+    /// `end` when they happen. `None` when no timer is running.
     pub fn next_deadline(&self) -> Option<Timestamp> {
-        let request = self.pending.next_deadline();
-        let end = self.conditions.next_end(self.thresholds.quiet_window);
-        match (request, end) {
-            (Some(r), Some(e)) => Some(r.min(e)),
-            (r, e) => r.or(e),
-        }
+        let resolved = (!self.announcers.resolved.is_empty()).then_some(self.now);
+        [
+            resolved,
+            self.pending.next_deadline(),
+            self.announcers.next_deadline(),
+            self.conditions.next_end(self.thresholds.quiet_window),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     /// How many MACs claimed `ip` (a reply or an announcement) within the concurrency window
@@ -209,27 +221,52 @@ impl Engine {
         }
     }
 
-    /// Runs the timers due by `now` in time order: unanswered requests and quiet conditions.
+    /// Runs the timers due by `now` in time order: unanswered requests, mismatches with a
+    /// declared announcer past their grace period, and quiet conditions (on a tie, in that
+    /// order). Conditions a new declaration resolved end first, at the time they were resolved.
     fn advance(&mut self, now: Timestamp, out: &mut Vec<Event>) {
+        for Resolved { ip, owner } in std::mem::take(&mut self.announcers.resolved) {
+            self.end_mismatch(ip, owner, self.now, out);
+        }
         self.now = now;
         let quiet = self.thresholds.quiet_window;
         loop {
-            let request_due = self.pending.next_deadline().filter(|d| *d <= now);
-            let end_due = self.conditions.next_end(quiet).filter(|d| *d <= now);
-            match (request_due, end_due) {
-                (Some(r), Some(e)) if e < r => self.conditions.end_stalest(quiet, out),
-                (Some(_), _) => match self.pending.pop_due(now) {
-                    Some((ip, pending)) => self.expire_request(ip, pending, out),
-                    None => continue,
-                },
-                (None, Some(_)) => self.conditions.end_stalest(quiet, out),
-                (None, None) => break,
+            let due = |t: Option<Timestamp>| t.filter(|d| *d <= now);
+            let request_due = due(self.pending.next_deadline());
+            let grace_due = due(self.announcers.next_deadline());
+            let end_due = due(self.conditions.next_end(quiet));
+            let first = [request_due, grace_due, end_due].into_iter().flatten().min();
+            match first {
+                None => break,
+                Some(t) if request_due == Some(t) => {
+                    if let Some((ip, pending)) = self.pending.pop_due(now) {
+                        self.expire_request(ip, pending, out);
+                    }
+                }
+                Some(t) if grace_due == Some(t) => {
+                    if let Some((ip, pending)) = self.announcers.pop_due(now) {
+                        self.start_mismatch(ip, pending, out);
+                    }
+                }
+                Some(_) => self.conditions.end_stalest(quiet, out),
             }
         }
     }
 
-    /// Requests for `ip` that got no claim by their deadline.
+    /// Requests for `ip` that got no claim by their deadline: `unanswered`, and for a VIP with a
+    /// declared announcer evidence of a mismatch.
     fn expire_request(&mut self, ip: IpAddr, pending: PendingRequests, out: &mut Vec<Event>) {
+        let (first, deadline, count) = (pending.first, pending.deadline, pending.count);
+        let seen = Seen {
+            iface: pending.iface.clone(),
+            vlan: pending.vlan,
+            direction: Some(pending.direction),
+        };
+        self.expire_unanswered(ip, pending, out);
+        self.mismatch_evidence(ip, None, first, deadline, count, seen, out);
+    }
+
+    fn expire_unanswered(&mut self, ip: IpAddr, pending: PendingRequests, out: &mut Vec<Event>) {
         let deadline = pending.deadline;
         let Some(st) = self.ips.peek_mut(&ip) else {
             return;
@@ -439,6 +476,9 @@ impl Engine {
         if obs.direction == Direction::Egress {
             claim.check_egress_interfaces(self.ips.egress(claim.ip), out);
         }
+        if !self.announcers.is_empty() {
+            self.check_announcer(obs, ts, out);
+        }
     }
 
     /// When the latest request the kernel folded into `obs` was sent, if `obs` is a plain
@@ -471,7 +511,7 @@ impl Engine {
             return;
         }
         let target = obs.tpa;
-        let in_pool = self.pools.contains(target);
+        let in_pool = self.pools.contains(target) || self.announcers.watches.contains_key(&target);
         let owned = self.ips.peek(&target).is_some_and(|st| st.owner.is_some());
         if !(in_pool || owned) {
             return;
@@ -516,6 +556,145 @@ impl Engine {
     /// The pools as the engine looks IPs up in them, for readers that must agree with it.
     pub fn pools(&self) -> &Pools {
         &self.pools
+    }
+
+    /// The declared announcers of VIPs from now on (from
+    /// [`ClusterSnapshot::declarations`](crate::cluster::ClusterSnapshot::declarations)), for
+    /// `announcer_mismatch`.
+    ///
+    /// A VIP whose declaration is unchanged keeps its state. A changed one starts afresh: a
+    /// mismatch still in its grace period is forgotten (the status following the wire is a
+    /// normal failover), and an open `announcer_mismatch` ends if the new declaration allows the
+    /// VIP's current owner; a withdrawn one ends its condition. Those ends are reported at the
+    /// next observation or tick, dated at the latest time the engine was given
+    /// ([`Engine::next_deadline`] says so). A declared VIP is watched for unanswered requests
+    /// like a pool's IP.
+    pub fn set_declarations(&mut self, declarations: Vec<(IpAddr, Declaration)>) {
+        let ips = &self.ips;
+        self.announcers.replace(declarations, |ip| ips.peek(&ip).and_then(|st| st.owner));
+    }
+
+    /// A claim of a declared VIP: by an undeclared MAC, evidence of a mismatch; by a declared
+    /// one with no undeclared claim within the concurrency window, the end of any mismatch.
+    fn check_announcer(&mut self, obs: &Observation, ts: Timestamp, out: &mut Vec<Event>) {
+        let (ip, mac) = (obs.spa, obs.sha);
+        let window = self.thresholds.concurrency_window;
+        let Some(watch) = self.announcers.get_mut(&ip) else {
+            return;
+        };
+        if !watch.allows(mac) {
+            watch.last_wrong = Some(ts);
+            self.mismatch_evidence(ip, Some(mac), ts, ts, 1, Seen::of(obs), out);
+            return;
+        }
+        if watch.last_wrong.is_some_and(|t| ts.saturating_since(t) <= window) {
+            // Undeclared MACs answer alongside: still a mismatch (and a multi_responder), but
+            // one that only their claims keep alive; silence is answered.
+            if watch.pending.as_ref().is_some_and(|p| p.macs.is_empty()) {
+                self.announcers.clear_pending(ip);
+            }
+            return;
+        }
+        self.announcers.clear_pending(ip);
+        self.end_mismatch(ip, Some(mac), ts, out);
+    }
+
+    /// Evidence of a mismatch for a declared `ip`: a claim by the undeclared `mac`, or (`mac`
+    /// `None`) `count` requests, the first sent at `since`, that got no answer by `ts`. Adds to
+    /// the open condition, or the pending mismatch, or starts one that becomes a condition at
+    /// the end of the grace period.
+    #[allow(clippy::too_many_arguments)]
+    fn mismatch_evidence(
+        &mut self,
+        ip: IpAddr,
+        mac: Option<MacAddr>,
+        since: Timestamp,
+        ts: Timestamp,
+        count: u64,
+        seen: Seen,
+        out: &mut Vec<Event>,
+    ) {
+        let Some(watch) = self.announcers.get_mut(&ip) else {
+            return;
+        };
+        watch.mac = mac;
+        let key = ConditionKey::AnnouncerMismatch(ip);
+        if self.conditions.is_active(&key) {
+            let announcer = watch.declaration.announcer.clone();
+            let pool = self.pools.find(ip).map(|p| p.name.clone());
+            self.conditions.evidence(
+                Evidence { key, ip, ts, count, macs: mac.as_slice() },
+                self.thresholds.report_interval,
+                || Report {
+                    seen,
+                    pool,
+                    condition: Condition::AnnouncerMismatch { mac, announcer },
+                },
+                out,
+            );
+            return;
+        }
+        if let Some(pending) = &mut watch.pending {
+            pending.count += count;
+            if let Some(mac) = mac {
+                if !pending.macs.contains(&mac) && pending.macs.len() < announcer::MAX_PENDING_MACS
+                {
+                    pending.macs.push(mac);
+                }
+            }
+            pending.seen = seen;
+            return;
+        }
+        let deadline = since.saturating_add(self.thresholds.announcer_grace).max(ts);
+        let pending = Pending { since, deadline, count, macs: mac.into_iter().collect(), seen };
+        self.announcers.start_pending(ip, pending);
+    }
+
+    /// A mismatch that lasted its grace period: `announcer_mismatch` starts, dated at the end
+    /// of the grace period, its `first_seen` the beginning of the mismatch.
+    fn start_mismatch(&mut self, ip: IpAddr, pending: Pending, out: &mut Vec<Event>) {
+        let Some(watch) = self.announcers.get_mut(&ip) else {
+            return;
+        };
+        let (mac, announcer) = (watch.mac, watch.declaration.announcer.clone());
+        let pool = self.pools.find(ip).map(|p| p.name.clone());
+        self.conditions.evidence_since(
+            Evidence {
+                key: ConditionKey::AnnouncerMismatch(ip),
+                ip,
+                ts: pending.deadline,
+                count: pending.count,
+                macs: &pending.macs,
+            },
+            pending.since,
+            self.thresholds.report_interval,
+            || Report {
+                seen: pending.seen,
+                pool,
+                condition: Condition::AnnouncerMismatch { mac, announcer },
+            },
+            out,
+        );
+    }
+
+    /// Ends the `announcer_mismatch` of `ip`, if open, naming `owner` (the MAC that answers).
+    fn end_mismatch(
+        &mut self,
+        ip: IpAddr,
+        owner: Option<MacAddr>,
+        ts: Timestamp,
+        out: &mut Vec<Event>,
+    ) {
+        self.conditions.end(
+            &ConditionKey::AnnouncerMismatch(ip),
+            ts,
+            |condition| {
+                if let Condition::AnnouncerMismatch { mac, .. } = condition {
+                    *mac = owner;
+                }
+            },
+            out,
+        );
     }
 
     pub fn reconfigure(&mut self, config: &EngineConfig) {

@@ -13,6 +13,7 @@
 //! pools, at most [`MetricsOptions::max_ips_per_pool`] per pool. No label ever holds a MAC.
 
 mod http;
+mod kubernetes;
 mod pools;
 mod readings;
 
@@ -38,6 +39,7 @@ use arpwatch_core::observation::{ArpOp, Direction, Observation, Proto, Timestamp
 
 pub(crate) use http::wall_clock_now;
 pub use http::MetricsServer;
+pub use kubernetes::KubeMetrics;
 
 use pools::PoolSeries;
 use readings::Readings;
@@ -154,6 +156,7 @@ struct Shared {
     /// The same instant as `last_drain_seconds` in nanoseconds, 0 before the first drain.
     last_drain_ns: AtomicU64,
     ready_staleness: Duration,
+    kubernetes: KubeMetrics,
 }
 
 impl Metrics {
@@ -218,6 +221,8 @@ impl Metrics {
             reload_success_seconds.clone(),
         );
 
+        let kubernetes = KubeMetrics::register(&mut registry);
+
         Metrics {
             shared: Arc::new(Shared {
                 registry,
@@ -230,6 +235,7 @@ impl Metrics {
                 last_drain_seconds,
                 last_drain_ns: AtomicU64::new(0),
                 ready_staleness: options.ready_staleness,
+                kubernetes,
             }),
             frames,
             nd_messages,
@@ -315,6 +321,11 @@ impl Metrics {
 }
 
 impl Health {
+    /// The Kubernetes client's series.
+    pub fn kubernetes(&self) -> KubeMetrics {
+        self.shared.kubernetes.clone()
+    }
+
     /// The latest totals of the kernel's per-CPU counters.
     pub fn set_kernel(&self, totals: &CounterTotals) {
         self.shared.readings.set_kernel(*totals);

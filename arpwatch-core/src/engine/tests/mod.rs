@@ -1328,6 +1328,10 @@ fn emitted_events_and_raw_observations_match_the_schema_file() {
     let mut cfg = pool_config(vip_pool());
     cfg.full_view = true;
     let mut h = Harness::with(cfg);
+    // The cluster: node-a (A on eth0) announces the VIP of Service web/front; node-b has B on
+    // eth1; C is nobody's. B's answer at 0.6 is an announcer_mismatch once the grace is over.
+    let cluster = schema_cluster();
+    h.engine.set_declarations(cluster.declarations());
     let mut events = h.feed_all([
         frame(0.0).probe(C, VIP),
         frame(0.5).reply(A, VIP).to(CLIENT, CLIENT_IP),
@@ -1379,6 +1383,40 @@ fn emitted_events_and_raw_observations_match_the_schema_file() {
         annotator.annotate(e);
     }
     assert!(events.iter().any(|e| e.context.local_iface.is_some()));
+    // With the cluster context (every cluster field appears on some event) and once stale.
+    let mut stale = cluster.clone();
+    stale.set_stale(true);
+    let stale_events: Vec<Event> = events.iter().take(3).cloned().collect();
+    annotator.set_cluster(Some(Arc::new(stale)));
+    for mut e in stale_events {
+        annotator.annotate(&mut e);
+        assert!(e.context.stale);
+        events.push(e);
+    }
+    annotator.set_cluster(Some(Arc::new(cluster)));
+    let mut annotated: Vec<Event> = events.clone();
+    for e in &mut annotated {
+        annotator.annotate(e);
+    }
+    events.extend(annotated);
+    let present: std::collections::BTreeSet<String> = events
+        .iter()
+        .flat_map(|e| serde_json::to_value(Record::of(e)).unwrap().as_object().unwrap().clone())
+        .map(|(k, _)| k)
+        .collect();
+    for field in [
+        "mac_node",
+        "old_node",
+        "new_node",
+        "mac_nodes",
+        "foreign_macs",
+        "mac_ifaces",
+        "services",
+        "announcer",
+        "context",
+    ] {
+        assert!(present.contains(field), "no event has {field}");
+    }
     let forms: std::collections::BTreeSet<_> = of(&events, EventKind::MultiResponder)
         .iter()
         .filter_map(|e| e.form)
@@ -1392,6 +1430,41 @@ fn emitted_events_and_raw_observations_match_the_schema_file() {
     let mut raw = raw.0;
     raw.vlan = VlanTags::from_slice(&[100, 200]).unwrap();
     check_against(&serde_json::to_value(RawLine(&raw)).unwrap(), &defs["observation"], defs);
+}
+
+/// node-a (A on eth0, this host) and node-b (B on eth1, a Lease); web/front on the VIP, announced
+/// by node-a on eth0 (MetalLB).
+fn schema_cluster() -> crate::cluster::ClusterSnapshot {
+    use crate::cluster::*;
+    let inventory = |node: &str, iface: &str, m: &str| Inventory {
+        node: node.into(),
+        interfaces: vec![(iface.into(), mac(m))],
+        renewed: at(0.0),
+        duration: std::time::Duration::from_secs(3600),
+    };
+    let inputs = ClusterInputs {
+        nodes: vec![NodeInfo {
+            name: "node-b".into(),
+            addresses: vec![ip("192.0.2.7")],
+            ..Default::default()
+        }],
+        inventories: vec![inventory("node-b", "eth1", B)],
+        services: vec![ServiceInfo {
+            namespace: "web".into(),
+            name: "front".into(),
+            ingress_ips: vec![ip(VIP)],
+            vip_host: None,
+        }],
+        l2_statuses: vec![L2Status {
+            node: "node-a".into(),
+            service_namespace: "web".into(),
+            service_name: "front".into(),
+            interfaces: vec!["eth0".into()],
+        }],
+        metallb: true,
+        ..Default::default()
+    };
+    ClusterSnapshot::build(&inputs, Some(&inventory("node-a", "eth0", A)), at(0.0))
 }
 
 /// A small structural check of `value` against a schema object: required keys, no undeclared
@@ -1436,6 +1509,18 @@ fn check_against(value: &serde_json::Value, schema: &serde_json::Value, defs: &s
         }
     }
     if let Some(obj) = value.as_object() {
+        if let Some(values) = schema.get("additionalProperties").filter(|a| a.is_object()) {
+            // A map (MAC -> name): its keys and its values each have a schema.
+            for (key, v) in obj {
+                check_against(
+                    &serde_json::Value::from(key.as_str()),
+                    &schema["propertyNames"],
+                    defs,
+                );
+                check_against(v, values, defs);
+            }
+            return;
+        }
         let props = schema["properties"].as_object().unwrap();
         for required in schema["required"].as_array().unwrap() {
             assert!(obj.contains_key(required.as_str().unwrap()), "{value} lacks {required}");
@@ -1507,4 +1592,5 @@ fn the_caps_bound_what_is_kept_and_allocate_nothing_up_front() {
     assert_eq!(h.engine.stats().tracked_macs, 2);
 }
 
+mod announcer;
 mod ndp;

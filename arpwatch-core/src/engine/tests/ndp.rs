@@ -108,7 +108,7 @@ fn an_owner_change_by_an_advertisement_without_override_says_so() {
     assert_eq!(change[0].new_mac, Some(mac(B)));
     assert_eq!(change[0].announced, Some(Announced::Reply));
     assert_eq!(change[0].override_, Some(false));
-    let json = serde_json::to_value(&change[0]).unwrap();
+    let json = serde_json::to_value(change[0]).unwrap();
     assert_eq!(json["override"], false);
 }
 
