@@ -200,6 +200,7 @@ fn an_expired_version_is_a_200_then_an_error_event_with_410() {
     assert_eq!(error["object"]["code"], 410);
     assert_eq!(error["object"]["reason"], "Expired");
     assert_eq!(open.next(), None, "the stream ends after the error");
+    assert_eq!(server.expired_sent("nodes"), 1);
 
     // Resuming from the old version: the same, at once.
     let mut resumed = Watch::open(

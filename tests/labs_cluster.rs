@@ -653,6 +653,7 @@ fn events_keep_flowing_while_the_api_server_is_away_and_context_returns_after_it
         );
         std::thread::sleep(Duration::from_millis(100));
     }
+    assert!(lab.api.expired_sent("services") >= 1, "the resumed watch got the 410 and re-listed");
     std::thread::sleep(Duration::from_secs(1)); // the snapshot is rebuilt (debounced)
     client.udp_to(LATE_VIP);
     let late = watch.wait_event("new_binding of the late VIP", Duration::from_secs(5), |e| {
@@ -661,6 +662,77 @@ fn events_keep_flowing_while_the_api_server_is_away_and_context_returns_after_it
     assert_eq!(late["mac_node"], "node-b", "{late}");
     assert_eq!(late["services"], json!(["default/late"]), "context is back: {late}");
     assert!(late.get("context").is_none(), "{late}");
+}
+
+#[test]
+fn dropped_watches_and_a_410_are_followed_by_a_resume_and_a_relist_and_the_own_lease_is_published()
+{
+    const VIP_1: &str = "192.0.2.101";
+    const VIP_2: &str = "192.0.2.102";
+    let mut lab = Lab::new("relist", 1);
+    for vip in [VIP_1, VIP_2] {
+        lab.node(0).add_addr("eth0", &format!("{vip}/32"));
+    }
+    lab.publish_lease(0);
+    lab.api.set_bookmark_interval(Duration::from_millis(500));
+
+    let mut watch = lab.observe(0, "gateway", 60, &[]);
+    let kinds = ["nodes", "services", "leases"];
+    let started = |api: &ApiServer| kinds.map(|k| api.watches_started(k));
+    let wait_rewatch = |api: &ApiServer, before: [usize; 3], what: &str| {
+        let deadline = Instant::now() + Duration::from_secs(45);
+        while (0..3)
+            .any(|i| api.watches_started(kinds[i]) <= before[i] || api.watching(kinds[i]) == 0)
+        {
+            assert!(
+                Instant::now() < deadline,
+                "no new watches after {what}: {:#?}",
+                api.requests()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+
+    // Every connection dropped (a load balancer in front of the API server restarting): the
+    // watches resume, and what changes next arrives.
+    let before = started(&lab.api);
+    lab.api.drop_connections();
+    wait_rewatch(&lab.api, before, "the dropped connections");
+    lab.api.apply(service_object("default", "one", VIP_1));
+    std::thread::sleep(Duration::from_secs(1));
+    lab.client().udp_to(VIP_1);
+    let one = watch.wait_event("new_binding of VIP 1", Duration::from_secs(5), |e| {
+        e["event"] == "new_binding" && e["ip"] == VIP_1
+    });
+    assert_eq!(one["services"], json!(["default/one"]), "{one}");
+
+    // Every watch expired: the 410 ERROR event, a re-list, and the next change arrives.
+    let before = started(&lab.api);
+    lab.api.expire_watches();
+    wait_rewatch(&lab.api, before, "the 410");
+    assert!(kinds.iter().all(|k| lab.api.expired_sent(k) >= 1));
+    lab.api.apply(service_object("default", "two", VIP_2));
+    std::thread::sleep(Duration::from_secs(1));
+    lab.client().udp_to(VIP_2);
+    let two = watch.wait_event("new_binding of VIP 2", Duration::from_secs(5), |e| {
+        e["event"] == "new_binding" && e["ip"] == VIP_2
+    });
+    assert_eq!(two["services"], json!(["default/two"]), "{two}");
+    assert_eq!(two["mac_node"], "node-a", "{two}");
+
+    // The observer's own Lease: holder, duration, every interface but loopback.
+    let lease = lab.api.get(support::apiserver::LEASES, LEASE_NS, "arpwatch-gateway");
+    let lease =
+        lease.unwrap_or_else(|| panic!("no Lease arpwatch-gateway: {:#?}", lab.api.writes()));
+    assert_eq!(lease["spec"]["holderIdentity"], "gateway", "{lease}");
+    assert_eq!(lease["spec"]["leaseDurationSeconds"], 60, "{lease}");
+    assert_eq!(lease["metadata"]["labels"]["app.kubernetes.io/name"], "arpwatch", "{lease}");
+    let published: Value = serde_json::from_str(
+        lease["metadata"]["annotations"]["arpwatch.io/interfaces"].as_str().expect("annotation"),
+    )
+    .expect("JSON annotation");
+    let expected: BTreeMap<String, String> = interfaces(lab.client()).into_iter().collect();
+    assert_eq!(published, json!(expected), "{lease}");
 }
 
 /// The Events the observers wrote about `default/web` with `reason`.
@@ -742,7 +814,10 @@ fn a_multi_responder_on_a_services_vip_is_one_event_on_that_service_and_repeats_
     assert_eq!(event["regarding"]["uid"], service["metadata"]["uid"], "{event}");
     assert!(event["series"]["count"].as_u64().is_some_and(|c| c >= 2), "{event}");
     let note = event["note"].as_str().unwrap_or_default();
-    assert!(NODES.iter().all(|n| note.contains(n)), "the note names the nodes: {note}");
+    // The line of the condition's start: the nodes that answered by then, by name.
+    let named = NODES.iter().filter(|n| note.contains(*n)).count();
+    assert!(named >= 2, "the note names the answering nodes: {note}");
+    assert!(note.contains("default/web"), "{note}");
     for d in &done {
         assert!(!d.of("multi_responder", VIP).is_empty(), "{}", d.all());
     }

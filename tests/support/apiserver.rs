@@ -182,6 +182,8 @@ struct State {
     watching: BTreeMap<&'static str, usize>,
     /// Watch requests ever received per plural.
     watches_started: BTreeMap<&'static str, usize>,
+    /// `ERROR` events with code 410 sent, per plural.
+    expired_sent: BTreeMap<&'static str, usize>,
     uid: u64,
     /// Writes that get this answer instead (status, reason), for the tests of error paths.
     fail_writes: Option<(u16, String)>,
@@ -268,6 +270,7 @@ impl ApiServer {
                 bookmark_interval: Duration::from_secs(2),
                 watching: BTreeMap::new(),
                 watches_started: BTreeMap::new(),
+                expired_sent: BTreeMap::new(),
                 uid: 0,
                 fail_writes: None,
             }),
@@ -492,6 +495,11 @@ impl ApiServer {
     /// How many watch requests of `plural` arrived so far.
     pub fn watches_started(&self, plural: &str) -> usize {
         self.inner.lock().watches_started.get(plural).copied().unwrap_or(0)
+    }
+
+    /// How many watches of `plural` got the 410 `ERROR` event so far.
+    pub fn expired_sent(&self, plural: &str) -> usize {
+        self.inner.lock().expired_sent.get(plural).copied().unwrap_or(0)
     }
 
     /// Waits until a watch of every kind in `plurals` is open; panics after `timeout` with the
@@ -1553,6 +1561,7 @@ fn serve_watch(inner: &Arc<Inner>, stream: &mut TcpStream, req: &HttpRequest) ->
         stream.flush()?;
         if expired {
             write_chunk(stream, &json!({"type": "ERROR", "object": gone(&from)}))?;
+            *inner.lock().expired_sent.entry(kind.plural).or_default() += 1;
             return end_chunks(stream);
         }
         for event in pending.drain(..) {
@@ -1561,8 +1570,9 @@ fn serve_watch(inner: &Arc<Inner>, stream: &mut TcpStream, req: &HttpRequest) ->
         let mut bookmark_seen = bookmark_seen;
         let mut last_bookmark = Instant::now();
         loop {
-            let state = inner.lock();
+            let mut state = inner.lock();
             if state.expiry != expiry {
+                *state.expired_sent.entry(kind.plural).or_default() += 1;
                 drop(state);
                 write_chunk(
                     stream,
