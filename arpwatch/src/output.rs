@@ -56,7 +56,6 @@ struct ClusterSettings {
     /// The cluster's pools and declarations now given to the engine.
     pools: Vec<Pool>,
     declarations: Vec<(std::net::IpAddr, Declaration)>,
-    snapshot: Option<Arc<ClusterSnapshot>>,
     events: Option<EventSink>,
     /// Why the merged pools were last refused, so it is logged once.
     refused: Option<String>,
@@ -82,10 +81,14 @@ impl<W: Write> Pipeline<W> {
                 }
             }
             Mode::Detect { engine, annotator } => {
-                annotator.observe(obs);
+                // A Node's address seen with a new MAC: that MAC joins its node's pools.
+                let learned = annotator.observe(obs);
                 engine.observe(obs, &mut self.events);
                 if let Some(metrics) = &mut self.metrics {
                     metrics.observe(obs, Some(engine));
+                }
+                if learned {
+                    self.follow_annotator();
                 }
                 self.write_events()
             }
@@ -137,7 +140,6 @@ impl<W: Write> Pipeline<W> {
             file,
             pools: Vec::new(),
             declarations: Vec::new(),
-            snapshot: None,
             events,
             refused: None,
         });
@@ -146,21 +148,30 @@ impl<W: Write> Pipeline<W> {
     /// A new cluster snapshot (`None`: none yet): the annotator names nodes and Services with
     /// it, and the engine watches its pools (after the file's) and checks its declarations.
     pub fn set_cluster(&mut self, snapshot: Option<Arc<ClusterSnapshot>>) {
-        let Some(cluster) = &mut self.cluster else {
+        if self.cluster.is_none() {
+            return;
+        }
+        if let Mode::Detect { annotator, .. } = &mut self.mode {
+            annotator.set_cluster(snapshot);
+        }
+        self.follow_annotator();
+    }
+
+    /// Gives the engine the cluster's pools and declarations as the annotator has them now (the
+    /// snapshot's, with the MACs it learnt on the wire), when they changed: Lease renewals change
+    /// the snapshot every few seconds, the pools seldom.
+    fn follow_annotator(&mut self) {
+        let (Some(cluster), Mode::Detect { engine, annotator }) =
+            (&mut self.cluster, &mut self.mode)
+        else {
             return;
         };
-        let pools = snapshot.as_ref().map(|s| s.pools()).unwrap_or_default();
-        let declarations = snapshot.as_ref().map(|s| s.declarations()).unwrap_or_default();
-        cluster.snapshot = snapshot.clone();
-        let Mode::Detect { engine, annotator } = &mut self.mode else {
-            return;
-        };
-        annotator.set_cluster(snapshot);
+        let declarations = annotator.declarations();
         if declarations != cluster.declarations {
             cluster.declarations = declarations.clone();
             engine.set_declarations(declarations);
         }
-        // Lease renewals change the snapshot every few seconds; the pools seldom.
+        let pools = annotator.cluster_pools();
         if pools != cluster.pools {
             cluster.pools = pools;
             self.apply_config();
@@ -216,7 +227,7 @@ impl<W: Write> Pipeline<W> {
             return Ok(());
         };
         let kubernetes =
-            self.cluster.as_ref().and_then(|c| Some((c.events.as_ref()?, c.snapshot.as_ref()?)));
+            self.cluster.as_ref().and_then(|c| Some((c.events.as_ref()?, annotator.cluster()?)));
         for mut event in self.events.drain(..) {
             annotator.annotate(&mut event);
             if let Some((sink, snapshot)) = kubernetes {
@@ -270,4 +281,84 @@ impl<W: Write> Pipeline<W> {
 pub fn default_format(requested: Option<Format>) -> Format {
     use std::io::IsTerminal;
     requested.unwrap_or(if io::stdout().is_terminal() { Format::Text } else { Format::Json })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arpwatch_core::cluster::{ClusterInputs, Inventory, NodeInfo, ServiceInfo};
+    use arpwatch_core::testkit::observations::{at, frame, ip, mac};
+    use std::time::Duration;
+
+    const FILE: &str = "[[pools]]\nname = \"vips\"\ncidrs = [\"198.51.100.0/28\"]\n";
+
+    fn snapshot() -> Arc<ClusterSnapshot> {
+        let inputs = ClusterInputs {
+            nodes: ["node-a", "node-b"]
+                .iter()
+                .enumerate()
+                .map(|(i, name)| NodeInfo {
+                    name: (*name).into(),
+                    addresses: vec![ip(&format!("192.0.2.{}", 11 + i))],
+                    ..NodeInfo::default()
+                })
+                .collect(),
+            services: vec![ServiceInfo {
+                namespace: "shop".into(),
+                name: "web".into(),
+                ingress_ips: vec![ip("192.0.2.240")],
+                vip_host: None,
+            }],
+            ..ClusterInputs::default()
+        };
+        let local = Inventory {
+            node: "node-a".into(),
+            interfaces: vec![("eth0".into(), mac("02:00:00:00:0a:01"))],
+            renewed: at(0.0),
+            duration: Duration::from_secs(60),
+        };
+        Arc::new(ClusterSnapshot::build(&inputs, Some(&local), at(0.0)))
+    }
+
+    #[test]
+    fn the_cluster_adds_its_pools_after_the_files_and_a_vips_condition_goes_to_its_service() {
+        let config = Config::from_toml(FILE).unwrap();
+        let mode = Mode::Detect {
+            engine: Box::new(Engine::new(&config.engine)),
+            annotator: Annotator::new("node-a"),
+        };
+        let mut pipeline = Pipeline::new(mode, Format::Json, Vec::new(), None);
+        let (sink, mut findings) = crate::cluster::event_channel(&Default::default());
+        pipeline.follow_cluster(config.clone(), Some(sink));
+        pipeline.set_cluster(Some(snapshot()));
+        let pool = |pipeline: &Pipeline<Vec<u8>>, addr: &str| {
+            let Mode::Detect { engine, .. } = &pipeline.mode else { unreachable!() };
+            engine.pools().find(ip(addr)).cloned()
+        };
+        assert_eq!(pool(&pipeline, "198.51.100.1").unwrap().name.as_ref(), "vips");
+        let vips = pool(&pipeline, "192.0.2.240").unwrap();
+        assert_eq!(vips.name.as_ref(), arpwatch_core::cluster::SERVICES_POOL);
+        assert!(!vips.allows_mac(mac("02:00:00:00:0b:01")), "node-b's MAC is not known yet");
+
+        // node-b's MAC, learnt from its Node address on the wire, and node-a's answer the VIP.
+        pipeline.observe(&frame(1.0).reply("02:00:00:00:0b:01", "192.0.2.12")).unwrap();
+        pipeline.observe(&frame(2.0).reply("02:00:00:00:0a:01", "192.0.2.240")).unwrap();
+        pipeline.observe(&frame(2.1).reply("02:00:00:00:0b:01", "192.0.2.240")).unwrap();
+        assert!(
+            pool(&pipeline, "192.0.2.240").unwrap().allows_mac(mac("02:00:00:00:0b:01")),
+            "learnt: node-b's MAC may answer the Services' VIPs"
+        );
+        let finding = findings.try_recv().expect("a finding for shop/web");
+        assert_eq!((finding.namespace.as_str(), finding.service.as_str()), ("shop", "web"));
+        assert_eq!(finding.event_name(), "arpwatch-web-multipleresponders-51282c1d");
+        assert!(finding.starts);
+        assert!(finding.note.contains("multi_responder 192.0.2.240"), "{}", finding.note);
+
+        // A reload keeps the cluster's pools after the file's new ones.
+        let reloaded = Config::from_toml(&FILE.replace("vips", "floating")).unwrap();
+        pipeline.reconfigure(&reloaded);
+        assert_eq!(pool(&pipeline, "198.51.100.1").unwrap().name.as_ref(), "floating");
+        let vips = pool(&pipeline, "192.0.2.240").unwrap();
+        assert_eq!(vips.name.as_ref(), arpwatch_core::cluster::SERVICES_POOL);
+    }
 }

@@ -47,6 +47,7 @@ const EVENTS: &str = "events";
 pub enum Reason {
     MultipleResponders,
     Unanswered,
+    AnnouncerMismatch,
     UnknownResponder,
     Flapping,
     UnexpectedInterface,
@@ -57,6 +58,7 @@ impl Reason {
         Some(match kind {
             EventKind::MultiResponder => Reason::MultipleResponders,
             EventKind::Unanswered => Reason::Unanswered,
+            EventKind::AnnouncerMismatch => Reason::AnnouncerMismatch,
             EventKind::UnknownResponder => Reason::UnknownResponder,
             EventKind::Flapping => Reason::Flapping,
             EventKind::UnexpectedInterface => Reason::UnexpectedInterface,
@@ -68,6 +70,7 @@ impl Reason {
         match self {
             Reason::MultipleResponders => "MultipleResponders",
             Reason::Unanswered => "Unanswered",
+            Reason::AnnouncerMismatch => "AnnouncerMismatch",
             Reason::UnknownResponder => "UnknownResponder",
             Reason::Flapping => "Flapping",
             Reason::UnexpectedInterface => "UnexpectedInterface",

@@ -25,6 +25,8 @@ use tokio::sync::watch;
 pub use crate::metrics::KubeMetrics;
 use crate::plan::{ApiSource, KubernetesPlan};
 use crate::UsageError;
+#[cfg(test)]
+pub use events::channel as event_channel;
 pub use events::EventSink;
 pub use lease::interfaces;
 

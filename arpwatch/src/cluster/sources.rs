@@ -339,6 +339,8 @@ pub async fn build(
 ) {
     let mut reported = false;
     let mut stale = false;
+    // The snapshot's warnings now standing, each logged once.
+    let mut warned: Vec<String> = Vec::new();
     let mut tick = tokio::time::interval(Duration::from_secs(5));
     let mut last_build = tokio::time::Instant::now();
     loop {
@@ -393,6 +395,10 @@ pub async fn build(
         };
         last_build = tokio::time::Instant::now();
         stale = snapshot.is_stale();
+        for warning in snapshot.warnings().iter().filter(|w| !warned.contains(w)) {
+            log::warn!("kubernetes: {warning}");
+        }
+        warned = snapshot.warnings().to_vec();
         snapshots.send_replace(Some(Arc::new(snapshot)));
     }
 }
