@@ -2,7 +2,9 @@
 # Checks the deployment artifacts, the way CI runs them (.ci/run calls this script):
 #   1. Kubernetes manifests against the Kubernetes JSON schemas (kubernetes-validate, strict,
 #      oldest and newest Kubernetes it carries), then what no schema covers: the PodMonitor CRD
-#      and the kustomization, checked for consistency with the DaemonSet.
+#      and the kustomization, checked for consistency with the DaemonSet, and the RBAC: exactly
+#      the access the cluster context uses (docs/kubernetes.md), bound to the DaemonSet's
+#      ServiceAccount, nothing more.
 #   2. Alert rules: promtool check rules, then promtool test rules (a firing and a not-firing
 #      case for each alert).
 #   3. The container image: deploy/image.sh builds the static binary and the image, and checks
@@ -37,7 +39,8 @@ done
 
 step "kubernetes manifests against the schemas"
 k8s=deploy/kubernetes
-core=("$k8s/namespace.yaml" "$k8s/serviceaccount.yaml" "$k8s/configmap.yaml" "$k8s/daemonset.yaml")
+core=("$k8s/namespace.yaml" "$k8s/serviceaccount.yaml" "$k8s/configmap.yaml" "$k8s/daemonset.yaml"
+      "$k8s/rbac-read.yaml" "$k8s/rbac-leases.yaml" "$k8s/rbac-events.yaml")
 for version in 1.28.0 1.37.0; do
   out=$(kubernetes-validate --strict --kubernetes-version "$version" "${core[@]}" 2>&1) \
     || { echo "$out" >&2; fail "manifests do not validate against Kubernetes $version"; }
@@ -48,13 +51,15 @@ for version in 1.28.0 1.37.0; do
   fi
 done
 
-step "PodMonitor and kustomization (no schema: consistency with the DaemonSet)"
-python3 - "$k8s" <<'PY' || fail "PodMonitor or kustomization check"
+step "PodMonitor, kustomization and RBAC (no schema: consistency with the DaemonSet)"
+python3 - "$k8s" <<'PY' || fail "PodMonitor, kustomization or RBAC check"
 import pathlib, sys, yaml
 
 k8s = pathlib.Path(sys.argv[1])
 def load(name):
     return yaml.safe_load((k8s / name).read_text())
+def load_all(name):
+    return [d for d in yaml.safe_load_all((k8s / name).read_text()) if d is not None]
 def check(ok, what):
     if not ok:
         sys.exit(f"{what}")
@@ -98,8 +103,59 @@ check(pod["spec"]["hostNetwork"] is True, "hostNetwork")
 env = {e["name"]: e for e in container["env"]}
 check(env["NODE_NAME"]["valueFrom"]["fieldRef"]["fieldPath"] == "spec.nodeName", "NODE_NAME from spec.nodeName")
 sa = load("serviceaccount.yaml")
-check(sa["automountServiceAccountToken"] is False, "the ServiceAccount must not mount a token")
+check(sa["automountServiceAccountToken"] is False, "the ServiceAccount must not mount a token by default")
+check(pod["spec"].get("automountServiceAccountToken") is True,
+      "the DaemonSet's pods mount the token (the cluster context needs it)")
+check(pod["spec"]["serviceAccountName"] == sa["metadata"]["name"], "the DaemonSet's ServiceAccount")
+if "--kubernetes" in args:
+    check(args[args.index("--kubernetes") + 1] in ("auto", "on"), "--kubernetes must be auto or on")
+namespace = ds["metadata"]["namespace"]
+check(sa["metadata"]["namespace"] == namespace, "the ServiceAccount's namespace")
+lease_ns = args[args.index("--lease-namespace") + 1] if "--lease-namespace" in args else namespace
 print("PodMonitor and kustomization consistent with the DaemonSet")
+
+# RBAC: exactly what the cluster context uses (docs/kubernetes.md, "RBAC").
+# (scope, apiGroup, resource, verb); scope "cluster" or the namespace of a Role.
+expected = set()
+for resource in ("nodes", "services"):
+    expected |= {("cluster", "", resource, v) for v in ("get", "list", "watch")}
+for resource in ("ipaddresspools", "l2advertisements", "servicel2statuses"):
+    expected |= {("cluster", "metallb.io", resource, v) for v in ("get", "list", "watch")}
+expected |= {(lease_ns, "coordination.k8s.io", "leases", v)
+             for v in ("get", "list", "watch", "create", "update", "patch")}
+expected |= {("cluster", "events.k8s.io", "events", v) for v in ("create", "get", "patch")}
+
+roles, bindings = {}, []
+for name in ("rbac-read.yaml", "rbac-leases.yaml", "rbac-events.yaml"):
+    for doc in load_all(name):
+        kind = doc["kind"]
+        if kind in ("ClusterRole", "Role"):
+            check("aggregationRule" not in doc, f"{kind} {doc['metadata']['name']}: no aggregation")
+            scope = "cluster" if kind == "ClusterRole" else doc["metadata"]["namespace"]
+            roles[(kind, doc["metadata"]["name"])] = (scope, doc["rules"])
+        elif kind in ("ClusterRoleBinding", "RoleBinding"):
+            bindings.append(doc)
+        else:
+            check(False, f"{name}: unexpected kind {kind}")
+granted = set()
+for binding in bindings:
+    ref = binding["roleRef"]
+    check(ref["apiGroup"] == "rbac.authorization.k8s.io", f"binding {binding['metadata']['name']}: roleRef apiGroup")
+    check((ref["kind"], ref["name"]) in roles, f"binding {binding['metadata']['name']} refers to no role here")
+    scope, rules = roles[(ref["kind"], ref["name"])]
+    if binding["kind"] == "RoleBinding":
+        check(ref["kind"] == "Role" and binding["metadata"]["namespace"] == scope,
+              f"RoleBinding {binding['metadata']['name']}: a Role of its own namespace")
+    check(binding["subjects"] == [{"kind": "ServiceAccount", "name": sa["metadata"]["name"], "namespace": namespace}],
+          f"binding {binding['metadata']['name']}: the one subject is the DaemonSet's ServiceAccount")
+    for rule in rules:
+        check(set(rule) <= {"apiGroups", "resources", "verbs"}, f"{ref['name']}: unexpected rule keys {set(rule)}")
+        for field in ("apiGroups", "resources", "verbs"):
+            check("*" not in rule[field], f"{ref['name']}: wildcard in {field}")
+        granted |= {(scope, g, r, v) for g in rule["apiGroups"] for r in rule["resources"] for v in rule["verbs"]}
+check(granted == expected,
+      f"RBAC grants {sorted(granted - expected)} beyond the cluster context and lacks {sorted(expected - granted)}")
+print(f"RBAC: {len(granted)} permissions, exactly those of the cluster context, bound to {namespace}/{sa['metadata']['name']}")
 PY
 
 step "alert rules"

@@ -2,5 +2,6 @@
 //! observations come from `arpwatch_core::testkit`. Each test binary uses only part of it.
 #![allow(dead_code)]
 
+pub mod apiserver;
 pub mod kernel;
 pub mod lab;
