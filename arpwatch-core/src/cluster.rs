@@ -414,27 +414,42 @@ impl ClusterSnapshot {
     pub fn pools_with(&self, learned: &[(MacAddr, Arc<str>)]) -> Vec<Pool> {
         let mut out = Vec::new();
         for pool in &self.announced_pools {
+            // Every MAC of an announcing node may answer; one on an interface no advertisement
+            // names is that node answering where it should not, which the engine reports as
+            // `unexpected_interface` (judged by the node's interface, not the observer's).
             let mut macs = Vec::new();
-            let mut interfaces: Vec<String> = Vec::new();
+            let mut placed = Vec::new();
+            let mut node_interfaces: Vec<String> = Vec::new();
             let mut any_iface = false;
             for (nodes, ifaces) in &pool.grants {
                 any_iface |= ifaces.is_empty();
                 for iface in ifaces {
-                    if !interfaces.contains(iface) {
-                        interfaces.push(iface.clone());
+                    if !node_interfaces.contains(iface) {
+                        node_interfaces.push(iface.clone());
                     }
                 }
                 for node in nodes {
                     let allowed: Vec<&str> = ifaces.iter().map(String::as_str).collect();
-                    macs.extend(self.macs_of(node, &allowed, learned));
+                    macs.extend(self.macs_of(node, &[], learned));
+                    placed.extend(self.macs_of(node, &allowed, learned));
                 }
             }
             if any_iface {
-                interfaces.clear();
+                node_interfaces.clear();
+                placed.clone_from(&macs);
             }
             macs.sort_unstable();
             macs.dedup();
-            out.push(Pool { name: pool.name.clone(), cidrs: pool.cidrs.clone(), interfaces, macs });
+            let misplaced_macs: Vec<MacAddr> =
+                macs.iter().copied().filter(|m| !placed.contains(m)).collect();
+            out.push(Pool {
+                name: pool.name.clone(),
+                cidrs: pool.cidrs.clone(),
+                interfaces: Vec::new(),
+                macs,
+                node_interfaces,
+                misplaced_macs,
+            });
         }
         if !self.other_vips.is_empty() {
             let mut macs: Vec<MacAddr> = self
@@ -449,8 +464,8 @@ impl ClusterSnapshot {
             out.push(Pool {
                 name: SERVICES_POOL.to_owned(),
                 cidrs: self.other_vips.iter().map(|ip| IpNet::from(*ip)).collect(),
-                interfaces: Vec::new(),
                 macs,
+                ..Pool::default()
             });
         }
         out
@@ -821,7 +836,7 @@ mod tests {
     }
 
     #[test]
-    fn metallb_pools_allow_the_selected_nodes_macs_on_the_allowed_interfaces() {
+    fn metallb_pools_allow_the_selected_nodes_macs_and_know_their_other_interfaces() {
         let mut inputs = three_nodes();
         metallb(&mut inputs);
         let snap = ClusterSnapshot::build(&inputs, None, NOW);
@@ -838,8 +853,13 @@ mod tests {
         let front = &pools[1];
         assert_eq!(front.cidrs.len(), 2);
         assert!(front.contains(ip("2001:db8::247")) && !front.contains(ip("2001:db8::248")));
-        assert_eq!(front.interfaces, ["eth0"]);
-        assert_eq!(front.macs, [mac(0xa0), mac(0xb0), mac(0xc0)], "eth0 of every node");
+        // Judged by the nodes' interfaces, not the observer's: every node MAC may answer, the
+        // one on an interface the advertisement does not name is misplaced.
+        assert!(front.interfaces.is_empty());
+        assert_eq!(front.node_interfaces, ["eth0"]);
+        assert_eq!(front.macs, [mac(0xa0), mac(0xb0), mac(0xb1), mac(0xc0)]);
+        assert_eq!(front.misplaced_macs, [mac(0xb1)], "b's second NIC");
+        assert!(back.node_interfaces.is_empty() && back.misplaced_macs.is_empty(), "any interface");
 
         let rest = &pools[2];
         let vips: Vec<String> = rest.cidrs.iter().map(|n| n.to_string()).collect();

@@ -40,7 +40,7 @@ pub struct EngineConfig {
 
 /// A set of floating IPs (a MetalLB address pool, a kube-vip range, a VRRP VIP) and who may
 /// answer for them.
-#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Pool {
     pub name: String,
@@ -53,6 +53,14 @@ pub struct Pool {
     /// MACs allowed to claim the pool's IPs; empty means any.
     #[serde(default, deserialize_with = "list")]
     pub macs: Vec<MacAddr>,
+    /// A pool from the cluster's load balancer: the interfaces of the *announcing nodes* it may
+    /// be announced from (MetalLB `L2Advertisement.spec.interfaces`), not the observer's.
+    #[serde(skip)]
+    pub node_interfaces: Vec<String>,
+    /// MACs of the pool's nodes on their other interfaces: such a claim is the node answering on
+    /// an interface it should not (`unexpected_interface`), not a foreign device.
+    #[serde(skip)]
+    pub misplaced_macs: Vec<MacAddr>,
 }
 
 impl Pool {

@@ -27,19 +27,40 @@ pub struct PoolRule {
     pub interfaces: Vec<Arc<str>>,
     /// MACs allowed to claim, sorted (a pool may list thousands); empty means any.
     pub macs: Vec<MacAddr>,
+    /// The announcing nodes' interfaces a cluster pool may be announced from (see
+    /// [`Pool::node_interfaces`]).
+    pub node_interfaces: Vec<Arc<str>>,
+    /// MACs of the pool's nodes on other interfaces, sorted (see [`Pool::misplaced_macs`]).
+    pub misplaced_macs: Vec<MacAddr>,
+}
+
+fn sorted(macs: &[MacAddr]) -> Vec<MacAddr> {
+    let mut macs = macs.to_vec();
+    macs.sort_unstable();
+    macs.dedup();
+    macs
+}
+
+fn names(list: &[String]) -> Vec<Arc<str>> {
+    list.iter().map(|s| Arc::from(s.as_str())).collect()
 }
 
 impl PoolRule {
     fn new(index: usize, pool: &Pool) -> Self {
-        let mut macs = pool.macs.clone();
-        macs.sort_unstable();
-        macs.dedup();
         PoolRule {
             index,
             name: pool.name.as_str().into(),
-            interfaces: pool.interfaces.iter().map(|s| Arc::from(s.as_str())).collect(),
-            macs,
+            interfaces: names(&pool.interfaces),
+            macs: sorted(&pool.macs),
+            node_interfaces: names(&pool.node_interfaces),
+            misplaced_macs: sorted(&pool.misplaced_macs),
         }
+    }
+
+    /// Whether `mac` belongs to one of the pool's nodes on an interface the pool is not
+    /// announced from.
+    pub fn misplaces(&self, mac: MacAddr) -> bool {
+        self.misplaced_macs.binary_search(&mac).is_ok()
     }
 
     pub fn allows_iface(&self, iface: &str) -> bool {
@@ -171,8 +192,7 @@ mod tests {
         Pool {
             name: name.into(),
             cidrs: cidrs.iter().map(|c| parse_cidr(c).unwrap()).collect(),
-            interfaces: Vec::new(),
-            macs: Vec::new(),
+            ..Pool::default()
         }
     }
 

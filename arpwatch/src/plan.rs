@@ -315,8 +315,7 @@ impl ConfigSource {
             config.engine.pools.push(Pool {
                 name: "cli".to_owned(),
                 cidrs: self.pools.clone(),
-                interfaces: Vec::new(),
-                macs: Vec::new(),
+                ..Pool::default()
             });
         }
         config.engine.validate().map_err(|err| UsageError(format!("--pool: {err}")))?;

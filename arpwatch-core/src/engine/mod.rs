@@ -964,14 +964,23 @@ impl<'a> ClaimContext<'a> {
                 out.push(self.event(Some(pool.name.clone()), detail));
             }
         }
-        if !pool.allows_iface(&self.obs.iface) {
+        // Seen on an interface of this host the pool does not allow, or sent by a MAC of one of
+        // the pool's nodes on an interface the load balancer does not announce from.
+        let allowed_ifaces = if !pool.allows_iface(&self.obs.iface) {
+            Some(&pool.interfaces)
+        } else if pool.misplaces(mac) {
+            Some(&pool.node_interfaces)
+        } else {
+            None
+        };
+        if let Some(allowed_ifaces) = allowed_ifaces {
             // Moving to yet another wrong interface is news, not a repeat.
             if binding.unexpected_iface_id != self.iface_id {
                 binding.unexpected_iface_id = self.iface_id;
                 binding.unexpected_interface = Default::default();
             }
             if let Some(count) = binding.unexpected_interface.admit(self.ts, interval) {
-                let misplaced = Misplaced::OutsidePool { allowed_ifaces: pool.interfaces.clone() };
+                let misplaced = Misplaced::OutsidePool { allowed_ifaces: allowed_ifaces.clone() };
                 let detail = Detail::UnexpectedInterface { mac, count, misplaced };
                 out.push(self.event(Some(pool.name.clone()), detail));
             }

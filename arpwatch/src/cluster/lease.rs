@@ -15,12 +15,15 @@ use kube::api::{Api, PostParams};
 use tokio::sync::watch;
 
 use super::convert::{micro_time, INTERFACES_ANNOTATION};
+use super::sources::Shared;
 use super::{status_is, Contact, Interfaces, KubeMetrics, LEASES, NAME_LABEL};
 use crate::metrics::wall_clock_now;
 
 /// A node's Lease is `arpwatch-<node>`.
 pub const LEASE_PREFIX: &str = "arpwatch-";
 pub const RENEW_EVERY: Duration = Duration::from_secs(20);
+/// How often the first renewal looks again whether the Nodes are listed.
+const NODES_LISTED_POLL: Duration = Duration::from_millis(250);
 /// Three renewals may fail before the other nodes see the Lease expire.
 pub const LEASE_DURATION: Duration = Duration::from_secs(60);
 /// Interfaces that change are published at most this often.
@@ -68,6 +71,8 @@ pub fn interfaces<'a>(links: impl Iterator<Item = &'a crate::links::LinkInfo>) -
 pub struct Publisher {
     api: Api<Lease>,
     node: String,
+    /// Tells whether this host is a Node: only a Node publishes.
+    shared: Arc<Shared>,
     name: String,
     /// Of our last successful write.
     resource_version: Option<String>,
@@ -78,10 +83,17 @@ pub struct Publisher {
 }
 
 impl Publisher {
-    pub fn new(api: Api<Lease>, node: &str, metrics: KubeMetrics, contact: Arc<Contact>) -> Self {
+    pub fn new(
+        api: Api<Lease>,
+        node: &str,
+        shared: Arc<Shared>,
+        metrics: KubeMetrics,
+        contact: Arc<Contact>,
+    ) -> Self {
         Publisher {
             api,
             node: node.to_owned(),
+            shared,
             name: lease_name(node),
             resource_version: None,
             acquired: None,
@@ -93,9 +105,28 @@ impl Publisher {
     /// Renews every [`RENEW_EVERY`], and soon after the interfaces change.
     pub async fn run(mut self, mut links: watch::Receiver<Interfaces>) {
         let mut failing = false;
+        let mut said_not_a_node = false;
         loop {
             let interfaces = links.borrow_and_update().clone();
-            match self.renew(&interfaces).await {
+            let renewed = match self.shared.is_node(&self.node) {
+                // The Nodes are not listed yet.
+                None => {
+                    tokio::time::sleep(NODES_LISTED_POLL).await;
+                    continue;
+                }
+                Some(false) => {
+                    if !std::mem::replace(&mut said_not_a_node, true) {
+                        log::info!(
+                            "kubernetes: {} is not a Node of the cluster: reading the cluster \
+                             without publishing a lease",
+                            self.node
+                        );
+                    }
+                    Ok(())
+                }
+                Some(true) => self.renew(&interfaces).await,
+            };
+            match renewed {
                 Ok(()) => {
                     if std::mem::take(&mut failing) {
                         log::info!("kubernetes: lease {} renewed again", self.name);

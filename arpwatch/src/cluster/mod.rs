@@ -103,8 +103,13 @@ impl Cluster {
                     let shared = sources::Shared::new(contact.clone(), metrics.clone());
                     sources::spawn_watchers(&client, &lease_namespace, &shared);
                     let leases = Api::namespaced(client.clone(), &lease_namespace);
-                    let publisher =
-                        lease::Publisher::new(leases, &node, metrics.clone(), contact.clone());
+                    let publisher = lease::Publisher::new(
+                        leases,
+                        &node,
+                        shared.clone(),
+                        metrics.clone(),
+                        contact.clone(),
+                    );
                     tokio::spawn(publisher.run(interfaces_rx.clone()));
                     if report_events {
                         let reporter = events::Reporter::new(client, &node, metrics, contact);

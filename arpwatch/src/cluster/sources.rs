@@ -210,6 +210,16 @@ impl Shared {
     fn stores(&self) -> std::sync::MutexGuard<'_, Stores> {
         self.stores.lock().unwrap_or_else(PoisonError::into_inner)
     }
+
+    /// Whether `name` is a Node of the cluster; `None` until the Nodes are listed. A host agent
+    /// reading the cluster through a kubeconfig (a gateway, a firewall) is none: it publishes no
+    /// inventory and its MACs name no node, so that it never becomes an allowed claimant of the
+    /// cluster's VIPs.
+    pub fn is_node(&self, name: &str) -> Option<bool> {
+        let stores = self.stores();
+        (stores.nodes.state == SyncState::Synced)
+            .then(|| stores.nodes.values().any(|n| &*n.name == name))
+    }
 }
 
 /// Starts a watcher task for every resource.
@@ -383,13 +393,14 @@ pub async fn build(
                 log_sources(&stores);
             }
             let now = wall_clock_now();
-            let local = Inventory {
+            let inputs = stores.inputs();
+            let local = inputs.nodes.iter().any(|n| n.name == node).then(|| Inventory {
                 node: node.clone(),
                 interfaces: interfaces.borrow_and_update().to_vec(),
                 renewed: now,
                 duration: LEASE_DURATION,
-            };
-            let mut snapshot = ClusterSnapshot::build(&stores.inputs(), Some(&local), now);
+            });
+            let mut snapshot = ClusterSnapshot::build(&inputs, local.as_ref(), now);
             snapshot.set_stale(stale || shared.contact.silent_for() > STALE_AFTER);
             snapshot
         };

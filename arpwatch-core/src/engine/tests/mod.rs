@@ -77,6 +77,7 @@ fn vip_pool() -> Pool {
         cidrs: vec!["192.0.2.0/28".parse().unwrap()],
         interfaces: vec!["eth0".into()],
         macs: macs(&[A, B]),
+        ..Pool::default()
     }
 }
 
@@ -1594,3 +1595,27 @@ fn the_caps_bound_what_is_kept_and_allocate_nothing_up_front() {
 
 mod announcer;
 mod ndp;
+
+#[test]
+fn a_node_answering_on_an_interface_its_load_balancer_does_not_announce_from_is_misplaced() {
+    // A cluster pool (MetalLB, L2Advertisement.spec.interfaces = [eth0]): C is node B's second
+    // NIC. Seen from the client, the claim arrives on the client's own eth0 either way.
+    let pool = Pool {
+        name: "metallb/front".into(),
+        cidrs: vec!["192.0.2.0/28".parse().unwrap()],
+        macs: macs(&[A, B, C]),
+        node_interfaces: vec!["eth0".into()],
+        misplaced_macs: macs(&[C]),
+        ..Pool::default()
+    };
+    let mut h = Harness::with(pool_config(pool));
+    let events = h.feed(frame(0.0).reply(A, VIP).to(CLIENT, CLIENT_IP));
+    assert!(alarms(&events).is_empty(), "{events:?}");
+    let events = h.feed(frame(5.0).reply(C, VIP).to(CLIENT, CLIENT_IP));
+    let misplaced = of(&events, EventKind::UnexpectedInterface);
+    assert_eq!(misplaced.len(), 1, "{events:#?}");
+    assert_eq!(misplaced[0].mac, Some(mac(C)));
+    assert_eq!(misplaced[0].allowed_ifaces, [Arc::<str>::from("eth0")]);
+    assert_eq!(misplaced[0].pool, Some("metallb/front"));
+    assert!(of(&events, EventKind::UnknownResponder).is_empty(), "a node's MAC is no foreigner");
+}

@@ -34,6 +34,7 @@ fn vip6_pool() -> Pool {
         cidrs: vec!["2001:db8::100/120".parse().unwrap()],
         interfaces: vec!["eth0".into()],
         macs: macs(&[A, B]),
+        ..Pool::default()
     }
 }
 
