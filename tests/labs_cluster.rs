@@ -476,6 +476,12 @@ fn ipvs_without_strict_arp_the_multi_responder_names_every_node_and_the_service(
     }
     assert!(start.get("foreign_macs").is_none(), "every MAC is a node's: {start}");
     assert!(start.get("context").is_none(), "fresh context: {start}");
+    // The client watching with a kubeconfig is no Node: it publishes no inventory of its own.
+    assert!(
+        lab.api.get(support::apiserver::LEASES, LEASE_NS, "arpwatch-gateway").is_none(),
+        "a host agent that is not a Node publishes no Lease: {:#?}",
+        lab.api.writes()
+    );
 }
 
 #[test]
@@ -674,6 +680,8 @@ fn dropped_watches_and_a_410_are_followed_by_a_resume_and_a_relist_and_the_own_l
         lab.node(0).add_addr("eth0", &format!("{vip}/32"));
     }
     lab.publish_lease(0);
+    // The observer is a Node too (a gateway that is part of the cluster): it publishes its Lease.
+    lab.api.apply(node_object("gateway", "192.0.2.1"));
     lab.api.set_bookmark_interval(Duration::from_millis(500));
 
     let mut watch = lab.observe(0, "gateway", 60, &[]);
