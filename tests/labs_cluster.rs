@@ -89,7 +89,7 @@ impl Lab {
     }
 
     /// Starts arpwatch on `host`'s eth0 as the observer `node_name`, with the lab's kubeconfig,
-    /// and waits until it is attached and has its first cluster snapshot.
+    /// and waits until it is attached and its pipeline uses the first cluster snapshot.
     fn observe(&mut self, host: usize, node_name: &str, seconds: u32, extra: &[&str]) -> Live {
         self.join_mgmt(host);
         let seconds = seconds.to_string();
@@ -98,9 +98,8 @@ impl Lab {
         args.extend_from_slice(extra);
         let mut live = Live::start(&self.lan.hosts[host], &args, node_name);
         live.wait_stderr("watching eth0 ", Duration::from_secs(20));
-        live.wait_stderr("kubernetes: cluster context from", SYNC);
-        // The snapshot is handed to the pipeline when the watch loop next looks.
-        std::thread::sleep(Duration::from_millis(500));
+        // Logged once the pipeline judges and names by the first snapshot.
+        live.wait_stderr("kubernetes: cluster context in use: ", SYNC);
         live
     }
 }
@@ -285,6 +284,8 @@ impl Live {
         let mut cmd = ns.command(arpwatch_bin());
         cmd.args(args)
             .env("NODE_NAME", node_name)
+            // Every cluster snapshot the pipeline takes, with what changed (`wait_applied`).
+            .env("RUST_LOG", "info,arpwatch::watch=debug")
             .env_remove("KUBECONFIG")
             .env_remove("HTTPS_PROXY")
             .env_remove("HTTP_PROXY")
@@ -327,19 +328,55 @@ impl Live {
     }
 
     fn wait_stderr(&mut self, needle: &str, timeout: Duration) -> String {
+        self.wait_line(&format!("{needle:?}"), 0, timeout, |l| l.contains(needle))
+    }
+
+    /// Waits until the pipeline uses a cluster snapshot in which `change` (as
+    /// `ClusterSnapshot::changes_since` names it: `+service default/web`, ...) happened; returns
+    /// the log line.
+    fn wait_applied(&mut self, change: &str, timeout: Duration) -> String {
+        self.wait_line(&format!("a cluster snapshot with {change:?}"), 0, timeout, |l| {
+            l.split_once("kubernetes: cluster context applied: ")
+                .and_then(|(_, rest)| rest.split_once("; changed: "))
+                .is_some_and(|(_, changes)| changes.split(", ").any(|c| c == change))
+        })
+    }
+
+    /// How many stderr lines were read so far: `wait_line`'s `from`, for lines printed after now.
+    fn stderr_mark(&mut self) -> usize {
+        self.drain();
+        self.stderr_seen.len()
+    }
+
+    /// The first stderr line from the `from`th on for which `pred` holds; panics after
+    /// `timeout`.
+    fn wait_line(
+        &mut self,
+        what: &str,
+        from: usize,
+        timeout: Duration,
+        pred: impl Fn(&str) -> bool,
+    ) -> String {
         let deadline = Instant::now() + timeout;
         loop {
             self.drain();
-            if let Some(l) = self.stderr_seen.iter().find(|l| l.contains(needle)) {
+            if let Some(l) = self.stderr_seen.iter().skip(from).find(|l| pred(l)) {
                 return l.clone();
             }
             assert!(
                 Instant::now() < deadline,
-                "arpwatch did not print {needle:?} within {timeout:?}; stderr:\n{}",
+                "arpwatch did not print {what} within {timeout:?}; stderr:\n{}",
                 self.stderr_seen.join("\n")
             );
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    /// Ends the run with SIGTERM, as Kubernetes stops a pod; returns every event.
+    fn terminate(self, timeout: Duration) -> Done {
+        // SAFETY: plain kill(2) on our own child, not yet waited for.
+        assert_eq!(unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM) }, 0);
+        self.finish(timeout)
     }
 
     /// The first event (since the start) for which `pred` holds; panics after `timeout`.
@@ -416,6 +453,18 @@ impl Done {
         let lines: Vec<String> = self.events.iter().map(Value::to_string).collect();
         format!("events:\n{}\nstderr:\n{}", lines.join("\n"), self.stderr)
     }
+}
+
+/// Seconds from one event timestamp (`2026-01-01T10:00:00.123456789Z`) to a later one, less
+/// than a day apart.
+fn seconds_between(from: &Value, to: &Value) -> f64 {
+    let of_day = |ts: &Value| {
+        let ts = ts.as_str().unwrap_or_else(|| panic!("a timestamp: {ts}"));
+        let time = ts.split_once('T').and_then(|(_, t)| t.strip_suffix('Z')).expect(ts);
+        let parts: Vec<f64> = time.split(':').map(|p| p.parse().expect(ts)).collect();
+        parts[0] * 3600.0 + parts[1] * 60.0 + parts[2]
+    };
+    (of_day(to) - of_day(from)).rem_euclid(86_400.0)
 }
 
 fn object_of(pairs: &[(&str, &str)]) -> Value {
@@ -531,14 +580,20 @@ fn the_status_names_node_a_while_node_b_answers_is_an_announcer_mismatch() {
 
     let mut watch = lab.observe(0, "gateway", 6, &["--config", config.arg()]);
     lab.client().udp_to(VIP);
-    std::thread::sleep(Duration::from_millis(1500));
-    announce(lab.node(1), VIP); // node B keeps claiming the VIP past the grace period
+    let claim = watch.wait_event("node B's answer", Duration::from_secs(5), |e| {
+        e["event"] == "new_binding" && e["ip"] == VIP && e["mac"] == mac_b.as_str()
+    });
+    announce(lab.node(1), VIP); // node B keeps claiming the VIP
     let mismatch = watch.wait_event("announcer_mismatch", Duration::from_secs(5), |e| {
         e["event"] == "announcer_mismatch" && e["ip"] == VIP
     });
     let done = watch.finish(Duration::from_secs(30));
 
     assert_eq!(mismatch["state"], "start", "{}", done.all());
+    // From node B's first answer, reported once the grace period (1 s) is over.
+    assert_eq!(mismatch["first_seen"], claim["ts"], "{mismatch}");
+    let lasted = seconds_between(&claim["ts"], &mismatch["ts"]);
+    assert!(lasted >= 1.0, "dated at the end of the grace period, {lasted} s on: {mismatch}");
     assert_eq!(mismatch["severity"], "critical");
     assert_eq!(mismatch["mac"], mac_b.as_str());
     assert_eq!(mismatch["mac_node"], "node-b");
@@ -559,19 +614,36 @@ fn a_failover_whose_status_follows_within_the_grace_period_is_no_announcer_misma
     metallb_web(&lab.api, &[]);
     lab.api.apply(service_l2_status("l2-a9f3c", "node-a", "default", "web", &["eth0"]));
 
-    // The default grace period (5 s): the status follows the wire 1 s after the failover.
-    let mut watch = lab.observe(0, "gateway", 9, &[]);
-    lab.client().udp_to(VIP); // node A answers: the declared announcer
-    std::thread::sleep(Duration::from_millis(700));
+    // The default grace period: the status follows the wire STATUS_LAG after the failover.
+    const GRACE: Duration = Duration::from_secs(5);
+    const STATUS_LAG: Duration = Duration::from_secs(1);
+    let mac_a = lab.node(0).mac("eth0");
+    let mut watch = lab.observe(0, "gateway", 60, &[]);
+    lab.client().udp_to(VIP);
+    watch.wait_event("node A's answer (the declared announcer)", Duration::from_secs(5), |e| {
+        e["event"] == "new_binding" && e["ip"] == VIP && e["mac"] == mac_a.as_str()
+    });
     fail_over(lab.node(0), lab.node(1));
     let change = watch.wait_event("owner_change", Duration::from_secs(5), |e| {
         e["event"] == "owner_change" && e["ip"] == VIP
     });
-    std::thread::sleep(Duration::from_secs(1));
-    // MetalLB's speaker on node B writes its own status; node A's speaker deletes its own.
+    // No later than the engine saw node B's claim, from which the grace period counts.
+    let failed_over = Instant::now();
+    // The scenario, not a wait: MetalLB's status lags the wire. Then its speaker on node B
+    // writes its own status, and node A's speaker deletes its own.
+    std::thread::sleep(STATUS_LAG);
     lab.api.apply(service_l2_status("l2-k4m8d", "node-b", "default", "web", &["eth0"]));
     lab.api.delete(SERVICE_L2_STATUSES, "metallb-system", "l2-a9f3c");
-    let done = watch.finish(Duration::from_secs(30));
+    watch.wait_applied(
+        &format!("announcer {VIP}: node-a on eth0 (metallb) -> node-b on eth0 (metallb)"),
+        GRACE,
+    );
+    let followed = failed_over.elapsed();
+    assert!(followed < GRACE, "the status followed within the grace period: {followed:?}");
+    // A mismatch would start at the end of the grace period: the run goes on past it.
+    let past_grace = failed_over + GRACE + Duration::from_secs(1);
+    std::thread::sleep(past_grace.saturating_duration_since(Instant::now()));
+    let done = watch.terminate(Duration::from_secs(30));
 
     assert!(done.of("announcer_mismatch", VIP).is_empty(), "{}", done.all());
     assert_eq!(change["old_node"], "node-a", "{change}");
@@ -622,10 +694,13 @@ fn events_keep_flowing_while_the_api_server_is_away_and_context_returns_after_it
     assert_eq!(bound["mac_node"], "node-a", "{bound}");
     assert_eq!(bound["services"], json!(["default/web"]), "{bound}");
 
-    // The API server goes away.
+    // The API server goes away, and the client finds it gone.
+    let mark = watch.stderr_mark();
     lab.api.stop();
     let stopped = Instant::now();
-    std::thread::sleep(Duration::from_secs(1));
+    watch.wait_line("a failed watch", mark, Duration::from_secs(10), |l| {
+        l.contains("kubernetes: ") && l.ends_with("; retrying")
+    });
     let (a, b) = (&lab.lan.hosts[1], &lab.lan.hosts[2]);
     fail_over(a, b);
     let asked = Instant::now();
@@ -660,7 +735,7 @@ fn events_keep_flowing_while_the_api_server_is_away_and_context_returns_after_it
         std::thread::sleep(Duration::from_millis(100));
     }
     assert!(lab.api.expired_sent("services") >= 1, "the resumed watch got the 410 and re-listed");
-    std::thread::sleep(Duration::from_secs(1)); // the snapshot is rebuilt (debounced)
+    watch.wait_applied("+service default/late", Duration::from_secs(10));
     client.udp_to(LATE_VIP);
     let late = watch.wait_event("new_binding of the late VIP", Duration::from_secs(5), |e| {
         e["event"] == "new_binding" && e["ip"] == LATE_VIP
@@ -707,7 +782,7 @@ fn dropped_watches_and_a_410_are_followed_by_a_resume_and_a_relist_and_the_own_l
     lab.api.drop_connections();
     wait_rewatch(&lab.api, before, "the dropped connections");
     lab.api.apply(service_object("default", "one", VIP_1));
-    std::thread::sleep(Duration::from_secs(1));
+    watch.wait_applied("+service default/one", Duration::from_secs(10));
     lab.client().udp_to(VIP_1);
     let one = watch.wait_event("new_binding of VIP 1", Duration::from_secs(5), |e| {
         e["event"] == "new_binding" && e["ip"] == VIP_1
@@ -720,7 +795,7 @@ fn dropped_watches_and_a_410_are_followed_by_a_resume_and_a_relist_and_the_own_l
     wait_rewatch(&lab.api, before, "the 410");
     assert!(kinds.iter().all(|k| lab.api.expired_sent(k) >= 1));
     lab.api.apply(service_object("default", "two", VIP_2));
-    std::thread::sleep(Duration::from_secs(1));
+    watch.wait_applied("+service default/two", Duration::from_secs(10));
     lab.client().udp_to(VIP_2);
     let two = watch.wait_event("new_binding of VIP 2", Duration::from_secs(5), |e| {
         e["event"] == "new_binding" && e["ip"] == VIP_2
@@ -780,17 +855,24 @@ fn a_multi_responder_on_a_services_vip_is_one_event_on_that_service_and_repeats_
     lab.api.wait_writes(Duration::from_secs(10), "the Event's creation", |w| {
         event_writes(w, "multipleresponders").iter().any(|w| w.method == "POST" && w.status == 201)
     });
-    // Repeats: both clients ask again (their entries flushed), the nodes answer again.
-    for _ in 0..2 {
-        std::thread::sleep(Duration::from_millis(1500));
+    // Repeats: both clients ask again (their entries flushed), the nodes answer again, until
+    // one comes a report interval after the start and the reporter folds it into the series.
+    let series_updated = |w: &[WriteRecord]| {
+        event_writes(w, "multipleresponders").iter().any(|w| w.method == "PATCH" && w.status == 200)
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let writes = loop {
+        let writes = lab.api.writes();
+        if series_updated(&writes) {
+            break writes;
+        }
+        assert!(Instant::now() < deadline, "no series update within 10 s: {writes:#?}");
         for c in [c1, c2] {
             c.ip(&["neigh", "flush", "dev", "eth0"]);
             c.udp_to(VIP);
         }
-    }
-    let writes = lab.api.wait_writes(Duration::from_secs(10), "a series update", |w| {
-        event_writes(w, "multipleresponders").iter().any(|w| w.method == "PATCH" && w.status == 200)
-    });
+        std::thread::sleep(Duration::from_millis(100));
+    };
     let done = [one.finish(Duration::from_secs(30)), two.finish(Duration::from_secs(30))];
 
     let ours = event_writes(&writes, "multipleresponders");

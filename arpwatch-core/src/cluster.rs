@@ -22,6 +22,7 @@
 //! and beats a Lease nobody renews any more.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::fmt;
 use std::net::IpAddr;
 use std::str::FromStr;
 use std::sync::Arc;
@@ -207,6 +208,8 @@ pub struct ClusterSnapshot {
     built: Timestamp,
     stale: bool,
     metallb: bool,
+    /// How many Nodes the inputs had (for [`summary`](Self::summary)).
+    nodes: usize,
     /// Local and Lease sources, merged by the precedence of the module doc.
     macs: HashMap<MacAddr, MacOwner>,
     /// Per node, its MACs with their interface names, from `local` and the Leases (stale ones
@@ -227,6 +230,7 @@ impl ClusterSnapshot {
     pub fn build(inputs: &ClusterInputs, local: Option<&Inventory>, now: Timestamp) -> Self {
         let mut snap =
             ClusterSnapshot { built: now, metallb: inputs.metallb, ..Default::default() };
+        snap.nodes = inputs.nodes.len();
         snap.merge_macs(inputs, local, now);
         for node in &inputs.nodes {
             for ip in &node.addresses {
@@ -552,6 +556,128 @@ impl ClusterSnapshot {
     pub fn inventories(&self) -> impl Iterator<Item = (&Arc<str>, &[(Arc<str>, MacAddr)])> {
         self.node_macs.iter().map(|(node, macs)| (node, macs.as_slice()))
     }
+
+    /// What it holds, counted: for the shell's log.
+    pub fn summary(&self) -> SnapshotSummary {
+        SnapshotSummary {
+            nodes: self.nodes,
+            services: self.service_names().len(),
+            inventories: self.node_macs.len(),
+            pools: self.pool_names().len(),
+            declarations: self.announcers.len(),
+            stale: self.stale,
+        }
+    }
+
+    /// What differs from `before` (the snapshot in use until now), one short phrase each, for
+    /// the shell's log: Services, inventories and pools that came (`+`) or went (`-`), an
+    /// inventory whose interfaces changed or whose Lease went stale or fresh, a VIP's declared
+    /// announcer, the node count, the whole snapshot going stale or fresh. Empty when nothing of
+    /// that changed (a rebuild for the Leases' renewals).
+    pub fn changes_since(&self, before: &ClusterSnapshot) -> Vec<String> {
+        let mut out = Vec::new();
+        if before.stale != self.stale {
+            out.push(if self.stale { "stale" } else { "fresh again" }.to_owned());
+        }
+        if before.nodes != self.nodes {
+            out.push(format!("nodes {} -> {}", before.nodes, self.nodes));
+        }
+        came_and_went(&mut out, "service", &before.service_names(), &self.service_names());
+        let (was, is) = (before.stale_inventories(), self.stale_inventories());
+        for (node, macs) in &self.node_macs {
+            match before.node_macs.get(node) {
+                None => out.push(format!("+inventory {node}")),
+                Some(old) if old != macs => out.push(format!("inventory {node} changed")),
+                Some(_) => {}
+            }
+            match (was.contains(&**node), is.contains(&**node)) {
+                (false, true) => out.push(format!("inventory {node} stale")),
+                (true, false) => out.push(format!("inventory {node} fresh again")),
+                _ => {}
+            }
+        }
+        for node in before.node_macs.keys().filter(|n| !self.node_macs.contains_key(*n)) {
+            out.push(format!("-inventory {node}"));
+        }
+        came_and_went(&mut out, "pool", &before.pool_names(), &self.pool_names());
+        let ips: BTreeSet<&IpAddr> =
+            before.announcers.keys().chain(self.announcers.keys()).collect();
+        for ip in ips {
+            match (before.announcers.get(ip), self.announcers.get(ip)) {
+                (None, Some(now)) => out.push(format!("+announcer {ip}: {now}")),
+                (Some(old), None) => out.push(format!("-announcer {ip}: {old}")),
+                (Some(old), Some(now)) if old != now => {
+                    out.push(format!("announcer {ip}: {old} -> {now}"))
+                }
+                _ => {}
+            }
+        }
+        out
+    }
+
+    /// The Services with an ingress IP, as "namespace/name".
+    fn service_names(&self) -> BTreeSet<&str> {
+        self.services.values().flatten().map(|name| &**name).collect()
+    }
+
+    /// The names of the pools [`pools`](Self::pools) makes.
+    fn pool_names(&self) -> BTreeSet<&str> {
+        let services = (!self.other_vips.is_empty()).then_some(SERVICES_POOL);
+        self.announced_pools.iter().map(|p| p.name.as_str()).chain(services).collect()
+    }
+
+    /// The nodes named as the owner of some MAC by a stale Lease only.
+    fn stale_inventories(&self) -> BTreeSet<&str> {
+        self.macs.values().filter(|owner| owner.stale).map(|owner| &*owner.node).collect()
+    }
+}
+
+/// The phrases `+<what> <name>` for the names in `now` only, `-<what> <name>` for those in
+/// `before` only.
+fn came_and_went(out: &mut Vec<String>, what: &str, before: &BTreeSet<&str>, now: &BTreeSet<&str>) {
+    out.extend(now.difference(before).map(|name| format!("+{what} {name}")));
+    out.extend(before.difference(now).map(|name| format!("-{what} {name}")));
+}
+
+/// A [`ClusterSnapshot`] counted ([`ClusterSnapshot::summary`]): the Nodes, the Services with
+/// an ingress IP, the inventories (this host's and the Leases'), the pools the engine is given
+/// and the VIPs with a declared announcer. Displayed as `3 nodes, 2 services, 3 inventories,
+/// 1 pools, 1 declarations` (`, stale` when it is).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SnapshotSummary {
+    pub nodes: usize,
+    pub services: usize,
+    pub inventories: usize,
+    pub pools: usize,
+    pub declarations: usize,
+    pub stale: bool,
+}
+
+impl fmt::Display for SnapshotSummary {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let SnapshotSummary { nodes, services, inventories, pools, declarations, stale } = self;
+        write!(
+            f,
+            "{nodes} nodes, {services} services, {inventories} inventories, {pools} pools, \
+             {declarations} declarations"
+        )?;
+        if *stale {
+            f.write_str(", stale")?;
+        }
+        Ok(())
+    }
+}
+
+/// `node-a on eth0 (metallb)`; `node-a (kube-vip)` when any interface may announce.
+impl fmt::Display for Announcer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.node)?;
+        if !self.interfaces.is_empty() {
+            let names: Vec<&str> = self.interfaces.iter().map(|i| &**i).collect();
+            write!(f, " on {}", names.join(","))?;
+        }
+        write!(f, " ({})", self.source.as_str())
+    }
 }
 
 /// One entry of an IPAddressPool's `addresses`: a CIDR (host bits cleared, as MetalLB takes
@@ -730,6 +856,95 @@ mod tests {
         assert_eq!(decl[0].0, ip("192.0.2.240"));
         assert_eq!(decl[0].1.macs, [mac(0xb1)], "b's MAC on eth1 only");
         assert_eq!(decl[1].1.macs, [mac(0xc0)], "kube-vip names no interface: all of c's");
+    }
+
+    #[test]
+    fn the_summary_counts_what_the_snapshot_holds_and_says_stale() {
+        let mut inputs = three_nodes();
+        inputs.services = vec![
+            service("web", "a", &["192.0.2.240"]),
+            service("web", "b", &["192.0.2.240"]),
+            service("web", "pending", &[]),
+        ];
+        inputs.l2_statuses = vec![l2_status("b", "web", "a", &[])];
+        let mut snap = ClusterSnapshot::build(&inputs, None, NOW);
+        let summary = snap.summary();
+        assert_eq!(
+            summary,
+            SnapshotSummary {
+                nodes: 3,
+                services: 2,
+                inventories: 3,
+                pools: 1,
+                declarations: 1,
+                stale: false
+            }
+        );
+        assert_eq!(
+            summary.to_string(),
+            "3 nodes, 2 services, 3 inventories, 1 pools, 1 declarations"
+        );
+        snap.set_stale(true);
+        assert!(snap.summary().to_string().ends_with(" 1 declarations, stale"));
+        assert_eq!(ClusterSnapshot::default().summary(), SnapshotSummary::default());
+    }
+
+    #[test]
+    fn the_changes_since_the_last_snapshot_name_what_came_went_and_moved() {
+        let mut inputs = three_nodes();
+        inputs.services = vec![service("web", "a", &["192.0.2.240"])];
+        inputs.l2_statuses = vec![l2_status("a", "web", "a", &["eth0"])];
+        let before = ClusterSnapshot::build(&inputs, None, NOW);
+        assert!(before.changes_since(&before).is_empty(), "nothing changed");
+        // A rebuild for a Lease renewal (b renews; still fresh) names nothing.
+        inputs.inventories[1].renewed = Timestamp::from_secs(995);
+        assert!(ClusterSnapshot::build(&inputs, None, NOW).changes_since(&before).is_empty());
+
+        // The VIP fails over to b; Service web/b comes, web/a goes; b's Lease gains a NIC, c's
+        // Lease is renewed (fresh again), a fourth node joins with its Lease.
+        inputs.services = vec![service("web", "b", &["192.0.2.240"])];
+        inputs.l2_statuses = vec![l2_status("b", "web", "b", &[])];
+        inputs.inventories[1].interfaces.push(("eth2".into(), mac(0xb2)));
+        inputs.inventories[2].renewed = Timestamp::from_secs(995);
+        inputs.nodes.push(node("d", "192.0.2.4", &[]));
+        inputs.inventories.push(inventory("d", &[("eth0", 0xd0)], 995));
+        let mut after = ClusterSnapshot::build(&inputs, None, NOW);
+        assert_eq!(
+            after.changes_since(&before),
+            [
+                "nodes 3 -> 4",
+                "+service web/b",
+                "-service web/a",
+                "inventory b changed",
+                "inventory c fresh again",
+                "+inventory d",
+                "announcer 192.0.2.240: a on eth0 (metallb) -> b (metallb)",
+            ]
+        );
+        after.set_stale(true);
+        assert_eq!(after.changes_since(&after.clone()), Vec::<String>::new());
+        let fresh = ClusterSnapshot::build(&inputs, None, NOW);
+        assert_eq!(after.changes_since(&fresh)[0], "stale");
+        assert_eq!(fresh.changes_since(&after)[0], "fresh again");
+
+        // Everything gone: what went is named, with the pool and the declaration.
+        let empty = ClusterSnapshot::build(&ClusterInputs::default(), None, NOW);
+        let gone = empty.changes_since(&fresh);
+        assert!(gone.contains(&"-inventory d".to_owned()), "{gone:?}");
+        assert!(gone.contains(&format!("-pool {SERVICES_POOL}")), "{gone:?}");
+        assert!(gone.contains(&"-announcer 192.0.2.240: b (metallb)".to_owned()), "{gone:?}");
+        assert!(fresh
+            .changes_since(&empty)
+            .contains(&"+announcer 192.0.2.240: b (metallb)".to_owned()));
+    }
+
+    fn l2_status(node: &str, ns: &str, svc: &str, interfaces: &[&str]) -> L2Status {
+        L2Status {
+            node: node.into(),
+            service_namespace: ns.into(),
+            service_name: svc.into(),
+            interfaces: interfaces.iter().map(|i| Arc::from(*i)).collect(),
+        }
     }
 
     #[test]

@@ -5,10 +5,12 @@
 
 use anyhow::{Context, Result};
 use std::io::Write;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::time::Instant;
 
+use arpwatch_core::cluster::ClusterSnapshot;
 use arpwatch_core::engine::EngineStats;
 
 use crate::capture::{RecordDecoder, RingReader};
@@ -24,6 +26,8 @@ use crate::UsageError;
 /// How often the wall-clock offset is re-measured, readiness and the kernel counters are
 /// reported and the engine is given the time (besides its own deadlines).
 const TICK: Duration = Duration::from_secs(1);
+/// How many changes the debug line of an applied cluster snapshot names at most.
+const CHANGES_LOGGED: usize = 10;
 /// How late past its deadline a timer's event may be printed, so that many deadlines close
 /// together (a scan's requests) cost one wake-up, not one each.
 const TIMER_SLACK: Duration = Duration::from_millis(10);
@@ -97,6 +101,8 @@ pub async fn run<W: Write>(
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut short_records = 0;
+    // The cluster snapshot the pipeline uses, for the log's account of what changed.
+    let mut applied: Option<Arc<ClusterSnapshot>> = None;
 
     let stop = loop {
         // The engine's next timer (an unanswered request, a condition going quiet), on tokio's
@@ -149,7 +155,11 @@ pub async fn run<W: Write>(
                     cluster = None;
                 }
                 let snapshot = cluster.as_mut().and_then(|c| c.snapshots.borrow_and_update().clone());
-                pipeline.set_cluster(snapshot);
+                pipeline.set_cluster(snapshot.clone());
+                if let Some(snapshot) = snapshot {
+                    log_applied(applied.as_deref(), &snapshot);
+                    applied = Some(snapshot);
+                }
             }
             _ = tokio::time::sleep_until(wake.unwrap_or_else(Instant::now)), if wake.is_some() => {
                 // Frames already in the ring come before the timer's event.
@@ -183,6 +193,26 @@ async fn snapshot_changed(
         Some(cluster) => cluster.snapshots.changed().await,
         None => std::future::pending().await,
     }
+}
+
+/// Says which cluster snapshot the pipeline now judges and names by: the first at info, each
+/// later one at debug (`RUST_LOG=info,arpwatch::watch=debug`), with what changed since the one
+/// before.
+fn log_applied(before: Option<&ClusterSnapshot>, now: &ClusterSnapshot) {
+    let Some(before) = before else {
+        log::info!("kubernetes: cluster context in use: {}", now.summary());
+        return;
+    };
+    if !log::log_enabled!(log::Level::Debug) {
+        return;
+    }
+    let changes = now.changes_since(before);
+    let mut named = changes.iter().take(CHANGES_LOGGED).cloned().collect::<Vec<_>>().join(", ");
+    if changes.len() > CHANGES_LOGGED {
+        named.push_str(&format!(" and {} more", changes.len() - CHANGES_LOGGED));
+    }
+    let changed = if changes.is_empty() { String::new() } else { format!("; changed: {named}") };
+    log::debug!("kubernetes: cluster context applied: {}{changed}", now.summary());
 }
 
 /// Delivers the records already in the ring, without waiting; returns how many ring items were
