@@ -25,7 +25,7 @@ pub trait LocalMacs {
 /// has a few MACs per node, so this is thousands of nodes.
 pub const MAX_LEARNED_MACS: usize = 16_384;
 
-/// Sets the [`Context`](crate::event::Context) of events: the node that observed them, for an
+/// Sets the [`Context`] of events: the node that observed them, for an
 /// event whose MAC is this host's own the interface that owns it, and the cluster context (the
 /// nodes and interfaces of its MACs, the Services and the declared announcer of its IP) from
 /// the [`ClusterSnapshot`] it was given and what it learned passively
