@@ -240,7 +240,24 @@ pub struct StatusArgs {
     pub server: String,
     /// Output format; defaults to json when stdout is not a terminal, a table otherwise.
     #[arg(long, value_enum)]
-    pub format: Option<FormatArg>,
+    pub format: Option<StatusFormatArg>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum StatusFormatArg {
+    /// One JSON document (the default when stdout is not a terminal).
+    Json,
+    /// A table (the default on a terminal).
+    Text,
+}
+
+impl From<StatusFormatArg> for Format {
+    fn from(arg: StatusFormatArg) -> Self {
+        match arg {
+            StatusFormatArg::Json => Format::Json,
+            StatusFormatArg::Text => Format::Text,
+        }
+    }
 }
 
 /// Where `arpwatch status` asks by default: the metrics address the deployment uses.
@@ -347,6 +364,26 @@ mod tests {
         let Command::Replay(r) = cli.command else { panic!("not replay") };
         let pools: Vec<String> = r.common.pools.iter().map(ToString::to_string).collect();
         assert_eq!(pools, ["192.0.2.10/32", "198.51.100.0/28"]);
+    }
+
+    #[test]
+    fn status_takes_ips_and_cidrs_and_asks_the_deployments_address_by_default() {
+        let cli =
+            Cli::try_parse_from(["arpwatch", "status", "192.0.2.10", "198.51.100.7/24"]).unwrap();
+        let Command::Status(s) = cli.command else { panic!("not status") };
+        let targets: Vec<String> = s.targets.iter().map(ToString::to_string).collect();
+        assert_eq!(targets, ["192.0.2.10/32", "198.51.100.0/24"]);
+        assert_eq!((s.server.as_str(), s.format), ("127.0.0.1:9851", None));
+        for args in [
+            &["arpwatch", "status", "192.0.2.300"][..],
+            &["arpwatch", "status", "--format", "yaml"],
+            &["arpwatch", "watch", "--all", "--api", "maybe"],
+        ] {
+            assert_eq!(Cli::try_parse_from(args).unwrap_err().exit_code(), 2, "{args:?}");
+        }
+        let cli = Cli::try_parse_from(["arpwatch", "watch", "--all"]).unwrap();
+        let Command::Watch(w) = cli.command else { panic!("not watch") };
+        assert_eq!(w.api, OnOffArg::On, "the API is on by default");
     }
 
     #[test]
