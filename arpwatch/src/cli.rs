@@ -29,6 +29,10 @@ pub enum Command {
     Watch(WatchArgs),
     /// Run the same detection engine over pcap or pcapng capture files.
     Replay(ReplayArgs),
+    /// Ask a running agent what it knows about watched IPs: owner, claims, last owner change,
+    /// open conditions, requests. Reads the agent's status API; sends nothing on the network
+    /// segment.
+    Status(StatusArgs),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -176,6 +180,10 @@ pub struct WatchArgs {
     /// Serve Prometheus metrics, /healthz and /readyz on this address (e.g. 0.0.0.0:9851).
     #[arg(long, value_name = "ADDR:PORT")]
     pub metrics_addr: Option<std::net::SocketAddr>,
+    /// Serve the read-only status API (/api/v1/...) and the status page (/) on the metrics
+    /// address too.
+    #[arg(long, value_enum, value_name = "on|off", default_value = "on")]
+    pub api: OnOffArg,
     /// How to attach the TC programs (egress, and ingress where TC watches it).
     #[arg(long, value_enum, default_value = "auto")]
     pub tc_mode: TcModeArg,
@@ -219,6 +227,50 @@ pub struct ReplayArgs {
     pub files: Vec<PathBuf>,
     #[command(flatten)]
     pub common: CommonArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// IPs or CIDRs to show (e.g. 192.0.2.10, 198.51.100.0/24, 2001:db8::/64); all watched IPs
+    /// without any.
+    #[arg(value_name = "IP|CIDR", value_parser = parse_target)]
+    pub targets: Vec<ipnet::IpNet>,
+    /// The agent's metrics address (--metrics-addr of `arpwatch watch`).
+    #[arg(long, value_name = "ADDR:PORT", default_value = DEFAULT_STATUS_SERVER)]
+    pub server: String,
+    /// Output format; defaults to json when stdout is not a terminal, a table otherwise.
+    #[arg(long, value_enum)]
+    pub format: Option<StatusFormatArg>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum StatusFormatArg {
+    /// One JSON document (the default when stdout is not a terminal).
+    Json,
+    /// A table (the default on a terminal).
+    Text,
+}
+
+impl From<StatusFormatArg> for Format {
+    fn from(arg: StatusFormatArg) -> Self {
+        match arg {
+            StatusFormatArg::Json => Format::Json,
+            StatusFormatArg::Text => Format::Text,
+        }
+    }
+}
+
+/// Where `arpwatch status` asks by default: the metrics address the deployment uses.
+pub const DEFAULT_STATUS_SERVER: &str = "127.0.0.1:9851";
+
+/// An IP (a /32 or /128) or a CIDR, host bits kept off.
+fn parse_target(s: &str) -> Result<ipnet::IpNet, String> {
+    if let Ok(ip) = s.parse::<std::net::IpAddr>() {
+        return Ok(ipnet::IpNet::from(ip));
+    }
+    s.parse::<ipnet::IpNet>().map(|net| net.trunc()).map_err(|_| {
+        format!("'{s}' is not an IPv4 or IPv6 address or CIDR (e.g. 192.0.2.10, 198.51.100.0/24)")
+    })
 }
 
 /// `--pool`: the configuration's parser (a bare address is a /32, host bits are cleared), in
@@ -312,6 +364,26 @@ mod tests {
         let Command::Replay(r) = cli.command else { panic!("not replay") };
         let pools: Vec<String> = r.common.pools.iter().map(ToString::to_string).collect();
         assert_eq!(pools, ["192.0.2.10/32", "198.51.100.0/28"]);
+    }
+
+    #[test]
+    fn status_takes_ips_and_cidrs_and_asks_the_deployments_address_by_default() {
+        let cli =
+            Cli::try_parse_from(["arpwatch", "status", "192.0.2.10", "198.51.100.7/24"]).unwrap();
+        let Command::Status(s) = cli.command else { panic!("not status") };
+        let targets: Vec<String> = s.targets.iter().map(ToString::to_string).collect();
+        assert_eq!(targets, ["192.0.2.10/32", "198.51.100.0/24"]);
+        assert_eq!((s.server.as_str(), s.format), ("127.0.0.1:9851", None));
+        for args in [
+            &["arpwatch", "status", "192.0.2.300"][..],
+            &["arpwatch", "status", "--format", "yaml"],
+            &["arpwatch", "watch", "--all", "--api", "maybe"],
+        ] {
+            assert_eq!(Cli::try_parse_from(args).unwrap_err().exit_code(), 2, "{args:?}");
+        }
+        let cli = Cli::try_parse_from(["arpwatch", "watch", "--all"]).unwrap();
+        let Command::Watch(w) = cli.command else { panic!("not watch") };
+        assert_eq!(w.api, OnOffArg::On, "the API is on by default");
     }
 
     #[test]
