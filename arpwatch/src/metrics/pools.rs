@@ -43,8 +43,7 @@ const CONDITIONS: [EventKind; 3] =
 /// (keepalived, a gratuitous ARP right after the old owner's last claim) through leader-election
 /// times (MetalLB's memberlist, kube-vip's lease: seconds to tens of seconds) to a VIP that was
 /// down for minutes.
-pub(super) const FAILOVER_GAP_BUCKETS: [f64; 10] =
-    [0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 300.0];
+const FAILOVER_GAP_BUCKETS: [f64; 10] = [0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 300.0];
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct PoolLabels {
