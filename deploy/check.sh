@@ -6,7 +6,9 @@
 #      the access the cluster context uses (docs/kubernetes.md), bound to the DaemonSet's
 #      ServiceAccount, nothing more.
 #   2. Alert rules: promtool check rules, then promtool test rules (a firing and a not-firing
-#      case for each alert).
+#      case for each alert). The Grafana dashboard: every query reads only metrics arpwatch
+#      exports, made into recording rules, promtool check rules and promtool test rules on
+#      synthetic series (deploy/grafana/check_dashboard.py).
 #   3. The container image: deploy/image.sh builds the static binary and the image, and checks
 #      entrypoint, user and labels.
 #   4. The systemd unit: systemd-analyze verify (any diagnostic fails) and its exposure score.
@@ -161,6 +163,9 @@ PY
 step "alert rules"
 promtool check rules deploy/prometheus/arpwatch.rules.yml || fail "promtool check rules"
 (cd deploy/prometheus && promtool test rules arpwatch.rules.test.yml) || fail "promtool test rules"
+
+step "grafana dashboard: every query checked with promtool"
+python3 deploy/grafana/check_dashboard.py || fail "the Grafana dashboard's queries"
 
 step "container image (static binary, build, inspect)"
 deploy/image.sh || fail "image build"

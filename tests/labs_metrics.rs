@@ -107,8 +107,13 @@ fn metrics_follow_a_multi_responder_and_stay_bounded_under_random_addresses() {
         !body.lines().any(|l| l.contains(r#"ip="192.0.2."#) && !l.contains(VIP)),
         "no series for an IP outside the pools"
     );
-    let mac_label = body.lines().find(|l| l.contains("02:"));
-    assert!(mac_label.is_none(), "no label carries a MAC: {mac_label:?}");
+    // A MAC is only in the owner's info series: one per pool IP with series.
+    let mac_label =
+        body.lines().find(|l| l.contains("02:") && !l.starts_with("arpwatch_pool_ip_owner{"));
+    assert!(mac_label.is_none(), "no other label carries a MAC: {mac_label:?}");
+    let swept_owners =
+        body.lines().filter(|l| l.starts_with(r#"arpwatch_pool_ip_owner{pool="swept""#)).count();
+    assert_eq!(swept_owners, 256, "one owner series per pool IP with series");
     assert!(
         body.lines().count() < 4000,
         "the whole exposition stays bounded: {} lines",

@@ -10,7 +10,9 @@
 //!
 //! Label cardinality is bounded by configuration: interfaces, directions, ops, event kinds and
 //! eviction kinds are fixed or host-given sets, and per-IP series exist only for IPs of configured
-//! pools, at most [`MetricsOptions::max_ips_per_pool`] per pool. No label ever holds a MAC.
+//! pools, at most [`MetricsOptions::max_ips_per_pool`] per pool. One series holds a MAC in a
+//! label: `arpwatch_pool_ip_owner`, the current owner of a pool IP, one series per pool IP at most
+//! (the old owner's goes when the owner changes), under the same cap.
 
 mod http;
 mod kubernetes;
@@ -50,8 +52,9 @@ pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; cha
 /// Settings of the exporter itself (the detection settings come from the configuration file).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct MetricsOptions {
-    /// Per-IP series (`arpwatch_pool_ip_*`) are kept for at most this many distinct IPs of each
-    /// pool; later IPs are counted in `arpwatch_pool_ip_series_dropped_total` instead.
+    /// Per-IP series (`arpwatch_pool_ip_*`, the owner's included) are kept for at most this many
+    /// distinct IPs of each pool; later IPs are counted in
+    /// `arpwatch_pool_ip_series_dropped_total` instead.
     pub max_ips_per_pool: usize,
     /// `/readyz` fails when the ring buffer was last drained longer ago than this.
     pub ready_staleness: Duration,

@@ -5,6 +5,8 @@ use std::net::Ipv4Addr;
 use std::sync::Arc;
 use std::time::Duration;
 
+mod documented;
+mod failover;
 mod http;
 
 use super::*;
@@ -379,11 +381,17 @@ fn readiness_needs_an_attached_program_and_a_recent_drain() {
 }
 
 #[test]
-fn no_label_holds_a_mac() {
+fn no_label_holds_a_mac_but_the_owner_of_a_pool_ip() {
     let config = format!("{POOL_CONFIG}\n[[pools]]\nname = \"gw\"\ncidrs = [\"192.0.2.1/32\"]\nmacs = [\"02:00:00:00:00:01\"]\n");
     let mut lab = Lab::detect(&config);
     lab.feed(reply(&eth("eth0"), at(0), VIP, mac(0xab)));
     lab.feed(reply(&eth("eth0"), at(0), Ipv4Addr::new(192, 0, 2, 1), mac(0xab)));
+    lab.feed(reply(&eth("eth0"), at(0), Ipv4Addr::new(198, 51, 100, 7), mac(0xcd)));
     assert_eq!(lab.printed(EventKind::UnknownResponder), 1);
-    assert!(!lab.text().contains("02:00:00:00:00:ab"));
+    let text = lab.text();
+    let with_mac: Vec<&str> = text.lines().filter(|l| l.contains("02:00:00:00:00:")).collect();
+    // One series per pool IP, the owner's info series; none for the IP outside the pools.
+    assert_eq!(with_mac.len(), 2, "{text}");
+    assert!(with_mac.iter().all(|l| l.starts_with("arpwatch_pool_ip_owner{")), "{with_mac:?}");
+    assert!(!text.contains("02:00:00:00:00:cd"), "{text}");
 }
