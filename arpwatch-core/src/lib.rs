@@ -12,6 +12,7 @@ pub mod event;
 pub mod ifname;
 pub mod observation;
 pub mod pools;
+pub mod status;
 #[cfg(any(test, feature = "testkit"))]
 pub mod testkit;
 pub mod wire;

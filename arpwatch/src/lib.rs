@@ -4,6 +4,7 @@
 //! (`stdout`), configuration reloads (`reload`), the command line (`cli`, `plan`) and capture
 //! files (`replay`). The binary calls [`main`]; `docs/architecture.md` is the map.
 
+mod api;
 mod app;
 mod capture;
 mod cli;

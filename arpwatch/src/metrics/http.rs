@@ -132,6 +132,15 @@ impl MetricsServer {
 
 fn respond(exporter: &Exporter, request: &Request<Incoming>) -> Response<Full<Bytes>> {
     let path = request.uri().path();
+    if path == "/" {
+        // A first stub of the status page: the view is filled in by the status API.
+        let view = crate::api::empty_view(wall_clock_now());
+        let mut response = Response::new(Full::new(Bytes::from(crate::api::page::render(&view))));
+        response
+            .headers_mut()
+            .insert(CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
+        return response;
+    }
     if !matches!(path, "/metrics" | "/healthz" | "/readyz") {
         return text(StatusCode::NOT_FOUND, "not found: try /metrics, /healthz or /readyz\n");
     }
