@@ -32,6 +32,7 @@ pub fn main() -> ExitCode {
         .init();
     // Everything the flags and the configuration file say, checked before anything runs.
     let plan = match Plan::from_cli(cli) {
+        Ok(Plan::Status(plan)) => return crate::api::client::main(&plan),
         Ok(plan) => plan,
         Err(err) => {
             eprintln!("arpwatch: {err}");
@@ -95,13 +96,27 @@ async fn run(plan: Plan) -> Result<()> {
                     })
                 })
                 .transpose()?;
+            // The status API's queries go to the watch loop, which answers them.
+            let (api, queries) = match (&server, plan.api) {
+                (Some(_), true) => {
+                    let (api, queries) = crate::api::channel(&node::node_name());
+                    (Some(api), Some(queries))
+                }
+                _ => (None, None),
+            };
             let metrics = server.map(|server| {
                 let metrics = Metrics::new(&plan.pipeline.config, &MetricsOptions::default());
                 metrics.health().config_loaded(true, wall_clock_now());
                 log::info!("serving metrics on http://{}/metrics", server.local_addr());
+                if api.is_some() {
+                    log::info!(
+                        "serving the status API on http://{0}/api/v1/ips and its page on http://{0}/",
+                        server.local_addr()
+                    );
+                }
                 let exporter = metrics.exporter();
                 tokio::spawn(async move {
-                    if let Err(err) = server.run(exporter).await {
+                    if let Err(err) = server.run(exporter, api).await {
                         log::error!("the metrics server stopped: {err}");
                     }
                 });
@@ -115,7 +130,10 @@ async fn run(plan: Plan) -> Result<()> {
                 health.watch_output(drain.stats());
             }
             let mut pipeline = pipeline(&plan.pipeline, metrics, out);
-            let watched = watch::run(&plan, &mut pipeline, health.as_ref()).await;
+            if queries.is_some() {
+                pipeline.keep_recent_events();
+            }
+            let watched = watch::run(&plan, &mut pipeline, health.as_ref(), queries).await;
             // Whatever ended the watch, the queued lines get a bounded time to reach stdout.
             let output = drain.finish(Some(EXIT_FLUSH));
             let summary = watched?;
@@ -177,6 +195,7 @@ async fn run(plan: Plan) -> Result<()> {
                 )),
             }
         }
+        Plan::Status(_) => unreachable!("`arpwatch status` runs without the runtime"),
     }
 }
 

@@ -29,6 +29,10 @@ pub enum Command {
     Watch(WatchArgs),
     /// Run the same detection engine over pcap or pcapng capture files.
     Replay(ReplayArgs),
+    /// Ask a running agent what it knows about watched IPs: owner, claims, last owner change,
+    /// open conditions, requests. Reads the agent's status API; sends nothing on the network
+    /// segment.
+    Status(StatusArgs),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -176,6 +180,10 @@ pub struct WatchArgs {
     /// Serve Prometheus metrics, /healthz and /readyz on this address (e.g. 0.0.0.0:9851).
     #[arg(long, value_name = "ADDR:PORT")]
     pub metrics_addr: Option<std::net::SocketAddr>,
+    /// Serve the read-only status API (/api/v1/...) and the status page (/) on the metrics
+    /// address too.
+    #[arg(long, value_enum, value_name = "on|off", default_value = "on")]
+    pub api: OnOffArg,
     /// How to attach the TC programs (egress, and ingress where TC watches it).
     #[arg(long, value_enum, default_value = "auto")]
     pub tc_mode: TcModeArg,
@@ -219,6 +227,33 @@ pub struct ReplayArgs {
     pub files: Vec<PathBuf>,
     #[command(flatten)]
     pub common: CommonArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// IPs or CIDRs to show (e.g. 192.0.2.10, 198.51.100.0/24, 2001:db8::/64); all watched IPs
+    /// without any.
+    #[arg(value_name = "IP|CIDR", value_parser = parse_target)]
+    pub targets: Vec<ipnet::IpNet>,
+    /// The agent's metrics address (--metrics-addr of `arpwatch watch`).
+    #[arg(long, value_name = "ADDR:PORT", default_value = DEFAULT_STATUS_SERVER)]
+    pub server: String,
+    /// Output format; defaults to json when stdout is not a terminal, a table otherwise.
+    #[arg(long, value_enum)]
+    pub format: Option<FormatArg>,
+}
+
+/// Where `arpwatch status` asks by default: the metrics address the deployment uses.
+pub const DEFAULT_STATUS_SERVER: &str = "127.0.0.1:9851";
+
+/// An IP (a /32 or /128) or a CIDR, host bits kept off.
+fn parse_target(s: &str) -> Result<ipnet::IpNet, String> {
+    if let Ok(ip) = s.parse::<std::net::IpAddr>() {
+        return Ok(ipnet::IpNet::from(ip));
+    }
+    s.parse::<ipnet::IpNet>().map(|net| net.trunc()).map_err(|_| {
+        format!("'{s}' is not an IPv4 or IPv6 address or CIDR (e.g. 192.0.2.10, 198.51.100.0/24)")
+    })
 }
 
 /// `--pool`: the configuration's parser (a bare address is a /32, host bits are cleared), in

@@ -4,7 +4,8 @@
 //! lines come out, the metrics are told; nothing reaches into it from outside but the settings:
 //! a reloaded configuration, this host's MACs, and the cluster snapshot (`--kubernetes`), whose
 //! pools are merged with the file's and whose Services get a Kubernetes Event when a condition
-//! about their VIP starts.
+//! about their VIP starts. With the status API, the pipeline keeps its latest events in a ring
+//! and answers the API's queries ([`Pipeline::answer`]) from the engine, between observations.
 
 use std::io::{self, Write};
 use std::sync::Arc;
@@ -17,8 +18,10 @@ use arpwatch_core::event::Event;
 use arpwatch_core::observation::{Observation, Timestamp};
 use arpwatch_core::wire;
 
+use crate::api::{self, Answer, EventRing, Request};
 use crate::cluster::EventSink;
-use crate::metrics::Metrics;
+use crate::kernel::CounterTotals;
+use crate::metrics::{wall_clock_now, Metrics};
 
 /// How observations and events are printed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,6 +50,10 @@ pub struct Pipeline<W: Write> {
     metrics: Option<Metrics>,
     /// With `--kubernetes`: what the cluster adds to the configuration.
     cluster: Option<ClusterSettings>,
+    /// With the status API: the latest events, as their JSON lines.
+    recent: Option<EventRing>,
+    /// Reused for the JSON line of an event.
+    line: Vec<u8>,
 }
 
 /// The configuration as the file and the cluster make it, kept apart so that either can change.
@@ -63,7 +70,16 @@ struct ClusterSettings {
 
 impl<W: Write> Pipeline<W> {
     pub fn new(mode: Mode, format: Format, out: W, metrics: Option<Metrics>) -> Self {
-        let pipeline = Pipeline { mode, format, out, events: Vec::new(), metrics, cluster: None };
+        let pipeline = Pipeline {
+            mode,
+            format,
+            out,
+            events: Vec::new(),
+            metrics,
+            cluster: None,
+            recent: None,
+            line: Vec::new(),
+        };
         // A scrape before the first frame already sees every event kind, at zero.
         pipeline.read_engine();
         pipeline
@@ -222,6 +238,31 @@ impl<W: Write> Pipeline<W> {
         }
     }
 
+    /// Keeps the latest events from now on, for the status API.
+    pub fn keep_recent_events(&mut self) {
+        self.recent.get_or_insert_with(EventRing::default);
+    }
+
+    /// Answers a query of the status API from the engine as it is now, with the kernel's
+    /// latest counters; bounded work, no waiting (see [`crate::api`]).
+    pub fn answer(&self, request: Request, kernel: Option<&CounterTotals>) {
+        let answer = match (&self.mode, &self.recent) {
+            (Mode::Detect { engine, annotator }, Some(events)) => {
+                let sources =
+                    api::Sources { engine, annotator, events, kernel, now: wall_clock_now() };
+                api::answer(request.query(), &sources)
+            }
+            (Mode::Detect { engine, annotator }, None) => {
+                let events = &EventRing::new(1, 0);
+                let sources =
+                    api::Sources { engine, annotator, events, kernel, now: wall_clock_now() };
+                api::answer(request.query(), &sources)
+            }
+            (Mode::Raw, _) => Answer::NoEngine,
+        };
+        request.answer(answer);
+    }
+
     fn write_events(&mut self) -> io::Result<()> {
         let Mode::Detect { engine, annotator } = &self.mode else {
             return Ok(());
@@ -236,10 +277,23 @@ impl<W: Write> Pipeline<W> {
             if let Some(metrics) = &mut self.metrics {
                 metrics.event(&event, engine);
             }
+            let Some(recent) = &mut self.recent else {
+                match self.format {
+                    Format::Json => wire::write_json_line(&mut self.out, &event)?,
+                    Format::Text => wire::write_text_line(&mut self.out, &event)?,
+                }
+                continue;
+            };
+            // The JSON line made once, for stdout and for the ring.
+            self.line.clear();
+            wire::write_json_line(&mut self.line, &event)?;
             match self.format {
-                Format::Json => wire::write_json_line(&mut self.out, &event)?,
+                Format::Json => self.out.write_all(&self.line)?,
                 Format::Text => wire::write_text_line(&mut self.out, &event)?,
             }
+            let line = self.line.strip_suffix(b"\n").unwrap_or(&self.line);
+            // serde_json writes UTF-8.
+            recent.push(event.ts, std::str::from_utf8(line).unwrap_or_default());
         }
         Ok(())
     }

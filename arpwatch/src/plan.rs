@@ -13,7 +13,9 @@ use std::time::Duration;
 use arpwatch_core::config::{Config, InvalidKey, Pool, MAX_FILE_BYTES};
 use kube::config::Kubeconfig;
 
-use crate::cli::{Cli, Command, CommonArgs, KubernetesArg, OnOffArg, ReplayArgs, WatchArgs};
+use crate::cli::{
+    Cli, Command, CommonArgs, KubernetesArg, OnOffArg, ReplayArgs, StatusArgs, WatchArgs,
+};
 use crate::kernel::AttachOptions;
 use crate::links::IfaceSelector;
 use crate::output::{default_format, Format};
@@ -24,6 +26,17 @@ use crate::UsageError;
 pub enum Plan {
     Watch(WatchPlan),
     Replay(ReplayPlan),
+    Status(StatusPlan),
+}
+
+/// `arpwatch status`.
+#[derive(Debug)]
+pub struct StatusPlan {
+    /// IPs (as /32, /128) and CIDRs to show; every watched IP when empty.
+    pub targets: Vec<ipnet::IpNet>,
+    /// The agent's address, `host:port`.
+    pub server: String,
+    pub format: Format,
 }
 
 /// What both commands do with observations.
@@ -61,6 +74,8 @@ pub struct WatchPlan {
     pub duration: Option<Duration>,
     /// Where to serve metrics.
     pub metrics_addr: Option<SocketAddr>,
+    /// Serve the status API and page on the metrics address (`--api`).
+    pub api: bool,
     /// Bytes of lines that may wait for stdout (`--output-buffer`).
     pub output_buffer: usize,
     /// The Kubernetes API, when `--kubernetes` resolved to on.
@@ -240,6 +255,7 @@ impl Plan {
         Ok(match cli.command {
             Command::Watch(args) => Plan::Watch(WatchPlan::new(args, &KubeEnvironment::current())?),
             Command::Replay(args) => Plan::Replay(ReplayPlan::new(args)?),
+            Command::Status(args) => Plan::Status(StatusPlan::new(args)?),
         })
     }
 }
@@ -260,8 +276,26 @@ impl WatchPlan {
             dedup_interval: Duration::from_millis(args.dedup_interval),
             duration: args.duration,
             metrics_addr: args.metrics_addr,
+            api: args.api == OnOffArg::On,
             output_buffer: args.output_buffer,
             kubernetes,
+        })
+    }
+}
+
+impl StatusPlan {
+    fn new(args: StatusArgs) -> Result<StatusPlan, UsageError> {
+        let port = args.server.rsplit_once(':').map(|(host, port)| (host, port.parse::<u16>()));
+        if !matches!(port, Some((host, Ok(port))) if !host.is_empty() && port != 0) {
+            return Err(UsageError(format!(
+                "--server {}: give the agent's metrics address as ADDR:PORT (e.g. 127.0.0.1:9851)",
+                args.server
+            )));
+        }
+        Ok(StatusPlan {
+            targets: args.targets,
+            server: args.server,
+            format: default_format(args.format.map(Format::from)),
         })
     }
 }
@@ -368,14 +402,14 @@ mod tests {
     fn replay(args: &[&str]) -> ReplayPlan {
         match plan(args).unwrap() {
             Plan::Replay(p) => p,
-            Plan::Watch(_) => panic!("not replay"),
+            _ => panic!("not replay"),
         }
     }
 
     fn watch(args: &[&str]) -> WatchPlan {
         match plan(args).unwrap() {
             Plan::Watch(p) => p,
-            Plan::Replay(_) => panic!("not watch"),
+            _ => panic!("not watch"),
         }
     }
 

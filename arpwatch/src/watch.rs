@@ -1,7 +1,8 @@
 //! `arpwatch watch`: attach to the selected interfaces and keep following them (interfaces that
 //! appear, vanish or are renamed), drain the ring buffer into the pipeline until a signal or the
 //! duration ends the run, then report the kernel counters and detach. SIGHUP or a change of the
-//! configuration file reloads the configuration (`reload`).
+//! configuration file reloads the configuration (`reload`). Between drains it answers the status
+//! API's queries (`api`) from the pipeline.
 
 use anyhow::{Context, Result};
 use std::io::Write;
@@ -11,6 +12,7 @@ use tokio::time::Instant;
 
 use arpwatch_core::engine::EngineStats;
 
+use crate::api::{self, Queries};
 use crate::capture::{RecordDecoder, RingReader};
 use crate::cluster::{self, Cluster};
 use crate::kernel::{AttachOptions, CounterTotals, KernelProbe};
@@ -45,11 +47,13 @@ pub struct WatchSummary {
 }
 
 /// Watches until the plan's duration or a signal ends the run. `health`, when metrics are
-/// served, is told what is attached, when the ring was drained and the kernel's counters.
+/// served, is told what is attached, when the ring was drained and the kernel's counters;
+/// `queries`, with the status API, are answered between drains.
 pub async fn run<W: Write>(
     plan: &WatchPlan,
     pipeline: &mut Pipeline<W>,
     health: Option<&Health>,
+    mut queries: Option<Queries>,
 ) -> Result<WatchSummary> {
     // First, so that a SIGHUP while attaching does not end the process.
     let mut reloader =
@@ -97,6 +101,8 @@ pub async fn run<W: Write>(
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut short_records = 0;
+    // The kernel's counters as last read (each tick), for the status API.
+    let mut kernel = None;
 
     let stop = loop {
         // The engine's next timer (an unanswered request, a condition going quiet), on tokio's
@@ -134,14 +140,18 @@ pub async fn run<W: Write>(
                 // A quiet network still counts as drained: readiness means the reader is alive.
                 short_records += drain_pending(&mut reader, pipeline, &mut decoder)?;
                 let now = decoder.now();
-                if let Some(health) = health {
+                if health.is_some() || queries.is_some() {
+                    kernel = Some(probe.counters()?);
+                }
+                if let Some((health, totals)) = health.zip(kernel.as_ref()) {
                     health.drained(now);
-                    health.set_kernel(&probe.counters()?);
+                    health.set_kernel(totals);
                 }
                 pipeline.tick(now)?;
                 pipeline.flush()?;
             }
             trigger = reloader.requested() => reloader.reload(trigger, pipeline),
+            request = api::next_query(&mut queries) => pipeline.answer(request, kernel.as_ref()),
             changed = snapshot_changed(&mut cluster) => {
                 if changed.is_err() {
                     // Never expected: the client's thread runs as long as the process.

@@ -11,6 +11,7 @@ use lru::LruCache;
 
 use crate::event::{Condition, ConditionState, Detail, Event, Lifecycle, Seen};
 use crate::observation::{MacAddr, Timestamp};
+use crate::status::OpenCondition;
 
 /// What a lasting condition is about.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -41,6 +42,8 @@ struct Active {
     macs: Vec<MacAddr>,
     /// The details of the last report, repeated by `ongoing` and `end` until replaced.
     report: Report,
+    /// What the last report was: `start`, or `ongoing` once one was reported.
+    state: ConditionState,
 }
 
 impl Active {
@@ -54,6 +57,20 @@ impl Active {
         };
         let detail = Detail::Lasting { lifecycle, condition: self.report.condition.clone() };
         Event::new(ts, self.ip, self.report.seen.clone(), self.report.pool.clone(), detail)
+    }
+
+    fn open(&self) -> OpenCondition {
+        OpenCondition {
+            event: self.report.condition.kind(),
+            ip: self.ip,
+            state: self.state,
+            first_seen: self.started,
+            last_seen: self.last_evidence,
+            count: self.count,
+            macs: self.macs.clone(),
+            iface: self.report.seen.iface.clone(),
+            pool: self.report.pool.clone(),
+        }
     }
 }
 
@@ -94,6 +111,17 @@ impl Conditions {
         self.active.peek(key).map(|c| (&c.report.condition, c.macs.as_slice()))
     }
 
+    /// The open condition `key`, as the status API shows it.
+    pub fn open(&self, key: &ConditionKey) -> Option<OpenCondition> {
+        self.active.peek(key).map(Active::open)
+    }
+
+    /// At most `limit` open conditions, as the status API shows them, the latest evidenced
+    /// first (the cache iterates from the most recently used).
+    pub fn latest_open(&self, limit: usize) -> Vec<OpenCondition> {
+        self.active.iter().take(limit).map(|(_, c)| c.open()).collect()
+    }
+
     /// Records evidence; reports `start`, or `ongoing` when the report interval has passed or
     /// the set of MACs grew. `report` gives the details of a report and is called only when one
     /// is made, so that the per-frame cost of a storm stays a lookup and a counter.
@@ -116,6 +144,7 @@ impl Conditions {
             }
             if grew || ev.ts.saturating_since(cond.last_report) >= report_interval {
                 cond.last_report = ev.ts;
+                cond.state = ConditionState::Ongoing;
                 cond.report = report();
                 out.push(cond.event(ev.ts, ConditionState::Ongoing));
             }
@@ -138,6 +167,7 @@ impl Conditions {
             count: ev.count,
             macs,
             report: report(),
+            state: ConditionState::Start,
         };
         out.push(cond.event(ev.ts, ConditionState::Start));
         self.active.push(ev.key, cond);

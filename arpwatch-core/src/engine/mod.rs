@@ -15,6 +15,7 @@
 
 mod announcer;
 mod lifecycle;
+mod query;
 mod state;
 
 use std::net::{IpAddr, Ipv4Addr};
@@ -32,13 +33,19 @@ use crate::event::{
 use crate::observation::{ClaimKind, Direction, MacAddr, Observation, Timestamp, VlanTags};
 use crate::pools::{PoolRule, Pools};
 
+pub use query::WatchedIps;
+
 use announcer::{Announcers, Pending, Resolved};
 use lifecycle::{ConditionKey, Conditions, Evidence, Report};
 use state::{
     Binding, EgressClaim, EgressClaims, IfaceState, Interleave, IpState, IpTable, OwnerChange,
-    PendingRequests, PendingTable, Probe, SenderState, StrongClaim, UnansweredStreak,
-    MAX_EGRESS_IFACES,
+    PendingRequests, PendingTable, Probe, RequestCounts, SenderState, StrongClaim,
+    UnansweredStreak, MAX_EGRESS_IFACES,
 };
+
+/// The windows over which the status API counts an IP's requests.
+const REQUEST_WINDOW: std::time::Duration =
+    std::time::Duration::from_secs(crate::status::REQUEST_WINDOW_SECS);
 
 /// Counters for a metrics exporter. Gauges (`tracked_*`, `pending_requests`,
 /// `active_conditions`) are current sizes; the rest only grow.
@@ -271,6 +278,7 @@ impl Engine {
         let Some(st) = self.ips.peek_mut(&ip) else {
             return;
         };
+        st.requests_mut().judged(deadline, pending.count, false, REQUEST_WINDOW);
         let streak = st.unanswered.extend(
             pending.requester,
             pending.from_requester,
@@ -469,6 +477,7 @@ impl Engine {
         claim.check_pool_rules(&mut st.bindings[binding.index], out);
         claim.answer_pending_requests(
             &mut st.unanswered,
+            st.requests.as_deref_mut(),
             &mut self.pending,
             &mut self.conditions,
             out,
@@ -518,6 +527,9 @@ impl Engine {
         }
         if in_pool {
             self.ips.track(target);
+        }
+        if let Some(st) = self.ips.peek_mut(&target) {
+            st.requests_mut().seen(sent.max(self.now), requests, REQUEST_WINDOW);
         }
         let requester = Requester { mac: obs.sha, ip: obs.spa };
         if let Some(pending) = self.pending.get_mut(&target) {
@@ -839,6 +851,9 @@ impl<'a> ClaimContext<'a> {
             override_: self.override_,
         };
         out.push(self.event(self.pool_name(), detail));
+        if let Some(last) = &mut st.last_change {
+            last.reported = true;
+        }
         let flaps = st.count_owner_change(self.ts, self.thresholds);
         let key = ConditionKey::Flapping(ip);
         let active = conditions.is_active(&key);
@@ -992,12 +1007,16 @@ impl<'a> ClaimContext<'a> {
     fn answer_pending_requests(
         &self,
         unanswered: &mut UnansweredStreak,
+        requests: Option<&mut RequestCounts>,
         pending: &mut PendingTable,
         conditions: &mut Conditions,
         out: &mut Vec<Event>,
     ) {
         unanswered.reset();
-        pending.remove(&self.ip);
+        // Waiting requests were counted as seen, which made the counters.
+        if let (Some(answered), Some(requests)) = (pending.remove(&self.ip), requests) {
+            requests.judged(self.ts, answered.count, true, REQUEST_WINDOW);
+        }
         conditions.end(
             &ConditionKey::Unanswered(self.ip),
             self.ts,

@@ -62,6 +62,11 @@ impl IpTable {
         self.states.peek_mut(ip)
     }
 
+    /// Every tracked IP, without making any more recently seen.
+    pub fn iter(&self) -> impl Iterator<Item = (&IpAddr, &IpState)> {
+        self.states.iter()
+    }
+
     /// Tracks `ip` from now on, if it is not tracked already. An IP that is does not become more
     /// recently seen: only its own frames make it so.
     pub fn track(&mut self, ip: IpAddr) {
@@ -143,6 +148,11 @@ impl PendingTable {
         self.by_ip.len()
     }
 
+    /// The requests waiting for `ip`.
+    pub fn peek(&self, ip: &IpAddr) -> Option<&PendingRequests> {
+        self.by_ip.peek(ip)
+    }
+
     /// The requests waiting for `ip`; their deadline is not to be changed through this.
     pub fn get_mut(&mut self, ip: &IpAddr) -> Option<&mut PendingRequests> {
         self.by_ip.peek_mut(ip)
@@ -204,6 +214,10 @@ pub(super) struct Binding {
     pub unexpected_interface: Throttle,
     /// The interface the `unexpected_interface` throttle is about; another one is news.
     pub unexpected_iface_id: u32,
+    /// Claims of the IP by this MAC since `claims_since`, with no pause longer than the
+    /// concurrency window between them (for the status API).
+    pub claims: u32,
+    pub claims_since: Timestamp,
 }
 
 impl Binding {
@@ -216,6 +230,8 @@ impl Binding {
             unknown_responder: Throttle::default(),
             unexpected_interface: Throttle::default(),
             unexpected_iface_id: u32::MAX,
+            claims: 0,
+            claims_since: ts,
         }
     }
 }
@@ -301,6 +317,109 @@ pub(super) struct IpState {
     pub unanswered: UnansweredStreak,
     /// The latest address probe for this IP that raised no conflict, until a claim answers it.
     pub probe: Option<Probe>,
+    /// When `owner` became the owner.
+    pub owner_since: Timestamp,
+    /// The latest change of owner (for the status API); boxed, as most IPs never change owner.
+    pub last_change: Option<Box<LastOwnerChange>>,
+    /// How the requests for this IP fared lately (for the status API); boxed, as only watched
+    /// IPs count their requests.
+    pub requests: Option<Box<RequestCounts>>,
+}
+
+/// The latest change of owner of an IP.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct LastOwnerChange {
+    pub at: Timestamp,
+    pub old: MacAddr,
+    pub new: MacAddr,
+    pub gap: Option<Duration>,
+    /// Reported as `owner_change` (not a move within an open multi-responder incident).
+    pub reported: bool,
+}
+
+/// Requests for one IP the engine waited on, in two consecutive windows of fixed length: the
+/// current one (from `start`) and the one before it. O(1), no history.
+#[derive(Clone, Copy, Debug, Default)]
+pub(super) struct RequestCounts {
+    /// Start of the current window; `None` before the first request.
+    start: Option<Timestamp>,
+    current: RequestTally,
+    previous: RequestTally,
+    /// The latest request.
+    pub last_request: Option<Timestamp>,
+}
+
+/// Requests seen, answered and unanswered in one window.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(super) struct RequestTally {
+    pub seen: u32,
+    pub answered: u32,
+    pub unanswered: u32,
+}
+
+impl RequestTally {
+    fn add(self, other: RequestTally) -> RequestTally {
+        RequestTally {
+            seen: self.seen.saturating_add(other.seen),
+            answered: self.answered.saturating_add(other.answered),
+            unanswered: self.unanswered.saturating_add(other.unanswered),
+        }
+    }
+}
+
+impl RequestCounts {
+    /// The window's tally at `ts`, the windows moved on as far as `ts` needs.
+    fn at(&mut self, ts: Timestamp, window: Duration) -> &mut RequestTally {
+        match self.start {
+            Some(start) if ts.saturating_since(start) < window => {}
+            Some(start) if ts.saturating_since(start) < 2 * window => {
+                self.previous = self.current;
+                self.current = RequestTally::default();
+                self.start = Some(start.saturating_add(window));
+            }
+            _ => {
+                self.previous = RequestTally::default();
+                self.current = RequestTally::default();
+                self.start = Some(ts);
+            }
+        }
+        &mut self.current
+    }
+
+    /// `count` requests, the latest sent at `ts`.
+    pub fn seen(&mut self, ts: Timestamp, count: u64, window: Duration) {
+        let tally = self.at(ts, window);
+        tally.seen = tally.seen.saturating_add(count.min(u64::from(u32::MAX)) as u32);
+        self.last_request = Some(self.last_request.map_or(ts, |t| t.max(ts)));
+    }
+
+    /// `count` requests answered (or, `answered` false, timed out) at `ts`.
+    pub fn judged(&mut self, ts: Timestamp, count: u64, answered: bool, window: Duration) {
+        let tally = self.at(ts, window);
+        let count = count.min(u64::from(u32::MAX)) as u32;
+        if answered {
+            tally.answered = tally.answered.saturating_add(count);
+        } else {
+            tally.unanswered = tally.unanswered.saturating_add(count);
+        }
+    }
+
+    /// What the windows still cover at `now`: since when, and the tally.
+    pub fn read(&self, now: Timestamp, window: Duration) -> Option<(Timestamp, RequestTally)> {
+        let start = self.start?;
+        let age = now.saturating_since(start);
+        if age >= 2 * window {
+            None
+        } else if age >= window || self.previous == RequestTally::default() {
+            // The previous window is over, or had nothing.
+            Some((start, self.current))
+        } else {
+            let since = Timestamp::from_nanos(
+                start.as_nanos().saturating_sub(window.as_nanos().min(u128::from(u64::MAX)) as u64),
+            );
+            Some((since, self.previous.add(self.current)))
+        }
+    }
 }
 
 /// An address probe (an RFC 5227 ARP probe, a duplicate address detection NS): who wants the IP,
@@ -351,6 +470,13 @@ impl UnansweredStreak {
     pub fn reset(&mut self) {
         self.requester = None;
         self.count = 0;
+    }
+}
+
+impl IpState {
+    /// The request counters, made at the first request counted.
+    pub fn requests_mut(&mut self) -> &mut RequestCounts {
+        self.requests.get_or_insert_with(Box::default)
     }
 }
 
@@ -461,16 +587,31 @@ impl IpState {
         }
 
         match self.owner {
-            None => self.owner = Some(mac),
+            None => {
+                self.owner = Some(mac);
+                self.owner_since = ts;
+            }
             Some(old) if old != mac && !follower => {
                 let gap = self.last_claim_of(old).map(|last| ts.saturating_since(last));
                 outcome.owner_change = Some(OwnerChange { old, gap });
                 self.owner = Some(mac);
+                self.owner_since = ts;
+                self.last_change =
+                    Some(Box::new(LastOwnerChange { at: ts, old, new: mac, gap, reported: false }));
             }
             Some(_) => {}
         }
 
         let binding = &mut self.bindings[idx];
+        match binding.last_claim {
+            Some(last) if ts.saturating_since(last) <= window => {
+                binding.claims = binding.claims.saturating_add(1);
+            }
+            _ => {
+                binding.claims = 1;
+                binding.claims_since = ts;
+            }
+        }
         binding.last_claim = Some(ts);
         if let Some(r) = reply_to {
             binding.last_reply = Some((r, ts));

@@ -1,4 +1,5 @@
-//! The HTTP side: `/metrics`, `/healthz` and `/readyz` on `--metrics-addr`.
+//! The HTTP side: `/metrics`, `/healthz` and `/readyz` on `--metrics-addr`, and with `--api on`
+//! the status API (`/api/v1/...`) and the status page (`/`), which [`crate::api`] answers.
 //!
 //! The agent runs with `hostNetwork: true`, so the port is reachable from the node's network, and
 //! the kubelet restarts the pod when `/healthz` goes unanswered. Slow or stuck clients must not
@@ -29,6 +30,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::sync::oneshot;
 
 use super::{Exporter, CONTENT_TYPE as METRICS_CONTENT_TYPE};
+use crate::api::ApiHandle;
 use arpwatch_core::observation::Timestamp;
 
 /// Connections kept open at once; above it the oldest is closed. Prometheus and the kubelet's
@@ -86,7 +88,8 @@ impl MetricsServer {
 
     /// Serves until the future is dropped; returns only if the listener cannot be registered
     /// with the runtime. Needs a tokio runtime with I/O and time enabled.
-    pub async fn run(self, exporter: Exporter) -> io::Result<()> {
+    /// `api`, when given, answers `/api/...` and `/`.
+    pub async fn run(self, exporter: Exporter, api: Option<ApiHandle>) -> io::Result<()> {
         let listener = tokio::net::TcpListener::from_std(self.listener)?;
         let open = Arc::new(Open::default());
         for id in 0u64.. {
@@ -102,10 +105,11 @@ impl MetricsServer {
             let closed = open.admit(id);
             let open = open.clone();
             let exporter = exporter.clone();
+            let api = api.clone();
             tokio::spawn(async move {
-                let service = service_fn(move |request| {
-                    let response = respond(&exporter, &request);
-                    async move { Ok::<_, Infallible>(response) }
+                let service = service_fn(move |request: Request<Incoming>| {
+                    let (exporter, api) = (exporter.clone(), api.clone());
+                    async move { Ok::<_, Infallible>(respond(&exporter, api.as_ref(), &request).await) }
                 });
                 let served = http1::Builder::new()
                     .timer(TokioTimer::new())
@@ -130,19 +134,21 @@ impl MetricsServer {
     }
 }
 
-fn respond(exporter: &Exporter, request: &Request<Incoming>) -> Response<Full<Bytes>> {
+async fn respond(
+    exporter: &Exporter,
+    api: Option<&ApiHandle>,
+    request: &Request<Incoming>,
+) -> Response<Full<Bytes>> {
     let path = request.uri().path();
-    if path == "/" {
-        // A first stub of the status page: the view is filled in by the status API.
-        let view = crate::api::empty_view(wall_clock_now());
-        let mut response = Response::new(Full::new(Bytes::from(crate::api::page::render(&view))));
-        response
-            .headers_mut()
-            .insert(CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
-        return response;
+    if let Some(api) = api.filter(|_| path == "/" || path.starts_with("/api/")) {
+        return crate::api::respond(api, request.method(), path, request.uri().query()).await;
     }
     if !matches!(path, "/metrics" | "/healthz" | "/readyz") {
-        return text(StatusCode::NOT_FOUND, "not found: try /metrics, /healthz or /readyz\n");
+        let paths = if api.is_some() { "/, /api/v1/ips, /metrics" } else { "/metrics" };
+        return text(
+            StatusCode::NOT_FOUND,
+            format!("not found: try {paths}, /healthz or /readyz\n"),
+        );
     }
     if request.method() != Method::GET && request.method() != Method::HEAD {
         let mut response = text(StatusCode::METHOD_NOT_ALLOWED, "only GET and HEAD\n");

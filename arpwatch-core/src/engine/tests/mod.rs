@@ -1595,6 +1595,7 @@ fn the_caps_bound_what_is_kept_and_allocate_nothing_up_front() {
 
 mod announcer;
 mod ndp;
+mod status;
 
 #[test]
 fn a_node_answering_on_an_interface_its_load_balancer_does_not_announce_from_is_misplaced() {

@@ -59,7 +59,7 @@ fn serve(lab: &Lab) -> SocketAddr {
     let exporter = lab.exporter.clone();
     std::thread::spawn(move || {
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-        runtime.block_on(server.run(exporter)).unwrap();
+        runtime.block_on(server.run(exporter, None)).unwrap();
     });
     addr
 }
