@@ -339,10 +339,11 @@ fn claimants(claims: &[Claimant]) -> String {
 }
 
 fn requests(r: &RequestStats, now: Timestamp) -> String {
-    if r.seen == 0 && r.waiting == 0 {
-        return "<span class=\"muted\">none seen</span>".to_owned();
-    }
-    let mut out = format!("{} seen, {} answered", r.seen, r.answered);
+    let mut out = if r.seen == 0 && r.waiting == 0 {
+        "<span class=\"muted\">none seen</span>".to_owned()
+    } else {
+        format!("{} seen, {} answered", r.seen, r.answered)
+    };
     if r.unanswered > 0 {
         w!(out, ", <b class=\"warn-text\">{} unanswered</b>", r.unanswered);
     }
@@ -351,6 +352,9 @@ fn requests(r: &RequestStats, now: Timestamp) -> String {
     }
     if let Some(last) = r.last_request {
         w!(out, "<br><small>last request {}</small>", age(last, now));
+    }
+    if let Some(last) = r.last_answer {
+        w!(out, "<br><small>last claim {}</small>", age(last, now));
     }
     out
 }
@@ -375,12 +379,12 @@ fn events(html: &mut String, view: &StatusView) {
     );
     // The view lists them oldest first, as they were written.
     for event in view.recent_events.iter().rev().take(MAX_EVENTS) {
-        event_row(html, event);
+        event_row(html, event, view.generated);
     }
     html.push_str("</tbody>\n</table></div>\n</section>\n");
 }
 
-fn event_row(html: &mut String, e: &Value) {
+fn event_row(html: &mut String, e: &Value, now: Timestamp) {
     let severity = match e["severity"].as_str() {
         Some("critical") => Some(Severity::Critical),
         Some("warning") => Some(Severity::Warning),
@@ -391,9 +395,15 @@ fn event_row(html: &mut String, e: &Value) {
     let ended = e["state"] == "end";
     let class = severity.filter(|_| !ended).map_or("", row_class);
     w!(html, "<tr class=\"{class}\">");
-    // `2026-11-21T10:00:00.4Z` as `2026-11-21 10:00:00`.
-    let ts =
-        e["ts"].as_str().map(|t| t.split(['.', 'Z']).next().unwrap_or(t).replacen('T', " ", 1));
+    // `2026-11-21T10:00:00.4Z` as `2026-11-21 10:00:00`, or `10:00:00` on the day of `now`.
+    let today = clock(now);
+    let ts = e["ts"].as_str().map(|t| {
+        let t = t.split(['.', 'Z']).next().unwrap_or(t).replacen('T', " ", 1);
+        match t.split_once(' ') {
+            Some((day, time)) if today.starts_with(day) => time.to_owned(),
+            _ => t,
+        }
+    });
     w!(html, "<td data-label=\"Time (UTC)\">{}</td>", opt(ts.as_deref()));
     w!(
         html,
@@ -712,10 +722,13 @@ mod tests {
             "02:00:00:00:00:0b ×6",
             "1.5 s",
             "40 seen, 38 answered, 2 unanswered",
+            "last claim 1 s ago",
             "multi_responder",
         ] {
             assert!(text.contains(needle), "{needle:?} missing from {text}");
         }
+        // An event of the day of the view shows its time of day only.
+        assert!(html.contains("<td data-label=\"Time (UTC)\">13:49:20</td>"), "{html}");
         // The two claimants are highlighted, and so is the owner among them.
         assert_eq!(html.matches("<span class=\"mac multi\">02:00:00:00:00:0a</span>").count(), 3);
         // The IP with a critical condition is a red row, the quiet one is not highlighted.
