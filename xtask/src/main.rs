@@ -58,6 +58,14 @@ enum Task {
         #[arg(long = "scenario", value_name = "NAME")]
         scenarios: Vec<String>,
     },
+    /// Write the man pages (arpwatch.1, arpwatch-SUBCOMMAND.1) and the bash, zsh and fish
+    /// completions, generated from the command line's definition, into OUTDIR laid out like
+    /// /usr/share: man/man1/, bash-completion/completions/, zsh/vendor-completions/,
+    /// fish/vendor_completions.d/.
+    DistDocs {
+        /// The directory to write into (created if missing).
+        outdir: PathBuf,
+    },
     /// Check formatting and run clippy (warnings denied) on every crate, the kernel crate included.
     Lint,
     /// Build everything and run every test: the pure ones (unit, capture replays, metrics over
@@ -96,6 +104,15 @@ fn run(cli: Cli) -> Result<()> {
             }
             let bin = build_arpwatch(&root)?;
             demo::run(&bin, &scenarios, check)
+        }
+        Task::DistDocs { outdir } => {
+            // The library embeds the kernel object, so the generator needs it built.
+            build_ebpf(&root)?;
+            let outdir = std::env::current_dir()?.join(outdir);
+            let mut args: Vec<OsString> =
+                ["run", "--quiet", "--package", "arpwatch"].into_iter().map(Into::into).collect();
+            args.extend(["--example".into(), "dist-docs".into(), "--".into(), outdir.into()]);
+            cargo(&root, args)
         }
         Task::Lint => lint::run(&root),
         Task::Bench => {
