@@ -268,7 +268,9 @@ pub fn run(bin: &Path, only: &[String], check: bool) -> Result<()> {
             *slot = Some(msg);
         }
     }));
-    let outcome = run_scenarios(&demo, only, check);
+    let chosen: Vec<&Scenario> =
+        SCENARIOS.iter().filter(|s| only.is_empty() || only.iter().any(|o| o == s.name)).collect();
+    let outcome = run_scenarios(&demo, &chosen, check);
     std::panic::set_hook(default_hook);
     drop(demo);
     match outcome {
@@ -279,9 +281,7 @@ pub fn run(bin: &Path, only: &[String], check: bool) -> Result<()> {
     }
 }
 
-fn run_scenarios(demo: &Demo, only: &[String], check: bool) -> Result<()> {
-    let chosen: Vec<&Scenario> =
-        SCENARIOS.iter().filter(|s| only.is_empty() || only.iter().any(|o| o == s.name)).collect();
+fn run_scenarios(demo: &Demo, chosen: &[&Scenario], check: bool) -> Result<()> {
     let started = Instant::now();
     if !check {
         println!(
@@ -314,9 +314,9 @@ fn run_scenarios(demo: &Demo, only: &[String], check: bool) -> Result<()> {
         };
         let secs = t0.elapsed().as_secs_f64();
         match verdict {
-            Ok(found) => println!("  ok: {found} ({secs:.1} s){}", check_name(check, scenario)),
+            Ok(found) => println!("{}ok: {found} ({secs:.1} s)", prefix(check, scenario)),
             Err(why) => {
-                println!("  FAILED: {why} ({secs:.1} s){}", check_name(check, scenario));
+                println!("{}FAILED: {why} ({secs:.1} s)", prefix(check, scenario));
                 failed.push(scenario.name);
             }
         }
@@ -335,11 +335,12 @@ fn run_scenarios(demo: &Demo, only: &[String], check: bool) -> Result<()> {
     }
 }
 
-fn check_name(check: bool, scenario: &Scenario) -> String {
+/// A verdict's start: indented under the scenario's heading, or (`--check`, no heading) its name.
+fn prefix(check: bool, scenario: &Scenario) -> String {
     if check {
-        format!(" [{}]", scenario.name)
+        format!("{}: ", scenario.name)
     } else {
-        String::new()
+        "  ".to_owned()
     }
 }
 
@@ -839,6 +840,32 @@ mod tests {
         assert!(missing.contains("expected owner_change about 192.0.2.100"), "{missing}");
         let unwanted = judge(&FAILOVER, &watched(&[change, multi]), true).unwrap_err();
         assert!(unwanted.contains("multi_responder about 192.0.2.100 should not"), "{unwanted}");
+    }
+
+    fn lab_step_panics(_: &Demo) -> Result<Watched> {
+        panic!("a lab step failed")
+    }
+
+    fn lab_step_fails(_: &Demo) -> Result<Watched> {
+        bail!("arpwatch did not start")
+    }
+
+    fn reports_a_change(_: &Demo) -> Result<Watched> {
+        Ok(watched(&["T WARNING owner_change 192.0.2.100 old_mac=a new_mac=b"]))
+    }
+
+    #[test]
+    fn a_failed_lab_step_fails_its_scenario_and_the_next_still_runs() {
+        let demo = Demo { bin: PathBuf::from("/nonexistent"), tmp: TempDir::new().unwrap() };
+        let panics = Scenario { name: "panics", run: lab_step_panics, ..FAILOVER };
+        let fails = Scenario { name: "fails", run: lab_step_fails, ..FAILOVER };
+        let passes = Scenario { name: "passes", run: reports_a_change, ..FAILOVER };
+        let err = run_scenarios(&demo, &[&panics, &fails, &passes], true).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!("2 of 3 scenarios did not report as expected: panics, fails ({:.0} s)", 0.0)
+        );
+        run_scenarios(&demo, &[&passes], true).unwrap();
     }
 
     #[test]
