@@ -54,8 +54,9 @@ enum Task {
         /// For CI: one verdict line per scenario, and everything arpwatch printed for a failing one.
         #[arg(long)]
         check: bool,
-        /// Run only this scenario (repeatable); the names are printed by a full run.
-        #[arg(long = "scenario", value_name = "NAME")]
+        /// Run only this scenario (repeatable).
+        #[arg(long = "scenario", value_name = "NAME",
+              value_parser = clap::builder::PossibleValuesParser::new(demo::scenario_names()))]
         scenarios: Vec<String>,
     },
     /// Write the man pages (arpwatch.1, arpwatch-SUBCOMMAND.1) and the bash, zsh and fish
