@@ -23,6 +23,12 @@ mod watch;
 
 pub use app::main;
 
+/// The command line's clap definition, for generating the man pages and shell completions
+/// (`cargo xtask dist-docs`).
+pub fn cli_command() -> clap::Command {
+    <cli::Cli as clap::CommandFactory>::command()
+}
+
 // What the integration tests and the benches drive directly: the kernel programs, the ring, the
 // link watcher and the capture files, each through the same code the program runs.
 pub use capture::drain_ring;

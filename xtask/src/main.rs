@@ -3,6 +3,7 @@
 //! bpf-linker) and refuses to go on when the nightly's LLVM and the linker's LLVM differ.
 
 mod bench;
+mod demo;
 mod lint;
 mod storm;
 
@@ -44,6 +45,28 @@ enum Task {
     /// Run every benchmark (kernel per-packet cost, storm against Debian's arpwatch, engine
     /// throughput, memory) and write docs/benchmarks.md and target/bench/results.json. Root.
     Bench,
+    /// Reproduce the incidents arpwatch is about (IPVS without strictARP, a node answering on two
+    /// NICs, a clean failover, flapping, a dead speaker, a foreign device, and the IPv6 ones) in a
+    /// namespace lab, one after another, and print what arpwatch reports about each. Builds the
+    /// kernel object and the binary first. Root; about a minute; exit status 1 when a scenario did
+    /// not report its expected event.
+    Demo {
+        /// For CI: one verdict line per scenario, and everything arpwatch printed for a failing one.
+        #[arg(long)]
+        check: bool,
+        /// Run only this scenario (repeatable).
+        #[arg(long = "scenario", value_name = "NAME",
+              value_parser = clap::builder::PossibleValuesParser::new(demo::scenario_names()))]
+        scenarios: Vec<String>,
+    },
+    /// Write the man pages (arpwatch.1, arpwatch-SUBCOMMAND.1) and the bash, zsh and fish
+    /// completions, generated from the command line's definition, into OUTDIR laid out like
+    /// /usr/share: man/man1/, bash-completion/completions/, zsh/vendor-completions/,
+    /// fish/vendor_completions.d/.
+    DistDocs {
+        /// The directory to write into (created if missing).
+        outdir: PathBuf,
+    },
     /// Check formatting and run clippy (warnings denied) on every crate, the kernel crate included.
     Lint,
     /// Build everything and run every test: the pure ones (unit, capture replays, metrics over
@@ -68,14 +91,29 @@ fn run(cli: Cli) -> Result<()> {
     match cli.task {
         Task::BuildEbpf => build_ebpf(&root),
         Task::Run { args } => {
-            build_ebpf(&root)?;
-            cargo(&root, ["build", "--release", "--package", "arpwatch"])?;
-            let bin = root.join("target/release/arpwatch");
+            let bin = build_arpwatch(&root)?;
             let status = Command::new(&bin)
                 .args(&args)
                 .status()
                 .with_context(|| format!("could not start {}", bin.display()))?;
             std::process::exit(status.code().unwrap_or(1));
+        }
+        Task::Demo { check, scenarios } => {
+            // SAFETY: geteuid has no preconditions and cannot fail.
+            if unsafe { libc::geteuid() } != 0 {
+                bail!("cargo xtask demo needs root: it builds network namespaces and loads XDP programs");
+            }
+            let bin = build_arpwatch(&root)?;
+            demo::run(&bin, &scenarios, check)
+        }
+        Task::DistDocs { outdir } => {
+            // The library embeds the kernel object, so the generator needs it built.
+            build_ebpf(&root)?;
+            let outdir = std::env::current_dir()?.join(outdir);
+            let mut args: Vec<OsString> =
+                ["run", "--quiet", "--package", "arpwatch"].into_iter().map(Into::into).collect();
+            args.extend(["--example".into(), "dist-docs".into(), "--".into(), outdir.into()]);
+            cargo(&root, args)
         }
         Task::Lint => lint::run(&root),
         Task::Bench => {
@@ -95,6 +133,14 @@ fn run(cli: Cli) -> Result<()> {
             cargo(&root, test_args)
         }
     }
+}
+
+/// Builds the kernel object and the release binary (cargo builds only what changed); returns the
+/// binary's path.
+fn build_arpwatch(root: &Path) -> Result<PathBuf> {
+    build_ebpf(root)?;
+    cargo(root, ["build", "--release", "--package", "arpwatch"])?;
+    Ok(root.join("target/release/arpwatch"))
 }
 
 /// Checked before anything is built: the privileged tests would fail one by one, minutes later.
