@@ -6,6 +6,7 @@
 //! - [`observations`]: [`Observation`](crate::observation::Observation)s built fluently,
 //!   `frame(secs).reply(A, VIP).to(CLIENT, CLIENT_IP)`.
 //! - [`catalogue`]: one table of crafted frames with the outcome both parsers must give each.
+//! - [`schema`]: a structural check of JSON output against the project's JSON Schemas.
 //! - `netns` (with the feature only): a network namespace guard for the labs and the storm
 //!   benchmark (root; the one part that does I/O).
 //!
@@ -16,3 +17,4 @@ pub mod frames;
 #[cfg(feature = "testkit")]
 pub mod netns;
 pub mod observations;
+pub mod schema;

@@ -16,6 +16,7 @@ use crate::metrics::{Metrics, MetricsOptions, MetricsServer};
 use crate::output::{Format, Mode, Pipeline};
 use arpwatch_core::config::Config;
 use arpwatch_core::testkit::observations::{frame, Frame};
+use arpwatch_core::testkit::schema::check_against;
 
 const A: &str = "02:00:00:00:00:0a";
 const B: &str = "02:00:00:00:00:0b";
@@ -433,88 +434,6 @@ fn check_event(event: &Value) {
         serde_json::from_str(include_str!("../../../docs/schema/arpwatch-events.schema.json"))
             .unwrap();
     check_against(event, &events["$defs"]["event"], &events["$defs"]);
-}
-
-/// A small structural check of `value` against a schema object, as the engine's tests check
-/// events: required keys, no undeclared keys, JSON types, enums, consts and string patterns.
-fn check_against(value: &Value, schema: &Value, defs: &Value) {
-    let schema = match schema.get("$ref").and_then(Value::as_str) {
-        Some(r) => &defs[r.trim_start_matches("#/$defs/")],
-        None => schema,
-    };
-    if let Some(options) = schema.get("oneOf").or_else(|| schema.get("anyOf")) {
-        let matches = options
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|s| std::panic::catch_unwind(|| check_against(value, s, defs)).is_ok())
-            .count();
-        assert!(matches >= 1, "{value} matches none of {schema}");
-        return;
-    }
-    if let Some(c) = schema.get("const") {
-        assert_eq!(value, c);
-    }
-    if let Some(options) = schema.get("enum") {
-        assert!(options.as_array().unwrap().contains(value), "{value} not in {options}");
-    }
-    if let Some(ty) = schema.get("type").and_then(Value::as_str) {
-        let ok = match ty {
-            "object" => value.is_object(),
-            "array" => value.is_array(),
-            "string" => value.is_string(),
-            "integer" => value.is_u64() || value.is_i64(),
-            "number" => value.is_number(),
-            "boolean" => value.is_boolean(),
-            "null" => value.is_null(),
-            other => panic!("type {other} not handled"),
-        };
-        assert!(ok, "{value} is not {ty}");
-    }
-    if let (Some(pattern), Some(s)) =
-        (schema.get("pattern").and_then(Value::as_str), value.as_str())
-    {
-        assert!(matches_pattern(pattern, s), "{s} does not match {pattern}");
-    }
-    if let (Some(items), Some(list)) = (schema.get("items"), value.as_array()) {
-        for item in list {
-            check_against(item, items, defs);
-        }
-    }
-    if let (Some(obj), Some(props)) = (value.as_object(), schema.get("properties")) {
-        if let Some(values) = schema.get("additionalProperties").filter(|a| a.is_object()) {
-            for v in obj.values() {
-                check_against(v, values, defs);
-            }
-            return;
-        }
-        let props = props.as_object().unwrap();
-        for required in schema["required"].as_array().into_iter().flatten() {
-            assert!(obj.contains_key(required.as_str().unwrap()), "{value} lacks {required}");
-        }
-        for (key, v) in obj {
-            let prop = props.get(key).unwrap_or_else(|| panic!("field {key} is not in the schema"));
-            check_against(v, prop, defs);
-        }
-    }
-}
-
-/// The schemas' patterns are only the MAC, IPv4, IPv6 and RFC 3339 shapes; checked by shape.
-fn matches_pattern(pattern: &str, s: &str) -> bool {
-    if pattern.contains("[0-9a-f]{2}") {
-        s.parse::<arpwatch_core::observation::MacAddr>().is_ok()
-            && s == s.to_ascii_lowercase()
-            && s.len() == 17
-    } else if pattern.contains("25[0-5]") {
-        s.parse::<std::net::Ipv4Addr>().is_ok()
-    } else if pattern.contains("{0,4}") {
-        s.parse::<std::net::Ipv6Addr>().is_ok_and(|ip| ip.to_string() == s)
-    } else if pattern.contains('T') {
-        time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).is_ok()
-            && s.ends_with('Z')
-    } else {
-        panic!("pattern {pattern} not handled")
-    }
 }
 
 #[test]

@@ -6,6 +6,7 @@ use crate::enrich::{Annotator, LocalMacs};
 use crate::event::ConditionState;
 use crate::observation::ArpOp;
 use crate::testkit::observations::{at, frame, ip, mac, Frame};
+use crate::testkit::schema::check_against;
 use crate::wire::{RawLine, Record};
 
 const A: &str = "02:00:00:00:00:0a";
@@ -1466,97 +1467,6 @@ fn schema_cluster() -> crate::cluster::ClusterSnapshot {
         ..Default::default()
     };
     ClusterSnapshot::build(&inputs, Some(&inventory("node-a", "eth0", A)), at(0.0))
-}
-
-/// A small structural check of `value` against a schema object: required keys, no undeclared
-/// keys, JSON types, enums, consts and string patterns of the declared properties.
-fn check_against(value: &serde_json::Value, schema: &serde_json::Value, defs: &serde_json::Value) {
-    let schema = resolve(schema, defs);
-    if let Some(options) = schema.get("oneOf").or_else(|| schema.get("anyOf")) {
-        let options = options.as_array().unwrap();
-        let matches = options
-            .iter()
-            .filter(|s| std::panic::catch_unwind(|| check_against(value, s, defs)).is_ok());
-        assert!(matches.count() >= 1, "{value} matches none of {schema}");
-        return;
-    }
-    if let Some(c) = schema.get("const") {
-        assert_eq!(value, c);
-    }
-    if let Some(options) = schema.get("enum") {
-        assert!(options.as_array().unwrap().contains(value), "{value} not in {options}");
-    }
-    if let Some(ty) = schema.get("type").and_then(|t| t.as_str()) {
-        let ok = match ty {
-            "object" => value.is_object(),
-            "array" => value.is_array(),
-            "string" => value.is_string(),
-            "integer" => value.is_u64() || value.is_i64(),
-            "number" => value.is_number(),
-            "boolean" => value.is_boolean(),
-            "null" => value.is_null(),
-            other => panic!("type {other} not handled"),
-        };
-        assert!(ok, "{value} is not {ty}");
-    }
-    if let (Some(pattern), Some(s)) =
-        (schema.get("pattern").and_then(|p| p.as_str()), value.as_str())
-    {
-        assert!(matches_pattern(pattern, s), "{s} does not match {pattern}");
-    }
-    if let (Some(items), Some(list)) = (schema.get("items"), value.as_array()) {
-        for item in list {
-            check_against(item, items, defs);
-        }
-    }
-    if let Some(obj) = value.as_object() {
-        if let Some(values) = schema.get("additionalProperties").filter(|a| a.is_object()) {
-            // A map (MAC -> name): its keys and its values each have a schema.
-            for (key, v) in obj {
-                check_against(
-                    &serde_json::Value::from(key.as_str()),
-                    &schema["propertyNames"],
-                    defs,
-                );
-                check_against(v, values, defs);
-            }
-            return;
-        }
-        let props = schema["properties"].as_object().unwrap();
-        for required in schema["required"].as_array().unwrap() {
-            assert!(obj.contains_key(required.as_str().unwrap()), "{value} lacks {required}");
-        }
-        for (key, v) in obj {
-            let prop = props.get(key).unwrap_or_else(|| panic!("field {key} is not in the schema"));
-            check_against(v, prop, defs);
-        }
-    }
-}
-
-fn resolve<'a>(
-    schema: &'a serde_json::Value,
-    defs: &'a serde_json::Value,
-) -> &'a serde_json::Value {
-    match schema.get("$ref").and_then(|r| r.as_str()) {
-        Some(r) => &defs[r.trim_start_matches("#/$defs/")],
-        None => schema,
-    }
-}
-
-/// The schema's patterns are only the MAC, IPv4, IPv6 and RFC 3339 shapes below; check by shape.
-fn matches_pattern(pattern: &str, s: &str) -> bool {
-    if pattern.contains("[0-9a-f]{2}") {
-        s.parse::<MacAddr>().is_ok() && s == s.to_ascii_lowercase() && s.len() == 17
-    } else if pattern.contains("25[0-5]") {
-        s.parse::<Ipv4Addr>().is_ok()
-    } else if pattern.contains("{0,4}") {
-        s.parse::<std::net::Ipv6Addr>().is_ok_and(|ip| ip.to_string() == s)
-    } else if pattern.contains("T") {
-        time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).is_ok()
-            && s.ends_with('Z')
-    } else {
-        panic!("pattern {pattern} not handled")
-    }
 }
 
 #[test]
