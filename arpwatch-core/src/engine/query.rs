@@ -8,7 +8,7 @@ use std::net::IpAddr;
 use super::lifecycle::ConditionKey;
 use super::state::IpState;
 use super::{Engine, REQUEST_WINDOW};
-use crate::observation::{Proto, Timestamp};
+use crate::observation::{MacAddr, Proto, Timestamp};
 use crate::status::{Claimant, IpStatus, OpenCondition, Owner, OwnerChangeRecord, RequestStats};
 
 /// One page of the watched IPs, in address order (IPv4 before IPv6).
@@ -25,6 +25,12 @@ impl Engine {
     /// The latest time the engine was given (an observation's or a tick's).
     pub fn now(&self) -> Timestamp {
         self.now
+    }
+
+    /// The MAC the network follows for `ip` now (see `docs/events.md`, "Claims"), if any. Unlike
+    /// `owner_change` events, it also follows a move between two MACs of an open multi-responder.
+    pub fn owner(&self, ip: IpAddr) -> Option<MacAddr> {
+        self.ips.peek(&ip).and_then(|st| st.owner)
     }
 
     /// Whether `ip` is in a pool or has a declared announcer: watched whether or not it was

@@ -237,10 +237,13 @@ impl PoolSeries {
             return;
         };
         series.set_claimants(engine.claimants(obs.spa));
-        if series.owner.is_none() {
-            // The IP's first claim makes its owner (docs/events.md, "Claims"); its node is
-            // named by the events about it (`new_binding`, which follows).
-            series.set_owner(obs.sha, None, &self.families.owners);
+        // The engine's owner, also when it moved between two MACs of an open multi-responder,
+        // which is no `owner_change`; the node of a new owner's MAC is named by the events about
+        // it (`new_binding`, `owner_change`, the incident's `mac_nodes`), which follow.
+        if let Some(owner) = engine.owner(obs.spa) {
+            if series.owner.as_ref().is_none_or(|(mac, _)| *mac != owner) {
+                series.set_owner(owner, None, &self.families.owners);
+            }
         }
         if obs.direction == Direction::Egress && obs.op == ArpOp::Reply {
             series.local_reply(&obs.iface, &self.families.local_replies);

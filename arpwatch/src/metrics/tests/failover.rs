@@ -146,6 +146,15 @@ fn the_owner_info_series_follows_the_owner_one_series_per_pool_ip() {
     assert_eq!(samples(&text, "arpwatch_pool_ip_owner").len(), 1, "{text}");
     assert_eq!(value(&text, &owner("192.0.2.240", "02:00:00:00:00:02", "")), Some(1.0));
 
+    // Inside the open incident, claims alternating between its MACs move the owner without an
+    // owner_change: the series follows the engine's owner all the same.
+    let changes = lab.printed(EventKind::OwnerChange);
+    lab.feed(announce(at(41), VIP, mac(3)));
+    assert_eq!(lab.printed(EventKind::OwnerChange), changes, "a move within the incident");
+    let text = lab.text();
+    assert_eq!(samples(&text, "arpwatch_pool_ip_owner").len(), 1, "{text}");
+    assert_eq!(value(&text, &owner("192.0.2.240", "02:00:00:00:00:03", "")), Some(1.0));
+
     // IPs outside every pool get none.
     lab.feed(reply(&eth0, at(50), Ipv4Addr::new(203, 0, 113, 1), mac(4)));
     assert!(!lab.text().contains("203.0.113.1"));
