@@ -91,6 +91,12 @@ pub struct Thresholds {
     pub storm_rate_per_iface: u32,
     /// ARP frames per second from one Ethernet source above which it is a storm.
     pub storm_rate_per_mac: u32,
+    /// Informational events (`new_binding`, `gratuitous`, `probe`) per second one interface may
+    /// report one by one once its burst is spent; those beyond are summarised in its `storm`.
+    /// 0 turns the budget off: every informational event is reported.
+    pub info_rate_per_iface: u32,
+    /// Informational events one interface may report at once before its rate applies.
+    pub info_burst_per_iface: u32,
     /// A lasting condition is reported `ongoing` at most this often.
     #[serde(deserialize_with = "duration")]
     pub report_interval: Duration,
@@ -115,6 +121,11 @@ impl Default for Thresholds {
             unanswered_after: 2,
             storm_rate_per_iface: 500,
             storm_rate_per_mac: 50,
+            // A busy segment has a few new hosts a minute and an HA announcement every few
+            // seconds; the burst lets a /23 be learnt in full when arpwatch starts (or every
+            // host re-resolves after a switch reboot).
+            info_rate_per_iface: 20,
+            info_burst_per_iface: 500,
             report_interval: Duration::from_secs(60),
             quiet_window: Duration::from_secs(30),
             announcer_grace: Duration::from_secs(5),
@@ -309,13 +320,16 @@ impl Thresholds {
     }
 
     /// Every count and rate, with its value and its valid range.
-    fn counts(&self) -> [(&'static str, u64, RangeInclusive<u64>); 4] {
+    fn counts(&self) -> [(&'static str, u64, RangeInclusive<u64>); 6] {
         [
             // One owner change is not a flap; the changes are remembered per IP.
             ("thresholds.flap_count", self.flap_count.into(), 2..=100),
             ("thresholds.unanswered_after", self.unanswered_after.into(), 1..=1_000),
             ("thresholds.storm_rate_per_iface", self.storm_rate_per_iface.into(), 1..=10_000_000),
             ("thresholds.storm_rate_per_mac", self.storm_rate_per_mac.into(), 1..=10_000_000),
+            ("thresholds.info_rate_per_iface", self.info_rate_per_iface.into(), 0..=10_000_000),
+            // A budget that admits nothing would summarise everything: turn it off with the rate.
+            ("thresholds.info_burst_per_iface", self.info_burst_per_iface.into(), 1..=10_000_000),
         ]
     }
 }
@@ -700,6 +714,27 @@ mod tests {
     }
 
     #[test]
+    fn the_info_budget_defaults_to_20_a_second_after_500_and_a_rate_of_0_turns_it_off() {
+        let t = Thresholds::default();
+        assert_eq!((t.info_rate_per_iface, t.info_burst_per_iface), (20, 500));
+        let config =
+            Config::from_toml("[thresholds]\ninfo_rate_per_iface = 0\ninfo_burst_per_iface = 7")
+                .unwrap();
+        let t = &config.engine.thresholds;
+        assert_eq!((t.info_rate_per_iface, t.info_burst_per_iface), (0, 7));
+        assert_eq!(
+            err("[thresholds]\ninfo_rate_per_iface = 10000001\n"),
+            "thresholds.info_rate_per_iface: 10000001 is too large (at most 10000000)"
+        );
+        assert!(err("[thresholds]\ninfo_rate_per_iface = -1\n")
+            .starts_with("thresholds.info_rate_per_iface: "));
+        assert_eq!(
+            err("[thresholds]\ninfo_burst_per_iface = 0\n"),
+            "thresholds.info_burst_per_iface: 0 is too small (at least 1)"
+        );
+    }
+
+    #[test]
     fn the_example_file_in_deploy_is_valid() {
         let text = include_str!("../../deploy/arpwatch.example.toml");
         let config = Config::from_toml(text).unwrap();
@@ -793,7 +828,7 @@ mod tests {
     #[test]
     fn every_cap_count_and_duration_has_a_range_and_a_value_outside_names_its_key() {
         // (key, table, smallest valid, largest valid) as written in the file.
-        let ranges: [(&str, &str, &str, &str); 14] = [
+        let ranges: [(&str, &str, &str, &str); 15] = [
             ("reply_window", "thresholds", "\"1ms\"", "\"24h\""),
             ("concurrency_window", "thresholds", "0.001", "86400"),
             ("flap_window", "thresholds", "\"1ms\"", "\"1440m\""),
@@ -804,6 +839,7 @@ mod tests {
             ("unanswered_after", "thresholds", "1", "1000"),
             ("storm_rate_per_iface", "thresholds", "1", "10000000"),
             ("storm_rate_per_mac", "thresholds", "1", "10000000"),
+            ("info_burst_per_iface", "thresholds", "1", "10000000"),
             ("max_tracked_ips", "caps", "1", "16777216"),
             ("max_macs_per_ip", "caps", "2", "256"),
             ("max_tracked_senders", "caps", "1", "16777216"),

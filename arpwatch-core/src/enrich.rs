@@ -279,6 +279,7 @@ mod tests {
                 first_seen: at,
                 last_seen: at,
                 macs,
+                summarised: None,
             },
             condition: Condition::MultiResponder {
                 form: ResponderForm::Sustained,

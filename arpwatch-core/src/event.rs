@@ -411,6 +411,47 @@ pub struct Lifecycle {
     pub last_seen: Timestamp,
     /// Every MAC involved, in the order they became involved.
     pub macs: Vec<MacAddr>,
+    /// An interface `storm`: the informational events beyond the interface's budget that it
+    /// stands for since `start`, when there were any.
+    pub summarised: Option<Box<Summarised>>,
+}
+
+/// Informational events (`new_binding`, `gratuitous`, `probe`) not reported one by one because
+/// their interface was over its budget: how many of each kind, since when, and a few of their
+/// MACs. Cumulative, like a condition's `count`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Summarised {
+    /// The first event summarised.
+    pub since: Timestamp,
+    pub new_binding: u64,
+    pub gratuitous: u64,
+    pub probe: u64,
+    /// The first distinct MACs of the summarised events, at most [`Summarised::SAMPLE_MACS`]:
+    /// enough to look one up, never a list that grows with a flood.
+    pub sample_macs: Vec<MacAddr>,
+}
+
+impl Summarised {
+    pub const SAMPLE_MACS: usize = 8;
+
+    /// Nothing summarised yet, from `since`.
+    pub fn since(since: Timestamp) -> Self {
+        Summarised { since, new_binding: 0, gratuitous: 0, probe: 0, sample_macs: Vec::new() }
+    }
+
+    /// Counts one event of the informational `kind` about `mac`.
+    pub fn add(&mut self, kind: EventKind, mac: MacAddr) {
+        match kind {
+            EventKind::NewBinding => self.new_binding += 1,
+            EventKind::Gratuitous => self.gratuitous += 1,
+            EventKind::Probe => self.probe += 1,
+            // Only informational events are ever summarised.
+            _ => return,
+        }
+        if self.sample_macs.len() < Self::SAMPLE_MACS && !self.sample_macs.contains(&mac) {
+            self.sample_macs.push(mac);
+        }
+    }
 }
 
 /// What a lasting condition is, with the details of its latest report.

@@ -19,7 +19,7 @@ use serde::{Serialize, Serializer};
 use crate::cluster::Announcer;
 use crate::event::{
     Announced, Condition, ConditionState, Detail, Event, EventKind, Misplaced, ResponderForm,
-    Severity, StormScope,
+    Severity, StormScope, Summarised,
 };
 use crate::observation::{ArpOp, Direction, MacAddr, Observation, Proto, Timestamp};
 
@@ -205,6 +205,8 @@ pub struct Record<'a> {
     pub requester_ip: Option<IpAddr>,
     pub rate: Option<u64>,
     pub scope: Option<StormScope>,
+    /// An interface storm's informational events beyond the budget.
+    pub summarised: Option<&'a Summarised>,
     pub local_iface: Option<&'a str>,
     pub node: Option<&'a str>,
     pub mac_node: Option<&'a str>,
@@ -250,6 +252,7 @@ impl<'a> Record<'a> {
             requester_ip: None,
             rate: None,
             scope: None,
+            summarised: None,
             local_iface: event.context.local_iface.as_deref(),
             node: event.context.node.as_deref(),
             mac_node: event.context.mac_node.as_deref(),
@@ -312,6 +315,7 @@ impl<'a> Record<'a> {
                 r.first_seen = Some(lifecycle.first_seen);
                 r.last_seen = Some(lifecycle.last_seen);
                 r.macs = &lifecycle.macs;
+                r.summarised = lifecycle.summarised.as_deref();
                 match condition {
                     Condition::MultiResponder { form, requester, sender } => {
                         r.form = Some(*form);
@@ -389,6 +393,12 @@ impl<'a> Record<'a> {
         field("requester_ip", self.requester_ip.map(Ip));
         field("rate", self.rate.map(U64));
         field("scope", self.scope.map(|v| Str(v.as_str())));
+        let summarised = self.summarised;
+        field("summarised_since", summarised.map(|s| Time(s.since)));
+        field("summarised_new_binding", summarised.map(|s| U64(s.new_binding)));
+        field("summarised_gratuitous", summarised.map(|s| U64(s.gratuitous)));
+        field("summarised_probe", summarised.map(|s| U64(s.probe)));
+        field("sample_macs", summarised.map(|s| Macs(&s.sample_macs)));
         field("local", self.local_iface.map(|_| Bool(true)));
         field("local_iface", self.local_iface.map(Str));
         field("node", self.node.map(Str));
@@ -558,6 +568,7 @@ mod tests {
                 first_seen: at,
                 last_seen: at,
                 macs: vec![mac(1), mac(2)],
+                summarised: None,
             },
             condition: Condition::MultiResponder {
                 form: ResponderForm::Strong,
@@ -648,6 +659,7 @@ mod tests {
                 first_seen: t(1),
                 last_seen: t(6),
                 macs: vec![b],
+                summarised: None,
             },
             condition: Condition::AnnouncerMismatch { mac: Some(b), announcer: announcer.clone() },
         };

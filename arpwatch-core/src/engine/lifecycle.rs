@@ -9,8 +9,10 @@ use std::time::Duration;
 
 use lru::LruCache;
 
-use crate::event::{Condition, ConditionState, Detail, Event, Lifecycle, Seen};
-use crate::observation::{MacAddr, Timestamp};
+use crate::event::{
+    Condition, ConditionState, Detail, Event, EventKind, Lifecycle, Seen, StormScope, Summarised,
+};
+use crate::observation::{MacAddr, Timestamp, VlanTags};
 use crate::status::OpenCondition;
 
 /// What a lasting condition is about.
@@ -32,6 +34,17 @@ pub(super) struct Report {
     pub condition: Condition,
 }
 
+impl Report {
+    /// A storm on the interface `iface`, at `rate` frames a second.
+    pub fn iface_storm(iface: &Arc<str>, rate: u64) -> Report {
+        Report {
+            seen: Seen { iface: iface.clone(), vlan: VlanTags::NONE, direction: None },
+            pool: None,
+            condition: Condition::Storm { scope: StormScope::Iface, mac: None, rate },
+        }
+    }
+}
+
 struct Active {
     /// The IP of the `start`; later evidence does not change it.
     ip: IpAddr,
@@ -40,6 +53,8 @@ struct Active {
     last_report: Timestamp,
     count: u64,
     macs: Vec<MacAddr>,
+    /// The informational events an interface storm stands for (see [`Conditions::summarise`]).
+    summarised: Option<Box<Summarised>>,
     /// The details of the last report, repeated by `ongoing` and `end` until replaced.
     report: Report,
     /// What the last report was: `start`, or `ongoing` once one was reported.
@@ -54,6 +69,7 @@ impl Active {
             first_seen: self.started,
             last_seen: self.last_evidence,
             macs: self.macs.clone(),
+            summarised: self.summarised.clone(),
         };
         let detail = Detail::Lasting { lifecycle, condition: self.report.condition.clone() };
         Event::new(ts, self.ip, self.report.seen.clone(), self.report.pool.clone(), detail)
@@ -132,9 +148,34 @@ impl Conditions {
         report: impl FnOnce() -> Report,
         out: &mut Vec<Event>,
     ) {
+        self.summarise(ev, &[], report_interval, report, out);
+    }
+
+    /// [`evidence`](Self::evidence) that also stands for `summarised`, informational events
+    /// (kind and MAC) that were beyond their interface's budget: they are added to the
+    /// condition's summary before any report, so that every report, the `end` included, carries
+    /// the totals.
+    pub fn summarise(
+        &mut self,
+        ev: Evidence<'_>,
+        summarised: &[(EventKind, MacAddr)],
+        report_interval: Duration,
+        report: impl FnOnce() -> Report,
+        out: &mut Vec<Event>,
+    ) {
+        let summarise = |summary: &mut Option<Box<Summarised>>| {
+            if summarised.is_empty() {
+                return;
+            }
+            let summary = summary.get_or_insert_with(|| Box::new(Summarised::since(ev.ts)));
+            for (kind, mac) in summarised {
+                summary.add(*kind, *mac);
+            }
+        };
         if let Some(cond) = self.active.get_mut(&ev.key) {
             cond.last_evidence = ev.ts;
             cond.count += ev.count;
+            summarise(&mut cond.summarised);
             let mut grew = false;
             for mac in ev.macs {
                 if !cond.macs.contains(mac) && cond.macs.len() < self.max_macs {
@@ -159,6 +200,8 @@ impl Conditions {
         }
         let mut macs = ev.macs.to_vec();
         macs.truncate(self.max_macs);
+        let mut summary = None;
+        summarise(&mut summary);
         let cond = Active {
             ip: ev.ip,
             started: ev.ts,
@@ -166,6 +209,7 @@ impl Conditions {
             last_report: ev.ts,
             count: ev.count,
             macs,
+            summarised: summary,
             report: report(),
             state: ConditionState::Start,
         };

@@ -14,6 +14,7 @@
 //! order their events come out.
 
 mod announcer;
+mod budget;
 mod lifecycle;
 mod query;
 mod state;
@@ -30,12 +31,13 @@ use crate::event::{
     Announced, Condition, Detail, Event, EventKind, Misplaced, Requester, ResponderForm, Seen,
     StormScope,
 };
-use crate::observation::{ClaimKind, Direction, MacAddr, Observation, Timestamp, VlanTags};
+use crate::observation::{ClaimKind, Direction, MacAddr, Observation, Timestamp};
 use crate::pools::{PoolRule, Pools};
 
 pub use query::WatchedIps;
 
 use announcer::{Announcers, Pending, Resolved};
+use budget::InfoBudget;
 use lifecycle::{ConditionKey, Conditions, Evidence, Report};
 use state::{
     Binding, EgressClaim, EgressClaims, IfaceState, Interleave, IpState, IpTable, OwnerChange,
@@ -66,11 +68,18 @@ pub struct EngineStats {
     pub evictions: Evictions,
     /// Events emitted, indexed by [`EventKind::index`].
     pub events: [u64; EventKind::ALL.len()],
+    /// Informational events beyond their interface's budget, summarised in its `storm` instead
+    /// of emitted, indexed by [`EventKind::index`].
+    pub summarised: [u64; EventKind::ALL.len()],
 }
 
 impl EngineStats {
     pub fn events_of(&self, kind: EventKind) -> u64 {
         self.events[kind.index()]
+    }
+
+    pub fn summarised_of(&self, kind: EventKind) -> u64 {
+        self.summarised[kind.index()]
     }
 }
 
@@ -105,6 +114,8 @@ pub struct Engine {
     scratch_macs: Vec<MacAddr>,
     /// The declared announcers of VIPs, for `announcer_mismatch`.
     announcers: Announcers,
+    /// How many informational events each interface may still report one by one.
+    budget: InfoBudget,
 }
 
 fn cap(n: usize) -> NonZeroUsize {
@@ -137,6 +148,7 @@ impl Engine {
             // Grows to the largest multi-responder seen, never to a configured size.
             scratch_macs: Vec::new(),
             announcers: Announcers::default(),
+            budget: InfoBudget::new(cap(caps.max_interfaces)),
         }
     }
 
@@ -154,7 +166,7 @@ impl Engine {
         self.advance(ts, out);
         self.stats.observations += 1;
 
-        let iface_id = self.check_storms(obs, ts, out);
+        let (iface_id, iface_rate) = self.check_storms(obs, ts, out);
         self.check_sender_mismatch(obs, ts, out);
 
         if obs.is_probe() {
@@ -167,6 +179,7 @@ impl Engine {
                 self.on_request(obs, ts, 1 + folded);
             }
         }
+        self.report_summarised(obs, ts, iface_rate, out);
         self.count_events(&out[first_new..]);
     }
 
@@ -310,8 +323,14 @@ impl Engine {
         );
     }
 
-    /// Storm accounting per interface and per Ethernet source; returns the interface's id.
-    fn check_storms(&mut self, obs: &Observation, ts: Timestamp, out: &mut Vec<Event>) -> u32 {
+    /// Storm accounting per interface and per Ethernet source; returns the interface's id and
+    /// its frame rate.
+    fn check_storms(
+        &mut self,
+        obs: &Observation,
+        ts: Timestamp,
+        out: &mut Vec<Event>,
+    ) -> (u32, u64) {
         let report_interval = self.thresholds.report_interval;
         if !self.ifaces.contains(&*obs.iface) {
             let id = self.next_iface_id;
@@ -322,11 +341,11 @@ impl Engine {
             }
         }
         let Some(iface) = self.ifaces.get_mut(&*obs.iface) else {
-            return u32::MAX;
+            return (u32::MAX, 0);
         };
         let iface_id = iface.id;
-        let rate = iface.rate.record(ts, obs.frames());
-        if rate > u64::from(self.thresholds.storm_rate_per_iface) {
+        let iface_rate = iface.rate.record(ts, obs.frames());
+        if iface_rate > u64::from(self.thresholds.storm_rate_per_iface) {
             self.conditions.evidence(
                 Evidence {
                     key: ConditionKey::StormIface(obs.iface.clone()),
@@ -336,11 +355,7 @@ impl Engine {
                     macs: &[],
                 },
                 report_interval,
-                || Report {
-                    seen: Seen { iface: obs.iface.clone(), vlan: VlanTags::NONE, direction: None },
-                    pool: None,
-                    condition: Condition::Storm { scope: StormScope::Iface, mac: None, rate },
-                },
+                || Report::iface_storm(&obs.iface, iface_rate),
                 out,
             );
         }
@@ -369,7 +384,7 @@ impl Engine {
                 out,
             );
         }
-        iface_id
+        (iface_id, iface_rate)
     }
 
     fn sender_state(&mut self, mac: MacAddr) -> &mut SenderState {
@@ -425,6 +440,12 @@ impl Engine {
                 if let Some(st) = self.ips.peek_mut(&target) {
                     st.probe = Some(Probe { mac, at: ts });
                 }
+                let budget = &mut self.budget;
+                if !self.pools.contains(target)
+                    && !budget.admit(&self.thresholds, &obs.iface, ts, EventKind::Probe, mac)
+                {
+                    return;
+                }
                 Detail::Probe { mac }
             }
         };
@@ -446,7 +467,7 @@ impl Engine {
         }
         let claim = ClaimContext::new(obs, ts, kind, iface_id, &self.pools, &self.thresholds);
         let (st, binding) = self.ips.bind(claim.ip, claim.mac, ts);
-        claim.report_binding(binding.is_new, out);
+        claim.report_binding(binding.is_new, &mut self.budget, out);
         if !kind.is_strong() {
             let proxy =
                 |owner: MacAddr| self.senders.peek(&owner).is_some_and(|s| s.answered.many());
@@ -773,13 +794,18 @@ impl<'a> ClaimContext<'a> {
     }
 
     /// `new_binding` for an (IP, MAC) pair not known before, and `gratuitous` for an
-    /// announcement, whatever the binding.
-    fn report_binding(&self, is_new: bool, out: &mut Vec<Event>) {
+    /// announcement, whatever the binding; beyond the interface's budget they are summarised,
+    /// except for a pool IP.
+    fn report_binding(&self, is_new: bool, budget: &mut InfoBudget, out: &mut Vec<Event>) {
         let mac = self.mac;
-        if is_new {
+        let mut admit = |kind| {
+            self.pool.is_some()
+                || budget.admit(self.thresholds, &self.obs.iface, self.ts, kind, mac)
+        };
+        if is_new && admit(EventKind::NewBinding) {
             out.push(self.event(None, Detail::NewBinding { mac, announced: self.announced }));
         }
-        if self.kind == ClaimKind::Gratuitous {
+        if self.kind == ClaimKind::Gratuitous && admit(EventKind::Gratuitous) {
             out.push(self.event(None, Detail::Gratuitous { mac, override_: self.override_ }));
         }
     }

@@ -4,7 +4,7 @@ use super::*;
 use crate::config::{Caps, Pool};
 use crate::enrich::{Annotator, LocalMacs};
 use crate::event::ConditionState;
-use crate::observation::ArpOp;
+use crate::observation::{ArpOp, VlanTags};
 use crate::testkit::observations::{at, frame, ip, mac, Frame};
 use crate::testkit::schema::check_against;
 use crate::wire::{RawLine, Record};

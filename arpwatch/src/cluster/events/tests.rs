@@ -16,6 +16,7 @@ fn multi_responder(state: ConditionState) -> Event {
             first_seen: Timestamp::from_secs(1_790_000_000),
             last_seen: Timestamp::from_secs(1_790_000_000),
             macs: vec![MacAddr([2, 0, 0, 0, 0xa, 1]), MacAddr([2, 0, 0, 0, 0xb, 1])],
+            summarised: None,
         },
         condition: Condition::MultiResponder {
             form: ResponderForm::Strong,
