@@ -216,8 +216,15 @@ fn report_engine(stats: Option<EngineStats>) {
         let e = &s.evictions;
         eprintln!(
             "arpwatch: engine: observations={} claims={} tracked_ips={} tracked_macs={} \
-             evicted_ips={} evicted_macs={} evicted_senders={}",
-            s.observations, s.claims, s.tracked_ips, s.tracked_macs, e.ips, e.macs, e.senders
+             evicted_ips={} evicted_macs={} evicted_senders={} summarised_events={}",
+            s.observations,
+            s.claims,
+            s.tracked_ips,
+            s.tracked_macs,
+            e.ips,
+            e.macs,
+            e.senders,
+            s.summarised.iter().sum::<u64>()
         );
     }
 }

@@ -154,7 +154,8 @@ impl Conditions {
     /// [`evidence`](Self::evidence) that also stands for `summarised`, informational events
     /// (kind and MAC) that were beyond their interface's budget: they are added to the
     /// condition's summary before any report, so that every report, the `end` included, carries
-    /// the totals.
+    /// the totals. The first ones summarised in an open condition are reported at once, like a
+    /// MAC joining: from then on the log no longer shows every informational event.
     pub fn summarise(
         &mut self,
         ev: Evidence<'_>,
@@ -163,20 +164,22 @@ impl Conditions {
         report: impl FnOnce() -> Report,
         out: &mut Vec<Event>,
     ) {
+        // Whether the summary began with these events.
         let summarise = |summary: &mut Option<Box<Summarised>>| {
             if summarised.is_empty() {
-                return;
+                return false;
             }
+            let began = summary.is_none();
             let summary = summary.get_or_insert_with(|| Box::new(Summarised::since(ev.ts)));
             for (kind, mac) in summarised {
                 summary.add(*kind, *mac);
             }
+            began
         };
         if let Some(cond) = self.active.get_mut(&ev.key) {
             cond.last_evidence = ev.ts;
             cond.count += ev.count;
-            summarise(&mut cond.summarised);
-            let mut grew = false;
+            let mut grew = summarise(&mut cond.summarised);
             for mac in ev.macs {
                 if !cond.macs.contains(mac) && cond.macs.len() < self.max_macs {
                     cond.macs.push(*mac);

@@ -15,7 +15,7 @@ use prometheus_client::metrics::MetricType;
 use crate::kernel::CounterTotals;
 use crate::stdout::OutputStats;
 use arpwatch_core::engine::{EngineStats, Evictions};
-use arpwatch_core::event::EventKind;
+use arpwatch_core::event::{EventKind, Severity};
 
 /// Name (without `_total`) and help of the metric exporting one kernel counter. The match is
 /// exhaustive on purpose: a counter added to the kernel (e.g. suppressed duplicates) does not
@@ -137,6 +137,16 @@ impl Collector for Readings {
                 let labels = [("event", kind.as_str()), ("severity", kind.severity().as_str())];
                 ConstCounter::new(engine.events[kind.index()])
                     .encode(metric.encode_family(&labels)?)?;
+            }
+            let mut metric = encoder.encode_descriptor(
+                "arpwatch_events_summarised",
+                "Informational events not printed because their interface was over its budget, summarised in its storm instead, per event kind",
+                None,
+                MetricType::Counter,
+            )?;
+            for kind in EventKind::ALL.into_iter().filter(|k| k.severity() == Severity::Info) {
+                ConstCounter::new(engine.summarised_of(kind))
+                    .encode(metric.encode_family(&[("event", kind.as_str())])?)?;
             }
 
             for (name, help, value) in [

@@ -1504,6 +1504,7 @@ fn the_caps_bound_what_is_kept_and_allocate_nothing_up_front() {
 }
 
 mod announcer;
+mod budget;
 mod ndp;
 mod status;
 

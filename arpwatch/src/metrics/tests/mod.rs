@@ -180,6 +180,27 @@ fn every_event_kind_is_exported_from_the_start_and_counted_as_the_engine_reports
 }
 
 #[test]
+fn informational_events_beyond_the_budget_are_counted_as_summarised_per_kind() {
+    let mut lab = Lab::detect("[thresholds]\ninfo_rate_per_iface = 1\ninfo_burst_per_iface = 2\n");
+    let summarised = |text: &str, kind: EventKind| {
+        value(text, &format!("arpwatch_events_summarised_total{{event=\"{}\"}}", kind.as_str()))
+    };
+    let text = lab.exporter.encode();
+    for kind in [EventKind::NewBinding, EventKind::Gratuitous, EventKind::Probe] {
+        assert_eq!(summarised(&text, kind), Some(0.0), "{}", kind.as_str());
+    }
+    // Five hosts answering at once: two bindings printed, three summarised.
+    for host in 1..=5 {
+        lab.feed(reply(&eth("eth0"), at(0), Ipv4Addr::new(198, 51, 100, host), mac(host)));
+    }
+    let text = lab.text();
+    assert_eq!(lab.printed(EventKind::NewBinding), 2);
+    assert_eq!(summarised(&text, EventKind::NewBinding), Some(3.0));
+    assert_eq!(summarised(&text, EventKind::Gratuitous), Some(0.0));
+    assert_eq!(summarised(&text, EventKind::MultiResponder), None, "only informational kinds");
+}
+
+#[test]
 fn claimants_are_the_engines_within_the_concurrency_window() {
     let mut lab = Lab::detect(POOL_CONFIG);
     let eth0 = eth("eth0");
