@@ -1020,3 +1020,113 @@ fn standard_input_is_read_once() {
     assert_eq!(run.code, Some(2), "{}", run.stderr);
     assert_eq!(run.stderr.trim_end(), "arpwatch: replay can read standard input (-) only once");
 }
+
+/// A classic pcap (Ethernet, microseconds) of `frames`, each (seconds since the capture began,
+/// bytes).
+fn pcap(frames: impl IntoIterator<Item = (f64, Vec<u8>)>) -> Vec<u8> {
+    const START_SECS: u64 = 1_790_000_000;
+    let mut file = Vec::new();
+    for field in [0xa1b2_c3d4u32, 0x0004_0002, 0, 0, 65_535, 1] {
+        file.extend(field.to_le_bytes());
+    }
+    for (secs, bytes) in frames {
+        let micros = (secs * 1e6).round() as u64;
+        let len = bytes.len() as u32;
+        for field in
+            [(START_SECS + micros / 1_000_000) as u32, (micros % 1_000_000) as u32, len, len]
+        {
+            file.extend(field.to_le_bytes());
+        }
+        file.extend(bytes);
+    }
+    file
+}
+
+#[test]
+fn a_spoofing_flood_collapses_to_its_budget_and_a_storm_while_its_anomalies_stay_one_by_one() {
+    use arpwatch_core::testkit::frames::ArpFrame;
+    let host = |n: u32| -> ([u8; 6], [u8; 4]) {
+        let [_, a, b, c] = n.to_be_bytes();
+        ([2, 0, 0, a, b, c], [10, a, b, c])
+    };
+    // 40 000 announcements in 2 s, each from a new MAC for a new IP (80 000 informational
+    // events), with anomalies planted among them and one claim of a pool IP.
+    let mut frames: Vec<(f64, Vec<u8>)> = (1..=40_000u32)
+        .map(|n| {
+            let (mac, ip) = host(n);
+            (f64::from(n) * 0.000_05, ArpFrame::gratuitous(2, mac, ip).padded().bytes())
+        })
+        .collect();
+    let (x, y, z) = ([2, 0, 0, 0xaa, 0, 1], [2, 0, 0, 0xaa, 0, 2], [2, 0, 0, 0xaa, 0, 3]);
+    let (client, client_ip) = ([2, 0, 0, 0xcc, 0, 1], [198, 51, 100, 99]);
+    let planted = [
+        // X holds 192.0.2.50, then Y announces it: an owner change.
+        (0.5, ArpFrame::gratuitous(2, x, [192, 0, 2, 50])),
+        (1.0, ArpFrame::gratuitous(2, y, [192, 0, 2, 50])),
+        // X and Y answer the client for 198.51.100.7: a multi-responder.
+        (1.5, ArpFrame::reply(x, [198, 51, 100, 7], client, client_ip)),
+        (1.5001, ArpFrame::reply(y, [198, 51, 100, 7], client, client_ip)),
+        // Z probes 192.0.2.50, bound to Y: a probe conflict.
+        (1.7, ArpFrame::request(z, [0, 0, 0, 0], [192, 0, 2, 50])),
+        // Z announces an IP of the pool: never summarised.
+        (1.9, ArpFrame::gratuitous(2, z, [203, 0, 113, 5])),
+    ];
+    frames.extend(planted.into_iter().map(|(t, f)| (t, f.padded().bytes())));
+    frames.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let capture = TempFile::new("flood.pcap", &pcap(frames));
+    let replay = |config: &str| {
+        let config = TempFile::new("arpwatch.toml", config.as_bytes());
+        let args = [
+            Path::new("replay"),
+            &capture.0,
+            "--format".as_ref(),
+            "json".as_ref(),
+            "--config".as_ref(),
+            &config.0,
+        ];
+        let run = arpwatch(&args);
+        assert_eq!(run.code, Some(0), "{}", run.stderr);
+        run
+    };
+    let pool = "[[pools]]\nname = \"vips\"\ncidrs = [\"203.0.113.0/28\"]\n";
+
+    let unlimited =
+        Events(replay(&format!("{pool}[thresholds]\ninfo_rate_per_iface = 0\n")).lines());
+    assert!(unlimited.0.len() > 80_000, "{}", unlimited.0.len());
+
+    let run = replay(pool);
+    let events = Events(run.lines());
+    // The default budget: 500 at once, then 20 a second of capture time.
+    let informational = events.0.iter().filter(|e| e["severity"] == "info").count();
+    assert!((500..=500 + 2 * 20 + 2).contains(&informational), "{informational}");
+    assert!(events.0.len() < 600, "{} lines", events.0.len());
+    for kind in ["owner_change", "multi_responder", "probe_conflict"] {
+        assert_eq!(events.count(kind), unlimited.count(kind), "{kind}");
+        assert_eq!(events.count(kind), 1, "{kind}");
+    }
+    assert_eq!(events.alarms(), unlimited.alarms(), "the same anomalies, in the same order");
+    let pool_ip = |kind| events.of(kind).iter().filter(|e| e["ip"] == "203.0.113.5").count();
+    assert_eq!((pool_ip("new_binding"), pool_ip("gratuitous")), (1, 1));
+
+    // The storm started when the burst was spent, and carries the summary.
+    let storms = events.of("storm");
+    assert_eq!(events.states("storm"), ["start"], "{storms:?}");
+    let start = storms[0];
+    assert_eq!((start["scope"].as_str(), start["ip"].as_str()), (Some("iface"), Some("0.0.0.0")));
+    assert_eq!(start["summarised_since"], start["first_seen"]);
+    // Frame 251 spent what was left of the burst: its two events are the first summarised.
+    let summary = [&start["summarised_new_binding"], &start["summarised_gratuitous"]];
+    assert_eq!(summary, [1, 1]);
+    assert_eq!(start["sample_macs"], serde_json::json!(["02:00:00:00:00:fb"]));
+    let summarised: u64 = run
+        .stderr
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("summarised_events="))
+        .expect("the engine's summary names the events summarised")
+        .parse()
+        .unwrap();
+    assert_eq!(
+        summarised as usize + informational,
+        unlimited.0.iter().filter(|e| e["severity"] == "info").count()
+    );
+}
