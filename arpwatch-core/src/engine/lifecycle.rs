@@ -139,7 +139,7 @@ impl Conditions {
     }
 
     /// Records evidence; reports `start`, or `ongoing` when the report interval has passed or
-    /// the set of MACs grew. `report` gives the details of a report and is called only when one
+    /// the set of MACs grew (or a summary began: [`summarise`](Self::summarise)). `report` gives the details of a report and is called only when one
     /// is made, so that the per-frame cost of a storm stays a lookup and a counter.
     pub fn evidence(
         &mut self,
