@@ -25,7 +25,7 @@ pub(super) struct InfoBudget {
     buckets: LruCache<Arc<str>, Bucket>,
     /// The current observation's informational events beyond its interface's budget, kind and
     /// MAC, for the engine to add to the interface's storm (then cleared).
-    pub summarised: Vec<(EventKind, MacAddr)>,
+    summarised: Vec<(EventKind, MacAddr)>,
 }
 
 struct Bucket {
