@@ -139,8 +139,9 @@ impl Conditions {
     }
 
     /// Records evidence; reports `start`, or `ongoing` when the report interval has passed or
-    /// the set of MACs grew (or a summary began: [`summarise`](Self::summarise)). `report` gives the details of a report and is called only when one
-    /// is made, so that the per-frame cost of a storm stays a lookup and a counter.
+    /// the set of MACs grew (or a summary began: [`summarise`](Self::summarise)). `report` gives
+    /// the details of a report and is called only when one is made, so that the per-frame cost
+    /// of a storm stays a lookup and a counter.
     pub fn evidence(
         &mut self,
         ev: Evidence<'_>,

@@ -440,9 +440,8 @@ impl Engine {
                 if let Some(st) = self.ips.peek_mut(&target) {
                     st.probe = Some(Probe { mac, at: ts });
                 }
-                let budget = &mut self.budget;
                 if !self.pools.contains(target)
-                    && !budget.admit(&self.thresholds, &obs.iface, ts, EventKind::Probe, mac)
+                    && !self.budget.admit(&self.thresholds, &obs.iface, ts, EventKind::Probe, mac)
                 {
                     return;
                 }
