@@ -17,12 +17,10 @@ mod announcer;
 mod lifecycle;
 mod query;
 mod state;
+mod table;
 
 use std::net::{IpAddr, Ipv4Addr};
-use std::num::NonZeroUsize;
 use std::sync::Arc;
-
-use lru::LruCache;
 
 use crate::cluster::Declaration;
 use crate::config::{EngineConfig, Exemptions, Thresholds};
@@ -42,6 +40,7 @@ use state::{
     PendingRequests, PendingTable, Probe, RequestCounts, SenderState, StrongClaim,
     UnansweredStreak, MAX_EGRESS_IFACES,
 };
+use table::LruTable;
 
 /// The windows over which the status API counts an IP's requests.
 const REQUEST_WINDOW: std::time::Duration =
@@ -95,8 +94,8 @@ pub struct Engine {
     /// The latest time given; observations from before it are taken as happening now.
     now: Timestamp,
     ips: IpTable,
-    senders: LruCache<MacAddr, SenderState>,
-    ifaces: LruCache<Arc<str>, IfaceState>,
+    senders: LruTable<MacAddr, SenderState>,
+    ifaces: LruTable<Arc<str>, IfaceState>,
     next_iface_id: u32,
     pending: PendingTable,
     conditions: Conditions,
@@ -105,10 +104,6 @@ pub struct Engine {
     scratch_macs: Vec<MacAddr>,
     /// The declared announcers of VIPs, for `announcer_mismatch`.
     announcers: Announcers,
-}
-
-fn cap(n: usize) -> NonZeroUsize {
-    NonZeroUsize::new(n.max(1)).unwrap_or(NonZeroUsize::MIN)
 }
 
 impl Engine {
@@ -122,11 +117,11 @@ impl Engine {
             full_view: config.full_view,
             pools: Pools::new(&config.pools),
             now: Timestamp::default(),
-            ips: IpTable::new(cap(caps.max_tracked_ips), max_macs_per_ip),
-            senders: LruCache::sparse(cap(caps.max_tracked_senders)),
-            ifaces: LruCache::sparse(cap(caps.max_interfaces)),
+            ips: IpTable::new(caps.max_tracked_ips, max_macs_per_ip),
+            senders: LruTable::new(caps.max_tracked_senders),
+            ifaces: LruTable::new(caps.max_interfaces),
             next_iface_id: 0,
-            pending: PendingTable::new(cap(caps.max_tracked_ips)),
+            pending: PendingTable::new(caps.max_tracked_ips),
             conditions: Conditions::new(
                 caps.max_tracked_ips
                     .saturating_add(caps.max_tracked_senders)
@@ -373,11 +368,11 @@ impl Engine {
     }
 
     fn sender_state(&mut self, mac: MacAddr) -> &mut SenderState {
-        if !self.senders.contains(&mac) && self.senders.push(mac, SenderState::default()).is_some()
-        {
+        let (sender, forgotten) = self.senders.get_or_insert_with(mac, SenderState::default);
+        if forgotten.is_some() {
             self.stats.evictions.senders += 1;
         }
-        self.senders.get_or_insert_mut(mac, SenderState::default)
+        sender
     }
 
     fn check_sender_mismatch(&mut self, obs: &Observation, ts: Timestamp, out: &mut Vec<Event>) {

@@ -3,12 +3,10 @@
 
 use std::collections::BTreeSet;
 use std::net::{IpAddr, Ipv4Addr};
-use std::num::NonZeroUsize;
 use std::sync::Arc;
 use std::time::Duration;
 
-use lru::LruCache;
-
+use super::table::LruTable;
 use crate::config::Thresholds;
 use crate::event::Requester;
 use crate::observation::{Direction, MacAddr, Timestamp, VlanTags};
@@ -17,9 +15,9 @@ use crate::observation::{Direction, MacAddr, Timestamp, VlanTags};
 /// moves. Every insertion goes through here, so that forgetting an IP to make room is counted
 /// once, together with the bindings it takes with it.
 pub(super) struct IpTable {
-    states: LruCache<IpAddr, IpState>,
+    states: LruTable<IpAddr, IpState>,
     /// This host's own claims, only ever made by egress frames, so apart from `states`.
-    egress: LruCache<IpAddr, EgressClaims>,
+    egress: LruTable<IpAddr, EgressClaims>,
     max_macs: usize,
     /// (IP, MAC) bindings over all tracked IPs.
     pub bindings: usize,
@@ -39,10 +37,10 @@ pub(super) struct Bound {
 
 impl IpTable {
     /// Room for `cap` IPs of at most `max_macs` bindings each (and for `cap` IPs this host claims).
-    pub fn new(cap: NonZeroUsize, max_macs: usize) -> Self {
+    pub fn new(cap: usize, max_macs: usize) -> Self {
         IpTable {
-            states: LruCache::sparse(cap),
-            egress: LruCache::sparse(cap),
+            states: LruTable::new(cap),
+            egress: LruTable::new(cap),
             max_macs,
             bindings: 0,
             evicted: 0,
@@ -70,17 +68,15 @@ impl IpTable {
     /// Tracks `ip` from now on, if it is not tracked already. An IP that is does not become more
     /// recently seen: only its own frames make it so.
     pub fn track(&mut self, ip: IpAddr) {
-        if let Some(forgotten) = insert_absent(&mut self.states, ip, &mut self.evicted) {
-            self.bindings -= forgotten.bindings.len();
-        }
+        let forgotten = self.states.insert_absent(ip, IpState::default);
+        count_forgotten(forgotten, &mut self.evicted, &mut self.bindings);
     }
 
     /// Records `mac` as the sender of `ip` at `ts`: the IP becomes the most recently seen, and
     /// the binding is found or made. Returns the IP's state and the binding.
     pub fn bind(&mut self, ip: IpAddr, mac: MacAddr, ts: Timestamp) -> (&mut IpState, Bound) {
-        self.track(ip);
-        // Present since `track`: this only makes it the most recently seen, never inserts.
-        let st = self.states.get_or_insert_mut(ip, IpState::default);
+        let (st, forgotten) = self.states.get_or_insert_with(ip, IpState::default);
+        count_forgotten(forgotten, &mut self.evicted, &mut self.bindings);
         let (index, is_new, evicted) = st.touch(mac, ts, self.max_macs);
         if is_new {
             self.bindings += 1;
@@ -94,25 +90,20 @@ impl IpTable {
 
     /// This host's claims of `ip`, which become the most recently seen.
     pub fn egress(&mut self, ip: IpAddr) -> &mut EgressClaims {
-        insert_absent(&mut self.egress, ip, &mut self.evicted);
-        // Present since `insert_absent`: this only makes it the most recently seen.
-        self.egress.get_or_insert_mut(ip, EgressClaims::default)
+        let (claims, forgotten) = self.egress.get_or_insert_with(ip, EgressClaims::default);
+        if forgotten.is_some() {
+            self.evicted += 1;
+        }
+        claims
     }
 }
 
-/// Inserts a fresh entry for `ip` unless `map` has one; when the map is full, the least recently
-/// used IP is forgotten, counted in `evicted` and returned.
-fn insert_absent<V: Default>(
-    map: &mut LruCache<IpAddr, V>,
-    ip: IpAddr,
-    evicted: &mut u64,
-) -> Option<V> {
-    if map.contains(&ip) {
-        return None;
+/// Counts an IP forgotten to make room, and the bindings it took with it.
+fn count_forgotten(forgotten: Option<(IpAddr, IpState)>, evicted: &mut u64, bindings: &mut usize) {
+    if let Some((_, forgotten)) = forgotten {
+        *evicted += 1;
+        *bindings -= forgotten.bindings.len();
     }
-    let (_, forgotten) = map.push(ip, V::default())?;
-    *evicted += 1;
-    Some(forgotten)
 }
 
 /// Requests for one watched IP that no claim has answered yet.
@@ -135,13 +126,13 @@ pub(super) struct PendingRequests {
 /// first), with their deadlines in order, so that the next one to run out is known without a
 /// scan ([`PendingTable::next_deadline`]).
 pub(super) struct PendingTable {
-    by_ip: LruCache<IpAddr, PendingRequests>,
+    by_ip: LruTable<IpAddr, PendingRequests>,
     by_deadline: BTreeSet<(Timestamp, IpAddr)>,
 }
 
 impl PendingTable {
-    pub fn new(cap: NonZeroUsize) -> Self {
-        PendingTable { by_ip: LruCache::sparse(cap), by_deadline: BTreeSet::new() }
+    pub fn new(cap: usize) -> Self {
+        PendingTable { by_ip: LruTable::new(cap), by_deadline: BTreeSet::new() }
     }
 
     pub fn len(&self) -> usize {
@@ -176,7 +167,7 @@ impl PendingTable {
 
     /// The requests for `ip` are answered (or are being judged).
     pub fn remove(&mut self, ip: &IpAddr) -> Option<PendingRequests> {
-        let pending = self.by_ip.pop(ip)?;
+        let pending = self.by_ip.remove(ip)?;
         self.by_deadline.remove(&(pending.deadline, *ip));
         Some(pending)
     }
@@ -195,7 +186,7 @@ impl PendingTable {
             }
             self.by_deadline.pop_first();
             if self.by_ip.peek(&ip).is_some_and(|p| p.deadline == deadline) {
-                return self.by_ip.pop(&ip).map(|pending| (ip, pending));
+                return self.by_ip.remove(&ip).map(|pending| (ip, pending));
             }
         }
         None
@@ -818,7 +809,7 @@ mod tests {
             vlan: VlanTags::NONE,
             direction: Direction::Egress,
         };
-        let mut table = PendingTable::new(NonZeroUsize::new(3).unwrap());
+        let mut table = PendingTable::new(3);
         // A folded retransmission is learned of after a later request: inserted out of order.
         assert!(!table.insert(ip(1), pending(12)));
         assert!(!table.insert(ip(2), pending(11)));
