@@ -36,9 +36,8 @@ pub use query::WatchedIps;
 use announcer::{Announcers, Pending, Resolved};
 use lifecycle::{ConditionKey, Conditions, Evidence, Report};
 use state::{
-    Binding, EgressClaim, EgressClaims, IfaceState, Interleave, IpState, IpTable, OwnerChange,
-    PendingRequests, PendingTable, Probe, RequestCounts, SenderState, StrongClaim,
-    UnansweredStreak, MAX_EGRESS_IFACES,
+    Binding, EgressClaim, EgressClaims, IfaceState, Interleave, IpRare, IpState, IpTable,
+    OwnerChange, PendingRequests, PendingTable, Probe, SenderState, StrongClaim, MAX_EGRESS_IFACES,
 };
 use table::LruTable;
 
@@ -274,7 +273,7 @@ impl Engine {
             return;
         };
         st.requests_mut().judged(deadline, pending.count, false, REQUEST_WINDOW);
-        let streak = st.unanswered.extend(
+        let streak = st.rare_mut().unanswered.extend(
             pending.requester,
             pending.from_requester,
             pending.first,
@@ -380,7 +379,7 @@ impl Engine {
             return;
         }
         let interval = self.thresholds.report_interval;
-        let sender = self.sender_state(obs.sha);
+        let sender = self.sender_state(obs.sha).rare_mut();
         if sender.mismatch_eth_src != Some(obs.eth_src) {
             sender.mismatch_eth_src = Some(obs.eth_src);
             sender.mismatch = Default::default();
@@ -408,7 +407,7 @@ impl Engine {
         let st = self.ips.peek(&target);
         let holder = st.and_then(|st| st.holder_other_than(mac)).map(|b| (b.mac, b.last_seen));
         let rival = st
-            .and_then(|st| st.probe)
+            .and_then(|st| st.probe())
             .filter(|p| p.mac != mac && ts.saturating_since(p.at) <= window)
             .map(|p| (p.mac, p.at));
         let detail = match holder.or(rival) {
@@ -418,7 +417,7 @@ impl Engine {
             None => {
                 self.ips.track(target);
                 if let Some(st) = self.ips.peek_mut(&target) {
-                    st.probe = Some(Probe { mac, at: ts });
+                    st.rare_mut().probe = Some(Probe { mac, at: ts });
                 }
                 Detail::Probe { mac }
             }
@@ -437,14 +436,14 @@ impl Engine {
         out: &mut Vec<Event>,
     ) {
         if kind == ClaimKind::Reply {
-            self.sender_state(obs.sha).answered.note(obs.spa);
+            self.sender_state(obs.sha).rare_mut().answered.note(obs.spa);
         }
         let claim = ClaimContext::new(obs, ts, kind, iface_id, &self.pools, &self.thresholds);
         let (st, binding) = self.ips.bind(claim.ip, claim.mac, ts);
         claim.report_binding(binding.is_new, out);
         if !kind.is_strong() {
             let proxy =
-                |owner: MacAddr| self.senders.peek(&owner).is_some_and(|s| s.answered.many());
+                |owner: MacAddr| self.senders.peek(&owner).is_some_and(|s| s.answered_many());
             let exempt = |owner: MacAddr| {
                 proxy(owner)
                     || self.exemptions.is_ha_mac(owner)
@@ -471,8 +470,7 @@ impl Engine {
         claim.report_owner_change(st, change, conflict, &mut self.conditions, out);
         claim.check_pool_rules(&mut st.bindings[binding.index], out);
         claim.answer_pending_requests(
-            &mut st.unanswered,
-            st.requests.as_deref_mut(),
+            st.rare_if_any(),
             &mut self.pending,
             &mut self.conditions,
             out,
@@ -783,7 +781,7 @@ impl<'a> ClaimContext<'a> {
     /// is taken (a host defending it, or an NA answering duplicate address detection), a
     /// `probe_conflict` naming the prober. The prober's own announcement ends its probe quietly.
     fn answer_probe(&self, st: &mut IpState, out: &mut Vec<Event>) {
-        let Some(probe) = st.probe.take() else {
+        let Some(probe) = st.take_probe() else {
             return;
         };
         if probe.mac == self.mac
@@ -846,7 +844,7 @@ impl<'a> ClaimContext<'a> {
             override_: self.override_,
         };
         out.push(self.event(self.pool_name(), detail));
-        if let Some(last) = &mut st.last_change {
+        if let Some(last) = st.last_change_mut() {
             last.reported = true;
         }
         let flaps = st.count_owner_change(self.ts, self.thresholds);
@@ -964,7 +962,7 @@ impl<'a> ClaimContext<'a> {
         };
         let (mac, interval) = (self.mac, self.thresholds.report_interval);
         if !pool.allows_mac(mac) {
-            if let Some(count) = binding.unknown_responder.admit(self.ts, interval) {
+            if let Some(count) = binding.rare_mut().unknown_responder.admit(self.ts, interval) {
                 let detail = Detail::UnknownResponder {
                     mac,
                     announced: self.announced,
@@ -985,6 +983,7 @@ impl<'a> ClaimContext<'a> {
         };
         if let Some(allowed_ifaces) = allowed_ifaces {
             // Moving to yet another wrong interface is news, not a repeat.
+            let binding = binding.rare_mut();
             if binding.unexpected_iface_id != self.iface_id {
                 binding.unexpected_iface_id = self.iface_id;
                 binding.unexpected_interface = Default::default();
@@ -1001,13 +1000,16 @@ impl<'a> ClaimContext<'a> {
     /// ones are forgotten, and an `unanswered` condition ends naming the MAC that answered.
     fn answer_pending_requests(
         &self,
-        unanswered: &mut UnansweredStreak,
-        requests: Option<&mut RequestCounts>,
+        rare: Option<&mut IpRare>,
         pending: &mut PendingTable,
         conditions: &mut Conditions,
         out: &mut Vec<Event>,
     ) {
-        unanswered.reset();
+        // An IP without its rare part has no streak and no counters.
+        let requests = rare.and_then(|rare| {
+            rare.unanswered.reset();
+            rare.requests.as_mut()
+        });
         // Waiting requests were counted as seen, which made the counters.
         if let (Some(answered), Some(requests)) = (pending.remove(&self.ip), requests) {
             requests.judged(self.ts, answered.count, true, REQUEST_WINDOW);

@@ -193,36 +193,106 @@ impl PendingTable {
     }
 }
 
-/// One MAC seen as the sender of an IP.
+/// One MAC seen as the sender of an IP: what every claim updates inline, the rest boxed.
 pub(super) struct Binding {
-    pub mac: MacAddr,
     pub last_seen: Timestamp,
     /// Last reply, gratuitous or not, or gratuitous request from this MAC for the IP.
     pub last_claim: Option<Timestamp>,
+    pub claims_since: Timestamp,
+    /// Claims of the IP by this MAC since `claims_since`, with no pause longer than the
+    /// concurrency window between them (for the status API).
+    pub claims: u32,
+    pub mac: MacAddr,
+    /// Made by the first plain reply or pool alarm of the binding.
+    rare: Option<Box<BindingRare>>,
+}
+
+/// What only some bindings need: the MACs that answer requests, and those a pool alarms about.
+pub(super) struct BindingRare {
     /// Last plain reply and whom it answered, for the strong multi-responder form.
     pub last_reply: Option<(Requester, Timestamp)>,
     pub unknown_responder: Throttle,
     pub unexpected_interface: Throttle,
     /// The interface the `unexpected_interface` throttle is about; another one is news.
     pub unexpected_iface_id: u32,
-    /// Claims of the IP by this MAC since `claims_since`, with no pause longer than the
-    /// concurrency window between them (for the status API).
-    pub claims: u32,
-    pub claims_since: Timestamp,
 }
 
 impl Binding {
     fn new(mac: MacAddr, ts: Timestamp) -> Self {
-        Binding {
-            mac,
-            last_seen: ts,
-            last_claim: None,
-            last_reply: None,
-            unknown_responder: Throttle::default(),
-            unexpected_interface: Throttle::default(),
-            unexpected_iface_id: u32::MAX,
-            claims: 0,
-            claims_since: ts,
+        Binding { last_seen: ts, last_claim: None, claims_since: ts, claims: 0, mac, rare: None }
+    }
+
+    /// The last plain reply of this MAC for the IP, and whom it answered.
+    pub fn last_reply(&self) -> Option<(Requester, Timestamp)> {
+        self.rare.as_ref().and_then(|rare| rare.last_reply)
+    }
+
+    /// The boxed part, made on first use.
+    pub fn rare_mut(&mut self) -> &mut BindingRare {
+        self.rare.get_or_insert_with(|| {
+            Box::new(BindingRare {
+                last_reply: None,
+                unknown_responder: Throttle::default(),
+                unexpected_interface: Throttle::default(),
+                unexpected_iface_id: u32::MAX,
+            })
+        })
+    }
+}
+
+/// The bindings of one IP, in the order they were first seen. Most IPs only ever have one, which
+/// is kept inline; more go to the heap.
+pub(super) enum Bindings {
+    One(Binding),
+    Many(Vec<Binding>),
+}
+
+impl Default for Bindings {
+    fn default() -> Self {
+        Bindings::Many(Vec::new())
+    }
+}
+
+impl std::ops::Deref for Bindings {
+    type Target = [Binding];
+
+    fn deref(&self) -> &[Binding] {
+        match self {
+            Bindings::One(binding) => std::slice::from_ref(binding),
+            Bindings::Many(bindings) => bindings,
+        }
+    }
+}
+
+impl std::ops::DerefMut for Bindings {
+    fn deref_mut(&mut self) -> &mut [Binding] {
+        match self {
+            Bindings::One(binding) => std::slice::from_mut(binding),
+            Bindings::Many(bindings) => bindings,
+        }
+    }
+}
+
+impl Bindings {
+    fn push(&mut self, binding: Binding) {
+        match self {
+            Bindings::Many(bindings) if !bindings.is_empty() => bindings.push(binding),
+            Bindings::Many(_) => *self = Bindings::One(binding),
+            Bindings::One(_) => {
+                if let Bindings::One(first) = std::mem::take(self) {
+                    *self = Bindings::Many(vec![first, binding]);
+                }
+            }
+        }
+    }
+
+    /// Forgets the binding at `index`; the others keep their order.
+    fn remove(&mut self, index: usize) {
+        match self {
+            Bindings::One(_) => *self = Bindings::default(),
+            Bindings::Many(bindings) => {
+                bindings.remove(index);
+            }
         }
     }
 }
@@ -289,7 +359,7 @@ pub(super) struct ClaimOutcome {
 
 #[derive(Default)]
 pub(super) struct IpState {
-    pub bindings: Vec<Binding>,
+    pub bindings: Bindings,
     /// The MAC whose claim the network follows: the last claimant, except that a later reply to a
     /// request already answered by another MAC does not replace the first (Linux ignores it for
     /// `locktime`, 1 s, and so do most stacks).
@@ -298,8 +368,17 @@ pub(super) struct IpState {
     /// Whether the claims of `last_claimant` since the previous claimant's included an
     /// announcement.
     pub run_announced: bool,
-    /// The latest claim that completed an interleaving: who claimed again, and when (apart, so
-    /// that the MAC fits in the padding beside the other small fields).
+    /// When `owner` became the owner.
+    pub owner_since: Timestamp,
+    /// Made by the first probe, owner change, interleaving or counted request of the IP.
+    rare: Option<Box<IpRare>>,
+}
+
+/// What only some IPs need, boxed apart so that the many IPs with one MAC and a steady owner
+/// stay small.
+#[derive(Default)]
+pub(super) struct IpRare {
+    /// The latest claim that completed an interleaving: who claimed again, and when.
     pub resumed_by: Option<MacAddr>,
     pub resumed_at: Timestamp,
     /// Times of the latest owner changes reported as such, oldest first, at most `flap_count`.
@@ -308,13 +387,11 @@ pub(super) struct IpState {
     pub unanswered: UnansweredStreak,
     /// The latest address probe for this IP that raised no conflict, until a claim answers it.
     pub probe: Option<Probe>,
-    /// When `owner` became the owner.
-    pub owner_since: Timestamp,
-    /// The latest change of owner (for the status API); boxed, as most IPs never change owner.
-    pub last_change: Option<Box<LastOwnerChange>>,
-    /// How the requests for this IP fared lately (for the status API); boxed, as only watched
-    /// IPs count their requests.
-    pub requests: Option<Box<RequestCounts>>,
+    /// The latest change of owner (for the status API).
+    pub last_change: Option<LastOwnerChange>,
+    /// How the requests for this IP fared lately (for the status API): only watched IPs count
+    /// their requests.
+    pub requests: Option<RequestCounts>,
 }
 
 /// The latest change of owner of an IP.
@@ -465,9 +542,41 @@ impl UnansweredStreak {
 }
 
 impl IpState {
+    /// The boxed part, made on first use.
+    pub fn rare_mut(&mut self) -> &mut IpRare {
+        self.rare.get_or_insert_with(Box::default)
+    }
+
+    /// The boxed part, if it was made.
+    pub fn rare_if_any(&mut self) -> Option<&mut IpRare> {
+        self.rare.as_deref_mut()
+    }
+
     /// The request counters, made at the first request counted.
     pub fn requests_mut(&mut self) -> &mut RequestCounts {
-        self.requests.get_or_insert_with(Box::default)
+        self.rare_mut().requests.get_or_insert_with(RequestCounts::default)
+    }
+
+    pub fn requests(&self) -> Option<&RequestCounts> {
+        self.rare.as_ref().and_then(|rare| rare.requests.as_ref())
+    }
+
+    pub fn last_change(&self) -> Option<&LastOwnerChange> {
+        self.rare.as_ref().and_then(|rare| rare.last_change.as_ref())
+    }
+
+    pub fn last_change_mut(&mut self) -> Option<&mut LastOwnerChange> {
+        self.rare.as_mut().and_then(|rare| rare.last_change.as_mut())
+    }
+
+    /// The latest clean address probe, if any.
+    pub fn probe(&self) -> Option<Probe> {
+        self.rare.as_ref().and_then(|rare| rare.probe)
+    }
+
+    /// Takes out the latest clean address probe, if any.
+    pub fn take_probe(&mut self) -> Option<Probe> {
+        self.rare.as_mut().and_then(|rare| rare.probe.take())
     }
 }
 
@@ -506,10 +615,6 @@ impl IpState {
                 evicted = true;
             }
         }
-        if self.bindings.capacity() == 0 {
-            // Most IPs only ever have one MAC; `push` alone would reserve room for four.
-            self.bindings.reserve_exact(1);
-        }
         self.bindings.push(Binding::new(mac, ts));
         (self.bindings.len() - 1, true, evicted)
     }
@@ -535,11 +640,11 @@ impl IpState {
         window: Duration,
         into: &mut Vec<MacAddr>,
     ) {
-        for b in &self.bindings {
+        for b in self.bindings.iter() {
             if b.mac == mac {
                 continue;
             }
-            if let Some((r, t)) = b.last_reply {
+            if let Some((r, t)) = b.last_reply() {
                 if r == requester && ts.saturating_since(t) <= window {
                     into.push(b.mac);
                 }
@@ -559,16 +664,14 @@ impl IpState {
             (self.last_claimant, self.bindings[idx].last_claim)
         {
             if previous != mac && ts.saturating_since(own_last) <= window {
-                let alternating = self.resumed_by.is_some_and(|other| {
-                    other != mac && ts.saturating_since(self.resumed_at) <= window
+                let unannounced = !self.run_announced;
+                let rare = self.rare_mut();
+                let alternating = rare.resumed_by.is_some_and(|other| {
+                    other != mac && ts.saturating_since(rare.resumed_at) <= window
                 });
-                outcome.interleave = Some(Interleave {
-                    with: previous,
-                    alternating,
-                    unannounced: !self.run_announced,
-                });
-                self.resumed_by = Some(mac);
-                self.resumed_at = ts;
+                outcome.interleave = Some(Interleave { with: previous, alternating, unannounced });
+                rare.resumed_by = Some(mac);
+                rare.resumed_at = ts;
             }
         }
         if self.last_claimant == Some(mac) {
@@ -587,8 +690,8 @@ impl IpState {
                 outcome.owner_change = Some(OwnerChange { old, gap });
                 self.owner = Some(mac);
                 self.owner_since = ts;
-                self.last_change =
-                    Some(Box::new(LastOwnerChange { at: ts, old, new: mac, gap, reported: false }));
+                self.rare_mut().last_change =
+                    Some(LastOwnerChange { at: ts, old, new: mac, gap, reported: false });
             }
             Some(_) => {}
         }
@@ -605,7 +708,7 @@ impl IpState {
         }
         binding.last_claim = Some(ts);
         if let Some(r) = reply_to {
-            binding.last_reply = Some((r, ts));
+            binding.rare_mut().last_reply = Some((r, ts));
         }
         self.last_claimant = Some(mac);
         outcome
@@ -615,13 +718,14 @@ impl IpState {
     /// multi-responder incident is not counted).
     pub fn count_owner_change(&mut self, ts: Timestamp, t: &Thresholds) -> FlapCount {
         let flap_count = t.flap_count as usize;
-        if self.owner_changes.len() >= flap_count {
-            self.owner_changes.remove(0);
+        let owner_changes = &mut self.rare_mut().owner_changes;
+        if owner_changes.len() >= flap_count {
+            owner_changes.remove(0);
         }
-        self.owner_changes.push(ts);
-        let flapping = self.owner_changes.len() >= flap_count
-            && ts.saturating_since(self.owner_changes[0]) <= t.flap_window;
-        FlapCount { flapping, recent_changes: self.owner_changes.len() as u64 }
+        owner_changes.push(ts);
+        let flapping = owner_changes.len() >= flap_count
+            && ts.saturating_since(owner_changes[0]) <= t.flap_window;
+        FlapCount { flapping, recent_changes: owner_changes.len() as u64 }
     }
 
     /// The MAC other than `mac` that this IP is bound to: its owner, else the sender seen last.
@@ -670,8 +774,9 @@ impl Throttle {
 #[derive(Clone, Copy, Debug, Default)]
 pub(super) struct RateMeter {
     bucket_start: Timestamp,
-    current: u64,
-    previous: u64,
+    /// Frames in the current and the previous bucket; 32 bits hold any rate a link can carry.
+    current: u32,
+    previous: u32,
 }
 
 const SECOND_NS: u64 = 1_000_000_000;
@@ -689,9 +794,9 @@ impl RateMeter {
             self.previous = self.current;
             self.current = 0;
         }
-        self.current += frames;
+        self.current = self.current.saturating_add(u32::try_from(frames).unwrap_or(u32::MAX));
         let into = ts.as_nanos().saturating_sub(self.bucket_start.as_nanos()).min(SECOND_NS);
-        self.current + self.previous * (SECOND_NS - into) / SECOND_NS
+        u64::from(self.current) + u64::from(self.previous) * (SECOND_NS - into) / SECOND_NS
     }
 }
 
@@ -730,15 +835,34 @@ impl AnsweredIps {
     }
 }
 
-/// Per MAC, as Ethernet source or as ARP sender.
+/// Per MAC, as Ethernet source or as ARP sender: its rate inline, the rest boxed.
 #[derive(Default)]
 pub(super) struct SenderState {
     pub rate: RateMeter,
+    /// Made by the first plain reply or sender mismatch of the MAC.
+    rare: Option<Box<SenderRare>>,
+}
+
+/// What only the MACs that answer requests or send as another Ethernet source need.
+#[derive(Default)]
+pub(super) struct SenderRare {
     /// The IPs it answered for, as the ARP sender of plain replies.
     pub answered: AnsweredIps,
     /// The Ethernet source last reported as differing from this MAC as ARP sender.
     pub mismatch_eth_src: Option<MacAddr>,
     pub mismatch: Throttle,
+}
+
+impl SenderState {
+    /// The boxed part, made on first use.
+    pub fn rare_mut(&mut self) -> &mut SenderRare {
+        self.rare.get_or_insert_with(Box::default)
+    }
+
+    /// Whether the MAC answered for [`PROXY_IPS`] or more IPs.
+    pub fn answered_many(&self) -> bool {
+        self.rare.as_ref().is_some_and(|rare| rare.answered.many())
+    }
 }
 
 /// Per interface.
