@@ -555,6 +555,8 @@ fn memory_flood() -> Result<Value> {
             "tracked_macs": stats.tracked_macs,
             "tracked_senders": stats.tracked_senders,
             "evicted_ips": stats.evictions.ips,
+            "pending_requests": stats.pending_requests,
+            "active_conditions": stats.active_conditions,
         }));
     }
     let rss_at = |i: usize| samples[i]["rss_kib"].as_u64().unwrap_or(0);

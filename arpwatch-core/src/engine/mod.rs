@@ -498,7 +498,7 @@ impl Engine {
         let answered = self
             .ips
             .peek(&obs.tpa)
-            .and_then(|st| st.bindings.iter().filter_map(|b| b.last_claim).max())
+            .and_then(|st| st.bindings.iter().filter_map(|b| b.last_claim()).max())
             .is_some_and(|claimed| claimed >= sent);
         if !answered {
             self.on_request(obs, sent, u64::from(obs.repeats));
@@ -962,7 +962,9 @@ impl<'a> ClaimContext<'a> {
         };
         let (mac, interval) = (self.mac, self.thresholds.report_interval);
         if !pool.allows_mac(mac) {
-            if let Some(count) = binding.rare_mut().unknown_responder.admit(self.ts, interval) {
+            if let Some(count) =
+                binding.pool_alarms_mut().unknown_responder.admit(self.ts, interval)
+            {
                 let detail = Detail::UnknownResponder {
                     mac,
                     announced: self.announced,
@@ -983,7 +985,7 @@ impl<'a> ClaimContext<'a> {
         };
         if let Some(allowed_ifaces) = allowed_ifaces {
             // Moving to yet another wrong interface is news, not a repeat.
-            let binding = binding.rare_mut();
+            let binding = binding.pool_alarms_mut();
             if binding.unexpected_iface_id != self.iface_id {
                 binding.unexpected_iface_id = self.iface_id;
                 binding.unexpected_interface = Default::default();

@@ -107,7 +107,7 @@ impl Engine {
             .bindings
             .iter()
             .filter_map(|b| {
-                let last = b.last_claim.filter(|t| now.saturating_since(*t) <= window)?;
+                let last = b.last_claim().filter(|t| now.saturating_since(*t) <= window)?;
                 Some(Claimant {
                     mac: b.mac,
                     count: u64::from(b.claims),
@@ -137,7 +137,7 @@ impl Engine {
             }
             requests.last_request = counts.last_request;
         }
-        requests.last_answer = st.bindings.iter().filter_map(|b| b.last_claim).max();
+        requests.last_answer = st.bindings.iter().filter_map(|b| b.last_claim()).max();
         Some(status)
     }
 

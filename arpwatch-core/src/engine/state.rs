@@ -196,11 +196,12 @@ impl PendingTable {
 /// One MAC seen as the sender of an IP: what every claim updates inline, the rest boxed.
 pub(super) struct Binding {
     pub last_seen: Timestamp,
-    /// Last reply, gratuitous or not, or gratuitous request from this MAC for the IP.
-    pub last_claim: Option<Timestamp>,
+    /// The time of the last claim ([`Binding::last_claim`]); meaningless while `claims` is 0.
+    last_claim_at: Timestamp,
     pub claims_since: Timestamp,
     /// Claims of the IP by this MAC since `claims_since`, with no pause longer than the
-    /// concurrency window between them (for the status API).
+    /// concurrency window between them (for the status API). Never 0 again after the first
+    /// claim, so it also says whether there was one.
     pub claims: u32,
     pub mac: MacAddr,
     /// Made by the first plain reply or pool alarm of the binding.
@@ -211,6 +212,12 @@ pub(super) struct Binding {
 pub(super) struct BindingRare {
     /// Last plain reply and whom it answered, for the strong multi-responder form.
     pub last_reply: Option<(Requester, Timestamp)>,
+    /// Boxed again: far fewer bindings break a pool's rules than answer requests.
+    pool_alarms: Option<Box<PoolAlarms>>,
+}
+
+/// The throttles of a binding's pool alarms.
+pub(super) struct PoolAlarms {
     pub unknown_responder: Throttle,
     pub unexpected_interface: Throttle,
     /// The interface the `unexpected_interface` throttle is about; another one is news.
@@ -219,7 +226,12 @@ pub(super) struct BindingRare {
 
 impl Binding {
     fn new(mac: MacAddr, ts: Timestamp) -> Self {
-        Binding { last_seen: ts, last_claim: None, claims_since: ts, claims: 0, mac, rare: None }
+        Binding { last_seen: ts, last_claim_at: ts, claims_since: ts, claims: 0, mac, rare: None }
+    }
+
+    /// Last reply, gratuitous or not, or gratuitous request from this MAC for the IP.
+    pub fn last_claim(&self) -> Option<Timestamp> {
+        (self.claims > 0).then_some(self.last_claim_at)
     }
 
     /// The last plain reply of this MAC for the IP, and whom it answered.
@@ -227,11 +239,15 @@ impl Binding {
         self.rare.as_ref().and_then(|rare| rare.last_reply)
     }
 
-    /// The boxed part, made on first use.
-    pub fn rare_mut(&mut self) -> &mut BindingRare {
-        self.rare.get_or_insert_with(|| {
-            Box::new(BindingRare {
-                last_reply: None,
+    fn rare_mut(&mut self) -> &mut BindingRare {
+        self.rare
+            .get_or_insert_with(|| Box::new(BindingRare { last_reply: None, pool_alarms: None }))
+    }
+
+    /// The throttles of its pool alarms, made on first use.
+    pub fn pool_alarms_mut(&mut self) -> &mut PoolAlarms {
+        self.rare_mut().pool_alarms.get_or_insert_with(|| {
+            Box::new(PoolAlarms {
                 unknown_responder: Throttle::default(),
                 unexpected_interface: Throttle::default(),
                 unexpected_iface_id: u32::MAX,
@@ -588,7 +604,7 @@ impl IpState {
 
     /// When `mac` last claimed this IP (a reply or an announcement), if it did.
     pub fn last_claim_of(&self, mac: MacAddr) -> Option<Timestamp> {
-        self.binding(mac).and_then(|b| b.last_claim)
+        self.binding(mac).and_then(|b| b.last_claim())
     }
 
     /// Finds or adds the binding of `mac`; returns its index, whether it is new, and whether an
@@ -628,7 +644,7 @@ impl IpState {
     /// MACs whose latest claim of the IP is at most `window` old at `now`.
     pub fn claimants(&self, now: Timestamp, window: Duration) -> usize {
         let recent = |t: Timestamp| now.saturating_since(t) <= window;
-        self.bindings.iter().filter(|b| b.last_claim.is_some_and(recent)).count()
+        self.bindings.iter().filter(|b| b.last_claim().is_some_and(recent)).count()
     }
 
     /// Other MACs that replied to `requester` within `window` before `ts`.
@@ -661,7 +677,7 @@ impl IpState {
         let window = t.concurrency_window;
 
         if let (Some(previous), Some(own_last)) =
-            (self.last_claimant, self.bindings[idx].last_claim)
+            (self.last_claimant, self.bindings[idx].last_claim())
         {
             if previous != mac && ts.saturating_since(own_last) <= window {
                 let unannounced = !self.run_announced;
@@ -697,7 +713,7 @@ impl IpState {
         }
 
         let binding = &mut self.bindings[idx];
-        match binding.last_claim {
+        match binding.last_claim() {
             Some(last) if ts.saturating_since(last) <= window => {
                 binding.claims = binding.claims.saturating_add(1);
             }
@@ -706,7 +722,7 @@ impl IpState {
                 binding.claims_since = ts;
             }
         }
-        binding.last_claim = Some(ts);
+        binding.last_claim_at = ts;
         if let Some(r) = reply_to {
             binding.rare_mut().last_reply = Some((r, ts));
         }
