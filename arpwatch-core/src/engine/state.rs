@@ -967,6 +967,48 @@ mod tests {
     }
 
     #[test]
+    fn bindings_keep_the_order_first_seen_from_one_inline_to_many_and_back() {
+        let mac = |n: u8| MacAddr([2, 0, 0, 0, 0, n]);
+        let at = Timestamp::from_secs;
+        let mut st = IpState::default();
+        assert_eq!(st.touch(mac(1), at(1), 3), (0, true, false));
+        assert!(matches!(st.bindings, Bindings::One(_)));
+        assert_eq!(st.touch(mac(2), at(2), 3), (1, true, false));
+        assert_eq!(st.touch(mac(3), at(3), 3), (2, true, false));
+        assert_eq!(st.touch(mac(1), at(4), 3), (0, false, false));
+        // Full: the stalest binding (mac 2) goes, the others keep their order.
+        assert_eq!(st.touch(mac(4), at(5), 3), (2, true, true));
+        let macs: Vec<MacAddr> = st.bindings.iter().map(|b| b.mac).collect();
+        assert_eq!(macs, [mac(1), mac(3), mac(4)]);
+        // A lone binding that has to go leaves room for the next inline.
+        let mut one = Bindings::default();
+        one.push(Binding::new(mac(1), at(1)));
+        one.remove(0);
+        assert!(one.is_empty());
+        one.push(Binding::new(mac(2), at(2)));
+        assert!(matches!(one, Bindings::One(ref b) if b.mac == mac(2)));
+    }
+
+    #[test]
+    fn a_binding_has_a_last_claim_from_its_first_claim_on() {
+        let t = Thresholds::default();
+        let mut st = IpState::default();
+        let (index, _, _) = st.touch(MacAddr([2, 0, 0, 0, 0, 1]), Timestamp::from_secs(0), 2);
+        assert_eq!(st.bindings[index].last_claim(), None);
+        let claim = |ts| StrongClaim {
+            binding: index,
+            ts,
+            reply_to: None,
+            follower: false,
+            announced: true,
+        };
+        st.claim(claim(Timestamp::from_secs(0)), &t);
+        assert_eq!(st.bindings[index].last_claim(), Some(Timestamp::from_secs(0)));
+        st.claim(claim(Timestamp::from_secs(1)), &t);
+        assert_eq!(st.bindings[index].last_claim(), Some(Timestamp::from_secs(1)));
+    }
+
+    #[test]
     fn throttle_reports_first_then_once_per_interval_with_the_count() {
         let mut t = Throttle::default();
         let s = Duration::from_secs(60);
