@@ -1,5 +1,6 @@
 //! The in-process measurements of `cargo xtask bench`, one per invocation so each runs in a
-//! process of its own (memory figures are the process's): `kernel`, `engine`, `memory-million`,
+//! process of its own (memory figures are the process's): `kernel`, `engine`, `memory-million`
+//! (which runs its IPv6 half, `memory-million-ipv6`, in a child process of its own),
 //! `memory-flood`. Each prints one JSON object on stdout; `cargo xtask bench` collects them.
 //!
 //! Run one by hand with `cargo bench -p arpwatch --bench arpwatch_bench -- kernel` (root for
@@ -11,6 +12,7 @@ use arpwatch::{KernelProbe, DEFAULT_DEDUP_INTERVAL, EBPF_OBJECT};
 use arpwatch_common::programs;
 use arpwatch_core::config::EngineConfig;
 use arpwatch_core::engine::Engine;
+use arpwatch_core::observation::NaFlags;
 use arpwatch_core::observation::{Observation, Timestamp};
 use arpwatch_core::testkit::frames::{
     ipv4_tcp_frame, ipv6_bytes, ipv6_tcp_frame, padded, ArpFrame, NdFrame, BROADCAST, TPID_8021Q,
@@ -18,6 +20,7 @@ use arpwatch_core::testkit::frames::{
 use arpwatch_core::testkit::observations::Frame;
 use aya::programs::{TestRun, TestRunOptions, Xdp};
 use serde_json::{json, Value};
+use std::net::{IpAddr, Ipv6Addr};
 use std::time::{Duration, Instant};
 
 fn main() {
@@ -27,6 +30,7 @@ fn main() {
         "kernel" => kernel(),
         "engine" => engine_throughput(),
         "memory-million" => memory_million(),
+        "memory-million-ipv6" => million_tracked(Family::Ipv6),
         "memory-flood" => memory_flood(),
         other => Err(anyhow::anyhow!(
             "unknown mode {other:?}: kernel, engine, memory-million or memory-flood"
@@ -381,27 +385,26 @@ fn realistic_mix(count: usize) -> Vec<Observation> {
         .collect()
 }
 
-/// Spoofed random senders: every frame a new MAC and a random IP.
-fn random_flood(count: usize, seed: u64) -> Vec<Observation> {
+/// Spoofed random senders: every frame a new MAC and a random IP. Made as they are consumed, so
+/// that a memory measurement counts the engine, not its input.
+fn random_flood(count: usize, seed: u64) -> impl Iterator<Item = Observation> {
     let mut rng = XorShift(seed);
-    (0..count)
-        .map(|i| {
-            let seen = Frame::at(
-                Timestamp::from_secs(1_800_000_000).saturating_add(Duration::from_micros(i as u64)),
-            );
-            let bits = rng.next();
-            let sha = host_mac(bits as u32);
-            let spa = host_ip((bits >> 32) as u32);
-            let tpa = host_ip((bits >> 8) as u32);
-            // Replies to nobody: a zero target MAC, also as the Ethernet destination.
-            if bits & 1 == 0 {
-                seen.request(sha, spa).asking(tpa)
-            } else {
-                seen.reply(sha, spa).to([0; 6], tpa)
-            }
-            .build()
-        })
-        .collect()
+    (0..count).map(move |i| {
+        let seen = Frame::at(
+            Timestamp::from_secs(1_800_000_000).saturating_add(Duration::from_micros(i as u64)),
+        );
+        let bits = rng.next();
+        let sha = host_mac(bits as u32);
+        let spa = host_ip((bits >> 32) as u32);
+        let tpa = host_ip((bits >> 8) as u32);
+        // Replies to nobody: a zero target MAC, also as the Ethernet destination.
+        if bits & 1 == 0 {
+            seen.request(sha, spa).asking(tpa)
+        } else {
+            seen.reply(sha, spa).to([0; 6], tpa)
+        }
+        .build()
+    })
 }
 
 /// Observations per second through a fresh engine, best of `runs` (the least disturbed).
@@ -428,7 +431,8 @@ fn engine_throughput() -> Result<Value> {
     const COUNT: usize = 1_000_000;
     const RUNS: usize = 3;
     let (mix_rate, mix_events) = throughput(&realistic_mix(COUNT), RUNS);
-    let (flood_rate, flood_events) = throughput(&random_flood(COUNT, 0x5eed_0002), RUNS);
+    let flood: Vec<Observation> = random_flood(COUNT, 0x5eed_0002).collect();
+    let (flood_rate, flood_events) = throughput(&flood, RUNS);
     Ok(json!({
         "method": format!(
             "{COUNT} pre-built observations through a fresh Engine (default configuration) on one \
@@ -458,7 +462,33 @@ fn rss_kib() -> (u64, u64) {
     (field("VmRSS:"), field("VmHWM:"))
 }
 
+#[derive(Clone, Copy)]
+enum Family {
+    Ipv4,
+    Ipv6,
+}
+
+/// The IPv4 run, with the IPv6 one (run by a child process, so that neither counts memory the
+/// other left to the allocator) under `ipv6`.
 fn memory_million() -> Result<Value> {
+    let mut result = million_tracked(Family::Ipv4)?;
+    let child = std::process::Command::new(std::env::current_exe()?)
+        .arg("memory-million-ipv6")
+        .output()
+        .context("running memory-million-ipv6")?;
+    if !child.status.success() {
+        bail!("memory-million-ipv6: {}", String::from_utf8_lossy(&child.stderr));
+    }
+    result["ipv6"] = serde_json::from_slice(&child.stdout)?;
+    Ok(result)
+}
+
+/// Address number `n` of 2001:db8::/32.
+fn host_ipv6(n: u32) -> IpAddr {
+    Ipv6Addr::from(0x2001_0db8_u128 << 96 | u128::from(n)).into()
+}
+
+fn million_tracked(family: Family) -> Result<Value> {
     const IPS: u32 = 1_000_000;
     let mut config = EngineConfig::default();
     // Room for every IP, its one MAC and its sender, so nothing is evicted.
@@ -472,7 +502,13 @@ fn memory_million() -> Result<Value> {
         let ts =
             Timestamp::from_secs(1_800_000_000).saturating_add(Duration::from_micros(n as u64));
         // Each IP announces itself once from its own MAC: a binding and an owner per IP.
-        let announcement = Frame::at(ts).reply(host_mac(n), host_ip(n)).to(BROADCAST, host_ip(n));
+        let announcement = match family {
+            Family::Ipv4 => Frame::at(ts).reply(host_mac(n), host_ip(n)).to(BROADCAST, host_ip(n)),
+            Family::Ipv6 => {
+                let unsolicited = NaFlags { override_: true, ..NaFlags::default() };
+                Frame::at(ts).advertise(host_mac(n), host_ipv6(n), unsolicited)
+            }
+        };
         engine.observe(&announcement, &mut out);
         out.clear();
     }
@@ -483,7 +519,10 @@ fn memory_million() -> Result<Value> {
         bail!("only {} IPs tracked of {IPS}", stats.tracked_ips);
     }
     Ok(json!({
-        "method": "one gratuitous reply per IP from its own MAC into an engine with caps raised to 1M; VmRSS from /proc/self/status",
+        "method": match family {
+            Family::Ipv4 => "one gratuitous reply per IP (10.0.0.0/8) from its own MAC into an engine with caps raised to 1M; VmRSS from /proc/self/status",
+            Family::Ipv6 => "one unsolicited Neighbor Advertisement (override) per IP (2001:db8::/32) from its own MAC into an engine with caps raised to 1M; VmRSS from /proc/self/status",
+        },
         "tracked_ips": stats.tracked_ips,
         "tracked_macs": stats.tracked_macs,
         "baseline_rss_kib": baseline,
@@ -503,13 +542,10 @@ fn memory_flood() -> Result<Value> {
     let mut samples = Vec::new();
     let (baseline, _) = rss_kib();
     for b in 0..BATCHES {
-        // Built batch by batch and dropped, so the input does not count in the engine's RSS.
-        let batch = random_flood(BATCH, 0x5eed_1000 + b as u64);
-        for obs in &batch {
-            engine.observe(obs, &mut out);
+        for obs in random_flood(BATCH, 0x5eed_1000 + b as u64) {
+            engine.observe(&obs, &mut out);
             out.clear();
         }
-        drop(batch);
         let (rss, _) = rss_kib();
         let stats = engine.stats();
         samples.push(json!({
@@ -519,6 +555,8 @@ fn memory_flood() -> Result<Value> {
             "tracked_macs": stats.tracked_macs,
             "tracked_senders": stats.tracked_senders,
             "evicted_ips": stats.evictions.ips,
+            "pending_requests": stats.pending_requests,
+            "active_conditions": stats.active_conditions,
         }));
     }
     let rss_at = |i: usize| samples[i]["rss_kib"].as_u64().unwrap_or(0);

@@ -18,12 +18,10 @@ mod budget;
 mod lifecycle;
 mod query;
 mod state;
+mod table;
 
 use std::net::{IpAddr, Ipv4Addr};
-use std::num::NonZeroUsize;
 use std::sync::Arc;
-
-use lru::LruCache;
 
 use crate::cluster::Declaration;
 use crate::config::{EngineConfig, Exemptions, Thresholds};
@@ -40,10 +38,10 @@ use announcer::{Announcers, Pending, Resolved};
 use budget::InfoBudget;
 use lifecycle::{ConditionKey, Conditions, Evidence, Report};
 use state::{
-    Binding, EgressClaim, EgressClaims, IfaceState, Interleave, IpState, IpTable, OwnerChange,
-    PendingRequests, PendingTable, Probe, RequestCounts, SenderState, StrongClaim,
-    UnansweredStreak, MAX_EGRESS_IFACES,
+    Binding, EgressClaim, EgressClaims, IfaceState, Interleave, IpRare, IpState, IpTable,
+    OwnerChange, PendingRequests, PendingTable, Probe, SenderState, StrongClaim, MAX_EGRESS_IFACES,
 };
+use table::LruTable;
 
 /// The windows over which the status API counts an IP's requests.
 const REQUEST_WINDOW: std::time::Duration =
@@ -104,8 +102,8 @@ pub struct Engine {
     /// The latest time given; observations from before it are taken as happening now.
     now: Timestamp,
     ips: IpTable,
-    senders: LruCache<MacAddr, SenderState>,
-    ifaces: LruCache<Arc<str>, IfaceState>,
+    senders: LruTable<MacAddr, SenderState>,
+    ifaces: LruTable<Arc<str>, IfaceState>,
     next_iface_id: u32,
     pending: PendingTable,
     conditions: Conditions,
@@ -116,10 +114,6 @@ pub struct Engine {
     announcers: Announcers,
     /// How many informational events each interface may still report one by one.
     budget: InfoBudget,
-}
-
-fn cap(n: usize) -> NonZeroUsize {
-    NonZeroUsize::new(n.max(1)).unwrap_or(NonZeroUsize::MIN)
 }
 
 impl Engine {
@@ -133,11 +127,11 @@ impl Engine {
             full_view: config.full_view,
             pools: Pools::new(&config.pools),
             now: Timestamp::default(),
-            ips: IpTable::new(cap(caps.max_tracked_ips), max_macs_per_ip),
-            senders: LruCache::sparse(cap(caps.max_tracked_senders)),
-            ifaces: LruCache::sparse(cap(caps.max_interfaces)),
+            ips: IpTable::new(caps.max_tracked_ips, max_macs_per_ip),
+            senders: LruTable::new(caps.max_tracked_senders),
+            ifaces: LruTable::new(caps.max_interfaces),
             next_iface_id: 0,
-            pending: PendingTable::new(cap(caps.max_tracked_ips)),
+            pending: PendingTable::new(caps.max_tracked_ips),
             conditions: Conditions::new(
                 caps.max_tracked_ips
                     .saturating_add(caps.max_tracked_senders)
@@ -292,7 +286,7 @@ impl Engine {
             return;
         };
         st.requests_mut().judged(deadline, pending.count, false, REQUEST_WINDOW);
-        let streak = st.unanswered.extend(
+        let streak = st.rare_mut().unanswered.extend(
             pending.requester,
             pending.from_requester,
             pending.first,
@@ -388,11 +382,11 @@ impl Engine {
     }
 
     fn sender_state(&mut self, mac: MacAddr) -> &mut SenderState {
-        if !self.senders.contains(&mac) && self.senders.push(mac, SenderState::default()).is_some()
-        {
+        let (sender, forgotten) = self.senders.get_or_insert_with(mac, SenderState::default);
+        if forgotten.is_some() {
             self.stats.evictions.senders += 1;
         }
-        self.senders.get_or_insert_mut(mac, SenderState::default)
+        sender
     }
 
     fn check_sender_mismatch(&mut self, obs: &Observation, ts: Timestamp, out: &mut Vec<Event>) {
@@ -400,7 +394,7 @@ impl Engine {
             return;
         }
         let interval = self.thresholds.report_interval;
-        let sender = self.sender_state(obs.sha);
+        let sender = self.sender_state(obs.sha).rare_mut();
         if sender.mismatch_eth_src != Some(obs.eth_src) {
             sender.mismatch_eth_src = Some(obs.eth_src);
             sender.mismatch = Default::default();
@@ -428,7 +422,7 @@ impl Engine {
         let st = self.ips.peek(&target);
         let holder = st.and_then(|st| st.holder_other_than(mac)).map(|b| (b.mac, b.last_seen));
         let rival = st
-            .and_then(|st| st.probe)
+            .and_then(|st| st.probe())
             .filter(|p| p.mac != mac && ts.saturating_since(p.at) <= window)
             .map(|p| (p.mac, p.at));
         let detail = match holder.or(rival) {
@@ -438,7 +432,7 @@ impl Engine {
             None => {
                 self.ips.track(target);
                 if let Some(st) = self.ips.peek_mut(&target) {
-                    st.probe = Some(Probe { mac, at: ts });
+                    st.rare_mut().probe = Some(Probe { mac, at: ts });
                 }
                 if !self.pools.contains(target)
                     && !self.budget.admit(&self.thresholds, &obs.iface, ts, EventKind::Probe, mac)
@@ -462,14 +456,14 @@ impl Engine {
         out: &mut Vec<Event>,
     ) {
         if kind == ClaimKind::Reply {
-            self.sender_state(obs.sha).answered.note(obs.spa);
+            self.sender_state(obs.sha).rare_mut().answered.note(obs.spa);
         }
         let claim = ClaimContext::new(obs, ts, kind, iface_id, &self.pools, &self.thresholds);
         let (st, binding) = self.ips.bind(claim.ip, claim.mac, ts);
         claim.report_binding(binding.is_new, &mut self.budget, out);
         if !kind.is_strong() {
             let proxy =
-                |owner: MacAddr| self.senders.peek(&owner).is_some_and(|s| s.answered.many());
+                |owner: MacAddr| self.senders.peek(&owner).is_some_and(|s| s.answered_many());
             let exempt = |owner: MacAddr| {
                 proxy(owner)
                     || self.exemptions.is_ha_mac(owner)
@@ -496,8 +490,7 @@ impl Engine {
         claim.report_owner_change(st, change, conflict, &mut self.conditions, out);
         claim.check_pool_rules(&mut st.bindings[binding.index], out);
         claim.answer_pending_requests(
-            &mut st.unanswered,
-            st.requests.as_deref_mut(),
+            st.rare_if_any(),
             &mut self.pending,
             &mut self.conditions,
             out,
@@ -525,7 +518,7 @@ impl Engine {
         let answered = self
             .ips
             .peek(&obs.tpa)
-            .and_then(|st| st.bindings.iter().filter_map(|b| b.last_claim).max())
+            .and_then(|st| st.bindings.iter().filter_map(|b| b.last_claim()).max())
             .is_some_and(|claimed| claimed >= sent);
         if !answered {
             self.on_request(obs, sent, u64::from(obs.repeats));
@@ -813,7 +806,7 @@ impl<'a> ClaimContext<'a> {
     /// is taken (a host defending it, or an NA answering duplicate address detection), a
     /// `probe_conflict` naming the prober. The prober's own announcement ends its probe quietly.
     fn answer_probe(&self, st: &mut IpState, out: &mut Vec<Event>) {
-        let Some(probe) = st.probe.take() else {
+        let Some(probe) = st.take_probe() else {
             return;
         };
         if probe.mac == self.mac
@@ -876,7 +869,7 @@ impl<'a> ClaimContext<'a> {
             override_: self.override_,
         };
         out.push(self.event(self.pool_name(), detail));
-        if let Some(last) = &mut st.last_change {
+        if let Some(last) = st.last_change_mut() {
             last.reported = true;
         }
         let flaps = st.count_owner_change(self.ts, self.thresholds);
@@ -994,7 +987,9 @@ impl<'a> ClaimContext<'a> {
         };
         let (mac, interval) = (self.mac, self.thresholds.report_interval);
         if !pool.allows_mac(mac) {
-            if let Some(count) = binding.unknown_responder.admit(self.ts, interval) {
+            if let Some(count) =
+                binding.pool_alarms_mut().unknown_responder.admit(self.ts, interval)
+            {
                 let detail = Detail::UnknownResponder {
                     mac,
                     announced: self.announced,
@@ -1015,6 +1010,7 @@ impl<'a> ClaimContext<'a> {
         };
         if let Some(allowed_ifaces) = allowed_ifaces {
             // Moving to yet another wrong interface is news, not a repeat.
+            let binding = binding.pool_alarms_mut();
             if binding.unexpected_iface_id != self.iface_id {
                 binding.unexpected_iface_id = self.iface_id;
                 binding.unexpected_interface = Default::default();
@@ -1031,13 +1027,16 @@ impl<'a> ClaimContext<'a> {
     /// ones are forgotten, and an `unanswered` condition ends naming the MAC that answered.
     fn answer_pending_requests(
         &self,
-        unanswered: &mut UnansweredStreak,
-        requests: Option<&mut RequestCounts>,
+        rare: Option<&mut IpRare>,
         pending: &mut PendingTable,
         conditions: &mut Conditions,
         out: &mut Vec<Event>,
     ) {
-        unanswered.reset();
+        // An IP without its rare part has no streak and no counters.
+        let requests = rare.and_then(|rare| {
+            rare.unanswered.reset();
+            rare.requests.as_mut()
+        });
         // Waiting requests were counted as seen, which made the counters.
         if let (Some(answered), Some(requests)) = (pending.remove(&self.ip), requests) {
             requests.judged(self.ts, answered.count, true, REQUEST_WINDOW);

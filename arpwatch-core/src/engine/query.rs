@@ -107,7 +107,7 @@ impl Engine {
             .bindings
             .iter()
             .filter_map(|b| {
-                let last = b.last_claim.filter(|t| now.saturating_since(*t) <= window)?;
+                let last = b.last_claim().filter(|t| now.saturating_since(*t) <= window)?;
                 Some(Claimant {
                     mac: b.mac,
                     count: u64::from(b.claims),
@@ -118,7 +118,7 @@ impl Engine {
                 })
             })
             .collect();
-        status.last_owner_change = st.last_change.as_deref().map(|c| OwnerChangeRecord {
+        status.last_owner_change = st.last_change().map(|c| OwnerChangeRecord {
             at: c.at,
             old_mac: c.old,
             new_mac: c.new,
@@ -128,7 +128,7 @@ impl Engine {
             new_node: None,
         });
         let requests = &mut status.requests;
-        if let Some(counts) = st.requests.as_deref() {
+        if let Some(counts) = st.requests() {
             if let Some((since, tally)) = counts.read(now, REQUEST_WINDOW) {
                 requests.since = Some(since);
                 requests.seen = u64::from(tally.seen);
@@ -137,7 +137,7 @@ impl Engine {
             }
             requests.last_request = counts.last_request;
         }
-        requests.last_answer = st.bindings.iter().filter_map(|b| b.last_claim).max();
+        requests.last_answer = st.bindings.iter().filter_map(|b| b.last_claim()).max();
         Some(status)
     }
 

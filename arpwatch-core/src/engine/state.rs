@@ -3,12 +3,10 @@
 
 use std::collections::BTreeSet;
 use std::net::{IpAddr, Ipv4Addr};
-use std::num::NonZeroUsize;
 use std::sync::Arc;
 use std::time::Duration;
 
-use lru::LruCache;
-
+use super::table::LruTable;
 use crate::config::Thresholds;
 use crate::event::Requester;
 use crate::observation::{Direction, MacAddr, Timestamp, VlanTags};
@@ -17,9 +15,9 @@ use crate::observation::{Direction, MacAddr, Timestamp, VlanTags};
 /// moves. Every insertion goes through here, so that forgetting an IP to make room is counted
 /// once, together with the bindings it takes with it.
 pub(super) struct IpTable {
-    states: LruCache<IpAddr, IpState>,
+    states: LruTable<IpAddr, IpState>,
     /// This host's own claims, only ever made by egress frames, so apart from `states`.
-    egress: LruCache<IpAddr, EgressClaims>,
+    egress: LruTable<IpAddr, EgressClaims>,
     max_macs: usize,
     /// (IP, MAC) bindings over all tracked IPs.
     pub bindings: usize,
@@ -39,10 +37,10 @@ pub(super) struct Bound {
 
 impl IpTable {
     /// Room for `cap` IPs of at most `max_macs` bindings each (and for `cap` IPs this host claims).
-    pub fn new(cap: NonZeroUsize, max_macs: usize) -> Self {
+    pub fn new(cap: usize, max_macs: usize) -> Self {
         IpTable {
-            states: LruCache::sparse(cap),
-            egress: LruCache::sparse(cap),
+            states: LruTable::new(cap),
+            egress: LruTable::new(cap),
             max_macs,
             bindings: 0,
             evicted: 0,
@@ -70,17 +68,15 @@ impl IpTable {
     /// Tracks `ip` from now on, if it is not tracked already. An IP that is does not become more
     /// recently seen: only its own frames make it so.
     pub fn track(&mut self, ip: IpAddr) {
-        if let Some(forgotten) = insert_absent(&mut self.states, ip, &mut self.evicted) {
-            self.bindings -= forgotten.bindings.len();
-        }
+        let forgotten = self.states.insert_absent(ip, IpState::default);
+        count_forgotten(forgotten, &mut self.evicted, &mut self.bindings);
     }
 
     /// Records `mac` as the sender of `ip` at `ts`: the IP becomes the most recently seen, and
     /// the binding is found or made. Returns the IP's state and the binding.
     pub fn bind(&mut self, ip: IpAddr, mac: MacAddr, ts: Timestamp) -> (&mut IpState, Bound) {
-        self.track(ip);
-        // Present since `track`: this only makes it the most recently seen, never inserts.
-        let st = self.states.get_or_insert_mut(ip, IpState::default);
+        let (st, forgotten) = self.states.get_or_insert_with(ip, IpState::default);
+        count_forgotten(forgotten, &mut self.evicted, &mut self.bindings);
         let (index, is_new, evicted) = st.touch(mac, ts, self.max_macs);
         if is_new {
             self.bindings += 1;
@@ -94,25 +90,20 @@ impl IpTable {
 
     /// This host's claims of `ip`, which become the most recently seen.
     pub fn egress(&mut self, ip: IpAddr) -> &mut EgressClaims {
-        insert_absent(&mut self.egress, ip, &mut self.evicted);
-        // Present since `insert_absent`: this only makes it the most recently seen.
-        self.egress.get_or_insert_mut(ip, EgressClaims::default)
+        let (claims, forgotten) = self.egress.get_or_insert_with(ip, EgressClaims::default);
+        if forgotten.is_some() {
+            self.evicted += 1;
+        }
+        claims
     }
 }
 
-/// Inserts a fresh entry for `ip` unless `map` has one; when the map is full, the least recently
-/// used IP is forgotten, counted in `evicted` and returned.
-fn insert_absent<V: Default>(
-    map: &mut LruCache<IpAddr, V>,
-    ip: IpAddr,
-    evicted: &mut u64,
-) -> Option<V> {
-    if map.contains(&ip) {
-        return None;
+/// Counts an IP forgotten to make room, and the bindings it took with it.
+fn count_forgotten(forgotten: Option<(IpAddr, IpState)>, evicted: &mut u64, bindings: &mut usize) {
+    if let Some((_, forgotten)) = forgotten {
+        *evicted += 1;
+        *bindings -= forgotten.bindings.len();
     }
-    let (_, forgotten) = map.push(ip, V::default())?;
-    *evicted += 1;
-    Some(forgotten)
 }
 
 /// Requests for one watched IP that no claim has answered yet.
@@ -135,13 +126,13 @@ pub(super) struct PendingRequests {
 /// first), with their deadlines in order, so that the next one to run out is known without a
 /// scan ([`PendingTable::next_deadline`]).
 pub(super) struct PendingTable {
-    by_ip: LruCache<IpAddr, PendingRequests>,
+    by_ip: LruTable<IpAddr, PendingRequests>,
     by_deadline: BTreeSet<(Timestamp, IpAddr)>,
 }
 
 impl PendingTable {
-    pub fn new(cap: NonZeroUsize) -> Self {
-        PendingTable { by_ip: LruCache::sparse(cap), by_deadline: BTreeSet::new() }
+    pub fn new(cap: usize) -> Self {
+        PendingTable { by_ip: LruTable::new(cap), by_deadline: BTreeSet::new() }
     }
 
     pub fn len(&self) -> usize {
@@ -176,7 +167,7 @@ impl PendingTable {
 
     /// The requests for `ip` are answered (or are being judged).
     pub fn remove(&mut self, ip: &IpAddr) -> Option<PendingRequests> {
-        let pending = self.by_ip.pop(ip)?;
+        let pending = self.by_ip.remove(ip)?;
         self.by_deadline.remove(&(pending.deadline, *ip));
         Some(pending)
     }
@@ -195,43 +186,129 @@ impl PendingTable {
             }
             self.by_deadline.pop_first();
             if self.by_ip.peek(&ip).is_some_and(|p| p.deadline == deadline) {
-                return self.by_ip.pop(&ip).map(|pending| (ip, pending));
+                return self.by_ip.remove(&ip).map(|pending| (ip, pending));
             }
         }
         None
     }
 }
 
-/// One MAC seen as the sender of an IP.
+/// One MAC seen as the sender of an IP: what every claim updates inline, the rest boxed.
 pub(super) struct Binding {
-    pub mac: MacAddr,
     pub last_seen: Timestamp,
-    /// Last reply, gratuitous or not, or gratuitous request from this MAC for the IP.
-    pub last_claim: Option<Timestamp>,
+    /// The time of the last claim ([`Binding::last_claim`]); meaningless while `claims` is 0.
+    last_claim_at: Timestamp,
+    pub claims_since: Timestamp,
+    /// Claims of the IP by this MAC since `claims_since`, with no pause longer than the
+    /// concurrency window between them (for the status API). Never 0 again after the first
+    /// claim, so it also says whether there was one.
+    pub claims: u32,
+    pub mac: MacAddr,
+    /// Made by the first plain reply or pool alarm of the binding.
+    rare: Option<Box<BindingRare>>,
+}
+
+/// What only some bindings need: the MACs that answer requests, and those a pool alarms about.
+pub(super) struct BindingRare {
     /// Last plain reply and whom it answered, for the strong multi-responder form.
     pub last_reply: Option<(Requester, Timestamp)>,
+    /// Boxed again: far fewer bindings break a pool's rules than answer requests.
+    pool_alarms: Option<Box<PoolAlarms>>,
+}
+
+/// The throttles of a binding's pool alarms.
+pub(super) struct PoolAlarms {
     pub unknown_responder: Throttle,
     pub unexpected_interface: Throttle,
     /// The interface the `unexpected_interface` throttle is about; another one is news.
     pub unexpected_iface_id: u32,
-    /// Claims of the IP by this MAC since `claims_since`, with no pause longer than the
-    /// concurrency window between them (for the status API).
-    pub claims: u32,
-    pub claims_since: Timestamp,
 }
 
 impl Binding {
     fn new(mac: MacAddr, ts: Timestamp) -> Self {
-        Binding {
-            mac,
-            last_seen: ts,
-            last_claim: None,
-            last_reply: None,
-            unknown_responder: Throttle::default(),
-            unexpected_interface: Throttle::default(),
-            unexpected_iface_id: u32::MAX,
-            claims: 0,
-            claims_since: ts,
+        Binding { last_seen: ts, last_claim_at: ts, claims_since: ts, claims: 0, mac, rare: None }
+    }
+
+    /// Last reply, gratuitous or not, or gratuitous request from this MAC for the IP.
+    pub fn last_claim(&self) -> Option<Timestamp> {
+        (self.claims > 0).then_some(self.last_claim_at)
+    }
+
+    /// The last plain reply of this MAC for the IP, and whom it answered.
+    pub fn last_reply(&self) -> Option<(Requester, Timestamp)> {
+        self.rare.as_ref().and_then(|rare| rare.last_reply)
+    }
+
+    fn rare_mut(&mut self) -> &mut BindingRare {
+        self.rare
+            .get_or_insert_with(|| Box::new(BindingRare { last_reply: None, pool_alarms: None }))
+    }
+
+    /// The throttles of its pool alarms, made on first use.
+    pub fn pool_alarms_mut(&mut self) -> &mut PoolAlarms {
+        self.rare_mut().pool_alarms.get_or_insert_with(|| {
+            Box::new(PoolAlarms {
+                unknown_responder: Throttle::default(),
+                unexpected_interface: Throttle::default(),
+                unexpected_iface_id: u32::MAX,
+            })
+        })
+    }
+}
+
+/// The bindings of one IP, in the order they were first seen. Most IPs only ever have one, which
+/// is kept inline; more go to the heap.
+pub(super) enum Bindings {
+    One(Binding),
+    Many(Vec<Binding>),
+}
+
+impl Default for Bindings {
+    fn default() -> Self {
+        Bindings::Many(Vec::new())
+    }
+}
+
+impl std::ops::Deref for Bindings {
+    type Target = [Binding];
+
+    fn deref(&self) -> &[Binding] {
+        match self {
+            Bindings::One(binding) => std::slice::from_ref(binding),
+            Bindings::Many(bindings) => bindings,
+        }
+    }
+}
+
+impl std::ops::DerefMut for Bindings {
+    fn deref_mut(&mut self) -> &mut [Binding] {
+        match self {
+            Bindings::One(binding) => std::slice::from_mut(binding),
+            Bindings::Many(bindings) => bindings,
+        }
+    }
+}
+
+impl Bindings {
+    fn push(&mut self, binding: Binding) {
+        match self {
+            Bindings::Many(bindings) if !bindings.is_empty() => bindings.push(binding),
+            Bindings::Many(_) => *self = Bindings::One(binding),
+            Bindings::One(_) => {
+                if let Bindings::One(first) = std::mem::take(self) {
+                    *self = Bindings::Many(vec![first, binding]);
+                }
+            }
+        }
+    }
+
+    /// Forgets the binding at `index`; the others keep their order.
+    fn remove(&mut self, index: usize) {
+        match self {
+            Bindings::One(_) => *self = Bindings::default(),
+            Bindings::Many(bindings) => {
+                bindings.remove(index);
+            }
         }
     }
 }
@@ -298,7 +375,7 @@ pub(super) struct ClaimOutcome {
 
 #[derive(Default)]
 pub(super) struct IpState {
-    pub bindings: Vec<Binding>,
+    pub bindings: Bindings,
     /// The MAC whose claim the network follows: the last claimant, except that a later reply to a
     /// request already answered by another MAC does not replace the first (Linux ignores it for
     /// `locktime`, 1 s, and so do most stacks).
@@ -307,8 +384,17 @@ pub(super) struct IpState {
     /// Whether the claims of `last_claimant` since the previous claimant's included an
     /// announcement.
     pub run_announced: bool,
-    /// The latest claim that completed an interleaving: who claimed again, and when (apart, so
-    /// that the MAC fits in the padding beside the other small fields).
+    /// When `owner` became the owner.
+    pub owner_since: Timestamp,
+    /// Made by the first probe, owner change, interleaving or counted request of the IP.
+    rare: Option<Box<IpRare>>,
+}
+
+/// What only some IPs need, boxed apart so that the many IPs with one MAC and a steady owner
+/// stay small.
+#[derive(Default)]
+pub(super) struct IpRare {
+    /// The latest claim that completed an interleaving: who claimed again, and when.
     pub resumed_by: Option<MacAddr>,
     pub resumed_at: Timestamp,
     /// Times of the latest owner changes reported as such, oldest first, at most `flap_count`.
@@ -317,13 +403,11 @@ pub(super) struct IpState {
     pub unanswered: UnansweredStreak,
     /// The latest address probe for this IP that raised no conflict, until a claim answers it.
     pub probe: Option<Probe>,
-    /// When `owner` became the owner.
-    pub owner_since: Timestamp,
-    /// The latest change of owner (for the status API); boxed, as most IPs never change owner.
-    pub last_change: Option<Box<LastOwnerChange>>,
-    /// How the requests for this IP fared lately (for the status API); boxed, as only watched
-    /// IPs count their requests.
-    pub requests: Option<Box<RequestCounts>>,
+    /// The latest change of owner (for the status API).
+    pub last_change: Option<LastOwnerChange>,
+    /// How the requests for this IP fared lately (for the status API): only watched IPs count
+    /// their requests.
+    pub requests: Option<RequestCounts>,
 }
 
 /// The latest change of owner of an IP.
@@ -474,9 +558,41 @@ impl UnansweredStreak {
 }
 
 impl IpState {
+    /// The boxed part, made on first use.
+    pub fn rare_mut(&mut self) -> &mut IpRare {
+        self.rare.get_or_insert_with(Box::default)
+    }
+
+    /// The boxed part, if it was made.
+    pub fn rare_if_any(&mut self) -> Option<&mut IpRare> {
+        self.rare.as_deref_mut()
+    }
+
     /// The request counters, made at the first request counted.
     pub fn requests_mut(&mut self) -> &mut RequestCounts {
-        self.requests.get_or_insert_with(Box::default)
+        self.rare_mut().requests.get_or_insert_with(RequestCounts::default)
+    }
+
+    pub fn requests(&self) -> Option<&RequestCounts> {
+        self.rare.as_ref().and_then(|rare| rare.requests.as_ref())
+    }
+
+    pub fn last_change(&self) -> Option<&LastOwnerChange> {
+        self.rare.as_ref().and_then(|rare| rare.last_change.as_ref())
+    }
+
+    pub fn last_change_mut(&mut self) -> Option<&mut LastOwnerChange> {
+        self.rare.as_mut().and_then(|rare| rare.last_change.as_mut())
+    }
+
+    /// The latest clean address probe, if any.
+    pub fn probe(&self) -> Option<Probe> {
+        self.rare.as_ref().and_then(|rare| rare.probe)
+    }
+
+    /// Takes out the latest clean address probe, if any.
+    pub fn take_probe(&mut self) -> Option<Probe> {
+        self.rare.as_mut().and_then(|rare| rare.probe.take())
     }
 }
 
@@ -488,7 +604,7 @@ impl IpState {
 
     /// When `mac` last claimed this IP (a reply or an announcement), if it did.
     pub fn last_claim_of(&self, mac: MacAddr) -> Option<Timestamp> {
-        self.binding(mac).and_then(|b| b.last_claim)
+        self.binding(mac).and_then(|b| b.last_claim())
     }
 
     /// Finds or adds the binding of `mac`; returns its index, whether it is new, and whether an
@@ -515,10 +631,6 @@ impl IpState {
                 evicted = true;
             }
         }
-        if self.bindings.capacity() == 0 {
-            // Most IPs only ever have one MAC; `push` alone would reserve room for four.
-            self.bindings.reserve_exact(1);
-        }
         self.bindings.push(Binding::new(mac, ts));
         (self.bindings.len() - 1, true, evicted)
     }
@@ -532,7 +644,7 @@ impl IpState {
     /// MACs whose latest claim of the IP is at most `window` old at `now`.
     pub fn claimants(&self, now: Timestamp, window: Duration) -> usize {
         let recent = |t: Timestamp| now.saturating_since(t) <= window;
-        self.bindings.iter().filter(|b| b.last_claim.is_some_and(recent)).count()
+        self.bindings.iter().filter(|b| b.last_claim().is_some_and(recent)).count()
     }
 
     /// Other MACs that replied to `requester` within `window` before `ts`.
@@ -544,11 +656,11 @@ impl IpState {
         window: Duration,
         into: &mut Vec<MacAddr>,
     ) {
-        for b in &self.bindings {
+        for b in self.bindings.iter() {
             if b.mac == mac {
                 continue;
             }
-            if let Some((r, t)) = b.last_reply {
+            if let Some((r, t)) = b.last_reply() {
                 if r == requester && ts.saturating_since(t) <= window {
                     into.push(b.mac);
                 }
@@ -565,19 +677,17 @@ impl IpState {
         let window = t.concurrency_window;
 
         if let (Some(previous), Some(own_last)) =
-            (self.last_claimant, self.bindings[idx].last_claim)
+            (self.last_claimant, self.bindings[idx].last_claim())
         {
             if previous != mac && ts.saturating_since(own_last) <= window {
-                let alternating = self.resumed_by.is_some_and(|other| {
-                    other != mac && ts.saturating_since(self.resumed_at) <= window
+                let unannounced = !self.run_announced;
+                let rare = self.rare_mut();
+                let alternating = rare.resumed_by.is_some_and(|other| {
+                    other != mac && ts.saturating_since(rare.resumed_at) <= window
                 });
-                outcome.interleave = Some(Interleave {
-                    with: previous,
-                    alternating,
-                    unannounced: !self.run_announced,
-                });
-                self.resumed_by = Some(mac);
-                self.resumed_at = ts;
+                outcome.interleave = Some(Interleave { with: previous, alternating, unannounced });
+                rare.resumed_by = Some(mac);
+                rare.resumed_at = ts;
             }
         }
         if self.last_claimant == Some(mac) {
@@ -596,14 +706,14 @@ impl IpState {
                 outcome.owner_change = Some(OwnerChange { old, gap });
                 self.owner = Some(mac);
                 self.owner_since = ts;
-                self.last_change =
-                    Some(Box::new(LastOwnerChange { at: ts, old, new: mac, gap, reported: false }));
+                self.rare_mut().last_change =
+                    Some(LastOwnerChange { at: ts, old, new: mac, gap, reported: false });
             }
             Some(_) => {}
         }
 
         let binding = &mut self.bindings[idx];
-        match binding.last_claim {
+        match binding.last_claim() {
             Some(last) if ts.saturating_since(last) <= window => {
                 binding.claims = binding.claims.saturating_add(1);
             }
@@ -612,9 +722,9 @@ impl IpState {
                 binding.claims_since = ts;
             }
         }
-        binding.last_claim = Some(ts);
+        binding.last_claim_at = ts;
         if let Some(r) = reply_to {
-            binding.last_reply = Some((r, ts));
+            binding.rare_mut().last_reply = Some((r, ts));
         }
         self.last_claimant = Some(mac);
         outcome
@@ -624,13 +734,14 @@ impl IpState {
     /// multi-responder incident is not counted).
     pub fn count_owner_change(&mut self, ts: Timestamp, t: &Thresholds) -> FlapCount {
         let flap_count = t.flap_count as usize;
-        if self.owner_changes.len() >= flap_count {
-            self.owner_changes.remove(0);
+        let owner_changes = &mut self.rare_mut().owner_changes;
+        if owner_changes.len() >= flap_count {
+            owner_changes.remove(0);
         }
-        self.owner_changes.push(ts);
-        let flapping = self.owner_changes.len() >= flap_count
-            && ts.saturating_since(self.owner_changes[0]) <= t.flap_window;
-        FlapCount { flapping, recent_changes: self.owner_changes.len() as u64 }
+        owner_changes.push(ts);
+        let flapping = owner_changes.len() >= flap_count
+            && ts.saturating_since(owner_changes[0]) <= t.flap_window;
+        FlapCount { flapping, recent_changes: owner_changes.len() as u64 }
     }
 
     /// The MAC other than `mac` that this IP is bound to: its owner, else the sender seen last.
@@ -679,8 +790,9 @@ impl Throttle {
 #[derive(Clone, Copy, Debug, Default)]
 pub(super) struct RateMeter {
     bucket_start: Timestamp,
-    current: u64,
-    previous: u64,
+    /// Frames in the current and the previous bucket; 32 bits hold any rate a link can carry.
+    current: u32,
+    previous: u32,
 }
 
 const SECOND_NS: u64 = 1_000_000_000;
@@ -698,9 +810,9 @@ impl RateMeter {
             self.previous = self.current;
             self.current = 0;
         }
-        self.current += frames;
+        self.current = self.current.saturating_add(u32::try_from(frames).unwrap_or(u32::MAX));
         let into = ts.as_nanos().saturating_sub(self.bucket_start.as_nanos()).min(SECOND_NS);
-        self.current + self.previous * (SECOND_NS - into) / SECOND_NS
+        u64::from(self.current) + u64::from(self.previous) * (SECOND_NS - into) / SECOND_NS
     }
 }
 
@@ -739,15 +851,34 @@ impl AnsweredIps {
     }
 }
 
-/// Per MAC, as Ethernet source or as ARP sender.
+/// Per MAC, as Ethernet source or as ARP sender: its rate inline, the rest boxed.
 #[derive(Default)]
 pub(super) struct SenderState {
     pub rate: RateMeter,
+    /// Made by the first plain reply or sender mismatch of the MAC.
+    rare: Option<Box<SenderRare>>,
+}
+
+/// What only the MACs that answer requests or send as another Ethernet source need.
+#[derive(Default)]
+pub(super) struct SenderRare {
     /// The IPs it answered for, as the ARP sender of plain replies.
     pub answered: AnsweredIps,
     /// The Ethernet source last reported as differing from this MAC as ARP sender.
     pub mismatch_eth_src: Option<MacAddr>,
     pub mismatch: Throttle,
+}
+
+impl SenderState {
+    /// The boxed part, made on first use.
+    pub fn rare_mut(&mut self) -> &mut SenderRare {
+        self.rare.get_or_insert_with(Box::default)
+    }
+
+    /// Whether the MAC answered for [`PROXY_IPS`] or more IPs.
+    pub fn answered_many(&self) -> bool {
+        self.rare.as_ref().is_some_and(|rare| rare.answered.many())
+    }
 }
 
 /// Per interface.
@@ -818,7 +949,7 @@ mod tests {
             vlan: VlanTags::NONE,
             direction: Direction::Egress,
         };
-        let mut table = PendingTable::new(NonZeroUsize::new(3).unwrap());
+        let mut table = PendingTable::new(3);
         // A folded retransmission is learned of after a later request: inserted out of order.
         assert!(!table.insert(ip(1), pending(12)));
         assert!(!table.insert(ip(2), pending(11)));
@@ -833,6 +964,48 @@ mod tests {
         assert_eq!(table.next_deadline(), Some(at(14)));
         assert_eq!(table.pop_due(at(20)).map(|(ip, _)| ip), Some(ip(4)));
         assert_eq!((table.pop_due(at(20)).map(|(ip, _)| ip), table.next_deadline()), (None, None));
+    }
+
+    #[test]
+    fn bindings_keep_the_order_first_seen_from_one_inline_to_many_and_back() {
+        let mac = |n: u8| MacAddr([2, 0, 0, 0, 0, n]);
+        let at = Timestamp::from_secs;
+        let mut st = IpState::default();
+        assert_eq!(st.touch(mac(1), at(1), 3), (0, true, false));
+        assert!(matches!(st.bindings, Bindings::One(_)));
+        assert_eq!(st.touch(mac(2), at(2), 3), (1, true, false));
+        assert_eq!(st.touch(mac(3), at(3), 3), (2, true, false));
+        assert_eq!(st.touch(mac(1), at(4), 3), (0, false, false));
+        // Full: the stalest binding (mac 2) goes, the others keep their order.
+        assert_eq!(st.touch(mac(4), at(5), 3), (2, true, true));
+        let macs: Vec<MacAddr> = st.bindings.iter().map(|b| b.mac).collect();
+        assert_eq!(macs, [mac(1), mac(3), mac(4)]);
+        // A lone binding that has to go leaves room for the next inline.
+        let mut one = Bindings::default();
+        one.push(Binding::new(mac(1), at(1)));
+        one.remove(0);
+        assert!(one.is_empty());
+        one.push(Binding::new(mac(2), at(2)));
+        assert!(matches!(one, Bindings::One(ref b) if b.mac == mac(2)));
+    }
+
+    #[test]
+    fn a_binding_has_a_last_claim_from_its_first_claim_on() {
+        let t = Thresholds::default();
+        let mut st = IpState::default();
+        let (index, _, _) = st.touch(MacAddr([2, 0, 0, 0, 0, 1]), Timestamp::from_secs(0), 2);
+        assert_eq!(st.bindings[index].last_claim(), None);
+        let claim = |ts| StrongClaim {
+            binding: index,
+            ts,
+            reply_to: None,
+            follower: false,
+            announced: true,
+        };
+        st.claim(claim(Timestamp::from_secs(0)), &t);
+        assert_eq!(st.bindings[index].last_claim(), Some(Timestamp::from_secs(0)));
+        st.claim(claim(Timestamp::from_secs(1)), &t);
+        assert_eq!(st.bindings[index].last_claim(), Some(Timestamp::from_secs(1)));
     }
 
     #[test]
