@@ -7,12 +7,11 @@
 //! a pool IP, never ask the budget: the caller reports them whatever it says.
 
 use std::net::{IpAddr, Ipv4Addr};
-use std::num::NonZeroUsize;
 use std::sync::Arc;
 
-use lru::LruCache;
 
 use super::lifecycle::{ConditionKey, Evidence, Report};
+use super::table::LruTable;
 use crate::config::Thresholds;
 use crate::event::{Event, EventKind};
 use crate::observation::{MacAddr, Observation, Timestamp};
@@ -22,7 +21,7 @@ use crate::observation::{MacAddr, Observation, Timestamp};
 const EVENT: u64 = 1_000_000_000;
 
 pub(super) struct InfoBudget {
-    buckets: LruCache<Arc<str>, Bucket>,
+    buckets: LruTable<Arc<str>, Bucket>,
     /// The current observation's informational events beyond its interface's budget, kind and
     /// MAC, for the engine to add to the interface's storm (then cleared).
     summarised: Vec<(EventKind, MacAddr)>,
@@ -36,8 +35,8 @@ struct Bucket {
 impl InfoBudget {
     /// Buckets for at most `interfaces` interfaces; the least recently seen is forgotten beyond
     /// (it starts with a full burst when it comes back).
-    pub fn new(interfaces: NonZeroUsize) -> Self {
-        InfoBudget { buckets: LruCache::sparse(interfaces), summarised: Vec::new() }
+    pub fn new(interfaces: usize) -> Self {
+        InfoBudget { buckets: LruTable::new(interfaces), summarised: Vec::new() }
     }
 
     /// Whether the informational event `kind` about `mac`, seen on `iface` at `ts`, may be
@@ -59,9 +58,10 @@ impl InfoBudget {
         let capacity = u64::from(thresholds.info_burst_per_iface).saturating_mul(EVENT);
         let bucket = match self.buckets.get_mut(&**iface) {
             Some(bucket) => bucket,
-            None => self
-                .buckets
-                .get_or_insert_mut(iface.clone(), || Bucket { tokens: capacity, refilled: ts }),
+            None => {
+                let fresh = Bucket { tokens: capacity, refilled: ts };
+                self.buckets.get_or_insert_with(iface.clone(), || fresh).0
+            }
         };
         let elapsed = ts.as_nanos().saturating_sub(bucket.refilled.as_nanos());
         bucket.tokens = bucket.tokens.saturating_add(elapsed.saturating_mul(rate)).min(capacity);

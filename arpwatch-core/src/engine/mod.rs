@@ -142,7 +142,7 @@ impl Engine {
             // Grows to the largest multi-responder seen, never to a configured size.
             scratch_macs: Vec::new(),
             announcers: Announcers::default(),
-            budget: InfoBudget::new(cap(caps.max_interfaces)),
+            budget: InfoBudget::new(caps.max_interfaces),
         }
     }
 
