@@ -1,0 +1,183 @@
+//! The JSON lines written straight into a byte buffer: the bytes serde_json makes of the same
+//! fields (the `Serialize` impls in the parent module, which the tests hold this writer to), without
+//! its per-field machinery. Every event and every `--raw` observation is a line, so this is the
+//! output's hot path: numbers by `itoa`, MACs, IPv4 addresses and timestamps from stack buffers,
+//! strings escaped only where they need it, and nothing allocated but the buffer's growth.
+
+use std::io::Write;
+use std::net::IpAddr;
+
+use super::{FieldSink, Value};
+use crate::observation::MacAddr;
+
+/// A JSON object being written into `out`: one member per [`FieldSink::field`], closed by
+/// [`end`](Self::end).
+pub(super) struct Object<'b> {
+    out: &'b mut Vec<u8>,
+    first: bool,
+}
+
+impl<'b> Object<'b> {
+    pub(super) fn new(out: &'b mut Vec<u8>) -> Self {
+        out.push(b'{');
+        Object { out, first: true }
+    }
+
+    fn key(&mut self, name: &str) {
+        if !self.first {
+            self.out.push(b',');
+        }
+        self.first = false;
+        string(self.out, name);
+        self.out.push(b':');
+    }
+
+    pub(super) fn end(self) {
+        self.out.push(b'}');
+    }
+}
+
+impl FieldSink for Object<'_> {
+    fn field(&mut self, name: &'static str, value: Value<'_>) {
+        self.key(name);
+        value_into(self.out, value);
+    }
+}
+
+fn value_into(out: &mut Vec<u8>, value: Value<'_>) {
+    match value {
+        Value::U64(v) => out.extend_from_slice(itoa::Buffer::new().format(v).as_bytes()),
+        Value::Bool(v) => out.extend_from_slice(if v { b"true" } else { b"false" }),
+        Value::Null => out.extend_from_slice(b"null"),
+        Value::Str(v) => string(out, v),
+        Value::Mac(v) => mac(out, v),
+        Value::Ip(v) => ip(out, v),
+        Value::Time(v) => plain_string(out, v.rfc3339().as_str()),
+        Value::Macs(v) => list(out, v, |out, m| mac(out, *m)),
+        Value::Names(v) => list(out, v, |out, name| string(out, name)),
+        Value::Vlan(v) => list(out, v, |out, id| {
+            out.extend_from_slice(itoa::Buffer::new().format(*id).as_bytes())
+        }),
+        Value::MacNames(v) => {
+            let mut object = Object::new(out);
+            for (m, name) in v {
+                object.key(m.text().as_str());
+                string(object.out, name);
+            }
+            object.end();
+        }
+        Value::Announcer(v) => {
+            let mut object = Object::new(out);
+            object.field("node", Value::Str(&v.node));
+            object.field("interfaces", Value::Names(&v.interfaces));
+            object.field("source", Value::Str(v.source.as_str()));
+            object.end();
+        }
+        Value::NaFlags(v) => {
+            let mut object = Object::new(out);
+            object.field("router", Value::Bool(v.router));
+            object.field("solicited", Value::Bool(v.solicited));
+            object.field("override", Value::Bool(v.override_));
+            object.end();
+        }
+    }
+}
+
+fn list<T>(out: &mut Vec<u8>, items: &[T], mut item: impl FnMut(&mut Vec<u8>, &T)) {
+    out.push(b'[');
+    for (i, value) in items.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        item(out, value);
+    }
+    out.push(b']');
+}
+
+fn mac(out: &mut Vec<u8>, mac: MacAddr) {
+    plain_string(out, mac.text().as_str());
+}
+
+fn ip(out: &mut Vec<u8>, ip: IpAddr) {
+    out.push(b'"');
+    match ip {
+        IpAddr::V4(v4) => {
+            for (i, octet) in v4.octets().into_iter().enumerate() {
+                if i > 0 {
+                    out.push(b'.');
+                }
+                out.extend_from_slice(itoa::Buffer::new().format(octet).as_bytes());
+            }
+        }
+        // The standard form (RFC 5952) is the standard library's; a write into a Vec cannot fail.
+        IpAddr::V6(v6) => drop(write!(out, "{v6}")),
+    }
+    out.push(b'"');
+}
+
+/// A string with nothing to escape (MAC and time text).
+fn plain_string(out: &mut Vec<u8>, s: &str) {
+    out.push(b'"');
+    out.extend_from_slice(s.as_bytes());
+    out.push(b'"');
+}
+
+/// A JSON string escaped as serde_json escapes it: `"` and `\`, the short escapes of control
+/// characters that have one, `\u00XX` for the others; everything else as it is.
+fn string(out: &mut Vec<u8>, s: &str) {
+    out.push(b'"');
+    let bytes = s.as_bytes();
+    let mut start = 0;
+    for (i, &byte) in bytes.iter().enumerate() {
+        let escape: &[u8] = match byte {
+            b'"' => b"\\\"",
+            b'\\' => b"\\\\",
+            b'\n' => b"\\n",
+            b'\r' => b"\\r",
+            b'\t' => b"\\t",
+            0x08 => b"\\b",
+            0x0c => b"\\f",
+            0x00..=0x1f => b"",
+            _ => continue,
+        };
+        out.extend_from_slice(&bytes[start..i]);
+        if escape.is_empty() {
+            const HEX: &[u8; 16] = b"0123456789abcdef";
+            out.extend_from_slice(b"\\u00");
+            out.push(HEX[usize::from(byte >> 4)]);
+            out.push(HEX[usize::from(byte & 0xf)]);
+        } else {
+            out.extend_from_slice(escape);
+        }
+        start = i + 1;
+    }
+    out.extend_from_slice(&bytes[start..]);
+    out.push(b'"');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strings_are_escaped_as_serde_json_escapes_them() {
+        let every_control: String = (0u8..0x20).map(char::from).collect();
+        for s in ["eth0", "", "a\"b\\c", "é☃ \u{7f}", &every_control, "x\ny\u{1}"] {
+            let mut out = Vec::new();
+            string(&mut out, s);
+            assert_eq!(String::from_utf8(out).unwrap(), serde_json::to_string(s).unwrap());
+        }
+    }
+
+    #[test]
+    fn addresses_are_written_as_serde_json_writes_them() {
+        for addr in
+            ["0.0.0.0", "192.0.2.10", "255.255.255.255", "2001:db8::1", "::", "::ffff:1.2.3.4"]
+        {
+            let addr: IpAddr = addr.parse().unwrap();
+            let mut out = Vec::new();
+            ip(&mut out, addr);
+            assert_eq!(String::from_utf8(out).unwrap(), serde_json::to_string(&addr).unwrap());
+        }
+    }
+}
