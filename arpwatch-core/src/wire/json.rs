@@ -23,12 +23,14 @@ impl<'b> Object<'b> {
         Object { out, first: true }
     }
 
-    fn key(&mut self, name: &str) {
+    /// A member's name: a field name, which has nothing to escape, or a MAC's text.
+    fn key(&mut self, name: &[u8]) {
+        debug_assert!(name.iter().all(|b| b.is_ascii_alphanumeric() || b"_:".contains(b)));
         if !self.first {
             self.out.push(b',');
         }
         self.first = false;
-        string(self.out, name);
+        plain_string(self.out, name);
         self.out.push(b':');
     }
 
@@ -39,7 +41,7 @@ impl<'b> Object<'b> {
 
 impl FieldSink for Object<'_> {
     fn field(&mut self, name: &'static str, value: Value<'_>) {
-        self.key(name);
+        self.key(name.as_bytes());
         value_into(self.out, value);
     }
 }
@@ -52,7 +54,7 @@ fn value_into(out: &mut Vec<u8>, value: Value<'_>) {
         Value::Str(v) => string(out, v),
         Value::Mac(v) => mac(out, v),
         Value::Ip(v) => ip(out, v),
-        Value::Time(v) => plain_string(out, v.rfc3339().as_str()),
+        Value::Time(v) => plain_string(out, v.rfc3339().as_bytes()),
         Value::Macs(v) => list(out, v, |out, m| mac(out, *m)),
         Value::Names(v) => list(out, v, |out, name| string(out, name)),
         Value::Vlan(v) => list(out, v, |out, id| {
@@ -61,7 +63,7 @@ fn value_into(out: &mut Vec<u8>, value: Value<'_>) {
         Value::MacNames(v) => {
             let mut object = Object::new(out);
             for (m, name) in v {
-                object.key(m.text().as_str());
+                object.key(m.text().as_bytes());
                 string(object.out, name);
             }
             object.end();
@@ -95,7 +97,7 @@ fn list<T>(out: &mut Vec<u8>, items: &[T], mut item: impl FnMut(&mut Vec<u8>, &T
 }
 
 fn mac(out: &mut Vec<u8>, mac: MacAddr) {
-    plain_string(out, mac.text().as_str());
+    plain_string(out, mac.text().as_bytes());
 }
 
 fn ip(out: &mut Vec<u8>, ip: IpAddr) {
@@ -115,10 +117,10 @@ fn ip(out: &mut Vec<u8>, ip: IpAddr) {
     out.push(b'"');
 }
 
-/// A string with nothing to escape (MAC and time text).
-fn plain_string(out: &mut Vec<u8>, s: &str) {
+/// A string with nothing to escape (names, MAC and time text).
+fn plain_string(out: &mut Vec<u8>, s: &[u8]) {
     out.push(b'"');
-    out.extend_from_slice(s.as_bytes());
+    out.extend_from_slice(s);
     out.push(b'"');
 }
 
