@@ -65,16 +65,9 @@ impl Timestamp {
         let ns = self.0 as i64;
         let secs = ns.div_euclid(1_000_000_000);
         let nanos = ns.rem_euclid(1_000_000_000) as u32;
-        let (days, day_secs) = (secs.div_euclid(86_400), secs.rem_euclid(86_400) as u32);
-        let (year, month, day) = civil_from_days(days);
         let mut text = Rfc3339 { bytes: *b"0000-00-00T00:00:00.000000000Z", len: 0 };
         let b = &mut text.bytes;
-        put_digits(&mut b[0..4], year);
-        put_digits(&mut b[5..7], month);
-        put_digits(&mut b[8..10], day);
-        put_digits(&mut b[11..13], day_secs / 3600);
-        put_digits(&mut b[14..16], day_secs / 60 % 60);
-        put_digits(&mut b[17..19], day_secs % 60);
+        b[..19].copy_from_slice(&second_text(secs));
         let mut end = 19;
         if nanos != 0 {
             put_digits(&mut b[20..29], nanos);
@@ -87,6 +80,30 @@ impl Timestamp {
         text.len = end as u8 + 1;
         text
     }
+}
+
+/// `YYYY-MM-DDTHH:MM:SS` of the second `secs` after the epoch. The last one is kept per thread:
+/// the lines written one after another (a capture's frames, a batch of events) mostly share it.
+fn second_text(secs: i64) -> [u8; 19] {
+    thread_local! {
+        static LAST: std::cell::Cell<Option<(i64, [u8; 19])>> = const { std::cell::Cell::new(None) };
+    }
+    if let Some((last, text)) = LAST.get() {
+        if last == secs {
+            return text;
+        }
+    }
+    let (days, day_secs) = (secs.div_euclid(86_400), secs.rem_euclid(86_400) as u32);
+    let (year, month, day) = civil_from_days(days);
+    let mut text = *b"0000-00-00T00:00:00";
+    put_digits(&mut text[0..4], year);
+    put_digits(&mut text[5..7], month);
+    put_digits(&mut text[8..10], day);
+    put_digits(&mut text[11..13], day_secs / 3600);
+    put_digits(&mut text[14..16], day_secs / 60 % 60);
+    put_digits(&mut text[17..19], day_secs % 60);
+    LAST.set(Some((secs, text)));
+    text
 }
 
 /// Writes `value` in decimal into all of `out`, zero-padded on the left.
@@ -526,7 +543,8 @@ mod tests {
     }
 
     /// The hand-made text is the `time` crate's RFC 3339, which the output had before: across
-    /// leap years, month ends, fractions of every length and past `i64::MAX`.
+    /// leap years, month ends, fractions of every length, past `i64::MAX`, and from the cache of
+    /// the last second.
     #[test]
     fn timestamp_text_is_the_time_crates_rfc3339() {
         let by_time = |ts: Timestamp| {
@@ -545,8 +563,10 @@ mod tests {
             cases.push((ns % 4_000_000_000) * 1_000_000_000 + fraction);
         }
         for ns in cases {
-            let ts = Timestamp::from_nanos(ns);
-            assert_eq!(ts.to_rfc3339(), by_time(ts), "{ns}");
+            // Then a time in the same second, whose date and time of day come from the cache.
+            for ts in [Timestamp::from_nanos(ns), Timestamp::from_nanos(ns ^ 1)] {
+                assert_eq!(ts.to_rfc3339(), by_time(ts), "{}", ts.0);
+            }
         }
     }
 

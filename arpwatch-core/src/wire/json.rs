@@ -7,8 +7,8 @@
 use std::io::Write;
 use std::net::IpAddr;
 
-use super::{FieldSink, Value};
-use crate::observation::MacAddr;
+use super::{arp_op, nd_op, FieldSink, Value};
+use crate::observation::{ArpOp, MacAddr, Observation};
 
 /// A JSON object being written into `out`: one member per [`FieldSink::field`], closed by
 /// [`end`](Self::end).
@@ -44,6 +44,65 @@ impl FieldSink for Object<'_> {
         self.key(name.as_bytes());
         value_into(self.out, value);
     }
+}
+
+/// The raw line of `obs`: [`super::RawLine::visit`]'s fields written by hand, each member's name
+/// with its punctuation one constant, since `--raw` writes a line per frame.
+pub(super) fn raw_line(out: &mut Vec<u8>, obs: &Observation) {
+    out.extend_from_slice(b"{\"ts\":");
+    plain_string(out, obs.ts.rfc3339().as_bytes());
+    out.extend_from_slice(b",\"iface\":");
+    string(out, &obs.iface);
+    out.extend_from_slice(b",\"ifindex\":");
+    out.extend_from_slice(itoa::Buffer::new().format(obs.ifindex).as_bytes());
+    out.extend_from_slice(b",\"direction\":");
+    plain_string(out, obs.direction.as_str().as_bytes());
+    out.extend_from_slice(b",\"vlan\":");
+    value_into(out, Value::Vlan(obs.vlan.as_slice()));
+    out.extend_from_slice(b",\"proto\":");
+    plain_string(out, obs.proto().as_str().as_bytes());
+    match &obs.nd {
+        None => {
+            out.extend_from_slice(b",\"op\":");
+            plain_string(out, arp_op(obs.op).as_bytes());
+            out.extend_from_slice(b",\"eth_src\":");
+            mac(out, obs.eth_src);
+            out.extend_from_slice(b",\"eth_dst\":");
+            mac(out, obs.eth_dst);
+            out.extend_from_slice(b",\"sha\":");
+            mac(out, obs.sha);
+            out.extend_from_slice(b",\"spa\":");
+            ip(out, obs.spa);
+            out.extend_from_slice(b",\"tha\":");
+            mac(out, obs.tha);
+            out.extend_from_slice(b",\"tpa\":");
+            ip(out, obs.tpa);
+        }
+        Some(nd) => {
+            out.extend_from_slice(b",\"op\":");
+            plain_string(out, nd_op(obs.op).as_bytes());
+            out.extend_from_slice(b",\"eth_src\":");
+            mac(out, obs.eth_src);
+            out.extend_from_slice(b",\"eth_dst\":");
+            mac(out, obs.eth_dst);
+            out.extend_from_slice(b",\"src\":");
+            ip(out, nd.src.into());
+            out.extend_from_slice(b",\"dst\":");
+            ip(out, nd.dst.into());
+            out.extend_from_slice(b",\"target\":");
+            ip(out, nd.target.into());
+            out.extend_from_slice(b",\"lladdr\":");
+            match nd.lladdr {
+                Some(lladdr) => mac(out, lladdr),
+                None => out.extend_from_slice(b"null"),
+            }
+            if obs.op == ArpOp::Reply {
+                out.extend_from_slice(b",\"flags\":");
+                value_into(out, Value::NaFlags(nd.flags));
+            }
+        }
+    }
+    out.push(b'}');
 }
 
 fn value_into(out: &mut Vec<u8>, value: Value<'_>) {
