@@ -35,8 +35,9 @@ pub const DEFAULT_CAPACITY: usize = 8 << 20;
 /// The smallest capacity `--output-buffer` accepts.
 pub const MIN_CAPACITY: usize = 4096;
 
-/// Lines are pushed in chunks of about this size (and at every flush).
-const CHUNK: usize = 64 << 10;
+/// Lines are pushed in chunks of about this size (and at every flush): each push may wake the
+/// writer thread, so a replay's output is handed over a few thousand times a second at most.
+const CHUNK: usize = 256 << 10;
 
 /// What a push does when the queue has no room for it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
