@@ -200,8 +200,12 @@ fn plain_string(out: &mut Vec<u8>, s: &[u8]) {
 /// A JSON string escaped as serde_json escapes it: `"` and `\`, the short escapes of control
 /// characters that have one, `\u00XX` for the others; everything else as it is.
 fn string(out: &mut Vec<u8>, s: &str) {
-    out.push(b'"');
     let bytes = s.as_bytes();
+    // Almost every string (names of kinds, states, interfaces) has nothing to escape.
+    if !bytes.iter().any(|&b| b < 0x20 || b == b'"' || b == b'\\') {
+        return plain_string(out, bytes);
+    }
+    out.push(b'"');
     let mut start = 0;
     for (i, &byte) in bytes.iter().enumerate() {
         let escape: &[u8] = match byte {
