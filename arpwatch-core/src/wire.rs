@@ -190,7 +190,7 @@ pub enum Value<'a> {
     NaFlags(NaFlags),
 }
 
-/// Receives the fields of an event, in the order of the JSON line.
+/// Receives the fields of an event or a raw line, in the order of the JSON line.
 pub trait FieldSink {
     fn field(&mut self, name: &'static str, value: Value<'_>);
 }
