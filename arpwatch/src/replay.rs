@@ -28,8 +28,9 @@ pub const STDIN_ARG: &str = "-";
 /// What standard input is called in errors, summaries and interface names.
 const STDIN_NAME: &str = "stdin";
 /// Observations per batch handed from the reading thread to the pipeline: large enough that
-/// handing over costs nothing per frame, small enough to stay in the cache.
-const BATCH: usize = 1024;
+/// the hand-over (a wake-up of the other thread at worst) costs nothing per frame; a batch is
+/// under a MiB.
+const BATCH: usize = 4096;
 /// Batches read ahead of the pipeline at most.
 const BATCHES_AHEAD: usize = 2;
 
