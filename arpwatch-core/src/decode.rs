@@ -200,15 +200,12 @@ impl NeighFrame {
         ifindex: u32,
         direction: Direction,
     ) -> Observation {
-        let record = NeighRecord {
-            ifindex,
-            direction: match direction {
-                Direction::Ingress => direction::INGRESS,
-                Direction::Egress => direction::EGRESS,
-            },
-            ..self.record
-        };
-        Observation::from_record(&record, ts, iface)
+        // The record's own ifindex and direction are zero (ingress): set on the observation
+        // rather than on a copy of the record, which a replay would make for every frame.
+        let mut observation = Observation::from_record(&self.record, ts, iface);
+        observation.ifindex = ifindex;
+        observation.direction = direction;
+        observation
     }
 }
 

@@ -54,15 +54,102 @@ impl Timestamp {
 
     /// RFC 3339 in UTC with nanosecond precision, e.g. `2026-11-21T10:00:00.123456789Z`.
     pub fn to_rfc3339(self) -> String {
-        let t = time::OffsetDateTime::UNIX_EPOCH + time::Duration::nanoseconds(self.0 as i64);
-        t.format(&time::format_description::well_known::Rfc3339)
-            .unwrap_or_else(|_| self.0.to_string())
+        self.rfc3339().as_str().to_owned()
+    }
+
+    /// The RFC 3339 text without allocating (every output line has one): UTC, the fraction of
+    /// the second with its trailing zeros trimmed and left out when zero, e.g.
+    /// `2026-11-21T10:00:00.25Z`. Nanoseconds past `i64::MAX` count back from the epoch, as
+    /// they always have been (a signed offset from 1970).
+    pub fn rfc3339(self) -> Rfc3339 {
+        let ns = self.0 as i64;
+        let secs = ns.div_euclid(1_000_000_000);
+        let nanos = ns.rem_euclid(1_000_000_000) as u32;
+        let mut text = Rfc3339 { bytes: *b"0000-00-00T00:00:00.000000000Z", len: 0 };
+        let b = &mut text.bytes;
+        b[..19].copy_from_slice(&second_text(secs));
+        let mut end = 19;
+        if nanos != 0 {
+            put_digits(&mut b[20..29], nanos);
+            end = 29;
+            while b[end - 1] == b'0' {
+                end -= 1;
+            }
+        }
+        b[end] = b'Z';
+        text.len = end as u8 + 1;
+        text
+    }
+}
+
+/// `YYYY-MM-DDTHH:MM:SS` of the second `secs` after the epoch. The last one is kept per thread:
+/// the lines written one after another (a capture's frames, a batch of events) mostly share it.
+fn second_text(secs: i64) -> [u8; 19] {
+    thread_local! {
+        static LAST: std::cell::Cell<Option<(i64, [u8; 19])>> = const { std::cell::Cell::new(None) };
+    }
+    if let Some((last, text)) = LAST.get() {
+        if last == secs {
+            return text;
+        }
+    }
+    let (days, day_secs) = (secs.div_euclid(86_400), secs.rem_euclid(86_400) as u32);
+    let (year, month, day) = civil_from_days(days);
+    let mut text = *b"0000-00-00T00:00:00";
+    put_digits(&mut text[0..4], year);
+    put_digits(&mut text[5..7], month);
+    put_digits(&mut text[8..10], day);
+    put_digits(&mut text[11..13], day_secs / 3600);
+    put_digits(&mut text[14..16], day_secs / 60 % 60);
+    put_digits(&mut text[17..19], day_secs % 60);
+    LAST.set(Some((secs, text)));
+    text
+}
+
+/// Writes `value` in decimal into all of `out`, zero-padded on the left.
+fn put_digits(out: &mut [u8], mut value: u32) {
+    for digit in out.iter_mut().rev() {
+        *digit = b'0' + (value % 10) as u8;
+        value /= 10;
+    }
+}
+
+/// The proleptic Gregorian date of a day counted from 1970-01-01 (H. Hinnant's
+/// `civil_from_days`).
+fn civil_from_days(days: i64) -> (u32, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year as u32, month as u32, day as u32)
+}
+
+/// A timestamp's RFC 3339 text, on the stack ([`Timestamp::rfc3339`]).
+#[derive(Clone, Copy)]
+pub struct Rfc3339 {
+    bytes: [u8; 30],
+    len: u8,
+}
+
+impl Rfc3339 {
+    pub fn as_str(&self) -> &str {
+        // Only ASCII digits and separators are ever written.
+        std::str::from_utf8(self.as_bytes()).unwrap_or_default()
+    }
+
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.bytes[..usize::from(self.len)]
     }
 }
 
 impl Serialize for Timestamp {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&self.to_rfc3339())
+        s.serialize_str(self.rfc3339().as_str())
     }
 }
 
@@ -88,10 +175,37 @@ impl MacAddr {
     }
 }
 
+impl MacAddr {
+    /// The lower-case colon form without allocating (every output line has MACs).
+    pub fn text(self) -> MacText {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let mut text = *b"00:00:00:00:00:00";
+        for (i, byte) in self.0.into_iter().enumerate() {
+            text[3 * i] = HEX[usize::from(byte >> 4)];
+            text[3 * i + 1] = HEX[usize::from(byte & 0xf)];
+        }
+        MacText(text)
+    }
+}
+
+/// A MAC address's text, on the stack ([`MacAddr::text`]).
+#[derive(Clone, Copy)]
+pub struct MacText([u8; 17]);
+
+impl MacText {
+    pub fn as_str(&self) -> &str {
+        // Only hex digits and colons are ever written.
+        std::str::from_utf8(&self.0).unwrap_or_default()
+    }
+
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+}
+
 impl fmt::Display for MacAddr {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let m = self.0;
-        write!(f, "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}", m[0], m[1], m[2], m[3], m[4], m[5])
+        f.write_str(self.text().as_str())
     }
 }
 
@@ -122,7 +236,7 @@ impl FromStr for MacAddr {
 
 impl Serialize for MacAddr {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(self)
+        s.serialize_str(self.text().as_str())
     }
 }
 
@@ -426,6 +540,43 @@ mod tests {
     fn timestamp_formats_as_rfc3339_utc_with_nanoseconds() {
         let ts = Timestamp::from_nanos(1_700_000_000_123_456_789);
         assert_eq!(ts.to_rfc3339(), "2023-11-14T22:13:20.123456789Z");
+    }
+
+    /// The hand-made text is the `time` crate's RFC 3339, which the output had before: across
+    /// leap years, month ends, fractions of every length, past `i64::MAX`, and from the cache of
+    /// the last second.
+    #[test]
+    fn timestamp_text_is_the_time_crates_rfc3339() {
+        let by_time = |ts: Timestamp| {
+            let t = time::OffsetDateTime::UNIX_EPOCH + time::Duration::nanoseconds(ts.0 as i64);
+            t.format(&time::format_description::well_known::Rfc3339).unwrap()
+        };
+        let mut ns: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut cases = vec![0, 1, 1_000_000_000, 951_782_400_000_000_000, u64::MAX, 1 << 63];
+        for _ in 0..20_000 {
+            ns ^= ns << 13;
+            ns ^= ns >> 7;
+            ns ^= ns << 17;
+            // Whole seconds, and fractions with one to nine digits.
+            let fraction = [0, 500_000_000, 120_000_000, 123_456_789, 100][(ns % 5) as usize];
+            cases.push(ns);
+            cases.push((ns % 4_000_000_000) * 1_000_000_000 + fraction);
+        }
+        for ns in cases {
+            // Then a time in the same second, whose date and time of day come from the cache.
+            for ts in [Timestamp::from_nanos(ns), Timestamp::from_nanos(ns ^ 1)] {
+                assert_eq!(ts.to_rfc3339(), by_time(ts), "{}", ts.0);
+            }
+        }
+    }
+
+    #[test]
+    fn mac_text_is_every_octet_in_lower_case_hex() {
+        for byte in 0..=255u8 {
+            let mac = MacAddr([byte, 0, 0x0a, byte, 0xff, byte]);
+            let by_format = format!("{byte:02x}:00:0a:{byte:02x}:ff:{byte:02x}");
+            assert_eq!(mac.text().as_str(), by_format);
+        }
     }
 
     #[test]

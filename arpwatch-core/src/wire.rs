@@ -5,6 +5,10 @@
 //! domain [`Event`] reaches both formats through a member of `Record`, set in [`Record::of`] and
 //! written in `Record::visit`.
 //!
+//! The JSON lines are written by [`json`] straight into a reused byte buffer; the `Serialize`
+//! impls here make the same bytes through serde (for `serde_json::to_value` and as the reference
+//! the tests hold the writer to).
+//!
 //! The field set is the output contract of SPEC §4, documented field by field in
 //! `docs/events.md` and `docs/schema/arpwatch-events.schema.json`.
 
@@ -21,16 +25,20 @@ use crate::event::{
     Announced, Condition, ConditionState, Detail, Event, EventKind, Misplaced, ResponderForm,
     Severity, StormScope, Summarised,
 };
-use crate::observation::{ArpOp, Direction, MacAddr, Observation, Proto, Timestamp};
+use crate::observation::{ArpOp, Direction, MacAddr, NaFlags, Observation, Proto, Timestamp};
+
+mod json;
 
 /// Version of the event schema, carried in every event as `"schema"`. Raised when a field changes
 /// meaning or disappears; adding an optional field does not raise it.
 pub const SCHEMA_VERSION: u32 = 1;
 
-/// Writes `event` as one JSON line.
-pub fn write_json_line(out: &mut impl Write, event: &Event) -> io::Result<()> {
-    serde_json::to_writer(&mut *out, &Record::of(event))?;
-    out.write_all(b"\n")
+/// Appends `event` as one JSON line to `out`.
+pub fn write_json_line(out: &mut Vec<u8>, event: &Event) {
+    let mut object = json::Object::new(out);
+    Record::of(event).visit(&mut object);
+    object.end();
+    out.push(b'\n');
 }
 
 /// Writes `event` as one text line.
@@ -43,10 +51,11 @@ pub fn text_line(event: &Event) -> String {
     Record::of(event).to_string()
 }
 
-/// Writes a raw observation as one JSON line.
-pub fn write_observation_json_line(out: &mut impl Write, obs: &Observation) -> io::Result<()> {
-    serde_json::to_writer(&mut *out, &RawLine(obs))?;
-    out.write_all(b"\n")
+/// Appends a raw observation as one JSON line to `out`: the bytes serde makes of
+/// [`RawLine`], written by hand (`json::raw_line`; the tests hold the two together).
+pub fn write_observation_json_line(out: &mut Vec<u8>, obs: &Observation) {
+    json::raw_line(out, obs);
+    out.push(b'\n');
 }
 
 /// The raw line of an observation (`--raw`): the frame as the wire had it, in the terms of its
@@ -54,40 +63,54 @@ pub fn write_observation_json_line(out: &mut impl Write, obs: &Observation) -> i
 /// `op`, `src`, `dst`, `target`, `lladdr` and (for an advertisement) `flags`.
 pub struct RawLine<'a>(pub &'a Observation);
 
-impl Serialize for RawLine<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+impl RawLine<'_> {
+    /// The fields of the raw line, in order.
+    pub fn visit(&self, sink: &mut impl FieldSink) {
+        use Value::*;
         let obs = self.0;
-        let mut map = s.serialize_map(None)?;
-        map.serialize_entry("ts", &obs.ts)?;
-        map.serialize_entry("iface", &*obs.iface)?;
-        map.serialize_entry("ifindex", &obs.ifindex)?;
-        map.serialize_entry("direction", &obs.direction)?;
-        map.serialize_entry("vlan", &obs.vlan)?;
-        map.serialize_entry("proto", &obs.proto())?;
+        sink.field("ts", Time(obs.ts));
+        sink.field("iface", Str(&obs.iface));
+        sink.field("ifindex", U64(obs.ifindex.into()));
+        sink.field("direction", Str(obs.direction.as_str()));
+        sink.field("vlan", Vlan(obs.vlan.as_slice()));
+        sink.field("proto", Str(obs.proto().as_str()));
         match &obs.nd {
             None => {
-                map.serialize_entry("op", &obs.op)?;
-                map.serialize_entry("eth_src", &obs.eth_src)?;
-                map.serialize_entry("eth_dst", &obs.eth_dst)?;
-                map.serialize_entry("sha", &obs.sha)?;
-                map.serialize_entry("spa", &obs.spa)?;
-                map.serialize_entry("tha", &obs.tha)?;
-                map.serialize_entry("tpa", &obs.tpa)?;
+                sink.field("op", Str(arp_op(obs.op)));
+                sink.field("eth_src", Mac(obs.eth_src));
+                sink.field("eth_dst", Mac(obs.eth_dst));
+                sink.field("sha", Mac(obs.sha));
+                sink.field("spa", Ip(obs.spa));
+                sink.field("tha", Mac(obs.tha));
+                sink.field("tpa", Ip(obs.tpa));
             }
             Some(nd) => {
-                map.serialize_entry("op", nd_op(obs.op))?;
-                map.serialize_entry("eth_src", &obs.eth_src)?;
-                map.serialize_entry("eth_dst", &obs.eth_dst)?;
-                map.serialize_entry("src", &nd.src)?;
-                map.serialize_entry("dst", &nd.dst)?;
-                map.serialize_entry("target", &nd.target)?;
-                map.serialize_entry("lladdr", &nd.lladdr)?;
+                sink.field("op", Str(nd_op(obs.op)));
+                sink.field("eth_src", Mac(obs.eth_src));
+                sink.field("eth_dst", Mac(obs.eth_dst));
+                sink.field("src", Ip(nd.src.into()));
+                sink.field("dst", Ip(nd.dst.into()));
+                sink.field("target", Ip(nd.target.into()));
+                sink.field("lladdr", nd.lladdr.map_or(Null, Mac));
                 if obs.op == ArpOp::Reply {
-                    map.serialize_entry("flags", &nd.flags)?;
+                    sink.field("flags", NaFlags(nd.flags));
                 }
             }
         }
-        map.end()
+    }
+}
+
+impl Serialize for RawLine<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        serialize_fields(s, |sink| self.visit(sink))
+    }
+}
+
+/// The name of an ARP operation in the raw line.
+fn arp_op(op: ArpOp) -> &'static str {
+    match op {
+        ArpOp::Request => "request",
+        ArpOp::Reply => "reply",
     }
 }
 
@@ -150,6 +173,8 @@ pub fn observation_text(obs: &Observation) -> String {
 pub enum Value<'a> {
     U64(u64),
     Bool(bool),
+    /// An absent optional value written out (the raw line's `lladdr`).
+    Null,
     Str(&'a str),
     Mac(MacAddr),
     Ip(IpAddr),
@@ -161,9 +186,11 @@ pub enum Value<'a> {
     MacNames(&'a [(MacAddr, Arc<str>)]),
     /// The object `{"node", "interfaces", "source"}`.
     Announcer(&'a Announcer),
+    /// The object `{"router", "solicited", "override"}` of a Neighbor Advertisement.
+    NaFlags(NaFlags),
 }
 
-/// Receives the fields of an event, in the order of the JSON line.
+/// Receives the fields of an event or a raw line, in the order of the JSON line.
 pub trait FieldSink {
     fn field(&mut self, name: &'static str, value: Value<'_>);
 }
@@ -419,6 +446,7 @@ impl Serialize for Value<'_> {
         match *self {
             Value::U64(v) => s.serialize_u64(v),
             Value::Bool(v) => s.serialize_bool(v),
+            Value::Null => s.serialize_none(),
             Value::Str(v) => s.serialize_str(v),
             Value::Mac(v) => v.serialize(s),
             Value::Ip(v) => v.serialize(s),
@@ -440,6 +468,7 @@ impl Serialize for Value<'_> {
                 map.serialize_entry("source", v.source.as_str())?;
                 map.end()
             }
+            Value::NaFlags(v) => v.serialize(s),
         }
     }
 }
@@ -447,22 +476,33 @@ impl Serialize for Value<'_> {
 /// The JSON line: one member per present field, in [`Record::visit`] order.
 impl Serialize for Record<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        struct Members<M: SerializeMap> {
-            map: M,
-            error: Option<M::Error>,
-        }
-        impl<M: SerializeMap> FieldSink for Members<M> {
-            fn field(&mut self, name: &'static str, value: Value<'_>) {
-                if self.error.is_none() {
-                    self.error = self.map.serialize_entry(name, &value).err();
-                }
-            }
-        }
-        let mut members = Members { map: s.serialize_map(None)?, error: None };
-        self.visit(&mut members);
-        match members.error {
-            Some(error) => Err(error),
-            None => members.map.end(),
+        serialize_fields(s, |sink| self.visit(sink))
+    }
+}
+
+/// A JSON object with one member per field that `visit` gives its sink.
+fn serialize_fields<S: Serializer>(
+    s: S,
+    visit: impl FnOnce(&mut Members<S::SerializeMap>),
+) -> Result<S::Ok, S::Error> {
+    let mut members = Members { map: s.serialize_map(None)?, error: None };
+    visit(&mut members);
+    match members.error {
+        Some(error) => Err(error),
+        None => members.map.end(),
+    }
+}
+
+/// The members of a serde map, from fields; the first error stops it.
+struct Members<M: SerializeMap> {
+    map: M,
+    error: Option<M::Error>,
+}
+
+impl<M: SerializeMap> FieldSink for Members<M> {
+    fn field(&mut self, name: &'static str, value: Value<'_>) {
+        if self.error.is_none() {
+            self.error = self.map.serialize_entry(name, &value).err();
         }
     }
 }
@@ -472,10 +512,11 @@ impl fmt::Display for Value<'_> {
         match *self {
             Value::U64(v) => write!(f, "{v}"),
             Value::Bool(v) => write!(f, "{v}"),
+            Value::Null => f.write_str("null"),
             Value::Str(v) => f.write_str(v),
             Value::Mac(v) => write!(f, "{v}"),
             Value::Ip(v) => write!(f, "{v}"),
-            Value::Time(v) => f.write_str(&v.to_rfc3339()),
+            Value::Time(v) => f.write_str(v.rfc3339().as_str()),
             Value::Macs(v) => write_list(f, v),
             Value::Names(v) => write_list(f, v),
             Value::Vlan(v) => write_list(f, v),
@@ -494,6 +535,11 @@ impl fmt::Display for Value<'_> {
                 write_list(f, &v.interfaces)?;
                 write!(f, ",source={}}}", v.source.as_str())
             }
+            Value::NaFlags(v) => write!(
+                f,
+                "{{router={},solicited={},override={}}}",
+                v.router, v.solicited, v.override_
+            ),
         }
     }
 }
@@ -533,7 +579,7 @@ impl fmt::Display for Record<'_> {
         write!(
             f,
             "{} {} {} {}",
-            self.ts.to_rfc3339(),
+            self.ts.rfc3339().as_str(),
             self.severity.as_str().to_ascii_uppercase(),
             self.event.as_str(),
             self.ip
@@ -583,7 +629,7 @@ mod tests {
 
     fn json_line(e: &Event) -> String {
         let mut out = Vec::new();
-        write_json_line(&mut out, e).unwrap();
+        write_json_line(&mut out, e);
         String::from_utf8(out).unwrap()
     }
 
@@ -721,7 +767,7 @@ mod tests {
             .to("02:00:00:00:00:99", "2001:db8::99")
             .build();
         let mut line = Vec::new();
-        write_observation_json_line(&mut line, &na).unwrap();
+        write_observation_json_line(&mut line, &na);
         assert_eq!(
             String::from_utf8(line).unwrap(),
             concat!(
@@ -756,5 +802,89 @@ mod tests {
             "2026-11-21T10:00:01Z eth0 ingress ndp probe who-has 2001:db8::100 from \
              02:00:00:00:00:0c no-lladdr [eth 02:00:00:00:00:0c > 33:33:ff:00:01:00]"
         );
+    }
+
+    /// The observation of every valid catalogue frame, ARP and ND, on interfaces whose names
+    /// need escaping and ones that do not, both directions, at times with and without fractions.
+    fn catalogue_observations() -> Vec<Observation> {
+        use crate::decode::{decode_ethernet, Decoded};
+        use crate::testkit::catalogue;
+        let ifaces: [Arc<str>; 3] =
+            ["eth0".into(), "br-\"lab\"\\1".into(), "tab\there\u{1}é".into()];
+        let observations: Vec<Observation> = catalogue::cases()
+            .into_iter()
+            .enumerate()
+            .filter_map(|(i, case)| match decode_ethernet(&case.bytes) {
+                Decoded::Neigh(frame) => Some(frame.into_observation(
+                    Timestamp(1_795_255_200_000_000_000 + i as u64 * 250_000_000),
+                    ifaces[i % 3].clone(),
+                    i as u32,
+                    if i % 2 == 0 { Direction::Ingress } else { Direction::Egress },
+                )),
+                _ => None,
+            })
+            .collect();
+        assert!(observations.iter().any(|o| o.nd.is_some()), "ND frames");
+        assert!(observations.iter().any(|o| o.nd.is_none()), "ARP frames");
+        assert!(observations.iter().any(|o| !o.vlan.as_slice().is_empty()), "tagged frames");
+        observations
+    }
+
+    /// What serde_json makes of a `Serialize` value, as a line.
+    fn serde_line(value: &impl Serialize) -> String {
+        serde_json::to_string(value).unwrap() + "\n"
+    }
+
+    #[test]
+    fn the_raw_line_writer_makes_serdes_bytes_for_every_catalogue_frame() {
+        for obs in catalogue_observations() {
+            let mut line = Vec::new();
+            write_observation_json_line(&mut line, &obs);
+            assert_eq!(String::from_utf8(line).unwrap(), serde_line(&RawLine(&obs)));
+        }
+    }
+
+    /// The catalogue's frames through an engine watching a pool, then their addresses claimed
+    /// by other MACs, a storm of new ones and the timers: every event, annotated with a node
+    /// name to escape, is the line serde makes of its `Record`.
+    #[test]
+    fn the_event_writer_makes_serdes_bytes_for_the_engines_events() {
+        use crate::config::Config;
+        use crate::engine::Engine;
+        use crate::enrich::Annotator;
+        let config = Config::from_toml(
+            "[[pools]]\nname = \"vips\"\ncidrs = [\"192.0.2.0/24\", \"2001:db8::/32\"]\n",
+        )
+        .unwrap();
+        let mut engine = Engine::new(&config.engine);
+        let mut events = Vec::new();
+        let observations = catalogue_observations();
+        let later = |obs: &Observation, secs: u64, mac: u8| {
+            let mut obs = obs.clone();
+            obs.ts = Timestamp(obs.ts.0 + secs * 1_000_000_000);
+            obs.sha = MacAddr([2, 0, 0, 0, 0xee, mac]);
+            obs
+        };
+        for obs in &observations {
+            engine.observe(obs, &mut events);
+        }
+        for (i, obs) in observations.iter().enumerate() {
+            engine.observe(&later(obs, 20, i as u8), &mut events);
+        }
+        for i in 0..=255 {
+            engine.observe(&later(&observations[0], 40, i), &mut events);
+        }
+        engine.tick(Timestamp::from_secs(1_795_259_000), &mut events);
+        let annotator = Annotator::new("node-\"a\"");
+        let mut kinds = std::collections::BTreeSet::new();
+        events.push(sample());
+        for mut event in events {
+            annotator.annotate(&mut event);
+            kinds.insert(event.kind());
+            let mut line = Vec::new();
+            write_json_line(&mut line, &event);
+            assert_eq!(String::from_utf8(line).unwrap(), serde_line(&Record::of(&event)));
+        }
+        assert!(kinds.len() >= 8, "{kinds:?}");
     }
 }

@@ -152,12 +152,14 @@ async fn run(plan: Plan) -> Result<()> {
                 stdout::spawn(io::stdout(), stdout::DEFAULT_CAPACITY, WhenFull::Wait)
                     .context("could not start the stdout writer")?;
             let mut pipeline = pipeline(&plan.pipeline, None, out);
-            let mut replay = Replay::open(&plan.files)?;
+            let replay = Replay::open(&plan.files)?;
             let mut last_ts = None;
             // What arrives through a pipe is passed on as it comes.
             let streams = replay.streams();
+            let mut observations =
+                replay.read_ahead().context("could not start the capture reader")?;
             // A damaged capture is named and skipped; the others are still replayed.
-            for item in &mut replay {
+            for item in &mut observations {
                 match item {
                     Ok(observation) => {
                         last_ts = Some(observation.ts);
@@ -169,6 +171,7 @@ async fn run(plan: Plan) -> Result<()> {
                     Err(err) => eprintln!("arpwatch: {err}"),
                 }
             }
+            let replay = observations.finish();
             let engine = pipeline.finish(last_ts)?;
             // Every line is out before the summaries, which follow them on a shared terminal.
             drain.finish(None)?;

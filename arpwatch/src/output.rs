@@ -52,7 +52,7 @@ pub struct Pipeline<W: Write> {
     cluster: Option<ClusterSettings>,
     /// With the status API: the latest events, as their JSON lines.
     recent: Option<EventRing>,
-    /// Reused for the JSON line of an event.
+    /// Reused for the JSON line of an event or observation.
     line: Vec<u8>,
 }
 
@@ -92,7 +92,11 @@ impl<W: Write> Pipeline<W> {
                     metrics.observe(obs, None);
                 }
                 match self.format {
-                    Format::Json => wire::write_observation_json_line(&mut self.out, obs),
+                    Format::Json => {
+                        self.line.clear();
+                        wire::write_observation_json_line(&mut self.line, obs);
+                        self.out.write_all(&self.line)
+                    }
                     Format::Text => wire::write_observation_text_line(&mut self.out, obs),
                 }
             }
@@ -277,23 +281,21 @@ impl<W: Write> Pipeline<W> {
             if let Some(metrics) = &mut self.metrics {
                 metrics.event(&event, engine);
             }
-            let Some(recent) = &mut self.recent else {
-                match self.format {
-                    Format::Json => wire::write_json_line(&mut self.out, &event)?,
-                    Format::Text => wire::write_text_line(&mut self.out, &event)?,
-                }
-                continue;
-            };
             // The JSON line made once, for stdout and for the ring.
-            self.line.clear();
-            wire::write_json_line(&mut self.line, &event)?;
+            let json = self.format == Format::Json || self.recent.is_some();
+            if json {
+                self.line.clear();
+                wire::write_json_line(&mut self.line, &event);
+            }
             match self.format {
                 Format::Json => self.out.write_all(&self.line)?,
                 Format::Text => wire::write_text_line(&mut self.out, &event)?,
             }
-            let line = self.line.strip_suffix(b"\n").unwrap_or(&self.line);
-            // serde_json writes UTF-8.
-            recent.push(event.ts, std::str::from_utf8(line).unwrap_or_default());
+            if let Some(recent) = &mut self.recent {
+                let line = self.line.strip_suffix(b"\n").unwrap_or(&self.line);
+                // The JSON writer writes UTF-8: the text it is given and ASCII.
+                recent.push(event.ts, std::str::from_utf8(line).unwrap_or_default());
+            }
         }
         Ok(())
     }

@@ -10,10 +10,15 @@
 //! - A file that cannot be read to its end (it cannot be opened, is not a capture, is truncated or
 //!   damaged) is one error in the stream, naming it and what is wrong; the observations before
 //!   the damage have been given, and the replay goes on with the next file.
+//! - The captures are read and decoded on a thread of their own ([`Replay::read_ahead`]), a
+//!   batch of observations ahead of the pipeline, so reading and detection share the work of two
+//!   cores; a capture arriving through a pipe is passed on one observation at a time.
 
 use std::fs::File;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
+use std::sync::mpsc::{self, Receiver};
+use std::thread::JoinHandle;
 
 use arpwatch_core::capture_file::{CaptureReader, ReplayCounters, ReplayError};
 use arpwatch_core::observation::Observation;
@@ -22,6 +27,12 @@ use arpwatch_core::observation::Observation;
 pub const STDIN_ARG: &str = "-";
 /// What standard input is called in errors, summaries and interface names.
 const STDIN_NAME: &str = "stdin";
+/// Observations per batch handed from the reading thread to the pipeline: large enough that
+/// the hand-over (a wake-up of the other thread at worst) costs nothing per frame; a batch is
+/// under a MiB.
+const BATCH: usize = 4096;
+/// Batches read ahead of the pipeline at most.
+const BATCHES_AHEAD: usize = 2;
 
 /// A capture file that was read to its end, and what it held.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -54,9 +65,10 @@ impl Source {
         }
     }
 
-    fn open(&self) -> Result<CaptureReader<Box<dyn Read>>, ReplayError> {
+    fn open(&self) -> Result<CaptureReader<Box<dyn Read + Send>>, ReplayError> {
         match self {
-            Source::Stdin => CaptureReader::new(Box::new(io::stdin().lock()), STDIN_NAME),
+            // The reader reads in large blocks, so locking standard input per read costs nothing.
+            Source::Stdin => CaptureReader::new(Box::new(io::stdin()), STDIN_NAME),
             Source::File(path) => {
                 let file = File::open(path)
                     .map_err(|source| ReplayError::Open { path: path.clone(), source })?;
@@ -80,7 +92,7 @@ impl Source {
 /// with the next one and ends after the last.
 pub struct Replay {
     pending: std::vec::IntoIter<Source>,
-    current: Option<CaptureReader<Box<dyn Read>>>,
+    current: Option<CaptureReader<Box<dyn Read + Send>>>,
     summaries: Vec<FileSummary>,
     failed: Vec<PathBuf>,
     streams: bool,
@@ -126,10 +138,61 @@ impl Replay {
     pub fn streams(&self) -> bool {
         self.streams
     }
+
+    /// The same stream of observations, read on a thread of its own ahead of the caller; when
+    /// it has ended, [`ReadAhead::finish`] gives this `Replay` back with its summaries.
+    pub fn read_ahead(self) -> io::Result<ReadAhead> {
+        let batch = if self.streams { 1 } else { BATCH };
+        let (sender, batches) = mpsc::sync_channel(BATCHES_AHEAD);
+        let mut replay = self;
+        let reader =
+            std::thread::Builder::new().name("arpwatch-replay".to_owned()).spawn(move || {
+                loop {
+                    let items: Vec<Item> = replay.by_ref().take(batch).collect();
+                    // An empty batch is the end; a send fails when the caller stopped early.
+                    if items.is_empty() || sender.send(items).is_err() {
+                        return replay;
+                    }
+                }
+            })?;
+        Ok(ReadAhead { batches, current: Vec::new().into_iter(), reader })
+    }
+}
+
+type Item = Result<Observation, ReplayError>;
+
+/// A [`Replay`] read on a thread of its own ([`Replay::read_ahead`]).
+pub struct ReadAhead {
+    batches: Receiver<Vec<Item>>,
+    current: std::vec::IntoIter<Item>,
+    reader: JoinHandle<Replay>,
+}
+
+impl ReadAhead {
+    /// Waits for the reading thread to end (at once when the stream has ended) and gives the
+    /// `Replay` back, with what it read.
+    pub fn finish(self) -> Replay {
+        drop(self.batches);
+        self.reader.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+    }
+}
+
+impl Iterator for ReadAhead {
+    type Item = Item;
+
+    fn next(&mut self) -> Option<Item> {
+        loop {
+            if let Some(item) = self.current.next() {
+                return Some(item);
+            }
+            // The reading thread ended (its sender dropped) after the last batch.
+            self.current = self.batches.recv().ok()?.into_iter();
+        }
+    }
 }
 
 impl Iterator for Replay {
-    type Item = Result<Observation, ReplayError>;
+    type Item = Item;
 
     fn next(&mut self) -> Option<Self::Item> {
         loop {

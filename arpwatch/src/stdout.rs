@@ -35,8 +35,9 @@ pub const DEFAULT_CAPACITY: usize = 8 << 20;
 /// The smallest capacity `--output-buffer` accepts.
 pub const MIN_CAPACITY: usize = 4096;
 
-/// Lines are pushed in chunks of about this size (and at every flush).
-const CHUNK: usize = 64 << 10;
+/// Lines are pushed in chunks of about this size (and at every flush): each push may wake the
+/// writer thread, so a replay's output is handed over a few thousand times a second at most.
+const CHUNK: usize = 256 << 10;
 
 /// What a push does when the queue has no room for it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -249,7 +250,7 @@ pub struct Lines {
 impl Lines {
     /// Pushes the whole lines pending.
     fn push(&mut self) -> io::Result<()> {
-        let Some(end) = self.pending.iter().rposition(|b| *b == b'\n') else {
+        let Some(end) = memchr::memrchr(b'\n', &self.pending) else {
             return self.check();
         };
         let bytes = self.pending.split_to(end + 1).freeze();
@@ -281,7 +282,7 @@ impl Lines {
             WhenFull::Drop => {
                 // The whole lines that fit go in; the rest is dropped and counted.
                 let mut bytes = bytes;
-                let fits = bytes[..room].iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
+                let fits = memchr::memrchr(b'\n', &bytes[..room]).map_or(0, |i| i + 1);
                 let kept = bytes.split_to(fits);
                 let kept_lines = count_lines(&kept);
                 if !kept.is_empty() {
@@ -320,7 +321,7 @@ impl Lines {
 }
 
 fn count_lines(bytes: &[u8]) -> u64 {
-    bytes.iter().filter(|b| **b == b'\n').count() as u64
+    memchr::memchr_iter(b'\n', bytes).count() as u64
 }
 
 impl Write for Lines {

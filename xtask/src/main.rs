@@ -5,6 +5,7 @@
 mod bench;
 mod demo;
 mod lint;
+mod replay_bench;
 mod storm;
 
 use anyhow::{bail, Context, Result};
@@ -45,6 +46,9 @@ enum Task {
     /// Run every benchmark (kernel per-packet cost, storm against Debian's arpwatch, engine
     /// throughput, memory) and write docs/benchmarks.md and target/bench/results.json. Root.
     Bench,
+    /// Run only the replay benchmark of `bench` (three generated million-frame captures replayed
+    /// by the release binary, and tcpdump) and print its table; docs/benchmarks.md is left alone.
+    BenchReplay,
     /// Reproduce the incidents arpwatch is about (IPVS without strictARP, a node answering on two
     /// NICs, a clean failover, flapping, a dead speaker, a foreign device, and the IPv6 ones) in a
     /// namespace lab, one after another, and print what arpwatch reports about each. Builds the
@@ -119,6 +123,10 @@ fn run(cli: Cli) -> Result<()> {
         Task::Bench => {
             build_ebpf(&root)?;
             bench::run(&root)
+        }
+        Task::BenchReplay => {
+            build_ebpf(&root)?;
+            bench::run_replay(&root)
         }
         Task::Test { args } => {
             require_root()?;

@@ -342,7 +342,7 @@ fn system_busy_seconds() -> f64 {
 
 /// Waits for `pid` and returns its exit status and its whole-life user+system CPU seconds and
 /// peak RSS (KiB) from the kernel's rusage.
-fn wait_with_rusage(pid: u32) -> Result<(i32, f64, u64)> {
+pub fn wait_with_rusage(pid: u32) -> Result<(i32, f64, u64)> {
     let mut status = 0;
     // SAFETY: an all-zero rusage is valid as an out-parameter.
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
