@@ -5,7 +5,7 @@
 //! domain [`Event`] reaches both formats through a member of `Record`, set in [`Record::of`] and
 //! written in `Record::visit`.
 //!
-//! The JSON lines are written by [`json`] straight into a reused byte buffer; the `Serialize`
+//! The JSON lines are written by the `json` module straight into a reused byte buffer; the `Serialize`
 //! impls here make the same bytes through serde (for `serde_json::to_value` and as the reference
 //! the tests hold the writer to).
 //!

@@ -140,7 +140,7 @@ impl Replay {
     }
 
     /// The same stream of observations, read on a thread of its own ahead of the caller; when
-    /// it has ended, [`ReadAhead::finish`] gives this `Replay` back with its summaries.
+    /// it has ended, `ReadAhead::finish` gives this `Replay` back with its summaries.
     pub fn read_ahead(self) -> io::Result<ReadAhead> {
         let batch = if self.streams { 1 } else { BATCH };
         let (sender, batches) = mpsc::sync_channel(BATCHES_AHEAD);
