@@ -265,16 +265,31 @@ fn render(r: &Value) -> String {
     let mm = &r["memory_million"];
     let mf = &r["memory_flood"];
     md += "\n### Memory\n\n";
-    md += &format!("One million tracked IPs. Method: {}.\n\n", mm["method"].as_str().unwrap_or(""));
-    md += "| tracked IPs | tracked MACs | RSS before | RSS with them | bytes per IP |\n|---:|---:|---:|---:|---:|\n";
     md += &format!(
-        "| {} | {} | {:.1} MiB | {:.1} MiB | {} |\n\n",
-        n(&mm["tracked_ips"]),
-        n(&mm["tracked_macs"]),
-        mm["baseline_rss_kib"].as_f64().unwrap_or(0.0) / 1024.0,
-        mm["rss_kib"].as_f64().unwrap_or(0.0) / 1024.0,
-        f(&mm["bytes_per_ip"], 0)
+        "One million tracked IPs, each announced from its own MAC. Per tracked IP: only \
+         `max_tracked_ips` raised to 1M, the senders at their default cap. With senders: \
+         `max_tracked_senders` raised too, every IP's MAC also a tracked sender. Method: {}.\n\n",
+        mm["method"].as_str().unwrap_or("")
     );
+    md += "| run | tracked IPs | tracked MACs | tracked senders | RSS before | RSS with them | bytes per IP |\n|---|---:|---:|---:|---:|---:|---:|\n";
+    let runs = [
+        ("per tracked IP, IPv4", mm),
+        ("per tracked IP, IPv6", &mm["ipv6"]),
+        ("with senders, IPv4", &mm["with_senders"]),
+        ("with senders, IPv6", &mm["with_senders"]["ipv6"]),
+    ];
+    for (run, m) in runs {
+        md += &format!(
+            "| {run} | {} | {} | {} | {:.1} MiB | {:.1} MiB | {} |\n",
+            n(&m["tracked_ips"]),
+            n(&m["tracked_macs"]),
+            n(&m["tracked_senders"]),
+            m["baseline_rss_kib"].as_f64().unwrap_or(0.0) / 1024.0,
+            m["rss_kib"].as_f64().unwrap_or(0.0) / 1024.0,
+            f(&m["bytes_per_ip"], 0)
+        );
+    }
+    md += "\n";
     md += &format!(
         "Random spoofed-address flood at the default caps. Method: {}. Growth over the second half: {} %.\n\n",
         mf["method"].as_str().unwrap_or(""),

@@ -9,7 +9,6 @@
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 
-
 use super::lifecycle::{ConditionKey, Evidence, Report};
 use super::table::LruTable;
 use crate::config::Thresholds;
