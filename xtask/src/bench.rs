@@ -309,3 +309,35 @@ fn render(r: &Value) -> String {
     }
     md
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn the_memory_table_shows_both_raised_caps_for_ipv4_and_ipv6() {
+        let run = |bytes: f64, senders: u64| {
+            json!({"method": "m", "tracked_ips": 1_000_000, "tracked_macs": 1_000_000,
+                   "tracked_senders": senders, "baseline_rss_kib": 3072, "rss_kib": 111_232,
+                   "bytes_per_ip": bytes})
+        };
+        let mut million = run(110.8, 65_536);
+        million["ipv6"] = run(110.7, 65_536);
+        million["with_senders"] = run(157.5, 1_000_000);
+        million["with_senders"]["ipv6"] = run(157.4, 1_000_000);
+        let md = render(&json!({ "memory_million": million }));
+        let (million, default_senders) = (n(&json!(1_000_000)), n(&json!(65_536)));
+        for (run, senders, bytes) in [
+            ("per tracked IP, IPv4", &default_senders, 111),
+            ("per tracked IP, IPv6", &default_senders, 111),
+            ("with senders, IPv4", &million, 158),
+            ("with senders, IPv6", &million, 157),
+        ] {
+            let row = format!(
+                "| {run} | {million} | {million} | {senders} | 3.0 MiB | 108.6 MiB | {bytes} |"
+            );
+            assert!(md.lines().any(|line| line == row), "{row} missing from:\n{md}");
+        }
+    }
+}
