@@ -283,16 +283,31 @@ fn render(r: &Value) -> String {
     let mm = &r["memory_million"];
     let mf = &r["memory_flood"];
     md += "\n### Memory\n\n";
-    md += &format!("One million tracked IPs. Method: {}.\n\n", mm["method"].as_str().unwrap_or(""));
-    md += "| tracked IPs | tracked MACs | RSS before | RSS with them | bytes per IP |\n|---:|---:|---:|---:|---:|\n";
     md += &format!(
-        "| {} | {} | {:.1} MiB | {:.1} MiB | {} |\n\n",
-        n(&mm["tracked_ips"]),
-        n(&mm["tracked_macs"]),
-        mm["baseline_rss_kib"].as_f64().unwrap_or(0.0) / 1024.0,
-        mm["rss_kib"].as_f64().unwrap_or(0.0) / 1024.0,
-        f(&mm["bytes_per_ip"], 0)
+        "One million tracked IPs, each announced from its own MAC. Per tracked IP: only \
+         `max_tracked_ips` raised to 1M, the senders at their default cap. With senders: \
+         `max_tracked_senders` raised too, every IP's MAC also a tracked sender. Method: {}.\n\n",
+        mm["method"].as_str().unwrap_or("")
     );
+    md += "| run | tracked IPs | tracked MACs | tracked senders | RSS before | RSS with them | bytes per IP |\n|---|---:|---:|---:|---:|---:|---:|\n";
+    let runs = [
+        ("per tracked IP, IPv4", mm),
+        ("per tracked IP, IPv6", &mm["ipv6"]),
+        ("with senders, IPv4", &mm["with_senders"]),
+        ("with senders, IPv6", &mm["with_senders"]["ipv6"]),
+    ];
+    for (run, m) in runs {
+        md += &format!(
+            "| {run} | {} | {} | {} | {:.1} MiB | {:.1} MiB | {} |\n",
+            n(&m["tracked_ips"]),
+            n(&m["tracked_macs"]),
+            n(&m["tracked_senders"]),
+            m["baseline_rss_kib"].as_f64().unwrap_or(0.0) / 1024.0,
+            m["rss_kib"].as_f64().unwrap_or(0.0) / 1024.0,
+            f(&m["bytes_per_ip"], 0)
+        );
+    }
+    md += "\n";
     md += &format!(
         "Random spoofed-address flood at the default caps. Method: {}. Growth over the second half: {} %.\n\n",
         mf["method"].as_str().unwrap_or(""),
@@ -312,4 +327,36 @@ fn render(r: &Value) -> String {
     }
     md += &replay_bench::render(&r["replay"]);
     md
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn the_memory_table_shows_both_raised_caps_for_ipv4_and_ipv6() {
+        let run = |bytes: f64, senders: u64| {
+            json!({"method": "m", "tracked_ips": 1_000_000, "tracked_macs": 1_000_000,
+                   "tracked_senders": senders, "baseline_rss_kib": 3072, "rss_kib": 111_232,
+                   "bytes_per_ip": bytes})
+        };
+        let mut million = run(110.8, 65_536);
+        million["ipv6"] = run(110.7, 65_536);
+        million["with_senders"] = run(157.5, 1_000_000);
+        million["with_senders"]["ipv6"] = run(157.4, 1_000_000);
+        let md = render(&json!({ "memory_million": million }));
+        let (million, default_senders) = (n(&json!(1_000_000)), n(&json!(65_536)));
+        for (run, senders, bytes) in [
+            ("per tracked IP, IPv4", &default_senders, 111),
+            ("per tracked IP, IPv6", &default_senders, 111),
+            ("with senders, IPv4", &million, 158),
+            ("with senders, IPv6", &million, 157),
+        ] {
+            let row = format!(
+                "| {run} | {million} | {million} | {senders} | 3.0 MiB | 108.6 MiB | {bytes} |"
+            );
+            assert!(md.lines().any(|line| line == row), "{row} missing from:\n{md}");
+        }
+    }
 }

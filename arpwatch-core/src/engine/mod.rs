@@ -299,7 +299,7 @@ impl Engine {
             return;
         }
         let count = if active { pending.count } else { streak };
-        let owner = st.owner;
+        let owner = st.owner();
         let pool = self.pools.find(ip).map(|p| p.name.clone());
         self.conditions.evidence(
             Evidence { key, ip, ts: deadline, count, macs: &[] },
@@ -534,7 +534,7 @@ impl Engine {
         }
         let target = obs.tpa;
         let in_pool = self.pools.contains(target) || self.announcers.watches.contains_key(&target);
-        let owned = self.ips.peek(&target).is_some_and(|st| st.owner.is_some());
+        let owned = self.ips.peek(&target).is_some_and(|st| st.owner().is_some());
         if !(in_pool || owned) {
             return;
         }
@@ -596,7 +596,7 @@ impl Engine {
     /// like a pool's IP.
     pub fn set_declarations(&mut self, declarations: Vec<(IpAddr, Declaration)>) {
         let ips = &self.ips;
-        self.announcers.replace(declarations, |ip| ips.peek(&ip).and_then(|st| st.owner));
+        self.announcers.replace(declarations, |ip| ips.peek(&ip).and_then(|st| st.owner()));
     }
 
     /// A claim of a declared VIP: by an undeclared MAC, evidence of a mismatch; by a declared
@@ -933,7 +933,7 @@ impl<'a> ClaimContext<'a> {
         conditions: &mut Conditions,
         out: &mut Vec<Event>,
     ) {
-        let Some(owner) = st.owner.filter(|o| *o != self.mac) else {
+        let Some(owner) = st.owner().filter(|o| *o != self.mac) else {
             return;
         };
         let window = self.thresholds.concurrency_window;

@@ -30,7 +30,7 @@ impl Engine {
     /// The MAC the network follows for `ip` now (see `docs/events.md`, "Claims"), if any. Unlike
     /// `owner_change` events, it also follows a move between two MACs of an open multi-responder.
     pub fn owner(&self, ip: IpAddr) -> Option<MacAddr> {
-        self.ips.peek(&ip).and_then(|st| st.owner)
+        self.ips.peek(&ip).and_then(|st| st.owner())
     }
 
     /// Whether `ip` is in a pool or has a declared announcer: watched whether or not it was
@@ -40,7 +40,7 @@ impl Engine {
     }
 
     fn is_watched(&self, ip: IpAddr, st: &IpState) -> bool {
-        st.owner.is_some() || self.is_pool_ip(ip)
+        st.owner().is_some() || self.is_pool_ip(ip)
     }
 
     /// The watched IPs the engine tracks (the IPs of pools and with a declared announcer that
@@ -96,7 +96,7 @@ impl Engine {
         let Some(st) = st else {
             return Some(status);
         };
-        status.owner = st.owner.map(|mac| Owner {
+        status.owner = st.owner().map(|mac| Owner {
             mac,
             since: st.owner_since,
             last_claim: st.last_claim_of(mac),

@@ -204,6 +204,11 @@ pub(super) struct Binding {
     /// claim, so it also says whether there was one.
     pub claims: u32,
     pub mac: MacAddr,
+    /// This MAC is the IP's owner ([`IpState::owner`]). Kept in the binding (in what would be its
+    /// padding) rather than as a MAC in the IP's state: the owner's binding is never forgotten
+    /// while the IP is tracked, so the owner always has one. As a `bool` it also leaves
+    /// [`Bindings`] a niche for its tag.
+    is_owner: bool,
     /// Made by the first plain reply or pool alarm of the binding.
     rare: Option<Box<BindingRare>>,
 }
@@ -226,7 +231,15 @@ pub(super) struct PoolAlarms {
 
 impl Binding {
     fn new(mac: MacAddr, ts: Timestamp) -> Self {
-        Binding { last_seen: ts, last_claim_at: ts, claims_since: ts, claims: 0, mac, rare: None }
+        Binding {
+            last_seen: ts,
+            last_claim_at: ts,
+            claims_since: ts,
+            claims: 0,
+            mac,
+            is_owner: false,
+            rare: None,
+        }
     }
 
     /// Last reply, gratuitous or not, or gratuitous request from this MAC for the IP.
@@ -376,15 +389,11 @@ pub(super) struct ClaimOutcome {
 #[derive(Default)]
 pub(super) struct IpState {
     pub bindings: Bindings,
-    /// The MAC whose claim the network follows: the last claimant, except that a later reply to a
-    /// request already answered by another MAC does not replace the first (Linux ignores it for
-    /// `locktime`, 1 s, and so do most stacks).
-    pub owner: Option<MacAddr>,
     pub last_claimant: Option<MacAddr>,
     /// Whether the claims of `last_claimant` since the previous claimant's included an
     /// announcement.
     pub run_announced: bool,
-    /// When `owner` became the owner.
+    /// When the owner ([`IpState::owner`]) became the owner.
     pub owner_since: Timestamp,
     /// Made by the first probe, owner change, interleaving or counted request of the IP.
     rare: Option<Box<IpRare>>,
@@ -597,6 +606,13 @@ impl IpState {
 }
 
 impl IpState {
+    /// The MAC whose claim the network follows: the last claimant, except that a later reply to a
+    /// request already answered by another MAC does not replace the first (Linux ignores it for
+    /// `locktime`, 1 s, and so do most stacks).
+    pub fn owner(&self) -> Option<MacAddr> {
+        self.bindings.iter().find(|b| b.is_owner).map(|b| b.mac)
+    }
+
     /// The binding of `mac`, if this IP has one.
     pub fn binding(&self, mac: MacAddr) -> Option<&Binding> {
         self.bindings.iter().find(|b| b.mac == mac)
@@ -616,12 +632,11 @@ impl IpState {
         }
         let mut evicted = false;
         if self.bindings.len() >= max_macs {
-            let owner = self.owner;
             let stalest = self
                 .bindings
                 .iter()
                 .enumerate()
-                .filter(|(_, b)| Some(b.mac) != owner)
+                .filter(|(_, b)| !b.is_owner)
                 .min_by_key(|(_, b)| b.last_seen)
                 .map(|(i, _)| i);
             if let Some(i) = stalest {
@@ -696,15 +711,18 @@ impl IpState {
             self.run_announced = announced;
         }
 
-        match self.owner {
+        match self.bindings.iter().position(|b| b.is_owner) {
             None => {
-                self.owner = Some(mac);
+                self.bindings[idx].is_owner = true;
                 self.owner_since = ts;
             }
-            Some(old) if old != mac && !follower => {
-                let gap = self.last_claim_of(old).map(|last| ts.saturating_since(last));
+            Some(old_idx) if old_idx != idx && !follower => {
+                let old_binding = &mut self.bindings[old_idx];
+                old_binding.is_owner = false;
+                let old = old_binding.mac;
+                let gap = old_binding.last_claim().map(|last| ts.saturating_since(last));
                 outcome.owner_change = Some(OwnerChange { old, gap });
-                self.owner = Some(mac);
+                self.bindings[idx].is_owner = true;
                 self.owner_since = ts;
                 self.rare_mut().last_change =
                     Some(LastOwnerChange { at: ts, old, new: mac, gap, reported: false });
@@ -746,13 +764,8 @@ impl IpState {
 
     /// The MAC other than `mac` that this IP is bound to: its owner, else the sender seen last.
     pub fn holder_other_than(&self, mac: MacAddr) -> Option<&Binding> {
-        if let Some(owner) = self.owner.filter(|o| *o != mac) {
-            if let Some(b) = self.binding(owner) {
-                return Some(b);
-            }
-        }
-        if self.owner == Some(mac) {
-            return None;
+        if let Some(owner) = self.bindings.iter().find(|b| b.is_owner) {
+            return (owner.mac != mac).then_some(owner);
         }
         self.bindings.iter().filter(|b| b.mac != mac).max_by_key(|b| b.last_seen)
     }

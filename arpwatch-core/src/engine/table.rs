@@ -1,10 +1,10 @@
 //! A bounded map that forgets its least recently seen entry to make room: the shape of every
 //! per-IP and per-MAC table of the engine.
 //!
-//! The entries live by value in one `Vec` (a slab), linked into recency order by `u32` indices,
-//! and a hash index of slab positions finds them. Compared with a map of boxed list nodes this
-//! costs no allocation per entry and 8 bytes of links plus about 5 to 10 bytes of index per
-//! entry, and both the slab and the index grow with use only, never to the cap up front. The
+//! The entries live by value in one `Vec` (a slab), linked into recency order by 28-bit slab
+//! positions, and a hash index of slab positions finds them. Compared with a map of boxed list
+//! nodes this costs no allocation per entry and 7 bytes of links plus about 5 to 10 bytes of
+//! index per entry, and both the slab and the index grow with use only, never to the cap up front. The
 //! slab stays dense: removing an entry moves the last one into its place.
 
 use std::borrow::Borrow;
@@ -12,8 +12,11 @@ use std::hash::{BuildHasher, Hash};
 
 use hashbrown::HashTable;
 
+/// Bits of a slab position in [`Links`]: room for far more entries than any cap allows
+/// (`config::Caps` stops at 2^24).
+const POSITION_BITS: u32 = 28;
 /// No entry (an end of the recency list).
-const NIL: u32 = u32::MAX;
+const NIL: u32 = (1 << POSITION_BITS) - 1;
 
 pub(super) struct LruTable<K, V> {
     slots: Vec<Slot<K, V>>,
@@ -32,14 +35,51 @@ pub(super) struct LruTable<K, V> {
 struct Slot<K, V> {
     value: V,
     key: K,
+    links: Links,
+}
+
+/// A slot's neighbours in recency order, two 28-bit slab positions in 7 bytes of alignment 1:
+/// with a 17-byte `IpAddr` key and a 72-byte state, an IP's slot is 96 bytes, not 104.
+#[derive(Clone, Copy)]
+struct Links([u8; 7]);
+
+impl Links {
+    const MASK: u64 = NIL as u64;
+
+    fn new(older: u32, newer: u32) -> Self {
+        let packed = u64::from(older) | u64::from(newer) << POSITION_BITS;
+        let mut bytes = [0; 7];
+        bytes.copy_from_slice(&packed.to_le_bytes()[..7]);
+        Links(bytes)
+    }
+
+    fn packed(self) -> u64 {
+        let mut bytes = [0; 8];
+        bytes[..7].copy_from_slice(&self.0);
+        u64::from_le_bytes(bytes)
+    }
+
     /// Towards the least recently seen.
-    older: u32,
+    fn older(self) -> u32 {
+        (self.packed() & Self::MASK) as u32
+    }
+
     /// Towards the most recently seen.
-    newer: u32,
+    fn newer(self) -> u32 {
+        (self.packed() >> POSITION_BITS & Self::MASK) as u32
+    }
+
+    fn set_older(&mut self, older: u32) {
+        *self = Links::new(older, self.newer());
+    }
+
+    fn set_newer(&mut self, newer: u32) {
+        *self = Links::new(self.older(), newer);
+    }
 }
 
 impl<K: Hash + Eq, V> LruTable<K, V> {
-    /// Room for `cap` entries (at least one, at most `u32::MAX - 1`).
+    /// Room for `cap` entries (at least one, at most 2^28 - 2).
     pub fn new(cap: usize) -> Self {
         LruTable {
             slots: Vec::new(),
@@ -174,7 +214,7 @@ impl<K: Hash + Eq, V> LruTable<K, V> {
     fn insert_new(&mut self, hash: u64, key: K, value: V) -> (u32, Option<(K, V)>) {
         let (i, forgotten) = if self.slots.len() < self.cap {
             let i = self.slots.len() as u32;
-            self.slots.push(Slot { value, key, older: NIL, newer: NIL });
+            self.slots.push(Slot { value, key, links: Links::new(NIL, NIL) });
             (i, None)
         } else {
             let i = self.oldest;
@@ -203,25 +243,25 @@ impl<K: Hash + Eq, V> LruTable<K, V> {
     }
 
     fn unlink(&mut self, i: u32) {
-        let Slot { older, newer, .. } = self.slots[i as usize];
+        let links = self.slots[i as usize].links;
+        let (older, newer) = (links.older(), links.newer());
         match older {
             NIL => self.oldest = newer,
-            o => self.slots[o as usize].newer = newer,
+            o => self.slots[o as usize].links.set_newer(newer),
         }
         match newer {
             NIL => self.newest = older,
-            n => self.slots[n as usize].older = older,
+            n => self.slots[n as usize].links.set_older(older),
         }
     }
 
     fn link_newest(&mut self, i: u32) {
         let newest = self.newest;
         let slot = &mut self.slots[i as usize];
-        slot.older = newest;
-        slot.newer = NIL;
+        slot.links = Links::new(newest, NIL);
         match newest {
             NIL => self.oldest = i,
-            n => self.slots[n as usize].newer = i,
+            n => self.slots[n as usize].links.set_newer(i),
         }
         self.newest = i;
     }
@@ -230,14 +270,14 @@ impl<K: Hash + Eq, V> LruTable<K, V> {
     /// follow. The slot left at `from` is the one to drop.
     fn relocate(&mut self, from: u32, to: u32) {
         self.slots.swap(from as usize, to as usize);
-        let Slot { older, newer, .. } = self.slots[to as usize];
-        match older {
+        let links = self.slots[to as usize].links;
+        match links.older() {
             NIL => self.oldest = to,
-            o => self.slots[o as usize].newer = to,
+            o => self.slots[o as usize].links.set_newer(to),
         }
-        match newer {
+        match links.newer() {
             NIL => self.newest = to,
-            n => self.slots[n as usize].older = to,
+            n => self.slots[n as usize].links.set_older(to),
         }
         let hash = self.hasher.hash_one(&self.slots[to as usize].key);
         if let Some(entry) = self.index.find_mut(hash, |&j| j == from) {
@@ -256,7 +296,7 @@ mod tests {
         let mut i = table.oldest;
         while i != NIL {
             keys.push(table.slots[i as usize].key);
-            i = table.slots[i as usize].newer;
+            i = table.slots[i as usize].links.newer();
         }
         keys
     }
@@ -329,6 +369,19 @@ mod tests {
         table.insert_absent(3, || 3);
         assert_eq!(table.push(4, 4), Some((2, 2)));
         assert_eq!(order(&table), [3, 4]);
+    }
+
+    /// The sizes the memory budget of the engine is made of (issue 13: 1M tracked IPs, ARP and
+    /// NDP alike, in at most 128 MiB): an IP's entry, with its one binding inline, its owner and
+    /// its key, packs without padding. Any growth here is a bytes-per-IP regression.
+    #[test]
+    fn an_ip_entry_packs_into_96_bytes() {
+        use super::super::state::{Binding, Bindings, IpState};
+        use std::mem::size_of;
+        assert_eq!(size_of::<Binding>(), 48);
+        assert_eq!(size_of::<Bindings>(), 48, "the tag lives in a niche of the inline binding");
+        assert_eq!(size_of::<IpState>(), 72);
+        assert_eq!(size_of::<Slot<std::net::IpAddr, IpState>>(), 96);
     }
 
     #[test]
