@@ -83,6 +83,7 @@ impl super::Engine {
         &mut self,
         obs: &Observation,
         ts: Timestamp,
+        iface_id: u32,
         iface_rate: u64,
         out: &mut Vec<Event>,
     ) {
@@ -96,7 +97,7 @@ impl super::Engine {
         let counted = iface_rate > u64::from(self.thresholds.storm_rate_per_iface);
         self.conditions.summarise(
             Evidence {
-                key: ConditionKey::StormIface(obs.iface.clone()),
+                key: ConditionKey::StormIface(iface_id),
                 ip: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
                 ts,
                 count: u64::from(!counted),

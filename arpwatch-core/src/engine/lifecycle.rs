@@ -21,7 +21,10 @@ pub(super) enum ConditionKey {
     MultiResponder(IpAddr),
     Flapping(IpAddr),
     Unanswered(IpAddr),
-    StormIface(Arc<str>),
+    /// By the interface's id in the engine's interface table: a storm is judged per frame, and
+    /// an id is cheaper to hash than the name (an interface forgotten and seen again gets a new
+    /// id, and its old storm ends when it goes quiet).
+    StormIface(u32),
     StormMac(MacAddr),
     AnnouncerMismatch(IpAddr),
 }

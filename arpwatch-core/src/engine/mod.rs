@@ -173,7 +173,7 @@ impl Engine {
                 self.on_request(obs, ts, 1 + folded);
             }
         }
-        self.report_summarised(obs, ts, iface_rate, out);
+        self.report_summarised(obs, ts, iface_id, iface_rate, out);
         self.count_events(&out[first_new..]);
     }
 
@@ -326,23 +326,26 @@ impl Engine {
         out: &mut Vec<Event>,
     ) -> (u32, u64) {
         let report_interval = self.thresholds.report_interval;
-        if !self.ifaces.contains(&*obs.iface) {
-            let id = self.next_iface_id;
-            self.next_iface_id = self.next_iface_id.wrapping_add(1);
-            let fresh = IfaceState { id, rate: Default::default() };
-            if self.ifaces.push(obs.iface.clone(), fresh).is_some() {
-                self.stats.evictions.interfaces += 1;
+        let iface = match self.ifaces.get_mut(&*obs.iface) {
+            Some(iface) => iface,
+            None => {
+                let id = self.next_iface_id;
+                self.next_iface_id = self.next_iface_id.wrapping_add(1);
+                let fresh = IfaceState { id, rate: Default::default() };
+                let (iface, forgotten) =
+                    self.ifaces.get_or_insert_with(obs.iface.clone(), || fresh);
+                if forgotten.is_some() {
+                    self.stats.evictions.interfaces += 1;
+                }
+                iface
             }
-        }
-        let Some(iface) = self.ifaces.get_mut(&*obs.iface) else {
-            return (u32::MAX, 0);
         };
         let iface_id = iface.id;
         let iface_rate = iface.rate.record(ts, obs.frames());
         if iface_rate > u64::from(self.thresholds.storm_rate_per_iface) {
             self.conditions.evidence(
                 Evidence {
-                    key: ConditionKey::StormIface(obs.iface.clone()),
+                    key: ConditionKey::StormIface(iface_id),
                     ip: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
                     ts,
                     count: 1,

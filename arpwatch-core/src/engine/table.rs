@@ -95,13 +95,6 @@ impl<K: Hash + Eq, V> LruTable<K, V> {
         self.slots.len()
     }
 
-    pub fn contains<Q: Hash + Eq + ?Sized>(&self, key: &Q) -> bool
-    where
-        K: Borrow<Q>,
-    {
-        self.find(key).is_some()
-    }
-
     /// The value of `key`, which does not become more recently seen.
     pub fn peek<Q: Hash + Eq + ?Sized>(&self, key: &Q) -> Option<&V>
     where
@@ -314,7 +307,7 @@ mod tests {
         assert_eq!((*value, forgotten), (40, Some((2, 20))));
         assert_eq!(order(&table), [3, 1, 4]);
         assert_eq!(table.len(), 3);
-        assert!(!table.contains(&2));
+        assert!(table.peek(&2).is_none());
         assert_eq!(table.peek(&4), Some(&40));
     }
 
@@ -391,6 +384,6 @@ mod tests {
         assert_eq!(table.peek("eth0"), Some(&1));
         assert_eq!(table.get_mut("eth0").map(|v| *v), Some(1));
         assert_eq!(table.remove("eth0"), Some(1));
-        assert!(!table.contains("eth0"));
+        assert!(table.peek("eth0").is_none());
     }
 }
