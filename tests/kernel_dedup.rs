@@ -4,11 +4,15 @@
 //! matter are never suppressed (a new MAC for an IP, a new interface, another opcode, gratuitous
 //! ARP, probes). Neighbor Discovery follows the same rules: repeats folded, a new MAC for a target,
 //! unsolicited advertisements and DAD probes never.
+//! The table of recent tuples is per CPU: each harness pins its thread to one CPU, and the tests
+//! that cross CPUs (the last-sender rule holds across them) pin it to each in turn. Collisions in
+//! the direct-mapped tables are built on purpose, from a seed chosen to make them.
 //! Needs root (CAP_BPF, CAP_NET_ADMIN, CAP_PERFMON); without it these tests fail, never skip.
 
 mod support;
 
 use arpwatch::{CounterTotals, KernelProbe, DEFAULT_DEDUP_INTERVAL, DEFAULT_RING_BYTES};
+use arpwatch_common::dedup::Tuple;
 use arpwatch_common::{direction, Counter, NeighRecord};
 use arpwatch_core::testkit::frames::*;
 use aya::maps::{MapData, RingBuf};
@@ -35,9 +39,16 @@ struct Harness {
 }
 
 impl Harness {
+    /// Loads the programs and pins the calling thread to the CPU it runs on.
     fn new(interval: Duration) -> Harness {
-        let mut probe =
-            KernelProbe::load_with_dedup(DEFAULT_RING_BYTES, interval).expect("load (run as root)");
+        Harness::seeded(interval, 0)
+    }
+
+    /// Like [`Harness::new`], with the de-duplication hashes' seed.
+    fn seeded(interval: Duration, seed: u64) -> Harness {
+        pin_to(allowed_cpus()[0]);
+        let mut probe = KernelProbe::load_seeded(DEFAULT_RING_BYTES, interval, seed)
+            .expect("load (run as root)");
         let ring = probe.take_ring().unwrap();
         Harness { probe, ring }
     }
@@ -76,6 +87,38 @@ impl Harness {
     fn counters(&self) -> CounterTotals {
         self.probe.counters().unwrap()
     }
+}
+
+/// The CPUs this thread may run on.
+fn allowed_cpus() -> Vec<usize> {
+    // SAFETY: a zeroed `cpu_set_t` is an empty set; the call fills it.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    // SAFETY: a valid out-pointer of the size given.
+    let rc = unsafe { libc::sched_getaffinity(0, std::mem::size_of_val(&set), &mut set) };
+    assert_eq!(rc, 0, "sched_getaffinity: {}", std::io::Error::last_os_error());
+    // SAFETY: `set` is initialised.
+    (0..libc::CPU_SETSIZE as usize).filter(|&cpu| unsafe { libc::CPU_ISSET(cpu, &set) }).collect()
+}
+
+/// Pins the calling thread to `cpu`: test runs then use that CPU's table of recent tuples.
+fn pin_to(cpu: usize) {
+    // SAFETY: as in `allowed_cpus`.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    // SAFETY: `cpu` is below CPU_SETSIZE (it came from `allowed_cpus`).
+    unsafe { libc::CPU_SET(cpu, &mut set) };
+    // SAFETY: a valid set of the size given.
+    let rc = unsafe { libc::sched_setaffinity(0, std::mem::size_of_val(&set), &set) };
+    assert_eq!(rc, 0, "sched_setaffinity({cpu}): {}", std::io::Error::last_os_error());
+}
+
+/// The tuple the XDP test run (ingress on interface 1) gives `record`, hashed with `seed`.
+fn tuple(record: &NeighRecord, seed: u64) -> Tuple {
+    Tuple::of(&NeighRecord { ifindex: 1, ..*record }, seed)
+}
+
+/// The first seed that puts `a` and `b` in the same slot of the table `slot` reads.
+fn colliding_seed(a: &NeighRecord, b: &NeighRecord, slot: impl Fn(&Tuple) -> u32) -> u64 {
+    (0..).find(|&seed| slot(&tuple(a, seed)) == slot(&tuple(b, seed))).unwrap()
 }
 
 fn vip_reply(from: [u8; 6]) -> ArpFrame {
@@ -408,4 +451,67 @@ fn arp_and_neighbor_discovery_keep_their_own_last_senders() {
     assert_eq!(h.ingress_nd(&na, 1).len(), 1);
     assert!(h.ingress(&arp, 1).is_empty(), "the ARP repeat is still folded");
     assert_eq!(h.counters().get(Counter::Suppressed, direction::INGRESS), 2);
+}
+
+#[test]
+fn another_mac_is_never_folded_when_the_two_macs_land_on_different_cpus() {
+    let cpus = allowed_cpus();
+    assert!(cpus.len() >= 2, "this test needs two CPUs, the thread may use {cpus:?}");
+    let mut h = Harness::new(DEFAULT_DEDUP_INTERVAL);
+    pin_to(cpus[0]);
+    assert_eq!(h.ingress(&vip_reply(NODE_A), 5).len(), 2, "A twice on the first CPU");
+    pin_to(cpus[1]);
+    assert_eq!(h.ingress(&vip_reply(NODE_B), 1).len(), 1, "B on the second CPU");
+    pin_to(cpus[0]);
+    let a_again = h.ingress(&vip_reply(NODE_A), 1);
+    assert_eq!(carried(&a_again), [3], "A after B is emitted, on A's CPU, with its repeats");
+    // The table of recent tuples is per CPU: on another CPU a tuple gets its own two records
+    // per interval (the repeats each CPU folds are carried by that CPU's next record).
+    pin_to(cpus[1]);
+    assert_eq!(h.ingress(&vip_reply(NODE_A), 4).len(), 2);
+    assert_eq!(h.counters().get(Counter::Suppressed, direction::INGRESS), 3 + 2);
+}
+
+#[test]
+fn a_tuple_whose_slot_another_took_is_emitted_again_never_folded() {
+    let (t1, t2) = (vip_reply(NODE_A), ArpFrame::reply(NODE_A, VIP, CLIENT, OTHER_VIP));
+    let seed = colliding_seed(&t1.expected_record(), &t2.expected_record(), |t| t.recent_slot);
+    let mut h = Harness::seeded(DEFAULT_DEDUP_INTERVAL, seed);
+    let first = h.ingress(&t1, 5);
+    assert_eq!(tuple(&first[0], seed), tuple(&t1.expected_record(), seed));
+    assert_eq!(first.len(), 2, "two records, three repeats folded");
+    assert_eq!(h.ingress(&t2, 1).len(), 1, "the other tuple takes the slot");
+    let again = h.ingress(&t1, 1);
+    assert_eq!(
+        carried(&again),
+        [0],
+        "the first tuple looks new: emitted (its three folded repeats are lost with the slot)"
+    );
+    assert_eq!(h.ingress(&t1, 3).len(), 1, "its second record of the new interval, then folds");
+    assert_eq!(h.counters().get(Counter::Suppressed, direction::INGRESS), 3 + 2);
+}
+
+#[test]
+fn an_address_whose_speaker_slot_another_took_is_emitted_again_never_folded() {
+    // Two VIPs sharing a slot of the table of last speakers.
+    let x = |from| ArpFrame::reply(from, VIP, CLIENT, CLIENT_IP);
+    let y = |from| ArpFrame::reply(from, OTHER_VIP, CLIENT, CLIENT_IP);
+    let seed = colliding_seed(&x(NODE_A).expected_record(), &y(NODE_A).expected_record(), |t| {
+        t.speaker_slot
+    });
+    let mut h = Harness::seeded(DEFAULT_DEDUP_INTERVAL, seed);
+    assert_eq!(h.ingress(&x(NODE_A), 3).len(), 2);
+    assert_eq!(h.ingress(&y(NODE_B), 1).len(), 1);
+    assert_eq!(
+        carried(&h.ingress(&x(NODE_A), 1)),
+        [1],
+        "the slot no longer says A for the VIP: an extra record, with the repeat it folded"
+    );
+    assert!(h.ingress(&x(NODE_A), 1).is_empty(), "and A is the last speaker again");
+
+    // A, B, then A for the other VIP in the shared slot: A's return to the first VIP still
+    // finds B's word replaced by another address's, never by A's own.
+    assert_eq!(h.ingress(&x(NODE_B), 1).len(), 1);
+    assert_eq!(h.ingress(&y(NODE_A), 1).len(), 1);
+    assert_eq!(h.ingress(&x(NODE_A), 1).len(), 1, "A after B for the VIP is emitted");
 }

@@ -10,6 +10,7 @@
 #[cfg(test)]
 extern crate std;
 
+pub mod dedup;
 pub mod nd;
 
 /// Ethertypes the parsers care about (host byte order).
@@ -132,7 +133,7 @@ pub struct NeighRecord {
     pub last_suppressed_ns: u64,
     /// The interface the frame arrived on (ingress) or left by (egress).
     pub ifindex: u32,
-    /// How many identical frames (same [`DedupKey`]) the kernel suppressed since it last emitted
+    /// How many identical frames (same [`dedup::Tuple`]) the kernel suppressed since it last emitted
     /// a record for this tuple: this record stands for `1 + suppressed` frames.
     pub suppressed: u32,
     /// [`direction::INGRESS`] or [`direction::EGRESS`].
@@ -229,75 +230,11 @@ impl Counter {
 /// Number of slots in the `COUNTERS` map: one block per direction.
 pub const COUNTER_SLOTS: u32 = 2 * Counter::COUNT;
 
-/// What makes two frames "the same" for in-kernel de-duplication, in ARP's terms as an
-/// observation has them (arpwatch-core's `observation` module):
-///
-/// | field | ARP | Neighbor Solicitation | Neighbor Advertisement |
-/// |---|---|---|---|
-/// | `spa` | sender IP ([`ipv4_field`]) | IPv6 source | target |
-/// | `tpa` | target IP ([`ipv4_field`]) | target | IPv6 destination |
-/// | `sha` | sender MAC | source link-layer option, else the Ethernet source | target link-layer option, else the Ethernet source |
-/// | `nd_flags` | 0 | 0 | R, S, O |
-///
-/// plus protocol, opcode, direction and interface. The target is part of the key so that
-/// requests for different IPs (a gateway resolving several VIPs) and replies to different
-/// requesters stay distinct facts.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
-pub struct DedupKey {
-    pub spa: [u8; 16],
-    pub tpa: [u8; 16],
-    pub sha: [u8; 6],
-    pub proto: u8,
-    pub op: u8,
-    pub ifindex: u32,
-    pub direction: u8,
-    pub nd_flags: u8,
-    pub _pad: [u8; 2],
-}
-
-const _: () = assert!(core::mem::size_of::<DedupKey>() == 48);
-
-/// How many records one [`DedupKey`] may emit per de-duplication interval; the repeats beyond are
+/// How many records one tuple ([`dedup::Tuple`]) may emit per de-duplication interval; the repeats beyond are
 /// suppressed. Two, so that a requester's retransmission within the interval (`arping` sends one
 /// every 999.6-999.98 ms) still crosses the ring at once, even when nothing follows it, while a
 /// storm of identical frames costs two records per tuple and interval.
-pub const DEDUP_EMITS_PER_INTERVAL: u64 = 2;
-
-/// The state of one [`DedupKey`]: when its current interval started (with its first emitted
-/// record) and how many records it emitted since, how many repeats were suppressed since the last
-/// record, and when the latest of them was seen.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
-pub struct DedupEntry {
-    pub window_start_ns: u64,
-    /// Records emitted since `window_start_ns`, at most [`DEDUP_EMITS_PER_INTERVAL`].
-    pub window_emits: u64,
-    /// 64 bits because the BPF target has 64-bit atomics only; records carry it saturated to
-    /// `u32`.
-    pub suppressed: u64,
-    /// When the latest suppressed repeat was seen; meaningful while `suppressed` is above 0.
-    pub last_suppressed_ns: u64,
-}
-
-const _: () = assert!(core::mem::size_of::<DedupEntry>() == 32);
-
-/// Who last spoke for an address on one interface and direction: the address a frame claims
-/// (ARP sender IP, NS source, NA target: [`DedupKey::spa`]) and its protocol. A frame from
-/// another MAC ([`DedupKey::sha`]) for that address is never suppressed, so an A, B, A interleave
-/// (the evidence of a multi-responder) and an owner change back to an earlier MAC reach user
-/// space at once.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
-pub struct SenderKey {
-    pub spa: [u8; 16],
-    pub ifindex: u32,
-    pub direction: u8,
-    pub proto: u8,
-    pub _pad: [u8; 2],
-}
-
-const _: () = assert!(core::mem::size_of::<SenderKey>() == 24);
+pub const DEDUP_EMITS_PER_INTERVAL: u32 = 2;
 
 /// Default de-duplication interval: a tuple is emitted at most once per interval, its repeats in
 /// between are counted and carried by the next record. One second keeps a switching loop or a
@@ -308,8 +245,10 @@ pub const DEFAULT_DEDUP_INTERVAL_NS: u64 = 1_000_000_000;
 pub mod maps {
     pub const EVENTS: &str = "EVENTS";
     pub const COUNTERS: &str = "COUNTERS";
-    pub const DEDUP: &str = "DEDUP";
-    pub const LAST_SENDER: &str = "LAST_SENDER";
+    /// Per CPU: the tuples recently emitted ([`crate::dedup`]).
+    pub const RECENT: &str = "RECENT";
+    /// Shared: who last spoke for each claimed address ([`crate::dedup`]).
+    pub const SPEAKERS: &str = "SPEAKERS";
     /// aya-log's ring of the programs' diagnostics (defined by aya-log-ebpf).
     pub const AYA_LOGS: &str = "AYA_LOGS";
 }
@@ -318,6 +257,9 @@ pub mod maps {
 pub mod globals {
     /// `u64`: the de-duplication interval in nanoseconds; 0 turns de-duplication off.
     pub const DEDUP_INTERVAL_NS: &str = "DEDUP_INTERVAL_NS";
+    /// `u64`: the seed of the de-duplication hashes ([`crate::dedup::Tuple::of`]), random per
+    /// load.
+    pub const DEDUP_HASH_SEED: &str = "DEDUP_HASH_SEED";
 }
 
 /// Names of the programs in the kernel object.

@@ -177,6 +177,14 @@ impl KernelProbe {
     /// Like [`KernelProbe::load`], with the in-kernel de-duplication interval; zero turns
     /// de-duplication off (every valid ARP frame becomes a record).
     pub fn load_with_dedup(ring_bytes: u32, dedup_interval: Duration) -> Result<Self> {
+        // Random per load, so that no sender can craft frames whose tuples collide with another's.
+        let seed = std::hash::BuildHasher::hash_one(&std::hash::RandomState::new(), ring_bytes);
+        Self::load_seeded(ring_bytes, dedup_interval, seed)
+    }
+
+    /// Like [`KernelProbe::load_with_dedup`], with a given seed for the de-duplication hashes
+    /// (`arpwatch_common::dedup::Tuple::of`): for tests that build colliding tuples.
+    pub fn load_seeded(ring_bytes: u32, dedup_interval: Duration, seed: u64) -> Result<Self> {
         privileges::check_kernel_has_ring_buffers()?;
         privileges::check_capabilities()?;
         let interval_ns = u64::try_from(dedup_interval.as_nanos()).unwrap_or(u64::MAX);
@@ -189,6 +197,7 @@ impl KernelProbe {
             // many, and aya-log's default of 128 KiB would be locked kernel memory for nothing.
             .map_max_entries(maps::AYA_LOGS, page)
             .override_global(globals::DEDUP_INTERVAL_NS, &interval_ns, true)
+            .override_global(globals::DEDUP_HASH_SEED, &seed, true)
             .override_global(aya_log::LEVEL, &log_level, true)
             .load(EBPF_OBJECT)
             .map_err(|err| anyhow!(err))
