@@ -6,7 +6,7 @@
 //!
 //! What a parser does with a frame whose (innermost) ethertype is IPv6:
 //!
-//! 1. **Not ND** (counted as a frame only): shorter than the 40-byte IPv6 header, a version other
+//! 1. **Not ND** (not counted): shorter than the 40-byte IPv6 header, a version other
 //!    than 6, a next header other than ICMPv6 (58): an extension header before ICMPv6 is not
 //!    walked (MLD, behind a Hop-by-Hop header, is therefore not ND either), no ICMPv6 type byte,
 //!    or an ICMPv6 type other than 135 (NS) and 136 (NA): Router Solicitations and

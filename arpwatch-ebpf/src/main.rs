@@ -3,8 +3,9 @@
 //! another program holds the interface's XDP slot, a second classifier watches ingress instead.
 //! All of them turn every valid Ethernet/IPv4 ARP frame and every valid IPv6 Neighbor
 //! Solicitation and Advertisement (RFC 4861 §7.1, checked by the rule in `arpwatch_common::nd`,
-//! without the ICMPv6 checksum) into one [`NeighRecord`] in the `EVENTS` ring buffer, count what
-//! they see in the per-CPU `COUNTERS` array, and always let the frame go on unchanged: arpwatch
+//! without the ICMPv6 checksum) into one [`NeighRecord`] in the `EVENTS` ring buffer, count the
+//! valid, malformed, suppressed and lost ones in the per-CPU `COUNTERS` array (other frames are
+//! not counted: the interfaces' own counters have them), and always let the frame go on unchanged: arpwatch
 //! never drops, changes or sends a packet.
 //!
 //! In a storm most frames are exact repeats. A tuple ([`Tuple`]) crosses the ring at most
@@ -339,7 +340,6 @@ fn observe(
     dir: u8,
     mut tags: VlanTags,
 ) {
-    count(Counter::Frames, dir);
     let Some(eth) = ptr_at::<EthHdr>(data, data_end, 0) else {
         return;
     };
@@ -460,7 +460,7 @@ impl OptionBytes for PacketOptions {
 /// The IPv6 packet at `offset`: if it is a Neighbor Solicitation or Advertisement right behind
 /// the IPv6 header, validated by the shared rule (`arpwatch_common::nd`, RFC 4861 §7.1 without
 /// the checksum), then recorded. Any other IPv6 packet (extension headers, other ICMPv6 types,
-/// TCP, UDP) is counted as a frame only.
+/// TCP, UDP) is not counted at all.
 #[inline(always)]
 fn observe_nd(frame: &Frame, offset: usize, ifindex: impl Fn() -> u32 + Copy) {
     let (data, data_end, dir) = (frame.data, frame.data_end, frame.dir);

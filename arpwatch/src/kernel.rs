@@ -15,6 +15,7 @@ use aya::programs::xdp::XdpLinkId;
 use aya::programs::{LinkOrder, ProgramError, SchedClassifier, TcAttachType, Xdp, XdpMode};
 use aya::{Ebpf, EbpfLoader};
 use aya_log::EbpfLogger;
+use std::cell::Cell;
 use std::collections::HashMap;
 use std::fmt;
 
@@ -142,6 +143,41 @@ pub struct Attachment {
     /// arpwatch added the interface's `clsact` qdisc (netlink mode): it goes when arpwatch
     /// detaches, unless someone else's filters use it by then.
     clsact_added: bool,
+    packets: PacketCounts,
+}
+
+/// An interface's own packet counters (received, sent: indexed by direction) when arpwatch
+/// attached and when the probe's counters were last read: the frames the programs ran on there
+/// are the difference. The programs do not count every frame themselves: that counter was most
+/// of their cost on traffic other than ARP and ND.
+#[derive(Debug)]
+struct PacketCounts {
+    at_attach: [u64; 2],
+    last_read: Cell<[u64; 2]>,
+}
+
+impl PacketCounts {
+    fn new(ifindex: u32, iface: &str) -> PacketCounts {
+        let now = netlink::link_packets(ifindex).unwrap_or_else(|err| {
+            log::debug!("{iface}: could not read the packet counters: {err}");
+            [0; 2]
+        });
+        PacketCounts { at_attach: now, last_read: Cell::new(now) }
+    }
+
+    /// Reads the interface's counters now (keeping the last reading if the interface is gone)
+    /// and returns the packets since attach, per direction.
+    fn read(&self, ifindex: u32) -> [u64; 2] {
+        if let Ok(now) = netlink::link_packets(ifindex) {
+            self.last_read.set(now);
+        }
+        self.since_attach()
+    }
+
+    fn since_attach(&self) -> [u64; 2] {
+        let last = self.last_read.get();
+        [0, 1].map(|dir| last[dir].saturating_sub(self.at_attach[dir]))
+    }
 }
 
 /// The loaded kernel programs, their maps, and where they are attached. Dropping it detaches
@@ -152,6 +188,8 @@ pub struct KernelProbe {
     /// Forwards the programs' diagnostics (aya-log) to this process's logger; `None` when the
     /// logger wants none of them, and the programs were loaded with their log off.
     kernel_log: Option<EbpfLogger<&'static dyn log::Log>>,
+    /// Frames on interfaces no longer attached, per direction, up to their last reading.
+    detached_frames: [u64; 2],
 }
 
 /// The `log` target of the kernel programs' diagnostics (the kernel crate's module path).
@@ -227,7 +265,7 @@ impl KernelProbe {
         } else {
             None
         };
-        Ok(KernelProbe { ebpf, attached: HashMap::new(), kernel_log })
+        Ok(KernelProbe { ebpf, attached: HashMap::new(), kernel_log, detached_frames: [0; 2] })
     }
 
     /// Logs what the programs said since the last call (their diagnostics, rate-limited in the
@@ -282,6 +320,7 @@ impl KernelProbe {
             ingress_link,
             egress_link,
             clsact_added,
+            packets: PacketCounts::new(ifindex, iface),
         };
         Ok(self.attached.entry(ifindex).insert_entry(attachment).into_mut())
     }
@@ -333,8 +372,11 @@ impl KernelProbe {
     /// the kernel has then detached the links itself, and this closes their descriptors.
     /// Returns the name the interface had.
     pub fn detach(&mut self, ifindex: u32) -> Option<String> {
-        let Attachment { name, ingress_link, egress_link, clsact_added, .. } =
+        let Attachment { name, ingress_link, egress_link, clsact_added, packets, .. } =
             self.attached.remove(&ifindex)?;
+        for (total, frames) in self.detached_frames.iter_mut().zip(packets.since_attach()) {
+            *total += frames;
+        }
         self.release(ifindex, &name, Some(ingress_link), egress_link, clsact_added);
         Some(name)
     }
@@ -526,14 +568,20 @@ impl KernelProbe {
         Ok(RingBuf::try_from(map)?)
     }
 
-    /// Sums the per-CPU counters.
+    /// Sums the per-CPU counters, and reads the frames of the attached interfaces from their
+    /// own packet counters (an interface that vanished counts up to its last reading).
     pub fn counters(&self) -> Result<CounterTotals> {
         let map = self.ebpf.map(maps::COUNTERS).context("the kernel object has no counters map")?;
         let array = PerCpuArray::<_, u64>::try_from(map)?;
-        let mut totals = CounterTotals::default();
+        let mut totals = CounterTotals { frames: self.detached_frames, ..Default::default() };
         for slot in 0..COUNTER_SLOTS {
             let per_cpu = array.get(&slot, 0).context("could not read the kernel counters")?;
             totals.slots[slot as usize] = per_cpu.iter().sum();
+        }
+        for (ifindex, attachment) in &self.attached {
+            for (total, frames) in totals.frames.iter_mut().zip(attachment.packets.read(*ifindex)) {
+                *total += frames;
+            }
         }
         Ok(totals)
     }
@@ -607,22 +655,30 @@ fn is_errno(err: &(dyn std::error::Error + 'static), errno: i32) -> bool {
     io_errors(err).any(|e| e.raw_os_error() == Some(errno))
 }
 
-/// Counter totals over all CPUs, per direction.
+/// Counter totals over all CPUs, per direction, and the frames the watched interfaces counted.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct CounterTotals {
     slots: [u64; COUNTER_SLOTS as usize],
+    /// Indexed by direction.
+    frames: [u64; 2],
 }
 
 impl CounterTotals {
     pub fn get(&self, counter: Counter, dir: u8) -> u64 {
         self.slots[counter.index(dir) as usize]
     }
+
+    /// Frames the programs ran on in direction `dir`: what the watched interfaces received
+    /// (ingress) or sent (egress) while attached, by their own packet counters.
+    pub fn frames(&self, dir: u8) -> u64 {
+        self.frames[usize::from(dir)]
+    }
 }
 
 impl fmt::Display for CounterTotals {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         for (name, dir) in [("ingress", direction::INGRESS), ("egress", direction::EGRESS)] {
-            write!(f, "{name}:")?;
+            write!(f, "{name}: frames={}", self.frames(dir))?;
             for counter in Counter::ALL {
                 write!(f, " {}={}", counter.name(), self.get(counter, dir))?;
             }
