@@ -6,7 +6,9 @@
 //!
 //! - `RECENT`, per CPU, [`RECENT_SLOTS`] slots: the tuples recently emitted on that CPU, each slot
 //!   the tuple's 64-bit [`Tuple::tag`], when its interval started, how many records it emitted
-//!   in it, and the repeats suppressed since its last record. A tuple whose slot holds another tag
+//!   in it, and the repeats suppressed since its last record. A repeat well inside its interval
+//!   is judged on the coarse clock (a load, where the precise clock costs more than the rest of
+//!   the suppressed path), so the time of the latest one is exact to a tick ([`COARSE_TICK_NS`]). A tuple whose slot holds another tag
 //!   is new to the table: emitted, and it takes the slot over (the other tuple's next frame is
 //!   then emitted too). A collision costs records, never a fold.
 //! - `SPEAKERS`, shared by all CPUs, [`SPEAKER_SLOTS`] words: per claimed address (on its
@@ -21,7 +23,7 @@
 
 use crate::{op, proto, NeighRecord};
 
-/// Slots of the per-CPU table of recent tuples (a power of two). 32 bytes each: 256 KiB per CPU.
+/// Slots of the per-CPU table of recent tuples (a power of two). 40 bytes each: 320 KiB per CPU.
 pub const RECENT_SLOTS: u32 = 8192;
 /// Slots of the shared table of last speakers (a power of two). 8 bytes each: 512 KiB.
 pub const SPEAKER_SLOTS: u32 = 65_536;
@@ -32,17 +34,26 @@ pub const SPEAKER_SLOTS: u32 = 65_536;
 pub struct RecentSlot {
     /// The [`Tuple::tag`] of the tuple the slot holds.
     pub tag: u64,
-    /// When the tuple's current interval started (with its first record in it).
+    /// When the tuple's current interval started (with its first record in it), boot time.
     pub window_start_ns: u64,
+    /// The same moment on the coarse clock (`bpf_ktime_get_coarse_ns`, CLOCK_MONOTONIC at the
+    /// last tick): a repeat well inside the interval is judged, and timed, on it alone.
+    pub window_start_coarse_ns: u64,
     /// Records emitted since `window_start_ns`, at most [`crate::DEDUP_EMITS_PER_INTERVAL`].
     pub window_emits: u32,
     /// Repeats suppressed since the tuple's last record (saturating).
     pub suppressed: u32,
-    /// When the latest of them was seen; meaningful while `suppressed` is above 0.
+    /// When the latest of them was seen (boot time, to within [`COARSE_TICK_NS`]); meaningful
+    /// while `suppressed` is above 0.
     pub last_suppressed_ns: u64,
 }
 
-const _: () = assert!(core::mem::size_of::<RecentSlot>() == 32);
+/// The most the coarse clock lags the real one: a tick, at most 10 ms (HZ is 100 or more).
+/// A repeat whose coarse time since its window started is this much short of the interval is
+/// certainly inside it; nearer the end the precise clock decides.
+pub const COARSE_TICK_NS: u64 = 10_000_000;
+
+const _: () = assert!(core::mem::size_of::<RecentSlot>() == 40);
 
 /// What makes two records "the same" for de-duplication, in ARP's terms, hashed:
 ///

@@ -127,9 +127,10 @@ impl ArpEthIpv4 {
 pub struct NeighRecord {
     /// `bpf_ktime_get_boot_ns()` when the program saw the frame (CLOCK_BOOTTIME).
     pub ts_boot_ns: u64,
-    /// `bpf_ktime_get_boot_ns()` when the latest of the `suppressed` repeats was seen; 0 when
-    /// `suppressed` is 0. A folded retransmission of a request is a request of its own (with its
-    /// own reply deadline), and its time would otherwise be lost.
+    /// When the latest of the `suppressed` repeats was seen, on the `ts_boot_ns` scale and exact
+    /// to within a tick of the kernel's clock ([`dedup::COARSE_TICK_NS`]), never after
+    /// `ts_boot_ns`; 0 when `suppressed` is 0. A folded retransmission of a request is a request
+    /// of its own (with its own reply deadline), and its time would otherwise be lost.
     pub last_suppressed_ns: u64,
     /// The interface the frame arrived on (ingress) or left by (egress).
     pub ifindex: u32,

@@ -25,7 +25,7 @@
 #![no_std]
 #![no_main]
 
-use arpwatch_common::dedup::{RecentSlot, Tuple, RECENT_SLOTS, SPEAKER_SLOTS};
+use arpwatch_common::dedup::{RecentSlot, Tuple, COARSE_TICK_NS, RECENT_SLOTS, SPEAKER_SLOTS};
 use arpwatch_common::nd::{self, Ipv6Hdr, NdInvalid, NdMessage, OptionBytes, IPV6_HEADER_LEN};
 use arpwatch_common::{
     direction, ethertype, ipv4_field, proto, ArpEthIpv4, Counter, NeighRecord,
@@ -34,7 +34,7 @@ use arpwatch_common::{
 };
 use aya_ebpf::{
     bindings::{xdp_action, TC_ACT_UNSPEC},
-    helpers::bpf_ktime_get_boot_ns,
+    helpers::{bpf_ktime_get_boot_ns, bpf_ktime_get_coarse_ns},
     macros::{classifier, map, xdp},
     maps::{Array, PerCpuArray, RingBuf},
     programs::{TcContext, XdpContext},
@@ -545,14 +545,13 @@ fn observe_nd(frame: &Frame, offset: usize, ifindex: impl Fn() -> u32 + Copy) {
 #[inline(never)]
 fn emit(record: &mut NeighRecord, untracked: bool) {
     let dir = record.direction;
-    // SAFETY: a helper without arguments or side effects.
-    let now = unsafe { bpf_ktime_get_boot_ns() };
-    let Some(dedup) = Dedup::check(record, untracked, now) else {
+    let Some(dedup) = Dedup::check(record, untracked) else {
         count(Counter::Suppressed, dir);
         return;
     };
+    let now = boot_ns();
     record.ts_boot_ns = now;
-    (record.suppressed, record.last_suppressed_ns) = dedup.carried();
+    (record.suppressed, record.last_suppressed_ns) = dedup.carried(now);
     if EVENTS.output::<NeighRecord>(&*record, 0).is_err() {
         // The de-duplication state is left as it was: the next repeat is emitted, not suppressed
         // behind a record that never reached user space, and the count stays for it to carry.
@@ -560,6 +559,12 @@ fn emit(record: &mut NeighRecord, untracked: bool) {
         return;
     }
     dedup.commit(now);
+}
+
+#[inline(always)]
+fn boot_ns() -> u64 {
+    // SAFETY: a helper without arguments or side effects.
+    unsafe { bpf_ktime_get_boot_ns() }
 }
 
 /// The de-duplication interval user space set at load (0: off).
@@ -592,6 +597,8 @@ enum Dedup {
         tuple: Tuple,
         /// Another MAC (or nobody known) spoke last for the claimed address.
         speaker_changed: bool,
+        /// The coarse clock when the frame was seen.
+        coarse_ns: u64,
     },
 }
 
@@ -599,7 +606,7 @@ impl Dedup {
     /// `None` when the frame is a repeat to suppress (and counts it on its tuple); otherwise what
     /// to commit if the record is emitted.
     #[inline(always)]
-    fn check(record: &NeighRecord, untracked: bool, now: u64) -> Option<Dedup> {
+    fn check(record: &NeighRecord, untracked: bool) -> Option<Dedup> {
         let interval = dedup_interval();
         if interval == 0 || untracked {
             return Some(Dedup::Untracked);
@@ -611,35 +618,45 @@ impl Dedup {
         else {
             return Some(Dedup::Untracked);
         };
+        // SAFETY: a helper without arguments or side effects.
+        let coarse_ns = unsafe { bpf_ktime_get_coarse_ns() };
         // SAFETY: map value pointers from successful lookups, 8-byte aligned. The speaker word is
         // shared: read once, as one word (another CPU may write it meanwhile). The slot is this
         // CPU's own, and the program is not re-entered on one CPU while it runs.
         unsafe {
             let speaker_changed = core::ptr::read_volatile(speaker) != tuple.speaker;
             let known = (*slot).tag == tuple.tag;
-            if known
-                && !speaker_changed
-                && now.wrapping_sub((*slot).window_start_ns) < interval
-                && (*slot).window_emits >= DEDUP_EMITS_PER_INTERVAL
-            {
-                (*slot).suppressed = (*slot).suppressed.saturating_add(1);
-                (*slot).last_suppressed_ns = now;
-                return None;
+            if known && !speaker_changed && (*slot).window_emits >= DEDUP_EMITS_PER_INTERVAL {
+                // Well inside the interval the coarse clock decides, and dates the repeat to
+                // within a tick; near its end the precise one does.
+                let coarse_elapsed = coarse_ns.wrapping_sub((*slot).window_start_coarse_ns);
+                let seen_ns = if coarse_elapsed.saturating_add(COARSE_TICK_NS) < interval {
+                    Some((*slot).window_start_ns + coarse_elapsed)
+                } else {
+                    let now = boot_ns();
+                    (now.wrapping_sub((*slot).window_start_ns) < interval).then_some(now)
+                };
+                if let Some(seen_ns) = seen_ns {
+                    (*slot).suppressed = (*slot).suppressed.saturating_add(1);
+                    (*slot).last_suppressed_ns = seen_ns;
+                    return None;
+                }
             }
-            Some(Dedup::Tracked { slot, known, speaker, tuple, speaker_changed })
+            Some(Dedup::Tracked { slot, known, speaker, tuple, speaker_changed, coarse_ns })
         }
     }
 
-    /// The repeats the record carries and when the latest of them was seen (0 when it carries
-    /// none).
+    /// The repeats the record made at `now` carries and when the latest of them was seen (0
+    /// when it carries none).
     #[inline(always)]
-    fn carried(self) -> (u32, u64) {
+    fn carried(self, now: u64) -> (u32, u64) {
         match self {
             // SAFETY: the lookup's value pointer stays valid for the program's run.
             Dedup::Tracked { slot, known: true, .. } => unsafe {
                 match (*slot).suppressed {
                     0 => (0, 0),
-                    n => (n, (*slot).last_suppressed_ns),
+                    // A coarse date may run up to a tick ahead: never after the record itself.
+                    n => (n, (*slot).last_suppressed_ns.min(now)),
                 }
             },
             _ => (0, 0),
@@ -649,7 +666,8 @@ impl Dedup {
     /// Records that the frame was emitted at `now`, with what `carried` handed over.
     #[inline(always)]
     fn commit(self, now: u64) {
-        let Dedup::Tracked { slot, known, speaker, tuple, speaker_changed } = self else {
+        let Dedup::Tracked { slot, known, speaker, tuple, speaker_changed, coarse_ns } = self
+        else {
             return;
         };
         // SAFETY: as in `check`.
@@ -662,6 +680,7 @@ impl Dedup {
                 // there are lost with it (the `suppressed` counter still has them).
                 (*slot).tag = tuple.tag;
                 (*slot).window_start_ns = now;
+                (*slot).window_start_coarse_ns = coarse_ns;
                 (*slot).window_emits = 1;
             }
             (*slot).suppressed = 0;
