@@ -564,3 +564,48 @@ fn ipv6_tcp_is_counted_as_a_frame_only() {
     assert_not_nd(&ipv6_tcp_frame(NODE_A, NODE_B));
     assert_not_nd(&ethernet(NODE_B, NODE_A, &[(TPID_8021Q, 9)], ETH_P_IPV6, &ipv6_tcp_packet()));
 }
+
+/// Waits up to `timeout_ms` for the ring's fd, registered edge-triggered in `epoll`, to be
+/// signalled: true when the kernel woke its readers since the last call.
+fn woken(epoll: &std::os::fd::OwnedFd, timeout_ms: i32) -> bool {
+    use std::os::fd::AsRawFd;
+    let mut event = libc::epoll_event { events: 0, u64: 0 };
+    // SAFETY: a valid epoll fd and room for one event.
+    let n = unsafe { libc::epoll_wait(epoll.as_raw_fd(), &mut event, 1, timeout_ms) };
+    assert!(n >= 0, "epoll_wait: {}", std::io::Error::last_os_error());
+    n == 1
+}
+
+#[test]
+fn records_wake_the_reader_only_once_a_sixteenth_of_the_ring_waits() {
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    // One page: 4096 bytes, so the reader is woken once 256 bytes wait, by the record submitted
+    // when three (3 x 120 bytes with the ring's headers) are already there. Below that, records
+    // are left for the reader's own timer (capture::RING_DRAIN_PERIOD).
+    let mut probe = KernelProbe::load_with_dedup(4096, Duration::ZERO).unwrap();
+    let mut ring = probe.take_ring().unwrap();
+    // SAFETY: epoll_create1 returns a new fd or -1.
+    let epoll = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
+    assert!(epoll >= 0, "epoll_create1: {}", std::io::Error::last_os_error());
+    // SAFETY: a new fd nobody else owns.
+    let epoll = unsafe { OwnedFd::from_raw_fd(epoll) };
+    let mut interest = libc::epoll_event { events: (libc::EPOLLIN | libc::EPOLLET) as u32, u64: 0 };
+    // SAFETY: valid fds and event.
+    let rc = unsafe {
+        libc::epoll_ctl(epoll.as_raw_fd(), libc::EPOLL_CTL_ADD, ring.as_raw_fd(), &mut interest)
+    };
+    assert_eq!(rc, 0, "epoll_ctl: {}", std::io::Error::last_os_error());
+
+    let frame = ArpFrame::request(NODE_A, CLIENT_IP, VIP).bytes();
+    let run = || {
+        let opts = TestRunOptions { data_in: Some(&frame), ..Default::default() };
+        probe.xdp().test_run(opts).unwrap();
+    };
+    for _ in 0..3 {
+        run();
+    }
+    assert!(!woken(&epoll, 0), "three records in the ring do not wake the reader");
+    run();
+    assert!(woken(&epoll, 1000), "the fourth, submitted with 360 bytes waiting, does");
+    assert_eq!(drain_records(&mut ring).len(), 4);
+}

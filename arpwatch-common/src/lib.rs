@@ -254,6 +254,9 @@ pub mod globals {
     /// `u64`: the seed of the de-duplication hashes ([`crate::dedup::Tuple::of`]), random per
     /// load.
     pub const DEDUP_HASH_SEED: &str = "DEDUP_HASH_SEED";
+    /// `u64`: how many bytes of records may wait in the ring before one wakes the reader (which
+    /// also drains on a timer of its own); 0 wakes it for every record.
+    pub const WAKEUP_BYTES: &str = "WAKEUP_BYTES";
 }
 
 /// Names of the programs in the kernel object.

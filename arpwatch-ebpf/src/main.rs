@@ -33,7 +33,9 @@ use arpwatch_common::{
     MAX_VLAN_TAGS,
 };
 use aya_ebpf::{
-    bindings::{xdp_action, TC_ACT_UNSPEC},
+    bindings::{
+        xdp_action, BPF_RB_AVAIL_DATA, BPF_RB_FORCE_WAKEUP, BPF_RB_NO_WAKEUP, TC_ACT_UNSPEC,
+    },
     helpers::{bpf_ktime_get_boot_ns, bpf_ktime_get_coarse_ns},
     macros::{classifier, map, xdp},
     maps::{Array, PerCpuArray, RingBuf},
@@ -77,6 +79,13 @@ const LOG_INTERVAL_NS: u64 = 1_000_000_000;
 /// global the verifier sees as a constant); 0 turns de-duplication off.
 #[unsafe(no_mangle)]
 static DEDUP_INTERVAL_NS: u64 = DEFAULT_DEDUP_INTERVAL_NS;
+
+/// How many bytes of records may wait in the ring before one wakes the reader, set by user space
+/// at load. Below it records are submitted without a wake-up (an interrupt to this CPU, then a
+/// wake-up of the reader, per record when the reader keeps up): the reader drains the ring on a
+/// short timer of its own as well.
+#[unsafe(no_mangle)]
+static WAKEUP_BYTES: u64 = 0;
 
 /// The seed of the de-duplication hashes, random per load (set by user space).
 #[unsafe(no_mangle)]
@@ -552,7 +561,14 @@ fn emit(record: &mut NeighRecord, untracked: bool) {
     let now = boot_ns();
     record.ts_boot_ns = now;
     (record.suppressed, record.last_suppressed_ns) = dedup.carried(now);
-    if EVENTS.output::<NeighRecord>(&*record, 0).is_err() {
+    // SAFETY: a read-only global, read as in `dedup_interval`.
+    let wakeup_bytes = unsafe { core::ptr::read_volatile(&WAKEUP_BYTES) };
+    let wakeup = if EVENTS.query(BPF_RB_AVAIL_DATA as u64) >= wakeup_bytes {
+        BPF_RB_FORCE_WAKEUP
+    } else {
+        BPF_RB_NO_WAKEUP
+    };
+    if EVENTS.output::<NeighRecord>(&*record, wakeup as u64).is_err() {
         // The de-duplication state is left as it was: the next repeat is emitted, not suppressed
         // behind a record that never reached user space, and the count stays for it to carry.
         count(Counter::RingFull, dir);

@@ -6,6 +6,7 @@ use aya::maps::{MapData, RingBuf};
 use std::collections::HashMap;
 use std::io;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::io::unix::AsyncFd;
 
 use arpwatch_common::{NeighRecord, NEIGH_RECORD_SIZE};
@@ -51,9 +52,16 @@ pub fn drain_ring<E>(
     Ok(drained)
 }
 
-/// The ring buffer registered with tokio, so the reader sleeps until the kernel submits records.
+/// How often the reader drains the ring without being woken: the programs wake it only once a
+/// sixteenth of the ring waits (`kernel::WAKEUP_SHARE`), so this bounds how late a lone record
+/// (a single reply, the second of a multi-responder) is read.
+pub const RING_DRAIN_PERIOD: Duration = Duration::from_millis(5);
+
+/// The ring buffer registered with tokio, drained when the kernel wakes the reader (a storm) and
+/// every [`RING_DRAIN_PERIOD`] otherwise.
 pub struct RingReader {
     ring: AsyncFd<RingBuf<MapData>>,
+    period: tokio::time::Interval,
 }
 
 impl RingReader {
@@ -62,19 +70,28 @@ impl RingReader {
         // this `AsyncFd`, is dropped.
         let ring = unsafe { AsyncFd::register_with_interest(ring, tokio::io::Interest::READABLE) }
             .map_err(|err| anyhow::anyhow!("could not watch the ring buffer: {err}"))?;
-        Ok(RingReader { ring })
+        let mut period = tokio::time::interval(RING_DRAIN_PERIOD);
+        period.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        Ok(RingReader { ring, period })
     }
 
-    /// Waits until records are available, then drains them all. The guard is released before the
-    /// caller awaits again, so no ring item is ever held across an `.await`.
+    /// Waits until the kernel wakes the reader or the drain period ends, then drains every record
+    /// in the ring (possibly none). The guard is released before the caller awaits again, so no
+    /// ring item is ever held across an `.await`. Cancel-safe: nothing is read before it returns.
     pub async fn drain(
         &mut self,
         f: impl FnMut(&NeighRecord) -> io::Result<()>,
     ) -> io::Result<Drained> {
-        let mut guard = self.ring.readable_mut().await?;
-        let drained = drain_ring(guard.get_inner_mut(), f)?;
-        guard.clear_ready();
-        Ok(drained)
+        let RingReader { ring, period } = self;
+        tokio::select! {
+            guard = ring.readable_mut() => {
+                let mut guard = guard?;
+                let drained = drain_ring(guard.get_inner_mut(), f)?;
+                guard.clear_ready();
+                Ok(drained)
+            }
+            _ = period.tick() => Ok(drain_ring(ring.get_mut(), f)?),
+        }
     }
 
     /// Drains what is in the ring now, without waiting (the last drain at the end of a run).

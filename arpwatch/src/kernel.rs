@@ -34,6 +34,11 @@ pub static EBPF_OBJECT: &[u8] =
 /// Default size of the ring buffer between the programs and user space.
 pub const DEFAULT_RING_BYTES: u32 = 2 << 20;
 
+/// The share of the ring that may fill before a record wakes the reader (1/16: 128 KiB, about
+/// 1 100 records, of the default ring). Below it the reader drains on its own timer
+/// (`capture::RING_DRAIN_PERIOD`); above it, a storm still wakes it long before the ring is full.
+const WAKEUP_SHARE: u64 = 16;
+
 /// Default in-kernel de-duplication interval: an identical frame is emitted at most once per
 /// interval, its repeats counted and carried by the next record.
 pub const DEFAULT_DEDUP_INTERVAL: Duration = Duration::from_nanos(DEFAULT_DEDUP_INTERVAL_NS);
@@ -236,6 +241,7 @@ impl KernelProbe {
             .map_max_entries(maps::AYA_LOGS, page)
             .override_global(globals::DEDUP_INTERVAL_NS, &interval_ns, true)
             .override_global(globals::DEDUP_HASH_SEED, &seed, true)
+            .override_global(globals::WAKEUP_BYTES, &(u64::from(ring_bytes) / WAKEUP_SHARE), true)
             .override_global(aya_log::LEVEL, &log_level, true)
             .load(EBPF_OBJECT)
             .map_err(|err| anyhow!(err))
