@@ -18,7 +18,7 @@ use arpwatch_core::testkit::frames::*;
 use aya::maps::{MapData, RingBuf};
 use aya::programs::{TestRun, TestRunOptions};
 use std::time::Duration;
-use support::kernel::{boot_ns, drain_records};
+use support::kernel::{allowed_cpus, boot_ns, drain_records, pin_to};
 use support::lab::Netns;
 
 const NODE_A: [u8; 6] = [0x02, 0x00, 0x00, 0x00, 0x00, 0x0a];
@@ -87,28 +87,6 @@ impl Harness {
     fn counters(&self) -> CounterTotals {
         self.probe.counters().unwrap()
     }
-}
-
-/// The CPUs this thread may run on.
-fn allowed_cpus() -> Vec<usize> {
-    // SAFETY: a zeroed `cpu_set_t` is an empty set; the call fills it.
-    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
-    // SAFETY: a valid out-pointer of the size given.
-    let rc = unsafe { libc::sched_getaffinity(0, std::mem::size_of_val(&set), &mut set) };
-    assert_eq!(rc, 0, "sched_getaffinity: {}", std::io::Error::last_os_error());
-    // SAFETY: `set` is initialised.
-    (0..libc::CPU_SETSIZE as usize).filter(|&cpu| unsafe { libc::CPU_ISSET(cpu, &set) }).collect()
-}
-
-/// Pins the calling thread to `cpu`: test runs then use that CPU's table of recent tuples.
-fn pin_to(cpu: usize) {
-    // SAFETY: as in `allowed_cpus`.
-    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
-    // SAFETY: `cpu` is below CPU_SETSIZE (it came from `allowed_cpus`).
-    unsafe { libc::CPU_SET(cpu, &mut set) };
-    // SAFETY: a valid set of the size given.
-    let rc = unsafe { libc::sched_setaffinity(0, std::mem::size_of_val(&set), &set) };
-    assert_eq!(rc, 0, "sched_setaffinity({cpu}): {}", std::io::Error::last_os_error());
 }
 
 /// The tuple the XDP test run (ingress on interface 1) gives `record`, hashed with `seed`.

@@ -235,6 +235,12 @@ pub const DEDUP_EMITS_PER_INTERVAL: u32 = 2;
 /// broadcast storm down to one record per distinct frame per second.
 pub const DEFAULT_DEDUP_INTERVAL_NS: u64 = 1_000_000_000;
 
+/// A record less than this long after the last one its CPU woke the reader with is submitted
+/// without a wake-up (unless the ring fills): the reader drains again on its own at most this
+/// long after a wake-up (`capture::RingReader`), so a lone record is read at once and one in a
+/// burst within about twice this.
+pub const WAKEUP_GAP_NS: u64 = 1_000_000;
+
 /// Names of the maps the kernel object defines, so user space does not repeat string literals.
 pub mod maps {
     pub const EVENTS: &str = "EVENTS";
@@ -254,8 +260,8 @@ pub mod globals {
     /// `u64`: the seed of the de-duplication hashes ([`crate::dedup::Tuple::of`]), random per
     /// load.
     pub const DEDUP_HASH_SEED: &str = "DEDUP_HASH_SEED";
-    /// `u64`: how many bytes of records may wait in the ring before one wakes the reader (which
-    /// also drains on a timer of its own); 0 wakes it for every record.
+    /// `u64`: how many bytes of records may wait in the ring before one wakes the reader even
+    /// within [`crate::WAKEUP_GAP_NS`] of the last wake-up.
     pub const WAKEUP_BYTES: &str = "WAKEUP_BYTES";
 }
 

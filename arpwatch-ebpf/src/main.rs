@@ -30,7 +30,7 @@ use arpwatch_common::nd::{self, Ipv6Hdr, NdInvalid, NdMessage, OptionBytes, IPV6
 use arpwatch_common::{
     direction, ethertype, ipv4_field, proto, ArpEthIpv4, Counter, NeighRecord,
     ARP_FIXED_HEADER_LEN, COUNTER_SLOTS, DEDUP_EMITS_PER_INTERVAL, DEFAULT_DEDUP_INTERVAL_NS,
-    MAX_VLAN_TAGS,
+    MAX_VLAN_TAGS, WAKEUP_GAP_NS,
 };
 use aya_ebpf::{
     bindings::{
@@ -80,12 +80,17 @@ const LOG_INTERVAL_NS: u64 = 1_000_000_000;
 #[unsafe(no_mangle)]
 static DEDUP_INTERVAL_NS: u64 = DEFAULT_DEDUP_INTERVAL_NS;
 
-/// How many bytes of records may wait in the ring before one wakes the reader, set by user space
-/// at load. Below it records are submitted without a wake-up (an interrupt to this CPU, then a
-/// wake-up of the reader, per record when the reader keeps up): the reader drains the ring on a
-/// short timer of its own as well.
+/// How many bytes of records may wait in the ring before a record wakes the reader whatever
+/// [`WAKEUP_GAP_NS`] says, set by user space at load.
 #[unsafe(no_mangle)]
 static WAKEUP_BYTES: u64 = 0;
+
+/// When this CPU last woke the reader (boot time). A record less than [`WAKEUP_GAP_NS`] after that
+/// is submitted without a wake-up (each one costs an interrupt to this CPU and a wake-up of the
+/// reader, in a flood one per record when the reader keeps up): the reader, woken a moment ago,
+/// drains again [`arpwatch_common::WAKEUP_GAP_NS`] or a little later by itself.
+#[map(name = "LAST_WAKEUP")]
+static LAST_WAKEUP: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
 
 /// The seed of the de-duplication hashes, random per load (set by user space).
 #[unsafe(no_mangle)]
@@ -561,20 +566,35 @@ fn emit(record: &mut NeighRecord, untracked: bool) {
     let now = boot_ns();
     record.ts_boot_ns = now;
     (record.suppressed, record.last_suppressed_ns) = dedup.carried(now);
-    // SAFETY: a read-only global, read as in `dedup_interval`.
-    let wakeup_bytes = unsafe { core::ptr::read_volatile(&WAKEUP_BYTES) };
-    let wakeup = if EVENTS.query(BPF_RB_AVAIL_DATA as u64) >= wakeup_bytes {
-        BPF_RB_FORCE_WAKEUP
-    } else {
-        BPF_RB_NO_WAKEUP
-    };
-    if EVENTS.output::<NeighRecord>(&*record, wakeup as u64).is_err() {
+    if EVENTS.output::<NeighRecord>(&*record, wakeup_flags(now)).is_err() {
         // The de-duplication state is left as it was: the next repeat is emitted, not suppressed
         // behind a record that never reached user space, and the count stays for it to carry.
         count(Counter::RingFull, dir);
         return;
     }
     dedup.commit(now);
+}
+
+/// Whether the record submitted at `now` wakes the reader: the first from this CPU in
+/// `WAKEUP_GAP_NS`, or any once `WAKEUP_BYTES` wait.
+#[inline(always)]
+fn wakeup_flags(now: u64) -> u64 {
+    let Some(last) = LAST_WAKEUP.get_ptr_mut(0) else {
+        return BPF_RB_FORCE_WAKEUP as u64;
+    };
+    // SAFETY: a read-only global, read as in `dedup_interval`.
+    let wakeup_bytes = unsafe { core::ptr::read_volatile(&WAKEUP_BYTES) };
+    // SAFETY: this CPU's own slot, 8-byte aligned.
+    unsafe {
+        if now.wrapping_sub(*last) >= WAKEUP_GAP_NS
+            || EVENTS.query(BPF_RB_AVAIL_DATA as u64) >= wakeup_bytes
+        {
+            *last = now;
+            BPF_RB_FORCE_WAKEUP as u64
+        } else {
+            BPF_RB_NO_WAKEUP as u64
+        }
+    }
 }
 
 #[inline(always)]

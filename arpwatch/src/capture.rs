@@ -5,11 +5,13 @@ use anyhow::Result;
 use aya::maps::{MapData, RingBuf};
 use std::collections::HashMap;
 use std::io;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::unix::AsyncFd;
+use tokio::time::Sleep;
 
-use arpwatch_common::{NeighRecord, NEIGH_RECORD_SIZE};
+use arpwatch_common::{NeighRecord, NEIGH_RECORD_SIZE, WAKEUP_GAP_NS};
 
 use crate::links::{LinkChange, LinkInfo};
 use arpwatch_core::observation::{Observation, Timestamp};
@@ -52,16 +54,21 @@ pub fn drain_ring<E>(
     Ok(drained)
 }
 
-/// How often the reader drains the ring without being woken: the programs wake it only once a
-/// sixteenth of the ring waits (`kernel::WAKEUP_SHARE`), so this bounds how late a lone record
-/// (a single reply, the second of a multi-responder) is read.
-pub const RING_DRAIN_PERIOD: Duration = Duration::from_millis(5);
+/// How long after a drain that found records (or followed a wake-up) the reader drains again by
+/// itself. The programs wake it at most once per [`WAKEUP_GAP_NS`] per CPU (more often only when
+/// the ring fills): a record submitted without a wake-up waits at most about this plus the gap.
+/// A quiet reader sleeps until a wake-up: nothing runs while the network is quiet.
+pub const RING_FOLLOW_UP: Duration = Duration::from_millis(2);
 
-/// The ring buffer registered with tokio, drained when the kernel wakes the reader (a storm) and
-/// every [`RING_DRAIN_PERIOD`] otherwise.
+const _: () = assert!(RING_FOLLOW_UP.as_nanos() >= WAKEUP_GAP_NS as u128);
+
+/// The ring buffer registered with tokio, drained when the kernel wakes the reader and, while
+/// records keep coming, every [`RING_FOLLOW_UP`].
 pub struct RingReader {
     ring: AsyncFd<RingBuf<MapData>>,
-    period: tokio::time::Interval,
+    follow_up: Pin<Box<Sleep>>,
+    /// Whether `follow_up` is due: records came, or a wake-up, at the last drain.
+    following: bool,
 }
 
 impl RingReader {
@@ -70,27 +77,40 @@ impl RingReader {
         // this `AsyncFd`, is dropped.
         let ring = unsafe { AsyncFd::register_with_interest(ring, tokio::io::Interest::READABLE) }
             .map_err(|err| anyhow::anyhow!("could not watch the ring buffer: {err}"))?;
-        let mut period = tokio::time::interval(RING_DRAIN_PERIOD);
-        period.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        Ok(RingReader { ring, period })
+        let follow_up = Box::pin(tokio::time::sleep(RING_FOLLOW_UP));
+        Ok(RingReader { ring, follow_up, following: false })
     }
 
-    /// Waits until the kernel wakes the reader or the drain period ends, then drains every record
-    /// in the ring (possibly none). The guard is released before the caller awaits again, so no
-    /// ring item is ever held across an `.await`. Cancel-safe: nothing is read before it returns.
+    /// Waits until the kernel wakes the reader, or a follow-up drain finds records, then drains
+    /// them all. The guard is released before the caller awaits again, so no ring item is ever
+    /// held across an `.await`. Cancel-safe: nothing is read before it returns.
     pub async fn drain(
         &mut self,
-        f: impl FnMut(&NeighRecord) -> io::Result<()>,
+        mut f: impl FnMut(&NeighRecord) -> io::Result<()>,
     ) -> io::Result<Drained> {
-        let RingReader { ring, period } = self;
-        tokio::select! {
-            guard = ring.readable_mut() => {
-                let mut guard = guard?;
-                let drained = drain_ring(guard.get_inner_mut(), f)?;
-                guard.clear_ready();
-                Ok(drained)
+        let RingReader { ring, follow_up, following } = self;
+        loop {
+            let drained = tokio::select! {
+                guard = ring.readable_mut() => {
+                    let mut guard = guard?;
+                    let drained = drain_ring(guard.get_inner_mut(), &mut f)?;
+                    guard.clear_ready();
+                    // Woken: records submitted just after the wake-up came without one.
+                    *following = true;
+                    drained
+                }
+                _ = follow_up.as_mut(), if *following => {
+                    let drained = drain_ring(ring.get_mut(), &mut f)?;
+                    *following = drained != Drained::default();
+                    drained
+                }
+            };
+            if *following {
+                follow_up.as_mut().reset(tokio::time::Instant::now() + RING_FOLLOW_UP);
             }
-            _ = period.tick() => Ok(drain_ring(ring.get_mut(), f)?),
+            if drained != Drained::default() {
+                return Ok(drained);
+            }
         }
     }
 

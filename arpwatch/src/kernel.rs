@@ -34,9 +34,10 @@ pub static EBPF_OBJECT: &[u8] =
 /// Default size of the ring buffer between the programs and user space.
 pub const DEFAULT_RING_BYTES: u32 = 2 << 20;
 
-/// The share of the ring that may fill before a record wakes the reader (1/16: 128 KiB, about
-/// 1 100 records, of the default ring). Below it the reader drains on its own timer
-/// (`capture::RING_DRAIN_PERIOD`); above it, a storm still wakes it long before the ring is full.
+/// The share of the ring that may fill before a record wakes the reader even right after another
+/// wake-up (1/16: 128 KiB, about 1 100 records, of the default ring): a storm wakes it long
+/// before the ring is full. (Otherwise records wake it at most once per
+/// `arpwatch_common::WAKEUP_GAP_NS` per CPU.)
 const WAKEUP_SHARE: u64 = 16;
 
 /// Default in-kernel de-duplication interval: an identical frame is emitted at most once per

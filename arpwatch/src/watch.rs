@@ -120,15 +120,11 @@ pub async fn run<W: Write>(
             timer.map(|at| Instant::now() + at.saturating_since(decoder.now()).max(TIMER_SLACK));
         tokio::select! {
             drained = reader.drain(|record| pipeline.observe(&decoder.observation(record))) => {
-                let drained = drained?;
-                short_records += drained.short;
+                short_records += drained?.short;
                 if let Some(health) = health {
                     health.drained(decoder.now());
                 }
-                // The reader also drains on a timer, mostly finding nothing new.
-                if drained.records > 0 {
-                    pipeline.flush()?;
-                }
+                pipeline.flush()?;
             }
             change = links.next_change() => {
                 let change = change?;
