@@ -7,8 +7,10 @@
 //! - `RECENT`, per CPU, [`RECENT_SLOTS`] slots: the tuples recently emitted on that CPU, each slot
 //!   the tuple's 64-bit [`Tuple::tag`], when its interval started, how many records it emitted
 //!   in it, and the repeats suppressed since its last record. A repeat well inside its interval
-//!   is judged on the coarse clock (a load, where the precise clock costs more than the rest of
-//!   the suppressed path), so the time of the latest one is exact to a tick ([`COARSE_TICK_NS`]). A tuple whose slot holds another tag
+//!   is judged on the coarse clock (the time of the last tick: the precise clock cost more than
+//!   the rest of the suppressed path), so the time of the latest one is exact to a tick
+//!   ([`COARSE_TICK_NS`]). Per CPU: a tuple whose frames land on several CPUs gets its records
+//!   on each. A tuple whose slot holds another tag
 //!   is new to the table: emitted, and it takes the slot over (the other tuple's next frame is
 //!   then emitted too). A collision costs records, never a fold.
 //! - `SPEAKERS`, shared by all CPUs, [`SPEAKER_SLOTS`] words: per claimed address (on its

@@ -70,7 +70,8 @@ impl Ipv6Hdr {
     /// looked for (step 1 of the module doc).
     #[inline(always)]
     pub fn carries_icmpv6(&self) -> bool {
-        self.version_class_flow[0] >> 4 == 6 && self.next_header == NEXT_HEADER_ICMPV6
+        // The next header first: it is what turns away most IPv6 traffic.
+        self.next_header == NEXT_HEADER_ICMPV6 && self.version_class_flow[0] >> 4 == 6
     }
 
     /// The payload length: with ICMPv6 directly behind the header, the ICMPv6 length.

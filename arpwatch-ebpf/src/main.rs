@@ -34,7 +34,8 @@ use arpwatch_common::{
 };
 use aya_ebpf::{
     bindings::{
-        xdp_action, BPF_RB_AVAIL_DATA, BPF_RB_FORCE_WAKEUP, BPF_RB_NO_WAKEUP, TC_ACT_UNSPEC,
+        xdp_action, BPF_RB_AVAIL_DATA, BPF_RB_CONS_POS, BPF_RB_FORCE_WAKEUP, BPF_RB_NO_WAKEUP,
+        TC_ACT_UNSPEC,
     },
     helpers::{bpf_ktime_get_boot_ns, bpf_ktime_get_coarse_ns},
     macros::{classifier, map, xdp},
@@ -81,16 +82,18 @@ const LOG_INTERVAL_NS: u64 = 1_000_000_000;
 static DEDUP_INTERVAL_NS: u64 = DEFAULT_DEDUP_INTERVAL_NS;
 
 /// How many bytes of records may wait in the ring before a record wakes the reader whatever
-/// [`WAKEUP_GAP_NS`] says, set by user space at load.
+/// [`WAKEUP_GAP_NS`] says (once per read of the reader's), set by user space at load.
 #[unsafe(no_mangle)]
 static WAKEUP_BYTES: u64 = 0;
 
-/// When this CPU last woke the reader (boot time). A record less than [`WAKEUP_GAP_NS`] after that
-/// is submitted without a wake-up (each one costs an interrupt to this CPU and a wake-up of the
-/// reader, in a flood one per record when the reader keeps up): the reader, woken a moment ago,
-/// drains again [`arpwatch_common::WAKEUP_GAP_NS`] or a little later by itself.
+/// When this CPU last woke the reader (boot time), and how far the reader had read then. A
+/// record less than [`WAKEUP_GAP_NS`] after that is submitted without a wake-up (each one costs
+/// an interrupt to this CPU and a wake-up of the reader, in a flood one per record when the
+/// reader keeps up): the reader, woken a moment ago, drains again by itself (`RING_FOLLOW_UP`).
+/// Only a filling ring wakes it sooner, and only if it read since: a reader that is busy, or
+/// stalled, is not woken again and again.
 #[map(name = "LAST_WAKEUP")]
-static LAST_WAKEUP: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
+static LAST_WAKEUP: PerCpuArray<[u64; 2]> = PerCpuArray::with_max_entries(1, 0);
 
 /// The seed of the de-duplication hashes, random per load (set by user space).
 #[unsafe(no_mangle)]
@@ -576,7 +579,8 @@ fn emit(record: &mut NeighRecord, untracked: bool) {
 }
 
 /// Whether the record submitted at `now` wakes the reader: the first from this CPU in
-/// `WAKEUP_GAP_NS`, or any once `WAKEUP_BYTES` wait.
+/// `WAKEUP_GAP_NS`, or one that finds `WAKEUP_BYTES` waiting and the reader moved since this
+/// CPU last woke it.
 #[inline(always)]
 fn wakeup_flags(now: u64) -> u64 {
     let Some(last) = LAST_WAKEUP.get_ptr_mut(0) else {
@@ -585,16 +589,16 @@ fn wakeup_flags(now: u64) -> u64 {
     // SAFETY: a read-only global, read as in `dedup_interval`.
     let wakeup_bytes = unsafe { core::ptr::read_volatile(&WAKEUP_BYTES) };
     // SAFETY: this CPU's own slot, 8-byte aligned.
-    unsafe {
-        if now.wrapping_sub(*last) >= WAKEUP_GAP_NS
-            || EVENTS.query(BPF_RB_AVAIL_DATA as u64) >= wakeup_bytes
-        {
-            *last = now;
-            BPF_RB_FORCE_WAKEUP as u64
-        } else {
-            BPF_RB_NO_WAKEUP as u64
-        }
+    let [woken_ns, read_then] = unsafe { *last };
+    let read_now = EVENTS.query(BPF_RB_CONS_POS as u64);
+    let wake = now.wrapping_sub(woken_ns) >= WAKEUP_GAP_NS
+        || (read_now != read_then && EVENTS.query(BPF_RB_AVAIL_DATA as u64) >= wakeup_bytes);
+    if !wake {
+        return BPF_RB_NO_WAKEUP as u64;
     }
+    // SAFETY: as above.
+    unsafe { *last = [now, read_now] };
+    BPF_RB_FORCE_WAKEUP as u64
 }
 
 #[inline(always)]
