@@ -562,11 +562,12 @@ fn observe_nd(frame: &Frame, offset: usize, ifindex: impl Fn() -> u32 + Copy) {
 #[inline(never)]
 fn emit(record: &mut NeighRecord, untracked: bool) {
     let dir = record.direction;
-    let Some(dedup) = Dedup::check(record, untracked) else {
+    let mut clock = Clock::default();
+    let Some(dedup) = Dedup::check(record, untracked, &mut clock) else {
         count(Counter::Suppressed, dir);
         return;
     };
-    let now = boot_ns();
+    let now = clock.boot_ns();
     record.ts_boot_ns = now;
     (record.suppressed, record.last_suppressed_ns) = dedup.carried(now);
     if EVENTS.output::<NeighRecord>(&*record, wakeup_flags(now)).is_err() {
@@ -575,7 +576,7 @@ fn emit(record: &mut NeighRecord, untracked: bool) {
         count(Counter::RingFull, dir);
         return;
     }
-    dedup.commit(now);
+    dedup.commit(&mut clock);
 }
 
 /// Whether the record submitted at `now` wakes the reader: the first from this CPU in
@@ -590,21 +591,40 @@ fn wakeup_flags(now: u64) -> u64 {
     let wakeup_bytes = unsafe { core::ptr::read_volatile(&WAKEUP_BYTES) };
     // SAFETY: this CPU's own slot, 8-byte aligned.
     let [woken_ns, read_then] = unsafe { *last };
-    let read_now = EVENTS.query(BPF_RB_CONS_POS as u64);
+    // The cheap questions first: a filling ring is rare, and then the reader's position is read.
     let wake = now.wrapping_sub(woken_ns) >= WAKEUP_GAP_NS
-        || (read_now != read_then && EVENTS.query(BPF_RB_AVAIL_DATA as u64) >= wakeup_bytes);
+        || (EVENTS.query(BPF_RB_AVAIL_DATA as u64) >= wakeup_bytes
+            && EVENTS.query(BPF_RB_CONS_POS as u64) != read_then);
     if !wake {
         return BPF_RB_NO_WAKEUP as u64;
     }
     // SAFETY: as above.
-    unsafe { *last = [now, read_now] };
+    unsafe { *last = [now, EVENTS.query(BPF_RB_CONS_POS as u64)] };
     BPF_RB_FORCE_WAKEUP as u64
 }
 
-#[inline(always)]
-fn boot_ns() -> u64 {
-    // SAFETY: a helper without arguments or side effects.
-    unsafe { bpf_ktime_get_boot_ns() }
+/// The two clocks, each read at most once per frame, and only if needed: the precise one costs
+/// more than the rest of the suppressed path.
+#[derive(Default)]
+struct Clock {
+    boot_ns: Option<u64>,
+    coarse_ns: Option<u64>,
+}
+
+impl Clock {
+    /// `bpf_ktime_get_boot_ns`: the records' time.
+    #[inline(always)]
+    fn boot_ns(&mut self) -> u64 {
+        // SAFETY: a helper without arguments or side effects.
+        *self.boot_ns.get_or_insert_with(|| unsafe { bpf_ktime_get_boot_ns() })
+    }
+
+    /// `bpf_ktime_get_coarse_ns`: CLOCK_MONOTONIC at the last tick.
+    #[inline(always)]
+    fn coarse_ns(&mut self) -> u64 {
+        // SAFETY: as above.
+        *self.coarse_ns.get_or_insert_with(|| unsafe { bpf_ktime_get_coarse_ns() })
+    }
 }
 
 /// The de-duplication interval user space set at load (0: off).
@@ -637,8 +657,6 @@ enum Dedup {
         tuple: Tuple,
         /// Another MAC (or nobody known) spoke last for the claimed address.
         speaker_changed: bool,
-        /// The coarse clock when the frame was seen.
-        coarse_ns: u64,
     },
 }
 
@@ -646,7 +664,7 @@ impl Dedup {
     /// `None` when the frame is a repeat to suppress (and counts it on its tuple); otherwise what
     /// to commit if the record is emitted.
     #[inline(always)]
-    fn check(record: &NeighRecord, untracked: bool) -> Option<Dedup> {
+    fn check(record: &NeighRecord, untracked: bool, clock: &mut Clock) -> Option<Dedup> {
         let interval = dedup_interval();
         if interval == 0 || untracked {
             return Some(Dedup::Untracked);
@@ -658,8 +676,6 @@ impl Dedup {
         else {
             return Some(Dedup::Untracked);
         };
-        // SAFETY: a helper without arguments or side effects.
-        let coarse_ns = unsafe { bpf_ktime_get_coarse_ns() };
         // SAFETY: map value pointers from successful lookups, 8-byte aligned. The speaker word is
         // shared: read once, as one word (another CPU may write it meanwhile). The slot is this
         // CPU's own, and the program is not re-entered on one CPU while it runs.
@@ -669,11 +685,11 @@ impl Dedup {
             if known && !speaker_changed && (*slot).window_emits >= DEDUP_EMITS_PER_INTERVAL {
                 // Well inside the interval the coarse clock decides, and dates the repeat to
                 // within a tick; near its end the precise one does.
-                let coarse_elapsed = coarse_ns.wrapping_sub((*slot).window_start_coarse_ns);
+                let coarse_elapsed = clock.coarse_ns().wrapping_sub((*slot).window_start_coarse_ns);
                 let seen_ns = if coarse_elapsed.saturating_add(COARSE_TICK_NS) < interval {
                     Some((*slot).window_start_ns + coarse_elapsed)
                 } else {
-                    let now = boot_ns();
+                    let now = clock.boot_ns();
                     (now.wrapping_sub((*slot).window_start_ns) < interval).then_some(now)
                 };
                 if let Some(seen_ns) = seen_ns {
@@ -682,7 +698,7 @@ impl Dedup {
                     return None;
                 }
             }
-            Some(Dedup::Tracked { slot, known, speaker, tuple, speaker_changed, coarse_ns })
+            Some(Dedup::Tracked { slot, known, speaker, tuple, speaker_changed })
         }
     }
 
@@ -703,13 +719,14 @@ impl Dedup {
         }
     }
 
-    /// Records that the frame was emitted at `now`, with what `carried` handed over.
+    /// Records that the frame was emitted (at `clock.boot_ns()`), with what `carried` handed
+    /// over.
     #[inline(always)]
-    fn commit(self, now: u64) {
-        let Dedup::Tracked { slot, known, speaker, tuple, speaker_changed, coarse_ns } = self
-        else {
+    fn commit(self, clock: &mut Clock) {
+        let Dedup::Tracked { slot, known, speaker, tuple, speaker_changed } = self else {
             return;
         };
+        let now = clock.boot_ns();
         // SAFETY: as in `check`.
         unsafe {
             // A new interval starts with this record, unless it is the second of the current one.
@@ -720,7 +737,7 @@ impl Dedup {
                 // there are lost with it (the `suppressed` counter still has them).
                 (*slot).tag = tuple.tag;
                 (*slot).window_start_ns = now;
-                (*slot).window_start_coarse_ns = coarse_ns;
+                (*slot).window_start_coarse_ns = clock.coarse_ns();
                 (*slot).window_emits = 1;
             }
             (*slot).suppressed = 0;
