@@ -10,6 +10,7 @@
 #[cfg(test)]
 extern crate std;
 
+pub mod dedup;
 pub mod nd;
 
 /// Ethertypes the parsers care about (host byte order).
@@ -126,13 +127,14 @@ impl ArpEthIpv4 {
 pub struct NeighRecord {
     /// `bpf_ktime_get_boot_ns()` when the program saw the frame (CLOCK_BOOTTIME).
     pub ts_boot_ns: u64,
-    /// `bpf_ktime_get_boot_ns()` when the latest of the `suppressed` repeats was seen; 0 when
-    /// `suppressed` is 0. A folded retransmission of a request is a request of its own (with its
-    /// own reply deadline), and its time would otherwise be lost.
+    /// When the latest of the `suppressed` repeats was seen, on the `ts_boot_ns` scale and exact
+    /// to within a tick of the kernel's clock ([`dedup::COARSE_TICK_NS`]), never after
+    /// `ts_boot_ns`; 0 when `suppressed` is 0. A folded retransmission of a request is a request
+    /// of its own (with its own reply deadline), and its time would otherwise be lost.
     pub last_suppressed_ns: u64,
     /// The interface the frame arrived on (ingress) or left by (egress).
     pub ifindex: u32,
-    /// How many identical frames (same [`DedupKey`]) the kernel suppressed since it last emitted
+    /// How many identical frames (same [`dedup::Tuple`]) the kernel suppressed since it last emitted
     /// a record for this tuple: this record stands for `1 + suppressed` frames.
     pub suppressed: u32,
     /// [`direction::INGRESS`] or [`direction::EGRESS`].
@@ -178,35 +180,29 @@ unsafe impl aya::Pod for NeighRecord {}
 #[repr(u32)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Counter {
-    /// Every frame the program ran on.
-    Frames = 0,
     /// Frames with ethertype 0x0806 (after VLAN tags) that passed validation: each one was
-    /// recorded, suppressed as a repeat, or lost to a full ring.
-    Arp = 1,
+    /// recorded, suppressed as a repeat, or lost to a full ring. (Frames of every kind are not
+    /// counted here: a counter on every frame was most of the cost of the programs' path for
+    /// other traffic, and the interfaces count them anyway; user space reads theirs.)
+    Arp = 0,
     /// Frames with ethertype 0x0806 that failed validation (truncated, wrong htype, ptype, hlen,
     /// plen or op) or carried more VLAN tags than supported, and ICMPv6 Neighbor Solicitations
     /// and Advertisements that failed the RFC 4861 §7.1 checks: never emitted.
-    Malformed = 2,
+    Malformed = 1,
     /// Valid ARP frames and ND messages lost because the ring buffer was full.
-    RingFull = 3,
+    RingFull = 2,
     /// Valid ARP frames and ND messages not emitted because the same tuple was emitted less than the de-duplication
     /// interval ago; the next record of that tuple carries them in [`NeighRecord::suppressed`].
-    Suppressed = 4,
+    Suppressed = 3,
     /// Valid IPv6 Neighbor Solicitations and Advertisements: like [`Counter::Arp`], each one was
     /// recorded, suppressed as a repeat, or lost to a full ring.
-    Ndp = 5,
+    Ndp = 4,
 }
 
 impl Counter {
-    pub const COUNT: u32 = 6;
-    pub const ALL: [Counter; Counter::COUNT as usize] = [
-        Counter::Frames,
-        Counter::Arp,
-        Counter::Malformed,
-        Counter::RingFull,
-        Counter::Suppressed,
-        Counter::Ndp,
-    ];
+    pub const COUNT: u32 = 5;
+    pub const ALL: [Counter; Counter::COUNT as usize] =
+        [Counter::Arp, Counter::Malformed, Counter::RingFull, Counter::Suppressed, Counter::Ndp];
 
     /// The slot of this counter for `direction`.
     #[inline(always)]
@@ -216,7 +212,6 @@ impl Counter {
 
     pub const fn name(self) -> &'static str {
         match self {
-            Counter::Frames => "frames",
             Counter::Arp => "arp",
             Counter::Malformed => "malformed",
             Counter::RingFull => "ring_full_drops",
@@ -229,87 +224,31 @@ impl Counter {
 /// Number of slots in the `COUNTERS` map: one block per direction.
 pub const COUNTER_SLOTS: u32 = 2 * Counter::COUNT;
 
-/// What makes two frames "the same" for in-kernel de-duplication, in ARP's terms as an
-/// observation has them (arpwatch-core's `observation` module):
-///
-/// | field | ARP | Neighbor Solicitation | Neighbor Advertisement |
-/// |---|---|---|---|
-/// | `spa` | sender IP ([`ipv4_field`]) | IPv6 source | target |
-/// | `tpa` | target IP ([`ipv4_field`]) | target | IPv6 destination |
-/// | `sha` | sender MAC | source link-layer option, else the Ethernet source | target link-layer option, else the Ethernet source |
-/// | `nd_flags` | 0 | 0 | R, S, O |
-///
-/// plus protocol, opcode, direction and interface. The target is part of the key so that
-/// requests for different IPs (a gateway resolving several VIPs) and replies to different
-/// requesters stay distinct facts.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
-pub struct DedupKey {
-    pub spa: [u8; 16],
-    pub tpa: [u8; 16],
-    pub sha: [u8; 6],
-    pub proto: u8,
-    pub op: u8,
-    pub ifindex: u32,
-    pub direction: u8,
-    pub nd_flags: u8,
-    pub _pad: [u8; 2],
-}
-
-const _: () = assert!(core::mem::size_of::<DedupKey>() == 48);
-
-/// How many records one [`DedupKey`] may emit per de-duplication interval; the repeats beyond are
+/// How many records one tuple ([`dedup::Tuple`]) may emit per de-duplication interval; the repeats beyond are
 /// suppressed. Two, so that a requester's retransmission within the interval (`arping` sends one
 /// every 999.6-999.98 ms) still crosses the ring at once, even when nothing follows it, while a
 /// storm of identical frames costs two records per tuple and interval.
-pub const DEDUP_EMITS_PER_INTERVAL: u64 = 2;
-
-/// The state of one [`DedupKey`]: when its current interval started (with its first emitted
-/// record) and how many records it emitted since, how many repeats were suppressed since the last
-/// record, and when the latest of them was seen.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
-pub struct DedupEntry {
-    pub window_start_ns: u64,
-    /// Records emitted since `window_start_ns`, at most [`DEDUP_EMITS_PER_INTERVAL`].
-    pub window_emits: u64,
-    /// 64 bits because the BPF target has 64-bit atomics only; records carry it saturated to
-    /// `u32`.
-    pub suppressed: u64,
-    /// When the latest suppressed repeat was seen; meaningful while `suppressed` is above 0.
-    pub last_suppressed_ns: u64,
-}
-
-const _: () = assert!(core::mem::size_of::<DedupEntry>() == 32);
-
-/// Who last spoke for an address on one interface and direction: the address a frame claims
-/// (ARP sender IP, NS source, NA target: [`DedupKey::spa`]) and its protocol. A frame from
-/// another MAC ([`DedupKey::sha`]) for that address is never suppressed, so an A, B, A interleave
-/// (the evidence of a multi-responder) and an owner change back to an earlier MAC reach user
-/// space at once.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
-pub struct SenderKey {
-    pub spa: [u8; 16],
-    pub ifindex: u32,
-    pub direction: u8,
-    pub proto: u8,
-    pub _pad: [u8; 2],
-}
-
-const _: () = assert!(core::mem::size_of::<SenderKey>() == 24);
+pub const DEDUP_EMITS_PER_INTERVAL: u32 = 2;
 
 /// Default de-duplication interval: a tuple is emitted at most once per interval, its repeats in
 /// between are counted and carried by the next record. One second keeps a switching loop or a
 /// broadcast storm down to one record per distinct frame per second.
 pub const DEFAULT_DEDUP_INTERVAL_NS: u64 = 1_000_000_000;
 
+/// A record less than this long after the last one its CPU woke the reader with is submitted
+/// without a wake-up (unless the ring fills): the reader drains again on its own at most this
+/// long after a wake-up (`capture::RingReader`), so a lone record is read at once and one in a
+/// burst within about twice this.
+pub const WAKEUP_GAP_NS: u64 = 1_000_000;
+
 /// Names of the maps the kernel object defines, so user space does not repeat string literals.
 pub mod maps {
     pub const EVENTS: &str = "EVENTS";
     pub const COUNTERS: &str = "COUNTERS";
-    pub const DEDUP: &str = "DEDUP";
-    pub const LAST_SENDER: &str = "LAST_SENDER";
+    /// Per CPU: the tuples recently emitted ([`crate::dedup`]).
+    pub const RECENT: &str = "RECENT";
+    /// Shared: who last spoke for each claimed address ([`crate::dedup`]).
+    pub const SPEAKERS: &str = "SPEAKERS";
     /// aya-log's ring of the programs' diagnostics (defined by aya-log-ebpf).
     pub const AYA_LOGS: &str = "AYA_LOGS";
 }
@@ -318,6 +257,12 @@ pub mod maps {
 pub mod globals {
     /// `u64`: the de-duplication interval in nanoseconds; 0 turns de-duplication off.
     pub const DEDUP_INTERVAL_NS: &str = "DEDUP_INTERVAL_NS";
+    /// `u64`: the seed of the de-duplication hashes ([`crate::dedup::Tuple::of`]), random per
+    /// load.
+    pub const DEDUP_HASH_SEED: &str = "DEDUP_HASH_SEED";
+    /// `u64`: how many bytes of records may wait in the ring before one wakes the reader even
+    /// within [`crate::WAKEUP_GAP_NS`] of the last wake-up.
+    pub const WAKEUP_BYTES: &str = "WAKEUP_BYTES";
 }
 
 /// Names of the programs in the kernel object.

@@ -6,7 +6,7 @@
 //!
 //! What a parser does with a frame whose (innermost) ethertype is IPv6:
 //!
-//! 1. **Not ND** (counted as a frame only): shorter than the 40-byte IPv6 header, a version other
+//! 1. **Not ND** (not counted): shorter than the 40-byte IPv6 header, a version other
 //!    than 6, a next header other than ICMPv6 (58): an extension header before ICMPv6 is not
 //!    walked (MLD, behind a Hop-by-Hop header, is therefore not ND either), no ICMPv6 type byte,
 //!    or an ICMPv6 type other than 135 (NS) and 136 (NA): Router Solicitations and
@@ -70,7 +70,8 @@ impl Ipv6Hdr {
     /// looked for (step 1 of the module doc).
     #[inline(always)]
     pub fn carries_icmpv6(&self) -> bool {
-        self.version_class_flow[0] >> 4 == 6 && self.next_header == NEXT_HEADER_ICMPV6
+        // The next header first: it is what turns away most IPv6 traffic.
+        self.next_header == NEXT_HEADER_ICMPV6 && self.version_class_flow[0] >> 4 == 6
     }
 
     /// The payload length: with ICMPv6 directly behind the header, the ICMPv6 length.

@@ -3,17 +3,19 @@
 //! another program holds the interface's XDP slot, a second classifier watches ingress instead.
 //! All of them turn every valid Ethernet/IPv4 ARP frame and every valid IPv6 Neighbor
 //! Solicitation and Advertisement (RFC 4861 §7.1, checked by the rule in `arpwatch_common::nd`,
-//! without the ICMPv6 checksum) into one [`NeighRecord`] in the `EVENTS` ring buffer, count what
-//! they see in the per-CPU `COUNTERS` array, and always let the frame go on unchanged: arpwatch
+//! without the ICMPv6 checksum) into one [`NeighRecord`] in the `EVENTS` ring buffer, count the
+//! valid, malformed, suppressed and lost ones in the per-CPU `COUNTERS` array (other frames are
+//! not counted: the interfaces' own counters have them), and always let the frame go on unchanged: arpwatch
 //! never drops, changes or sends a packet.
 //!
-//! In a storm most frames are exact repeats. A tuple ([`DedupKey`]) crosses the ring at most
-//! [`DEDUP_EMITS_PER_INTERVAL`] times per `DEDUP_INTERVAL_NS`; a further repeat within the
-//! interval, from the MAC that last spoke for its address, is counted as suppressed instead; the
-//! next record of that tuple carries the count and when the latest of them was seen.
-//! Gratuitous ARP, ARP probes, unsolicited Neighbor Advertisements, DAD probes (a Neighbor
-//! Solicitation from `::`), a new MAC for an address, a new interface or an opcode change always
-//! go through.
+//! In a storm most frames are exact repeats. A tuple ([`Tuple`]) crosses the ring at most
+//! [`DEDUP_EMITS_PER_INTERVAL`] times per `DEDUP_INTERVAL_NS` on each CPU; a further repeat within
+//! the interval, from the MAC that last spoke for its address (on any CPU), is counted as
+//! suppressed instead; the next record of that tuple on that CPU carries the count and when the
+//! latest of them was seen. Gratuitous ARP, ARP probes, unsolicited Neighbor Advertisements, DAD
+//! probes (a Neighbor Solicitation from `::`), a new MAC for an address, a new interface or an
+//! opcode change always go through. The state is two direct-mapped tables
+//! (`arpwatch_common::dedup`): a collision there costs an extra record, never a fold.
 //!
 //! Diagnostics (why a frame was counted malformed) go through aya-log at debug level, at most one
 //! a second, and only on the malformed paths: no valid, non-ARP or non-ND frame ever reaches a log
@@ -22,22 +24,22 @@
 //! `arpwatch_ebpf` target at debug; the verifier then removes the logging code altogether.
 #![no_std]
 #![no_main]
-// The BPF target has no atomic read-modify-write types in `core::sync::atomic`; the intrinsics
-// lower to the BPF atomic add instruction the kernel supports on map values.
-#![feature(core_intrinsics)]
-#![allow(internal_features)]
 
+use arpwatch_common::dedup::{RecentSlot, Tuple, COARSE_TICK_NS, RECENT_SLOTS, SPEAKER_SLOTS};
 use arpwatch_common::nd::{self, Ipv6Hdr, NdInvalid, NdMessage, OptionBytes, IPV6_HEADER_LEN};
 use arpwatch_common::{
-    direction, ethertype, ipv4_field, proto, ArpEthIpv4, Counter, DedupEntry, DedupKey,
-    NeighRecord, SenderKey, ARP_FIXED_HEADER_LEN, COUNTER_SLOTS, DEDUP_EMITS_PER_INTERVAL,
-    DEFAULT_DEDUP_INTERVAL_NS, MAX_VLAN_TAGS,
+    direction, ethertype, ipv4_field, proto, ArpEthIpv4, Counter, NeighRecord,
+    ARP_FIXED_HEADER_LEN, COUNTER_SLOTS, DEDUP_EMITS_PER_INTERVAL, DEFAULT_DEDUP_INTERVAL_NS,
+    MAX_VLAN_TAGS, WAKEUP_GAP_NS,
 };
 use aya_ebpf::{
-    bindings::{xdp_action, BPF_ANY, BPF_F_NO_COMMON_LRU, TC_ACT_UNSPEC},
-    helpers::bpf_ktime_get_boot_ns,
+    bindings::{
+        xdp_action, BPF_RB_AVAIL_DATA, BPF_RB_CONS_POS, BPF_RB_FORCE_WAKEUP, BPF_RB_NO_WAKEUP,
+        TC_ACT_UNSPEC,
+    },
+    helpers::{bpf_ktime_get_boot_ns, bpf_ktime_get_coarse_ns},
     macros::{classifier, map, xdp},
-    maps::{Array, LruHashMap, PerCpuArray, RingBuf},
+    maps::{Array, PerCpuArray, RingBuf},
     programs::{TcContext, XdpContext},
 };
 use aya_log_ebpf::debug;
@@ -45,7 +47,6 @@ use aya_log_ebpf::debug;
 // when user space loaded the object with the kernel's log off (the verifier then drops the whole
 // branch: the level is a read-only global). Hidden in aya-log-ebpf, whose version is pinned.
 use aya_log_ebpf::macro_support::{level_enabled, Level};
-use core::intrinsics::{atomic_xadd, atomic_xsub, AtomicOrdering};
 use core::mem::size_of;
 use network_types::{eth::EthHdr, vlan::VlanHdr};
 
@@ -59,23 +60,14 @@ static EVENTS: RingBuf = RingBuf::with_byte_size(DEFAULT_RING_BYTES, 0);
 #[map(name = "COUNTERS")]
 static COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(COUNTER_SLOTS, 0);
 
-/// Tuples remembered for de-duplication. A storm of more distinct tuples than this evicts the
-/// oldest, which only means an evicted tuple is emitted again: nothing is lost.
-const DEDUP_ENTRIES: u32 = 32_768;
-/// Claimed addresses whose last emitting MAC is remembered (per interface and direction).
-const LAST_SENDER_ENTRIES: u32 = 16_384;
+/// The tuples this CPU recently emitted, direct-mapped by hash (`arpwatch_common::dedup`): a
+/// repeat costs a few loads, and a collision only makes a tuple look new (an extra record).
+#[map(name = "RECENT")]
+static RECENT: PerCpuArray<RecentSlot> = PerCpuArray::with_max_entries(RECENT_SLOTS, 0);
 
-/// Per-CPU LRU lists: under a flood of distinct tuples every frame inserts, and the shared LRU
-/// list's free-list refills (`bpf_lru_pop_free`) dominated the program's cost in the profile.
-const LRU_FLAGS: u32 = BPF_F_NO_COMMON_LRU;
-
-#[map(name = "DEDUP")]
-static DEDUP: LruHashMap<DedupKey, DedupEntry> =
-    LruHashMap::with_max_entries(DEDUP_ENTRIES, LRU_FLAGS);
-
-#[map(name = "LAST_SENDER")]
-static LAST_SENDER: LruHashMap<SenderKey, [u8; 6]> =
-    LruHashMap::with_max_entries(LAST_SENDER_ENTRIES, LRU_FLAGS);
+/// Who last spoke for each claimed address, shared by all CPUs (`arpwatch_common::dedup`).
+#[map(name = "SPEAKERS")]
+static SPEAKERS: Array<u64> = Array::with_max_entries(SPEAKER_SLOTS, 0);
 
 /// When the last diagnostic about a malformed frame was logged (boot time), for all CPUs: at most
 /// one a second. Racing CPUs may let a second one through; nothing depends on it. The log itself
@@ -88,6 +80,24 @@ const LOG_INTERVAL_NS: u64 = 1_000_000_000;
 /// global the verifier sees as a constant); 0 turns de-duplication off.
 #[unsafe(no_mangle)]
 static DEDUP_INTERVAL_NS: u64 = DEFAULT_DEDUP_INTERVAL_NS;
+
+/// How many bytes of records may wait in the ring before a record wakes the reader whatever
+/// [`WAKEUP_GAP_NS`] says (once per read of the reader's), set by user space at load.
+#[unsafe(no_mangle)]
+static WAKEUP_BYTES: u64 = 0;
+
+/// When this CPU last woke the reader (boot time), and how far the reader had read then. A
+/// record less than [`WAKEUP_GAP_NS`] after that is submitted without a wake-up (each one costs
+/// an interrupt to this CPU and a wake-up of the reader, in a flood one per record when the
+/// reader keeps up): the reader, woken a moment ago, drains again by itself (`RING_FOLLOW_UP`).
+/// Only a filling ring wakes it sooner, and only if it read since: a reader that is busy, or
+/// stalled, is not woken again and again.
+#[map(name = "LAST_WAKEUP")]
+static LAST_WAKEUP: PerCpuArray<[u64; 2]> = PerCpuArray::with_max_entries(1, 0);
+
+/// The seed of the de-duplication hashes, random per load (set by user space).
+#[unsafe(no_mangle)]
+static DEDUP_HASH_SEED: u64 = 0;
 
 const ARP_BE: u16 = ethertype::ARP.to_be();
 const IPV6_BE: u16 = ethertype::IPV6.to_be();
@@ -347,7 +357,6 @@ fn observe(
     dir: u8,
     mut tags: VlanTags,
 ) {
-    count(Counter::Frames, dir);
     let Some(eth) = ptr_at::<EthHdr>(data, data_end, 0) else {
         return;
     };
@@ -415,25 +424,13 @@ fn observe_arp(frame: &Frame, offset: usize, ifindex: impl Fn() -> u32 + Copy) {
         return;
     }
     count(Counter::Arp, dir);
-    let ifindex = ifindex();
-    let key = DedupKey {
-        spa: ipv4_field(arp.spa),
-        tpa: ipv4_field(arp.tpa),
-        sha: arp.sha,
-        proto: proto::ARP,
-        op: arp.op_code(),
-        ifindex,
-        direction: dir,
-        nd_flags: 0,
-        _pad: [0; 2],
-    };
     // Announcements and probes are rare and each one matters (failover, address conflict).
     let untracked = arp.spa == arp.tpa || arp.spa == [0; 4];
-    emit(&key, untracked, |now, suppressed, last_suppressed_ns| NeighRecord {
-        ts_boot_ns: now,
-        last_suppressed_ns,
-        ifindex,
-        suppressed,
+    let mut record = NeighRecord {
+        ts_boot_ns: 0,
+        last_suppressed_ns: 0,
+        ifindex: ifindex(),
+        suppressed: 0,
         direction: dir,
         proto: proto::ARP,
         op: arp.op_code(),
@@ -449,7 +446,8 @@ fn observe_arp(frame: &Frame, offset: usize, ifindex: impl Fn() -> u32 + Copy) {
         spa: ipv4_field(arp.spa),
         tpa: ipv4_field(arp.tpa),
         nd_target: [0; 16],
-    });
+    };
+    emit(&mut record, untracked);
 }
 
 /// The options of the ICMPv6 message that starts `start` bytes into the packet, read for the
@@ -479,7 +477,7 @@ impl OptionBytes for PacketOptions {
 /// The IPv6 packet at `offset`: if it is a Neighbor Solicitation or Advertisement right behind
 /// the IPv6 header, validated by the shared rule (`arpwatch_common::nd`, RFC 4861 §7.1 without
 /// the checksum), then recorded. Any other IPv6 packet (extension headers, other ICMPv6 types,
-/// TCP, UDP) is counted as a frame only.
+/// TCP, UDP) is not counted at all.
 #[inline(always)]
 fn observe_nd(frame: &Frame, offset: usize, ifindex: impl Fn() -> u32 + Copy) {
     let (data, data_end, dir) = (frame.data, frame.data_end, frame.dir);
@@ -533,70 +531,100 @@ fn observe_nd(frame: &Frame, offset: usize, ifindex: impl Fn() -> u32 + Copy) {
         return;
     }
     count(Counter::Ndp, dir);
-    let ifindex = ifindex();
-    let op = msg.icmp_type;
-    let nd_flags = msg.record_flags();
-    let advertisement = op == arpwatch_common::op::NEIGHBOR_ADVERTISEMENT;
-    // In ARP's terms (see `DedupKey`): an NS speaks for its source and asks for the target, an
-    // NA speaks for the target and answers the destination. Without the option the Ethernet
-    // source is the MAC that speaks, as user space reads it.
-    let (spa, tpa) = if advertisement { (msg.target, ip.dst) } else { (ip.src, msg.target) };
-    let key = DedupKey {
-        spa,
-        tpa,
-        sha: if link.present { link.mac } else { frame.eth.src_addr },
-        proto: proto::NDP,
-        op,
-        ifindex,
-        direction: dir,
-        nd_flags,
-        _pad: [0; 2],
-    };
     let untracked = nd::is_announcement_or_probe(ip, msg);
-    emit(&key, untracked, |now, suppressed, last_suppressed_ns| NeighRecord {
-        ts_boot_ns: now,
-        last_suppressed_ns,
-        ifindex,
-        suppressed,
+    let mut record = NeighRecord {
+        ts_boot_ns: 0,
+        last_suppressed_ns: 0,
+        ifindex: ifindex(),
+        suppressed: 0,
         direction: dir,
         proto: proto::NDP,
-        op,
+        op: msg.icmp_type,
         vlan_count: frame.tags.count,
         vlan: frame.tags.ids,
         eth_src: frame.eth.src_addr,
         eth_dst: frame.eth.dst_addr,
         sha: link.mac,
         tha: [0; 6],
-        nd_flags,
+        nd_flags: msg.record_flags(),
         lladdr_present: link.present as u8,
         _pad0: [0; 6],
         spa: ip.src,
         tpa: ip.dst,
         nd_target: msg.target,
-    });
+    };
+    emit(&mut record, untracked);
 }
 
-/// De-duplicates a valid frame by `key` (never, when `untracked`) and, unless it is a repeat to
-/// suppress, writes the record `build` makes from the time, the repeats it carries and when the
-/// latest of them was seen.
-#[inline(always)]
-fn emit(key: &DedupKey, untracked: bool, build: impl FnOnce(u64, u32, u64) -> NeighRecord) {
-    let dir = key.direction;
-    // SAFETY: a helper without arguments or side effects.
-    let now = unsafe { bpf_ktime_get_boot_ns() };
-    let Some(dedup) = Dedup::check(key, untracked, now) else {
+/// De-duplicates a valid frame's `record` (never, when `untracked`) and, unless it is a repeat
+/// to suppress, stamps it with the time, the repeats it carries and when the latest of them was
+/// seen, and copies it to the ring. Not inlined: one copy per program for ARP and ND alike.
+#[inline(never)]
+fn emit(record: &mut NeighRecord, untracked: bool) {
+    let dir = record.direction;
+    let mut clock = Clock::default();
+    let Some(dedup) = Dedup::check(record, untracked, &mut clock) else {
         count(Counter::Suppressed, dir);
         return;
     };
-    let Some(mut entry) = EVENTS.reserve::<NeighRecord>(0) else {
+    let now = clock.boot_ns();
+    record.ts_boot_ns = now;
+    (record.suppressed, record.last_suppressed_ns) = dedup.carried(now);
+    if EVENTS.output::<NeighRecord>(&*record, wakeup_flags(now)).is_err() {
         // The de-duplication state is left as it was: the next repeat is emitted, not suppressed
-        // behind a record that never reached user space.
+        // behind a record that never reached user space, and the count stays for it to carry.
         count(Counter::RingFull, dir);
         return;
+    }
+    dedup.commit(&mut clock);
+}
+
+/// Whether the record submitted at `now` wakes the reader: the first from this CPU in
+/// `WAKEUP_GAP_NS`, or one that finds `WAKEUP_BYTES` waiting and the reader moved since this
+/// CPU last woke it.
+#[inline(always)]
+fn wakeup_flags(now: u64) -> u64 {
+    let Some(last) = LAST_WAKEUP.get_ptr_mut(0) else {
+        return BPF_RB_FORCE_WAKEUP as u64;
     };
-    let (suppressed, last_suppressed_ns) = dedup.commit(key, now);
-    entry.write(build(now, suppressed, last_suppressed_ns));
-    entry.submit(0);
+    // SAFETY: a read-only global, read as in `dedup_interval`.
+    let wakeup_bytes = unsafe { core::ptr::read_volatile(&WAKEUP_BYTES) };
+    // SAFETY: this CPU's own slot, 8-byte aligned.
+    let [woken_ns, read_then] = unsafe { *last };
+    // The cheap questions first: a filling ring is rare, and then the reader's position is read.
+    let wake = now.wrapping_sub(woken_ns) >= WAKEUP_GAP_NS
+        || (EVENTS.query(BPF_RB_AVAIL_DATA as u64) >= wakeup_bytes
+            && EVENTS.query(BPF_RB_CONS_POS as u64) != read_then);
+    if !wake {
+        return BPF_RB_NO_WAKEUP as u64;
+    }
+    // SAFETY: as above.
+    unsafe { *last = [now, EVENTS.query(BPF_RB_CONS_POS as u64)] };
+    BPF_RB_FORCE_WAKEUP as u64
+}
+
+/// The two clocks, each read at most once per frame, and only if needed: the precise one costs
+/// more than the rest of the suppressed path.
+#[derive(Default)]
+struct Clock {
+    boot_ns: Option<u64>,
+    coarse_ns: Option<u64>,
+}
+
+impl Clock {
+    /// `bpf_ktime_get_boot_ns`: the records' time.
+    #[inline(always)]
+    fn boot_ns(&mut self) -> u64 {
+        // SAFETY: a helper without arguments or side effects.
+        *self.boot_ns.get_or_insert_with(|| unsafe { bpf_ktime_get_boot_ns() })
+    }
+
+    /// `bpf_ktime_get_coarse_ns`: CLOCK_MONOTONIC at the last tick.
+    #[inline(always)]
+    fn coarse_ns(&mut self) -> u64 {
+        // SAFETY: as above.
+        *self.coarse_ns.get_or_insert_with(|| unsafe { bpf_ktime_get_coarse_ns() })
+    }
 }
 
 /// The de-duplication interval user space set at load (0: off).
@@ -607,115 +635,116 @@ fn dedup_interval() -> u64 {
     unsafe { core::ptr::read_volatile(&DEDUP_INTERVAL_NS) }
 }
 
-/// A frame that de-duplication lets through, with what to update once its record is reserved.
+/// The hash seed user space set at load.
+#[inline(always)]
+fn hash_seed() -> u64 {
+    // SAFETY: as in `dedup_interval`.
+    unsafe { core::ptr::read_volatile(&DEDUP_HASH_SEED) }
+}
+
+/// A frame that de-duplication lets through, with what to update once its record is in the ring.
 #[derive(Clone, Copy)]
 enum Dedup {
     /// An announcement, a probe, or de-duplication turned off: no state kept.
     Untracked,
-    /// A tuple seen before: its entry gets the new emit time and hands over its count.
-    Known { entry: *mut DedupEntry, sender_changed: bool },
-    /// A tuple not in the map: inserted on emit.
-    New { sender_changed: bool },
+    Tracked {
+        /// This CPU's slot for the tuple.
+        slot: *mut RecentSlot,
+        /// Whether the slot holds this tuple (rather than another, or nothing yet).
+        known: bool,
+        /// The shared word of who last spoke for the claimed address.
+        speaker: *mut u64,
+        tuple: Tuple,
+        /// Another MAC (or nobody known) spoke last for the claimed address.
+        speaker_changed: bool,
+    },
 }
 
 impl Dedup {
     /// `None` when the frame is a repeat to suppress (and counts it on its tuple); otherwise what
     /// to commit if the record is emitted.
     #[inline(always)]
-    fn check(key: &DedupKey, untracked: bool, now: u64) -> Option<Dedup> {
+    fn check(record: &NeighRecord, untracked: bool, clock: &mut Clock) -> Option<Dedup> {
         let interval = dedup_interval();
         if interval == 0 || untracked {
             return Some(Dedup::Untracked);
         }
-        let sender_changed = match LAST_SENDER.get_ptr(sender_of(key)) {
-            // SAFETY: a map value pointer from a successful lookup, 6 bytes, read once.
-            Some(mac) => (unsafe { *mac }) != key.sha,
-            None => true,
+        let tuple = Tuple::of(record, hash_seed());
+        // Both lookups succeed: the hash is masked to the tables' sizes.
+        let (Some(speaker), Some(slot)) =
+            (SPEAKERS.get_ptr_mut(tuple.speaker_slot), RECENT.get_ptr_mut(tuple.recent_slot))
+        else {
+            return Some(Dedup::Untracked);
         };
-        let Some(entry) = DEDUP.get_ptr_mut(key) else {
-            return Some(Dedup::New { sender_changed });
-        };
-        // SAFETY: a map value pointer from a successful lookup; the entry is 8-byte aligned.
-        let (start, emits) = unsafe { ((*entry).window_start_ns, (*entry).window_emits) };
-        if !sender_changed
-            && now.wrapping_sub(start) < interval
-            && emits >= DEDUP_EMITS_PER_INTERVAL
-        {
-            // SAFETY: as above; another CPU may count the same tuple, hence the atomic add. The
-            // time is stored first, so a commit that reads the count also finds a time at least
-            // as late as the repeats it hands over (on one CPU exactly; across CPUs any of the
-            // racing repeats' times).
-            unsafe {
-                (*entry).last_suppressed_ns = now;
-                atomic_xadd::<u64, u64, { AtomicOrdering::Relaxed }>(
-                    &raw mut (*entry).suppressed,
-                    1,
-                )
-            };
-            return None;
+        // SAFETY: map value pointers from successful lookups, 8-byte aligned. The speaker word is
+        // shared: read once, as one word (another CPU may write it meanwhile). The slot is this
+        // CPU's own, and the program is not re-entered on one CPU while it runs.
+        unsafe {
+            let speaker_changed = core::ptr::read_volatile(speaker) != tuple.speaker;
+            let known = (*slot).tag == tuple.tag;
+            if known && !speaker_changed && (*slot).window_emits >= DEDUP_EMITS_PER_INTERVAL {
+                // Well inside the interval the coarse clock decides, and dates the repeat to
+                // within a tick; near its end the precise one does.
+                let coarse_elapsed = clock.coarse_ns().wrapping_sub((*slot).window_start_coarse_ns);
+                let seen_ns = if coarse_elapsed.saturating_add(COARSE_TICK_NS) < interval {
+                    Some((*slot).window_start_ns + coarse_elapsed)
+                } else {
+                    let now = clock.boot_ns();
+                    (now.wrapping_sub((*slot).window_start_ns) < interval).then_some(now)
+                };
+                if let Some(seen_ns) = seen_ns {
+                    (*slot).suppressed = (*slot).suppressed.saturating_add(1);
+                    (*slot).last_suppressed_ns = seen_ns;
+                    return None;
+                }
+            }
+            Some(Dedup::Tracked { slot, known, speaker, tuple, speaker_changed })
         }
-        Some(Dedup::Known { entry, sender_changed })
     }
 
-    /// Records that the frame was emitted at `now`; returns the repeats its record carries and
-    /// when the latest of them was seen (0 when it carries none).
+    /// The repeats the record made at `now` carries and when the latest of them was seen (0
+    /// when it carries none).
     #[inline(always)]
-    fn commit(self, key: &DedupKey, now: u64) -> (u32, u64) {
-        let (carried, last_suppressed_ns, sender_changed) = match self {
-            Dedup::Untracked => return (0, 0),
-            Dedup::New { sender_changed } => {
-                let fresh = DedupEntry {
-                    window_start_ns: now,
-                    window_emits: 1,
-                    suppressed: 0,
-                    last_suppressed_ns: 0,
-                };
-                let _ = DEDUP.insert(key, fresh, BPF_ANY as u64);
-                (0, 0, sender_changed)
-            }
-            Dedup::Known { entry, sender_changed } => {
-                // Subtract what was read rather than zeroing, so a repeat counted meanwhile on
-                // another CPU is kept for the next record.
-                // SAFETY: the lookup's value pointer stays valid for the program's run (RCU) and
-                // is 8-byte aligned.
-                let (carried, last_suppressed_ns) = unsafe {
-                    let suppressed = &raw mut (*entry).suppressed;
-                    let carried = core::ptr::read_volatile(suppressed);
-                    let last_suppressed_ns = if carried == 0 {
-                        0
-                    } else {
-                        core::ptr::read_volatile(&raw const (*entry).last_suppressed_ns)
-                    };
-                    atomic_xsub::<u64, u64, { AtomicOrdering::Relaxed }>(suppressed, carried);
-                    // A new interval starts with this record, unless it is the second of the
-                    // current one (racing CPUs may let a third through: harmless).
-                    if now.wrapping_sub((*entry).window_start_ns) >= dedup_interval() {
-                        (*entry).window_start_ns = now;
-                        (*entry).window_emits = 1;
-                    } else {
-                        (*entry).window_emits += 1;
-                    }
-                    (carried, last_suppressed_ns)
-                };
-                (carried.min(u32::MAX as u64) as u32, last_suppressed_ns, sender_changed)
-            }
-        };
-        if sender_changed {
-            let _ = LAST_SENDER.insert(sender_of(key), key.sha, BPF_ANY as u64);
+    fn carried(self, now: u64) -> (u32, u64) {
+        match self {
+            // SAFETY: the lookup's value pointer stays valid for the program's run.
+            Dedup::Tracked { slot, known: true, .. } => unsafe {
+                match (*slot).suppressed {
+                    0 => (0, 0),
+                    // A coarse date may run up to a tick ahead: never after the record itself.
+                    n => (n, (*slot).last_suppressed_ns.min(now)),
+                }
+            },
+            _ => (0, 0),
         }
-        (carried, last_suppressed_ns)
     }
-}
 
-/// Who speaks for the address a tuple claims.
-#[inline(always)]
-fn sender_of(key: &DedupKey) -> SenderKey {
-    SenderKey {
-        spa: key.spa,
-        ifindex: key.ifindex,
-        direction: key.direction,
-        proto: key.proto,
-        _pad: [0; 2],
+    /// Records that the frame was emitted (at `clock.boot_ns()`), with what `carried` handed
+    /// over.
+    #[inline(always)]
+    fn commit(self, clock: &mut Clock) {
+        let Dedup::Tracked { slot, known, speaker, tuple, speaker_changed } = self else {
+            return;
+        };
+        let now = clock.boot_ns();
+        // SAFETY: as in `check`.
+        unsafe {
+            // A new interval starts with this record, unless it is the second of the current one.
+            if known && now.wrapping_sub((*slot).window_start_ns) < dedup_interval() {
+                (*slot).window_emits += 1;
+            } else {
+                // A tuple new to the slot takes it over; the repeats another tuple had counted
+                // there are lost with it (the `suppressed` counter still has them).
+                (*slot).tag = tuple.tag;
+                (*slot).window_start_ns = now;
+                (*slot).window_start_coarse_ns = clock.coarse_ns();
+                (*slot).window_emits = 1;
+            }
+            (*slot).suppressed = 0;
+            if speaker_changed {
+                core::ptr::write_volatile(speaker, tuple.speaker);
+            }
+        }
     }
 }
 

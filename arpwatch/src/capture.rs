@@ -5,10 +5,13 @@ use anyhow::Result;
 use aya::maps::{MapData, RingBuf};
 use std::collections::HashMap;
 use std::io;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::io::unix::AsyncFd;
+use tokio::time::Sleep;
 
-use arpwatch_common::{NeighRecord, NEIGH_RECORD_SIZE};
+use arpwatch_common::{NeighRecord, NEIGH_RECORD_SIZE, WAKEUP_GAP_NS};
 
 use crate::links::{LinkChange, LinkInfo};
 use arpwatch_core::observation::{Observation, Timestamp};
@@ -51,9 +54,21 @@ pub fn drain_ring<E>(
     Ok(drained)
 }
 
-/// The ring buffer registered with tokio, so the reader sleeps until the kernel submits records.
+/// How long after a drain that found records (or followed a wake-up) the reader drains again by
+/// itself. The programs wake it at most once per [`WAKEUP_GAP_NS`] per CPU (more often only when
+/// the ring fills): a record submitted without a wake-up waits at most about this plus the gap.
+/// A quiet reader sleeps until a wake-up: nothing runs while the network is quiet.
+pub const RING_FOLLOW_UP: Duration = Duration::from_millis(2);
+
+const _: () = assert!(RING_FOLLOW_UP.as_nanos() >= WAKEUP_GAP_NS as u128);
+
+/// The ring buffer registered with tokio, drained when the kernel wakes the reader and, while
+/// records keep coming, every [`RING_FOLLOW_UP`].
 pub struct RingReader {
     ring: AsyncFd<RingBuf<MapData>>,
+    follow_up: Pin<Box<Sleep>>,
+    /// Whether `follow_up` is due: records came, or a wake-up, at the last drain.
+    following: bool,
 }
 
 impl RingReader {
@@ -62,19 +77,41 @@ impl RingReader {
         // this `AsyncFd`, is dropped.
         let ring = unsafe { AsyncFd::register_with_interest(ring, tokio::io::Interest::READABLE) }
             .map_err(|err| anyhow::anyhow!("could not watch the ring buffer: {err}"))?;
-        Ok(RingReader { ring })
+        let follow_up = Box::pin(tokio::time::sleep(RING_FOLLOW_UP));
+        Ok(RingReader { ring, follow_up, following: false })
     }
 
-    /// Waits until records are available, then drains them all. The guard is released before the
-    /// caller awaits again, so no ring item is ever held across an `.await`.
+    /// Waits until the kernel wakes the reader, or a follow-up drain finds records, then drains
+    /// them all. The guard is released before the caller awaits again, so no ring item is ever
+    /// held across an `.await`. Cancel-safe: nothing is read before it returns.
     pub async fn drain(
         &mut self,
-        f: impl FnMut(&NeighRecord) -> io::Result<()>,
+        mut f: impl FnMut(&NeighRecord) -> io::Result<()>,
     ) -> io::Result<Drained> {
-        let mut guard = self.ring.readable_mut().await?;
-        let drained = drain_ring(guard.get_inner_mut(), f)?;
-        guard.clear_ready();
-        Ok(drained)
+        let RingReader { ring, follow_up, following } = self;
+        loop {
+            let drained = tokio::select! {
+                guard = ring.readable_mut() => {
+                    let mut guard = guard?;
+                    let drained = drain_ring(guard.get_inner_mut(), &mut f)?;
+                    guard.clear_ready();
+                    // Woken: records submitted just after the wake-up came without one.
+                    *following = true;
+                    drained
+                }
+                _ = follow_up.as_mut(), if *following => {
+                    let drained = drain_ring(ring.get_mut(), &mut f)?;
+                    *following = drained != Drained::default();
+                    drained
+                }
+            };
+            if *following {
+                follow_up.as_mut().reset(tokio::time::Instant::now() + RING_FOLLOW_UP);
+            }
+            if drained != Drained::default() {
+                return Ok(drained);
+            }
+        }
     }
 
     /// Drains what is in the ring now, without waiting (the last drain at the end of a run).

@@ -15,6 +15,7 @@ use aya::programs::xdp::XdpLinkId;
 use aya::programs::{LinkOrder, ProgramError, SchedClassifier, TcAttachType, Xdp, XdpMode};
 use aya::{Ebpf, EbpfLoader};
 use aya_log::EbpfLogger;
+use std::cell::Cell;
 use std::collections::HashMap;
 use std::fmt;
 
@@ -32,6 +33,12 @@ pub static EBPF_OBJECT: &[u8] =
 
 /// Default size of the ring buffer between the programs and user space.
 pub const DEFAULT_RING_BYTES: u32 = 2 << 20;
+
+/// The share of the ring that may fill before a record wakes the reader even right after another
+/// wake-up (1/16: 128 KiB, about 1 100 records, of the default ring): a storm wakes it long
+/// before the ring is full. (Otherwise records wake it at most once per
+/// `arpwatch_common::WAKEUP_GAP_NS` per CPU.)
+const WAKEUP_SHARE: u64 = 16;
 
 /// Default in-kernel de-duplication interval: an identical frame is emitted at most once per
 /// interval, its repeats counted and carried by the next record.
@@ -142,6 +149,41 @@ pub struct Attachment {
     /// arpwatch added the interface's `clsact` qdisc (netlink mode): it goes when arpwatch
     /// detaches, unless someone else's filters use it by then.
     clsact_added: bool,
+    packets: PacketCounts,
+}
+
+/// An interface's own packet counters (received, sent: indexed by direction) when arpwatch
+/// attached and when the probe's counters were last read: the frames the programs ran on there
+/// are the difference. The programs do not count every frame themselves: that counter was most
+/// of their cost on traffic other than ARP and ND.
+#[derive(Debug)]
+struct PacketCounts {
+    at_attach: [u64; 2],
+    last_read: Cell<[u64; 2]>,
+}
+
+impl PacketCounts {
+    fn new(ifindex: u32, iface: &str) -> PacketCounts {
+        let now = netlink::link_packets(ifindex).unwrap_or_else(|err| {
+            log::debug!("{iface}: could not read the packet counters: {err}");
+            [0; 2]
+        });
+        PacketCounts { at_attach: now, last_read: Cell::new(now) }
+    }
+
+    /// Reads the interface's counters now (keeping the last reading if the interface is gone)
+    /// and returns the packets since attach, per direction.
+    fn read(&self, ifindex: u32) -> [u64; 2] {
+        if let Ok(now) = netlink::link_packets(ifindex) {
+            self.last_read.set(now);
+        }
+        self.since_attach()
+    }
+
+    fn since_attach(&self) -> [u64; 2] {
+        let last = self.last_read.get();
+        [0, 1].map(|dir| last[dir].saturating_sub(self.at_attach[dir]))
+    }
 }
 
 /// The loaded kernel programs, their maps, and where they are attached. Dropping it detaches
@@ -152,6 +194,8 @@ pub struct KernelProbe {
     /// Forwards the programs' diagnostics (aya-log) to this process's logger; `None` when the
     /// logger wants none of them, and the programs were loaded with their log off.
     kernel_log: Option<EbpfLogger<&'static dyn log::Log>>,
+    /// Frames on interfaces no longer attached, per direction, up to their last reading.
+    detached_frames: [u64; 2],
 }
 
 /// The `log` target of the kernel programs' diagnostics (the kernel crate's module path).
@@ -177,6 +221,14 @@ impl KernelProbe {
     /// Like [`KernelProbe::load`], with the in-kernel de-duplication interval; zero turns
     /// de-duplication off (every valid ARP frame becomes a record).
     pub fn load_with_dedup(ring_bytes: u32, dedup_interval: Duration) -> Result<Self> {
+        // Random per load, so that no sender can craft frames whose tuples collide with another's.
+        let seed = std::hash::BuildHasher::hash_one(&std::hash::RandomState::new(), ring_bytes);
+        Self::load_seeded(ring_bytes, dedup_interval, seed)
+    }
+
+    /// Like [`KernelProbe::load_with_dedup`], with a given seed for the de-duplication hashes
+    /// (`arpwatch_common::dedup::Tuple::of`): for tests that build colliding tuples.
+    pub fn load_seeded(ring_bytes: u32, dedup_interval: Duration, seed: u64) -> Result<Self> {
         privileges::check_kernel_has_ring_buffers()?;
         privileges::check_capabilities()?;
         let interval_ns = u64::try_from(dedup_interval.as_nanos()).unwrap_or(u64::MAX);
@@ -189,6 +241,8 @@ impl KernelProbe {
             // many, and aya-log's default of 128 KiB would be locked kernel memory for nothing.
             .map_max_entries(maps::AYA_LOGS, page)
             .override_global(globals::DEDUP_INTERVAL_NS, &interval_ns, true)
+            .override_global(globals::DEDUP_HASH_SEED, &seed, true)
+            .override_global(globals::WAKEUP_BYTES, &(u64::from(ring_bytes) / WAKEUP_SHARE), true)
             .override_global(aya_log::LEVEL, &log_level, true)
             .load(EBPF_OBJECT)
             .map_err(|err| anyhow!(err))
@@ -218,7 +272,7 @@ impl KernelProbe {
         } else {
             None
         };
-        Ok(KernelProbe { ebpf, attached: HashMap::new(), kernel_log })
+        Ok(KernelProbe { ebpf, attached: HashMap::new(), kernel_log, detached_frames: [0; 2] })
     }
 
     /// Logs what the programs said since the last call (their diagnostics, rate-limited in the
@@ -273,6 +327,7 @@ impl KernelProbe {
             ingress_link,
             egress_link,
             clsact_added,
+            packets: PacketCounts::new(ifindex, iface),
         };
         Ok(self.attached.entry(ifindex).insert_entry(attachment).into_mut())
     }
@@ -324,8 +379,11 @@ impl KernelProbe {
     /// the kernel has then detached the links itself, and this closes their descriptors.
     /// Returns the name the interface had.
     pub fn detach(&mut self, ifindex: u32) -> Option<String> {
-        let Attachment { name, ingress_link, egress_link, clsact_added, .. } =
+        let Attachment { name, ingress_link, egress_link, clsact_added, packets, .. } =
             self.attached.remove(&ifindex)?;
+        for (total, frames) in self.detached_frames.iter_mut().zip(packets.since_attach()) {
+            *total += frames;
+        }
         self.release(ifindex, &name, Some(ingress_link), egress_link, clsact_added);
         Some(name)
     }
@@ -517,14 +575,20 @@ impl KernelProbe {
         Ok(RingBuf::try_from(map)?)
     }
 
-    /// Sums the per-CPU counters.
+    /// Sums the per-CPU counters, and reads the frames of the attached interfaces from their
+    /// own packet counters (an interface that vanished counts up to its last reading).
     pub fn counters(&self) -> Result<CounterTotals> {
         let map = self.ebpf.map(maps::COUNTERS).context("the kernel object has no counters map")?;
         let array = PerCpuArray::<_, u64>::try_from(map)?;
-        let mut totals = CounterTotals::default();
+        let mut totals = CounterTotals { frames: self.detached_frames, ..Default::default() };
         for slot in 0..COUNTER_SLOTS {
             let per_cpu = array.get(&slot, 0).context("could not read the kernel counters")?;
             totals.slots[slot as usize] = per_cpu.iter().sum();
+        }
+        for (ifindex, attachment) in &self.attached {
+            for (total, frames) in totals.frames.iter_mut().zip(attachment.packets.read(*ifindex)) {
+                *total += frames;
+            }
         }
         Ok(totals)
     }
@@ -598,22 +662,30 @@ fn is_errno(err: &(dyn std::error::Error + 'static), errno: i32) -> bool {
     io_errors(err).any(|e| e.raw_os_error() == Some(errno))
 }
 
-/// Counter totals over all CPUs, per direction.
+/// Counter totals over all CPUs, per direction, and the frames the watched interfaces counted.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct CounterTotals {
     slots: [u64; COUNTER_SLOTS as usize],
+    /// Indexed by direction.
+    frames: [u64; 2],
 }
 
 impl CounterTotals {
     pub fn get(&self, counter: Counter, dir: u8) -> u64 {
         self.slots[counter.index(dir) as usize]
     }
+
+    /// Frames the programs ran on in direction `dir`: what the watched interfaces received
+    /// (ingress) or sent (egress) while attached, by their own packet counters.
+    pub fn frames(&self, dir: u8) -> u64 {
+        self.frames[usize::from(dir)]
+    }
 }
 
 impl fmt::Display for CounterTotals {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         for (name, dir) in [("ingress", direction::INGRESS), ("egress", direction::EGRESS)] {
-            write!(f, "{name}:")?;
+            write!(f, "{name}: frames={}", self.frames(dir))?;
             for counter in Counter::ALL {
                 write!(f, " {}={}", counter.name(), self.get(counter, dir))?;
             }

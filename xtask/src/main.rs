@@ -205,8 +205,12 @@ fn build_ebpf(root: &Path) -> Result<()> {
     ensure_nightly(&["rust-src"])?;
     ensure_bpf_linker()?;
     check_llvm_majors()?;
-    // Program BTF lets the verifier's log point at Rust source lines.
-    let rustflags = ["-Cdebuginfo=2", "-Clink-arg=--btf"].join("\x1f");
+    // Program BTF lets the verifier's log point at Rust source lines. bpf-linker's default
+    // `--bpf-expand-memcpy-in-order` turns every memset (a zeroed field, even 6 bytes) into a
+    // call to a byte loop; without it LLVM writes the bytes inline, as it does for memcpy.
+    let rustflags =
+        ["-Cdebuginfo=2", "-Clink-arg=--btf", "-Clink-arg=--disable-expand-memcpy-in-order"]
+            .join("\x1f");
     let status = Command::new("rustup")
         .current_dir(root.join(EBPF_PACKAGE))
         .args(["run", NIGHTLY, "cargo", "build", "--release", "--target", EBPF_TARGET])

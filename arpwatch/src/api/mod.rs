@@ -245,7 +245,7 @@ pub fn answer(query: &Query, sources: &Sources<'_>) -> Answer {
 /// The kernel's counters as the status model has them.
 pub fn kernel_counters(totals: &CounterTotals) -> KernelCounters {
     let of = |dir: u8| DirectionCounters {
-        frames: totals.get(Counter::Frames, dir),
+        frames: totals.frames(dir),
         arp: totals.get(Counter::Arp, dir),
         ndp: totals.get(Counter::Ndp, dir),
         malformed: totals.get(Counter::Malformed, dir),

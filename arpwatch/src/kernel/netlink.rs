@@ -1,6 +1,7 @@
-//! The two rtnetlink questions the attach code asks outside aya, answered synchronously (attach
-//! and detach run between two turns of the watch loop): which XDP program holds an interface's
-//! slot, and whether a `clsact` qdisc arpwatch added can go.
+//! The rtnetlink questions the probe asks outside aya, answered synchronously (attach, detach and
+//! the counters' reading run between two turns of the watch loop): which XDP program holds an
+//! interface's slot, whether a `clsact` qdisc arpwatch added can go, and how many packets an
+//! interface counted.
 
 use std::io;
 
@@ -123,4 +124,23 @@ pub fn remove_clsact_if_unused(ifindex: u32) -> io::Result<Clsact> {
     qdisc.attributes.push(TcAttribute::Kind("clsact".to_owned()));
     request(RouteNetlinkMessage::DelQueueDiscipline(qdisc), false)?;
     Ok(Clsact::Removed)
+}
+
+/// The packets interface `ifindex` received and sent, as its own counters have them.
+pub fn link_packets(ifindex: u32) -> io::Result<[u64; 2]> {
+    let mut link = LinkMessage::default();
+    link.header.index = ifindex;
+    let answer = request(RouteNetlinkMessage::GetLink(link), false)?;
+    answer
+        .into_iter()
+        .filter_map(|message| match message {
+            RouteNetlinkMessage::NewLink(link) => Some(link.attributes),
+            _ => None,
+        })
+        .flatten()
+        .find_map(|attribute| match attribute {
+            LinkAttribute::Stats64(stats) => Some([stats.rx_packets, stats.tx_packets]),
+            _ => None,
+        })
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "no link statistics"))
 }

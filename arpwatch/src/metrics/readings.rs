@@ -22,10 +22,6 @@ use arpwatch_core::event::{EventKind, Severity};
 /// compile until it has its line here.
 fn kernel_metric(counter: Counter) -> (&'static str, &'static str) {
     match counter {
-        Counter::Frames => (
-            "arpwatch_kernel_frames",
-            "Frames the kernel programs ran on (ARP or not), per direction.",
-        ),
         Counter::Arp => (
             "arpwatch_kernel_arp_frames",
             "Valid ARP frames the kernel programs recorded or lost to a full ring, per direction.",
@@ -84,6 +80,16 @@ impl Readings {
 impl Collector for Readings {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), fmt::Error> {
         if let Some(totals) = *lock(&self.kernel) {
+            let mut metric = encoder.encode_descriptor(
+                "arpwatch_kernel_frames",
+                "Frames the kernel programs ran on (ARP or not), per direction: the watched interfaces' own packet counters since arpwatch attached.",
+                None,
+                MetricType::Counter,
+            )?;
+            for (label, dir) in DIRECTIONS {
+                let labels = [("direction", label)];
+                ConstCounter::new(totals.frames(dir)).encode(metric.encode_family(&labels)?)?;
+            }
             for counter in Counter::ALL {
                 let (name, help) = kernel_metric(counter);
                 let mut metric =
