@@ -170,20 +170,37 @@ impl BootClock {
 #[derive(Debug, Default)]
 struct InterfaceNames {
     by_index: HashMap<u32, Arc<str>>,
+    /// The name last looked up: records come in runs from one interface (a storm, one link), so
+    /// most frames skip hashing their ifindex. Forgotten at every change of `by_index`.
+    last: Option<(u32, Arc<str>)>,
 }
 
 impl InterfaceNames {
     fn insert(&mut self, ifindex: u32, name: &str) {
+        self.last = None;
         self.by_index.insert(ifindex, Arc::from(name));
     }
 
+    fn remove(&mut self, ifindex: u32) {
+        self.last = None;
+        self.by_index.remove(&ifindex);
+    }
+
     fn name(&mut self, ifindex: u32) -> Arc<str> {
-        self.by_index
+        if let Some((last, name)) = &self.last {
+            if *last == ifindex {
+                return name.clone();
+            }
+        }
+        let name = self
+            .by_index
             .entry(ifindex)
             .or_insert_with(|| {
                 Arc::from(index_to_name(ifindex).unwrap_or_else(|| format!("if{ifindex}")))
             })
-            .clone()
+            .clone();
+        self.last = Some((ifindex, name.clone()));
+        name
     }
 }
 
@@ -233,7 +250,7 @@ impl RecordDecoder {
             }
             // A later link reusing the ifindex is announced as added, or looked up anew.
             LinkChange::Removed { ifindex, .. } => {
-                self.names.by_index.remove(ifindex);
+                self.names.remove(*ifindex);
             }
         }
     }
@@ -288,6 +305,19 @@ mod tests {
         let alone =
             decoder.observation(&NeighRecord { suppressed: 0, last_suppressed_ns: 0, ..record });
         assert_eq!(alone.last_repeat, None, "a record that carries no repeat has no repeat time");
+    }
+
+    #[test]
+    fn a_changed_interface_is_named_anew() {
+        let mut names = InterfaceNames::default();
+        names.insert(7, "eth0");
+        assert_eq!(&*names.name(7), "eth0");
+        names.insert(7, "uplink");
+        assert_eq!(&*names.name(7), "uplink", "renamed after it was last looked up");
+        names.remove(7);
+        names.insert(8, "eth1");
+        assert_eq!(&*names.name(8), "eth1");
+        assert_eq!(&*names.name(7), "if7", "removed: looked up anew (no such ifindex here)");
     }
 
     #[test]
