@@ -268,28 +268,37 @@ impl<W: Write> Pipeline<W> {
     }
 
     fn write_events(&mut self) -> io::Result<()> {
+        let written = self.annotate_and_write_events();
+        // What an error left unwritten is dropped with the rest, as before the error.
+        self.events.clear();
+        written
+    }
+
+    /// Annotates and writes the engine's events where they are: an event is a few hundred
+    /// bytes, and a storm makes one every other frame, so they are not moved out one by one.
+    fn annotate_and_write_events(&mut self) -> io::Result<()> {
         let Mode::Detect { engine, annotator } = &self.mode else {
             return Ok(());
         };
         let kubernetes =
             self.cluster.as_ref().and_then(|c| Some((c.events.as_ref()?, annotator.cluster()?)));
-        for mut event in self.events.drain(..) {
-            annotator.annotate(&mut event);
+        for event in &mut self.events {
+            annotator.annotate(event);
             if let Some((sink, snapshot)) = kubernetes {
-                sink.offer(&event, snapshot.services(event.ip));
+                sink.offer(event, snapshot.services(event.ip));
             }
             if let Some(metrics) = &mut self.metrics {
-                metrics.event(&event, engine);
+                metrics.event(event, engine);
             }
             // The JSON line made once, for stdout and for the ring.
             let json = self.format == Format::Json || self.recent.is_some();
             if json {
                 self.line.clear();
-                wire::write_json_line(&mut self.line, &event);
+                wire::write_json_line(&mut self.line, event);
             }
             match self.format {
                 Format::Json => self.out.write_all(&self.line)?,
-                Format::Text => wire::write_text_line(&mut self.out, &event)?,
+                Format::Text => wire::write_text_line(&mut self.out, event)?,
             }
             if let Some(recent) = &mut self.recent {
                 let line = self.line.strip_suffix(b"\n").unwrap_or(&self.line);
