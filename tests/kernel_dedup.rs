@@ -6,17 +6,20 @@
 //! unsolicited advertisements and DAD probes never.
 //! The table of recent tuples is per CPU: each harness pins its thread to one CPU, and the tests
 //! that cross CPUs (the last-sender rule holds across them) pin it to each in turn. Collisions in
-//! the direct-mapped tables are built on purpose, from a seed chosen to make them.
+//! the tables are built on purpose: tuples that share a set of the recent tuples' table, found
+//! among many, and addresses that share a slot of the last speakers', from a seed chosen to make
+//! them.
 //! Needs root (CAP_BPF, CAP_NET_ADMIN, CAP_PERFMON); without it these tests fail, never skip.
 
 mod support;
 
 use arpwatch::{CounterTotals, KernelProbe, DEFAULT_DEDUP_INTERVAL, DEFAULT_RING_BYTES};
-use arpwatch_common::dedup::{Tuple, COARSE_TICK_NS};
+use arpwatch_common::dedup::{Tuple, COARSE_TICK_NS, RECENT_WAYS};
 use arpwatch_common::{direction, Counter, NeighRecord};
 use arpwatch_core::testkit::frames::*;
 use aya::maps::{MapData, RingBuf};
 use aya::programs::{TestRun, TestRunOptions};
+use std::collections::HashMap;
 use std::time::Duration;
 use support::kernel::{allowed_cpus, boot_ns, drain_records, pin_to};
 use support::lab::Netns;
@@ -97,6 +100,28 @@ fn tuple(record: &NeighRecord, seed: u64) -> Tuple {
 /// The first seed that puts `a` and `b` in the same slot of the table `slot` reads.
 fn colliding_seed(a: &NeighRecord, b: &NeighRecord, slot: impl Fn(&Tuple) -> u32) -> u64 {
     (0..).find(|&seed| slot(&tuple(a, seed)) == slot(&tuple(b, seed))).unwrap()
+}
+
+/// `n` replies from `NODE_A`, each for another sender and target address, whose tuples share one
+/// set of the recent tuples' table under `seed` (and whose claimed addresses share no slot of the
+/// last speakers' table, so that only the set is shared).
+fn sharing_a_set(n: usize, seed: u64) -> Vec<ArpFrame> {
+    let mut sets: HashMap<u32, Vec<(ArpFrame, Tuple)>> = HashMap::new();
+    for sender in 1..=254 {
+        for target in 1..=254 {
+            let frame =
+                ArpFrame::reply(NODE_A, [192, 0, 2, sender], CLIENT, [198, 51, 100, target]);
+            let t = tuple(&frame.expected_record(), seed);
+            let set = sets.entry(t.recent_set).or_default();
+            if set.iter().all(|(_, other)| other.speaker_slot != t.speaker_slot) {
+                set.push((frame, t));
+                if set.len() == n {
+                    return set.drain(..).map(|(frame, _)| frame).collect();
+                }
+            }
+        }
+    }
+    panic!("no {n} of the candidate tuples share a set");
 }
 
 fn vip_reply(from: [u8; 6]) -> ArpFrame {
@@ -456,22 +481,58 @@ fn another_mac_is_never_folded_when_the_two_macs_land_on_different_cpus() {
 }
 
 #[test]
-fn a_tuple_whose_slot_another_took_is_emitted_again_never_folded() {
-    let (t1, t2) = (vip_reply(NODE_A), ArpFrame::reply(NODE_A, VIP, CLIENT, OTHER_VIP));
-    let seed = colliding_seed(&t1.expected_record(), &t2.expected_record(), |t| t.recent_slot);
+fn tuples_sharing_a_set_as_many_as_its_ways_are_all_folded() {
+    let seed = 1;
+    let tuples = sharing_a_set(RECENT_WAYS, seed);
     let mut h = Harness::seeded(DEFAULT_DEDUP_INTERVAL, seed);
-    let first = h.ingress(&t1, 5);
-    assert_eq!(tuple(&first[0], seed), tuple(&t1.expected_record(), seed));
-    assert_eq!(first.len(), 2, "two records, three repeats folded");
-    assert_eq!(h.ingress(&t2, 1).len(), 1, "the other tuple takes the slot");
-    let again = h.ingress(&t1, 1);
+    for (i, t) in tuples.iter().enumerate() {
+        assert_eq!(h.ingress(t, 3).len(), 2, "tuple {i}: two records, one repeat folded");
+    }
+    for (i, t) in tuples.iter().enumerate() {
+        assert!(h.ingress(t, 2).is_empty(), "tuple {i} keeps its slot: its repeats are folded");
+    }
+    assert_eq!(
+        h.counters().get(Counter::Suppressed, direction::INGRESS),
+        RECENT_WAYS as u64 * (1 + 2)
+    );
+}
+
+#[test]
+fn a_tuple_whose_set_is_full_is_emitted_and_evicts_only_a_tuple_whose_interval_is_over() {
+    let seed = 1;
+    let interval = Duration::from_millis(200);
+    let mut tuples = sharing_a_set(RECENT_WAYS + 1, seed);
+    let newcomer = tuples.pop().unwrap();
+    let (first, others) = tuples.split_first().unwrap();
+    let mut h = Harness::seeded(interval, seed);
+    let records = h.ingress(first, 5);
+    assert_eq!(records.len(), 2, "two records, three repeats folded");
+    let expires = records[0].ts_boot_ns + interval.as_nanos() as u64;
+    for t in others {
+        assert_eq!(h.ingress(t, 3).len(), 2, "the others fill the set");
+    }
+    assert_eq!(
+        h.ingress(&newcomer, 2).len(),
+        2,
+        "a tuple whose set is full of tuples in their interval is not kept: every frame emitted"
+    );
+    assert!(h.ingress(first, 1).is_empty(), "and it evicted none of them: still folded");
+    assert!(boot_ns() < expires, "all of it must run inside the first tuple's interval");
+
+    // Once the first tuple's interval is over, its slot (the one whose interval started
+    // earliest) goes to the next tuple new to the set.
+    std::thread::sleep(Duration::from_nanos(expires.saturating_sub(boot_ns())));
+    assert!(boot_ns() >= expires);
+    assert_eq!(h.ingress(&newcomer, 1).len(), 1);
+    assert_eq!(h.ingress(&newcomer, 2).len(), 1, "it is kept now: its second record, then a fold");
+    let again = h.ingress(first, 1);
     assert_eq!(
         carried(&again),
         [0],
-        "the first tuple looks new: emitted (its three folded repeats are lost with the slot)"
+        "the evicted tuple looks new: emitted (its four folded repeats are lost with the slot)"
     );
-    assert_eq!(h.ingress(&t1, 3).len(), 1, "its second record of the new interval, then folds");
-    assert_eq!(h.counters().get(Counter::Suppressed, direction::INGRESS), 3 + 2);
+    let others_folded = others.len() as u64;
+    assert_eq!(h.counters().get(Counter::Suppressed, direction::INGRESS), 4 + others_folded + 1);
 }
 
 #[test]

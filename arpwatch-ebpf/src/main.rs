@@ -14,8 +14,9 @@
 //! suppressed instead; the next record of that tuple on that CPU carries the count and when the
 //! latest of them was seen. Gratuitous ARP, ARP probes, unsolicited Neighbor Advertisements, DAD
 //! probes (a Neighbor Solicitation from `::`), a new MAC for an address, a new interface or an
-//! opcode change always go through. The state is two direct-mapped tables
-//! (`arpwatch_common::dedup`): a collision there costs an extra record, never a fold.
+//! opcode change always go through. The state is two tables indexed by hash, the per-CPU one
+//! set-associative (`arpwatch_common::dedup`): a collision there costs an extra record, never a
+//! fold.
 //!
 //! Diagnostics (why a frame was counted malformed) go through aya-log at debug level, at most one
 //! a second, and only on the malformed paths: no valid, non-ARP or non-ND frame ever reaches a log
@@ -25,7 +26,9 @@
 #![no_std]
 #![no_main]
 
-use arpwatch_common::dedup::{RecentSlot, Tuple, COARSE_TICK_NS, RECENT_SLOTS, SPEAKER_SLOTS};
+use arpwatch_common::dedup::{
+    RecentSet, RecentSlot, Tuple, COARSE_TICK_NS, RECENT_SETS, SPEAKER_SLOTS,
+};
 use arpwatch_common::nd::{self, Ipv6Hdr, NdInvalid, NdMessage, OptionBytes, IPV6_HEADER_LEN};
 use arpwatch_common::{
     direction, ethertype, ipv4_field, proto, ArpEthIpv4, Counter, NeighRecord,
@@ -60,10 +63,11 @@ static EVENTS: RingBuf = RingBuf::with_byte_size(DEFAULT_RING_BYTES, 0);
 #[map(name = "COUNTERS")]
 static COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(COUNTER_SLOTS, 0);
 
-/// The tuples this CPU recently emitted, direct-mapped by hash (`arpwatch_common::dedup`): a
-/// repeat costs a few loads, and a collision only makes a tuple look new (an extra record).
+/// The tuples this CPU recently emitted, in sets of a few slots chosen by hash
+/// (`arpwatch_common::dedup`): a repeat costs a lookup and a few tag compares, and a set full of
+/// other tuples only makes a tuple look new (an extra record).
 #[map(name = "RECENT")]
-static RECENT: PerCpuArray<RecentSlot> = PerCpuArray::with_max_entries(RECENT_SLOTS, 0);
+static RECENT: PerCpuArray<RecentSet> = PerCpuArray::with_max_entries(RECENT_SETS, 0);
 
 /// Who last spoke for each claimed address, shared by all CPUs (`arpwatch_common::dedup`).
 #[map(name = "SPEAKERS")]
@@ -648,7 +652,7 @@ enum Dedup {
     /// An announcement, a probe, or de-duplication turned off: no state kept.
     Untracked,
     Tracked {
-        /// This CPU's slot for the tuple.
+        /// This CPU's slot for the tuple: the one holding it, else the one it may take over.
         slot: *mut RecentSlot,
         /// Whether the slot holds this tuple (rather than another, or nothing yet).
         known: bool,
@@ -671,17 +675,33 @@ impl Dedup {
         }
         let tuple = Tuple::of(record, hash_seed());
         // Both lookups succeed: the hash is masked to the tables' sizes.
-        let (Some(speaker), Some(slot)) =
-            (SPEAKERS.get_ptr_mut(tuple.speaker_slot), RECENT.get_ptr_mut(tuple.recent_slot))
+        let (Some(speaker), Some(set)) =
+            (SPEAKERS.get_ptr_mut(tuple.speaker_slot), RECENT.get_ptr_mut(tuple.recent_set))
         else {
             return Some(Dedup::Untracked);
         };
         // SAFETY: map value pointers from successful lookups, 8-byte aligned. The speaker word is
-        // shared: read once, as one word (another CPU may write it meanwhile). The slot is this
+        // shared: read once, as one word (another CPU may write it meanwhile). The set is this
         // CPU's own, and the program is not re-entered on one CPU while it runs.
         unsafe {
             let speaker_changed = core::ptr::read_volatile(speaker) != tuple.speaker;
-            let known = (*slot).tag == tuple.tag;
+            let ways = &mut (*set).ways;
+            let (slot, known) = match ways.iter_mut().find(|way| way.tag == tuple.tag) {
+                Some(way) => (way as *mut RecentSlot, true),
+                None => {
+                    // The slot a new tuple may take: an empty one, else the one whose interval
+                    // started earliest (`commit` takes it only if that interval is over).
+                    let age = |way: &RecentSlot| match way.window_emits {
+                        0 => 0,
+                        _ => way.window_start_ns,
+                    };
+                    let oldest = ways.iter_mut().reduce(|a, b| if age(b) < age(a) { b } else { a });
+                    let Some(oldest) = oldest else {
+                        return Some(Dedup::Untracked);
+                    };
+                    (oldest as *mut RecentSlot, false)
+                }
+            };
             if known && !speaker_changed && (*slot).window_emits >= DEDUP_EMITS_PER_INTERVAL {
                 // Well inside the interval the coarse clock decides, and dates the repeat to
                 // within a tick; near its end the precise one does.
@@ -729,18 +749,24 @@ impl Dedup {
         let now = clock.boot_ns();
         // SAFETY: as in `check`.
         unsafe {
-            // A new interval starts with this record, unless it is the second of the current one.
-            if known && now.wrapping_sub((*slot).window_start_ns) < dedup_interval() {
-                (*slot).window_emits += 1;
-            } else {
-                // A tuple new to the slot takes it over; the repeats another tuple had counted
-                // there are lost with it (the `suppressed` counter still has them).
-                (*slot).tag = tuple.tag;
-                (*slot).window_start_ns = now;
-                (*slot).window_start_coarse_ns = clock.coarse_ns();
-                (*slot).window_emits = 1;
+            let in_interval = now.wrapping_sub((*slot).window_start_ns) < dedup_interval();
+            // A tuple new to the set takes an empty slot, or one whose tuple's interval is over
+            // (the repeats that tuple had counted there are lost with it; the `suppressed`
+            // counter still has them). In a set whose tuples are all in their interval it is not
+            // kept: its next frame is emitted too, while theirs are still folded.
+            if known || (*slot).window_emits == 0 || !in_interval {
+                // A new interval starts with this record, unless it is the second of the current
+                // one.
+                if known && in_interval {
+                    (*slot).window_emits += 1;
+                } else {
+                    (*slot).tag = tuple.tag;
+                    (*slot).window_start_ns = now;
+                    (*slot).window_start_coarse_ns = clock.coarse_ns();
+                    (*slot).window_emits = 1;
+                }
+                (*slot).suppressed = 0;
             }
-            (*slot).suppressed = 0;
             if speaker_changed {
                 core::ptr::write_volatile(speaker, tuple.speaker);
             }

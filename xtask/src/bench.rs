@@ -89,6 +89,20 @@ pub fn run_replay(root: &Path) -> Result<()> {
     Ok(())
 }
 
+/// `cargo xtask bench-storm`: the storm benchmark alone (both floods, arpwatch and Debian's
+/// arpwatch), its table printed; docs/benchmarks.md is left alone.
+pub fn run_storm(root: &Path) -> Result<()> {
+    let (_, arpwatch_bin) = build_arpwatch(root)?;
+    let runs = storm::run_all(&arpwatch_bin)?;
+    print!("{}", render_storm(&storm_results(runs)));
+    Ok(())
+}
+
+/// The `storm` object of the results, from its runs.
+fn storm_results(runs: Vec<Value>) -> Value {
+    json!({ "flood_seconds": storm::FLOOD.as_secs(), "runs": runs })
+}
+
 pub fn run(root: &Path) -> Result<()> {
     let started = Instant::now();
     let (target_dir, arpwatch_bin) = build_arpwatch(root)?;
@@ -106,7 +120,7 @@ pub fn run(root: &Path) -> Result<()> {
         "engine": engine,
         "memory_million": memory_million,
         "memory_flood": memory_flood,
-        "storm": { "flood_seconds": storm::FLOOD.as_secs(), "runs": storms },
+        "storm": storm_results(storms),
         "replay": replay,
         "total_seconds": started.elapsed().as_secs_f64(),
     });
@@ -159,6 +173,73 @@ fn n(v: &Value) -> String {
     }
 }
 
+/// The storm section: its method and one row per flood and observer. `storm` is the `storm`
+/// object of the results.
+fn render_storm(storm: &Value) -> String {
+    let mut md = String::new();
+    md += "\n### Storm: flood through a veth pair into a watched namespace\n\n";
+    md += &format!(
+        "Method: our own generator (AF_PACKET, `sendmmsg` batches of 256, `PACKET_QDISC_BYPASS`) sends \
+         60-byte ARP frames as fast as it can for {} s into a veth pair; the observer runs in the \
+         other namespace. `loop`: 4096 distinct frames replayed (a switching loop); `random`: every \
+         frame a new sender MAC and address (a spoofing flood). Four IPs answered by two MACs each are \
+         planted every 64 batches. Observer CPU = utime+stime from /proc/PID/stat at flood start and \
+         wait4 rusage at exit; peak RSS = VmHWM. System CPU = all non-idle time from /proc/stat during \
+         the flood (sender, softirq and observer together). Handled = frames the observer processed: \
+         for arpwatch the kernel's valid ARP count minus ring-full drops (emitted or suppressed), for \
+         Debian's arpwatch libpcap's received minus dropped. Debian's losses = PACKET_STATISTICS of its \
+         libpcap socket (what pcap_stats reports).\n\n",
+        storm["flood_seconds"]
+    );
+    md += "| flood | observer | frames sent | frames/s | veth drops | observer CPU s / Mframe sent | observer CPU s / Mframe handled | system CPU s / Mframe | peak RSS MiB | kernel: arp / suppressed / ring-full | engine observations | losses | planted multi_responder reported |\n";
+    md += "|---|---|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---|\n";
+    for s in storm["runs"].as_array().into_iter().flatten() {
+        let observer = s["observer"].as_str().unwrap_or("");
+        let kernel = if observer == "arpwatch" {
+            format!(
+                "{} / {} / {}",
+                n(&s["kernel"]["arp"]),
+                n(&s["kernel"]["suppressed"]),
+                n(&s["kernel"]["ring_full_drops"])
+            )
+        } else {
+            "–".into()
+        };
+        let losses = match observer {
+            "arpwatch" => format!("{} ring-full", n(&s["kernel"]["ring_full_drops"])),
+            "debian-arpwatch" => {
+                format!(
+                    "{} of {} dropped by libpcap",
+                    n(&s["pcap_dropped"]),
+                    n(&s["pcap_received"])
+                )
+            }
+            _ => "–".into(),
+        };
+        let rss = s["peak_rss_kib"]
+            .as_f64()
+            .map(|k| format!("{:.1}", k / 1024.0))
+            .unwrap_or_else(|| "–".into());
+        md += &format!(
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
+            s["profile"].as_str().unwrap_or(""),
+            observer,
+            n(&s["frames_sent"]),
+            f(&s["frames_per_second"], 0),
+            n(&s["veth_drops"]),
+            f(&s["cpu_s_per_mframe"], 3),
+            f(&s["cpu_s_per_mframe_handled"], 3),
+            f(&s["system_busy_cpu_s_per_mframe"], 3),
+            rss,
+            kernel,
+            n(&s["engine"]["observations"]),
+            losses,
+            s["planted_reported"].as_str().unwrap_or("–"),
+        );
+    }
+    md
+}
+
 /// The generated Markdown: one table per benchmark, each with its method.
 fn render(r: &Value) -> String {
     let mut md = String::new();
@@ -204,66 +285,7 @@ fn render(r: &Value) -> String {
         );
     }
 
-    md += "\n### Storm: flood through a veth pair into a watched namespace\n\n";
-    md += &format!(
-        "Method: our own generator (AF_PACKET, `sendmmsg` batches of 256, `PACKET_QDISC_BYPASS`) sends \
-         60-byte ARP frames as fast as it can for {} s into a veth pair; the observer runs in the \
-         other namespace. `loop`: 4096 distinct frames replayed (a switching loop); `random`: every \
-         frame a new sender MAC and address (a spoofing flood). Four IPs answered by two MACs each are \
-         planted every 64 batches. Observer CPU = utime+stime from /proc/PID/stat at flood start and \
-         wait4 rusage at exit; peak RSS = VmHWM. System CPU = all non-idle time from /proc/stat during \
-         the flood (sender, softirq and observer together). Handled = frames the observer processed: \
-         for arpwatch the kernel's valid ARP count minus ring-full drops (emitted or suppressed), for \
-         Debian's arpwatch libpcap's received minus dropped. Debian's losses = PACKET_STATISTICS of its \
-         libpcap socket (what pcap_stats reports).\n\n",
-        r["storm"]["flood_seconds"]
-    );
-    md += "| flood | observer | frames sent | frames/s | veth drops | observer CPU s / Mframe sent | observer CPU s / Mframe handled | system CPU s / Mframe | peak RSS MiB | kernel: arp / suppressed / ring-full | engine observations | losses | planted multi_responder reported |\n";
-    md += "|---|---|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---|\n";
-    for s in r["storm"]["runs"].as_array().into_iter().flatten() {
-        let observer = s["observer"].as_str().unwrap_or("");
-        let kernel = if observer == "arpwatch" {
-            format!(
-                "{} / {} / {}",
-                n(&s["kernel"]["arp"]),
-                n(&s["kernel"]["suppressed"]),
-                n(&s["kernel"]["ring_full_drops"])
-            )
-        } else {
-            "–".into()
-        };
-        let losses = match observer {
-            "arpwatch" => format!("{} ring-full", n(&s["kernel"]["ring_full_drops"])),
-            "debian-arpwatch" => {
-                format!(
-                    "{} of {} dropped by libpcap",
-                    n(&s["pcap_dropped"]),
-                    n(&s["pcap_received"])
-                )
-            }
-            _ => "–".into(),
-        };
-        let rss = s["peak_rss_kib"]
-            .as_f64()
-            .map(|k| format!("{:.1}", k / 1024.0))
-            .unwrap_or_else(|| "–".into());
-        md += &format!(
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
-            s["profile"].as_str().unwrap_or(""),
-            observer,
-            n(&s["frames_sent"]),
-            f(&s["frames_per_second"], 0),
-            n(&s["veth_drops"]),
-            f(&s["cpu_s_per_mframe"], 3),
-            f(&s["cpu_s_per_mframe_handled"], 3),
-            f(&s["system_busy_cpu_s_per_mframe"], 3),
-            rss,
-            kernel,
-            n(&s["engine"]["observations"]),
-            losses,
-            s["planted_reported"].as_str().unwrap_or("–"),
-        );
-    }
+    md += &render_storm(&r["storm"]);
 
     let e = &r["engine"];
     md += "\n### Engine throughput\n\n";

@@ -49,6 +49,10 @@ enum Task {
     /// Run only the replay benchmark of `bench` (three generated million-frame captures replayed
     /// by the release binary, and tcpdump) and print its table; docs/benchmarks.md is left alone.
     BenchReplay,
+    /// Run only the storm benchmark of `bench` (a switching loop and a spoofing flood through a
+    /// veth pair, arpwatch against Debian's arpwatch, which it installs when missing) and print its
+    /// table; docs/benchmarks.md is left alone. Root; a minute or two.
+    BenchStorm,
     /// Reproduce the incidents arpwatch is about (IPVS without strictARP, a node answering on two
     /// NICs, a clean failover, flapping, a dead speaker, a foreign device, and the IPv6 ones) in a
     /// namespace lab, one after another, and print what arpwatch reports about each. Builds the
@@ -127,6 +131,10 @@ fn run(cli: Cli) -> Result<()> {
         Task::BenchReplay => {
             build_ebpf(&root)?;
             bench::run_replay(&root)
+        }
+        Task::BenchStorm => {
+            build_ebpf(&root)?;
+            bench::run_storm(&root)
         }
         Task::Test { args } => {
             require_root()?;
