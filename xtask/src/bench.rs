@@ -181,7 +181,7 @@ fn render_storm(storm: &Value) -> String {
     md += &format!(
         "Method: our own generator (AF_PACKET, `sendmmsg` batches of 256, `PACKET_QDISC_BYPASS`) sends \
          60-byte ARP frames as fast as it can for {} s into a veth pair; the observer runs in the \
-         other namespace. `loop`: 4096 distinct frames replayed (a switching loop); `random`: every \
+         other namespace. `loop`: a cycle of 4096 frames, 1400 of them distinct, replayed (a switching loop); `random`: every \
          frame a new sender MAC and address (a spoofing flood). Four IPs answered by two MACs each are \
          planted every 64 batches. Observer CPU = utime+stime from /proc/PID/stat at flood start and \
          wait4 rusage at exit; peak RSS = VmHWM. System CPU = all non-idle time from /proc/stat during \

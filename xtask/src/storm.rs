@@ -34,7 +34,7 @@ const SENDER_IFACE: &str = "flood0";
 /// What the flood is made of.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Profile {
-    /// A switching loop: the same 4096 frames over and over (what in-kernel de-duplication is for).
+    /// A switching loop: the same cycle of 4096 frames (1400 distinct) over and over (what in-kernel de-duplication is for).
     Loop,
     /// Spoofed senders: every frame a new MAC and a random address (nothing to de-duplicate).
     Random,
@@ -134,7 +134,8 @@ fn planted_macs(i: usize) -> [[u8; 6]; 2] {
 
 impl FrameSource {
     fn new(profile: Profile) -> FrameSource {
-        // 4096 distinct frames: hosts asking each other and answering, as a loop replays them.
+        // A cycle of 4096 frames, 1400 of them distinct (700 hosts asking each other and answering),
+        // as a loop replays them.
         let loop_frames = (0..4096u32)
             .map(|i| {
                 let a = i % 700;
