@@ -61,14 +61,18 @@ pub(super) fn raw_line(out: &mut Vec<u8>, obs: &Observation) {
     value_into(out, Value::Vlan(obs.vlan.as_slice()));
     out.extend_from_slice(b",\"proto\":");
     plain_string(out, obs.proto().as_str().as_bytes());
+    let op = match obs.nd {
+        None => arp_op(obs.op),
+        Some(_) => nd_op(obs.op),
+    };
+    out.extend_from_slice(b",\"op\":");
+    plain_string(out, op.as_bytes());
+    out.extend_from_slice(b",\"eth_src\":");
+    mac(out, obs.eth_src);
+    out.extend_from_slice(b",\"eth_dst\":");
+    mac(out, obs.eth_dst);
     match &obs.nd {
         None => {
-            out.extend_from_slice(b",\"op\":");
-            plain_string(out, arp_op(obs.op).as_bytes());
-            out.extend_from_slice(b",\"eth_src\":");
-            mac(out, obs.eth_src);
-            out.extend_from_slice(b",\"eth_dst\":");
-            mac(out, obs.eth_dst);
             out.extend_from_slice(b",\"sha\":");
             mac(out, obs.sha);
             out.extend_from_slice(b",\"spa\":");
@@ -79,12 +83,6 @@ pub(super) fn raw_line(out: &mut Vec<u8>, obs: &Observation) {
             ip(out, obs.tpa);
         }
         Some(nd) => {
-            out.extend_from_slice(b",\"op\":");
-            plain_string(out, nd_op(obs.op).as_bytes());
-            out.extend_from_slice(b",\"eth_src\":");
-            mac(out, obs.eth_src);
-            out.extend_from_slice(b",\"eth_dst\":");
-            mac(out, obs.eth_dst);
             out.extend_from_slice(b",\"src\":");
             ip(out, nd.src.into());
             out.extend_from_slice(b",\"dst\":");
