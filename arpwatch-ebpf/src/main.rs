@@ -574,12 +574,17 @@ fn emit(record: &mut NeighRecord, untracked: bool) {
     let now = clock.boot_ns();
     record.ts_boot_ns = now;
     (record.suppressed, record.last_suppressed_ns) = dedup.carried(now);
-    if EVENTS.output::<NeighRecord>(&*record, wakeup_flags(now)).is_err() {
+    // Decided before the reservation, which already counts as data waiting in the ring.
+    let flags = wakeup_flags(now);
+    // Reserved and submitted rather than `output`: written straight into the ring.
+    let Some(mut entry) = EVENTS.reserve::<NeighRecord>(0) else {
         // The de-duplication state is left as it was: the next repeat is emitted, not suppressed
         // behind a record that never reached user space, and the count stays for it to carry.
         count(Counter::RingFull, dir);
         return;
-    }
+    };
+    entry.write(*record);
+    entry.submit(flags);
     dedup.commit(&mut clock);
 }
 
