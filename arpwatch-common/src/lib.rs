@@ -260,8 +260,8 @@ pub mod globals {
     /// `u64`: the seed of the de-duplication hashes ([`crate::dedup::Tuple::of`]), random per
     /// load.
     pub const DEDUP_HASH_SEED: &str = "DEDUP_HASH_SEED";
-    /// `u64`: how many bytes of records may wait in the ring before one wakes the reader even
-    /// within [`crate::WAKEUP_GAP_NS`] of the last wake-up.
+    /// `u64`: how many bytes of records (each with the ring's 8-byte header) one CPU may submit
+    /// after it woke the reader before one wakes it again even within [`crate::WAKEUP_GAP_NS`].
     pub const WAKEUP_BYTES: &str = "WAKEUP_BYTES";
 }
 

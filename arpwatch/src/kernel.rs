@@ -34,11 +34,14 @@ pub static EBPF_OBJECT: &[u8] =
 /// Default size of the ring buffer between the programs and user space.
 pub const DEFAULT_RING_BYTES: u32 = 2 << 20;
 
-/// The share of the ring that may fill before a record wakes the reader even right after another
-/// wake-up (1/16: 128 KiB, about 1 100 records, of the default ring): a storm wakes it long
-/// before the ring is full. (Otherwise records wake it at most once per
-/// `arpwatch_common::WAKEUP_GAP_NS` per CPU.)
-const WAKEUP_SHARE: u64 = 16;
+/// The share of the ring one CPU may submit after it woke the reader before a record wakes it
+/// again even within `arpwatch_common::WAKEUP_GAP_NS` (1/16: 128 KiB, about 1 100 records, of
+/// the default ring), or 1/(2 × CPUs) where there are more than 8: all CPUs bursting at once
+/// wake the reader before half the ring is full.
+fn wakeup_bytes(ring_bytes: u32) -> u64 {
+    let cpus = aya::util::nr_cpus().map_or(1, |n| n as u64);
+    u64::from(ring_bytes) / (2 * cpus).max(16)
+}
 
 /// Default in-kernel de-duplication interval: an identical frame is emitted at most once per
 /// interval, its repeats counted and carried by the next record.
@@ -242,7 +245,7 @@ impl KernelProbe {
             .map_max_entries(maps::AYA_LOGS, page)
             .override_global(globals::DEDUP_INTERVAL_NS, &interval_ns, true)
             .override_global(globals::DEDUP_HASH_SEED, &seed, true)
-            .override_global(globals::WAKEUP_BYTES, &(u64::from(ring_bytes) / WAKEUP_SHARE), true)
+            .override_global(globals::WAKEUP_BYTES, &wakeup_bytes(ring_bytes), true)
             .override_global(aya_log::LEVEL, &log_level, true)
             .load(EBPF_OBJECT)
             .map_err(|err| anyhow!(err))
