@@ -38,7 +38,7 @@ pub const DEFAULT_RING_BYTES: u32 = 2 << 20;
 /// again even within `arpwatch_common::WAKEUP_GAP_NS` (1/16: 128 KiB, about 1 100 records, of
 /// the default ring), or 1/(2 × CPUs) where there are more than 8: all CPUs bursting at once
 /// wake the reader before half the ring is full.
-fn wakeup_bytes(ring_bytes: u32) -> u64 {
+pub fn wakeup_bytes(ring_bytes: u32) -> u64 {
     let cpus = aya::util::nr_cpus().map_or(1, |n| n as u64);
     u64::from(ring_bytes) / (2 * cpus).max(16)
 }

@@ -33,8 +33,8 @@ pub fn cli_command() -> clap::Command {
 // link watcher and the capture files, each through the same code the program runs.
 pub use capture::drain_ring;
 pub use kernel::{
-    CounterTotals, KernelProbe, DEFAULT_DEDUP_INTERVAL, DEFAULT_RING_BYTES, EBPF_OBJECT,
-    KERNEL_LOG_TARGET,
+    wakeup_bytes, CounterTotals, KernelProbe, DEFAULT_DEDUP_INTERVAL, DEFAULT_RING_BYTES,
+    EBPF_OBJECT, KERNEL_LOG_TARGET,
 };
 pub use links::{LinkChange, LinkInfo, LinkWatcher, LocalMacs};
 pub use replay::{open_capture, Replay};
