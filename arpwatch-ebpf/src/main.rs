@@ -183,6 +183,7 @@ fn ptr_at<T>(data: usize, data_end: usize, offset: usize) -> Option<*const T> {
 /// which the verifier refuses: so these loads are written out, where LLVM does not see into them.
 mod packet {
     use core::arch::asm;
+    use core::mem::{size_of, MaybeUninit};
 
     /// The 8 bytes at `p`, in memory order (the target is little-endian).
     ///
@@ -229,14 +230,24 @@ mod packet {
         v as u16
     }
 
-    /// An IPv6 address in the packet.
+    /// A header copied out of the packet onto the stack, 8-byte aligned, so that its fields are
+    /// read there a word at a time too.
+    #[repr(C, align(8))]
+    pub struct Aligned<T>(pub T);
+
+    /// A copy of the header `h` in the packet (a whole number of words, of plain bytes).
     #[inline(always)]
-    pub fn address(a: &[u8; 16]) -> [u8; 16] {
-        let p = a.as_ptr();
-        // SAFETY: a reference into the packet, whose bounds were checked to make it.
-        let words = unsafe { [load_u64(p), load_u64(p.add(8))] };
-        // SAFETY: same size, any bit pattern is valid for both.
-        unsafe { core::mem::transmute::<[u64; 2], [u8; 16]>(words) }
+    pub fn copy<T: Copy>(h: &T) -> Aligned<T> {
+        const { assert!(size_of::<T>() % 8 == 0) };
+        let mut out = MaybeUninit::<Aligned<T>>::uninit();
+        let (from, to) = ((h as *const T).cast::<u8>(), out.as_mut_ptr().cast::<u64>());
+        for word in 0..size_of::<T>() / 8 {
+            // SAFETY: `h` is a reference into the packet, whose bounds were checked to make it;
+            // `to` has room for as many words, aligned.
+            unsafe { to.add(word).write(load_u64(from.add(word * 8))) };
+        }
+        // SAFETY: every word written, and `T` is plain bytes (any bit pattern is valid).
+        unsafe { out.assume_init() }
     }
 
     /// An IPv4 address in the packet.
@@ -573,8 +584,7 @@ fn observe_nd(frame: &Frame, offset: usize, ifindex: impl Fn() -> u32 + Copy) {
         return;
     };
     // SAFETY: bounds checked by `ptr_at`; alignment 1.
-    let ip = unsafe { &*ip };
-    if !ip.carries_icmpv6() {
+    if !unsafe { &*ip }.carries_icmpv6() {
         return;
     }
     let icmp = offset + IPV6_HEADER_LEN;
@@ -585,6 +595,9 @@ fn observe_nd(frame: &Frame, offset: usize, ifindex: impl Fn() -> u32 + Copy) {
     if !nd::is_nd_type(unsafe { *icmp_type }) {
         return;
     }
+    // Copied only now: other IPv6 traffic leaves after two byte loads.
+    // SAFETY: as above.
+    let ip = &packet::copy(unsafe { &*ip }).0;
     // At least the type byte is there: `data + icmp < data_end`. Read back through a volatile
     // load so that the compiler cannot relate it to `data_end`: knowing the options end inside
     // `captured`, it would drop the bounds checks of the option walk, which the verifier needs.
@@ -601,7 +614,7 @@ fn observe_nd(frame: &Frame, offset: usize, ifindex: impl Fn() -> u32 + Copy) {
         return;
     };
     // SAFETY: bounds checked by `ptr_at`; alignment 1.
-    let msg = unsafe { &*msg };
+    let msg = &packet::copy(unsafe { &*msg }).0;
     if let Err(why) = nd::check_message(ip, msg) {
         malformed(dir, ifindex, Malformed::Nd(why));
         return;
@@ -637,9 +650,9 @@ fn observe_nd(frame: &Frame, offset: usize, ifindex: impl Fn() -> u32 + Copy) {
         nd_flags: msg.record_flags(),
         lladdr_present: link.present as u8,
         _pad0: [0; 6],
-        spa: packet::address(&ip.src),
-        tpa: packet::address(&ip.dst),
-        nd_target: packet::address(&msg.target),
+        spa: ip.src,
+        tpa: ip.dst,
+        nd_target: msg.target,
     };
     emit(&mut record, untracked);
 }
