@@ -161,31 +161,37 @@ pub struct Attachment {
 /// of their cost on traffic other than ARP and ND.
 #[derive(Debug)]
 struct PacketCounts {
-    at_attach: [u64; 2],
-    last_read: Cell<[u64; 2]>,
+    /// The first reading, at attach or, if that one failed, the first that did not (the
+    /// counters since boot are not frames arpwatch watched).
+    at_attach: Cell<Option<[u64; 2]>>,
+    last_read: Cell<Option<[u64; 2]>>,
 }
 
 impl PacketCounts {
     fn new(ifindex: u32, iface: &str) -> PacketCounts {
-        let now = netlink::link_packets(ifindex).unwrap_or_else(|err| {
-            log::debug!("{iface}: could not read the packet counters: {err}");
-            [0; 2]
-        });
-        PacketCounts { at_attach: now, last_read: Cell::new(now) }
+        let now = netlink::link_packets(ifindex)
+            .inspect_err(|err| log::debug!("{iface}: could not read the packet counters: {err}"))
+            .ok();
+        PacketCounts { at_attach: Cell::new(now), last_read: Cell::new(now) }
     }
 
     /// Reads the interface's counters now (keeping the last reading if the interface is gone)
     /// and returns the packets since attach, per direction.
     fn read(&self, ifindex: u32) -> [u64; 2] {
         if let Ok(now) = netlink::link_packets(ifindex) {
-            self.last_read.set(now);
+            if self.at_attach.get().is_none() {
+                self.at_attach.set(Some(now));
+            }
+            self.last_read.set(Some(now));
         }
         self.since_attach()
     }
 
     fn since_attach(&self) -> [u64; 2] {
-        let last = self.last_read.get();
-        [0, 1].map(|dir| last[dir].saturating_sub(self.at_attach[dir]))
+        match (self.at_attach.get(), self.last_read.get()) {
+            (Some(first), Some(last)) => [0, 1].map(|dir| last[dir].saturating_sub(first[dir])),
+            _ => [0; 2],
+        }
     }
 }
 

@@ -57,18 +57,23 @@ fn request(message: RouteNetlinkMessage, dump: bool) -> io::Result<Vec<RouteNetl
     }
 }
 
-/// The id of the XDP program attached to `ifindex` (any mode), if one is.
-pub fn xdp_program(ifindex: u32) -> io::Result<Option<u32>> {
+/// The attributes of interface `ifindex`, as the kernel describes it.
+fn link_attributes(ifindex: u32) -> io::Result<impl Iterator<Item = LinkAttribute>> {
     let mut link = LinkMessage::default();
     link.header.index = ifindex;
     let answer = request(RouteNetlinkMessage::GetLink(link), false)?;
-    let id = answer
+    Ok(answer
         .into_iter()
         .filter_map(|message| match message {
             RouteNetlinkMessage::NewLink(link) => Some(link.attributes),
             _ => None,
         })
-        .flatten()
+        .flatten())
+}
+
+/// The id of the XDP program attached to `ifindex` (any mode), if one is.
+pub fn xdp_program(ifindex: u32) -> io::Result<Option<u32>> {
+    let id = link_attributes(ifindex)?
         .filter_map(|attribute| match attribute {
             LinkAttribute::Xdp(xdp) => Some(xdp),
             _ => None,
@@ -128,16 +133,7 @@ pub fn remove_clsact_if_unused(ifindex: u32) -> io::Result<Clsact> {
 
 /// The packets interface `ifindex` received and sent, as its own counters have them.
 pub fn link_packets(ifindex: u32) -> io::Result<[u64; 2]> {
-    let mut link = LinkMessage::default();
-    link.header.index = ifindex;
-    let answer = request(RouteNetlinkMessage::GetLink(link), false)?;
-    answer
-        .into_iter()
-        .filter_map(|message| match message {
-            RouteNetlinkMessage::NewLink(link) => Some(link.attributes),
-            _ => None,
-        })
-        .flatten()
+    link_attributes(ifindex)?
         .find_map(|attribute| match attribute {
             LinkAttribute::Stats64(stats) => Some([stats.rx_packets, stats.tx_packets]),
             _ => None,
