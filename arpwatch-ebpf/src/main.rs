@@ -185,50 +185,27 @@ mod packet {
     use core::arch::asm;
     use core::mem::{size_of, MaybeUninit};
 
-    /// The 8 bytes at `p`, in memory order (the target is little-endian).
-    ///
-    /// # Safety
-    /// `p..p + 8` lies inside the packet (bounds checked, for the verifier too).
-    #[inline(always)]
-    unsafe fn load_u64(p: *const u8) -> u64 {
-        let v: u64;
-        // SAFETY: by the caller; a load has no other effect.
-        unsafe {
-            asm!("{v} = *(u64 *)({p} + 0)", p = in(reg) p, v = out(reg) v,
-                 options(readonly, nostack, preserves_flags))
+    /// Defines `$name`, which loads the `$type` at `p` as the instruction of that width does:
+    /// in memory order (the target is little-endian), at any alignment.
+    macro_rules! load {
+        ($name:ident, $type:ty, $width:literal) => {
+            /// # Safety
+            /// The bytes at `p` lie inside the packet (bounds checked, for the verifier too).
+            #[inline(always)]
+            unsafe fn $name(p: *const u8) -> $type {
+                let v: u64;
+                // SAFETY: by the caller; a load has no other effect.
+                unsafe {
+                    asm!(concat!("{v} = *(", $width, " *)({p} + 0)"), p = in(reg) p,
+                         v = out(reg) v, options(readonly, nostack, preserves_flags))
+                };
+                v as $type
+            }
         };
-        v
     }
-
-    /// The 4 bytes at `p`, as [`load_u64`].
-    ///
-    /// # Safety
-    /// `p..p + 4` lies inside the packet.
-    #[inline(always)]
-    unsafe fn load_u32(p: *const u8) -> u32 {
-        let v: u64;
-        // SAFETY: by the caller.
-        unsafe {
-            asm!("{v} = *(u32 *)({p} + 0)", p = in(reg) p, v = out(reg) v,
-                 options(readonly, nostack, preserves_flags))
-        };
-        v as u32
-    }
-
-    /// The 2 bytes at `p`, as [`load_u64`].
-    ///
-    /// # Safety
-    /// `p..p + 2` lies inside the packet.
-    #[inline(always)]
-    unsafe fn load_u16(p: *const u8) -> u16 {
-        let v: u64;
-        // SAFETY: by the caller.
-        unsafe {
-            asm!("{v} = *(u16 *)({p} + 0)", p = in(reg) p, v = out(reg) v,
-                 options(readonly, nostack, preserves_flags))
-        };
-        v as u16
-    }
+    load!(load_u64, u64, "u64");
+    load!(load_u32, u32, "u32");
+    load!(load_u16, u16, "u16");
 
     /// A header copied out of the packet onto the stack, 8-byte aligned, so that its fields are
     /// read there a word at a time too.
@@ -238,7 +215,7 @@ mod packet {
     /// A copy of the header `h` in the packet (a whole number of words, of plain bytes).
     #[inline(always)]
     pub fn copy<T: Copy>(h: &T) -> Aligned<T> {
-        const { assert!(size_of::<T>() % 8 == 0) };
+        const { assert!(size_of::<T>().is_multiple_of(8)) };
         let mut out = MaybeUninit::<Aligned<T>>::uninit();
         let (from, to) = ((h as *const T).cast::<u8>(), out.as_mut_ptr().cast::<u64>());
         for word in 0..size_of::<T>() / 8 {
