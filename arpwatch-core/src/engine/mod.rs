@@ -164,7 +164,7 @@ impl Engine {
         self.check_sender_mismatch(obs, ts, out);
 
         if obs.is_probe() {
-            self.on_probe(obs, ts, out);
+            self.on_probe(obs, ts, iface_id, out);
         } else if let Some(kind) = obs.claim() {
             self.on_sender(obs, ts, kind, iface_id, out);
             if kind == ClaimKind::Request {
@@ -415,7 +415,7 @@ impl Engine {
     /// unless the IP is bound to another MAC or another host probes it at the same time. A clean
     /// probe is remembered for the reply timeout: a claim from another MAC within it answers the
     /// probe (a host defending its address), which is the conflict too.
-    fn on_probe(&mut self, obs: &Observation, ts: Timestamp, out: &mut Vec<Event>) {
+    fn on_probe(&mut self, obs: &Observation, ts: Timestamp, iface_id: u32, out: &mut Vec<Event>) {
         let target = obs.tpa;
         if target.is_unspecified() {
             return;
@@ -438,7 +438,7 @@ impl Engine {
                     st.rare_mut().probe = Some(Probe { mac, at: ts });
                 }
                 if !self.pools.contains(target)
-                    && !self.budget.admit(&self.thresholds, &obs.iface, ts, EventKind::Probe, mac)
+                    && !self.budget.admit(&self.thresholds, iface_id, ts, EventKind::Probe, mac)
                 {
                     return;
                 }
@@ -537,16 +537,15 @@ impl Engine {
         }
         let target = obs.tpa;
         let in_pool = self.pools.contains(target) || self.announcers.watches.contains_key(&target);
-        let owned = self.ips.peek(&target).is_some_and(|st| st.owner().is_some());
-        if !(in_pool || owned) {
-            return;
-        }
         if in_pool {
             self.ips.track(target);
         }
-        if let Some(st) = self.ips.peek_mut(&target) {
-            st.requests_mut().seen(sent.max(self.now), requests, REQUEST_WINDOW);
-        }
+        // Outside the pools, only an IP some MAC owns is waited for.
+        let watched = self.ips.peek_mut(&target).filter(|st| in_pool || st.owner().is_some());
+        let Some(st) = watched else {
+            return;
+        };
+        st.requests_mut().seen(sent.max(self.now), requests, REQUEST_WINDOW);
         let requester = Requester { mac: obs.sha, ip: obs.spa };
         if let Some(pending) = self.pending.get_mut(&target) {
             pending.count += requests;
@@ -794,8 +793,7 @@ impl<'a> ClaimContext<'a> {
     fn report_binding(&self, is_new: bool, budget: &mut InfoBudget, out: &mut Vec<Event>) {
         let mac = self.mac;
         let mut admit = |kind| {
-            self.pool.is_some()
-                || budget.admit(self.thresholds, &self.obs.iface, self.ts, kind, mac)
+            self.pool.is_some() || budget.admit(self.thresholds, self.iface_id, self.ts, kind, mac)
         };
         if is_new && admit(EventKind::NewBinding) {
             out.push(self.event(None, Detail::NewBinding { mac, announced: self.announced }));
