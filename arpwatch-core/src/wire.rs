@@ -71,12 +71,12 @@ impl RawLine<'_> {
         sink.field(key!("ts"), Time(obs.ts));
         sink.field(key!("iface"), Str(&obs.iface));
         sink.field(key!("ifindex"), U64(obs.ifindex.into()));
-        sink.field(key!("direction"), Str(obs.direction.as_str()));
+        sink.field(key!("direction"), Name(obs.direction.as_str()));
         sink.field(key!("vlan"), Vlan(obs.vlan.as_slice()));
-        sink.field(key!("proto"), Str(obs.proto().as_str()));
+        sink.field(key!("proto"), Name(obs.proto().as_str()));
         match &obs.nd {
             None => {
-                sink.field(key!("op"), Str(arp_op(obs.op)));
+                sink.field(key!("op"), Name(arp_op(obs.op)));
                 sink.field(key!("eth_src"), Mac(obs.eth_src));
                 sink.field(key!("eth_dst"), Mac(obs.eth_dst));
                 sink.field(key!("sha"), Mac(obs.sha));
@@ -85,7 +85,7 @@ impl RawLine<'_> {
                 sink.field(key!("tpa"), Ip(obs.tpa));
             }
             Some(nd) => {
-                sink.field(key!("op"), Str(nd_op(obs.op)));
+                sink.field(key!("op"), Name(nd_op(obs.op)));
                 sink.field(key!("eth_src"), Mac(obs.eth_src));
                 sink.field(key!("eth_dst"), Mac(obs.eth_dst));
                 sink.field(key!("src"), Ip(nd.src.into()));
@@ -176,6 +176,9 @@ pub enum Value<'a> {
     /// An absent optional value written out (the raw line's `lladdr`).
     Null,
     Str(&'a str),
+    /// A word of the schema's own (an event kind, a severity, a state...): written as it is,
+    /// since none has anything to escape.
+    Name(&'static str),
     Mac(MacAddr),
     Ip(IpAddr),
     Time(Timestamp),
@@ -417,11 +420,11 @@ impl<'a> Record<'a> {
         let list = |value: Value<'a>, empty: bool| (!empty).then_some(value);
         field(key!("schema"), Some(U64(SCHEMA_VERSION.into())));
         field(key!("ts"), Some(Time(self.ts)));
-        field(key!("event"), Some(Str(self.event.as_str())));
-        field(key!("severity"), Some(Str(self.severity.as_str())));
+        field(key!("event"), Some(Name(self.event.as_str())));
+        field(key!("severity"), Some(Name(self.severity.as_str())));
         field(key!("ip"), Some(Ip(self.ip)));
-        field(key!("proto"), self.proto.map(|v| Str(v.as_str())));
-        field(key!("state"), self.state.map(|v| Str(v.as_str())));
+        field(key!("proto"), self.proto.map(|v| Name(v.as_str())));
+        field(key!("state"), self.state.map(|v| Name(v.as_str())));
         field(key!("mac"), self.mac.map(Mac));
         field(key!("macs"), list(Macs(self.macs), self.macs.is_empty()));
         field(key!("old_mac"), self.old_mac.map(Mac));
@@ -434,19 +437,19 @@ impl<'a> Record<'a> {
             list(Names(self.allowed_ifaces), self.allowed_ifaces.is_empty()),
         );
         field(key!("vlan"), list(Vlan(self.vlan), self.vlan.is_empty()));
-        field(key!("direction"), self.direction.map(|v| Str(v.as_str())));
+        field(key!("direction"), self.direction.map(|v| Name(v.as_str())));
         field(key!("count"), self.count.map(U64));
         field(key!("first_seen"), self.first_seen.map(Time));
         field(key!("last_seen"), self.last_seen.map(Time));
-        field(key!("announced"), self.announced.map(|v| Str(v.as_str())));
+        field(key!("announced"), self.announced.map(|v| Name(v.as_str())));
         field(key!("override"), self.override_.map(Bool));
         field(key!("gap_ms"), self.gap_ms.map(U64));
-        field(key!("form"), self.form.map(|v| Str(v.as_str())));
+        field(key!("form"), self.form.map(|v| Name(v.as_str())));
         field(key!("pool"), self.pool.map(Str));
         field(key!("requester_mac"), self.requester_mac.map(Mac));
         field(key!("requester_ip"), self.requester_ip.map(Ip));
         field(key!("rate"), self.rate.map(U64));
-        field(key!("scope"), self.scope.map(|v| Str(v.as_str())));
+        field(key!("scope"), self.scope.map(|v| Name(v.as_str())));
         let summarised = self.summarised;
         field(key!("summarised_since"), summarised.map(|s| Time(s.since)));
         field(key!("summarised_new_binding"), summarised.map(|s| U64(s.new_binding)));
@@ -464,7 +467,7 @@ impl<'a> Record<'a> {
         field(key!("mac_ifaces"), list(MacNames(self.mac_ifaces), self.mac_ifaces.is_empty()));
         field(key!("services"), list(Names(self.services), self.services.is_empty()));
         field(key!("announcer"), self.announcer.map(Announcer));
-        field(key!("context"), self.context_stale.then_some(Str("stale")));
+        field(key!("context"), self.context_stale.then_some(Name("stale")));
     }
 }
 
@@ -474,7 +477,7 @@ impl Serialize for Value<'_> {
             Value::U64(v) => s.serialize_u64(v),
             Value::Bool(v) => s.serialize_bool(v),
             Value::Null => s.serialize_none(),
-            Value::Str(v) => s.serialize_str(v),
+            Value::Str(v) | Value::Name(v) => s.serialize_str(v),
             Value::Mac(v) => v.serialize(s),
             Value::Ip(v) => v.serialize(s),
             Value::Time(v) => v.serialize(s),
@@ -540,7 +543,7 @@ impl fmt::Display for Value<'_> {
             Value::U64(v) => write!(f, "{v}"),
             Value::Bool(v) => write!(f, "{v}"),
             Value::Null => f.write_str("null"),
-            Value::Str(v) => f.write_str(v),
+            Value::Str(v) | Value::Name(v) => f.write_str(v),
             Value::Mac(v) => write!(f, "{v}"),
             Value::Ip(v) => write!(f, "{v}"),
             Value::Time(v) => f.write_str(v.rfc3339().as_str()),

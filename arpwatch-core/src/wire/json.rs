@@ -116,6 +116,7 @@ fn value_into(out: &mut Vec<u8>, value: Value<'_>) {
         Value::Bool(v) => out.extend_from_slice(if v { b"true" } else { b"false" }),
         Value::Null => out.extend_from_slice(b"null"),
         Value::Str(v) => string(out, v),
+        Value::Name(v) => plain_string(out, v.as_bytes()),
         Value::Mac(v) => mac(out, v),
         Value::Ip(v) => ip(out, v),
         Value::Time(v) => plain_string(out, v.rfc3339().as_bytes()),
