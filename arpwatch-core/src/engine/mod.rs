@@ -472,8 +472,8 @@ impl Engine {
                     || self.exemptions.is_ha_mac(owner)
                     || self.exemptions.is_ha_mac(claim.mac)
             };
-            let macs = &mut self.scratch_macs;
-            claim.detect_contradicted_owner(st, exempt, macs, &mut self.conditions, out);
+            let conditions = &mut self.conditions;
+            claim.detect_contradicted_owner(st, binding.index, exempt, conditions, out);
             return;
         }
         self.stats.claims += 1;
@@ -926,27 +926,27 @@ impl<'a> ClaimContext<'a> {
     /// IP: `multi_responder` evidence of the `sender` form (the half of a man-in-the-middle that
     /// poisons a gateway about a victim that keeps talking). Not when `exempt(owner)` says the
     /// owner answers for many IPs (proxy ARP) or either MAC is an HA virtual MAC.
+    /// `sender` is the index of this MAC's binding.
     fn detect_contradicted_owner(
         &self,
         st: &IpState,
+        sender: usize,
         exempt: impl FnOnce(MacAddr) -> bool,
-        macs: &mut Vec<MacAddr>,
         conditions: &mut Conditions,
         out: &mut Vec<Event>,
     ) {
-        let Some(owner) = st.owner().filter(|o| *o != self.mac) else {
+        let Some((at, owner)) = st.owner_binding().filter(|(at, _)| *at != sender) else {
             return;
         };
         let window = self.thresholds.concurrency_window;
         let claimed_lately =
-            st.last_claim_of(owner).is_some_and(|t| self.ts.saturating_since(t) <= window);
-        if !claimed_lately || exempt(owner) {
+            owner.last_claim().is_some_and(|t| self.ts.saturating_since(t) <= window);
+        if !claimed_lately || exempt(owner.mac) {
             return;
         }
-        macs.clear();
-        macs.extend([owner, self.mac]);
-        st.order_by_first_seen(macs);
-        self.multi_responder_evidence(ResponderForm::Sender, macs, conditions, out);
+        // In the order they were first seen, as the positions of their bindings say.
+        let macs = if at < sender { [owner.mac, self.mac] } else { [self.mac, owner.mac] };
+        self.multi_responder_evidence(ResponderForm::Sender, &macs, conditions, out);
     }
 
     /// One piece of evidence for the IP's multi-responder incident, involving `macs`: it starts

@@ -610,7 +610,12 @@ impl IpState {
     /// request already answered by another MAC does not replace the first (Linux ignores it for
     /// `locktime`, 1 s, and so do most stacks).
     pub fn owner(&self) -> Option<MacAddr> {
-        self.bindings.iter().find(|b| b.is_owner).map(|b| b.mac)
+        self.owner_binding().map(|(_, b)| b.mac)
+    }
+
+    /// The owner's binding, and its index in [`IpState::bindings`].
+    pub fn owner_binding(&self) -> Option<(usize, &Binding)> {
+        self.bindings.iter().enumerate().find(|(_, b)| b.is_owner)
     }
 
     /// The binding of `mac`, if this IP has one.
