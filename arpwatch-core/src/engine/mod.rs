@@ -20,6 +20,7 @@ mod query;
 mod state;
 mod table;
 
+use std::collections::HashSet;
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 
@@ -103,6 +104,10 @@ pub struct Engine {
     now: Timestamp,
     ips: IpTable,
     senders: LruTable<MacAddr, SenderState>,
+    /// The tracked senders that answered for many IPs (proxy ARP), kept apart so that checking a
+    /// request's owner (every other frame of a spoofing flood) looks in this small set rather
+    /// than among all the senders.
+    proxies: HashSet<MacAddr, foldhash::fast::RandomState>,
     ifaces: LruTable<Arc<str>, IfaceState>,
     next_iface_id: u32,
     pending: PendingTable,
@@ -129,6 +134,7 @@ impl Engine {
             now: Timestamp::default(),
             ips: IpTable::new(caps.max_tracked_ips, max_macs_per_ip),
             senders: LruTable::new(caps.max_tracked_senders),
+            proxies: HashSet::default(),
             ifaces: LruTable::new(caps.max_interfaces),
             next_iface_id: 0,
             pending: PendingTable::new(caps.max_tracked_ips),
@@ -386,8 +392,11 @@ impl Engine {
 
     fn sender_state(&mut self, mac: MacAddr) -> &mut SenderState {
         let (sender, forgotten) = self.senders.get_or_insert_with(mac, SenderState::default);
-        if forgotten.is_some() {
+        if let Some((forgotten, state)) = forgotten {
             self.stats.evictions.senders += 1;
+            if state.answered_many() {
+                self.proxies.remove(&forgotten);
+            }
         }
         sender
     }
@@ -459,16 +468,18 @@ impl Engine {
         out: &mut Vec<Event>,
     ) {
         if kind == ClaimKind::Reply {
-            self.sender_state(obs.sha).rare_mut().answered.note(obs.spa);
+            let answered = &mut self.sender_state(obs.sha).rare_mut().answered;
+            answered.note(obs.spa);
+            if answered.many() {
+                self.proxies.insert(obs.sha);
+            }
         }
         let claim = ClaimContext::new(obs, ts, kind, iface_id, &self.pools, &self.thresholds);
         let (st, binding) = self.ips.bind(claim.ip, claim.mac, ts);
         claim.report_binding(binding.is_new, &mut self.budget, out);
         if !kind.is_strong() {
-            let proxy =
-                |owner: MacAddr| self.senders.peek(&owner).is_some_and(|s| s.answered_many());
             let exempt = |owner: MacAddr| {
-                proxy(owner)
+                self.proxies.contains(&owner)
                     || self.exemptions.is_ha_mac(owner)
                     || self.exemptions.is_ha_mac(claim.mac)
             };
