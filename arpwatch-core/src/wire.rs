@@ -68,32 +68,32 @@ impl RawLine<'_> {
     pub fn visit(&self, sink: &mut impl FieldSink) {
         use Value::*;
         let obs = self.0;
-        sink.field("ts", Time(obs.ts));
-        sink.field("iface", Str(&obs.iface));
-        sink.field("ifindex", U64(obs.ifindex.into()));
-        sink.field("direction", Str(obs.direction.as_str()));
-        sink.field("vlan", Vlan(obs.vlan.as_slice()));
-        sink.field("proto", Str(obs.proto().as_str()));
+        sink.field(key!("ts"), Time(obs.ts));
+        sink.field(key!("iface"), Str(&obs.iface));
+        sink.field(key!("ifindex"), U64(obs.ifindex.into()));
+        sink.field(key!("direction"), Name(obs.direction.as_str()));
+        sink.field(key!("vlan"), Vlan(obs.vlan.as_slice()));
+        sink.field(key!("proto"), Name(obs.proto().as_str()));
         match &obs.nd {
             None => {
-                sink.field("op", Str(arp_op(obs.op)));
-                sink.field("eth_src", Mac(obs.eth_src));
-                sink.field("eth_dst", Mac(obs.eth_dst));
-                sink.field("sha", Mac(obs.sha));
-                sink.field("spa", Ip(obs.spa));
-                sink.field("tha", Mac(obs.tha));
-                sink.field("tpa", Ip(obs.tpa));
+                sink.field(key!("op"), Name(arp_op(obs.op)));
+                sink.field(key!("eth_src"), Mac(obs.eth_src));
+                sink.field(key!("eth_dst"), Mac(obs.eth_dst));
+                sink.field(key!("sha"), Mac(obs.sha));
+                sink.field(key!("spa"), Ip(obs.spa));
+                sink.field(key!("tha"), Mac(obs.tha));
+                sink.field(key!("tpa"), Ip(obs.tpa));
             }
             Some(nd) => {
-                sink.field("op", Str(nd_op(obs.op)));
-                sink.field("eth_src", Mac(obs.eth_src));
-                sink.field("eth_dst", Mac(obs.eth_dst));
-                sink.field("src", Ip(nd.src.into()));
-                sink.field("dst", Ip(nd.dst.into()));
-                sink.field("target", Ip(nd.target.into()));
-                sink.field("lladdr", nd.lladdr.map_or(Null, Mac));
+                sink.field(key!("op"), Name(nd_op(obs.op)));
+                sink.field(key!("eth_src"), Mac(obs.eth_src));
+                sink.field(key!("eth_dst"), Mac(obs.eth_dst));
+                sink.field(key!("src"), Ip(nd.src.into()));
+                sink.field(key!("dst"), Ip(nd.dst.into()));
+                sink.field(key!("target"), Ip(nd.target.into()));
+                sink.field(key!("lladdr"), nd.lladdr.map_or(Null, Mac));
                 if obs.op == ArpOp::Reply {
-                    sink.field("flags", NaFlags(nd.flags));
+                    sink.field(key!("flags"), NaFlags(nd.flags));
                 }
             }
         }
@@ -176,6 +176,9 @@ pub enum Value<'a> {
     /// An absent optional value written out (the raw line's `lladdr`).
     Null,
     Str(&'a str),
+    /// A word of the schema's own (an event kind, a severity, a state...): written as it is,
+    /// since none has anything to escape.
+    Name(&'static str),
     Mac(MacAddr),
     Ip(IpAddr),
     Time(Timestamp),
@@ -190,9 +193,33 @@ pub enum Value<'a> {
     NaFlags(NaFlags),
 }
 
+/// A field's name, with the JSON text that opens its member (`,"name":`) made at compile time
+/// by the `key!` macro: every event line writes some twenty of them, each in one copy.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Key {
+    pub name: &'static str,
+    /// `,"name":`; without its comma for an object's first member.
+    member: &'static str,
+}
+
+/// The [`Key`] of the field `name` (a literal, which has nothing to escape).
+macro_rules! key {
+    ($name:literal) => {
+        $crate::wire::Key::new($name, concat!(",\"", $name, "\":"))
+    };
+}
+pub(crate) use key;
+
+impl Key {
+    /// Made by the `key!` macro, which writes `member` from `name`.
+    pub(crate) const fn new(name: &'static str, member: &'static str) -> Key {
+        Key { name, member }
+    }
+}
+
 /// Receives the fields of an event or a raw line, in the order of the JSON line.
 pub trait FieldSink {
-    fn field(&mut self, name: &'static str, value: Value<'_>);
+    fn field(&mut self, key: Key, value: Value<'_>);
 }
 
 /// Calls `sink` with every present field of `event`, in the order of the JSON line.
@@ -391,53 +418,56 @@ impl<'a> Record<'a> {
         };
         // An empty list is absent.
         let list = |value: Value<'a>, empty: bool| (!empty).then_some(value);
-        field("schema", Some(U64(SCHEMA_VERSION.into())));
-        field("ts", Some(Time(self.ts)));
-        field("event", Some(Str(self.event.as_str())));
-        field("severity", Some(Str(self.severity.as_str())));
-        field("ip", Some(Ip(self.ip)));
-        field("proto", self.proto.map(|v| Str(v.as_str())));
-        field("state", self.state.map(|v| Str(v.as_str())));
-        field("mac", self.mac.map(Mac));
-        field("macs", list(Macs(self.macs), self.macs.is_empty()));
-        field("old_mac", self.old_mac.map(Mac));
-        field("new_mac", self.new_mac.map(Mac));
-        field("eth_src", self.eth_src.map(Mac));
-        field("iface", Some(Str(self.iface)));
-        field("ifaces", list(Names(self.ifaces), self.ifaces.is_empty()));
-        field("allowed_ifaces", list(Names(self.allowed_ifaces), self.allowed_ifaces.is_empty()));
-        field("vlan", list(Vlan(self.vlan), self.vlan.is_empty()));
-        field("direction", self.direction.map(|v| Str(v.as_str())));
-        field("count", self.count.map(U64));
-        field("first_seen", self.first_seen.map(Time));
-        field("last_seen", self.last_seen.map(Time));
-        field("announced", self.announced.map(|v| Str(v.as_str())));
-        field("override", self.override_.map(Bool));
-        field("gap_ms", self.gap_ms.map(U64));
-        field("form", self.form.map(|v| Str(v.as_str())));
-        field("pool", self.pool.map(Str));
-        field("requester_mac", self.requester_mac.map(Mac));
-        field("requester_ip", self.requester_ip.map(Ip));
-        field("rate", self.rate.map(U64));
-        field("scope", self.scope.map(|v| Str(v.as_str())));
+        field(key!("schema"), Some(U64(SCHEMA_VERSION.into())));
+        field(key!("ts"), Some(Time(self.ts)));
+        field(key!("event"), Some(Name(self.event.as_str())));
+        field(key!("severity"), Some(Name(self.severity.as_str())));
+        field(key!("ip"), Some(Ip(self.ip)));
+        field(key!("proto"), self.proto.map(|v| Name(v.as_str())));
+        field(key!("state"), self.state.map(|v| Name(v.as_str())));
+        field(key!("mac"), self.mac.map(Mac));
+        field(key!("macs"), list(Macs(self.macs), self.macs.is_empty()));
+        field(key!("old_mac"), self.old_mac.map(Mac));
+        field(key!("new_mac"), self.new_mac.map(Mac));
+        field(key!("eth_src"), self.eth_src.map(Mac));
+        field(key!("iface"), Some(Str(self.iface)));
+        field(key!("ifaces"), list(Names(self.ifaces), self.ifaces.is_empty()));
+        field(
+            key!("allowed_ifaces"),
+            list(Names(self.allowed_ifaces), self.allowed_ifaces.is_empty()),
+        );
+        field(key!("vlan"), list(Vlan(self.vlan), self.vlan.is_empty()));
+        field(key!("direction"), self.direction.map(|v| Name(v.as_str())));
+        field(key!("count"), self.count.map(U64));
+        field(key!("first_seen"), self.first_seen.map(Time));
+        field(key!("last_seen"), self.last_seen.map(Time));
+        field(key!("announced"), self.announced.map(|v| Name(v.as_str())));
+        field(key!("override"), self.override_.map(Bool));
+        field(key!("gap_ms"), self.gap_ms.map(U64));
+        field(key!("form"), self.form.map(|v| Name(v.as_str())));
+        field(key!("pool"), self.pool.map(Str));
+        field(key!("requester_mac"), self.requester_mac.map(Mac));
+        field(key!("requester_ip"), self.requester_ip.map(Ip));
+        field(key!("rate"), self.rate.map(U64));
+        field(key!("scope"), self.scope.map(|v| Name(v.as_str())));
         let summarised = self.summarised;
-        field("summarised_since", summarised.map(|s| Time(s.since)));
-        field("summarised_new_binding", summarised.map(|s| U64(s.new_binding)));
-        field("summarised_gratuitous", summarised.map(|s| U64(s.gratuitous)));
-        field("summarised_probe", summarised.map(|s| U64(s.probe)));
-        field("sample_macs", summarised.map(|s| Macs(&s.sample_macs)));
-        field("local", self.local_iface.map(|_| Bool(true)));
-        field("local_iface", self.local_iface.map(Str));
-        field("node", self.node.map(Str));
-        field("mac_node", self.mac_node.map(Str));
-        field("old_node", self.old_node.map(Str));
-        field("new_node", self.new_node.map(Str));
-        field("mac_nodes", list(MacNames(self.mac_nodes), self.mac_nodes.is_empty()));
-        field("foreign_macs", list(Macs(self.foreign_macs), self.foreign_macs.is_empty()));
-        field("mac_ifaces", list(MacNames(self.mac_ifaces), self.mac_ifaces.is_empty()));
-        field("services", list(Names(self.services), self.services.is_empty()));
-        field("announcer", self.announcer.map(Announcer));
-        field("context", self.context_stale.then_some(Str("stale")));
+        field(key!("summarised_since"), summarised.map(|s| Time(s.since)));
+        field(key!("summarised_new_binding"), summarised.map(|s| U64(s.new_binding)));
+        field(key!("summarised_gratuitous"), summarised.map(|s| U64(s.gratuitous)));
+        field(key!("summarised_probe"), summarised.map(|s| U64(s.probe)));
+        field(key!("sample_macs"), summarised.map(|s| Macs(&s.sample_macs)));
+        field(key!("local"), self.local_iface.map(|_| Bool(true)));
+        field(key!("local_iface"), self.local_iface.map(Str));
+        field(key!("node"), self.node.map(Str));
+        field(key!("mac_node"), self.mac_node.map(Str));
+        field(key!("old_node"), self.old_node.map(Str));
+        field(key!("new_node"), self.new_node.map(Str));
+        field(key!("mac_nodes"), list(MacNames(self.mac_nodes), self.mac_nodes.is_empty()));
+        field(key!("foreign_macs"), list(Macs(self.foreign_macs), self.foreign_macs.is_empty()));
+        field(key!("mac_ifaces"), list(MacNames(self.mac_ifaces), self.mac_ifaces.is_empty()));
+        field(key!("services"), list(Names(self.services), self.services.is_empty()));
+        field(key!("announcer"), self.announcer.map(Announcer));
+        field(key!("context"), self.context_stale.then_some(Name("stale")));
     }
 }
 
@@ -447,7 +477,7 @@ impl Serialize for Value<'_> {
             Value::U64(v) => s.serialize_u64(v),
             Value::Bool(v) => s.serialize_bool(v),
             Value::Null => s.serialize_none(),
-            Value::Str(v) => s.serialize_str(v),
+            Value::Str(v) | Value::Name(v) => s.serialize_str(v),
             Value::Mac(v) => v.serialize(s),
             Value::Ip(v) => v.serialize(s),
             Value::Time(v) => v.serialize(s),
@@ -500,9 +530,9 @@ struct Members<M: SerializeMap> {
 }
 
 impl<M: SerializeMap> FieldSink for Members<M> {
-    fn field(&mut self, name: &'static str, value: Value<'_>) {
+    fn field(&mut self, key: Key, value: Value<'_>) {
         if self.error.is_none() {
-            self.error = self.map.serialize_entry(name, &value).err();
+            self.error = self.map.serialize_entry(key.name, &value).err();
         }
     }
 }
@@ -513,7 +543,7 @@ impl fmt::Display for Value<'_> {
             Value::U64(v) => write!(f, "{v}"),
             Value::Bool(v) => write!(f, "{v}"),
             Value::Null => f.write_str("null"),
-            Value::Str(v) => f.write_str(v),
+            Value::Str(v) | Value::Name(v) => f.write_str(v),
             Value::Mac(v) => write!(f, "{v}"),
             Value::Ip(v) => write!(f, "{v}"),
             Value::Time(v) => f.write_str(v.rfc3339().as_str()),
@@ -570,7 +600,8 @@ impl fmt::Display for Record<'_> {
             result: fmt::Result,
         }
         impl FieldSink for Pairs<'_, '_> {
-            fn field(&mut self, name: &'static str, value: Value<'_>) {
+            fn field(&mut self, key: Key, value: Value<'_>) {
+                let name = key.name;
                 if self.result.is_ok() && !TEXT_HEAD.contains(&name) {
                     self.result = write!(self.f, " {name}={value}");
                 }
@@ -740,8 +771,8 @@ mod tests {
     fn both_formats_come_from_one_field_list() {
         struct Names(Vec<&'static str>);
         impl FieldSink for Names {
-            fn field(&mut self, name: &'static str, _: Value<'_>) {
-                self.0.push(name);
+            fn field(&mut self, key: Key, _: Value<'_>) {
+                self.0.push(key.name);
             }
         }
         let e = sample();

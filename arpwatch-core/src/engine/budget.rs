@@ -7,7 +7,6 @@
 //! a pool IP, never ask the budget: the caller reports them whatever it says.
 
 use std::net::{IpAddr, Ipv4Addr};
-use std::sync::Arc;
 
 use super::lifecycle::{ConditionKey, Evidence, Report};
 use super::table::LruTable;
@@ -20,7 +19,9 @@ use crate::observation::{MacAddr, Observation, Timestamp};
 const EVENT: u64 = 1_000_000_000;
 
 pub(super) struct InfoBudget {
-    buckets: LruTable<Arc<str>, Bucket>,
+    /// By the interface's id in the engine's interface table (cheaper to hash than its name, as
+    /// for its storm); an interface forgotten there and seen again starts afresh here too.
+    buckets: LruTable<u32, Bucket>,
     /// The current observation's informational events beyond its interface's budget, kind and
     /// MAC, for the engine to add to the interface's storm (then cleared).
     summarised: Vec<(EventKind, MacAddr)>,
@@ -38,13 +39,13 @@ impl InfoBudget {
         InfoBudget { buckets: LruTable::new(interfaces), summarised: Vec::new() }
     }
 
-    /// Whether the informational event `kind` about `mac`, seen on `iface` at `ts`, may be
-    /// reported on its own; if not, it is noted in `summarised`. `ts` never goes back (the
-    /// engine's time).
+    /// Whether the informational event `kind` about `mac`, seen at `ts` on the interface whose
+    /// id is `iface_id`, may be reported on its own; if not, it is noted in `summarised`. `ts`
+    /// never goes back (the engine's time).
     pub fn admit(
         &mut self,
         thresholds: &Thresholds,
-        iface: &Arc<str>,
+        iface_id: u32,
         ts: Timestamp,
         kind: EventKind,
         mac: MacAddr,
@@ -55,13 +56,8 @@ impl InfoBudget {
         }
         // Read at every event, so that a reload applies at once.
         let capacity = u64::from(thresholds.info_burst_per_iface).saturating_mul(EVENT);
-        let bucket = match self.buckets.get_mut(&**iface) {
-            Some(bucket) => bucket,
-            None => {
-                let fresh = Bucket { tokens: capacity, refilled: ts };
-                self.buckets.get_or_insert_with(iface.clone(), || fresh).0
-            }
-        };
+        let fresh = || Bucket { tokens: capacity, refilled: ts };
+        let bucket = self.buckets.get_or_insert_with(iface_id, fresh).0;
         let elapsed = ts.as_nanos().saturating_sub(bucket.refilled.as_nanos());
         bucket.tokens = bucket.tokens.saturating_add(elapsed.saturating_mul(rate)).min(capacity);
         bucket.refilled = ts;

@@ -3,6 +3,7 @@
 //! operator should not wait for), then `end` once the condition has had no evidence for the quiet
 //! window.
 
+use std::hash::{Hash, Hasher};
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,7 +17,7 @@ use crate::observation::{MacAddr, Timestamp, VlanTags};
 use crate::status::OpenCondition;
 
 /// What a lasting condition is about.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub(super) enum ConditionKey {
     MultiResponder(IpAddr),
     Flapping(IpAddr),
@@ -27,6 +28,30 @@ pub(super) enum ConditionKey {
     StormIface(u32),
     StormMac(MacAddr),
     AnnouncerMismatch(IpAddr),
+}
+
+/// The key as one 128-bit word, its variant in the top byte: conditions are looked up several
+/// times per frame, and one write hashes faster than the derived variant-by-variant writes. An
+/// IPv6 address that fills the top byte can share a word with another key, which costs only a
+/// comparison.
+impl Hash for ConditionKey {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        let ip_bits = |ip: IpAddr| match ip {
+            IpAddr::V4(v4) => u128::from(v4.to_bits()),
+            IpAddr::V6(v6) => v6.to_bits(),
+        };
+        let (variant, value) = match *self {
+            ConditionKey::MultiResponder(ip) => (0u8, ip_bits(ip)),
+            ConditionKey::Flapping(ip) => (1, ip_bits(ip)),
+            ConditionKey::Unanswered(ip) => (2, ip_bits(ip)),
+            ConditionKey::StormIface(id) => (3, u128::from(id)),
+            ConditionKey::StormMac(MacAddr([a, b, c, d, e, f])) => {
+                (4, u128::from(u64::from_be_bytes([0, 0, a, b, c, d, e, f])))
+            }
+            ConditionKey::AnnouncerMismatch(ip) => (5, ip_bits(ip)),
+        };
+        state.write_u128(value ^ (u128::from(variant) << 120));
+    }
 }
 
 /// What a report of a condition says besides its lifecycle: where the evidence was seen, the
@@ -185,7 +210,8 @@ impl Conditions {
             cond.count += ev.count;
             let mut grew = summarise(&mut cond.summarised);
             for mac in ev.macs {
-                if !cond.macs.contains(mac) && cond.macs.len() < self.max_macs {
+                // A full list is not scanned: in a flood it stays full.
+                if cond.macs.len() < self.max_macs && !cond.macs.contains(mac) {
                     cond.macs.push(*mac);
                     grew = true;
                 }

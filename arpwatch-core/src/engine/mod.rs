@@ -20,6 +20,7 @@ mod query;
 mod state;
 mod table;
 
+use std::collections::HashSet;
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 
@@ -103,6 +104,10 @@ pub struct Engine {
     now: Timestamp,
     ips: IpTable,
     senders: LruTable<MacAddr, SenderState>,
+    /// The tracked senders that answered for many IPs (proxy ARP), kept apart so that checking a
+    /// request's owner (every other frame of a spoofing flood) looks in this small set rather
+    /// than among all the senders.
+    proxies: HashSet<MacAddr, foldhash::fast::RandomState>,
     ifaces: LruTable<Arc<str>, IfaceState>,
     next_iface_id: u32,
     pending: PendingTable,
@@ -129,6 +134,7 @@ impl Engine {
             now: Timestamp::default(),
             ips: IpTable::new(caps.max_tracked_ips, max_macs_per_ip),
             senders: LruTable::new(caps.max_tracked_senders),
+            proxies: HashSet::default(),
             ifaces: LruTable::new(caps.max_interfaces),
             next_iface_id: 0,
             pending: PendingTable::new(caps.max_tracked_ips),
@@ -164,7 +170,7 @@ impl Engine {
         self.check_sender_mismatch(obs, ts, out);
 
         if obs.is_probe() {
-            self.on_probe(obs, ts, out);
+            self.on_probe(obs, ts, iface_id, out);
         } else if let Some(kind) = obs.claim() {
             self.on_sender(obs, ts, kind, iface_id, out);
             if kind == ClaimKind::Request {
@@ -386,8 +392,11 @@ impl Engine {
 
     fn sender_state(&mut self, mac: MacAddr) -> &mut SenderState {
         let (sender, forgotten) = self.senders.get_or_insert_with(mac, SenderState::default);
-        if forgotten.is_some() {
+        if let Some((forgotten, state)) = forgotten {
             self.stats.evictions.senders += 1;
+            if state.answered_many() {
+                self.proxies.remove(&forgotten);
+            }
         }
         sender
     }
@@ -415,7 +424,7 @@ impl Engine {
     /// unless the IP is bound to another MAC or another host probes it at the same time. A clean
     /// probe is remembered for the reply timeout: a claim from another MAC within it answers the
     /// probe (a host defending its address), which is the conflict too.
-    fn on_probe(&mut self, obs: &Observation, ts: Timestamp, out: &mut Vec<Event>) {
+    fn on_probe(&mut self, obs: &Observation, ts: Timestamp, iface_id: u32, out: &mut Vec<Event>) {
         let target = obs.tpa;
         if target.is_unspecified() {
             return;
@@ -438,7 +447,7 @@ impl Engine {
                     st.rare_mut().probe = Some(Probe { mac, at: ts });
                 }
                 if !self.pools.contains(target)
-                    && !self.budget.admit(&self.thresholds, &obs.iface, ts, EventKind::Probe, mac)
+                    && !self.budget.admit(&self.thresholds, iface_id, ts, EventKind::Probe, mac)
                 {
                     return;
                 }
@@ -459,21 +468,23 @@ impl Engine {
         out: &mut Vec<Event>,
     ) {
         if kind == ClaimKind::Reply {
-            self.sender_state(obs.sha).rare_mut().answered.note(obs.spa);
+            let answered = &mut self.sender_state(obs.sha).rare_mut().answered;
+            answered.note(obs.spa);
+            if answered.many() {
+                self.proxies.insert(obs.sha);
+            }
         }
         let claim = ClaimContext::new(obs, ts, kind, iface_id, &self.pools, &self.thresholds);
         let (st, binding) = self.ips.bind(claim.ip, claim.mac, ts);
         claim.report_binding(binding.is_new, &mut self.budget, out);
         if !kind.is_strong() {
-            let proxy =
-                |owner: MacAddr| self.senders.peek(&owner).is_some_and(|s| s.answered_many());
             let exempt = |owner: MacAddr| {
-                proxy(owner)
+                self.proxies.contains(&owner)
                     || self.exemptions.is_ha_mac(owner)
                     || self.exemptions.is_ha_mac(claim.mac)
             };
-            let macs = &mut self.scratch_macs;
-            claim.detect_contradicted_owner(st, exempt, macs, &mut self.conditions, out);
+            let conditions = &mut self.conditions;
+            claim.detect_contradicted_owner(st, binding.index, exempt, conditions, out);
             return;
         }
         self.stats.claims += 1;
@@ -537,16 +548,15 @@ impl Engine {
         }
         let target = obs.tpa;
         let in_pool = self.pools.contains(target) || self.announcers.watches.contains_key(&target);
-        let owned = self.ips.peek(&target).is_some_and(|st| st.owner().is_some());
-        if !(in_pool || owned) {
-            return;
-        }
         if in_pool {
             self.ips.track(target);
         }
-        if let Some(st) = self.ips.peek_mut(&target) {
-            st.requests_mut().seen(sent.max(self.now), requests, REQUEST_WINDOW);
-        }
+        // Outside the pools, only an IP some MAC owns is waited for.
+        let watched = self.ips.peek_mut(&target).filter(|st| in_pool || st.owner().is_some());
+        let Some(st) = watched else {
+            return;
+        };
+        st.requests_mut().seen(sent.max(self.now), requests, REQUEST_WINDOW);
         let requester = Requester { mac: obs.sha, ip: obs.spa };
         if let Some(pending) = self.pending.get_mut(&target) {
             pending.count += requests;
@@ -794,8 +804,7 @@ impl<'a> ClaimContext<'a> {
     fn report_binding(&self, is_new: bool, budget: &mut InfoBudget, out: &mut Vec<Event>) {
         let mac = self.mac;
         let mut admit = |kind| {
-            self.pool.is_some()
-                || budget.admit(self.thresholds, &self.obs.iface, self.ts, kind, mac)
+            self.pool.is_some() || budget.admit(self.thresholds, self.iface_id, self.ts, kind, mac)
         };
         if is_new && admit(EventKind::NewBinding) {
             out.push(self.event(None, Detail::NewBinding { mac, announced: self.announced }));
@@ -928,27 +937,27 @@ impl<'a> ClaimContext<'a> {
     /// IP: `multi_responder` evidence of the `sender` form (the half of a man-in-the-middle that
     /// poisons a gateway about a victim that keeps talking). Not when `exempt(owner)` says the
     /// owner answers for many IPs (proxy ARP) or either MAC is an HA virtual MAC.
+    /// `sender` is the index of this MAC's binding.
     fn detect_contradicted_owner(
         &self,
         st: &IpState,
+        sender: usize,
         exempt: impl FnOnce(MacAddr) -> bool,
-        macs: &mut Vec<MacAddr>,
         conditions: &mut Conditions,
         out: &mut Vec<Event>,
     ) {
-        let Some(owner) = st.owner().filter(|o| *o != self.mac) else {
+        let Some((at, owner)) = st.owner_binding().filter(|(at, _)| *at != sender) else {
             return;
         };
         let window = self.thresholds.concurrency_window;
         let claimed_lately =
-            st.last_claim_of(owner).is_some_and(|t| self.ts.saturating_since(t) <= window);
-        if !claimed_lately || exempt(owner) {
+            owner.last_claim().is_some_and(|t| self.ts.saturating_since(t) <= window);
+        if !claimed_lately || exempt(owner.mac) {
             return;
         }
-        macs.clear();
-        macs.extend([owner, self.mac]);
-        st.order_by_first_seen(macs);
-        self.multi_responder_evidence(ResponderForm::Sender, macs, conditions, out);
+        // In the order they were first seen, as the positions of their bindings say.
+        let macs = if at < sender { [owner.mac, self.mac] } else { [self.mac, owner.mac] };
+        self.multi_responder_evidence(ResponderForm::Sender, &macs, conditions, out);
     }
 
     /// One piece of evidence for the IP's multi-responder incident, involving `macs`: it starts

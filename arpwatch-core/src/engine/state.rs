@@ -610,7 +610,12 @@ impl IpState {
     /// request already answered by another MAC does not replace the first (Linux ignores it for
     /// `locktime`, 1 s, and so do most stacks).
     pub fn owner(&self) -> Option<MacAddr> {
-        self.bindings.iter().find(|b| b.is_owner).map(|b| b.mac)
+        self.owner_binding().map(|(_, b)| b.mac)
+    }
+
+    /// The owner's binding, and its index in [`IpState::bindings`].
+    pub fn owner_binding(&self) -> Option<(usize, &Binding)> {
+        self.bindings.iter().enumerate().find(|(_, b)| b.is_owner)
     }
 
     /// The binding of `mac`, if this IP has one.
@@ -626,20 +631,21 @@ impl IpState {
     /// Finds or adds the binding of `mac`; returns its index, whether it is new, and whether an
     /// older binding had to be forgotten to make room.
     pub fn touch(&mut self, mac: MacAddr, ts: Timestamp, max_macs: usize) -> (usize, bool, bool) {
-        if let Some(i) = self.bindings.iter().position(|b| b.mac == mac) {
-            self.bindings[i].last_seen = ts;
-            return (i, false, false);
+        // One pass finds the binding or, for a new MAC, the stalest one other than the owner's
+        // (the first of the stalest), which a full IP forgets to make room.
+        let mut stalest: Option<(usize, Timestamp)> = None;
+        for (i, b) in self.bindings.iter_mut().enumerate() {
+            if b.mac == mac {
+                b.last_seen = ts;
+                return (i, false, false);
+            }
+            if !b.is_owner && stalest.is_none_or(|(_, seen)| b.last_seen < seen) {
+                stalest = Some((i, b.last_seen));
+            }
         }
         let mut evicted = false;
         if self.bindings.len() >= max_macs {
-            let stalest = self
-                .bindings
-                .iter()
-                .enumerate()
-                .filter(|(_, b)| !b.is_owner)
-                .min_by_key(|(_, b)| b.last_seen)
-                .map(|(i, _)| i);
-            if let Some(i) = stalest {
+            if let Some((i, _)) = stalest {
                 // Not `swap_remove`: the order of the bindings is the order they were first
                 // seen in, which `macs` lists follow.
                 self.bindings.remove(i);

@@ -7,7 +7,7 @@
 use std::io::Write;
 use std::net::IpAddr;
 
-use super::{arp_op, nd_op, FieldSink, Value};
+use super::{arp_op, key, nd_op, FieldSink, Key, Value};
 use crate::observation::{ArpOp, MacAddr, Observation};
 
 /// A JSON object being written into `out`: one member per [`FieldSink::field`], closed by
@@ -23,14 +23,21 @@ impl<'b> Object<'b> {
         Object { out, first: true }
     }
 
-    /// A member's name: a field name, which has nothing to escape, or a MAC's text.
-    fn key(&mut self, name: &[u8]) {
-        debug_assert!(name.iter().all(|b| b.is_ascii_alphanumeric() || b"_:".contains(b)));
+    /// A member's name: a field's, in one copy.
+    fn key(&mut self, key: Key) {
+        let member = key.member.as_bytes();
+        // The first member has no comma before it.
+        self.out.extend_from_slice(if self.first { &member[1..] } else { member });
+        self.first = false;
+    }
+
+    /// A member's name that is a MAC's text, which has nothing to escape.
+    fn mac_key(&mut self, mac: MacAddr) {
         if !self.first {
             self.out.push(b',');
         }
         self.first = false;
-        plain_string(self.out, name);
+        plain_string(self.out, mac.text().as_bytes());
         self.out.push(b':');
     }
 
@@ -40,8 +47,8 @@ impl<'b> Object<'b> {
 }
 
 impl FieldSink for Object<'_> {
-    fn field(&mut self, name: &'static str, value: Value<'_>) {
-        self.key(name.as_bytes());
+    fn field(&mut self, key: Key, value: Value<'_>) {
+        self.key(key);
         value_into(self.out, value);
     }
 }
@@ -109,6 +116,7 @@ fn value_into(out: &mut Vec<u8>, value: Value<'_>) {
         Value::Bool(v) => out.extend_from_slice(if v { b"true" } else { b"false" }),
         Value::Null => out.extend_from_slice(b"null"),
         Value::Str(v) => string(out, v),
+        Value::Name(v) => plain_string(out, v.as_bytes()),
         Value::Mac(v) => mac(out, v),
         Value::Ip(v) => ip(out, v),
         Value::Time(v) => plain_string(out, v.rfc3339().as_bytes()),
@@ -120,23 +128,23 @@ fn value_into(out: &mut Vec<u8>, value: Value<'_>) {
         Value::MacNames(v) => {
             let mut object = Object::new(out);
             for (m, name) in v {
-                object.key(m.text().as_bytes());
+                object.mac_key(*m);
                 string(object.out, name);
             }
             object.end();
         }
         Value::Announcer(v) => {
             let mut object = Object::new(out);
-            object.field("node", Value::Str(&v.node));
-            object.field("interfaces", Value::Names(&v.interfaces));
-            object.field("source", Value::Str(v.source.as_str()));
+            object.field(key!("node"), Value::Str(&v.node));
+            object.field(key!("interfaces"), Value::Names(&v.interfaces));
+            object.field(key!("source"), Value::Str(v.source.as_str()));
             object.end();
         }
         Value::NaFlags(v) => {
             let mut object = Object::new(out);
-            object.field("router", Value::Bool(v.router));
-            object.field("solicited", Value::Bool(v.solicited));
-            object.field("override", Value::Bool(v.override_));
+            object.field(key!("router"), Value::Bool(v.router));
+            object.field(key!("solicited"), Value::Bool(v.solicited));
+            object.field(key!("override"), Value::Bool(v.override_));
             object.end();
         }
     }
