@@ -15,6 +15,7 @@ pub mod nd;
 
 /// Ethertypes the parsers care about (host byte order).
 pub mod ethertype {
+    pub const IPV4: u16 = 0x0800;
     pub const ARP: u16 = 0x0806;
     pub const IPV6: u16 = 0x86dd;
     pub const VLAN_8021Q: u16 = 0x8100;

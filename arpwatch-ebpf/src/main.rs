@@ -104,6 +104,7 @@ static LAST_WAKEUP: PerCpuArray<[u64; 2]> = PerCpuArray::with_max_entries(1, 0);
 #[unsafe(no_mangle)]
 static DEDUP_HASH_SEED: u64 = 0;
 
+const IPV4_BE: u16 = ethertype::IPV4.to_be();
 const ARP_BE: u16 = ethertype::ARP.to_be();
 const IPV6_BE: u16 = ethertype::IPV6.to_be();
 const VLAN_8021Q_BE: u16 = ethertype::VLAN_8021Q.to_be();
@@ -438,7 +439,13 @@ fn observe(
     // SAFETY: `ptr_at` checked that the header lies inside the packet.
     let eth = unsafe { &*eth };
     let mut ether_type = eth.ether_type;
-    // The common frame (IPv4, untagged) leaves here after one bounds check and four compares.
+    // The common frames leave first, untagged: IPv4 after one compare, IPv6 other than ICMPv6
+    // after its next header (`observe_nd` looks again, for tagged frames too).
+    if ether_type == IPV4_BE
+        || (ether_type == IPV6_BE && !carries_icmpv6(data, data_end, EthHdr::LEN))
+    {
+        return;
+    }
     if ether_type != ARP_BE && ether_type != IPV6_BE && !is_vlan(ether_type) {
         return;
     }
@@ -470,6 +477,13 @@ fn observe(
     } else if ether_type == IPV6_BE {
         observe_nd(&frame, offset, ifindex);
     }
+}
+
+/// Whether the IPv6 packet at `offset` is whole and carries ICMPv6 right behind its header.
+#[inline(always)]
+fn carries_icmpv6(data: usize, data_end: usize, offset: usize) -> bool {
+    // SAFETY: bounds checked by `ptr_at`; alignment 1.
+    ptr_at::<Ipv6Hdr>(data, data_end, offset).is_some_and(|ip| unsafe { &*ip }.carries_icmpv6())
 }
 
 /// What the link layer gave, for the record.
@@ -557,13 +571,12 @@ impl OptionBytes for PacketOptions {
 #[inline(always)]
 fn observe_nd(frame: &Frame, offset: usize, ifindex: impl Fn() -> u32 + Copy) {
     let (data, data_end, dir) = (frame.data, frame.data_end, frame.dir);
+    if !carries_icmpv6(data, data_end, offset) {
+        return;
+    }
     let Some(ip) = ptr_at::<Ipv6Hdr>(data, data_end, offset) else {
         return;
     };
-    // SAFETY: bounds checked by `ptr_at`; alignment 1.
-    if !unsafe { &*ip }.carries_icmpv6() {
-        return;
-    }
     let icmp = offset + IPV6_HEADER_LEN;
     let Some(icmp_type) = ptr_at::<u8>(data, data_end, icmp) else {
         return;
