@@ -334,6 +334,10 @@ impl Write for Lines {
     /// The encoders write a line in many small pieces: this is their hot path.
     #[inline]
     fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
+        // The whole lines go before the buffer would have to grow, which would copy them all.
+        if buf.len() > self.pending.capacity() - self.pending.len() {
+            self.push()?;
+        }
         self.pending.extend_from_slice(buf);
         if self.pending.len() >= self.chunk {
             self.push()?;
