@@ -1,7 +1,8 @@
 //! What the engine remembers per IP, per Ethernet source and per interface, and the small
 //! counters the detectors share. Everything here is bounded by the caps in `config::Caps`.
 
-use std::collections::BTreeSet;
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 use std::time::Duration;
@@ -123,16 +124,23 @@ pub(super) struct PendingRequests {
 }
 
 /// The watched IPs with requests waiting for a claim, bounded by a cap (the oldest is forgotten
-/// first), with their deadlines in order, so that the next one to run out is known without a
-/// scan ([`PendingTable::next_deadline`]).
+/// first), with their deadlines in a heap, so that the next one to run out is known without a
+/// scan ([`PendingTable::next_deadline`]). A claim answers requests every other frame of a
+/// spoofing flood: the deadline of requests answered or forgotten is not searched for, it stays
+/// in the heap until it comes to the top, where it is dropped (the top is always a waiting IP's).
 pub(super) struct PendingTable {
     by_ip: LruTable<IpAddr, PendingRequests>,
-    by_deadline: BTreeSet<(Timestamp, IpAddr)>,
+    /// Earliest first, with the stale deadlines not dropped yet.
+    by_deadline: BinaryHeap<Reverse<(Timestamp, IpAddr)>>,
 }
+
+/// Stale deadlines the heap may hold beyond as many as there are waiting IPs before it is
+/// rebuilt from them, so that a small table is not rebuilt at every answer.
+const STALE_DEADLINES: usize = 64;
 
 impl PendingTable {
     pub fn new(cap: usize) -> Self {
-        PendingTable { by_ip: LruTable::new(cap), by_deadline: BTreeSet::new() }
+        PendingTable { by_ip: LruTable::new(cap), by_deadline: BinaryHeap::new() }
     }
 
     pub fn len(&self) -> usize {
@@ -152,44 +160,51 @@ impl PendingTable {
     /// Starts waiting for a claim of `ip`, which has no requests waiting. Returns whether
     /// another IP's requests were forgotten to make room.
     pub fn insert(&mut self, ip: IpAddr, pending: PendingRequests) -> bool {
-        self.by_deadline.insert((pending.deadline, ip));
-        let deadline = pending.deadline;
-        match self.by_ip.push(ip, pending) {
-            Some((forgotten, old)) => {
-                if (old.deadline, forgotten) != (deadline, ip) {
-                    self.by_deadline.remove(&(old.deadline, forgotten));
-                }
-                forgotten != ip
-            }
-            None => false,
-        }
+        self.by_deadline.push(Reverse((pending.deadline, ip)));
+        let forgotten = self.by_ip.push(ip, pending);
+        self.drop_stale_deadlines();
+        forgotten.is_some_and(|(forgotten, _)| forgotten != ip)
     }
 
     /// The requests for `ip` are answered (or are being judged).
     pub fn remove(&mut self, ip: &IpAddr) -> Option<PendingRequests> {
         let pending = self.by_ip.remove(ip)?;
-        self.by_deadline.remove(&(pending.deadline, *ip));
+        self.drop_stale_deadlines();
         Some(pending)
     }
 
     /// The earliest deadline.
     pub fn next_deadline(&self) -> Option<Timestamp> {
-        self.by_deadline.first().map(|(deadline, _)| *deadline)
+        self.by_deadline.peek().map(|Reverse((deadline, _))| *deadline)
     }
 
-    /// Takes out the requests with the earliest deadline, if it is `now` or earlier. Each call
-    /// takes at least one deadline out of the index while any is due, so a loop over it ends.
+    /// Takes out the requests with the earliest deadline, if it is `now` or earlier.
     pub fn pop_due(&mut self, now: Timestamp) -> Option<(IpAddr, PendingRequests)> {
-        while let Some(&(deadline, ip)) = self.by_deadline.first() {
-            if deadline > now {
-                return None;
-            }
-            self.by_deadline.pop_first();
-            if self.by_ip.peek(&ip).is_some_and(|p| p.deadline == deadline) {
-                return self.by_ip.remove(&ip).map(|pending| (ip, pending));
-            }
+        let &Reverse((deadline, ip)) = self.by_deadline.peek()?;
+        if deadline > now {
+            return None;
         }
-        None
+        self.by_deadline.pop();
+        let pending = self.by_ip.remove(&ip);
+        self.drop_stale_deadlines();
+        pending.map(|pending| (ip, pending))
+    }
+
+    /// Drops the deadlines of requests no longer waiting off the top of the heap, so that the
+    /// top is a waiting IP's; rebuilds the heap from the waiting IPs once stale deadlines
+    /// outnumber them, so that it stays bounded by the cap.
+    fn drop_stale_deadlines(&mut self) {
+        if self.by_deadline.len() > 2 * self.by_ip.len() + STALE_DEADLINES {
+            let waiting = self.by_ip.iter().map(|(ip, p)| Reverse((p.deadline, *ip)));
+            self.by_deadline = waiting.collect();
+            return;
+        }
+        while let Some(&Reverse((deadline, ip))) = self.by_deadline.peek() {
+            if self.by_ip.peek(&ip).is_some_and(|p| p.deadline == deadline) {
+                return;
+            }
+            self.by_deadline.pop();
+        }
     }
 }
 
