@@ -188,11 +188,14 @@ fn render_storm(storm: &Value) -> String {
          the flood (sender, softirq and observer together). Handled = frames the observer processed: \
          for arpwatch the kernel's valid ARP count minus ring-full drops (emitted or suppressed), for \
          Debian's arpwatch libpcap's received minus dropped. Debian's losses = PACKET_STATISTICS of its \
-         libpcap socket (what pcap_stats reports).\n\n",
-        storm["flood_seconds"]
+         libpcap socket (what pcap_stats reports). Each observer floods {} times, in a fresh lab \
+         each time; its row is the flood with the median CPU per frame handled, and the last column \
+         lists that figure for every flood.\n\n",
+        storm["flood_seconds"],
+        storm::OBSERVER_ROUNDS
     );
-    md += "| flood | observer | frames sent | frames/s | veth drops | observer CPU s / Mframe sent | observer CPU s / Mframe handled | system CPU s / Mframe | peak RSS MiB | kernel: arp / suppressed / ring-full | engine observations | losses | planted multi_responder reported |\n";
-    md += "|---|---|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---|\n";
+    md += "| flood | observer | frames sent | frames/s | veth drops | observer CPU s / Mframe sent | observer CPU s / Mframe handled | system CPU s / Mframe | peak RSS MiB | kernel: arp / suppressed / ring-full | engine observations | losses | planted multi_responder reported | CPU s / Mframe handled, each flood |\n";
+    md += "|---|---|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---|---|\n";
     for s in storm["runs"].as_array().into_iter().flatten() {
         let observer = s["observer"].as_str().unwrap_or("");
         let kernel = if observer == "arpwatch" {
@@ -206,7 +209,11 @@ fn render_storm(storm: &Value) -> String {
             "–".into()
         };
         let losses = match observer {
-            "arpwatch" => format!("{} ring-full", n(&s["kernel"]["ring_full_drops"])),
+            "arpwatch" => format!(
+                "{} ring-full, {} output lines dropped",
+                n(&s["kernel"]["ring_full_drops"]),
+                n(&s["output"]["dropped_lines"])
+            ),
             "debian-arpwatch" => {
                 format!(
                     "{} of {} dropped by libpcap",
@@ -220,8 +227,13 @@ fn render_storm(storm: &Value) -> String {
             .as_f64()
             .map(|k| format!("{:.1}", k / 1024.0))
             .unwrap_or_else(|| "–".into());
+        let rounds = s["rounds_cpu_s_per_mframe_handled"]
+            .as_array()
+            .filter(|_| observer != "none")
+            .map(|r| r.iter().map(|v| f(v, 3)).collect::<Vec<_>>().join(", "))
+            .unwrap_or_else(|| "–".into());
         md += &format!(
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
             s["profile"].as_str().unwrap_or(""),
             observer,
             n(&s["frames_sent"]),
@@ -235,6 +247,7 @@ fn render_storm(storm: &Value) -> String {
             n(&s["engine"]["observations"]),
             losses,
             s["planted_reported"].as_str().unwrap_or("–"),
+            rounds,
         );
     }
     md
