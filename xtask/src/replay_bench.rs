@@ -10,6 +10,7 @@
 use anyhow::{bail, Context, Result};
 use arpwatch_core::testkit::frames::ArpFrame;
 use serde_json::{json, Value};
+use std::ffi::OsString;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -122,26 +123,21 @@ fn generate(capture: Capture, path: &Path) -> Result<()> {
     Ok(())
 }
 
-/// The best wall and CPU seconds of `RUNS` runs of `program args`, output to /dev/null.
-fn time(program: &Path, args: &[&std::ffi::OsStr]) -> Result<Value> {
-    let (mut wall, mut cpu) = (f64::INFINITY, f64::INFINITY);
-    for _ in 0..RUNS {
-        let started = Instant::now();
-        let child = Command::new(program)
-            .args(args)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .with_context(|| format!("could not start {}", program.display()))?;
-        let (status, cpu_s, _) = wait_with_rusage(child.id())?;
-        let elapsed = started.elapsed().as_secs_f64();
-        if status != 0 {
-            bail!("{} {args:?} failed (wait status {status})", program.display());
-        }
-        wall = wall.min(elapsed);
-        cpu = cpu.min(cpu_s);
+/// The wall and CPU seconds of one run of `program args`, output to /dev/null.
+fn time(program: &Path, args: &[OsString]) -> Result<(f64, f64)> {
+    let started = Instant::now();
+    let child = Command::new(program)
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .with_context(|| format!("could not start {}", program.display()))?;
+    let (status, cpu_s, _) = wait_with_rusage(child.id())?;
+    let elapsed = started.elapsed().as_secs_f64();
+    if status != 0 {
+        bail!("{} {args:?} failed (wait status {status})", program.display());
     }
-    Ok(json!({ "wall_s": wall, "cpu_s": cpu }))
+    Ok((elapsed, cpu_s))
 }
 
 /// tcpdump, installed from Debian when missing.
@@ -162,39 +158,48 @@ fn ensure_tcpdump() -> Result<PathBuf> {
     }
 }
 
-/// Generates the captures into `dir` and times every replay.
+/// Generates the captures into `dir` and times every replay and tcpdump, best of [`RUNS`]
+/// rounds, each round running every one of them once (so a slow spell of the machine hits all
+/// alike).
 pub fn run(arpwatch_bin: &Path, dir: &Path) -> Result<Value> {
     let tcpdump = ensure_tcpdump()?;
     std::fs::create_dir_all(dir)?;
-    let mut replays = Vec::new();
-    let mut healthy = None;
+    // What to time: the capture, whether `--raw`, the program and its arguments.
+    let mut jobs: Vec<(Capture, bool, &Path, Vec<OsString>)> = Vec::new();
     for capture in [Capture::Healthy, Capture::Flood, Capture::Claims] {
         let path = dir.join(format!("replay-{}.pcap", capture.name()));
         eprintln!("xtask: replay: generating {}", path.display());
         generate(capture, &path)?;
-        let mut runs = vec![(false, capture)];
+        jobs.push((capture, false, arpwatch_bin, vec!["replay".into(), path.clone().into()]));
         if let Capture::Flood = capture {
-            runs.push((true, capture));
+            let args = vec!["replay".into(), "--raw".into(), path.clone().into()];
+            jobs.push((capture, true, arpwatch_bin, args));
         }
-        for (raw, capture) in runs {
-            let mut args = vec!["replay".as_ref()];
-            if raw {
-                args.push("--raw".as_ref());
-            }
-            args.push(path.as_os_str());
-            eprintln!("xtask: replay: arpwatch {args:?}");
-            let mut timing = time(arpwatch_bin, &args)?;
+        if let Capture::Healthy = capture {
+            jobs.push((capture, false, &tcpdump, vec!["-nr".into(), path.into()]));
+        }
+    }
+    let mut best = vec![(f64::INFINITY, f64::INFINITY); jobs.len()];
+    for round in 1..=RUNS {
+        eprintln!("xtask: replay: round {round} of {RUNS}");
+        for ((_, _, program, args), best) in jobs.iter().zip(best.iter_mut()) {
+            let (wall, cpu) = time(program, args)?;
+            *best = (best.0.min(wall), best.1.min(cpu));
+        }
+    }
+    let mut replays = Vec::new();
+    let mut tcpdump_time = Value::Null;
+    for ((capture, raw, program, _), (wall, cpu)) in jobs.iter().zip(best) {
+        let timing = json!({ "wall_s": wall, "cpu_s": cpu });
+        if *program == tcpdump.as_path() {
+            tcpdump_time = timing;
+        } else {
+            let mut timing = timing;
             timing["capture"] = json!(capture.name());
             timing["raw"] = json!(raw);
             replays.push(timing);
         }
-        if let Capture::Healthy = capture {
-            healthy = Some(path);
-        }
     }
-    let healthy = healthy.expect("the healthy capture comes first");
-    eprintln!("xtask: replay: tcpdump -nr {}", healthy.display());
-    let tcpdump_time = time(&tcpdump, &["-nr".as_ref(), healthy.as_os_str()])?;
     Ok(
         json!({ "frames": FRAMES, "runs": RUNS, "replays": replays, "tcpdump_healthy": tcpdump_time }),
     )
@@ -219,7 +224,7 @@ pub fn render(r: &Value) -> String {
          `healthy` ({HOSTS} hosts asking for each other, answering, 5 % announcing themselves), \
          `flood` (every frame a gratuitous reply from a new MAC for a new IP), `claims` (every \
          frame a reply claiming a new IP). `arpwatch replay` (release build) and `tcpdump -nr` \
-         write to /dev/null; best of {} runs, wall time and user+system CPU (wait4). tcpdump reads \
+         write to /dev/null; best of {} interleaved rounds (each runs every one once), wall time and user+system CPU (wait4). tcpdump reads \
          only the healthy capture (its MAC name cache is quadratic in distinct MACs). Ratios are \
          to the healthy replay's wall time (the issue's targets: flood <= 2, flood `--raw` <= \
          1.5, tcpdump >= 10).\n\n",
