@@ -6,7 +6,7 @@
 mod support;
 
 use arpwatch::{wakeup_bytes, CounterTotals, KernelProbe, DEFAULT_RING_BYTES};
-use arpwatch_common::{direction, na_flag, Counter, NeighRecord, WAKEUP_GAP_NS};
+use arpwatch_common::{direction, na_flag, Counter, NeighRecord, RECORD_RING_BYTES, WAKEUP_GAP_NS};
 use arpwatch_core::testkit::frames::*;
 use aya::programs::{TestRun, TestRunOptions};
 use std::time::Duration;
@@ -584,7 +584,6 @@ fn a_record_wakes_the_reader_unless_its_cpu_did_just_before_and_sent_little_sinc
     // One page: the threshold is a sixteenth of it (256 bytes) on up to 8 CPUs, so every third
     // record (120 bytes with the ring's header) within the gap wakes the reader.
     const RING: u32 = 4096;
-    const RECORD_RING_BYTES: u64 = std::mem::size_of::<NeighRecord>() as u64 + 8;
     pin_to(allowed_cpus()[0]);
     let mut probe = KernelProbe::load_with_dedup(RING, Duration::ZERO).unwrap();
     let threshold = wakeup_bytes(RING);

@@ -167,6 +167,8 @@ pub const fn ipv4_field(ip: [u8; 4]) -> [u8; 16] {
 }
 
 pub const NEIGH_RECORD_SIZE: usize = 112;
+/// What a record takes in the ring buffer: itself and the ring's 8-byte header.
+pub const RECORD_RING_BYTES: u64 = NEIGH_RECORD_SIZE as u64 + 8;
 const _: () = assert!(core::mem::size_of::<NeighRecord>() == NEIGH_RECORD_SIZE);
 const _: () = assert!(core::mem::align_of::<NeighRecord>() == 8);
 

@@ -35,7 +35,7 @@ use arpwatch_common::nd::{self, Ipv6Hdr, NdInvalid, NdMessage, OptionBytes, IPV6
 use arpwatch_common::{
     direction, ethertype, ipv4_field, proto, ArpEthIpv4, Counter, NeighRecord,
     ARP_FIXED_HEADER_LEN, COUNTER_SLOTS, DEDUP_EMITS_PER_INTERVAL, DEFAULT_DEDUP_INTERVAL_NS,
-    MAX_VLAN_TAGS, WAKEUP_GAP_NS,
+    MAX_VLAN_TAGS, RECORD_RING_BYTES, WAKEUP_GAP_NS,
 };
 use aya_ebpf::{
     bindings::{xdp_action, BPF_RB_FORCE_WAKEUP, BPF_RB_NO_WAKEUP, TC_ACT_UNSPEC},
@@ -442,7 +442,7 @@ fn observe(
     // The common frames leave first, untagged: IPv4 after one compare, IPv6 other than ICMPv6
     // after its next header (`observe_nd` looks again, for tagged frames too).
     if ether_type == IPV4_BE
-        || (ether_type == IPV6_BE && !carries_icmpv6(data, data_end, EthHdr::LEN))
+        || (ether_type == IPV6_BE && icmpv6_header(data, data_end, EthHdr::LEN).is_none())
     {
         return;
     }
@@ -479,11 +479,11 @@ fn observe(
     }
 }
 
-/// Whether the IPv6 packet at `offset` is whole and carries ICMPv6 right behind its header.
+/// The header of the IPv6 packet at `offset` if it is whole and carries ICMPv6 right behind it.
 #[inline(always)]
-fn carries_icmpv6(data: usize, data_end: usize, offset: usize) -> bool {
+fn icmpv6_header(data: usize, data_end: usize, offset: usize) -> Option<*const Ipv6Hdr> {
     // SAFETY: bounds checked by `ptr_at`; alignment 1.
-    ptr_at::<Ipv6Hdr>(data, data_end, offset).is_some_and(|ip| unsafe { &*ip }.carries_icmpv6())
+    ptr_at::<Ipv6Hdr>(data, data_end, offset).filter(|&ip| unsafe { &*ip }.carries_icmpv6())
 }
 
 /// What the link layer gave, for the record.
@@ -571,10 +571,7 @@ impl OptionBytes for PacketOptions {
 #[inline(always)]
 fn observe_nd(frame: &Frame, offset: usize, ifindex: impl Fn() -> u32 + Copy) {
     let (data, data_end, dir) = (frame.data, frame.data_end, frame.dir);
-    if !carries_icmpv6(data, data_end, offset) {
-        return;
-    }
-    let Some(ip) = ptr_at::<Ipv6Hdr>(data, data_end, offset) else {
+    let Some(ip) = icmpv6_header(data, data_end, offset) else {
         return;
     };
     let icmp = offset + IPV6_HEADER_LEN;
@@ -695,9 +692,6 @@ fn wakeup_flags(now: u64) -> u64 {
     unsafe { *last = [now, 0] };
     BPF_RB_FORCE_WAKEUP as u64
 }
-
-/// What a record takes in the ring: itself and the ring's 8-byte header.
-const RECORD_RING_BYTES: u64 = size_of::<NeighRecord>() as u64 + 8;
 
 /// The two clocks, each read at most once per frame, and only if needed: the precise one costs
 /// more than the rest of the suppressed path.
