@@ -645,16 +645,23 @@ fn observe_nd(frame: &Frame, offset: usize, ifindex: impl Fn() -> u32 + Copy) {
 }
 
 /// De-duplicates a valid frame's `record` (never, when `untracked`) and, unless it is a repeat
-/// to suppress, stamps it with the time, the repeats it carries and when the latest of them was
-/// seen, and copies it to the ring. Not inlined: one copy per program for ARP and ND alike.
-#[inline(never)]
+/// to suppress, has it emitted. Inlined: a repeat, most frames of a storm, then costs no call
+/// (each call and return is dearer than it looks where returns go through a mitigation thunk).
+#[inline(always)]
 fn emit(record: &mut NeighRecord, untracked: bool) {
-    let dir = record.direction;
     let mut clock = Clock::default();
-    let Some(dedup) = Dedup::check(record, untracked, &mut clock) else {
-        count(Counter::Suppressed, dir);
-        return;
-    };
+    match Dedup::check(record, untracked, &mut clock) {
+        Some(dedup) => submit(record, &dedup, &mut clock),
+        None => count(Counter::Suppressed, record.direction),
+    }
+}
+
+/// Stamps `record` with the time, the repeats it carries and when the latest of them was seen,
+/// and copies it to the ring. Not inlined: one copy per program for ARP and ND alike (and each
+/// path's stack stays within the limit).
+#[inline(never)]
+fn submit(record: &mut NeighRecord, dedup: &Dedup, clock: &mut Clock) {
+    let dir = record.direction;
     let now = clock.boot_ns();
     record.ts_boot_ns = now;
     (record.suppressed, record.last_suppressed_ns) = dedup.carried(now);
@@ -667,7 +674,7 @@ fn emit(record: &mut NeighRecord, untracked: bool) {
     };
     entry.write(*record);
     entry.submit(wakeup_flags(now));
-    dedup.commit(&mut clock);
+    dedup.commit(clock);
 }
 
 /// Whether the record submitted at `now` wakes the reader: the first from this CPU in
@@ -733,38 +740,50 @@ fn hash_seed() -> u64 {
 }
 
 /// A frame that de-duplication lets through, with what to update once its record is in the ring.
+/// A struct whose every field is set on every path (an untracked frame's to null and zero), not
+/// an enum: [`submit`] takes it across a call, and the verifier refuses a call that copies a
+/// register left unset, as the bytes of a variant without them would be.
 #[derive(Clone, Copy)]
-enum Dedup {
-    /// An announcement, a probe, or de-duplication turned off: no state kept.
-    Untracked,
-    Tracked {
-        /// This CPU's slot for the tuple: the one holding it, else the one it may take over.
-        slot: *mut RecentSlot,
-        /// Whether the slot holds this tuple (rather than another, or nothing yet).
-        known: bool,
-        /// The shared word of who last spoke for the claimed address.
-        speaker: *mut u64,
-        tuple: Tuple,
-        /// Another MAC (or nobody known) spoke last for the claimed address.
-        speaker_changed: bool,
-    },
+struct Dedup {
+    /// This CPU's slot for the tuple: the one holding it, else the one it may take over. Null
+    /// for an announcement, a probe, or with de-duplication turned off: no state kept.
+    slot: *mut RecentSlot,
+    /// Whether the slot holds this tuple (rather than another, or nothing yet).
+    known: bool,
+    /// Another MAC (or nobody known) spoke last for the claimed address.
+    speaker_changed: bool,
+    /// The shared word of who last spoke for the claimed address.
+    speaker: *mut u64,
+    /// What that word holds once this record is emitted (`Tuple::speaker`).
+    speaker_value: u64,
+    /// The tuple's tag (`Tuple::tag`).
+    tag: u64,
 }
 
 impl Dedup {
+    const UNTRACKED: Dedup = Dedup {
+        slot: core::ptr::null_mut(),
+        known: false,
+        speaker_changed: false,
+        speaker: core::ptr::null_mut(),
+        speaker_value: 0,
+        tag: 0,
+    };
+
     /// `None` when the frame is a repeat to suppress (and counts it on its tuple); otherwise what
     /// to commit if the record is emitted.
     #[inline(always)]
     fn check(record: &NeighRecord, untracked: bool, clock: &mut Clock) -> Option<Dedup> {
         let interval = dedup_interval();
         if interval == 0 || untracked {
-            return Some(Dedup::Untracked);
+            return Some(Dedup::UNTRACKED);
         }
         let tuple = Tuple::of(record, hash_seed());
         // Both lookups succeed: the hash is masked to the tables' sizes.
         let (Some(speaker), Some(set)) =
             (SPEAKERS.get_ptr_mut(tuple.speaker_slot), RECENT.get_ptr_mut(tuple.recent_set))
         else {
-            return Some(Dedup::Untracked);
+            return Some(Dedup::UNTRACKED);
         };
         // SAFETY: map value pointers from successful lookups, 8-byte aligned. The speaker word is
         // shared: read once, as one word (another CPU may write it meanwhile). The set is this
@@ -783,7 +802,7 @@ impl Dedup {
                     };
                     let oldest = ways.iter_mut().reduce(|a, b| if age(b) < age(a) { b } else { a });
                     let Some(oldest) = oldest else {
-                        return Some(Dedup::Untracked);
+                        return Some(Dedup::UNTRACKED);
                     };
                     (oldest as *mut RecentSlot, false)
                 }
@@ -804,34 +823,43 @@ impl Dedup {
                     return None;
                 }
             }
-            Some(Dedup::Tracked { slot, known, speaker, tuple, speaker_changed })
+            Some(Dedup {
+                slot,
+                known,
+                speaker_changed,
+                speaker,
+                speaker_value: tuple.speaker,
+                tag: tuple.tag,
+            })
         }
     }
 
     /// The repeats the record made at `now` carries and when the latest of them was seen (0
     /// when it carries none).
     #[inline(always)]
-    fn carried(self, now: u64) -> (u32, u64) {
-        match self {
-            // SAFETY: the lookup's value pointer stays valid for the program's run.
-            Dedup::Tracked { slot, known: true, .. } => unsafe {
-                match (*slot).suppressed {
-                    0 => (0, 0),
-                    // A coarse date may run up to a tick ahead: never after the record itself.
-                    n => (n, (*slot).last_suppressed_ns.min(now)),
-                }
-            },
-            _ => (0, 0),
+    fn carried(&self, now: u64) -> (u32, u64) {
+        let slot = self.slot;
+        if slot.is_null() || !self.known {
+            return (0, 0);
+        }
+        // SAFETY: the lookup's value pointer stays valid for the program's run.
+        unsafe {
+            match (*slot).suppressed {
+                0 => (0, 0),
+                // A coarse date may run up to a tick ahead: never after the record itself.
+                n => (n, (*slot).last_suppressed_ns.min(now)),
+            }
         }
     }
 
     /// Records that the frame was emitted (at `clock.boot_ns()`), with what `carried` handed
     /// over.
     #[inline(always)]
-    fn commit(self, clock: &mut Clock) {
-        let Dedup::Tracked { slot, known, speaker, tuple, speaker_changed } = self else {
+    fn commit(&self, clock: &mut Clock) {
+        let Dedup { slot, known, speaker_changed, speaker, speaker_value, tag } = *self;
+        if slot.is_null() {
             return;
-        };
+        }
         let now = clock.boot_ns();
         // SAFETY: as in `check`.
         unsafe {
@@ -846,7 +874,7 @@ impl Dedup {
                 if known && in_interval {
                     (*slot).window_emits += 1;
                 } else {
-                    (*slot).tag = tuple.tag;
+                    (*slot).tag = tag;
                     (*slot).window_start_ns = now;
                     (*slot).window_start_coarse_ns = clock.coarse_ns();
                     (*slot).window_emits = 1;
@@ -854,7 +882,7 @@ impl Dedup {
                 (*slot).suppressed = 0;
             }
             if speaker_changed {
-                core::ptr::write_volatile(speaker, tuple.speaker);
+                core::ptr::write_volatile(speaker, speaker_value);
             }
         }
     }
