@@ -91,9 +91,9 @@ pub fn run_replay(root: &Path) -> Result<()> {
 
 /// `cargo xtask bench-storm`: the storm benchmark alone (both floods, arpwatch and Debian's
 /// arpwatch), its table printed; docs/benchmarks.md is left alone.
-pub fn run_storm(root: &Path) -> Result<()> {
+pub fn run_storm(root: &Path, only: &storm::Selection) -> Result<()> {
     let (_, arpwatch_bin) = build_arpwatch(root)?;
-    let runs = storm::run_all(&arpwatch_bin)?;
+    let runs = storm::run_all(&arpwatch_bin, only)?;
     print!("{}", render_storm(&storm_results(runs)));
     Ok(())
 }
@@ -111,7 +111,7 @@ pub fn run(root: &Path) -> Result<()> {
     let engine = bench_mode(root, "engine")?;
     let memory_million = bench_mode(root, "memory-million")?;
     let memory_flood = bench_mode(root, "memory-flood")?;
-    let storms = storm::run_all(&arpwatch_bin)?;
+    let storms = storm::run_all(&arpwatch_bin, &storm::Selection::default())?;
     let replay = replay_bench::run(&arpwatch_bin, &target_dir.join("bench"))?;
 
     let results = json!({

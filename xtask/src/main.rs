@@ -52,7 +52,14 @@ enum Task {
     /// Run only the storm benchmark of `bench` (a switching loop and a spoofing flood through a
     /// veth pair, arpwatch against Debian's arpwatch, which it installs when missing) and print its
     /// table; docs/benchmarks.md is left alone. Root; a minute or two.
-    BenchStorm,
+    BenchStorm {
+        /// Only this flood profile (repeatable; all when absent).
+        #[arg(long = "profile", value_enum)]
+        profiles: Vec<storm::Profile>,
+        /// Only this observer (repeatable; all when absent).
+        #[arg(long = "observer", value_enum)]
+        observers: Vec<storm::Observer>,
+    },
     /// Reproduce the incidents arpwatch is about (IPVS without strictARP, a node answering on two
     /// NICs, a clean failover, flapping, a dead speaker, a foreign device, and the IPv6 ones) in a
     /// namespace lab, one after another, and print what arpwatch reports about each. Builds the
@@ -132,9 +139,9 @@ fn run(cli: Cli) -> Result<()> {
             build_ebpf(&root)?;
             bench::run_replay(&root)
         }
-        Task::BenchStorm => {
+        Task::BenchStorm { profiles, observers } => {
             build_ebpf(&root)?;
-            bench::run_storm(&root)
+            bench::run_storm(&root, &storm::Selection { profiles, observers })
         }
         Task::Test { args } => {
             require_root()?;

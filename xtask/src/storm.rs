@@ -32,7 +32,7 @@ const OBSERVER_IFACE: &str = "watch0";
 const SENDER_IFACE: &str = "flood0";
 
 /// What the flood is made of.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Profile {
     /// A switching loop: the same cycle of 4096 frames (1400 distinct) over and over (what in-kernel de-duplication is for).
     Loop,
@@ -50,10 +50,11 @@ impl Profile {
 }
 
 /// Who watches the flood.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Observer {
     None,
     Arpwatch,
+    #[value(name = "debian-arpwatch")]
     Debian,
 }
 
@@ -680,12 +681,18 @@ pub fn ensure_debian_arpwatch() -> Result<PathBuf> {
     Ok(path)
 }
 
-/// Every storm run: each profile against no observer, arpwatch and Debian's arpwatch.
-pub fn run_all(arpwatch_bin: &Path) -> Result<Vec<Value>> {
-    ensure_debian_arpwatch()?;
+/// Every storm run: each profile against no observer, arpwatch and Debian's arpwatch, or only
+/// those `only` selects.
+pub fn run_all(arpwatch_bin: &Path, only: &Selection) -> Result<Vec<Value>> {
+    if only.observers.is_empty() || only.observers.contains(&Observer::Debian) {
+        ensure_debian_arpwatch()?;
+    }
     let mut results = Vec::new();
     for profile in [Profile::Loop, Profile::Random] {
         for observer in [Observer::None, Observer::Arpwatch, Observer::Debian] {
+            if !only.wants(profile, observer) {
+                continue;
+            }
             let rounds = if observer == Observer::None { 1 } else { OBSERVER_ROUNDS };
             let mut runs = Vec::new();
             for round in 1..=rounds {
@@ -704,6 +711,20 @@ pub fn run_all(arpwatch_bin: &Path) -> Result<Vec<Value>> {
         }
     }
     Ok(results)
+}
+
+/// Which storms to run: an empty list selects every profile (or observer).
+#[derive(Default)]
+pub struct Selection {
+    pub profiles: Vec<Profile>,
+    pub observers: Vec<Observer>,
+}
+
+impl Selection {
+    fn wants(&self, profile: Profile, observer: Observer) -> bool {
+        (self.profiles.is_empty() || self.profiles.contains(&profile))
+            && (self.observers.is_empty() || self.observers.contains(&observer))
+    }
 }
 
 /// Floods per observer: its row is the median one. One flood's CPU per frame moves by ±15 %
