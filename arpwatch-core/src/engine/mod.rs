@@ -17,10 +17,10 @@ mod announcer;
 mod budget;
 mod lifecycle;
 mod query;
+mod senders;
 mod state;
 mod table;
 
-use std::collections::HashSet;
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 
@@ -38,9 +38,10 @@ pub use query::WatchedIps;
 use announcer::{Announcers, Pending, Resolved};
 use budget::InfoBudget;
 use lifecycle::{ConditionKey, Conditions, Evidence, Report};
+use senders::Senders;
 use state::{
     Binding, EgressClaim, EgressClaims, IfaceState, Interleave, IpRare, IpState, IpTable,
-    OwnerChange, PendingRequests, PendingTable, Probe, SenderState, StrongClaim, MAX_EGRESS_IFACES,
+    OwnerChange, PendingRequests, PendingTable, Probe, StrongClaim, MAX_EGRESS_IFACES,
 };
 use table::LruTable;
 
@@ -103,11 +104,7 @@ pub struct Engine {
     /// The latest time given; observations from before it are taken as happening now.
     now: Timestamp,
     ips: IpTable,
-    senders: LruTable<MacAddr, SenderState>,
-    /// The tracked senders that answered for many IPs (proxy ARP), kept apart so that checking a
-    /// request's owner (every other frame of a spoofing flood) looks in this small set rather
-    /// than among all the senders.
-    proxies: HashSet<MacAddr, foldhash::fast::RandomState>,
+    senders: Senders,
     ifaces: LruTable<Arc<str>, IfaceState>,
     next_iface_id: u32,
     pending: PendingTable,
@@ -133,8 +130,7 @@ impl Engine {
             pools: Pools::new(&config.pools),
             now: Timestamp::default(),
             ips: IpTable::new(caps.max_tracked_ips, max_macs_per_ip),
-            senders: LruTable::new(caps.max_tracked_senders),
-            proxies: HashSet::default(),
+            senders: Senders::new(caps.max_tracked_senders),
             ifaces: LruTable::new(caps.max_interfaces),
             next_iface_id: 0,
             pending: PendingTable::new(caps.max_tracked_ips),
@@ -228,6 +224,7 @@ impl Engine {
         stats.evictions.ips = self.ips.evicted;
         stats.evictions.macs = self.ips.evicted_bindings;
         stats.tracked_senders = self.senders.len();
+        stats.evictions.senders = self.senders.evicted;
         stats.tracked_interfaces = self.ifaces.len();
         stats.pending_requests = self.pending.len();
         stats.active_conditions = self.conditions.len();
@@ -363,7 +360,10 @@ impl Engine {
             );
         }
 
-        let sender = self.sender_state(obs.eth_src);
+        // A MAC's first frame is not above any rate (unless it carries repeats, which track it).
+        let Some(sender) = self.senders.frame_from(obs.eth_src, ts, obs.frames()) else {
+            return (iface_id, iface_rate);
+        };
         let rate = sender.rate.record(ts, obs.frames());
         if rate > u64::from(self.thresholds.storm_rate_per_mac) {
             self.conditions.evidence(
@@ -390,23 +390,12 @@ impl Engine {
         (iface_id, iface_rate)
     }
 
-    fn sender_state(&mut self, mac: MacAddr) -> &mut SenderState {
-        let (sender, forgotten) = self.senders.get_or_insert_with(mac, SenderState::default);
-        if let Some((forgotten, state)) = forgotten {
-            self.stats.evictions.senders += 1;
-            if state.answered_many() {
-                self.proxies.remove(&forgotten);
-            }
-        }
-        sender
-    }
-
     fn check_sender_mismatch(&mut self, obs: &Observation, ts: Timestamp, out: &mut Vec<Event>) {
         if obs.eth_src == obs.sha || self.exemptions.allows_sender_mismatch(obs.sha, obs.eth_src) {
             return;
         }
         let interval = self.thresholds.report_interval;
-        let sender = self.sender_state(obs.sha).rare_mut();
+        let sender = self.senders.track(obs.sha).rare_mut();
         if sender.mismatch_eth_src != Some(obs.eth_src) {
             sender.mismatch_eth_src = Some(obs.eth_src);
             sender.mismatch = Default::default();
@@ -468,18 +457,14 @@ impl Engine {
         out: &mut Vec<Event>,
     ) {
         if kind == ClaimKind::Reply {
-            let answered = &mut self.sender_state(obs.sha).rare_mut().answered;
-            answered.note(obs.spa);
-            if answered.many() {
-                self.proxies.insert(obs.sha);
-            }
+            self.senders.answered(obs.sha, obs.spa, ts);
         }
         let claim = ClaimContext::new(obs, ts, kind, iface_id, &self.pools, &self.thresholds);
         let (st, binding) = self.ips.bind(claim.ip, claim.mac, ts);
         claim.report_binding(binding.is_new, &mut self.budget, out);
         if !kind.is_strong() {
             let exempt = |owner: MacAddr| {
-                self.proxies.contains(&owner)
+                self.senders.is_proxy(owner)
                     || self.exemptions.is_ha_mac(owner)
                     || self.exemptions.is_ha_mac(claim.mac)
             };
