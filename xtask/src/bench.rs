@@ -89,8 +89,8 @@ pub fn run_replay(root: &Path) -> Result<()> {
     Ok(())
 }
 
-/// `cargo xtask bench-storm`: the storm benchmark alone (both floods, arpwatch and Debian's
-/// arpwatch), its table printed; docs/benchmarks.md is left alone.
+/// `cargo xtask bench-storm`: the storm benchmark alone (the floods and observers `only` selects,
+/// all by default), its table printed; docs/benchmarks.md is left alone.
 pub fn run_storm(root: &Path, only: &storm::Selection) -> Result<()> {
     let (_, arpwatch_bin) = build_arpwatch(root)?;
     let runs = storm::run_all(&arpwatch_bin, only)?;
@@ -321,7 +321,9 @@ fn render(r: &Value) -> String {
     md += &format!(
         "One million tracked IPs, each announced from its own MAC. Per tracked IP: only \
          `max_tracked_ips` raised to 1M, the senders at their default cap. With senders: \
-         `max_tracked_senders` raised too, every IP's MAC also a tracked sender. Method: {}.\n\n",
+         `max_tracked_senders` raised too and every frame sent twice, so that every IP's MAC is \
+         also a tracked sender (a MAC is tracked from its second frame). Method of the per-IP \
+         runs: {}.\n\n",
         mm["method"].as_str().unwrap_or("")
     );
     md += "| run | tracked IPs | tracked MACs | tracked senders | RSS before | RSS with them | bytes per IP |\n|---|---:|---:|---:|---:|---:|---:|\n";

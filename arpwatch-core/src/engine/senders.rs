@@ -7,11 +7,15 @@
 //! over): in a spoofing flood every frame has a new MAC, and making an entry in the bounded
 //! table for each, only to forget it again some 65 000 frames later unread, cost a fifth of the
 //! engine's time there (cache misses in the table's index and an allocation per reply). A MAC
-//! that keeps sending finds its sighting again before another MAC takes the slot over, or
-//! leaves a new one for its next frame; what its first frame counted (one frame at its time,
-//! the IP it answered for) goes into the entry it then gets, so rates and the IPs answered for
-//! come out as if it had been tracked from the first frame. A frame that carries repeats the
-//! kernel folded into it, or a second IP answered for, makes the entry at once.
+//! that keeps sending finds its sighting again unless another new MAC landed on its slot
+//! meanwhile (after k other new MACs it is still there with probability e^(-k/slots)), or
+//! leaves a new one for its next frame; what its first frame counted (one frame sent at its
+//! time, as Ethernet source; the IP it answered for, as ARP sender) goes into the entry it then
+//! gets, so rates and the IPs answered for come out as if it had been tracked from its first
+//! frame. A lost sighting loses that one frame's count, or the first IP answered for (a proxy
+//! is then recognised at its fifth IP instead of its fourth). A frame that carries repeats the
+//! kernel folded into it, a second IP answered for, or a sender mismatch (whose throttle is
+//! per sender) makes the entry at once.
 
 use std::collections::HashSet;
 use std::hash::BuildHasher;
@@ -21,8 +25,8 @@ use super::state::SenderState;
 use super::table::LruTable;
 use crate::observation::{MacAddr, Timestamp};
 
-/// The most slots of the table of first sightings (40 bytes each): a MAC that sends again
-/// within some 65 000 other new MACs finds its sighting.
+/// The most slots of the table of first sightings, allocated whole when the engine is made
+/// (2.5 MiB at the default `max_tracked_senders`, the one thing the engine reserves up front).
 const MAX_SIGHTINGS: usize = 1 << 16;
 
 pub(super) struct Senders {
@@ -43,10 +47,15 @@ pub(super) struct Senders {
 #[derive(Clone, Copy, Default)]
 struct Sighting {
     mac: Option<MacAddr>,
+    /// The MAC sent the frame (was its Ethernet source), at `at`: a frame of its rate. A MAC
+    /// seen only as the ARP sender of another source's frame has sent nothing yet.
+    sent: bool,
     at: Timestamp,
     /// The IP it answered for, as the ARP sender of a plain reply.
     answered: Option<IpAddr>,
 }
+
+const _: () = assert!(std::mem::size_of::<Sighting>() == 40);
 
 impl Senders {
     /// Room for `cap` tracked senders.
@@ -85,7 +94,7 @@ impl Senders {
         let slot = self.slot(mac);
         let sighting = self.sightings[slot];
         if sighting.mac != Some(mac) && frames <= 1 {
-            self.sightings[slot] = Sighting { mac: Some(mac), at: ts, answered: None };
+            self.sightings[slot] = Sighting { mac: Some(mac), sent: true, at: ts, answered: None };
             return None;
         }
         Some(self.track(mac))
@@ -99,7 +108,8 @@ impl Senders {
             let sighting = &mut self.sightings[slot];
             match sighting.answered {
                 _ if sighting.mac != Some(mac) => {
-                    *sighting = Sighting { mac: Some(mac), at: ts, answered: Some(ip) };
+                    *sighting =
+                        Sighting { mac: Some(mac), sent: false, at: ts, answered: Some(ip) };
                     return;
                 }
                 None => {
@@ -126,7 +136,9 @@ impl Senders {
             let mut state = SenderState::default();
             // What its first frame would have counted, had it been tracked then.
             if sighting.mac == Some(mac) {
-                state.rate.record(sighting.at, 1);
+                if sighting.sent {
+                    state.rate.record(sighting.at, 1);
+                }
                 if let Some(ip) = sighting.answered {
                     state.rare_mut().answered.note(ip);
                 }

@@ -1214,7 +1214,7 @@ fn a_sender_is_tracked_from_its_second_frame_and_the_tracked_ones_stay_within_th
 }
 
 #[test]
-fn a_sender_is_counted_from_its_first_frame_once_tracked() {
+fn a_proxy_is_recognised_at_its_fourth_ip_counting_the_one_before_it_was_tracked() {
     // A proxy's first reply is remembered with its first sighting: four IPs make it a proxy, as
     // they would had it been tracked from the first one.
     let mut h = Harness::new();
@@ -1228,6 +1228,25 @@ fn a_sender_is_counted_from_its_first_frame_once_tracked() {
         h.feed(frame(i as f64 * 0.1).reply(C, *target).to(CLIENT, CLIENT_IP));
     }
     assert!(!h.engine.senders.is_proxy(mac(C)));
+}
+
+#[test]
+fn a_mac_seen_as_the_arp_sender_of_another_source_has_not_sent_a_frame_of_its_rate() {
+    let mut cfg = EngineConfig::default();
+    // A sends for others (a bond, a load balancer): no sender mismatch, so C is not tracked.
+    cfg.exemptions.sender_mismatch_macs = vec![mac(A)];
+    let mut h = Harness::with(cfg);
+    // C as the ARP sender of a reply A sent: a first sighting of C, with the IP it answered for.
+    let events = h.feed(frame(0.0).reply(C, "10.0.0.1").to(CLIENT, CLIENT_IP).eth_src(A));
+    assert!(alarms(&events).is_empty());
+    // Then C's own frames, 200 a second: its storm starts at its 51st, not its 50th.
+    let frames = (0..100)
+        .map(|i| frame(0.5 + f64::from(i) * 0.005).request(C, "10.0.0.1").asking("10.0.0.2"));
+    let events = h.feed_all(frames);
+    let storms = of(&events, EventKind::Storm);
+    assert_eq!(storms.len(), 1);
+    assert_eq!(storms[0].ts, at(0.5 + 50.0 * 0.005));
+    assert_eq!(storms[0].rate, Some(51));
 }
 
 #[test]
