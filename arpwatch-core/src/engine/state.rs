@@ -224,8 +224,29 @@ pub(super) struct Binding {
     /// while the IP is tracked, so the owner always has one. As a `bool` it also leaves
     /// [`Bindings`] a niche for its tag.
     is_owner: bool,
+    /// A fingerprint of whom its last plain reply answered ([`Requester::fingerprint`], 0:
+    /// none), in what would be padding: looking for other MACs' replies to a requester (every
+    /// reply of a spoofing flood, over all of its IP's bindings) reads the boxed reply only of
+    /// the bindings that may hold one.
+    replied_to: u32,
     /// Made by the first plain reply or pool alarm of the binding.
     rare: Option<Box<BindingRare>>,
+}
+
+/// A requester as 32 bits, never 0: equal requesters give equal fingerprints; different ones
+/// rarely do, and then only cost a look at the reply itself.
+fn fingerprint(requester: &Requester) -> u32 {
+    let ip = match requester.ip {
+        IpAddr::V4(ip) => u64::from(u32::from(ip)),
+        IpAddr::V6(ip) => {
+            let bits = u128::from(ip);
+            bits as u64 ^ (bits >> 64) as u64
+        }
+    };
+    let [a, b, c, d, e, f] = requester.mac.0;
+    let mac = u64::from_le_bytes([a, b, c, d, e, f, 0, 0]);
+    let h = (ip ^ mac.rotate_left(29)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    (h >> 32) as u32 | 1
 }
 
 /// What only some bindings need: the MACs that answer requests, and those a pool alarms about.
@@ -253,6 +274,7 @@ impl Binding {
             claims: 0,
             mac,
             is_owner: false,
+            replied_to: 0,
             rare: None,
         }
     }
@@ -265,6 +287,11 @@ impl Binding {
     /// The last plain reply of this MAC for the IP, and whom it answered.
     pub fn last_reply(&self) -> Option<(Requester, Timestamp)> {
         self.rare.as_ref().and_then(|rare| rare.last_reply)
+    }
+
+    fn set_last_reply(&mut self, requester: Requester, ts: Timestamp) {
+        self.rare_mut().last_reply = Some((requester, ts));
+        self.replied_to = fingerprint(&requester);
     }
 
     fn rare_mut(&mut self) -> &mut BindingRare {
@@ -692,8 +719,9 @@ impl IpState {
         window: Duration,
         into: &mut Vec<MacAddr>,
     ) {
+        let replied_to = fingerprint(&requester);
         for b in self.bindings.iter() {
-            if b.mac == mac {
+            if b.mac == mac || b.replied_to != replied_to {
                 continue;
             }
             if let Some((r, t)) = b.last_reply() {
@@ -763,7 +791,7 @@ impl IpState {
         }
         binding.last_claim_at = ts;
         if let Some(r) = reply_to {
-            binding.rare_mut().last_reply = Some((r, ts));
+            binding.set_last_reply(r, ts);
         }
         self.last_claimant = Some(mac);
         outcome
