@@ -224,7 +224,7 @@ pub(super) struct Binding {
     /// while the IP is tracked, so the owner always has one. As a `bool` it also leaves
     /// [`Bindings`] a niche for its tag.
     is_owner: bool,
-    /// A fingerprint of whom its last plain reply answered ([`Requester::fingerprint`], 0:
+    /// A fingerprint of whom its last plain reply answered ([`fingerprint`], 0:
     /// none), in what would be padding: looking for other MACs' replies to a requester (every
     /// reply of a spoofing flood, over all of its IP's bindings) reads the boxed reply only of
     /// the bindings that may hold one.
