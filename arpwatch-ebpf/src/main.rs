@@ -231,7 +231,7 @@ mod packet {
     /// An IPv4 address in the packet.
     #[inline(always)]
     pub fn ipv4(a: &[u8; 4]) -> [u8; 4] {
-        // SAFETY: as in `address`.
+        // SAFETY: `a` is a reference into the packet, whose bounds were checked to make it.
         unsafe { load_u32(a.as_ptr()) }.to_ne_bytes()
     }
 
@@ -239,7 +239,7 @@ mod packet {
     #[inline(always)]
     pub fn mac(m: &[u8; 6]) -> [u8; 6] {
         let p = m.as_ptr();
-        // SAFETY: as in `address`.
+        // SAFETY: as in `ipv4`.
         let (low, high) = unsafe { (load_u32(p).to_ne_bytes(), load_u16(p.add(4)).to_ne_bytes()) };
         [low[0], low[1], low[2], low[3], high[0], high[1]]
     }
@@ -440,11 +440,17 @@ fn observe(
     let eth = unsafe { &*eth };
     let mut ether_type = eth.ether_type;
     // The common frames leave first, untagged: IPv4 after one compare, IPv6 other than ICMPv6
-    // after its next header (`observe_nd` looks again, for tagged frames too).
-    if ether_type == IPV4_BE
-        || (ether_type == IPV6_BE && icmpv6_header(data, data_end, EthHdr::LEN).is_none())
-    {
+    // after its next header. An untagged ICMPv6 header found here is the one `observe_nd` reads;
+    // a tagged frame's is looked for behind its tags.
+    if ether_type == IPV4_BE {
         return;
+    }
+    let mut icmpv6 = None;
+    if ether_type == IPV6_BE {
+        icmpv6 = icmpv6_header(data, data_end, EthHdr::LEN);
+        if icmpv6.is_none() {
+            return;
+        }
     }
     if ether_type != ARP_BE && ether_type != IPV6_BE && !is_vlan(ether_type) {
         return;
@@ -475,7 +481,9 @@ fn observe(
     if ether_type == ARP_BE {
         observe_arp(&frame, offset, ifindex);
     } else if ether_type == IPV6_BE {
-        observe_nd(&frame, offset, ifindex);
+        if let Some(ip) = icmpv6.or_else(|| icmpv6_header(data, data_end, offset)) {
+            observe_nd(&frame, ip, offset, ifindex);
+        }
     }
 }
 
@@ -564,16 +572,13 @@ impl OptionBytes for PacketOptions {
     }
 }
 
-/// The IPv6 packet at `offset`: if it is a Neighbor Solicitation or Advertisement right behind
-/// the IPv6 header, validated by the shared rule (`arpwatch_common::nd`, RFC 4861 §7.1 without
+/// The IPv6 packet at `offset`, whose header `ip` says ICMPv6 follows it ([`icmpv6_header`]): if
+/// it is a Neighbor Solicitation or Advertisement, validated by the shared rule (`arpwatch_common::nd`, RFC 4861 §7.1 without
 /// the checksum), then recorded. Any other IPv6 packet (extension headers, other ICMPv6 types,
 /// TCP, UDP) is not counted at all.
 #[inline(always)]
-fn observe_nd(frame: &Frame, offset: usize, ifindex: impl Fn() -> u32 + Copy) {
+fn observe_nd(frame: &Frame, ip: *const Ipv6Hdr, offset: usize, ifindex: impl Fn() -> u32 + Copy) {
     let (data, data_end, dir) = (frame.data, frame.data_end, frame.dir);
-    let Some(ip) = icmpv6_header(data, data_end, offset) else {
-        return;
-    };
     let icmp = offset + IPV6_HEADER_LEN;
     let Some(icmp_type) = ptr_at::<u8>(data, data_end, icmp) else {
         return;
@@ -583,7 +588,7 @@ fn observe_nd(frame: &Frame, offset: usize, ifindex: impl Fn() -> u32 + Copy) {
         return;
     }
     // Copied only now: other IPv6 traffic leaves after two byte loads.
-    // SAFETY: as above.
+    // SAFETY: `icmpv6_header` checked that the header lies inside the packet.
     let ip = &packet::copy(unsafe { &*ip }).0;
     // At least the type byte is there: `data + icmp < data_end`. Read back through a volatile
     // load so that the compiler cannot relate it to `data_end`: knowing the options end inside
