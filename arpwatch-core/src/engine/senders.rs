@@ -88,40 +88,42 @@ impl Senders {
         ts: Timestamp,
         frames: u64,
     ) -> Option<&mut SenderState> {
-        if self.tracked.peek(&mac).is_some() {
-            return self.tracked.get_mut(&mac);
+        if let Some(at) = self.tracked.position(&mac) {
+            return Some(self.tracked.get_at(at));
         }
         let slot = self.slot(mac);
-        let sighting = self.sightings[slot];
-        if sighting.mac != Some(mac) && frames <= 1 {
+        if self.sightings[slot].mac != Some(mac) && frames <= 1 {
             self.sightings[slot] = Sighting { mac: Some(mac), sent: true, at: ts, answered: None };
             return None;
         }
-        Some(self.track(mac))
+        Some(self.promote(mac, slot))
     }
 
     /// A plain reply whose ARP sender is `mac`, for `ip`, at `ts`; a MAC that has now answered
     /// for many IPs is a proxy from now on.
     pub fn answered(&mut self, mac: MacAddr, ip: IpAddr, ts: Timestamp) {
-        if self.tracked.peek(&mac).is_none() {
-            let slot = self.slot(mac);
-            let sighting = &mut self.sightings[slot];
-            match sighting.answered {
-                _ if sighting.mac != Some(mac) => {
-                    *sighting =
-                        Sighting { mac: Some(mac), sent: false, at: ts, answered: Some(ip) };
-                    return;
+        let state = match self.tracked.position(&mac) {
+            Some(at) => self.tracked.get_at(at),
+            None => {
+                let slot = self.slot(mac);
+                let sighting = &mut self.sightings[slot];
+                match sighting.answered {
+                    _ if sighting.mac != Some(mac) => {
+                        *sighting =
+                            Sighting { mac: Some(mac), sent: false, at: ts, answered: Some(ip) };
+                        return;
+                    }
+                    None => {
+                        sighting.answered = Some(ip);
+                        return;
+                    }
+                    Some(first) if first == ip => return,
+                    // A second IP: from now on it is tracked.
+                    Some(_) => self.promote(mac, slot),
                 }
-                None => {
-                    sighting.answered = Some(ip);
-                    return;
-                }
-                Some(first) if first == ip => return,
-                // A second IP: from now on it is tracked.
-                Some(_) => {}
             }
-        }
-        let answered = &mut self.track(mac).rare_mut().answered;
+        };
+        let answered = &mut state.rare_mut().answered;
         answered.note(ip);
         if answered.many() {
             self.proxies.insert(mac);
@@ -130,30 +132,32 @@ impl Senders {
 
     /// The state of `mac`, tracked from now on if it was not.
     pub fn track(&mut self, mac: MacAddr) -> &mut SenderState {
-        let slot = self.slot(mac);
-        let sighting = std::mem::take(&mut self.sightings[slot]);
-        let (state, forgotten) = self.tracked.get_or_insert_with(mac, || {
-            let mut state = SenderState::default();
+        match self.tracked.position(&mac) {
+            Some(at) => self.tracked.get_at(at),
+            None => self.promote(mac, self.slot(mac)),
+        }
+    }
+
+    /// Makes the entry of `mac`, which is not tracked, with what its sighting in `slot` (if the
+    /// slot holds its) counted.
+    fn promote(&mut self, mac: MacAddr, slot: usize) -> &mut SenderState {
+        let mut state = SenderState::default();
+        if self.sightings[slot].mac == Some(mac) {
+            let sighting = std::mem::take(&mut self.sightings[slot]);
             // What its first frame would have counted, had it been tracked then.
-            if sighting.mac == Some(mac) {
-                if sighting.sent {
-                    state.rate.record(sighting.at, 1);
-                }
-                if let Some(ip) = sighting.answered {
-                    state.rare_mut().answered.note(ip);
-                }
+            if sighting.sent {
+                state.rate.record(sighting.at, 1);
             }
-            state
-        });
+            if let Some(ip) = sighting.answered {
+                state.rare_mut().answered.note(ip);
+            }
+        }
+        let (state, forgotten) = self.tracked.get_or_insert_with(mac, || state);
         if let Some((forgotten, forgotten_state)) = forgotten {
             self.evicted += 1;
             if forgotten_state.answered_many() {
                 self.proxies.remove(&forgotten);
             }
-        }
-        if sighting.mac != Some(mac) {
-            // Another MAC's sighting: left where it was.
-            self.sightings[slot] = sighting;
         }
         state
     }

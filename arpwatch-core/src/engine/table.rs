@@ -38,6 +38,10 @@ struct Slot<K, V> {
     links: Links,
 }
 
+/// A slab position found by [`LruTable::position`].
+#[derive(Clone, Copy)]
+pub(super) struct Position(u32);
+
 /// A slot's neighbours in recency order, two 28-bit slab positions in 7 bytes of alignment 1:
 /// with a 17-byte `IpAddr` key and a 72-byte state, an IP's slot is 96 bytes, not 104.
 #[derive(Clone, Copy)]
@@ -119,6 +123,22 @@ impl<K: Hash + Eq, V> LruTable<K, V> {
         let i = self.find(key)?;
         self.make_newest(i);
         Some(&mut self.slots[i as usize].value)
+    }
+
+    /// Where `key`'s entry is, if it is there: for a caller that looks first and then reads the
+    /// entry ([`LruTable::get_at`]) or does something else, with one lookup. Valid until the
+    /// table next changes.
+    pub fn position<Q: Hash + Eq + ?Sized>(&self, key: &Q) -> Option<Position>
+    where
+        K: Borrow<Q>,
+    {
+        self.find(key).map(Position)
+    }
+
+    /// The value at `at`, which becomes the most recently seen.
+    pub fn get_at(&mut self, at: Position) -> &mut V {
+        self.make_newest(at.0);
+        &mut self.slots[at.0 as usize].value
     }
 
     /// The value of `key`, made with `make` if there is none, and the most recently seen either
@@ -325,6 +345,12 @@ mod tests {
         let (value, forgotten) = table.get_or_insert_with(1, || 99);
         assert_eq!((*value, forgotten), (11, None));
         assert_eq!(order(&table), [2, 1]);
+        // Finding a position leaves the order; reading at it makes the key the newest.
+        assert!(table.position(&3).is_none());
+        let at = table.position(&2).unwrap();
+        assert_eq!(order(&table), [2, 1]);
+        assert_eq!(*table.get_at(at), 20);
+        assert_eq!(order(&table), [1, 2]);
     }
 
     #[test]
