@@ -239,9 +239,9 @@ pub const DEDUP_EMITS_PER_INTERVAL: u32 = 2;
 pub const DEFAULT_DEDUP_INTERVAL_NS: u64 = 1_000_000_000;
 
 /// A record less than this long after the last one its CPU woke the reader with is submitted
-/// without a wake-up (unless its CPU submitted a burst since): the reader drains again on its own at most this
-/// long after a wake-up (`capture::RingReader`), so a lone record is read at once and one in a
-/// burst within about twice this.
+/// without a wake-up (unless its CPU submitted a burst since): the reader drains again on its
+/// own at most this long after a wake-up (`capture::RingReader`), so a lone record is read at
+/// once and one in a burst within about twice this.
 pub const WAKEUP_GAP_NS: u64 = 1_000_000;
 
 /// Names of the maps the kernel object defines, so user space does not repeat string literals.

@@ -55,8 +55,8 @@ pub fn drain_ring<E>(
 }
 
 /// How long after a drain that found records (or followed a wake-up) the reader drains again by
-/// itself. The programs wake it at most once per [`WAKEUP_GAP_NS`] per CPU (more often only after a
-/// burst): a record submitted without a wake-up waits at most about this plus the gap.
+/// itself. The programs wake it at most once per [`WAKEUP_GAP_NS`] per CPU (more often only
+/// after a burst): a record submitted without a wake-up waits at most about this plus the gap.
 /// A quiet reader sleeps until a wake-up: nothing runs while the network is quiet.
 pub const RING_FOLLOW_UP: Duration = Duration::from_millis(2);
 

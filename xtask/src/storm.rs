@@ -684,7 +684,7 @@ pub fn ensure_debian_arpwatch() -> Result<PathBuf> {
 /// Every storm run: each profile against no observer, arpwatch and Debian's arpwatch, or only
 /// those `only` selects.
 pub fn run_all(arpwatch_bin: &Path, only: &Selection) -> Result<Vec<Value>> {
-    if only.observers.is_empty() || only.observers.contains(&Observer::Debian) {
+    if only.wants_observer(Observer::Debian) {
         ensure_debian_arpwatch()?;
     }
     let mut results = Vec::new();
@@ -723,7 +723,11 @@ pub struct Selection {
 impl Selection {
     fn wants(&self, profile: Profile, observer: Observer) -> bool {
         (self.profiles.is_empty() || self.profiles.contains(&profile))
-            && (self.observers.is_empty() || self.observers.contains(&observer))
+            && self.wants_observer(observer)
+    }
+
+    fn wants_observer(&self, observer: Observer) -> bool {
+        self.observers.is_empty() || self.observers.contains(&observer)
     }
 }
 
